@@ -1,0 +1,67 @@
+//! The GPU-side seam: what a device that runs ragtune's kernels must provide.
+//!
+//! Two implementations exist: the CUDA backend (`cuda/`, cudarc + NVRTC + cuBLAS) and, in tests,
+//! the CPU emulation of the kernels (`ragtune-kernel-emu`), which keeps "device" memory on the
+//! host and runs `kernels/*.cu` compiled as C++. The ops in `gpu/` are written once against this
+//! trait, so the emulator exercises exactly the launches a GPU will see.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::launch::KernelCall;
+
+/// A block of device memory. Dropping the last handle frees it.
+pub trait DeviceMemory: Send + Sync + Debug {
+    /// The address kernels receive (a device address on a GPU, a host address on the emulator).
+    fn addr(&self) -> u64;
+    /// Size in bytes.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A strided-batched GEMM in row-major terms:
+/// `C[b] = alpha · op(A[b]) · op(B[b]) + beta · C[b]` with `C[b]` of shape `m × n`.
+/// `op(A)` is `m × k` (stored `k × m` when `trans_a`), `op(B)` is `k × n` (stored `n × k` when
+/// `trans_b`). Strides are in elements between consecutive batch matrices (0 broadcasts).
+/// A and B share `in_dtype`; accumulation is f32; C has `out_dtype`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GemmCall {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub stride_a: usize,
+    pub stride_b: usize,
+    pub stride_c: usize,
+    pub in_dtype: DType,
+    pub out_dtype: DType,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+/// A device that runs ragtune's kernels.
+pub trait GpuBackend: Send + Sync + Debug {
+    /// Human-readable name, e.g. `NVIDIA H100 80GB HBM3 (sm_90, cuda:0)`.
+    fn describe(&self) -> String;
+    /// Allocate `bytes` bytes (contents unspecified).
+    fn alloc(&self, bytes: usize) -> Result<Arc<dyn DeviceMemory>>;
+    /// Allocate and fill from host bytes.
+    fn upload(&self, src: &[u8]) -> Result<Arc<dyn DeviceMemory>>;
+    /// Copy a whole buffer (or its first `dst.len()` bytes) to the host; waits for prior work.
+    fn download(&self, src: &dyn DeviceMemory, dst: &mut [u8]) -> Result<()>;
+    /// Launch one kernel of `kernels/<family>.cu`.
+    fn launch(&self, call: &KernelCall) -> Result<()>;
+    /// Run a GEMM (cuBLAS on a GPU).
+    fn gemm(&self, call: &GemmCall) -> Result<()>;
+    /// Wait for all queued work.
+    fn synchronize(&self) -> Result<()>;
+}
