@@ -1,0 +1,84 @@
+//! Matrix products on the CPU: the `gemm` crate's blocked, multi-threaded SGEMM.
+//!
+//! bf16 and f16 operands are widened to f32 first (O(mk + kn) work next to the O(mnk) product),
+//! so every dtype accumulates in f32. Small batched products (attention heads) run one matrix per
+//! rayon task; large ones let `gemm` split each product across threads.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::backend::GemmCall;
+use crate::dtype::{DType, Element};
+
+/// Products smaller than this (m·n·k) are not worth splitting across threads.
+const PARALLEL_MIN_WORK: usize = 96 * 96 * 96;
+
+/// Row-major operand layout of one matrix: (row stride, column stride) in elements.
+fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
+    // op(X) is rows × cols; stored transposed it is cols × rows.
+    if trans { (1, rows as isize) } else { (cols as isize, 1) }
+}
+
+/// A GEMM described like [`GemmCall`], on f32 slices (addresses in `call` are ignored).
+/// `c` is read when `call.beta != 0`.
+pub fn sgemm(call: &GemmCall, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let GemmCall { batch, m, n, k, .. } = *call;
+    if m == 0 || n == 0 || batch == 0 {
+        return;
+    }
+    let (a_rs, a_cs) = strides(call.trans_a, m, k);
+    let (b_rs, b_cs) = strides(call.trans_b, k, n);
+    let work = m * n * k.max(1);
+    let one = |i: usize, c: &mut [f32], par: Parallelism| {
+        let a = &a[i * call.stride_a..];
+        let b = &b[i * call.stride_b..];
+        if k == 0 {
+            // An empty sum: C = beta · C.
+            c[..m * n].iter_mut().for_each(|v| *v *= call.beta);
+            return;
+        }
+        // SAFETY: the op checked that each operand holds batch matrices of these shapes (or one
+        // when its stride is 0) and that `c` holds m·n elements per batch entry.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr(),
+                1,
+                n as isize,
+                call.beta != 0.0,
+                a.as_ptr(),
+                a_cs,
+                a_rs,
+                b.as_ptr(),
+                b_cs,
+                b_rs,
+                call.beta,
+                call.alpha,
+                false,
+                false,
+                false,
+                par,
+            )
+        }
+    };
+    let threads = rayon::current_num_threads();
+    if work >= PARALLEL_MIN_WORK || batch == 1 {
+        let par = if work >= PARALLEL_MIN_WORK && threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
+        for (i, c) in c.chunks_mut(call.stride_c.max(m * n)).take(batch).enumerate() {
+            one(i, c, par);
+        }
+    } else {
+        c.par_chunks_mut(call.stride_c.max(m * n)).take(batch).enumerate().for_each(|(i, c)| one(i, c, Parallelism::None));
+    }
+}
+
+/// Widen any float slice to f32 (a borrow when it already is f32).
+pub fn widen<T: Element>(x: &[T]) -> std::borrow::Cow<'_, [f32]> {
+    if T::DTYPE == DType::F32 {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(x))
+    } else {
+        std::borrow::Cow::Owned(x.par_iter().map(|v| v.to_f32()).collect())
+    }
+}

@@ -1,0 +1,19 @@
+//! The CPU side of every op family: the fallback users run without a GPU, and the reference the
+//! kernels in `kernels/*.cu` are checked against. Functions work on slices; `ops` does the
+//! checking and the dispatch. Written for speed: rayon across rows, f32 accumulation in
+//! SIMD-friendly loops, the `gemm` crate for matrix products.
+
+pub mod act;
+pub mod cast;
+pub mod elementwise;
+pub mod matmul;
+pub mod norm;
+pub mod softmax;
+
+/// Rows handled per rayon task: enough work to amortise the task, small enough to balance.
+pub(crate) fn rows_per_task(cols: usize) -> usize {
+    (16 * 1024 / cols.max(1)).clamp(1, 4096)
+}
+
+/// Elements per rayon task for elementwise work.
+pub(crate) const ELEMS_PER_TASK: usize = 32 * 1024;

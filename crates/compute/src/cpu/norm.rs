@@ -1,0 +1,56 @@
+//! Normalisations over the last dimension (family `norm`, kernels/norm.cu): RMSNorm (Llama) and
+//! LayerNorm (BERT). Statistics accumulate in f32 across eight independent lanes, which keeps the
+//! loop vectorisable and the rounding error near √n·ε.
+
+use rayon::prelude::*;
+
+use super::rows_per_task;
+use crate::dtype::FloatElement;
+
+#[inline]
+fn lanes_sum(row: impl Iterator<Item = f32>) -> f32 {
+    let mut acc = [0f32; 8];
+    for (i, v) in row.enumerate() {
+        acc[i & 7] += v;
+    }
+    acc.iter().sum()
+}
+
+/// `out = x / sqrt(mean(x²) + eps) · w`, row by row; rows are `w.len()` long.
+pub fn rms_norm<T: FloatElement>(x: &[T], w: &[T], eps: f32, out: &mut [T]) {
+    let cols = w.len();
+    if cols == 0 {
+        return;
+    }
+    let chunk = rows_per_task(cols) * cols;
+    out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(o, x)| {
+        for (o, x) in o.chunks_mut(cols).zip(x.chunks(cols)) {
+            let ms = lanes_sum(x.iter().map(|v| v.to_f32() * v.to_f32())) / cols as f32;
+            let inv = 1.0 / (ms + eps).sqrt();
+            for ((o, v), w) in o.iter_mut().zip(x).zip(w) {
+                *o = T::from_f32(v.to_f32() * inv * w.to_f32());
+            }
+        }
+    });
+}
+
+/// `out = (x − mean) / sqrt(var + eps) · w + b`, row by row (biased variance, as PyTorch).
+pub fn layer_norm<T: FloatElement>(x: &[T], w: &[T], b: Option<&[T]>, eps: f32, out: &mut [T]) {
+    let cols = w.len();
+    if cols == 0 {
+        return;
+    }
+    let chunk = rows_per_task(cols) * cols;
+    out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(o, x)| {
+        for (o, x) in o.chunks_mut(cols).zip(x.chunks(cols)) {
+            let mean = lanes_sum(x.iter().map(|v| v.to_f32())) / cols as f32;
+            // Two passes: the centred sum of squares does not cancel catastrophically.
+            let var = lanes_sum(x.iter().map(|v| (v.to_f32() - mean) * (v.to_f32() - mean))) / cols as f32;
+            let inv = 1.0 / (var + eps).sqrt();
+            for (j, (o, v)) in o.iter_mut().zip(x).enumerate() {
+                let bias = b.map_or(0.0, |b| b[j].to_f32());
+                *o = T::from_f32((v.to_f32() - mean) * inv * w[j].to_f32() + bias);
+            }
+        }
+    });
+}

@@ -1,0 +1,265 @@
+//! The CUDA backend: cudarc for the driver, NVRTC (through `kernel_cache`) for `kernels/*.cu`,
+//! cuBLAS for plain GEMMs.
+//!
+//! Opening a device never panics. cudarc's lazy loader panics when `libcuda.so` is missing, so
+//! [`backend_for`] first asks `is_culib_present()`, then creates the context inside
+//! `catch_unwind` as a second guard, checks NVRTC, and compiles one kernel family so that a
+//! device which cannot build our kernels is reported as unusable up front.
+
+mod blas;
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, PushKernelArg};
+
+use crate::backend::{DeviceMemory, GemmCall, GpuBackend};
+use crate::error::{ComputeError, Result};
+use crate::launch::{Arg, KernelCall};
+
+/// The family compiled when a device is opened, to prove NVRTC works for it.
+const PROBE_FAMILY: &str = "elementwise";
+
+pub struct CudaBackend {
+    ordinal: usize,
+    name: String,
+    arch: String,
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    functions: Mutex<HashMap<String, CudaFunction>>,
+    blas: Mutex<Option<blas::Blas>>,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// The backend of CUDA device `ordinal`, opened once per process and shared.
+pub(crate) fn backend_for(ordinal: usize) -> Result<Arc<CudaBackend>> {
+    static OPEN: OnceLock<Mutex<HashMap<usize, Arc<CudaBackend>>>> = OnceLock::new();
+    let mut open = OPEN.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(b) = open.get(&ordinal) {
+        return Ok(b.clone());
+    }
+    let backend = Arc::new(CudaBackend::open(ordinal)?);
+    open.insert(ordinal, backend.clone());
+    Ok(backend)
+}
+
+fn unavailable(msg: impl Into<String>) -> ComputeError {
+    ComputeError::CudaUnavailable(msg.into())
+}
+
+/// Run a cudarc call that may panic inside its lazy library loader.
+fn guarded<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        unavailable(format!("{what} failed inside the CUDA library loader: {msg}"))
+    })
+}
+
+impl CudaBackend {
+    fn open(ordinal: usize) -> Result<CudaBackend> {
+        // SAFETY: only probes whether the shared library can be opened.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(unavailable(
+                "no CUDA driver library (libcuda.so) was found: this machine has no NVIDIA driver",
+            ));
+        }
+        let count = guarded("cuDeviceGetCount", CudaContext::device_count)?
+            .map_err(|e| unavailable(format!("the CUDA driver reports no usable device ({e})")))?;
+        if count <= 0 {
+            return Err(unavailable("the CUDA driver is installed but sees no GPU"));
+        }
+        if ordinal >= count as usize {
+            return Err(unavailable(format!(
+                "cuda:{ordinal} was asked for, but only {count} GPU(s) exist (cuda:0..cuda:{})",
+                count - 1
+            )));
+        }
+        let ctx = guarded("cuCtxCreate", || CudaContext::new(ordinal))?
+            .map_err(|e| unavailable(format!("cannot open cuda:{ordinal}: {e}")))?;
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| unavailable(format!("cannot read the compute capability of cuda:{ordinal}: {e}")))?;
+        // Hopper's arch-specific features (wgmma, TMA) need sm_90a exactly.
+        let arch = if (major, minor) == (9, 0) { "sm_90a".to_string() } else { format!("sm_{major}{minor}") };
+        crate::nvrtc::nvrtc_status()
+            .map_err(|e| unavailable(format!("cuda:{ordinal} ({name}) is present, but {e}")))?;
+        // Raw addresses travel in kernel arguments, so cudarc's per-slice event tracking would
+        // see none of the uses; ordering comes from the single stream instead.
+        // SAFETY: called before any allocation on this context.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.default_stream();
+        let backend = CudaBackend {
+            ordinal,
+            name,
+            arch,
+            ctx,
+            stream,
+            modules: Mutex::new(HashMap::new()),
+            functions: Mutex::new(HashMap::new()),
+            blas: Mutex::new(None),
+        };
+        backend.module(PROBE_FAMILY).map_err(|e| {
+            unavailable(format!("cuda:{ordinal} cannot build ragtune's kernels: {e}"))
+        })?;
+        Ok(backend)
+    }
+
+    /// The architecture kernels are compiled for (`sm_90a`, `sm_80`, ...).
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    fn module(&self, family: &str) -> Result<Arc<CudaModule>> {
+        let source = crate::kernel_sources::family(family).ok_or_else(|| ComputeError::Invalid {
+            op: "kernel launch",
+            detail: format!("no kernel family `{family}` (kernels/{family}.cu) is built into this binary"),
+        })?;
+        let mut modules = self.modules.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = modules.get(source.family) {
+            return Ok(m.clone());
+        }
+        let image = crate::kernel_cache::compiled(source.family, &self.arch)?;
+        let module = self
+            .ctx
+            .load_module(cudarc::nvrtc::Ptx::from_binary(image.cubin.clone()))
+            .map_err(|e| ComputeError::cuda(format!("loading kernels/{family}.cu for {}", self.arch), e))?;
+        modules.insert(source.family, module.clone());
+        Ok(module)
+    }
+
+    fn function(&self, family: &str, name: &str) -> Result<CudaFunction> {
+        let key = format!("{family}/{name}");
+        if let Some(f) = self.functions.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(f.clone());
+        }
+        let f = self.module(family)?.load_function(name).map_err(|e| {
+            ComputeError::cuda(format!("kernels/{family}.cu has no kernel `{name}`"), e)
+        })?;
+        self.functions.lock().unwrap_or_else(|e| e.into_inner()).insert(key, f.clone());
+        Ok(f)
+    }
+}
+
+#[derive(Debug)]
+struct CudaMemory {
+    /// Owns the allocation (freed, stream-ordered, on drop); kernels see only `addr`.
+    _allocation: CudaSlice<u8>,
+    addr: u64,
+    len: usize,
+}
+
+impl DeviceMemory for CudaMemory {
+    fn addr(&self) -> u64 {
+        self.addr
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl CudaBackend {
+    fn wrap(&self, slice: CudaSlice<u8>, len: usize) -> Arc<dyn DeviceMemory> {
+        let addr = {
+            let (addr, _sync) = slice.device_ptr(&self.stream);
+            addr
+        };
+        Arc::new(CudaMemory { addr, len, _allocation: slice })
+    }
+}
+
+impl GpuBackend for CudaBackend {
+    fn describe(&self) -> String {
+        format!("{} ({}, cuda:{})", self.name, self.arch, self.ordinal)
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<Arc<dyn DeviceMemory>> {
+        // A zero-byte cuMemAlloc is an error; keep one byte so every tensor has an address.
+        // SAFETY: the contents are uninitialised; every op writes its whole output.
+        let slice = unsafe { self.stream.alloc::<u8>(bytes.max(1)) }
+            .map_err(|e| ComputeError::cuda(format!("allocating {bytes} bytes on cuda:{}", self.ordinal), e))?;
+        Ok(self.wrap(slice, bytes))
+    }
+
+    fn upload(&self, src: &[u8]) -> Result<Arc<dyn DeviceMemory>> {
+        if src.is_empty() {
+            return self.alloc(0);
+        }
+        let slice = self
+            .stream
+            .clone_htod(src)
+            .map_err(|e| ComputeError::cuda(format!("copying {} bytes to cuda:{}", src.len(), self.ordinal), e))?;
+        Ok(self.wrap(slice, src.len()))
+    }
+
+    fn download(&self, src: &dyn DeviceMemory, dst: &mut [u8]) -> Result<()> {
+        if dst.is_empty() {
+            return Ok(());
+        }
+        if dst.len() > src.len() {
+            return Err(ComputeError::invalid(
+                "download",
+                format!("asked for {} bytes from a {}-byte buffer", dst.len(), src.len()),
+            ));
+        }
+        // SAFETY: `src` is a live allocation of this context of at least dst.len() bytes, and
+        // the stream orders the copy after every kernel that wrote it.
+        unsafe {
+            cudarc::driver::result::memcpy_dtoh_async(dst, src.addr(), self.stream.cu_stream())
+                .map_err(|e| ComputeError::cuda("copying from the GPU", e))?;
+        }
+        self.synchronize()
+    }
+
+    fn launch(&self, call: &KernelCall) -> Result<()> {
+        let func = self.function(call.family, &call.function)?;
+        let mut builder = self.stream.launch_builder(&func);
+        for arg in &call.args {
+            match arg {
+                Arg::Ptr(v) | Arg::U64(v) => builder.arg(v),
+                Arg::I64(v) => builder.arg(v),
+                Arg::I32(v) => builder.arg(v),
+                Arg::U32(v) => builder.arg(v),
+                Arg::F32(v) => builder.arg(v),
+            };
+        }
+        let d = call.dims;
+        let cfg = cudarc::driver::LaunchConfig {
+            grid_dim: d.grid,
+            block_dim: d.block,
+            shared_mem_bytes: d.shared_bytes,
+        };
+        // SAFETY: the argument list is built by the op for exactly this kernel's signature, and
+        // every pointer is a live allocation of this context (checked by the op's shape logic).
+        unsafe { builder.launch(cfg) }
+            .map_err(|e| ComputeError::cuda(format!("launching {} ({:?})", call.function, d), e))?;
+        Ok(())
+    }
+
+    fn gemm(&self, call: &GemmCall) -> Result<()> {
+        let mut blas = self.blas.lock().unwrap_or_else(|e| e.into_inner());
+        if blas.is_none() {
+            *blas = Some(blas::Blas::new(self.stream.clone())?);
+        }
+        blas.as_ref().expect("initialised above").gemm(call)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| ComputeError::cuda(format!("synchronizing cuda:{}", self.ordinal), e))
+    }
+}

@@ -1,0 +1,25 @@
+//! Launches of kernels/act.cu.
+
+use std::sync::Arc;
+
+use super::{elementwise_dims, output, ptr};
+use crate::backend::GpuBackend;
+use crate::cpu::act::Activation;
+use crate::error::Result;
+use crate::launch::{Arg, KernelCall};
+use crate::tensor::Tensor;
+
+pub fn activation(backend: &Arc<dyn GpuBackend>, act: Activation, x: &Tensor) -> Result<Tensor> {
+    let n = x.numel();
+    let (out, out_ptr) = output(backend, x.shape(), x.dtype())?;
+    if n == 0 {
+        return Ok(out);
+    }
+    backend.launch(&KernelCall {
+        family: "act",
+        function: format!("{}_{}", act.name(), x.dtype().kernel_suffix()),
+        dims: elementwise_dims(n),
+        args: vec![ptr(x), Arg::Ptr(out_ptr), Arg::I64(n as i64)],
+    })?;
+    Ok(out)
+}

@@ -1,0 +1,127 @@
+//! Batched matrix products with either operand transposed; f32 accumulation for every dtype.
+
+use super::{common_device, common_float_dtype, host_output, with_float};
+use crate::backend::GemmCall;
+use crate::cpu::matmul::{sgemm, widen};
+use crate::device::Device;
+use crate::dtype::Element;
+use crate::error::{ComputeError, Result};
+use crate::tensor::Tensor;
+use crate::{cpu, gpu};
+
+/// How to read the operands of [`matmul_ex`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MatmulSpec {
+    /// A is stored `[.., k, m]`: the product uses Aᵀ.
+    pub trans_a: bool,
+    /// B is stored `[.., n, k]` (a PyTorch `Linear` weight): the product uses Bᵀ.
+    pub trans_b: bool,
+    /// Scales the product.
+    pub alpha: f32,
+}
+
+impl Default for MatmulSpec {
+    fn default() -> Self {
+        MatmulSpec { trans_a: false, trans_b: false, alpha: 1.0 }
+    }
+}
+
+/// `a · b` for `a` `[.., m, k]` and `b` `[.., k, n]` (or `[k, n]`, shared by every batch entry).
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    matmul_ex(a, b, MatmulSpec::default())
+}
+
+/// `x · wᵀ` for `x` `[.., in]` and a weight `w` `[out, in]`: a linear layer without bias.
+pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.rank() == 0 || w.rank() != 2 {
+        return Err(ComputeError::shape(
+            "linear",
+            format!("x {:?} must be [.., in] and the weight {:?} must be [out, in]", x.shape(), w.shape()),
+        ));
+    }
+    let inner = x.last_dim();
+    let rows = x.numel() / inner.max(1);
+    let flat = x.reshape(&[rows, inner])?;
+    let y = matmul_ex(&flat, w, MatmulSpec { trans_b: true, ..Default::default() }).map_err(|e| match e {
+        ComputeError::Shape { .. } => ComputeError::shape(
+            "linear",
+            format!("x {:?} has {inner} input features but the weight {:?} expects {}", x.shape(), w.shape(), w.shape()[1]),
+        ),
+        other => other,
+    })?;
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("rank >= 1") = w.shape()[0];
+    y.reshape(&shape)
+}
+
+/// The general product: `alpha · op(a) · op(b)`, batched over leading dimensions.
+pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
+    const OP: &str = "matmul";
+    let dt = common_float_dtype(OP, &[a, b])?;
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa.len() < 2 || sb.len() < 2 {
+        return Err(ComputeError::shape(OP, format!("operands need at least 2 dimensions: a {sa:?}, b {sb:?}")));
+    }
+    let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
+    let (ra, rb) = (&sa[sa.len() - 2..], &sb[sb.len() - 2..]);
+    let (m, k) = if spec.trans_a { (ra[1], ra[0]) } else { (ra[0], ra[1]) };
+    let (kb, n) = if spec.trans_b { (rb[1], rb[0]) } else { (rb[0], rb[1]) };
+    let ta = if spec.trans_a { "ᵀ" } else { "" };
+    let tb = if spec.trans_b { "ᵀ" } else { "" };
+    if k != kb {
+        return Err(ComputeError::shape(
+            OP,
+            format!("a{ta} {sa:?} gives k = {k} but b{tb} {sb:?} gives k = {kb}: inner dimensions must agree"),
+        ));
+    }
+    if !ba.is_empty() && !bb.is_empty() && ba != bb {
+        return Err(ComputeError::shape(
+            OP,
+            format!("batch dimensions differ: a {sa:?} has {ba:?}, b {sb:?} has {bb:?} (one may be 2-D instead)"),
+        ));
+    }
+    if !spec.alpha.is_finite() {
+        return Err(ComputeError::invalid(OP, format!("alpha must be finite, got {}", spec.alpha)));
+    }
+    let batch_dims = if ba.is_empty() { bb } else { ba };
+    let batch: usize = batch_dims.iter().product();
+    let mut out_shape = batch_dims.to_vec();
+    out_shape.extend([m, n]);
+    let call = GemmCall {
+        batch,
+        m,
+        n,
+        k,
+        a: 0,
+        b: 0,
+        c: 0,
+        trans_a: spec.trans_a,
+        trans_b: spec.trans_b,
+        stride_a: if ba.is_empty() { 0 } else { m * k },
+        stride_b: if bb.is_empty() { 0 } else { k * n },
+        stride_c: m * n,
+        in_dtype: dt,
+        out_dtype: dt,
+        alpha: spec.alpha,
+        beta: 0.0,
+    };
+    match common_device(OP, &[a, b])? {
+        Device::Cpu => with_float!(dt, T => {
+            let (wa, wb) = (widen(a.as_slice::<T>()?), widen(b.as_slice::<T>()?));
+            Ok(host_output::<T>(&out_shape, |o| {
+                if let Some(o32) = bytemuck::try_cast_slice_mut::<T, f32>(o).ok().filter(|_| T::DTYPE == crate::DType::F32) {
+                    sgemm(&call, &wa, &wb, o32);
+                } else {
+                    let mut tmp = vec![0f32; o.len()];
+                    sgemm(&call, &wa, &wb, &mut tmp);
+                    narrow(&tmp, o);
+                }
+            }))
+        }),
+        Device::Gpu(backend) => gpu::matmul::matmul(&backend, a, b, call, &out_shape),
+    }
+}
+
+fn narrow<T: Element>(src: &[f32], dst: &mut [T]) {
+    cpu::cast::cast(bytemuck::cast_slice(src), crate::DType::F32, bytemuck::cast_slice_mut(dst), T::DTYPE);
+}

@@ -1,0 +1,88 @@
+//! The op set: checked, device-agnostic entry points. Each op validates shapes, dtypes and
+//! devices (errors name both operands' shapes), then runs on the operands' device — the CPU
+//! implementation in `cpu/` or the kernels through `gpu/`.
+
+mod act;
+mod cast;
+mod elementwise;
+mod matmul;
+mod norm;
+mod softmax;
+
+pub use act::{gelu, silu};
+pub use cast::cast;
+pub use elementwise::{add, mul, scale};
+pub use matmul::{MatmulSpec, linear, matmul, matmul_ex};
+pub use norm::{layer_norm, rms_norm};
+pub use softmax::{SoftmaxSpec, softmax};
+
+use half::{bf16, f16};
+
+use crate::device::Device;
+use crate::dtype::{DType, FloatElement};
+use crate::error::{ComputeError, Result};
+use crate::host::HostBuffer;
+use crate::tensor::{Storage, Tensor};
+
+/// The device all operands share, or an error naming where each lives.
+pub(crate) fn common_device(op: &'static str, tensors: &[&Tensor]) -> Result<Device> {
+    let first = tensors[0].device();
+    for t in &tensors[1..] {
+        if !t.device().same_as(&first) {
+            let detail =
+                tensors.iter().map(|t| format!("{:?} on {}", t.shape(), t.device())).collect::<Vec<_>>().join(", ");
+            return Err(ComputeError::Device { op, detail });
+        }
+    }
+    Ok(first)
+}
+
+/// Operands must share one floating-point dtype.
+pub(crate) fn common_float_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
+    let dt = tensors[0].dtype();
+    if !dt.is_float() {
+        return Err(ComputeError::dtype(
+            op,
+            format!("{op} computes on f32, bf16 or f16; operand {:?} is {dt} (cast it first)", tensors[0].shape()),
+        ));
+    }
+    if let Some(t) = tensors.iter().find(|t| t.dtype() != dt) {
+        return Err(ComputeError::dtype(
+            op,
+            format!("operand {:?} is {dt} but operand {:?} is {}", tensors[0].shape(), t.shape(), t.dtype()),
+        ));
+    }
+    Ok(dt)
+}
+
+/// A new host tensor of `shape`/`T`, filled by `f`.
+pub(crate) fn host_output<T: FloatElement>(shape: &[usize], f: impl FnOnce(&mut [T])) -> Tensor {
+    let n: usize = shape.iter().product();
+    let buf = HostBuffer::build(n * T::DTYPE.size(), |bytes| f(bytemuck::cast_slice_mut(bytes)));
+    Tensor::from_parts(Storage::Host(buf), shape.to_vec(), T::DTYPE)
+}
+
+/// Run `$body` with `$T` bound to the Rust type of float dtype `$dt`.
+macro_rules! with_float {
+    ($dt:expr, $T:ident => $body:expr) => {
+        match $dt {
+            $crate::dtype::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::dtype::DType::BF16 => {
+                type $T = half::bf16;
+                $body
+            }
+            $crate::dtype::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            other => unreachable!("dtype {other} was checked to be a float type"),
+        }
+    };
+}
+pub(crate) use with_float;
+
+// Keep the element types referenced so `with_float!` users need no imports of their own.
+const _: (Option<bf16>, Option<f16>) = (None, None);

@@ -1,0 +1,56 @@
+//! `rms_norm` and `layer_norm` over the last dimension.
+
+use super::{common_device, common_float_dtype, host_output, with_float};
+use crate::device::Device;
+use crate::error::{ComputeError, Result};
+use crate::tensor::Tensor;
+use crate::{cpu, gpu};
+
+fn check(op: &'static str, x: &Tensor, w: &Tensor, b: Option<&Tensor>, eps: f32) -> Result<()> {
+    if w.rank() != 1 || w.numel() != x.last_dim() || x.rank() == 0 {
+        return Err(ComputeError::shape(
+            op,
+            format!("weight {:?} must be [{}] to match the last dimension of x {:?}", w.shape(), x.last_dim(), x.shape()),
+        ));
+    }
+    if let Some(b) = b
+        && b.shape() != w.shape()
+    {
+        return Err(ComputeError::shape(op, format!("bias {:?} must match weight {:?}", b.shape(), w.shape())));
+    }
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(ComputeError::invalid(op, format!("eps must be finite and >= 0, got {eps}")));
+    }
+    Ok(())
+}
+
+/// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) · w`.
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
+    const OP: &str = "rms_norm";
+    check(OP, x, w, None, eps)?;
+    let dt = common_float_dtype(OP, &[x, w])?;
+    match common_device(OP, &[x, w])? {
+        Device::Cpu => with_float!(dt, T => {
+            let (xs, ws) = (x.as_slice::<T>()?, w.as_slice::<T>()?);
+            Ok(host_output::<T>(x.shape(), |o| cpu::norm::rms_norm(xs, ws, eps, o)))
+        }),
+        Device::Gpu(b) => gpu::norm::rms_norm(&b, x, w, eps),
+    }
+}
+
+/// LayerNorm over the last dimension: `(x − mean) / sqrt(var + eps) · w + b`.
+pub fn layer_norm(x: &Tensor, w: &Tensor, b: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+    const OP: &str = "layer_norm";
+    check(OP, x, w, b, eps)?;
+    let mut all = vec![x, w];
+    all.extend(b);
+    let dt = common_float_dtype(OP, &all)?;
+    match common_device(OP, &all)? {
+        Device::Cpu => with_float!(dt, T => {
+            let (xs, ws) = (x.as_slice::<T>()?, w.as_slice::<T>()?);
+            let bs = b.map(|b| b.as_slice::<T>()).transpose()?;
+            Ok(host_output::<T>(x.shape(), |o| cpu::norm::layer_norm(xs, ws, bs, eps, o)))
+        }),
+        Device::Gpu(backend) => gpu::norm::layer_norm(&backend, x, w, b, eps),
+    }
+}

@@ -1,0 +1,22 @@
+// act.cu — activations: SiLU (x * sigmoid(x)) and exact GELU (0.5 x (1 + erf(x / sqrt 2))).
+// f32 arithmetic with the full-precision expf/erff (no fast-math), to match the CPU side.
+#include "rt_common.cuh"
+
+__device__ __forceinline__ float rt_silu(float x) { return x / (1.0f + expf(-x)); }
+__device__ __forceinline__ float rt_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+#define RT_ACT_KERNELS(T, S)                                                                        \
+    extern "C" __global__ void silu_##S(const T* x, T* out, long long n) {                          \
+        for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;                 \
+             i += (long long)gridDim.x * blockDim.x)                                                \
+            out[i] = rt_from_f32<T>(rt_silu(rt_to_f32(x[i])));                                      \
+    }                                                                                               \
+    extern "C" __global__ void gelu_##S(const T* x, T* out, long long n) {                          \
+        for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;                 \
+             i += (long long)gridDim.x * blockDim.x)                                                \
+            out[i] = rt_from_f32<T>(rt_gelu(rt_to_f32(x[i])));                                      \
+    }
+
+RT_ACT_KERNELS(float, f32)
+RT_ACT_KERNELS(bf16_t, bf16)
+RT_ACT_KERNELS(f16_t, f16)

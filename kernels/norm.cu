@@ -1,0 +1,61 @@
+// norm.cu — RMSNorm and LayerNorm over the last dimension, one block per row.
+//
+// Each thread strides over the row; statistics are reduced with warp shuffles and one shared
+// scratch array, in f32 whatever the storage type. Rows are read twice (statistics, then the
+// output) — they are short enough to stay in L1/L2, and it keeps registers free for any width.
+#include "rt_common.cuh"
+
+template <typename T>
+__device__ __forceinline__ void rms_norm_row(const T* __restrict__ x, const T* __restrict__ w,
+                                             T* __restrict__ out, int cols, float eps) {
+    __shared__ float scratch[32];
+    const long long row = blockIdx.x;
+    const T* xr = x + row * cols;
+    T* orow = out + row * cols;
+    float ss = 0.0f;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+        const float v = rt_to_f32(xr[j]);
+        ss += v * v;
+    }
+    ss = rt_block_sum(ss, scratch);
+    const float inv = rsqrtf(ss / (float)cols + eps);
+    for (int j = threadIdx.x; j < cols; j += blockDim.x)
+        orow[j] = rt_from_f32<T>(rt_to_f32(xr[j]) * inv * rt_to_f32(w[j]));
+}
+
+template <typename T>
+__device__ __forceinline__ void layer_norm_row(const T* __restrict__ x, const T* __restrict__ w,
+                                               const T* __restrict__ b, T* __restrict__ out, int cols,
+                                               float eps) {
+    __shared__ float scratch[32];
+    const long long row = blockIdx.x;
+    const T* xr = x + row * cols;
+    T* orow = out + row * cols;
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) s += rt_to_f32(xr[j]);
+    const float mean = rt_block_sum(s, scratch) / (float)cols;
+    // Centred second pass: no catastrophic cancellation for rows with a large mean.
+    float sq = 0.0f;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+        const float d = rt_to_f32(xr[j]) - mean;
+        sq += d * d;
+    }
+    const float inv = rsqrtf(rt_block_sum(sq, scratch) / (float)cols + eps);
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+        const float bias = b ? rt_to_f32(b[j]) : 0.0f;
+        orow[j] = rt_from_f32<T>((rt_to_f32(xr[j]) - mean) * inv * rt_to_f32(w[j]) + bias);
+    }
+}
+
+#define RT_NORM_KERNELS(T, S)                                                                      \
+    extern "C" __global__ void rms_norm_##S(const T* x, const T* w, T* out, int cols, float eps) { \
+        rms_norm_row<T>(x, w, out, cols, eps);                                                     \
+    }                                                                                              \
+    extern "C" __global__ void layer_norm_##S(const T* x, const T* w, const T* b, T* out, int cols, \
+                                              float eps) {                                         \
+        layer_norm_row<T>(x, w, b, out, cols, eps);                                                \
+    }
+
+RT_NORM_KERNELS(float, f32)
+RT_NORM_KERNELS(bf16_t, bf16)
+RT_NORM_KERNELS(f16_t, f16)
