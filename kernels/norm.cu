@@ -31,19 +31,21 @@ __device__ __forceinline__ void layer_norm_row(const T* __restrict__ x, const T*
     const long long row = blockIdx.x;
     const T* xr = x + row * cols;
     T* orow = out + row * cols;
+    // Work with d = x - x[0]: for a row like 1e4 +- 0.1, x - mean in f32 would lose the digits the
+    // spread lives in, while d is exact and d - mean(d) keeps them.
+    const float pivot = rt_to_f32(xr[0]);
     float s = 0.0f;
-    for (int j = threadIdx.x; j < cols; j += blockDim.x) s += rt_to_f32(xr[j]);
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) s += rt_to_f32(xr[j]) - pivot;
     const float mean = rt_block_sum(s, scratch) / (float)cols;
-    // Centred second pass: no catastrophic cancellation for rows with a large mean.
     float sq = 0.0f;
     for (int j = threadIdx.x; j < cols; j += blockDim.x) {
-        const float d = rt_to_f32(xr[j]) - mean;
+        const float d = (rt_to_f32(xr[j]) - pivot) - mean;
         sq += d * d;
     }
     const float inv = rsqrtf(rt_block_sum(sq, scratch) / (float)cols + eps);
     for (int j = threadIdx.x; j < cols; j += blockDim.x) {
         const float bias = b ? rt_to_f32(b[j]) : 0.0f;
-        orow[j] = rt_from_f32<T>((rt_to_f32(xr[j]) - mean) * inv * rt_to_f32(w[j]) + bias);
+        orow[j] = rt_from_f32<T>(((rt_to_f32(xr[j]) - pivot) - mean) * inv * rt_to_f32(w[j]) + bias);
     }
 }
 

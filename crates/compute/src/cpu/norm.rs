@@ -43,13 +43,16 @@ pub fn layer_norm<T: FloatElement>(x: &[T], w: &[T], b: Option<&[T]>, eps: f32, 
     let chunk = rows_per_task(cols) * cols;
     out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(o, x)| {
         for (o, x) in o.chunks_mut(cols).zip(x.chunks(cols)) {
-            let mean = lanes_sum(x.iter().map(|v| v.to_f32())) / cols as f32;
-            // Two passes: the centred sum of squares does not cancel catastrophically.
-            let var = lanes_sum(x.iter().map(|v| (v.to_f32() - mean) * (v.to_f32() - mean))) / cols as f32;
+            // Work with d = x − x[0]: for a row like 1e4 ± 0.1, x − mean computed in f32 would
+            // lose the digits the spread lives in, while d is exact and d − mean(d) keeps them.
+            let pivot = x[0].to_f32();
+            let mean = lanes_sum(x.iter().map(|v| v.to_f32() - pivot)) / cols as f32;
+            let centred = |v: &T| (v.to_f32() - pivot) - mean;
+            let var = lanes_sum(x.iter().map(|v| centred(v) * centred(v))) / cols as f32;
             let inv = 1.0 / (var + eps).sqrt();
             for (j, (o, v)) in o.iter_mut().zip(x).enumerate() {
                 let bias = b.map_or(0.0, |b| b[j].to_f32());
-                *o = T::from_f32((v.to_f32() - mean) * inv * w[j].to_f32() + bias);
+                *o = T::from_f32(centred(v) * inv * w[j].to_f32() + bias);
             }
         }
     });

@@ -1,0 +1,19 @@
+//! Access to a real GPU for tests: skipped with a printed reason where none is usable, and a
+//! failure instead when `RAGTUNE_REQUIRE_GPU=1` (the GPU check bundle sets it, so a GPU machine
+//! that cannot run the tests never reports success).
+
+use ragtune_compute::Device;
+
+/// The CUDA device to test on, or `None` after printing why the test is skipped.
+pub fn cuda_or_skip(test: &str) -> Option<Device> {
+    match Device::cuda(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            if std::env::var("RAGTUNE_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("{test}: RAGTUNE_REQUIRE_GPU=1 but no GPU is usable: {e}");
+            }
+            println!("SKIPPED {test}: no GPU is usable: {e}");
+            None
+        }
+    }
+}

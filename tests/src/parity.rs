@@ -1,0 +1,171 @@
+//! The kernel parity suite: every op of the compute crate, run on a kernel device (the CPU
+//! emulation of `kernels/*.cu`, or a CUDA GPU) and on the CPU, on random shapes that are not
+//! multiples of any block or tile size. Each check panics with the op, shape and dtype on failure.
+
+use rand_chacha::ChaCha8Rng;
+use ragtune_compute::ops::{self, MatmulSpec, SoftmaxSpec};
+use ragtune_compute::{DType, Device, Tensor};
+
+use crate::{assert_close, random_tensor, tolerance};
+
+fn on(device: &Device, t: &Tensor) -> Tensor {
+    t.to_device(device).expect("copy to device")
+}
+
+fn compare(what: &str, dev: &Tensor, cpu: &Tensor, tol: f64) {
+    assert!(!dev.is_host() || cpu.is_host(), "{what}: result should stay on the device");
+    assert_eq!(dev.shape(), cpu.shape(), "{what}: shape");
+    assert_eq!(dev.dtype(), cpu.dtype(), "{what}: dtype");
+    let reference: Vec<f64> = cpu.to_vec_f32().unwrap().into_iter().map(f64::from).collect();
+    assert_close(what, &dev.to_vec_f32().unwrap(), &reference, tol);
+}
+
+pub fn matmul(device: &Device, rng: &mut ChaCha8Rng) {
+    // (batch dims of a, batch dims of b, m, n, k)
+    let cases: &[(&[usize], &[usize], usize, usize, usize)] = &[
+        (&[], &[], 1, 1, 1),
+        (&[], &[], 17, 33, 65),
+        (&[3], &[3], 5, 7, 19),
+        (&[2, 2], &[], 9, 4, 31),
+        (&[], &[4], 6, 3, 11),
+        (&[], &[], 3, 5, 0),
+        (&[0], &[0], 4, 4, 4),
+    ];
+    for dtype in DType::FLOATS {
+        for &(ba, bb, m, n, k) in cases {
+            for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
+                let sa: Vec<usize> = ba.iter().copied().chain(if trans_a { [k, m] } else { [m, k] }).collect();
+                let sb: Vec<usize> = bb.iter().copied().chain(if trans_b { [n, k] } else { [k, n] }).collect();
+                let (a, _) = random_tensor(rng, &sa, dtype, 1.0);
+                let (b, _) = random_tensor(rng, &sb, dtype, 1.0);
+                let spec = MatmulSpec { trans_a, trans_b, alpha: 0.75 };
+                let cpu = ops::matmul_ex(&a, &b, spec).unwrap();
+                let dev = ops::matmul_ex(&on(device, &a), &on(device, &b), spec).unwrap();
+                compare(&format!("matmul {dtype} a{sa:?} b{sb:?} {spec:?}"), &dev, &cpu, tolerance(dtype, true));
+            }
+        }
+    }
+}
+
+const ROW_SHAPES: &[&[usize]] = &[&[1], &[3, 1], &[5, 33], &[2, 3, 100], &[2, 1000], &[1, 4099]];
+
+pub fn norms(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        for &shape in ROW_SHAPES {
+            let cols = *shape.last().unwrap();
+            let (x, _) = random_tensor(rng, shape, dtype, 3.0);
+            let (w, _) = random_tensor(rng, &[cols], dtype, 1.0);
+            let (b, _) = random_tensor(rng, &[cols], dtype, 1.0);
+            let (xd, wd, bd) = (on(device, &x), on(device, &w), on(device, &b));
+            let tol = tolerance(dtype, true);
+            compare(
+                &format!("rms_norm {dtype} {shape:?}"),
+                &ops::rms_norm(&xd, &wd, 1e-5).unwrap(),
+                &ops::rms_norm(&x, &w, 1e-5).unwrap(),
+                tol,
+            );
+            for bias in [true, false] {
+                let (bc, bdv) = if bias { (Some(&b), Some(&bd)) } else { (None, None) };
+                compare(
+                    &format!("layer_norm {dtype} {shape:?} bias={bias}"),
+                    &ops::layer_norm(&xd, &wd, bdv, 1e-5).unwrap(),
+                    &ops::layer_norm(&x, &w, bc, 1e-5).unwrap(),
+                    tol,
+                );
+            }
+        }
+    }
+}
+
+pub fn softmax(device: &Device, rng: &mut ChaCha8Rng) {
+    let shapes: &[&[usize]] = &[&[1, 1], &[7, 7], &[2, 5, 9], &[3, 9, 5], &[1, 2, 3000], &[4, 1, 37]];
+    for dtype in DType::FLOATS {
+        for &shape in shapes {
+            for causal in [false, true] {
+                let (x, _) = random_tensor(rng, shape, dtype, 4.0);
+                let spec = SoftmaxSpec { scale: 0.3, causal };
+                compare(
+                    &format!("softmax {dtype} {shape:?} causal={causal}"),
+                    &ops::softmax(&on(device, &x), spec).unwrap(),
+                    &ops::softmax(&x, spec).unwrap(),
+                    tolerance(dtype, true),
+                );
+            }
+        }
+    }
+}
+
+pub fn elementwise(device: &Device, rng: &mut ChaCha8Rng) {
+    let cases: &[(&[usize], &[usize])] = &[(&[1], &[1]), (&[7, 13], &[7, 13]), (&[5, 3, 77], &[77]), (&[1001], &[1001])];
+    for dtype in DType::FLOATS {
+        for &(sa, sb) in cases {
+            let (a, _) = random_tensor(rng, sa, dtype, 2.0);
+            let (b, _) = random_tensor(rng, sb, dtype, 2.0);
+            let (ad, bd) = (on(device, &a), on(device, &b));
+            let tol = tolerance(dtype, false);
+            let what = |op: &str| format!("{op} {dtype} {sa:?} {sb:?}");
+            compare(&what("add"), &ops::add(&ad, &bd).unwrap(), &ops::add(&a, &b).unwrap(), tol);
+            compare(&what("mul"), &ops::mul(&ad, &bd).unwrap(), &ops::mul(&a, &b).unwrap(), tol);
+            compare(&what("scale"), &ops::scale(&ad, -1.7).unwrap(), &ops::scale(&a, -1.7).unwrap(), tol);
+            compare(&what("silu"), &ops::silu(&ad).unwrap(), &ops::silu(&a).unwrap(), tol);
+            compare(&what("gelu"), &ops::gelu(&ad).unwrap(), &ops::gelu(&a).unwrap(), tol);
+        }
+    }
+}
+
+/// Casts must agree exactly, edge values included (NaN, ±∞, out of range, halfway cases).
+pub fn cast(device: &Device, rng: &mut ChaCha8Rng) {
+    let mut values = crate::random_vec(rng, 300, 300.0);
+    values.extend([
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        1.5,
+        2.5,
+        -1.99,
+        255.0,
+        255.9,
+        256.0,
+        -1.0,
+        1e10,
+        -1e10,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        16_777_217.0,
+        1.0 + 1.0 / 256.0,
+        65504.0,
+        70000.0,
+        1e-8,
+    ]);
+    let src = Tensor::from_slice(&values, &[values.len()]).unwrap();
+    for from in DType::ALL {
+        let x = ops::cast(&src, from).unwrap();
+        for to in DType::ALL {
+            let cpu = ops::cast(&x, to).unwrap();
+            let dev = ops::cast(&on(device, &x), to).unwrap().to_host().unwrap();
+            let (c, d) = (cpu.host_bytes().unwrap(), dev.host_bytes().unwrap());
+            if let Some(i) = (0..values.len()).find(|&i| {
+                let s = to.size();
+                c[i * s..i * s + s] != d[i * s..i * s + s]
+            }) {
+                panic!(
+                    "cast {from} -> {to}: element {i} (source {}) differs: cpu {:?} device {:?}",
+                    values[i],
+                    &c[i * to.size()..(i + 1) * to.size()],
+                    &d[i * to.size()..(i + 1) * to.size()]
+                );
+            }
+        }
+    }
+}
+
+/// Every check of the suite, in order.
+pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
+    matmul(device, rng);
+    norms(device, rng);
+    softmax(device, rng);
+    elementwise(device, rng);
+    cast(device, rng);
+}

@@ -1,0 +1,84 @@
+//! f64 reference implementations, written for clarity rather than speed, independent of the CPU
+//! code they check.
+
+/// `C[b] = alpha · op(A[b]) · op(B[b])`, row-major; `stride_a/b = 0` broadcasts one matrix.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    a: &[f64],
+    b: &[f64],
+    batch: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_a: bool,
+    trans_b: bool,
+    broadcast_a: bool,
+    broadcast_b: bool,
+    alpha: f64,
+) -> Vec<f64> {
+    let mut c = vec![0f64; batch * m * n];
+    for bi in 0..batch {
+        let ao = if broadcast_a { 0 } else { bi * m * k };
+        let bo = if broadcast_b { 0 } else { bi * k * n };
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0f64;
+                for p in 0..k {
+                    let av = if trans_a { a[ao + p * m + i] } else { a[ao + i * k + p] };
+                    let bv = if trans_b { b[bo + j * k + p] } else { b[bo + p * n + j] };
+                    s += av * bv;
+                }
+                c[bi * m * n + i * n + j] = alpha * s;
+            }
+        }
+    }
+    c
+}
+
+pub fn rms_norm(x: &[f64], w: &[f64], eps: f64) -> Vec<f64> {
+    let cols = w.len();
+    x.chunks(cols)
+        .flat_map(|r| {
+            let inv = 1.0 / (r.iter().map(|v| v * v).sum::<f64>() / cols as f64 + eps).sqrt();
+            r.iter().zip(w).map(move |(v, w)| v * inv * w)
+        })
+        .collect()
+}
+
+pub fn layer_norm(x: &[f64], w: &[f64], b: Option<&[f64]>, eps: f64) -> Vec<f64> {
+    let cols = w.len();
+    x.chunks(cols)
+        .flat_map(|r| {
+            let mean = r.iter().sum::<f64>() / cols as f64;
+            let var = r.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cols as f64;
+            let inv = 1.0 / (var + eps).sqrt();
+            r.iter().enumerate().map(move |(j, v)| (v - mean) * inv * w[j] + b.map_or(0.0, |b| b[j]))
+        })
+        .collect()
+}
+
+/// Softmax over rows of `cols`; rows are grouped in matrices of `rows` for the causal mask.
+pub fn softmax(x: &[f64], rows: usize, cols: usize, scale: f64, causal: bool) -> Vec<f64> {
+    let mut out = vec![0f64; x.len()];
+    for (r, (xr, or)) in x.chunks(cols).zip(out.chunks_mut(cols)).enumerate() {
+        let i = (r % rows) as i64;
+        let visible = if causal { (i + cols as i64 - rows as i64 + 1).clamp(0, cols as i64) as usize } else { cols };
+        if visible == 0 {
+            continue;
+        }
+        let m = xr[..visible].iter().map(|v| v * scale).fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = xr[..visible].iter().map(|v| (v * scale - m).exp()).sum();
+        for j in 0..visible {
+            or[j] = (xr[j] * scale - m).exp() / s;
+        }
+    }
+    out
+}
+
+pub fn silu(x: f64) -> f64 {
+    x / (1.0 + (-x).exp())
+}
+
+pub fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+}

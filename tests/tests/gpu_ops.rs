@@ -1,0 +1,39 @@
+//! The kernel parity suite on a real GPU (CUDA through cudarc and NVRTC) against the CPU.
+//! Skipped with a printed reason where no GPU is usable; fails then under RAGTUNE_REQUIRE_GPU=1.
+
+use ragtune_tests::{gpu::cuda_or_skip, parity, rng};
+
+#[test]
+fn gpu_matmul_matches_cpu() {
+    if let Some(d) = cuda_or_skip("gpu_matmul_matches_cpu") {
+        parity::matmul(&d, &mut rng(11));
+    }
+}
+
+#[test]
+fn gpu_norms_match_cpu() {
+    if let Some(d) = cuda_or_skip("gpu_norms_match_cpu") {
+        parity::norms(&d, &mut rng(12));
+    }
+}
+
+#[test]
+fn gpu_softmax_matches_cpu() {
+    if let Some(d) = cuda_or_skip("gpu_softmax_matches_cpu") {
+        parity::softmax(&d, &mut rng(13));
+    }
+}
+
+#[test]
+fn gpu_elementwise_matches_cpu() {
+    if let Some(d) = cuda_or_skip("gpu_elementwise_matches_cpu") {
+        parity::elementwise(&d, &mut rng(14));
+    }
+}
+
+#[test]
+fn gpu_cast_matches_cpu_exactly() {
+    if let Some(d) = cuda_or_skip("gpu_cast_matches_cpu_exactly") {
+        parity::cast(&d, &mut rng(15));
+    }
+}
