@@ -1,6 +1,7 @@
 //! Access to a real GPU for tests: skipped with a printed reason where none is usable, and a
 //! failure instead when `RAGTUNE_REQUIRE_GPU=1` (the GPU check bundle sets it, so a GPU machine
-//! that cannot run the tests never reports success).
+//! that cannot run the tests never reports success). The bundle also sets RAGTUNE_POISON_ALLOCS=1,
+//! so device outputs start as NaN and an element a kernel never writes fails its check.
 
 use ragtune_compute::Device;
 

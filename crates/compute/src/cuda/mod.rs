@@ -30,6 +30,9 @@ pub struct CudaBackend {
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
     blas: Mutex<Option<blas::Blas>>,
+    /// `RAGTUNE_POISON_ALLOCS=1`: fill fresh allocations with 0xFF (NaN in every float type) so
+    /// a test sees any output element a kernel forgot to write.
+    poison: bool,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -109,6 +112,7 @@ impl CudaBackend {
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
             blas: Mutex::new(None),
+            poison: std::env::var("RAGTUNE_POISON_ALLOCS").is_ok_and(|v| v == "1"),
         };
         backend.module(PROBE_FAMILY).map_err(|e| {
             unavailable(format!("cuda:{ordinal} cannot build ragtune's kernels: {e}"))
@@ -193,7 +197,15 @@ impl GpuBackend for CudaBackend {
         // SAFETY: the contents are uninitialised; every op writes its whole output.
         let slice = unsafe { self.stream.alloc::<u8>(bytes.max(1)) }
             .map_err(|e| ComputeError::cuda(format!("allocating {bytes} bytes on cuda:{}", self.ordinal), e))?;
-        Ok(self.wrap(slice, bytes))
+        let mem = self.wrap(slice, bytes);
+        if self.poison {
+            // SAFETY: `mem` is a fresh allocation of at least `bytes.max(1)` bytes on this stream.
+            unsafe {
+                cudarc::driver::result::memset_d8_async(mem.addr(), 0xFF, bytes.max(1), self.stream.cu_stream())
+                    .map_err(|e| ComputeError::cuda("poisoning a fresh allocation", e))?;
+            }
+        }
+        Ok(mem)
     }
 
     fn upload(&self, src: &[u8]) -> Result<Arc<dyn DeviceMemory>> {
