@@ -1,1 +1,57 @@
-fn main(){}
+//! `cargo xtask`: the project's own commands, in Rust so they run the same everywhere.
+//!
+//! - `kernels`: compile every `kernels/*.cu` with NVRTC (pinned pip wheels, no GPU needed) for
+//!   `sm_80`, `compute_80` and `sm_90a`, print the resource table, fail on an error or a spill.
+//! - `ci`: everything CI checks, in order, stopping at the first failure (`.ci/run` calls it).
+//! - `gpu-bundle`: the GPU test binaries plus `run.sh`, to copy to a GPU machine.
+//! - `gpu-check`: on a machine with a GPU: `gpu-bundle`, then run it and write a report.
+
+mod ci;
+mod gpu_bundle;
+mod kernels;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "ragtune's project commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile every kernel family with NVRTC and print registers, shared memory and spills.
+    Kernels,
+    /// Run every CI check in order: fmt, clippy, tests, AddressSanitizer tests, kernels.
+    Ci,
+    /// Build the GPU test binaries into target/gpu-bundle with a run.sh that reports on them.
+    GpuBundle,
+    /// On a GPU machine: build the bundle, run it, and write target/gpu-check/report.{md,json}.
+    GpuCheck,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.command {
+        Command::Kernels => kernels::run(&root),
+        Command::Ci => ci::run(&root),
+        Command::GpuBundle => gpu_bundle::build(&root).map(|_| ()),
+        Command::GpuCheck => gpu_bundle::check(&root),
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// `12.3 s`, or `850 ms` below a second.
+fn seconds(d: Duration) -> String {
+    if d.as_secs_f64() < 1.0 { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
+}
