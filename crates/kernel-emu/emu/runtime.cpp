@@ -1,0 +1,534 @@
+// runtime.cpp — the fiber scheduler that gives emulated kernels CUDA's execution semantics.
+//
+// One launch = blocks run one after another on the calling OS thread; the threads of a block are
+// fibers (ucontext) with small reusable stacks. A fiber runs until it reaches a block barrier or
+// a warp collective, where it deposits what it contributes and yields. Warp collectives complete
+// as soon as the last lane named in the mask arrives (that lane computes every participant's
+// result by the PTX rules); a barrier completes when every live fiber of the block waits at it.
+// When nothing can run and the block is not finished, the kernel is wrong (a fiber exited while
+// others wait at a barrier, a mask names a lane that never arrives, lanes disagree on a mask):
+// the block is abandoned and the launch returns a message — never a hang, never an abort.
+//
+// The order in which runnable fibers are resumed is the launch's Schedule (forward, reverse,
+// seeded random), so code that depends on an ordering CUDA does not promise (a missing
+// __syncthreads) computes different results under different schedules.
+//
+// Launches are serialised by a process-wide mutex: static __shared__ storage is one plain static
+// per kernel, which is only "one copy per block" while one block runs at a time.
+#include "cuda_emu.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <exception>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define RT_EMU_ASAN 1
+#else
+#define RT_EMU_ASAN 0
+#endif
+
+RtEmuThread* rt_emu_current = nullptr;
+uint3 rt_emu_block_idx = {0, 0, 0};
+dim3 rt_emu_block_dim;
+dim3 rt_emu_grid_dim;
+
+namespace {
+
+enum State { RUNNABLE, AT_BARRIER, AT_WARP, EXITED };
+
+// Fiber stacks: sized for kernels with sizeable per-thread arrays (and ASan's larger frames).
+constexpr size_t kStackSize = 256 * 1024;
+
+}  // namespace
+
+struct RtEmuThread {
+    uint3 tid;  // first member: rt_emu_thread_idx() reads it through the opaque pointer
+    unsigned linear = 0, warp = 0, lane = 0;
+    State state = RUNNABLE;
+    ucontext_t ctx;
+    char* stack = nullptr;  // usable stack (a PROT_NONE guard page sits below it)
+    void* asan_fake_stack = nullptr;
+    // __syncthreads_{count,and,or}
+    int bar_mode = 0, bar_pred = 0, bar_result = 0;
+    // the pending warp collective
+    int op = 0;
+    const char* op_name = "";
+    unsigned mask = 0;
+    uint64_t value = 0;
+    int arg = 0, width = 32;
+    bool is_signed = false;
+    uint64_t result = 0;
+    void (*xfn)(void* const*, void*) = nullptr;
+    void* xctx = nullptr;
+};
+
+namespace {
+
+struct Launch {
+    const RtEmuKernel* kernel = nullptr;
+    void** args = nullptr;
+    unsigned nthreads = 0;
+    std::vector<RtEmuThread> threads;
+    ucontext_t sched_ctx;
+    void* sched_fake_stack = nullptr;
+    const void* sched_stack_bottom = nullptr;
+    size_t sched_stack_size = 0;
+    unsigned char* dyn = nullptr;
+    size_t dyn_size = 0;
+    bool failed = false;
+    std::string error;
+    int schedule = 0;  // 0 forward, 1 reverse, 2 random
+    uint64_t rng = 0;
+    unsigned long long clock = 0;
+};
+
+Launch g;  // the one launch in flight (guarded by launch_mutex)
+std::mutex launch_mutex;
+std::vector<char*> stack_pool;  // reused across blocks and launches
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, f);
+    vsnprintf(buf, sizeof buf, f, ap);
+    va_end(ap);
+    return buf;
+}
+
+std::string where(const RtEmuThread* t) {
+    return fmt("block (%u,%u,%u) thread (%u,%u,%u) [warp %u lane %u]", rt_emu_block_idx.x, rt_emu_block_idx.y,
+               rt_emu_block_idx.z, t->tid.x, t->tid.y, t->tid.z, t->warp, t->lane);
+}
+
+char* stack_for(size_t i) {
+    while (stack_pool.size() <= i) {
+        long page = sysconf(_SC_PAGESIZE);
+        void* m = mmap(nullptr, kStackSize + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return nullptr;
+        mprotect(m, page, PROT_NONE);  // a fiber overflowing its stack faults instead of corrupting
+        stack_pool.push_back(static_cast<char*>(m) + page);
+    }
+    return stack_pool[i];
+}
+
+// --- context switches, annotated for AddressSanitizer so it tracks the fiber stacks ----------
+void switch_to_fiber(RtEmuThread* t) {
+    rt_emu_current = t;
+#if RT_EMU_ASAN
+    __sanitizer_start_switch_fiber(&g.sched_fake_stack, t->stack, kStackSize);
+#endif
+    swapcontext(&g.sched_ctx, &t->ctx);
+#if RT_EMU_ASAN
+    __sanitizer_finish_switch_fiber(g.sched_fake_stack, nullptr, nullptr);
+#endif
+}
+
+// Back to the scheduler. `final` = this fiber will never be resumed (exited or failed).
+void switch_to_scheduler(RtEmuThread* t, bool final) {
+#if RT_EMU_ASAN
+    __sanitizer_start_switch_fiber(final ? nullptr : &t->asan_fake_stack, g.sched_stack_bottom, g.sched_stack_size);
+#else
+    (void)final;
+#endif
+    swapcontext(&t->ctx, &g.sched_ctx);
+#if RT_EMU_ASAN
+    __sanitizer_finish_switch_fiber(t->asan_fake_stack, nullptr, nullptr);
+#endif
+    rt_emu_current = t;
+}
+
+[[noreturn]] void fail(RtEmuThread* t, const std::string& msg) {
+    if (!g.failed) {
+        g.failed = true;
+        g.error = where(t) + ": " + msg;
+    }
+    switch_to_scheduler(t, true);
+    abort();  // unreachable: a failed fiber is never resumed
+}
+
+void fiber_main() {
+    RtEmuThread* t = rt_emu_current;
+#if RT_EMU_ASAN
+    __sanitizer_finish_switch_fiber(nullptr, &g.sched_stack_bottom, &g.sched_stack_size);
+#endif
+    try {
+        g.kernel->trampoline(g.args);
+    } catch (const std::exception& e) {
+        fail(t, std::string("C++ exception escaped the kernel: ") + e.what());
+    } catch (...) {
+        fail(t, "C++ exception escaped the kernel");
+    }
+    t->state = EXITED;
+    switch_to_scheduler(t, true);
+    abort();  // unreachable
+}
+
+uint64_t next_random() {  // xorshift64*
+    g.rng ^= g.rng >> 12;
+    g.rng ^= g.rng << 25;
+    g.rng ^= g.rng >> 27;
+    return g.rng * 0x2545F4914F6CDD1Dull;
+}
+
+const char* state_name(State s) {
+    switch (s) {
+        case RUNNABLE: return "running";
+        case AT_BARRIER: return "waiting at __syncthreads()";
+        case AT_WARP: return "waiting at a warp collective";
+        case EXITED: return "exited";
+    }
+    return "?";
+}
+
+// --- warp collectives -----------------------------------------------------------------------
+
+// The lane shfl reads, by the PTX ISA's shfl.sync rules (CUDA passes c = ((32-width)<<8)|0x1f,
+// and 0 as the clamp for .up): returns -1 when the source is out of range (own value).
+int shfl_source(int op, unsigned lane, int b, int width) {
+    unsigned segmask = (unsigned)(32 - width) & 0x1f;
+    unsigned bval = (unsigned)b & 0x1f;
+    unsigned cval = op == RT_EMU_SHFL_UP ? 0u : 0x1fu;
+    int min_lane = (int)(lane & segmask);
+    int max_lane = (int)((lane & segmask) | (cval & ~segmask));
+    int j;
+    bool ok;
+    switch (op) {
+        case RT_EMU_SHFL_UP: j = (int)lane - (int)bval; ok = j >= max_lane; break;
+        case RT_EMU_SHFL_DOWN: j = (int)lane + (int)bval; ok = j <= max_lane; break;
+        case RT_EMU_SHFL_XOR: j = (int)(lane ^ bval); ok = j <= max_lane; break;
+        default: j = min_lane | (int)(bval & ~segmask); ok = j <= max_lane; break;
+    }
+    return ok ? j : -1;
+}
+
+RtEmuThread* lane_thread(unsigned warp, unsigned lane) {
+    unsigned lin = warp * 32 + lane;
+    return lin < g.nthreads ? &g.threads[lin] : nullptr;
+}
+
+// Called by the lane that arrives: if every lane named in its mask waits at the same collective
+// with the same mask, compute everyone's result, wake them, and return true.
+bool try_complete(RtEmuThread* t) {
+    RtEmuThread* lanes[32] = {};
+    for (unsigned k = 0; k < 32; ++k) {
+        if (!(t->mask >> k & 1u)) continue;
+        RtEmuThread* u = lane_thread(t->warp, k);
+        if (!u)
+            fail(t, fmt("%s(mask=0x%08x) names lane %u, which does not exist (the block has %u threads)", t->op_name,
+                        t->mask, k, g.nthreads));
+        if (u->state == EXITED)
+            fail(t, fmt("%s(mask=0x%08x) names lane %u, which has already exited", t->op_name, t->mask, k));
+        if (u->state != AT_WARP || u->op != t->op || u->mask != t->mask) return false;
+        lanes[k] = u;
+    }
+    const unsigned mask = t->mask;
+    if (t->op == RT_EMU_GATHER) {
+        void* regs[32] = {};
+        for (unsigned k = 0; k < 32; ++k)
+            if (lanes[k]) regs[k] = reinterpret_cast<void*>(lanes[k]->value);
+        t->xfn(regs, t->xctx);
+    }
+    uint64_t ballot = 0;
+    for (unsigned k = 0; k < 32; ++k)
+        if (lanes[k] && lanes[k]->value) ballot |= 1ull << k;
+    for (unsigned k = 0; k < 32; ++k) {
+        RtEmuThread* u = lanes[k];
+        if (!u) continue;
+        uint64_t r = 0;
+        switch (u->op) {
+            case RT_EMU_SHFL_IDX:
+            case RT_EMU_SHFL_UP:
+            case RT_EMU_SHFL_DOWN:
+            case RT_EMU_SHFL_XOR: {
+                int j = shfl_source(u->op, k, u->arg, u->width);
+                if (j < 0 || j == (int)k) {
+                    r = u->value;
+                } else if (!(mask >> j & 1u)) {
+                    fail(t, fmt("%s(mask=0x%08x): lane %u reads lane %d, which is not in the mask (its value is "
+                                "undefined on a GPU)",
+                                u->op_name, mask, k, j));
+                } else {
+                    r = lanes[j]->value;
+                }
+                break;
+            }
+            case RT_EMU_BALLOT: r = ballot; break;
+            case RT_EMU_ANY: r = ballot != 0; break;
+            case RT_EMU_ALL: r = ballot == mask; break;
+            case RT_EMU_MATCH_ANY:
+            case RT_EMU_MATCH_ALL: {
+                uint64_t same = 0;
+                for (unsigned q = 0; q < 32; ++q)
+                    if (lanes[q] && lanes[q]->value == u->value) same |= 1ull << q;
+                r = (u->op == RT_EMU_MATCH_ANY || same == mask) ? same : 0;
+                break;
+            }
+            case RT_EMU_REDUCE_ADD:
+            case RT_EMU_REDUCE_MIN:
+            case RT_EMU_REDUCE_MAX:
+            case RT_EMU_REDUCE_AND:
+            case RT_EMU_REDUCE_OR:
+            case RT_EMU_REDUCE_XOR: {
+                bool first = true;
+                uint32_t acc = 0;
+                for (unsigned q = 0; q < 32; ++q) {
+                    if (!lanes[q]) continue;
+                    uint32_t v = (uint32_t)lanes[q]->value;
+                    if (first) { acc = v; first = false; continue; }
+                    switch (u->op) {
+                        case RT_EMU_REDUCE_ADD: acc += v; break;
+                        case RT_EMU_REDUCE_AND: acc &= v; break;
+                        case RT_EMU_REDUCE_OR: acc |= v; break;
+                        case RT_EMU_REDUCE_XOR: acc ^= v; break;
+                        case RT_EMU_REDUCE_MIN:
+                            acc = u->is_signed ? (uint32_t)std::min((int32_t)acc, (int32_t)v) : std::min(acc, v);
+                            break;
+                        default:
+                            acc = u->is_signed ? (uint32_t)std::max((int32_t)acc, (int32_t)v) : std::max(acc, v);
+                            break;
+                    }
+                }
+                r = acc;
+                break;
+            }
+            default: break;  // __syncwarp, gather: a rendezvous only
+        }
+        u->result = r;
+    }
+    for (unsigned k = 0; k < 32; ++k)
+        if (lanes[k]) lanes[k]->state = RUNNABLE;
+    return true;
+}
+
+bool is_pow2_width(int w) { return w >= 1 && w <= 32 && (w & (w - 1)) == 0; }
+
+// Everything is blocked: say why, as precisely as possible.
+std::string diagnose_stall() {
+    unsigned exited = 0, at_barrier = 0;
+    const RtEmuThread* first_exited = nullptr;
+    for (auto& t : g.threads) {
+        if (t.state == EXITED) { ++exited; if (!first_exited) first_exited = &t; }
+        if (t.state == AT_BARRIER) ++at_barrier;
+    }
+    for (auto& t : g.threads) {
+        if (t.state != AT_WARP) continue;
+        for (unsigned k = 0; k < 32; ++k) {
+            if (!(t.mask >> k & 1u)) continue;
+            RtEmuThread* u = lane_thread(t.warp, k);
+            if (!u) continue;  // reported on arrival
+            if (u->state == AT_WARP && u->op == t.op && u->mask == t.mask) continue;
+            std::string other = u->state == AT_WARP ? fmt("waiting at %s(mask=0x%08x)", u->op_name, u->mask)
+                                                    : std::string(state_name(u->state));
+            return where(&t) + fmt(": waits at %s(mask=0x%08x), but lane %u, named in the mask, is %s — "
+                                   "it never arrives",
+                                   t.op_name, t.mask, k, other.c_str());
+        }
+    }
+    if (exited > 0 && at_barrier > 0)
+        return where(first_exited) + fmt(": returned while %u other thread(s) of the block wait at __syncthreads() "
+                                         "(every thread of the block must reach each barrier)",
+                                         at_barrier);
+    return "the block stalled for an unknown reason";
+}
+
+// __activemask() callers, once nothing can run: each gets the set of its warp's lanes that wait
+// in __activemask() too. Returns whether any were woken.
+bool resolve_activemask() {
+    bool woke = false;
+    for (auto& t : g.threads) {
+        if (t.state != AT_WARP || t.op != RT_EMU_ACTIVEMASK) continue;
+        unsigned m = 0;
+        for (unsigned k = 0; k < 32; ++k) {
+            RtEmuThread* u = lane_thread(t.warp, k);
+            if (u && u->state == AT_WARP && u->op == RT_EMU_ACTIVEMASK) m |= 1u << k;
+        }
+        for (unsigned k = 0; k < 32; ++k) {
+            if (!(m >> k & 1u)) continue;
+            RtEmuThread* u = lane_thread(t.warp, k);
+            u->result = m;
+            u->state = RUNNABLE;
+        }
+        woke = true;
+    }
+    return woke;
+}
+
+std::string run_block() {
+    // Fresh fibers for this block's threads.
+    for (unsigned i = 0; i < g.nthreads; ++i) {
+        RtEmuThread& t = g.threads[i];
+        t.state = RUNNABLE;
+        t.asan_fake_stack = nullptr;
+        getcontext(&t.ctx);
+        t.ctx.uc_stack.ss_sp = t.stack;
+        t.ctx.uc_stack.ss_size = kStackSize;
+        t.ctx.uc_link = nullptr;
+        makecontext(&t.ctx, fiber_main, 0);
+    }
+    // Dynamic shared memory starts as NaN bytes, like nothing a kernel may rely on.
+    if (g.dyn_size) memset(g.dyn, 0xff, g.dyn_size);
+
+    std::vector<unsigned> order(g.nthreads);
+    for (;;) {
+        for (unsigned i = 0; i < g.nthreads; ++i) order[i] = i;
+        if (g.schedule == 1) {
+            for (unsigned i = 0; i < g.nthreads; ++i) order[i] = g.nthreads - 1 - i;
+        } else if (g.schedule == 2) {
+            for (unsigned i = g.nthreads; i > 1; --i) std::swap(order[i - 1], order[next_random() % i]);
+        }
+        bool ran = false;
+        for (unsigned i : order) {
+            RtEmuThread& t = g.threads[i];
+            if (t.state != RUNNABLE) continue;
+            ran = true;
+            switch_to_fiber(&t);
+            if (g.failed) return g.error;
+        }
+        if (ran) continue;
+        // Quiescent: finished, a barrier to release, or a stuck kernel.
+        unsigned exited = 0, at_barrier = 0, at_warp = 0;
+        for (auto& t : g.threads) {
+            exited += t.state == EXITED;
+            at_barrier += t.state == AT_BARRIER;
+            at_warp += t.state == AT_WARP;
+        }
+        if (exited == g.nthreads) return "";
+        if (resolve_activemask()) continue;
+        if (at_warp == 0 && exited == 0) {
+            int count = 0;
+            for (auto& t : g.threads) count += t.bar_pred != 0;
+            for (auto& t : g.threads) {
+                t.bar_result = t.bar_mode == 1 ? count
+                             : t.bar_mode == 2 ? (count == (int)g.nthreads)
+                             : t.bar_mode == 3 ? (count > 0) : 0;
+                t.state = RUNNABLE;
+            }
+            continue;
+        }
+        return diagnose_stall();
+    }
+}
+
+}  // namespace
+
+// --- the kernel-facing primitives (declared in cuda_emu.h) -----------------------------------
+
+int rt_emu_syncthreads_op(int mode, int pred) {
+    RtEmuThread* t = rt_emu_current;
+    t->bar_mode = mode;
+    t->bar_pred = pred;
+    t->state = AT_BARRIER;
+    switch_to_scheduler(t, false);
+    return t->bar_result;
+}
+
+uint64_t rt_emu_warp_op(int op, const char* name, unsigned mask, uint64_t value, int arg, int width, bool is_signed) {
+    RtEmuThread* t = rt_emu_current;
+    if (!(mask >> t->lane & 1u))
+        fail(t, fmt("%s(mask=0x%08x) called by lane %u, which is not in its own mask", name, mask, t->lane));
+    if (op >= RT_EMU_SHFL_IDX && op <= RT_EMU_SHFL_XOR && !is_pow2_width(width))
+        fail(t, fmt("%s: width %d is not a power of two in [1, 32]", name, width));
+    t->op = op;
+    t->op_name = name;
+    t->mask = mask;
+    t->value = value;
+    t->arg = arg;
+    t->width = width;
+    t->is_signed = is_signed;
+    t->state = AT_WARP;
+    if (!try_complete(t)) switch_to_scheduler(t, false);
+    return t->result;
+}
+
+void rt_emu_warp_exchange(const char* name, unsigned mask, void* mine, void (*fn)(void* const*, void*), void* ctx) {
+    RtEmuThread* t = rt_emu_current;
+    t->xfn = fn;
+    t->xctx = ctx;
+    rt_emu_warp_op(RT_EMU_GATHER, name, mask, reinterpret_cast<uint64_t>(mine), 0, 32, false);
+}
+
+unsigned rt_emu_active_mask() {
+    RtEmuThread* t = rt_emu_current;
+    t->op = RT_EMU_ACTIVEMASK;
+    t->op_name = "__activemask";
+    t->mask = 0;
+    t->state = AT_WARP;
+    switch_to_scheduler(t, false);
+    return (unsigned)t->result;
+}
+
+void* rt_emu_dynamic_shared() { return g.dyn; }
+
+void rt_emu_trap(const char* what) { fail(rt_emu_current, what); }
+
+unsigned long long rt_emu_clock() { return ++g.clock; }
+
+// --- the Rust-facing entry point --------------------------------------------------------------
+
+// Runs `kernel` over the grid. schedule: 0 forward, 1 reverse, 2 random(seed). Returns 0, or 1
+// with a NUL-terminated message in `err`.
+extern "C" int rt_emu_run(const RtEmuKernel* kernel, void** args, const unsigned* grid, const unsigned* block,
+                          unsigned shared_bytes, int schedule, uint64_t seed, char* err, size_t err_len) {
+    std::lock_guard<std::mutex> lock(launch_mutex);
+    auto report = [&](const std::string& msg) {
+        snprintf(err, err_len, "%s", msg.c_str());
+        return 1;
+    };
+    try {
+        const unsigned n = block[0] * block[1] * block[2];
+        if (n == 0 || n > 1024) return report(fmt("block of %u threads (must be 1..=1024)", n));
+        g.kernel = kernel;
+        g.args = args;
+        g.nthreads = n;
+        g.failed = false;
+        g.error.clear();
+        g.clock = 0;
+        if (g.threads.size() < n) g.threads.resize(n);
+        for (unsigned i = 0; i < n; ++i) {
+            RtEmuThread& t = g.threads[i];
+            t.tid = uint3{i % block[0], (i / block[0]) % block[1], i / (block[0] * block[1])};
+            t.linear = i;
+            t.warp = i / 32;
+            t.lane = i % 32;
+            t.stack = stack_for(i);
+            if (!t.stack) return report("could not map fiber stacks");
+        }
+        // Threads beyond n keep their records from earlier launches but are never scheduled.
+        g.threads.resize(n);
+        g.dyn_size = shared_bytes;
+        g.dyn = static_cast<unsigned char*>(malloc(shared_bytes ? shared_bytes : 1));
+        if (!g.dyn) return report("could not allocate dynamic shared memory");
+        rt_emu_grid_dim = dim3(grid[0], grid[1], grid[2]);
+        rt_emu_block_dim = dim3(block[0], block[1], block[2]);
+        std::string error;
+        for (unsigned z = 0; z < grid[2] && error.empty(); ++z)
+            for (unsigned y = 0; y < grid[1] && error.empty(); ++y)
+                for (unsigned x = 0; x < grid[0] && error.empty(); ++x) {
+                    rt_emu_block_idx = uint3{x, y, z};
+                    uint64_t block_id = ((uint64_t)z * grid[1] + y) * grid[0] + x;
+                    g.schedule = schedule;
+                    // Each block gets its own stream (never 0, which xorshift cannot leave).
+                    g.rng = (seed ^ (block_id * 0x9E3779B97F4A7C15ull)) | 1;
+                    error = run_block();
+                }
+        free(g.dyn);
+        g.dyn = nullptr;
+        rt_emu_current = nullptr;
+        if (!error.empty()) return report(error);
+        return 0;
+    } catch (const std::exception& e) {
+        return report(std::string("emulator failure: ") + e.what());
+    } catch (...) {
+        return report("emulator failure");
+    }
+}

@@ -1,0 +1,38 @@
+//! Helpers shared by the integration tests: launching on plain host vectors.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use ragtune_compute::ComputeError;
+use ragtune_compute::launch::{Arg, KernelCall, LaunchDims};
+use ragtune_kernel_emu::{EmuOptions, Schedule};
+
+/// A pointer argument to a host slice.
+pub fn ptr<T>(v: &mut [T]) -> Arg {
+    Arg::Ptr(v.as_mut_ptr() as u64)
+}
+
+pub fn call(family: &'static str, function: &str, dims: LaunchDims, args: Vec<Arg>) -> KernelCall {
+    KernelCall { family, function: function.to_string(), dims, args }
+}
+
+/// Launch on host memory with the given schedule.
+pub fn run(
+    family: &'static str,
+    function: &str,
+    dims: LaunchDims,
+    args: Vec<Arg>,
+    schedule: Schedule,
+) -> Result<(), ComputeError> {
+    ragtune_kernel_emu::launch(&call(family, function, dims, args), &EmuOptions { schedule })
+}
+
+/// The message of a kernel fault, or a panic naming what came back instead.
+pub fn kernel_fault(r: Result<(), ComputeError>, function: &str) -> String {
+    match r {
+        Err(ComputeError::Kernel { function: f, detail }) => {
+            assert_eq!(f, function, "fault attributed to the wrong kernel: {detail}");
+            detail
+        }
+        other => panic!("expected a kernel fault from {function}, got {other:?}"),
+    }
+}
