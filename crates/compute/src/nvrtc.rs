@@ -161,7 +161,12 @@ fn load_nvrtc() -> std::result::Result<Loaded, String> {
         }
         let (mut major, mut minor) = (0 as c_int, 0 as c_int);
         match sys::nvrtcVersion(&mut major, &mut minor) {
-            sys::nvrtcResult::NVRTC_SUCCESS => Ok((major, minor)),
+            // cudarc tries `libnvrtc.so` before `libnvrtc.so.13`, so another toolkit on the
+            // library path could win over the folder asked for; its bindings are CUDA 13's.
+            sys::nvrtcResult::NVRTC_SUCCESS if major == 13 => Ok((major, minor)),
+            sys::nvrtcResult::NVRTC_SUCCESS => Err(not_found(&format!(
+                " (found NVRTC {major}.{minor} first on the library path, but this build needs 13.x)"
+            ))),
             e => Err(format!("nvrtcVersion failed: {e:?}")),
         }
     })
