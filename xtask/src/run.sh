@@ -59,7 +59,7 @@ for bin in "${bins[@]}"; do
         { for (k = 1; k < NF; k++) {
               if ($(k+1) ~ /^passed/) p += $k; if ($(k+1) ~ /^failed/) f += $k; if ($(k+1) ~ /^ignored/) i += $k } }
         END { printf "%d %d %d\n", p, f, i }')
-    reason="$(grep -m1 -E 'no GPU usable' "$log" || true)"
+    reason="$(grep -m1 -iE 'no GPU (is )?usable' "$log" || true)"
     if [ "$code" -eq 0 ]; then status=pass; else status=fail; any_failed=1; fi
     echo "<== $name: $status (exit $code, $p passed, $f failed, $i ignored, ${duration} s)${reason:+ — $reason}"
     names+=("$name") statuses+=("$status") codes+=("$code") passed+=("$p") failed+=("$f")
