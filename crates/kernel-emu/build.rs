@@ -120,7 +120,8 @@ fn main() {
         writeln!(registry, "    &{sym},").unwrap();
     }
     registry.push_str("    nullptr,\n};\n");
-    writeln!(registry, "extern \"C\" const unsigned rt_emu_registry_len = {};", registry_entries.len()).unwrap();
+    writeln!(registry, "extern \"C\" const unsigned rt_emu_registry_len = {};", registry_entries.len())
+        .unwrap();
     let registry_path = out.join("emu_registry.cpp");
     write_if_changed(&registry_path, &registry);
     build.file(&registry_path);
@@ -170,11 +171,7 @@ fn scan_kernels(compiler: &cc::Tool, src: &Source, header: &Path, include: &Path
         .output()
         .unwrap_or_else(|e| panic!("running the preprocessor {}: {e}", compiler.path().display()));
     if !output.status.success() {
-        panic!(
-            "preprocessing {} failed:\n{}",
-            src.path.display(),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        panic!("preprocessing {} failed:\n{}", src.path.display(), String::from_utf8_lossy(&output.stderr));
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let mut names: Vec<String> = Vec::new();

@@ -73,21 +73,18 @@ impl EmuBuffer {
         unsafe { self.base.as_ptr().add(GUARD) }
     }
 
-    fn guards(&self) -> [&mut [u8]; 2] {
-        // SAFETY: the front and back guard zones are disjoint parts of the allocation; kernels
-        // are not running while the backend inspects them (launch is synchronous).
-        unsafe {
-            [
-                std::slice::from_raw_parts_mut(self.base.as_ptr(), GUARD),
-                std::slice::from_raw_parts_mut(self.data_ptr().add(self.len), GUARD),
-            ]
-        }
+    /// Start addresses of the front and back guard zones (GUARD bytes each). Raw pointers: the
+    /// zones are device memory kernels may have scribbled on, not Rust-owned data.
+    fn guard_ptrs(&self) -> [*mut u8; 2] {
+        // SAFETY: both zones lie inside the allocation.
+        unsafe { [self.base.as_ptr(), self.data_ptr().add(self.len)] }
     }
 
     fn restore_guards(&self) {
-        for g in self.guards() {
-            for (i, b) in g.iter_mut().enumerate() {
-                *b = canary(i);
+        for g in self.guard_ptrs() {
+            for i in 0..GUARD {
+                // SAFETY: i < GUARD, inside the zone; launches are synchronous, nothing else writes.
+                unsafe { g.add(i).write(canary(i)) };
             }
         }
     }
@@ -95,11 +92,13 @@ impl EmuBuffer {
     /// The first overwritten guard byte, as an offset from the buffer's start (negative = before
     /// it), or None when both guards are intact.
     fn first_overwrite(&self) -> Option<i64> {
-        let [front, back] = self.guards();
-        if let Some(i) = front.iter().enumerate().position(|(i, &b)| b != canary(i)) {
+        let [front, back] = self.guard_ptrs();
+        // SAFETY: i < GUARD, inside the zone.
+        let bad = |g: *mut u8| (0..GUARD).find(|&i| unsafe { g.add(i).read() } != canary(i));
+        if let Some(i) = bad(front) {
             return Some(i as i64 - GUARD as i64);
         }
-        back.iter().enumerate().position(|(i, &b)| b != canary(i)).map(|i| (self.len + i) as i64)
+        bad(back).map(|i| (self.len + i) as i64)
     }
 
     fn contains(&self, addr: u64, bytes: usize) -> bool {
@@ -173,13 +172,21 @@ impl EmuBackend {
     }
 
     /// The live buffer holding `[addr, addr + bytes)`, or an error naming `what`.
-    fn owner(&self, op: &'static str, what: &str, addr: u64, bytes: usize) -> Result<Arc<EmuBuffer>, ComputeError> {
-        self.live_buffers().into_iter().find(|b| b.contains(addr, bytes)).ok_or_else(|| ComputeError::Invalid {
-            op,
-            detail: format!(
-                "{what}: {bytes} bytes at {addr:#x} do not lie inside one live buffer of this EmuBackend \
+    fn owner(
+        &self,
+        op: &'static str,
+        what: &str,
+        addr: u64,
+        bytes: usize,
+    ) -> Result<Arc<EmuBuffer>, ComputeError> {
+        self.live_buffers().into_iter().find(|b| b.contains(addr, bytes)).ok_or_else(|| {
+            ComputeError::Invalid {
+                op,
+                detail: format!(
+                    "{what}: {bytes} bytes at {addr:#x} do not lie inside one live buffer of this EmuBackend \
                  (out of bounds, freed, or not device memory)"
-            ),
+                ),
+            }
         })
     }
 

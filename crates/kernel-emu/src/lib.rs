@@ -126,7 +126,8 @@ fn registry() -> &'static [Kernel] {
         // strings are static NUL-terminated literals.
         unsafe {
             let len = rt_emu_registry_len as usize;
-            let table = std::slice::from_raw_parts((&raw const rt_emu_registry).cast::<*const RawKernel>(), len);
+            let table =
+                std::slice::from_raw_parts((&raw const rt_emu_registry).cast::<*const RawKernel>(), len);
             table
                 .iter()
                 .map(|&raw| {
@@ -205,7 +206,10 @@ fn check_dims(function: &str, dims: &LaunchDims) -> Result<(), ComputeError> {
     let (bx, by, bz) = dims.block;
     let (gx, gy, gz) = dims.grid;
     if bx == 0 || by == 0 || bz == 0 || gx == 0 || gy == 0 || gz == 0 {
-        return Err(invalid_launch(function, format!("empty grid {:?} or block {:?}", dims.grid, dims.block)));
+        return Err(invalid_launch(
+            function,
+            format!("empty grid {:?} or block {:?}", dims.grid, dims.block),
+        ));
     }
     if bx > 1024 || by > 1024 || bz > 64 {
         return Err(invalid_launch(
@@ -215,7 +219,10 @@ fn check_dims(function: &str, dims: &LaunchDims) -> Result<(), ComputeError> {
     }
     let threads = bx as u64 * by as u64 * bz as u64;
     if threads > 1024 {
-        return Err(invalid_launch(function, format!("block {:?} has {threads} threads (max 1024)", dims.block)));
+        return Err(invalid_launch(
+            function,
+            format!("block {:?} has {threads} threads (max 1024)", dims.block),
+        ));
     }
     if gx > i32::MAX as u32 || gy > 65535 || gz > 65535 {
         return Err(invalid_launch(
@@ -401,7 +408,9 @@ mod tests {
     #[test]
     fn signature_parsing() {
         assert_eq!(
-            parse_signature("static const char* RtEmuSig<void(P ...)>::signature() [with P = {const float*, int}]"),
+            parse_signature(
+                "static const char* RtEmuSig<void(P ...)>::signature() [with P = {const float*, int}]"
+            ),
             "const float*, int"
         );
         assert_eq!(parse_signature("x [with P = {}]"), "");

@@ -1,6 +1,9 @@
 //! Each CUDA primitive the emulator provides, against hand-computed expectations
 //! (kernels in tests/kernels/emu_semantics.cu), under every standard schedule.
 
+// Loops index by thread id on purpose: the expectations are written per CUDA thread.
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use common::{call, ptr, run};
@@ -42,14 +45,23 @@ fn shuffles_match_cuda_semantics() {
                         FAM,
                         "emu_shfl",
                         LaunchDims::linear(1, n as u32, 0),
-                        vec![ptr(&mut inp), ptr(&mut out), Arg::I32(mode), Arg::I32(arg), Arg::I32(width as i32)],
+                        vec![
+                            ptr(&mut inp),
+                            ptr(&mut out),
+                            Arg::I32(mode),
+                            Arg::I32(arg),
+                            Arg::I32(width as i32),
+                        ],
                         schedule,
                     )
                     .unwrap();
                     for t in 0..n as usize {
                         let warp = t / 32 * 32;
                         let want = expected_shfl(mode, t % 32, arg, width, &input[warp..warp + 32]);
-                        assert_eq!(out[t], want, "mode {mode} width {width} arg {arg} thread {t} ({schedule})");
+                        assert_eq!(
+                            out[t], want,
+                            "mode {mode} width {width} arg {arg} thread {t} ({schedule})"
+                        );
                     }
                 }
             }
@@ -91,8 +103,14 @@ fn shuffle_with_per_lane_sources_and_8_byte_values() {
     for schedule in Schedule::STANDARD {
         let mut inp: Vec<f64> = (0..64).map(|i| i as f64 * 1.5 + 0.25).collect();
         let mut out = vec![0f64; 64];
-        run(FAM, "emu_shfl_permute", LaunchDims::linear(1, 64, 0), vec![ptr(&mut inp), ptr(&mut out)], schedule)
-            .unwrap();
+        run(
+            FAM,
+            "emu_shfl_permute",
+            LaunchDims::linear(1, 64, 0),
+            vec![ptr(&mut inp), ptr(&mut out)],
+            schedule,
+        )
+        .unwrap();
         for t in 0..64 {
             let src = t / 32 * 32 + (t % 32 * 7 + 3) % 32;
             assert_eq!(out[t], inp[src]);
@@ -105,8 +123,14 @@ fn divergent_half_warp_masks() {
     for schedule in Schedule::STANDARD {
         let mut inp: Vec<f32> = (0..32).map(|i| i as f32).collect();
         let mut out = vec![0f32; 32];
-        run(FAM, "emu_shfl_half_masks", LaunchDims::linear(1, 32, 0), vec![ptr(&mut inp), ptr(&mut out)], schedule)
-            .unwrap();
+        run(
+            FAM,
+            "emu_shfl_half_masks",
+            LaunchDims::linear(1, 32, 0),
+            vec![ptr(&mut inp), ptr(&mut out)],
+            schedule,
+        )
+        .unwrap();
         for t in 0..16 {
             assert_eq!(out[t], (t ^ 1) as f32);
         }
@@ -143,8 +167,14 @@ fn match_and_reduce() {
     for schedule in Schedule::STANDARD {
         let mut inp: Vec<i32> = (0..32).map(|t| if t % 3 == 0 { -7 } else { t }).collect();
         let mut out = vec![0u32; 96];
-        run(FAM, "emu_match_reduce", LaunchDims::linear(1, 32, 0), vec![ptr(&mut inp), ptr(&mut out)], schedule)
-            .unwrap();
+        run(
+            FAM,
+            "emu_match_reduce",
+            LaunchDims::linear(1, 32, 0),
+            vec![ptr(&mut inp), ptr(&mut out)],
+            schedule,
+        )
+        .unwrap();
         let threes: u32 = (0..32).filter(|t| t % 3 == 0).map(|t| 1u32 << t).sum();
         let sum: i32 = inp.iter().sum();
         for t in 0..32 {
@@ -161,8 +191,14 @@ fn syncthreads_votes() {
     for schedule in Schedule::STANDARD {
         let mut pred: Vec<i32> = (0..96).map(|t| i32::from(t % 4 == 0)).collect();
         let mut out = vec![0i32; 3 * 96];
-        run(FAM, "emu_sync_votes", LaunchDims::linear(1, 96, 0), vec![ptr(&mut pred), ptr(&mut out)], schedule)
-            .unwrap();
+        run(
+            FAM,
+            "emu_sync_votes",
+            LaunchDims::linear(1, 96, 0),
+            vec![ptr(&mut pred), ptr(&mut out)],
+            schedule,
+        )
+        .unwrap();
         for t in 0..96 {
             assert_eq!(&out[3 * t..3 * t + 3], &[24, 0, 1]);
         }
@@ -241,17 +277,17 @@ fn bf16_and_f16_conversions_round_to_nearest_even() {
         -0.0,
         1.0,
         -2.5,
-        1.0 + 1.0 / 256.0,                     // bf16 tie, even below: rounds down
-        1.0 + 3.0 / 256.0,                     // bf16 tie, odd below: rounds up
-        f32::from_bits(0x3f80_8001),           // just above a bf16 tie
-        65504.0,                               // f16 max
-        65519.0,                               // rounds to f16 max
-        65520.0,                               // rounds to f16 inf
-        1e-8,                                  // f16 subnormal range
-        5.960_464_5e-8,                        // smallest f16 subnormal
-        2.980_232_2e-8,                        // half of it: ties to even (zero)
-        3.0e-8,                                // just above: rounds up to the smallest subnormal
-        6.097_555e-5,                          // largest f16 subnormal neighbourhood
+        1.0 + 1.0 / 256.0,           // bf16 tie, even below: rounds down
+        1.0 + 3.0 / 256.0,           // bf16 tie, odd below: rounds up
+        f32::from_bits(0x3f80_8001), // just above a bf16 tie
+        65504.0,                     // f16 max
+        65519.0,                     // rounds to f16 max
+        65520.0,                     // rounds to f16 inf
+        1e-8,                        // f16 subnormal range
+        5.960_464_5e-8,              // smallest f16 subnormal
+        2.980_232_2e-8,              // half of it: ties to even (zero)
+        3.0e-8,                      // just above: rounds up to the smallest subnormal
+        6.097_555e-5,                // largest f16 subnormal neighbourhood
         f32::MAX,
         f32::MIN_POSITIVE,
         f32::INFINITY,
@@ -323,7 +359,14 @@ fn scalar_arguments_are_marshalled_at_their_natural_size() {
         FAM,
         "emu_args",
         LaunchDims::linear(1, 1, 0),
-        vec![ptr(&mut out), Arg::I32(-5), Arg::U32(0xdead_beef), Arg::I64(-1 << 40), Arg::U64(1 << 63), Arg::F32(1.5)],
+        vec![
+            ptr(&mut out),
+            Arg::I32(-5),
+            Arg::U32(0xdead_beef),
+            Arg::I64(-1 << 40),
+            Arg::U64(1 << 63),
+            Arg::F32(1.5),
+        ],
         Schedule::Forward,
     )
     .unwrap();
@@ -336,7 +379,10 @@ fn macro_stamped_kernels_are_registered() {
         assert!(ragtune_kernel_emu::has_kernel(k), "{k} missing from {:?}", ragtune_kernel_emu::kernels());
         assert_eq!(ragtune_kernel_emu::kernel_family(k), Some(FAM));
     }
-    assert_eq!(ragtune_kernel_emu::kernel_signature("emu_scale_f32"), Some("const float*, float*, float, int"));
+    assert_eq!(
+        ragtune_kernel_emu::kernel_signature("emu_scale_f32"),
+        Some("const float*, float*, float, int")
+    );
     let mut x: Vec<u16> = [1.0f32, -2.0, 3.5].iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
     let mut y = vec![0u16; 3];
     run(
@@ -382,7 +428,12 @@ fn launch_errors_are_clear() {
     ));
     assert!(d.contains("takes 2 arguments"), "{d}");
     let d = invalid_detail(ragtune_kernel_emu::launch(
-        &call("emu_faults", "fault_oob_write", LaunchDims::linear(1, 1, 0), vec![ptr(&mut buf), Arg::F32(4.0)]),
+        &call(
+            "emu_faults",
+            "fault_oob_write",
+            LaunchDims::linear(1, 1, 0),
+            vec![ptr(&mut buf), Arg::F32(4.0)],
+        ),
         &opts,
     ));
     assert!(d.contains("argument 1") && d.contains("int"), "{d}");

@@ -31,6 +31,7 @@ pub fn kernel_fault(r: Result<(), ComputeError>, function: &str) -> String {
     match r {
         Err(ComputeError::Kernel { function: f, detail }) => {
             assert_eq!(f, function, "fault attributed to the wrong kernel: {detail}");
+            eprintln!("{function}: {detail}"); // what a developer sees (cargo test -- --nocapture)
             detail
         }
         other => panic!("expected a kernel fault from {function}, got {other:?}"),

@@ -67,3 +67,12 @@ extern "C" __global__ void __launch_bounds__(128) tc_matmul_f16_nk(const f16_t* 
                                                                    int m, int n, int k) {
     tc_matmul<f16_t, true>(a, b, c, m, n, k);
 }
+
+// One bare instruction: lane l's registers come from a[4l..4l+3], b[2l..2l+1], c[4l..4l+3] and
+// its result goes to d[4l..4l+3], so the test can check the PTX fragment tables directly.
+extern "C" __global__ void tc_mma_raw_bf16(const unsigned int* a, const unsigned int* b, const float* c, float* d) {
+    const unsigned int l = threadIdx.x;
+    float out[4];
+    rt_mma_m16n8k16_bf16(out, a + 4 * l, b + 2 * l, c + 4 * l);
+    for (int i = 0; i < 4; ++i) d[4 * l + i] = out[i];
+}
