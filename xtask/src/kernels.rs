@@ -96,6 +96,15 @@ pub fn run(root: &Path) -> Result<()> {
         }
     }
 
+    // Families and kernels by name (ptxas reports a file's kernels in reverse order).
+    let arch_rank = |arch: &str| ARCHS.iter().position(|a| *a == arch);
+    rows.sort_by(|a, b| {
+        (a.family, arch_rank(a.arch), &a.usage.function).cmp(&(
+            b.family,
+            arch_rank(b.arch),
+            &b.usage.function,
+        ))
+    });
     print_table(&rows);
     for (family, arch, bytes, took) in &ptx {
         println!("{arch} PTX: kernels/{family}.cu, {bytes} bytes, {}", seconds(*took));
