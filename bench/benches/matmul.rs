@@ -30,7 +30,9 @@ fn square_sgemm(c: &mut Criterion) {
         let b = random_tensor(2, &[n, n], DType::F32);
         check(&a, &b, &ops::matmul(&a, &b).unwrap(), false);
         g.throughput(Throughput::Elements(gemm_flops(n, n, n)));
-        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| bench.iter(|| ops::matmul(&a, &b).unwrap()));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| {
+            bench.iter(|| ops::matmul(&a, &b).unwrap())
+        });
     }
     g.finish();
 }
@@ -44,7 +46,9 @@ fn linear_layers(c: &mut Criterion) {
         let w = random_tensor(4, &[1536, 576], dtype);
         check(&x, &w, &ops::linear(&x, &w).unwrap(), true);
         g.throughput(Throughput::Elements(gemm_flops(256, 1536, 576)));
-        g.bench_function(BenchmarkId::new("256x576x1536", dtype), |bench| bench.iter(|| ops::linear(&x, &w).unwrap()));
+        g.bench_function(BenchmarkId::new("256x576x1536", dtype), |bench| {
+            bench.iter(|| ops::linear(&x, &w).unwrap())
+        });
     }
     g.finish();
 }

@@ -4,8 +4,8 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ragtune_bench::random_tensor;
-use ragtune_compute::ops::{self, SoftmaxSpec};
 use ragtune_compute::DType;
+use ragtune_compute::ops::{self, SoftmaxSpec};
 
 fn rowwise(c: &mut Criterion) {
     let mut g = c.benchmark_group("rowwise");

@@ -1,9 +1,9 @@
 //! Shared pieces of ragtune's benchmarks: seeded inputs and FLOP counts by the conventions of
 //! PERFORMANCE.md, so every bench reports rates the same way.
 
+use ragtune_compute::{DType, Tensor, ops};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use ragtune_compute::{DType, Tensor, ops};
 
 /// A host tensor of `dtype` with values uniform in [-1, 1), reproducible by `seed`.
 pub fn random_tensor(seed: u64, shape: &[usize], dtype: DType) -> Tensor {

@@ -6,9 +6,12 @@ pub mod gpu;
 pub mod parity;
 pub mod reference;
 
+use ragtune_compute::{DType, Tensor, ops};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use ragtune_compute::{DType, Tensor, ops};
+
+/// A batched matmul case: (batch dims of a, batch dims of b, m, n, k).
+pub type MatmulCase = (&'static [usize], &'static [usize], usize, usize, usize);
 
 pub fn rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed)

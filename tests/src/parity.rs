@@ -2,11 +2,11 @@
 //! emulation of `kernels/*.cu`, or a CUDA GPU) and on the CPU, on random shapes that are not
 //! multiples of any block or tile size. Each check panics with the op, shape and dtype on failure.
 
-use rand_chacha::ChaCha8Rng;
 use ragtune_compute::ops::{self, MatmulSpec, SoftmaxSpec};
 use ragtune_compute::{DType, Device, Tensor};
+use rand_chacha::ChaCha8Rng;
 
-use crate::{assert_close, random_tensor, tolerance};
+use crate::{MatmulCase, assert_close, random_tensor, tolerance};
 
 fn on(device: &Device, t: &Tensor) -> Tensor {
     t.to_device(device).expect("copy to device")
@@ -21,8 +21,7 @@ fn compare(what: &str, dev: &Tensor, cpu: &Tensor, tol: f64) {
 }
 
 pub fn matmul(device: &Device, rng: &mut ChaCha8Rng) {
-    // (batch dims of a, batch dims of b, m, n, k)
-    let cases: &[(&[usize], &[usize], usize, usize, usize)] = &[
+    let cases: &[MatmulCase] = &[
         (&[], &[], 1, 1, 1),
         (&[], &[], 17, 33, 65),
         (&[3], &[3], 5, 7, 19),
@@ -34,14 +33,21 @@ pub fn matmul(device: &Device, rng: &mut ChaCha8Rng) {
     for dtype in DType::FLOATS {
         for &(ba, bb, m, n, k) in cases {
             for (trans_a, trans_b) in [(false, false), (true, false), (false, true), (true, true)] {
-                let sa: Vec<usize> = ba.iter().copied().chain(if trans_a { [k, m] } else { [m, k] }).collect();
-                let sb: Vec<usize> = bb.iter().copied().chain(if trans_b { [n, k] } else { [k, n] }).collect();
+                let sa: Vec<usize> =
+                    ba.iter().copied().chain(if trans_a { [k, m] } else { [m, k] }).collect();
+                let sb: Vec<usize> =
+                    bb.iter().copied().chain(if trans_b { [n, k] } else { [k, n] }).collect();
                 let (a, _) = random_tensor(rng, &sa, dtype, 1.0);
                 let (b, _) = random_tensor(rng, &sb, dtype, 1.0);
                 let spec = MatmulSpec { trans_a, trans_b, alpha: 0.75 };
                 let cpu = ops::matmul_ex(&a, &b, spec).unwrap();
                 let dev = ops::matmul_ex(&on(device, &a), &on(device, &b), spec).unwrap();
-                compare(&format!("matmul {dtype} a{sa:?} b{sb:?} {spec:?}"), &dev, &cpu, tolerance(dtype, true));
+                compare(
+                    &format!("matmul {dtype} a{sa:?} b{sb:?} {spec:?}"),
+                    &dev,
+                    &cpu,
+                    tolerance(dtype, true),
+                );
             }
         }
     }
@@ -96,7 +102,8 @@ pub fn softmax(device: &Device, rng: &mut ChaCha8Rng) {
 }
 
 pub fn elementwise(device: &Device, rng: &mut ChaCha8Rng) {
-    let cases: &[(&[usize], &[usize])] = &[(&[1], &[1]), (&[7, 13], &[7, 13]), (&[5, 3, 77], &[77]), (&[1001], &[1001])];
+    let cases: &[(&[usize], &[usize])] =
+        &[(&[1], &[1]), (&[7, 13], &[7, 13]), (&[5, 3, 77], &[77]), (&[1001], &[1001])];
     for dtype in DType::FLOATS {
         for &(sa, sb) in cases {
             let (a, _) = random_tensor(rng, sa, dtype, 2.0);

@@ -62,7 +62,8 @@ pub fn softmax(x: &[f64], rows: usize, cols: usize, scale: f64, causal: bool) ->
     let mut out = vec![0f64; x.len()];
     for (r, (xr, or)) in x.chunks(cols).zip(out.chunks_mut(cols)).enumerate() {
         let i = (r % rows) as i64;
-        let visible = if causal { (i + cols as i64 - rows as i64 + 1).clamp(0, cols as i64) as usize } else { cols };
+        let visible =
+            if causal { (i + cols as i64 - rows as i64 + 1).clamp(0, cols as i64) as usize } else { cols };
         if visible == 0 {
             continue;
         }

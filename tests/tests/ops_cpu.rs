@@ -3,12 +3,12 @@
 
 use ragtune_compute::ops::{self, MatmulSpec, SoftmaxSpec};
 use ragtune_compute::{ComputeError, DType, Tensor};
-use ragtune_tests::{assert_close, random_tensor, reference, rng, tolerance};
+use ragtune_tests::{MatmulCase, assert_close, random_tensor, reference, rng, tolerance};
 
 #[test]
 fn matmul_matches_f64_reference() {
     let mut r = rng(1);
-    let cases: &[(&[usize], &[usize], usize, usize, usize)] = &[
+    let cases: &[MatmulCase] = &[
         (&[], &[], 1, 1, 1),
         (&[], &[], 67, 45, 129),
         (&[3], &[3], 5, 7, 19),
@@ -27,11 +27,17 @@ fn matmul_matches_f64_reference() {
                 let spec = MatmulSpec { trans_a: ta, trans_b: tb, alpha: 1.25 };
                 let out = ops::matmul_ex(&a, &b, spec).unwrap();
                 let batch = ba.iter().chain(bb.iter()).copied().max().unwrap_or(1).max(1);
-                let want = reference::matmul(&av, &bv, batch, m, n, k, ta, tb, ba.is_empty(), bb.is_empty(), 1.25);
+                let want =
+                    reference::matmul(&av, &bv, batch, m, n, k, ta, tb, ba.is_empty(), bb.is_empty(), 1.25);
                 let mut shape: Vec<usize> = if ba.is_empty() { bb.to_vec() } else { ba.to_vec() };
                 shape.extend([m, n]);
                 assert_eq!(out.shape(), &shape[..]);
-                assert_close(&format!("matmul {dtype} {sa:?}x{sb:?} {spec:?}"), &out.to_vec_f32().unwrap(), &want, tolerance(dtype, true));
+                assert_close(
+                    &format!("matmul {dtype} {sa:?}x{sb:?} {spec:?}"),
+                    &out.to_vec_f32().unwrap(),
+                    &want,
+                    tolerance(dtype, true),
+                );
             }
         }
     }
@@ -66,7 +72,12 @@ fn norms_match_f64_reference() {
             let (b, bv) = random_tensor(&mut r, &[cols], dtype, 1.0);
             let tol = tolerance(dtype, true);
             let out = ops::rms_norm(&x, &w, 1e-6).unwrap();
-            assert_close(&format!("rms_norm {dtype} {shape:?}"), &out.to_vec_f32().unwrap(), &reference::rms_norm(&xv, &wv, 1e-6), tol);
+            assert_close(
+                &format!("rms_norm {dtype} {shape:?}"),
+                &out.to_vec_f32().unwrap(),
+                &reference::rms_norm(&xv, &wv, 1e-6),
+                tol,
+            );
             let out = ops::layer_norm(&x, &w, Some(&b), 1e-5).unwrap();
             let want = reference::layer_norm(&xv, &wv, Some(&bv), 1e-5);
             assert_close(&format!("layer_norm {dtype} {shape:?}"), &out.to_vec_f32().unwrap(), &want, tol);
@@ -79,7 +90,13 @@ fn layer_norm_is_stable_for_rows_with_a_large_mean() {
     let x: Vec<f32> = (0..256).map(|i| 1.0e4 + (i % 7) as f32 * 0.01).collect();
     let xv: Vec<f64> = x.iter().map(|&v| v as f64).collect();
     let w = vec![1f32; 256];
-    let out = ops::layer_norm(&Tensor::from_slice(&x, &[1, 256]).unwrap(), &Tensor::from_slice(&w, &[256]).unwrap(), None, 1e-5).unwrap();
+    let out = ops::layer_norm(
+        &Tensor::from_slice(&x, &[1, 256]).unwrap(),
+        &Tensor::from_slice(&w, &[256]).unwrap(),
+        None,
+        1e-5,
+    )
+    .unwrap();
     let want = reference::layer_norm(&xv, &vec![1.0; 256], None, 1e-5);
     assert_close("layer_norm large mean", &out.to_vec_f32().unwrap(), &want, 1e-3);
 }
@@ -95,7 +112,12 @@ fn softmax_matches_f64_reference_with_and_without_causal_mask() {
                 let out = ops::softmax(&x, spec).unwrap().to_vec_f32().unwrap();
                 let rows = if causal { shape[shape.len() - 2] } else { 1 };
                 let want = reference::softmax(&xv, rows, *shape.last().unwrap(), 0.7, causal);
-                assert_close(&format!("softmax {dtype} {shape:?} causal={causal}"), &out, &want, tolerance(dtype, true));
+                assert_close(
+                    &format!("softmax {dtype} {shape:?} causal={causal}"),
+                    &out,
+                    &want,
+                    tolerance(dtype, true),
+                );
             }
         }
     }
@@ -117,26 +139,48 @@ fn elementwise_and_activations_match_f64_reference() {
         let (a, av) = random_tensor(&mut r, &[4, 3, 50], dtype, 3.0);
         let (b, bv) = random_tensor(&mut r, &[50], dtype, 3.0);
         let tol = tolerance(dtype, false);
-        let rep = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f64> { av.iter().enumerate().map(|(i, &x)| f(x, bv[i % 50])).collect() };
+        let rep = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f64> {
+            av.iter().enumerate().map(|(i, &x)| f(x, bv[i % 50])).collect()
+        };
         assert_close("add", &ops::add(&a, &b).unwrap().to_vec_f32().unwrap(), &rep(&|x, y| x + y), tol);
         assert_close("mul", &ops::mul(&a, &b).unwrap().to_vec_f32().unwrap(), &rep(&|x, y| x * y), tol);
-        assert_close("scale", &ops::scale(&a, 0.3).unwrap().to_vec_f32().unwrap(), &rep(&|x, _| x * 0.3), tol);
-        assert_close("silu", &ops::silu(&a).unwrap().to_vec_f32().unwrap(), &rep(&|x, _| reference::silu(x)), tol);
-        assert_close("gelu", &ops::gelu(&a).unwrap().to_vec_f32().unwrap(), &rep(&|x, _| reference::gelu(x)), tol);
+        assert_close(
+            "scale",
+            &ops::scale(&a, 0.3).unwrap().to_vec_f32().unwrap(),
+            &rep(&|x, _| x * 0.3),
+            tol,
+        );
+        assert_close(
+            "silu",
+            &ops::silu(&a).unwrap().to_vec_f32().unwrap(),
+            &rep(&|x, _| reference::silu(x)),
+            tol,
+        );
+        assert_close(
+            "gelu",
+            &ops::gelu(&a).unwrap().to_vec_f32().unwrap(),
+            &rep(&|x, _| reference::gelu(x)),
+            tol,
+        );
     }
 }
 
 #[test]
 fn casts_round_to_nearest_even_and_saturate() {
-    let x = Tensor::from_slice(&[1.5f32, 2.5, -1.9, 300.0, -5.0, f32::NAN, 1e10, 1.0 + 1.0 / 256.0], &[8]).unwrap();
+    let x = Tensor::from_slice(&[1.5f32, 2.5, -1.9, 300.0, -5.0, f32::NAN, 1e10, 1.0 + 1.0 / 256.0], &[8])
+        .unwrap();
     assert_eq!(ops::cast(&x, DType::U8).unwrap().to_vec::<u8>().unwrap(), vec![1, 2, 0, 255, 0, 0, 255, 1]);
-    assert_eq!(ops::cast(&x, DType::I32).unwrap().to_vec::<i32>().unwrap(), vec![1, 2, -1, 300, -5, 0, i32::MAX, 1]);
+    assert_eq!(
+        ops::cast(&x, DType::I32).unwrap().to_vec::<i32>().unwrap(),
+        vec![1, 2, -1, 300, -5, 0, i32::MAX, 1]
+    );
     // 1 + 2^-8 is halfway between two bf16 values; ties go to the even mantissa (1.0).
     let b = ops::cast(&x, DType::BF16).unwrap().to_vec_f32().unwrap();
     assert_eq!(b[7], 1.0);
     assert!(b[5].is_nan());
     let back = ops::cast(&ops::cast(&x, DType::F16).unwrap(), DType::F32).unwrap().to_vec::<f32>().unwrap();
-    assert_eq!(back[..5], [1.5, 2.5, -1.900390625, 300.0, -5.0]);
+    // -1.9 rounds to the nearest f16, -(1 + 922/1024).
+    assert_eq!(back[..5], [1.5, 2.5, -(1.0 + 922.0 / 1024.0), 300.0, -5.0]);
     assert!(back[6].is_infinite());
 }
 
@@ -162,7 +206,10 @@ fn shape_mismatches_name_both_operands() {
     expect_shape_error(ops::add(&a, &b), &["[2, 3]", "[4, 2]"]);
     let w = Tensor::from_slice(&[1f32; 4], &[4]).unwrap();
     expect_shape_error(ops::rms_norm(&a, &w, 1e-5), &["[4]", "[2, 3]"]);
-    expect_shape_error(ops::layer_norm(&a, &Tensor::from_slice(&[1f32; 3], &[3]).unwrap(), Some(&w), 1e-5), &["[4]", "[3]"]);
+    expect_shape_error(
+        ops::layer_norm(&a, &Tensor::from_slice(&[1f32; 3], &[3]).unwrap(), Some(&w), 1e-5),
+        &["[4]", "[3]"],
+    );
     expect_shape_error(ops::linear(&a, &b), &["[2, 3]", "[4, 2]"]);
     expect_shape_error(a.reshape(&[4, 2]), &["[2, 3]", "[4, 2]"]);
     assert!(matches!(Tensor::from_slice(&[0f32; 5], &[2, 3]), Err(ComputeError::Shape { .. })));
@@ -173,9 +220,12 @@ fn dtype_mismatches_and_bad_arguments_are_errors() {
     let a = Tensor::from_slice(&[0f32; 4], &[2, 2]).unwrap();
     let b = ops::cast(&a, DType::BF16).unwrap();
     let i = ops::cast(&a, DType::I32).unwrap();
-    for r in [ops::matmul(&a, &b), ops::add(&a, &b), ops::silu(&i), ops::softmax(&i, SoftmaxSpec::default())] {
+    for r in [ops::matmul(&a, &b), ops::add(&a, &b), ops::silu(&i), ops::softmax(&i, SoftmaxSpec::default())]
+    {
         match r {
-            Err(ComputeError::DType { detail, .. }) => assert!(detail.contains("f32") || detail.contains("i32"), "{detail}"),
+            Err(ComputeError::DType { detail, .. }) => {
+                assert!(detail.contains("f32") || detail.contains("i32"), "{detail}")
+            }
             other => panic!("expected a dtype error, got {other:?}"),
         }
     }
@@ -185,5 +235,8 @@ fn dtype_mismatches_and_bad_arguments_are_errors() {
     assert!(matches!(ops::scale(&a, f32::INFINITY), Err(ComputeError::Invalid { .. })));
     assert!(matches!(a.as_slice::<half::bf16>(), Err(ComputeError::DType { .. })));
     let scalar = Tensor::from_slice(&[1f32], &[]).unwrap();
-    assert!(matches!(ops::softmax(&scalar, SoftmaxSpec { scale: 1.0, causal: true }), Err(ComputeError::Shape { .. })));
+    assert!(matches!(
+        ops::softmax(&scalar, SoftmaxSpec { scale: 1.0, causal: true }),
+        Err(ComputeError::Shape { .. })
+    ));
 }

@@ -23,7 +23,10 @@ fn tensors_round_trip_every_dtype() {
 fn safetensors_file() -> Vec<u8> {
     use safetensors::tensor::{Dtype, TensorView, serialize};
     let a: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
-    let b: Vec<u8> = [half::bf16::from_f32(0.5), half::bf16::from_f32(-2.0)].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let b: Vec<u8> = [half::bf16::from_f32(0.5), half::bf16::from_f32(-2.0)]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     let c: Vec<u8> = vec![0; 8];
     let views = vec![
         ("a".to_string(), TensorView::new(Dtype::F32, vec![2, 3], &a).unwrap()),
@@ -40,7 +43,10 @@ fn safetensors_views_are_not_copied() {
     let st = safetensors::SafeTensors::deserialize((*owner).as_ref()).unwrap();
     let a = safetensors_io::tensor_from_view(&owner, "a", &st.tensor("a").unwrap()).unwrap();
     assert!(a.is_shared_host_view(), "an aligned f32 tensor should view the file's bytes");
-    assert_eq!(a.as_slice::<f32>().unwrap().as_ptr() as usize, st.tensor("a").unwrap().data().as_ptr() as usize);
+    assert_eq!(
+        a.as_slice::<f32>().unwrap().as_ptr() as usize,
+        st.tensor("a").unwrap().data().as_ptr() as usize
+    );
     assert_eq!(a.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let b = safetensors_io::tensor_from_view(&owner, "b", &st.tensor("b").unwrap()).unwrap();
     assert_eq!(b.to_vec_f32().unwrap(), vec![0.5, -2.0]);

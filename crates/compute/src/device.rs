@@ -68,14 +68,12 @@ impl Device {
         match s.as_str() {
             "cpu" => Ok(None),
             "cuda" | "gpu" | "auto" | "" => Ok(Some(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse::<usize>().ok())
-                .map(Some)
-                .ok_or_else(|| ComputeError::Invalid {
+            _ => s.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()).map(Some).ok_or_else(|| {
+                ComputeError::Invalid {
                     op: "device",
                     detail: format!("unknown device `{spec}`: use cpu, cuda, cuda:N or auto"),
-                }),
+                }
+            }),
         }
     }
 

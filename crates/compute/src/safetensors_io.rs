@@ -30,7 +30,11 @@ pub fn dtype_of(name: &str, dtype: StDtype) -> Result<DType> {
 
 /// A tensor viewing `view`'s bytes, which must lie inside `owner` (the buffer `view` was parsed
 /// from). No copy is made unless the bytes are misaligned for their dtype.
-pub fn tensor_from_view(owner: &Arc<dyn ByteOwner>, name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Tensor> {
+pub fn tensor_from_view(
+    owner: &Arc<dyn ByteOwner>,
+    name: &str,
+    view: &safetensors::tensor::TensorView<'_>,
+) -> Result<Tensor> {
     let dtype = dtype_of(name, view.dtype())?;
     let base = (**owner).as_ref().as_ptr() as usize;
     let total = (**owner).as_ref().len();
@@ -48,8 +52,10 @@ pub fn tensor_from_view(owner: &Arc<dyn ByteOwner>, name: &str, view: &safetenso
 /// `origin` names the file in errors.
 pub fn read_all(owner: Arc<dyn ByteOwner>, origin: &str) -> Result<Vec<(String, Tensor)>> {
     let bytes: &[u8] = (*owner).as_ref();
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| ComputeError::Format { path: origin.to_string(), detail: format!("not a valid safetensors file: {e}") })?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| ComputeError::Format {
+        path: origin.to_string(),
+        detail: format!("not a valid safetensors file: {e}"),
+    })?;
     let mut named: Vec<_> = st.tensors();
     named.sort_by_key(|(_, v)| v.data().as_ptr() as usize);
     named

@@ -29,8 +29,9 @@ fn numel_of(shape: &[usize]) -> Option<usize> {
 }
 
 fn check_len(op: &'static str, shape: &[usize], dtype: DType, bytes: usize) -> Result<usize> {
-    let numel = numel_of(shape)
-        .ok_or_else(|| ComputeError::shape(op, format!("shape {shape:?} has more elements than fit in memory")))?;
+    let numel = numel_of(shape).ok_or_else(|| {
+        ComputeError::shape(op, format!("shape {shape:?} has more elements than fit in memory"))
+    })?;
     if numel * dtype.size() != bytes {
         return Err(ComputeError::shape(
             op,
@@ -221,9 +222,10 @@ impl Tensor {
         Ok(crate::cpu::cast::bytes_to_f32(bytes, self.dtype))
     }
 
-    pub(crate) fn gpu_parts(&self) -> Option<(&Arc<dyn GpuBackend>, &Arc<dyn DeviceMemory>)> {
+    /// The device address of the data, when the tensor lives on a device.
+    pub(crate) fn device_addr(&self) -> Option<u64> {
         match &self.storage {
-            Storage::Gpu { backend, mem } => Some((backend, mem)),
+            Storage::Gpu { mem, .. } => Some(mem.addr()),
             Storage::Host(_) => None,
         }
     }

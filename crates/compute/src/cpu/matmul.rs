@@ -65,12 +65,19 @@ pub fn sgemm(call: &GemmCall, a: &[f32], b: &[f32], c: &mut [f32]) {
     };
     let threads = rayon::current_num_threads();
     if work >= PARALLEL_MIN_WORK || batch == 1 {
-        let par = if work >= PARALLEL_MIN_WORK && threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
+        let par = if work >= PARALLEL_MIN_WORK && threads > 1 {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
         for (i, c) in c.chunks_mut(call.stride_c.max(m * n)).take(batch).enumerate() {
             one(i, c, par);
         }
     } else {
-        c.par_chunks_mut(call.stride_c.max(m * n)).take(batch).enumerate().for_each(|(i, c)| one(i, c, Parallelism::None));
+        c.par_chunks_mut(call.stride_c.max(m * n))
+            .take(batch)
+            .enumerate()
+            .for_each(|(i, c)| one(i, c, Parallelism::None));
     }
 }
 

@@ -23,12 +23,15 @@ fn cuda_type(op: &'static str, dtype: DType) -> Result<cudaDataType> {
         DType::F32 => cudaDataType::CUDA_R_32F,
         DType::BF16 => cudaDataType::CUDA_R_16BF,
         DType::F16 => cudaDataType::CUDA_R_16F,
-        other => return Err(ComputeError::dtype(op, format!("cuBLAS GEMM takes f32, bf16 or f16, not {other}"))),
+        other => {
+            return Err(ComputeError::dtype(op, format!("cuBLAS GEMM takes f32, bf16 or f16, not {other}")));
+        }
     })
 }
 
 fn int(what: &str, v: usize) -> Result<i32> {
-    i32::try_from(v).map_err(|_| ComputeError::invalid("matmul", format!("{what} = {v} exceeds cuBLAS's 32-bit limit")))
+    i32::try_from(v)
+        .map_err(|_| ComputeError::invalid("matmul", format!("{what} = {v} exceeds cuBLAS's 32-bit limit")))
 }
 
 impl Blas {

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, PushKernelArg};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, PushKernelArg,
+};
 
 use crate::backend::{DeviceMemory, GemmCall, GpuBackend};
 use crate::error::{ComputeError, Result};
@@ -114,9 +116,9 @@ impl CudaBackend {
             blas: Mutex::new(None),
             poison: std::env::var("RAGTUNE_POISON_ALLOCS").is_ok_and(|v| v == "1"),
         };
-        backend.module(PROBE_FAMILY).map_err(|e| {
-            unavailable(format!("cuda:{ordinal} cannot build ragtune's kernels: {e}"))
-        })?;
+        backend
+            .module(PROBE_FAMILY)
+            .map_err(|e| unavailable(format!("cuda:{ordinal} cannot build ragtune's kernels: {e}")))?;
         Ok(backend)
     }
 
@@ -152,9 +154,10 @@ impl CudaBackend {
         if let Some(f) = self.functions.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(f.clone());
         }
-        let f = self.module(family)?.load_function(name).map_err(|e| {
-            ComputeError::cuda(format!("kernels/{family}.cu has no kernel `{name}`"), e)
-        })?;
+        let f = self
+            .module(family)?
+            .load_function(name)
+            .map_err(|e| ComputeError::cuda(format!("kernels/{family}.cu has no kernel `{name}`"), e))?;
         self.functions.lock().unwrap_or_else(|e| e.into_inner()).insert(key, f.clone());
         Ok(f)
     }
@@ -195,14 +198,20 @@ impl GpuBackend for CudaBackend {
     fn alloc(&self, bytes: usize) -> Result<Arc<dyn DeviceMemory>> {
         // A zero-byte cuMemAlloc is an error; keep one byte so every tensor has an address.
         // SAFETY: the contents are uninitialised; every op writes its whole output.
-        let slice = unsafe { self.stream.alloc::<u8>(bytes.max(1)) }
-            .map_err(|e| ComputeError::cuda(format!("allocating {bytes} bytes on cuda:{}", self.ordinal), e))?;
+        let slice = unsafe { self.stream.alloc::<u8>(bytes.max(1)) }.map_err(|e| {
+            ComputeError::cuda(format!("allocating {bytes} bytes on cuda:{}", self.ordinal), e)
+        })?;
         let mem = self.wrap(slice, bytes);
         if self.poison {
             // SAFETY: `mem` is a fresh allocation of at least `bytes.max(1)` bytes on this stream.
             unsafe {
-                cudarc::driver::result::memset_d8_async(mem.addr(), 0xFF, bytes.max(1), self.stream.cu_stream())
-                    .map_err(|e| ComputeError::cuda("poisoning a fresh allocation", e))?;
+                cudarc::driver::result::memset_d8_async(
+                    mem.addr(),
+                    0xFF,
+                    bytes.max(1),
+                    self.stream.cu_stream(),
+                )
+                .map_err(|e| ComputeError::cuda("poisoning a fresh allocation", e))?;
             }
         }
         Ok(mem)
@@ -212,10 +221,9 @@ impl GpuBackend for CudaBackend {
         if src.is_empty() {
             return self.alloc(0);
         }
-        let slice = self
-            .stream
-            .clone_htod(src)
-            .map_err(|e| ComputeError::cuda(format!("copying {} bytes to cuda:{}", src.len(), self.ordinal), e))?;
+        let slice = self.stream.clone_htod(src).map_err(|e| {
+            ComputeError::cuda(format!("copying {} bytes to cuda:{}", src.len(), self.ordinal), e)
+        })?;
         Ok(self.wrap(slice, src.len()))
     }
 
@@ -272,6 +280,8 @@ impl GpuBackend for CudaBackend {
     }
 
     fn synchronize(&self) -> Result<()> {
-        self.stream.synchronize().map_err(|e| ComputeError::cuda(format!("synchronizing cuda:{}", self.ordinal), e))
+        self.stream
+            .synchronize()
+            .map_err(|e| ComputeError::cuda(format!("synchronizing cuda:{}", self.ordinal), e))
     }
 }

@@ -27,7 +27,7 @@ pub(crate) fn output(backend: &Arc<dyn GpuBackend>, shape: &[usize], dtype: DTyp
 
 /// The address of a device tensor as a kernel argument. Callers have checked the device.
 pub(crate) fn ptr(t: &Tensor) -> Arg {
-    Arg::Ptr(t.gpu_parts().map_or(0, |(_, m)| m.addr()))
+    Arg::Ptr(t.device_addr().unwrap_or(0))
 }
 
 /// Threads for one block working on a row of `cols` elements: a multiple of 32, at most 1024.

@@ -8,7 +8,13 @@ use crate::error::Result;
 use crate::launch::{Arg, KernelCall, LaunchDims};
 use crate::tensor::Tensor;
 
-pub fn softmax(backend: &Arc<dyn GpuBackend>, x: &Tensor, rows: usize, scale: f32, causal: bool) -> Result<Tensor> {
+pub fn softmax(
+    backend: &Arc<dyn GpuBackend>,
+    x: &Tensor,
+    rows: usize,
+    scale: f32,
+    causal: bool,
+) -> Result<Tensor> {
     let cols = x.last_dim();
     let total_rows = x.numel() / cols.max(1);
     let (out, out_ptr) = output(backend, x.shape(), x.dtype())?;

@@ -15,7 +15,8 @@ pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
     match x.device() {
         Device::Cpu => {
             let src = x.host_bytes().expect("a CPU tensor has host bytes");
-            let buf = HostBuffer::build(x.numel() * to.size(), |dst| cpu::cast::cast(src, x.dtype(), dst, to));
+            let buf =
+                HostBuffer::build(x.numel() * to.size(), |dst| cpu::cast::cast(src, x.dtype(), dst, to));
             Ok(Tensor::from_parts(Storage::Host(buf), x.shape().to_vec(), to))
         }
         Device::Gpu(b) => gpu::cast::cast(&b, x, to),

@@ -14,7 +14,9 @@ fn binary(op_name: &'static str, op: BinaryOp, a: &Tensor, b: &Tensor) -> Result
     if sb.len() > sa.len() || sa[sa.len() - sb.len()..] != *sb {
         return Err(ComputeError::shape(
             op_name,
-            format!("b {sb:?} must equal a {sa:?} or a trailing part of it (it repeats over the leading dimensions)"),
+            format!(
+                "b {sb:?} must equal a {sa:?} or a trailing part of it (it repeats over the leading dimensions)"
+            ),
         ));
     }
     if b.numel() == 0 && a.numel() != 0 {

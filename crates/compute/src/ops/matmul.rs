@@ -45,7 +45,12 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let y = matmul_ex(&flat, w, MatmulSpec { trans_b: true, ..Default::default() }).map_err(|e| match e {
         ComputeError::Shape { .. } => ComputeError::shape(
             "linear",
-            format!("x {:?} has {inner} input features but the weight {:?} expects {}", x.shape(), w.shape(), w.shape()[1]),
+            format!(
+                "x {:?} has {inner} input features but the weight {:?} expects {}",
+                x.shape(),
+                w.shape(),
+                w.shape()[1]
+            ),
         ),
         other => other,
     })?;
@@ -60,7 +65,10 @@ pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
     let dt = common_float_dtype(OP, &[a, b])?;
     let (sa, sb) = (a.shape(), b.shape());
     if sa.len() < 2 || sb.len() < 2 {
-        return Err(ComputeError::shape(OP, format!("operands need at least 2 dimensions: a {sa:?}, b {sb:?}")));
+        return Err(ComputeError::shape(
+            OP,
+            format!("operands need at least 2 dimensions: a {sa:?}, b {sb:?}"),
+        ));
     }
     let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
     let (ra, rb) = (&sa[sa.len() - 2..], &sb[sb.len() - 2..]);
@@ -71,13 +79,17 @@ pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
     if k != kb {
         return Err(ComputeError::shape(
             OP,
-            format!("a{ta} {sa:?} gives k = {k} but b{tb} {sb:?} gives k = {kb}: inner dimensions must agree"),
+            format!(
+                "a{ta} {sa:?} gives k = {k} but b{tb} {sb:?} gives k = {kb}: inner dimensions must agree"
+            ),
         ));
     }
     if !ba.is_empty() && !bb.is_empty() && ba != bb {
         return Err(ComputeError::shape(
             OP,
-            format!("batch dimensions differ: a {sa:?} has {ba:?}, b {sb:?} has {bb:?} (one may be 2-D instead)"),
+            format!(
+                "batch dimensions differ: a {sa:?} has {ba:?}, b {sb:?} has {bb:?} (one may be 2-D instead)"
+            ),
         ));
     }
     if !spec.alpha.is_finite() {

@@ -29,8 +29,11 @@ pub(crate) fn common_device(op: &'static str, tensors: &[&Tensor]) -> Result<Dev
     let first = tensors[0].device();
     for t in &tensors[1..] {
         if !t.device().same_as(&first) {
-            let detail =
-                tensors.iter().map(|t| format!("{:?} on {}", t.shape(), t.device())).collect::<Vec<_>>().join(", ");
+            let detail = tensors
+                .iter()
+                .map(|t| format!("{:?} on {}", t.shape(), t.device()))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(ComputeError::Device { op, detail });
         }
     }
@@ -43,7 +46,10 @@ pub(crate) fn common_float_dtype(op: &'static str, tensors: &[&Tensor]) -> Resul
     if !dt.is_float() {
         return Err(ComputeError::dtype(
             op,
-            format!("{op} computes on f32, bf16 or f16; operand {:?} is {dt} (cast it first)", tensors[0].shape()),
+            format!(
+                "{op} computes on f32, bf16 or f16; operand {:?} is {dt} (cast it first)",
+                tensors[0].shape()
+            ),
         ));
     }
     if let Some(t) = tensors.iter().find(|t| t.dtype() != dt) {

@@ -10,13 +10,21 @@ fn check(op: &'static str, x: &Tensor, w: &Tensor, b: Option<&Tensor>, eps: f32)
     if w.rank() != 1 || w.numel() != x.last_dim() || x.rank() == 0 {
         return Err(ComputeError::shape(
             op,
-            format!("weight {:?} must be [{}] to match the last dimension of x {:?}", w.shape(), x.last_dim(), x.shape()),
+            format!(
+                "weight {:?} must be [{}] to match the last dimension of x {:?}",
+                w.shape(),
+                x.last_dim(),
+                x.shape()
+            ),
         ));
     }
     if let Some(b) = b
         && b.shape() != w.shape()
     {
-        return Err(ComputeError::shape(op, format!("bias {:?} must match weight {:?}", b.shape(), w.shape())));
+        return Err(ComputeError::shape(
+            op,
+            format!("bias {:?} must match weight {:?}", b.shape(), w.shape()),
+        ));
     }
     if !(eps >= 0.0 && eps.is_finite()) {
         return Err(ComputeError::invalid(op, format!("eps must be finite and >= 0, got {eps}")));

@@ -36,7 +36,10 @@ pub fn softmax(x: &Tensor, spec: SoftmaxSpec) -> Result<Tensor> {
     let cols = x.last_dim();
     let rows = if spec.causal { x.shape()[x.rank() - 2] } else { 1 };
     if rows > i32::MAX as usize || cols > i32::MAX as usize {
-        return Err(ComputeError::shape(OP, format!("x {:?}: rows and columns must fit in 32 bits", x.shape())));
+        return Err(ComputeError::shape(
+            OP,
+            format!("x {:?}: rows and columns must fit in 32 bits", x.shape()),
+        ));
     }
     match common_device(OP, &[x])? {
         Device::Cpu => with_float!(dt, T => {
