@@ -128,8 +128,14 @@ fn main() {
 
     build.compile("ragtune_kernel_emu");
     if asan {
-        // The static library calls into the ASan runtime; every binary linking this crate needs it.
+        // The static library calls into the ASan runtime, so every binary linking this crate
+        // needs it (this propagates to dependents' test binaries).
         println!("cargo:rustc-link-lib=dylib=asan");
+        // ASan must also come first in the binary's library list, or its interceptors are not
+        // the ones called. The driver flag does that for this package's own tests; other
+        // packages' binaries need `LD_PRELOAD=$(gcc -print-file-name=libasan.so)` at run time
+        // (or `-C link-arg=-fsanitize=address` in their RUSTFLAGS). See the crate docs.
+        println!("cargo:rustc-link-arg=-fsanitize=address");
     }
 }
 

@@ -363,18 +363,21 @@ bool resolve_activemask() {
     return woke;
 }
 
+// Out of line: getcontext "returns twice" in the compiler's eyes, which would make it assume the
+// caller's locals may be clobbered (we never resume this context; makecontext replaces it).
+__attribute__((noinline)) void init_fiber(RtEmuThread& t) {
+    t.state = RUNNABLE;
+    t.asan_fake_stack = nullptr;
+    getcontext(&t.ctx);
+    t.ctx.uc_stack.ss_sp = t.stack;
+    t.ctx.uc_stack.ss_size = kStackSize;
+    t.ctx.uc_link = nullptr;
+    makecontext(&t.ctx, fiber_main, 0);
+}
+
 std::string run_block() {
     // Fresh fibers for this block's threads.
-    for (unsigned i = 0; i < g.nthreads; ++i) {
-        RtEmuThread& t = g.threads[i];
-        t.state = RUNNABLE;
-        t.asan_fake_stack = nullptr;
-        getcontext(&t.ctx);
-        t.ctx.uc_stack.ss_sp = t.stack;
-        t.ctx.uc_stack.ss_size = kStackSize;
-        t.ctx.uc_link = nullptr;
-        makecontext(&t.ctx, fiber_main, 0);
-    }
+    for (unsigned i = 0; i < g.nthreads; ++i) init_fiber(g.threads[i]);
     // Dynamic shared memory starts as NaN bytes, like nothing a kernel may rely on.
     if (g.dyn_size) memset(g.dyn, 0xff, g.dyn_size);
 

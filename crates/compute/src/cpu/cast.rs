@@ -44,6 +44,9 @@ pub fn cast(src: &[u8], from: DType, dst: &mut [u8], to: DType) {
         dst.copy_from_slice(src);
         return;
     }
+    if fast_float_cast(src, from, dst, to) {
+        return;
+    }
     dst.par_chunks_mut(ELEMS_PER_TASK * so).zip(src.par_chunks(ELEMS_PER_TASK * si)).for_each(|(d, s)| {
         for (i, o) in d.chunks_exact_mut(so).enumerate() {
             write(o, to, read(s, from, i));
@@ -57,4 +60,44 @@ pub fn bytes_to_f32(bytes: &[u8], dtype: DType) -> Vec<f32> {
     let mut out = vec![0f32; n];
     cast(bytes, dtype, bytemuck::cast_slice_mut(&mut out), DType::F32);
     out
+}
+
+/// f32 <-> bf16/f16 with `half`'s vectorised slice conversions (the casts weights and activations
+/// go through); `false` when the pair is not one of these or the bytes are not aligned.
+fn fast_float_cast(src: &[u8], from: DType, dst: &mut [u8], to: DType) -> bool {
+    use half::slice::HalfFloatSliceExt;
+    let n = ELEMS_PER_TASK;
+    match (from, to) {
+        (DType::F32, DType::BF16 | DType::F16) => {
+            let (Ok(s), Ok(d)) =
+                (bytemuck::try_cast_slice::<u8, f32>(src), bytemuck::try_cast_slice_mut::<u8, u16>(dst))
+            else {
+                return false;
+            };
+            d.par_chunks_mut(n).zip(s.par_chunks(n)).for_each(|(d, s)| {
+                if to == DType::BF16 {
+                    bytemuck::cast_slice_mut::<u16, bf16>(d).convert_from_f32_slice(s)
+                } else {
+                    bytemuck::cast_slice_mut::<u16, f16>(d).convert_from_f32_slice(s)
+                }
+            });
+            true
+        }
+        (DType::BF16 | DType::F16, DType::F32) => {
+            let (Ok(s), Ok(d)) =
+                (bytemuck::try_cast_slice::<u8, u16>(src), bytemuck::try_cast_slice_mut::<u8, f32>(dst))
+            else {
+                return false;
+            };
+            d.par_chunks_mut(n).zip(s.par_chunks(n)).for_each(|(d, s)| {
+                if from == DType::BF16 {
+                    bytemuck::cast_slice::<u16, bf16>(s).convert_to_f32_slice(d)
+                } else {
+                    bytemuck::cast_slice::<u16, f16>(s).convert_to_f32_slice(d)
+                }
+            });
+            true
+        }
+        _ => false,
+    }
 }
