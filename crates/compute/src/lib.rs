@@ -36,3 +36,8 @@ pub use dtype::{DType, Element, FloatElement};
 pub use error::{ComputeError, Result};
 pub use host::{ByteOwner, HostBuffer};
 pub use tensor::Tensor;
+
+/// The README's Rust example is compiled and run as a doctest, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExample;
