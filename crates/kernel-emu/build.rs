@@ -128,14 +128,34 @@ fn main() {
 
     build.compile("ragtune_kernel_emu");
     if asan {
-        // The static library calls into the ASan runtime, so every binary linking this crate
-        // needs it (this propagates to dependents' test binaries).
-        println!("cargo:rustc-link-lib=dylib=asan");
-        // ASan must also come first in the binary's library list, or its interceptors are not
-        // the ones called. The driver flag does that for this package's own tests; other
-        // packages' binaries need `LD_PRELOAD=$(gcc -print-file-name=libasan.so)` at run time
-        // (or `-C link-arg=-fsanitize=address` in their RUSTFLAGS). See the crate docs.
-        println!("cargo:rustc-link-arg=-fsanitize=address");
+        link_asan_runtime(&compiler);
+    }
+    // Lets the crate (and its tests) know which variant they are: see `sanitizer()`.
+    println!("cargo:rustc-env=RAGTUNE_EMU_BUILT_WITH={}", if asan { "address" } else { "" });
+}
+
+/// Links gcc's AddressSanitizer runtime statically (whole archive) into every binary that uses
+/// this crate. Statically, because a dynamically linked runtime must come first in the binary's
+/// library list, and rustc's link line puts `-lc` ahead of any library a build script names: the
+/// runtime would then abort ("ASan runtime does not come first") or crash. Defined in the
+/// executable itself, its malloc/free and interceptors take precedence with no LD_PRELOAD.
+fn link_asan_runtime(compiler: &cc::Tool) {
+    let out = Command::new(compiler.path())
+        .arg("-print-file-name=libasan.a")
+        .output()
+        .unwrap_or_else(|e| panic!("asking {} for libasan.a: {e}", compiler.path().display()));
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = path.parent().filter(|_| path.is_absolute() && path.exists()).unwrap_or_else(|| {
+        panic!(
+            "RAGTUNE_EMU_SANITIZE=address: {} has no libasan.a (install its ASan runtime)",
+            compiler.path().display()
+        )
+    });
+    println!("cargo:rustc-link-search=native={}", dir.display());
+    println!("cargo:rustc-link-lib=static:+whole-archive,-bundle=asan");
+    // What the runtime itself needs.
+    for lib in ["dl", "pthread", "rt", "m"] {
+        println!("cargo:rustc-link-lib=dylib={lib}");
     }
 }
 

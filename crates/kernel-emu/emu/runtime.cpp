@@ -147,10 +147,19 @@ void switch_to_scheduler(RtEmuThread* t, bool final) {
     rt_emu_current = t;
 }
 
-[[noreturn]] void fail(RtEmuThread* t, const std::string& msg) {
+// Records the first fault of the launch and abandons the calling fiber (it is never resumed).
+// printf-style on purpose: nothing owning heap memory may be alive in the fiber's frames when
+// it is abandoned, or it leaks (LeakSanitizer would say so).
+[[noreturn]] void fail(RtEmuThread* t, const char* f, ...) __attribute__((format(printf, 2, 3)));
+[[noreturn]] void fail(RtEmuThread* t, const char* f, ...) {
     if (!g.failed) {
+        char msg[1024];
+        va_list ap;
+        va_start(ap, f);
+        vsnprintf(msg, sizeof msg, f, ap);
+        va_end(ap);
         g.failed = true;
-        g.error = where(t) + ": " + msg;
+        g.error = where(t) + ": " + msg;  // temporaries die at the end of this statement
     }
     switch_to_scheduler(t, true);
     abort();  // unreachable: a failed fiber is never resumed
@@ -161,13 +170,18 @@ void fiber_main() {
 #if RT_EMU_ASAN
     __sanitizer_finish_switch_fiber(nullptr, &g.sched_stack_bottom, &g.sched_stack_size);
 #endif
+    char what[256] = "";
+    bool threw = false;
     try {
         g.kernel->trampoline(g.args);
     } catch (const std::exception& e) {
-        fail(t, std::string("C++ exception escaped the kernel: ") + e.what());
+        threw = true;
+        snprintf(what, sizeof what, "%s", e.what());
     } catch (...) {
-        fail(t, "C++ exception escaped the kernel");
+        threw = true;
     }
+    // Outside the handler, so the exception object is freed before the fiber is abandoned.
+    if (threw) fail(t, "a C++ exception escaped the kernel: %s", what);
     t->state = EXITED;
     switch_to_scheduler(t, true);
     abort();  // unreachable
@@ -224,10 +238,10 @@ bool try_complete(RtEmuThread* t) {
         if (!(t->mask >> k & 1u)) continue;
         RtEmuThread* u = lane_thread(t->warp, k);
         if (!u)
-            fail(t, fmt("%s(mask=0x%08x) names lane %u, which does not exist (the block has %u threads)", t->op_name,
-                        t->mask, k, g.nthreads));
+            fail(t, "%s(mask=0x%08x) names lane %u, which does not exist (the block has %u threads)", t->op_name,
+                        t->mask, k, g.nthreads);
         if (u->state == EXITED)
-            fail(t, fmt("%s(mask=0x%08x) names lane %u, which has already exited", t->op_name, t->mask, k));
+            fail(t, "%s(mask=0x%08x) names lane %u, which has already exited", t->op_name, t->mask, k);
         if (u->state != AT_WARP || u->op != t->op || u->mask != t->mask) return false;
         lanes[k] = u;
     }
@@ -254,9 +268,9 @@ bool try_complete(RtEmuThread* t) {
                 if (j < 0 || j == (int)k) {
                     r = u->value;
                 } else if (!(mask >> j & 1u)) {
-                    fail(t, fmt("%s(mask=0x%08x): lane %u reads lane %d, which is not in the mask (its value is "
+                    fail(t, "%s(mask=0x%08x): lane %u reads lane %d, which is not in the mask (its value is "
                                 "undefined on a GPU)",
-                                u->op_name, mask, k, j));
+                                u->op_name, mask, k, j);
                 } else {
                     r = lanes[j]->value;
                 }
@@ -438,9 +452,9 @@ int rt_emu_syncthreads_op(int mode, int pred) {
 uint64_t rt_emu_warp_op(int op, const char* name, unsigned mask, uint64_t value, int arg, int width, bool is_signed) {
     RtEmuThread* t = rt_emu_current;
     if (!(mask >> t->lane & 1u))
-        fail(t, fmt("%s(mask=0x%08x) called by lane %u, which is not in its own mask", name, mask, t->lane));
+        fail(t, "%s(mask=0x%08x) called by lane %u, which is not in its own mask", name, mask, t->lane);
     if (op >= RT_EMU_SHFL_IDX && op <= RT_EMU_SHFL_XOR && !is_pow2_width(width))
-        fail(t, fmt("%s: width %d is not a power of two in [1, 32]", name, width));
+        fail(t, "%s: width %d is not a power of two in [1, 32]", name, width);
     t->op = op;
     t->op_name = name;
     t->mask = mask;
@@ -472,7 +486,7 @@ unsigned rt_emu_active_mask() {
 
 void* rt_emu_dynamic_shared() { return g.dyn; }
 
-void rt_emu_trap(const char* what) { fail(rt_emu_current, what); }
+void rt_emu_trap(const char* what) { fail(rt_emu_current, "%s", what); }
 
 unsigned long long rt_emu_clock() { return ++g.clock; }
 

@@ -18,10 +18,14 @@
 //! Run parity tests under several [`Schedule`]s: a missing barrier changes the result under at
 //! least one of them.
 //!
-//! AddressSanitizer: build with `RAGTUNE_EMU_SANITIZE=address` and run with
-//! `ASAN_OPTIONS=verify_asan_link_order=0` (or preload the runtime:
-//! `LD_PRELOAD=$(gcc -print-file-name=libasan.so)`), e.g.
-//! `RAGTUNE_EMU_SANITIZE=address ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 cargo test -p ragtune-kernel-emu`.
+//! AddressSanitizer: `RAGTUNE_EMU_SANITIZE=address cargo test ...` builds the emulated kernels
+//! and the scheduler with `-fsanitize=address` and links gcc's ASan runtime statically into
+//! every test binary that uses this crate, so no `LD_PRELOAD` or `ASAN_OPTIONS` is needed
+//! (`ASAN_OPTIONS=detect_leaks=0` silences LeakSanitizer if another crate leaks on purpose).
+//! Global-memory overruns of host buffers and overruns of static `__shared__` arrays are then
+//! reported with the `.cu` file and line, and abort the test process. Use a separate target dir
+//! (`CARGO_TARGET_DIR=target/asan`) so the two variants do not rebuild each other. [`sanitizer`]
+//! tells which variant is running.
 
 mod backend;
 mod gemm;
@@ -173,6 +177,12 @@ pub fn kernels() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = registry().iter().map(|k| k.name).collect();
     names.sort_unstable();
     names
+}
+
+/// The sanitizer the emulated kernels were built with: `Some("address")` under
+/// `RAGTUNE_EMU_SANITIZE=address`, else None.
+pub fn sanitizer() -> Option<&'static str> {
+    Some(env!("RAGTUNE_EMU_BUILT_WITH")).filter(|s| !s.is_empty())
 }
 
 /// Whether `name` is an emulated kernel.

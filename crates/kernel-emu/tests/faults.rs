@@ -229,7 +229,7 @@ fn pointers_outside_live_buffers_are_refused() {
 #[test]
 fn asan_reports_static_shared_overrun() {
     const CHILD: &str = "RAGTUNE_EMU_ASAN_CHILD";
-    if option_env!("RAGTUNE_EMU_SANITIZE") != Some("address") {
+    if ragtune_kernel_emu::sanitizer() != Some("address") {
         eprintln!(
             "not an AddressSanitizer build: static shared overruns are only caught with RAGTUNE_EMU_SANITIZE=address"
         );
