@@ -461,9 +461,16 @@ fn launch_errors_are_clear() {
 #[test]
 fn registry_lists_every_kernel() {
     let names = ragtune_kernel_emu::kernels();
-    for k in ["emu_shfl", "fault_block_sum_racy", "tc_matmul_bf16_kn"] {
+    for k in ["emu_shfl", "fault_block_sum_racy", "tc_matmul_bf16_kn", "emu_in_c_block"] {
         assert!(names.contains(&k), "{k} not in {names:?}");
     }
     assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
     assert!(!ragtune_kernel_emu::has_kernel("no_such_kernel"));
+}
+
+#[test]
+fn kernels_declared_in_an_extern_c_block_run() {
+    let mut out = vec![0i32; 8];
+    run(FAM, "emu_in_c_block", LaunchDims::linear(1, 8, 0), vec![ptr(&mut out)], Schedule::Forward).unwrap();
+    assert_eq!(out, [0, 2, 4, 6, 8, 10, 12, 14]);
 }

@@ -1,5 +1,8 @@
 // emu_semantics.cu — test-only kernels that exercise one CUDA primitive each, so the emulator's
 // semantics can be checked against hand-computed expectations (tests/semantics.rs).
+#include <cuda_bf16.h>  // resolves to emu/include/ stand-ins under RAGTUNE_EMU
+#include <math_constants.h>
+
 #include "rt_common.cuh"
 
 __device__ __forceinline__ unsigned int linear_tid() {
@@ -148,3 +151,8 @@ extern "C" __global__ void emu_args(long long* out, int a, unsigned int b, long 
 EMU_SCALE_KERNEL(float, f32)
 EMU_SCALE_KERNEL(bf16_t, bf16)
 EMU_SCALE_KERNEL(f16_t, f16)
+
+// Declared inside an extern "C" block rather than with extern "C" on the definition.
+extern "C" {
+__global__ void emu_in_c_block(int* out) { out[threadIdx.x] = (int)threadIdx.x * 2; }
+}
