@@ -30,6 +30,7 @@
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #define RT_EMU_ASAN 1
 #else
@@ -382,6 +383,11 @@ bool resolve_activemask() {
 __attribute__((noinline)) void init_fiber(RtEmuThread& t) {
     t.state = RUNNABLE;
     t.asan_fake_stack = nullptr;
+#if RT_EMU_ASAN
+    // Frames of a fiber abandoned mid-call (a fault, or the final switch out of fiber_main) left
+    // their redzones poisoned; a new fiber on this stack must not trip over them.
+    __asan_unpoison_memory_region(t.stack, kStackSize);
+#endif
     getcontext(&t.ctx);
     t.ctx.uc_stack.ss_sp = t.stack;
     t.ctx.uc_stack.ss_size = kStackSize;
@@ -523,8 +529,9 @@ extern "C" int rt_emu_run(const RtEmuKernel* kernel, void** args, const unsigned
         // Threads beyond n keep their records from earlier launches but are never scheduled.
         g.threads.resize(n);
         g.dyn_size = shared_bytes;
-        g.dyn = static_cast<unsigned char*>(malloc(shared_bytes ? shared_bytes : 1));
-        if (!g.dyn) return report("could not allocate dynamic shared memory");
+        // Exactly the launch's size (even 0), so AddressSanitizer sees any access past it.
+        g.dyn = static_cast<unsigned char*>(malloc(shared_bytes));
+        if (!g.dyn && shared_bytes) return report("could not allocate dynamic shared memory");
         rt_emu_grid_dim = dim3(grid[0], grid[1], grid[2]);
         rt_emu_block_dim = dim3(block[0], block[1], block[2]);
         std::string error;

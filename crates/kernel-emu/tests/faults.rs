@@ -223,35 +223,39 @@ fn pointers_outside_live_buffers_are_refused() {
     }
 }
 
-/// Under the AddressSanitizer build (`RAGTUNE_EMU_SANITIZE=address`), an overrun of a static
-/// `__shared__` array is reported with the kernel file. The overrun aborts the process, so the
-/// test runs it in a child process (this test binary, filtered to this test, with a marker).
+/// Under the AddressSanitizer build (`RAGTUNE_EMU_SANITIZE=address`), overruns of a static
+/// `__shared__` array and of dynamic shared memory are reported with the kernel file and line.
+/// The report aborts the process, so each overrun runs in a child process (this test binary,
+/// filtered to this test, told which kernel to run).
 #[test]
-fn asan_reports_static_shared_overrun() {
+fn asan_reports_shared_memory_overruns() {
     const CHILD: &str = "RAGTUNE_EMU_ASAN_CHILD";
     if ragtune_kernel_emu::sanitizer() != Some("address") {
         eprintln!(
-            "not an AddressSanitizer build: static shared overruns are only caught with RAGTUNE_EMU_SANITIZE=address"
+            "not an AddressSanitizer build: shared-memory overruns are caught with RAGTUNE_EMU_SANITIZE=address"
         );
         return;
     }
-    if std::env::var_os(CHILD).is_some() {
+    if let Ok(kernel) = std::env::var(CHILD) {
         let mut y = vec![0f32; 32];
-        let _ = run(
-            FAM,
-            "fault_shared_overrun",
-            LaunchDims::linear(1, 32, 0),
-            vec![ptr(&mut y), Arg::I32(1)],
-            Schedule::Forward,
-        );
+        let (args, shared) = match kernel.as_str() {
+            "fault_shared_overrun" => (vec![ptr(&mut y), Arg::I32(1)], 0),
+            _ => (vec![ptr(&mut y)], 32 * 4),
+        };
+        let _ = run(FAM, &kernel, LaunchDims::linear(1, 32, shared), args, Schedule::Forward);
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "asan_reports_static_shared_overrun", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the overrun went unreported:\n{stderr}");
-    assert!(stderr.contains("global-buffer-overflow") && stderr.contains("emu_faults.cu"), "{stderr}");
+    for (kernel, kind) in [
+        ("fault_shared_overrun", "global-buffer-overflow"),
+        ("fault_dynamic_shared_overrun", "heap-buffer-overflow"),
+    ] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "asan_reports_shared_memory_overruns", "--nocapture", "--test-threads=1"])
+            .env(CHILD, kernel)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{kernel}: the overrun went unreported:\n{stderr}");
+        assert!(stderr.contains(kind) && stderr.contains("emu_faults.cu"), "{kernel}: {stderr}");
+    }
 }

@@ -90,3 +90,12 @@ extern "C" __global__ void fault_shared_overrun(float* y, int n) {
     __syncthreads();
     y[i] = s[i];
 }
+
+// Overruns dynamic shared memory by one element (launch it with blockDim.x floats): caught by the
+// AddressSanitizer build as a heap-buffer-overflow.
+extern "C" __global__ void fault_dynamic_shared_overrun(float* y) {
+    RT_DYNAMIC_SHARED(float, buf);
+    buf[threadIdx.x + 1] = 1.0f;
+    __syncthreads();
+    y[threadIdx.x] = buf[threadIdx.x];
+}
