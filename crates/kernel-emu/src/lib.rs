@@ -22,10 +22,20 @@
 //! and the scheduler with `-fsanitize=address` and links gcc's ASan runtime statically into
 //! every test binary that uses this crate, so no `LD_PRELOAD` or `ASAN_OPTIONS` is needed
 //! (`ASAN_OPTIONS=detect_leaks=0` silences LeakSanitizer if another crate leaks on purpose).
-//! Global-memory overruns of host buffers and overruns of static `__shared__` arrays are then
+//! Overruns of host buffers, of static `__shared__` arrays and of dynamic shared memory are then
 //! reported with the `.cu` file and line, and abort the test process. Use a separate target dir
 //! (`CARGO_TARGET_DIR=target/asan`) so the two variants do not rebuild each other. [`sanitizer`]
 //! tells which variant is running.
+//!
+//! Stricter than a GPU, on purpose: a warp collective whose mask names a lane that has exited or
+//! does not exist (a partial last warp) is an error, as is a thread returning while others wait
+//! at `__syncthreads()`; `__activemask()` returns the lanes that reach it together.
+//!
+//! Limits: static `__shared__` arrays are plain statics, so they start zeroed and keep the
+//! previous block's contents (dynamic shared memory is re-poisoned with 0xFF for every block);
+//! fibers switch only at barriers and warp collectives, so a spin-wait on another thread hangs;
+//! each thread has a 256 KiB stack; timing, occupancy and memory ordering between blocks are not
+//! modelled (blocks run one after another).
 
 mod backend;
 mod gemm;
