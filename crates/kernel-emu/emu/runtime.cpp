@@ -401,21 +401,37 @@ std::string run_block() {
     // Dynamic shared memory starts as NaN bytes, like nothing a kernel may rely on.
     if (g.dyn_size) memset(g.dyn, 0xff, g.dyn_size);
 
+    // The schedule is a priority order over the block's threads, drawn anew for every barrier
+    // interval. Scheduling is depth-first: after each switch the highest-priority runnable thread
+    // runs next, so the first warp in the order runs all the way to the next __syncthreads()
+    // before any other warp moves. That is the ordering a missing barrier between warps cannot
+    // survive (one warp reads shared memory before, or long after, the others write it), while
+    // a round-robin over all threads would keep warps in lockstep and hide it.
     std::vector<unsigned> order(g.nthreads);
-    for (;;) {
+    auto draw_order = [&]() {
         for (unsigned i = 0; i < g.nthreads; ++i) order[i] = i;
         if (g.schedule == 1) {
             for (unsigned i = 0; i < g.nthreads; ++i) order[i] = g.nthreads - 1 - i;
         } else if (g.schedule == 2) {
             for (unsigned i = g.nthreads; i > 1; --i) std::swap(order[i - 1], order[next_random() % i]);
         }
+    };
+    draw_order();
+    // Threads before `settled` in the order are waiting at the barrier or have exited: neither can
+    // become runnable before the interval ends, so scans start after them.
+    unsigned settled = 0;
+    for (;;) {
         bool ran = false;
-        for (unsigned i : order) {
-            RtEmuThread& t = g.threads[i];
-            if (t.state != RUNNABLE) continue;
+        for (unsigned p = settled; p < g.nthreads; ++p) {
+            RtEmuThread& t = g.threads[order[p]];
+            if (t.state != RUNNABLE) {
+                if (p == settled && (t.state == AT_BARRIER || t.state == EXITED)) ++settled;
+                continue;
+            }
             ran = true;
             switch_to_fiber(&t);
             if (g.failed) return g.error;
+            break;  // depth-first: rescan from the highest-priority thread
         }
         if (ran) continue;
         // Quiescent: finished, a barrier to release, or a stuck kernel.
@@ -436,6 +452,8 @@ std::string run_block() {
                              : t.bar_mode == 3 ? (count > 0) : 0;
                 t.state = RUNNABLE;
             }
+            draw_order();
+            settled = 0;
             continue;
         }
         return diagnose_stall();

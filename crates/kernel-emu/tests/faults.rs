@@ -42,6 +42,45 @@ fn missing_syncthreads_changes_the_result_under_some_schedule() {
     assert!(caught.contains(&Schedule::Forward), "caught only under {caught:?}");
 }
 
+#[test]
+fn reusing_reduction_scratch_without_a_barrier_is_caught() {
+    // The race only appears when one warp runs far ahead of another: the scheduler's depth-first
+    // order (the first warp of the priority order runs to the next barrier) must expose it.
+    let (threads, blocks) = (128usize, 2usize);
+    let input: Vec<f32> = (0..threads * blocks).map(|i| (i % 5) as f32).collect();
+    let want: Vec<f32> = input
+        .chunks(threads)
+        .flat_map(|c| {
+            let s: f32 = c.iter().sum();
+            std::iter::repeat_n([s, 2.0 * s], threads).flatten()
+        })
+        .collect();
+    let launch = |lead: i32, s: Schedule| {
+        let mut inp = input.clone();
+        let mut out = vec![0f32; 2 * input.len()];
+        run(
+            FAM,
+            "fault_scratch_reuse",
+            LaunchDims::linear(blocks as u32, threads as u32, 0),
+            vec![ptr(&mut inp), ptr(&mut out), Arg::I32(lead)],
+            s,
+        )
+        .unwrap();
+        out
+    };
+    let mut caught = Vec::new();
+    for s in Schedule::STANDARD {
+        assert_eq!(launch(1, s), want, "the correct twin must pass under {s}");
+        if launch(0, s) != want {
+            caught.push(s);
+        }
+    }
+    assert!(
+        caught.contains(&Schedule::Forward) && caught.contains(&Schedule::Reverse),
+        "caught only under {caught:?}"
+    );
+}
+
 fn guarded_launch(kernel: &str, n: usize) -> (Result<(), ComputeError>, Arc<dyn DeviceMemory>, EmuBackend) {
     let be = EmuBackend::new(EmuOptions::default());
     let y = be.alloc(n * 4).unwrap();

@@ -28,6 +28,29 @@ extern "C" __global__ void fault_block_sum_racy(const float* in, float* out) {
     if (t == 0) out[blockIdx.x] = s[0];
 }
 
+// Two block reductions in a row through one scratch array, the pattern of rt_block_sum. With
+// `lead_barrier` = 0 the barrier that protects the scratch from the second reduction's writes is
+// skipped: a warp that runs ahead overwrites scratch[w] before a slower warp has read the first
+// reduction's value from it. Every thread writes both sums, so any thread's wrong read shows.
+__device__ float fault_scratch_sum(float v, float* scratch, int lead_barrier) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    v = rt_warp_sum(v);
+    if (lead_barrier) __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : 0.0f;
+    return rt_warp_sum(v);
+}
+
+extern "C" __global__ void fault_scratch_reuse(const float* in, float* out, int lead_barrier) {
+    __shared__ float scratch[32];
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const float a = fault_scratch_sum(in[i], scratch, lead_barrier);
+    const float b = fault_scratch_sum(2.0f * in[i], scratch, lead_barrier);
+    out[2 * i] = a;
+    out[2 * i + 1] = b;
+}
+
 // Off-by-one bound: writes y[n].
 extern "C" __global__ void fault_oob_write(float* y, int n) {
     const int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
