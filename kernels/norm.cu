@@ -49,6 +49,22 @@ __device__ __forceinline__ void layer_norm_row(const T* __restrict__ x, const T*
     }
 }
 
+// x / max(||x||, 1e-12): unit rows for cosine similarity; an all-zero row stays zero.
+template <typename T>
+__device__ __forceinline__ void l2_normalize_row(const T* __restrict__ x, T* __restrict__ out, int cols) {
+    __shared__ float scratch[32];
+    const long long row = blockIdx.x;
+    const T* xr = x + row * cols;
+    T* orow = out + row * cols;
+    float ss = 0.0f;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+        const float v = rt_to_f32(xr[j]);
+        ss += v * v;
+    }
+    const float inv = 1.0f / fmaxf(sqrtf(rt_block_sum(ss, scratch)), 1e-12f);
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) orow[j] = rt_from_f32<T>(rt_to_f32(xr[j]) * inv);
+}
+
 #define RT_NORM_KERNELS(T, S)                                                                      \
     extern "C" __global__ void rms_norm_##S(const T* x, const T* w, T* out, int cols, float eps) { \
         rms_norm_row<T>(x, w, out, cols, eps);                                                     \
@@ -56,6 +72,9 @@ __device__ __forceinline__ void layer_norm_row(const T* __restrict__ x, const T*
     extern "C" __global__ void layer_norm_##S(const T* x, const T* w, const T* b, T* out, int cols, \
                                               float eps) {                                         \
         layer_norm_row<T>(x, w, b, out, cols, eps);                                                \
+    }                                                                                              \
+    extern "C" __global__ void l2_normalize_##S(const T* x, T* out, int cols) {                    \
+        l2_normalize_row<T>(x, out, cols);                                                         \
     }
 
 RT_NORM_KERNELS(float, f32)

@@ -60,3 +60,62 @@ pub fn assert_close(what: &str, out: &[f32], reference: &[f64], tol: f64) {
     let err = rel_err(out, reference);
     assert!(err <= tol, "{what}: relative error {err:.3e} exceeds {tol:.1e} (n = {})", out.len());
 }
+
+/// A host tensor of `dtype` holding small integers in `[-max, max]`: exactly representable in
+/// every float dtype, and so are their dot products and squared distances for short rows — so
+/// searches on every path must agree exactly, rows and ties included. Returns the values too.
+pub fn integer_tensor(rng: &mut ChaCha8Rng, shape: &[usize], dtype: DType, max: i32) -> (Tensor, Vec<f64>) {
+    let n = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-max..=max) as f32).collect();
+    let t = ops::cast(&Tensor::from_slice(&v, shape).expect("shape fits"), dtype).expect("cast");
+    (t, v.into_iter().map(f64::from).collect())
+}
+
+/// A u32 row bitmap tensor (⌈n/32⌉ words) from per-row flags.
+pub fn bitmap_tensor(allow: &[bool]) -> Tensor {
+    let mut words = vec![0u32; allow.len().div_ceil(32)];
+    for (r, _) in allow.iter().enumerate().filter(|(_, a)| **a) {
+        words[r / 32] |= 1 << (r % 32);
+    }
+    Tensor::from_slice(&words, &[words.len()]).expect("1-D")
+}
+
+/// Queries `[nq, d]` and a base `[n, d]` for search tests, with ties planted: every 7th base
+/// row repeats an earlier row, and every 3rd query is a copy of a base row. With `integer`, the
+/// values are small integers (exact scores everywhere, see [`integer_tensor`]); otherwise
+/// uniform in [-1, 1). Returns the tensors and the values they hold, in f64.
+pub fn search_case(
+    rng: &mut ChaCha8Rng,
+    nq: usize,
+    n: usize,
+    d: usize,
+    dtype: DType,
+    integer: bool,
+) -> (Tensor, Tensor, Vec<f64>, Vec<f64>) {
+    let draw = |rng: &mut ChaCha8Rng, rows: usize| -> Vec<f32> {
+        (0..rows * d)
+            .map(
+                |_| if integer { rng.random_range(-3i32..=3) as f32 } else { rng.random_range(-1.0f32..1.0) },
+            )
+            .collect()
+    };
+    let mut b = draw(rng, n);
+    for r in (7..n).step_by(7) {
+        let src = rng.random_range(0..r);
+        b.copy_within(src * d..(src + 1) * d, r * d);
+    }
+    let mut q = draw(rng, nq);
+    if n > 0 {
+        for i in (0..nq).step_by(3) {
+            let src = rng.random_range(0..n);
+            q[i * d..(i + 1) * d].copy_from_slice(&b[src * d..(src + 1) * d]);
+        }
+    }
+    let to = |v: &[f32], rows: usize| {
+        let t = ops::cast(&Tensor::from_slice(v, &[rows, d]).expect("shape"), dtype).expect("cast");
+        let held = t.to_vec_f32().expect("host").into_iter().map(f64::from).collect();
+        (t, held)
+    };
+    let ((qt, qv), (bt, bv)) = (to(&q, nq), to(&b, n));
+    (qt, bt, qv, bv)
+}

@@ -170,10 +170,29 @@ pub fn cast(device: &Device, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// Row-wise L2 normalisation (kernels/norm.cu), zero rows included.
+pub fn l2_normalize(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        for &shape in ROW_SHAPES {
+            let (x, _) = random_tensor(rng, shape, dtype, 3.0);
+            compare(
+                &format!("l2_normalize {dtype} {shape:?}"),
+                &ops::l2_normalize(&on(device, &x)).unwrap(),
+                &ops::l2_normalize(&x).unwrap(),
+                tolerance(dtype, true),
+            );
+        }
+        let zeros = ops::cast(&Tensor::from_slice(&[0.0f32; 10], &[2, 5]).unwrap(), dtype).unwrap();
+        let dev = ops::l2_normalize(&on(device, &zeros)).unwrap().to_vec_f32().unwrap();
+        assert_eq!(dev, vec![0.0; 10], "l2_normalize {dtype}: a zero row stays zero");
+    }
+}
+
 /// Every check of the suite, in order.
 pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     matmul(device, rng);
     norms(device, rng);
+    l2_normalize(device, rng);
     softmax(device, rng);
     elementwise(device, rng);
     cast(device, rng);

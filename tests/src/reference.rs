@@ -83,3 +83,67 @@ pub fn silu(x: f64) -> f64 {
 pub fn gelu(x: f64) -> f64 {
     0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
 }
+
+/// Brute-force search: for each query (rows of `q`, `d` wide) the best `min(k, n)` rows of `b`
+/// as `(row, score)`, best first, ties to the smaller row; rows with `allow[r] == false` are
+/// skipped and the tail is padded with `(-1, −∞)` (dot) / `(-1, +∞)` (L2). L2 scores are squared
+/// distances computed directly as Σ(q − b)².
+pub fn topk(
+    q: &[f64],
+    b: &[f64],
+    d: usize,
+    k: usize,
+    l2: bool,
+    allow: Option<&[bool]>,
+) -> Vec<Vec<(i64, f64)>> {
+    let n = b.len().checked_div(d).unwrap_or(0);
+    let nq = q.len().checked_div(d).unwrap_or(0);
+    let kk = k.min(n);
+    (0..nq)
+        .map(|i| {
+            let qi = &q[i * d..(i + 1) * d];
+            let mut all: Vec<(i64, f64)> = (0..n)
+                .filter(|&r| allow.is_none_or(|a| a[r]))
+                .map(|r| {
+                    let br = &b[r * d..(r + 1) * d];
+                    let s = if l2 {
+                        qi.iter().zip(br).map(|(x, y)| (x - y) * (x - y)).sum()
+                    } else {
+                        qi.iter().zip(br).map(|(x, y)| x * y).sum()
+                    };
+                    (r as i64, s)
+                })
+                .collect();
+            all.sort_by(|x, y| {
+                let by_score = if l2 { x.1.total_cmp(&y.1) } else { y.1.total_cmp(&x.1) };
+                by_score.then(x.0.cmp(&y.0))
+            });
+            all.truncate(kk);
+            all.resize(kk, (-1, if l2 { f64::INFINITY } else { f64::NEG_INFINITY }));
+            all
+        })
+        .collect()
+}
+
+/// k-means update: per-cluster means (old centroid for an empty cluster) and counts; assignments
+/// outside `0..c` are skipped.
+pub fn kmeans_update(p: &[f64], assign: &[i32], old: &[f64], d: usize) -> (Vec<f64>, Vec<i32>) {
+    let c = old.len() / d.max(1);
+    let mut sums = vec![0f64; c * d];
+    let mut counts = vec![0i32; c];
+    for (i, &a) in assign.iter().enumerate() {
+        if a >= 0 && (a as usize) < c {
+            let a = a as usize;
+            counts[a] += 1;
+            for j in 0..d {
+                sums[a * d + j] += p[i * d + j];
+            }
+        }
+    }
+    for a in 0..c {
+        for j in 0..d {
+            sums[a * d + j] = if counts[a] > 0 { sums[a * d + j] / counts[a] as f64 } else { old[a * d + j] };
+        }
+    }
+    (sums, counts)
+}

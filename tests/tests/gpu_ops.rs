@@ -18,6 +18,13 @@ fn gpu_norms_match_cpu() {
 }
 
 #[test]
+fn gpu_l2_normalize_matches_cpu() {
+    if let Some(d) = cuda_or_skip("gpu_l2_normalize_matches_cpu") {
+        parity::l2_normalize(&d, &mut rng(16));
+    }
+}
+
+#[test]
 fn gpu_softmax_matches_cpu() {
     if let Some(d) = cuda_or_skip("gpu_softmax_matches_cpu") {
         parity::softmax(&d, &mut rng(13));

@@ -29,6 +29,13 @@ fn emulated_norm_kernels_match_cpu() {
 }
 
 #[test]
+fn emulated_l2_normalize_kernels_match_cpu() {
+    for s in SCHEDULES {
+        parity::l2_normalize(&emulated(s), &mut rng(26));
+    }
+}
+
+#[test]
 fn emulated_softmax_kernels_match_cpu() {
     for s in SCHEDULES {
         parity::softmax(&emulated(s), &mut rng(23));
@@ -55,7 +62,8 @@ fn every_emulated_kernel_is_covered_by_the_parity_suite() {
     let all = ["f32", "bf16", "f16", "i32", "u32", "u8"];
     let mut expected: Vec<String> = Vec::new();
     for s in floats {
-        for op in ["rms_norm", "layer_norm", "softmax", "add", "mul", "scale", "silu", "gelu"] {
+        for op in ["rms_norm", "layer_norm", "l2_normalize", "softmax", "add", "mul", "scale", "silu", "gelu"]
+        {
             expected.push(format!("{op}_{s}"));
         }
     }

@@ -6,9 +6,11 @@
 pub mod act;
 pub mod cast;
 pub mod elementwise;
+pub mod kmeans;
 pub mod matmul;
 pub mod norm;
 pub mod softmax;
+pub mod topk;
 
 /// Rows handled per rayon task: enough work to amortise the task, small enough to balance.
 pub(crate) fn rows_per_task(cols: usize) -> usize {

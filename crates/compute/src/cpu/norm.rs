@@ -57,3 +57,21 @@ pub fn layer_norm<T: FloatElement>(x: &[T], w: &[T], b: Option<&[T]>, eps: f32, 
         }
     });
 }
+
+/// `out = x / max(‖x‖, 1e-12)`, row by row (rows are `cols` long): unit vectors for cosine
+/// similarity; an all-zero row stays zero instead of becoming NaN.
+pub fn l2_normalize<T: FloatElement>(x: &[T], cols: usize, out: &mut [T]) {
+    if cols == 0 {
+        return;
+    }
+    let chunk = rows_per_task(cols) * cols;
+    out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(o, x)| {
+        for (o, x) in o.chunks_mut(cols).zip(x.chunks(cols)) {
+            let norm = lanes_sum(x.iter().map(|v| v.to_f32() * v.to_f32())).sqrt();
+            let inv = 1.0 / norm.max(1e-12);
+            for (o, v) in o.iter_mut().zip(x) {
+                *o = T::from_f32(v.to_f32() * inv);
+            }
+        }
+    });
+}

@@ -5,9 +5,11 @@
 pub mod act;
 pub mod cast;
 pub mod elementwise;
+pub mod kmeans;
 pub mod matmul;
 pub mod norm;
 pub mod softmax;
+pub mod topk;
 
 use std::sync::Arc;
 

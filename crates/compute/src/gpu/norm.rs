@@ -52,3 +52,19 @@ pub fn layer_norm(
     })?;
     Ok(out)
 }
+
+pub fn l2_normalize(backend: &Arc<dyn GpuBackend>, x: &Tensor) -> Result<Tensor> {
+    let cols = x.last_dim();
+    let rows = x.numel() / cols.max(1);
+    let (out, out_ptr) = output(backend, x.shape(), x.dtype())?;
+    if rows == 0 || cols == 0 {
+        return Ok(out);
+    }
+    backend.launch(&KernelCall {
+        family: "norm",
+        function: format!("l2_normalize_{}", x.dtype().kernel_suffix()),
+        dims: LaunchDims::linear(rows as u32, row_threads(cols), 0),
+        args: vec![ptr(x), Arg::Ptr(out_ptr), Arg::I32(cols as i32)],
+    })?;
+    Ok(out)
+}

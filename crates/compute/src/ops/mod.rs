@@ -5,16 +5,20 @@
 mod act;
 mod cast;
 mod elementwise;
+mod kmeans;
 mod matmul;
 mod norm;
 mod softmax;
+mod topk;
 
 pub use act::{gelu, silu};
 pub use cast::cast;
 pub use elementwise::{add, mul, scale};
+pub use kmeans::{kmeans_assign, kmeans_update};
 pub use matmul::{MatmulSpec, linear, matmul, matmul_ex};
-pub use norm::{layer_norm, rms_norm};
+pub use norm::{l2_normalize, layer_norm, rms_norm};
 pub use softmax::{SoftmaxSpec, softmax};
+pub use topk::{Similarity, TopkResult, TopkSpec, topk_similarity};
 
 use half::{bf16, f16};
 

@@ -26,6 +26,12 @@ fn check(op: &'static str, x: &Tensor, w: &Tensor, b: Option<&Tensor>, eps: f32)
             format!("bias {:?} must match weight {:?}", b.shape(), w.shape()),
         ));
     }
+    if x.last_dim() > i32::MAX as usize || x.numel() / x.last_dim().max(1) > i32::MAX as usize {
+        return Err(ComputeError::shape(
+            op,
+            format!("x {:?}: rows and the row length must each fit in 31 bits", x.shape()),
+        ));
+    }
     if !(eps >= 0.0 && eps.is_finite()) {
         return Err(ComputeError::invalid(op, format!("eps must be finite and >= 0, got {eps}")));
     }
@@ -60,5 +66,25 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: Option<&Tensor>, eps: f32) -> Resul
             Ok(host_output::<T>(x.shape(), |o| cpu::norm::layer_norm(xs, ws, bs, eps, o)))
         }),
         Device::Gpu(backend) => gpu::norm::layer_norm(&backend, x, w, b, eps),
+    }
+}
+
+/// Row-wise L2 normalisation over the last dimension: `x / max(‖x‖, 1e-12)` (unit vectors for
+/// cosine similarity; an all-zero row stays zero).
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    const OP: &str = "l2_normalize";
+    let dt = common_float_dtype(OP, &[x])?;
+    if x.rank() == 0 {
+        return Err(ComputeError::shape(
+            OP,
+            "x is a scalar; it needs at least one dimension (rows of vectors)",
+        ));
+    }
+    match common_device(OP, &[x])? {
+        Device::Cpu => with_float!(dt, T => {
+            let xs = x.as_slice::<T>()?;
+            Ok(host_output::<T>(x.shape(), |o| cpu::norm::l2_normalize(xs, x.last_dim(), o)))
+        }),
+        Device::Gpu(b) => gpu::norm::l2_normalize(&b, x),
     }
 }
