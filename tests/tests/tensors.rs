@@ -100,3 +100,12 @@ fn device_specs_are_parsed_strictly() {
     assert!(choice.device.is_cpu() && choice.cpu_reason.unwrap().contains("tpu"));
     assert!(Device::choose("cpu").device.is_cpu());
 }
+
+#[test]
+fn absurd_shapes_are_errors_not_panics() {
+    let huge = [usize::MAX / 2, 3];
+    assert!(matches!(Tensor::zeros(&huge, DType::F32, &Device::cpu()), Err(ComputeError::Shape { .. })));
+    assert!(matches!(Tensor::from_bytes(&[0; 8], DType::F32, &huge), Err(ComputeError::Shape { .. })));
+    let owner: Arc<dyn ByteOwner> = Arc::new(vec![0u8; 16]);
+    assert!(Tensor::from_shared_bytes(owner, usize::MAX, 8, DType::U8, &[8]).is_err());
+}

@@ -32,12 +32,12 @@ fn check_len(op: &'static str, shape: &[usize], dtype: DType, bytes: usize) -> R
     let numel = numel_of(shape).ok_or_else(|| {
         ComputeError::shape(op, format!("shape {shape:?} has more elements than fit in memory"))
     })?;
-    if numel * dtype.size() != bytes {
+    if numel.checked_mul(dtype.size()) != Some(bytes) {
         return Err(ComputeError::shape(
             op,
             format!(
                 "shape {shape:?} of {dtype} needs {numel} elements ({} bytes), but the data holds {bytes} bytes",
-                numel * dtype.size()
+                numel.saturating_mul(dtype.size())
             ),
         ));
     }
@@ -73,7 +73,10 @@ impl Tensor {
         if offset.checked_add(len).is_none_or(|end| end > total) {
             return Err(ComputeError::invalid(
                 "Tensor::from_shared_bytes",
-                format!("byte range {offset}..{} lies outside the {total}-byte buffer", offset + len),
+                format!(
+                    "byte range {offset}..{} lies outside the {total}-byte buffer",
+                    offset.saturating_add(len)
+                ),
             ));
         }
         check_len("Tensor::from_shared_bytes", shape, dtype, len)?;
@@ -88,13 +91,13 @@ impl Tensor {
 
     /// A zero-filled tensor on `device`.
     pub fn zeros(shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
-        let numel = numel_of(shape)
-            .ok_or_else(|| ComputeError::shape("Tensor::zeros", format!("shape {shape:?} overflows")))?;
-        let host = Tensor::from_parts(
-            Storage::Host(HostBuffer::build(numel * dtype.size(), |_| {})),
-            shape.to_vec(),
-            dtype,
-        );
+        let bytes = numel_of(shape).and_then(|n| n.checked_mul(dtype.size())).ok_or_else(|| {
+            ComputeError::shape(
+                "Tensor::zeros",
+                format!("shape {shape:?} of {dtype} has more bytes than fit in memory"),
+            )
+        })?;
+        let host = Tensor::from_parts(Storage::Host(HostBuffer::build(bytes, |_| {})), shape.to_vec(), dtype);
         host.to_device(device)
     }
 

@@ -35,10 +35,10 @@ pub fn softmax(x: &Tensor, spec: SoftmaxSpec) -> Result<Tensor> {
     }
     let cols = x.last_dim();
     let rows = if spec.causal { x.shape()[x.rank() - 2] } else { 1 };
-    if rows > i32::MAX as usize || cols > i32::MAX as usize {
+    if rows > i32::MAX as usize || cols > i32::MAX as usize || x.numel() / cols.max(1) > i32::MAX as usize {
         return Err(ComputeError::shape(
             OP,
-            format!("x {:?}: rows and columns must fit in 32 bits", x.shape()),
+            format!("x {:?}: the number of rows and the row length must each fit in 31 bits", x.shape()),
         ));
     }
     match common_device(OP, &[x])? {
