@@ -5,7 +5,9 @@
 //! - `ci`: everything CI checks, in order, stopping at the first failure (`.ci/run` calls it).
 //! - `gpu-bundle`: the GPU test binaries plus `run.sh`, to copy to a GPU machine.
 //! - `gpu-check`: on a machine with a GPU: `gpu-bundle`, then run it and write a report.
+//! - `bench index`: ragtune's exact CPU search against FAISS `IndexFlatIP` in one run.
 
+mod bench_index;
 mod ci;
 mod gpu_bundle;
 mod kernels;
@@ -32,6 +34,15 @@ enum Command {
     GpuBundle,
     /// On a GPU machine: build the bundle, run it, and write target/gpu-check/report.{md,json}.
     GpuCheck,
+    /// Benchmarks that compare ragtune with its peers in one run.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Exact CPU search: ragtune FlatIndex vs FAISS IndexFlatIP (pip faiss-cpu), QPS and recall.
+    Index(bench_index::BenchIndexArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ci => ci::run(&root),
         Command::GpuBundle => gpu_bundle::build(&root).map(|_| ()),
         Command::GpuCheck => gpu_bundle::check(&root),
+        Command::Bench(Bench::Index(args)) => bench_index::run(&root, args),
     }
 }
 

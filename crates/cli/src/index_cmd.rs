@@ -1,0 +1,299 @@
+//! `ragtune index build|search|info`.
+//!
+//! - `build` reads `[n, dim]` vectors (`<f4` or `<f2` .npy) and optional `[n]` ids (`<i8`;
+//!   default 0..n), builds a flat or IVF index on the chosen device, and saves it atomically.
+//! - `search` loads an index on any device, searches `[nq, dim]` queries, and writes ids (`<i8`)
+//!   and scores (`<f4`), both `[nq, min(k, len)]`, best first. A query with fewer results (IVF
+//!   lists holding fewer than k vectors) is padded with id −1 and the worst score (−inf for ip
+//!   and cosine, +inf for l2, whose scores are squared distances).
+//! - `info` verifies a file (checksum included) and describes it.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use ragtune_compute::{DType, Device, Tensor};
+use ragtune_index::{AnyIndex, FlatIndex, IvfFlatIndex, IvfParams, Metric, file, npy};
+use serde_json::json;
+
+use crate::progress::bar;
+
+#[derive(Subcommand)]
+pub enum IndexCommand {
+    /// Build an index from vectors in a .npy file and save it.
+    Build(BuildArgs),
+    /// Search an index with queries from a .npy file; write ids and scores as .npy.
+    Search(SearchArgs),
+    /// Verify an index file and describe it.
+    Info(InfoArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// Exact search over every vector.
+    Flat,
+    /// Inverted file: k-means lists, the nprobe nearest searched.
+    Ivf,
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Vectors, a 2-D [n, dim] .npy of float32 or float16.
+    #[arg(long)]
+    vectors: PathBuf,
+    /// Ids, a 1-D [n] .npy of int64 (default: 0..n).
+    #[arg(long)]
+    ids: Option<PathBuf>,
+    /// ip (inner product), cosine, or l2 (squared distance).
+    #[arg(long, value_parser = parse_metric)]
+    metric: Metric,
+    #[arg(long, value_enum, default_value = "flat")]
+    kind: KindArg,
+    /// IVF lists (default: 4·√n).
+    #[arg(long)]
+    nlist: Option<usize>,
+    /// IVF lists probed per query, saved as the index's default (default: nlist / 8).
+    #[arg(long)]
+    nprobe: Option<usize>,
+    /// How vectors are stored: f32, f16 or bf16 (scores are f32 either way).
+    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+    dtype: DType,
+    /// cpu, cuda, cuda:N or auto (a GPU when usable, else the CPU).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Where to write the index.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// An index file written by `ragtune index build`.
+    #[arg(long)]
+    index: PathBuf,
+    /// Queries, a 2-D [nq, dim] .npy of float32 or float16.
+    #[arg(long)]
+    queries: PathBuf,
+    /// Results per query.
+    #[arg(long)]
+    k: usize,
+    /// IVF lists probed per query (default: the one saved in the index).
+    #[arg(long)]
+    nprobe: Option<usize>,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Output ids, int64 [nq, min(k, len)].
+    #[arg(long)]
+    out_ids: PathBuf,
+    /// Output scores, float32 [nq, min(k, len)].
+    #[arg(long)]
+    out_scores: PathBuf,
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// An index file.
+    file: PathBuf,
+}
+
+fn parse_metric(s: &str) -> Result<Metric, String> {
+    Metric::parse(s).ok_or_else(|| format!("unknown metric `{s}`: use ip, cosine or l2"))
+}
+
+fn parse_dtype(s: &str) -> Result<DType, String> {
+    DType::parse(s)
+        .filter(|d| d.is_float())
+        .ok_or_else(|| format!("unknown dtype `{s}`: use f32, f16 or bf16"))
+}
+
+pub fn run(cmd: IndexCommand, json: bool) -> Result<()> {
+    match cmd {
+        IndexCommand::Build(a) => build(a, json),
+        IndexCommand::Search(a) => search(a, json),
+        IndexCommand::Info(a) => info(a, json),
+    }
+}
+
+/// The device for `spec`; says on stderr why the CPU was chosen under `auto`.
+fn device(spec: &str, json: bool) -> Result<Device> {
+    if spec.trim().eq_ignore_ascii_case("auto") {
+        let choice = Device::auto();
+        if let (Some(why), false) = (&choice.cpu_reason, json) {
+            eprintln!("running on the CPU: {why}");
+        }
+        return Ok(choice.device);
+    }
+    Device::from_spec(spec).with_context(|| format!("--device {spec}"))
+}
+
+/// Rows per add call: large enough that rebuilding the stored tensor stays cheap, small enough
+/// for the bar to move.
+fn chunk_rows(n: usize) -> usize {
+    n.div_ceil(20).max(8192)
+}
+
+/// Rows `start..end` of a host `[n, dim]` tensor.
+fn rows(t: &Tensor, start: usize, end: usize) -> Result<Tensor> {
+    let dim = t.shape()[1];
+    let rb = dim * t.dtype().size();
+    let bytes = t.host_bytes().context("vectors are read into host memory")?;
+    Ok(Tensor::from_bytes(&bytes[start * rb..end * rb], t.dtype(), &[end - start, dim])?)
+}
+
+fn build(a: BuildArgs, json: bool) -> Result<()> {
+    let started = Instant::now();
+    let device = device(&a.device, json)?;
+    let vectors = npy::read_vectors(&a.vectors)?;
+    let (n, dim) = (vectors.shape()[0], vectors.shape()[1]);
+    let ids = match &a.ids {
+        Some(p) => npy::read_ids(p)?,
+        None => (0..n as u64).collect(),
+    };
+    if ids.len() != n {
+        bail!(
+            "{} holds {} ids but {} holds {n} vectors: give one id per vector",
+            a.ids.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            ids.len(),
+            a.vectors.display()
+        );
+    }
+    let what = || format!("building from {}", a.vectors.display());
+    let chunk = chunk_rows(n);
+    let index = match a.kind {
+        KindArg::Flat => {
+            let mut index = FlatIndex::new(dim, a.metric, a.dtype, &device)?;
+            let pb = bar(n as u64, "adding", "vectors", json);
+            for start in (0..n).step_by(chunk) {
+                let end = (start + chunk).min(n);
+                index.add(&rows(&vectors, start, end)?, &ids[start..end]).with_context(what)?;
+                pb.set_position(end as u64);
+            }
+            pb.finish_and_clear();
+            AnyIndex::Flat(index)
+        }
+        KindArg::Ivf => {
+            let nlist = a.nlist.unwrap_or_else(|| ((4.0 * (n as f64).sqrt()) as usize).clamp(1, n.max(1)));
+            let mut params = IvfParams::new(nlist);
+            if let Some(p) = a.nprobe {
+                params.nprobe = p;
+            }
+            let mut index = IvfFlatIndex::new(dim, a.metric, a.dtype, &device, params)?;
+            let pb = bar(params.kmeans.iterations as u64, "k-means", "iterations", json);
+            index
+                .train_with_progress(&vectors, &mut |it, _| pb.set_position(it as u64))
+                .with_context(what)?;
+            pb.finish_and_clear();
+            let pb = bar(n as u64, "adding", "vectors", json);
+            for start in (0..n).step_by(chunk) {
+                let end = (start + chunk).min(n);
+                index.add(&rows(&vectors, start, end)?, &ids[start..end]).with_context(what)?;
+                pb.set_position(end as u64);
+            }
+            pb.finish_and_clear();
+            AnyIndex::Ivf(index)
+        }
+    };
+    index.save(&a.out)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let (nlist, nprobe) = match &index {
+        AnyIndex::Ivf(i) => (Some(i.nlist()), Some(i.nprobe())),
+        AnyIndex::Flat(_) => (None, None),
+    };
+    if json {
+        println!(
+            "{}",
+            json!({
+                "out": a.out, "kind": index.kind().name(), "metric": a.metric.name(), "dtype": a.dtype.to_string(),
+                "dim": dim, "count": index.len(), "nlist": nlist, "nprobe": nprobe,
+                "device": device.describe(), "seconds": seconds,
+            })
+        );
+    } else {
+        let ivf = nlist.map(|l| format!(", nlist {l}, nprobe {}", nprobe.unwrap_or(0))).unwrap_or_default();
+        println!(
+            "built {} index of {} {dim}-d vectors ({}, {}{ivf}) on {} in {seconds:.2} s -> {}",
+            index.kind().name(),
+            index.len(),
+            a.metric,
+            a.dtype,
+            device.describe(),
+            a.out.display()
+        );
+    }
+    Ok(())
+}
+
+fn search(a: SearchArgs, json: bool) -> Result<()> {
+    let device = device(&a.device, json)?;
+    let index = AnyIndex::load(&a.index, &device)?;
+    let queries = npy::read_vectors(&a.queries)?;
+    let started = Instant::now();
+    let results = index
+        .search(&queries, a.k, a.nprobe, None)
+        .with_context(|| format!("searching {} with {}", a.index.display(), a.queries.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let nq = results.len();
+    let kk = a.k.min(index.len());
+    let worst = index.metric().worst_score();
+    let mut ids = vec![-1i64; nq * kk];
+    let mut scores = vec![worst; nq * kk];
+    for (q, r) in results.iter().enumerate() {
+        for (j, (&id, &s)) in r.ids.iter().zip(&r.scores).enumerate().take(kk) {
+            ids[q * kk + j] = i64::try_from(id).context("an id does not fit in int64")?;
+            scores[q * kk + j] = s;
+        }
+    }
+    npy::write_i64(&a.out_ids, &[nq, kk], &ids)?;
+    npy::write_f32(&a.out_scores, &[nq, kk], &scores)?;
+    let qps = nq as f64 / seconds.max(1e-9);
+    if json {
+        println!(
+            "{}",
+            json!({
+                "queries": nq, "k": a.k, "columns": kk, "seconds": seconds, "qps": qps,
+                "device": device.describe(), "out_ids": a.out_ids, "out_scores": a.out_scores,
+            })
+        );
+    } else {
+        println!(
+            "searched {nq} queries (k = {}) in {seconds:.3} s ({qps:.0} QPS) on {} -> {}, {}",
+            a.k,
+            device.describe(),
+            a.out_ids.display(),
+            a.out_scores.display()
+        );
+    }
+    Ok(())
+}
+
+fn info(a: InfoArgs, json: bool) -> Result<()> {
+    let i = file::info(&a.file)?;
+    let (min, max) = (i.list_sizes.iter().min().copied(), i.list_sizes.iter().max().copied());
+    if json {
+        println!(
+            "{}",
+            json!({
+                "file": a.file, "format_version": i.version, "kind": i.kind.name(), "metric": i.metric.name(),
+                "dtype": i.dtype.to_string(), "dim": i.dim, "count": i.count,
+                "nlist": (i.nlist > 0).then_some(i.nlist), "nprobe": (i.nlist > 0).then_some(i.nprobe),
+                "list_size_min": (i.nlist > 0).then_some(min), "list_size_max": (i.nlist > 0).then_some(max),
+                "bytes": i.file_bytes, "checksum": "ok",
+            })
+        );
+    } else {
+        println!("{}: ragtune index, format version {}, checksum ok", a.file.display(), i.version);
+        println!("  kind    {}", i.kind.name());
+        println!("  metric  {}", i.metric);
+        println!("  dtype   {}", i.dtype);
+        println!("  dim     {}", i.dim);
+        println!("  vectors {}", i.count);
+        if i.nlist > 0 {
+            println!("  nlist   {} (list sizes {}..{})", i.nlist, min.unwrap_or(0), max.unwrap_or(0));
+            println!("  nprobe  {} (default)", i.nprobe);
+        }
+        println!("  size    {} bytes", i.file_bytes);
+    }
+    Ok(())
+}

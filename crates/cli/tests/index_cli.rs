@@ -1,0 +1,248 @@
+//! `ragtune index build|search|info` end to end through the built binary: flat and IVF builds,
+//! outputs equal to the library's search, `--json`, and clear errors with a non-zero exit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ragtune_compute::{DType, Device, Tensor};
+use ragtune_index::{FlatIndex, Metric, npy};
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ragtune-cli-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn ragtune(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).output().expect("run ragtune")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = ragtune(args);
+    assert!(out.status.success(), "ragtune {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = ragtune(args);
+    assert!(!out.status.success(), "ragtune {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// Deterministic pseudo-random rows in [-1, 1).
+fn rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n * dim)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn build_search_info_flat_matches_the_library() {
+    let d = dir();
+    let (n, dim, nq) = (500, 24, 7);
+    let base = rows(n, dim, 1);
+    let queries = rows(nq, dim, 2);
+    let ids: Vec<i64> = (0..n as i64).map(|i| 1000 + 3 * i).collect();
+    let (vf, idf, qf) = (d.join("v.npy"), d.join("ids.npy"), d.join("q.npy"));
+    npy::write_f32(&vf, &[n, dim], &base).unwrap();
+    npy::write_i64(&idf, &[n], &ids).unwrap();
+    npy::write_f32(&qf, &[nq, dim], &queries).unwrap();
+    let index = d.join("flat.rtx");
+    let out = ok(&[
+        "index",
+        "build",
+        "--vectors",
+        p(&vf),
+        "--ids",
+        p(&idf),
+        "--metric",
+        "cosine",
+        "--device",
+        "cpu",
+        "--out",
+        p(&index),
+    ]);
+    assert!(out.contains("built flat index of 500 24-d vectors"), "{out}");
+    let (oi, os) = (d.join("out-ids.npy"), d.join("out-scores.npy"));
+    let out = ok(&[
+        "index",
+        "search",
+        "--index",
+        p(&index),
+        "--queries",
+        p(&qf),
+        "--k",
+        "10",
+        "--device",
+        "cpu",
+        "--out-ids",
+        p(&oi),
+        "--out-scores",
+        p(&os),
+    ]);
+    assert!(out.contains("searched 7 queries"), "{out}");
+    let got_ids = npy::read(&oi).unwrap();
+    assert_eq!((got_ids.shape.clone(), got_ids.dtype), (vec![nq, 10], npy::NpyDType::I64));
+    let got_ids: Vec<i64> = bytemuck::pod_collect_to_vec(&got_ids.data);
+    let got_scores = npy::read_vectors(&os).unwrap().to_vec::<f32>().unwrap();
+
+    let mut lib = FlatIndex::new(dim, Metric::Cosine, DType::F32, &Device::Cpu).unwrap();
+    let uids: Vec<u64> = ids.iter().map(|&i| i as u64).collect();
+    lib.add(&Tensor::from_slice(&base, &[n, dim]).unwrap(), &uids).unwrap();
+    let want = lib.search(&Tensor::from_slice(&queries, &[nq, dim]).unwrap(), 10, None).unwrap();
+    for (q, w) in want.iter().enumerate() {
+        let wi: Vec<i64> = w.ids.iter().map(|&i| i as i64).collect();
+        assert_eq!(&got_ids[q * 10..(q + 1) * 10], &wi[..]);
+        assert_eq!(&got_scores[q * 10..(q + 1) * 10], &w.scores[..]);
+    }
+
+    let info = ok(&["index", "info", p(&index)]);
+    assert!(
+        info.contains("checksum ok") && info.contains("cosine") && info.contains("vectors 500"),
+        "{info}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(&["index", "info", p(&index), "--json"])).unwrap();
+    assert_eq!(json["count"], 500);
+    assert_eq!(json["kind"], "flat");
+    assert_eq!(json["dim"], 24);
+
+    // k > len gives len columns.
+    ok(&[
+        "index",
+        "search",
+        "--index",
+        p(&index),
+        "--queries",
+        p(&qf),
+        "--k",
+        "900",
+        "--device",
+        "cpu",
+        "--out-ids",
+        p(&oi),
+        "--out-scores",
+        p(&os),
+    ]);
+    assert_eq!(npy::read(&oi).unwrap().shape, vec![nq, n]);
+}
+
+#[test]
+fn ivf_build_and_search_with_json() {
+    let d = dir();
+    let (n, dim) = (2000, 16);
+    let (vf, qf) = (d.join("iv.npy"), d.join("iq.npy"));
+    npy::write_f32(&vf, &[n, dim], &rows(n, dim, 3)).unwrap();
+    npy::write_f32(&qf, &[5, dim], &rows(5, dim, 4)).unwrap();
+    let index = d.join("ivf.rtx");
+    let out = ok(&[
+        "index",
+        "build",
+        "--vectors",
+        p(&vf),
+        "--metric",
+        "l2",
+        "--kind",
+        "ivf",
+        "--nlist",
+        "16",
+        "--dtype",
+        "f16",
+        "--device",
+        "cpu",
+        "--out",
+        p(&index),
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (json["kind"].as_str(), json["nlist"].as_u64(), json["nprobe"].as_u64()),
+        (Some("ivf"), Some(16), Some(2))
+    );
+    let (oi, os) = (d.join("iv-ids.npy"), d.join("iv-scores.npy"));
+    let out = ok(&[
+        "index",
+        "search",
+        "--index",
+        p(&index),
+        "--queries",
+        p(&qf),
+        "--k",
+        "5",
+        "--nprobe",
+        "16",
+        "--device",
+        "cpu",
+        "--out-ids",
+        p(&oi),
+        "--out-scores",
+        p(&os),
+        "--json",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["queries"], 5);
+    let scores = npy::read_vectors(&os).unwrap().to_vec::<f32>().unwrap();
+    assert!(scores.chunks(5).all(|r| r.windows(2).all(|w| w[0] <= w[1])), "l2 scores ascend");
+    let info: serde_json::Value = serde_json::from_str(&ok(&["index", "info", p(&index), "--json"])).unwrap();
+    assert_eq!((info["dtype"].as_str(), info["nlist"].as_u64()), (Some("f16"), Some(16)));
+}
+
+#[test]
+fn bad_input_fails_with_a_clear_message() {
+    let d = dir();
+    let vf = d.join("e.npy");
+    npy::write_f32(&vf, &[4, 3], &rows(4, 3, 5)).unwrap();
+    let idx = d.join("e.rtx");
+    let e = fails(&["index", "build", "--vectors", p(&vf), "--metric", "hamming", "--out", p(&idx)]);
+    assert!(e.contains("use ip, cosine or l2"), "{e}");
+    let e =
+        fails(&["index", "build", "--vectors", p(&d.join("nope.npy")), "--metric", "ip", "--out", p(&idx)]);
+    assert!(e.contains("nope.npy"), "{e}");
+    let mut nan = rows(4, 3, 5);
+    nan[5] = f32::NAN;
+    npy::write_f32(&vf, &[4, 3], &nan).unwrap();
+    let e = fails(&[
+        "index",
+        "build",
+        "--vectors",
+        p(&vf),
+        "--metric",
+        "ip",
+        "--device",
+        "cpu",
+        "--out",
+        p(&idx),
+    ]);
+    assert!(e.contains("NaN") && e.contains("row 1"), "{e}");
+    assert!(!idx.exists(), "no index is written when the build fails");
+    npy::write_f32(&vf, &[4, 3], &rows(4, 3, 5)).unwrap();
+    ok(&["index", "build", "--vectors", p(&vf), "--metric", "ip", "--device", "cpu", "--out", p(&idx)]);
+    let e = fails(&[
+        "index",
+        "search",
+        "--index",
+        p(&idx),
+        "--queries",
+        p(&vf),
+        "--k",
+        "0",
+        "--device",
+        "cpu",
+        "--out-ids",
+        p(&d.join("a.npy")),
+        "--out-scores",
+        p(&d.join("b.npy")),
+    ]);
+    assert!(e.contains("k must be at least 1"), "{e}");
+    let bytes = std::fs::read(&idx).unwrap();
+    std::fs::write(&idx, &bytes[..bytes.len() - 7]).unwrap();
+    let e = fails(&["index", "info", p(&idx)]);
+    assert!(e.contains("e.rtx") && e.contains("truncated"), "{e}");
+}

@@ -1,0 +1,141 @@
+//! Shared test support: seeded data, the values an index really stores (rounded to its dtype,
+//! normalized for cosine), an f64 brute-force reference, and the comparison of results with it.
+
+#![allow(dead_code)]
+
+use half::{bf16, f16};
+use ragtune_compute::{DType, Tensor};
+use ragtune_index::{Metric, SearchResult};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+pub fn random_rows(rng: &mut ChaCha8Rng, n: usize, dim: usize) -> Vec<f32> {
+    (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+pub fn tensor(rows: &[f32], dim: usize) -> Tensor {
+    Tensor::from_slice(rows, &[rows.len() / dim, dim]).expect("shape")
+}
+
+/// Round like a cast to `dtype`.
+pub fn round(v: f32, dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => f16::from_f32(v).to_f64(),
+        DType::BF16 => bf16::from_f32(v).to_f64(),
+        _ => v as f64,
+    }
+}
+
+/// The rows as the index holds them: normalized (cosine) in f32, then rounded to `dtype`.
+pub fn held(rows: &[f32], dim: usize, metric: Metric, dtype: DType) -> Vec<f64> {
+    rows.chunks_exact(dim)
+        .flat_map(|r| {
+            let scale = if metric == Metric::Cosine {
+                1.0 / r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt()
+            } else {
+                1.0
+            };
+            r.iter().map(move |&v| round((v as f64 * scale) as f32, dtype)).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+pub fn score(metric: Metric, q: &[f64], x: &[f64]) -> f64 {
+    match metric {
+        Metric::L2 => q.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum(),
+        _ => q.iter().zip(x).map(|(a, b)| a * b).sum(),
+    }
+}
+
+/// f64 scores of one query against every (id, row).
+pub fn all_scores(metric: Metric, q: &[f64], base: &[f64], ids: &[u64], dim: usize) -> Vec<(f64, u64)> {
+    base.chunks_exact(dim).zip(ids).map(|(x, &id)| (score(metric, q, x), id)).collect()
+}
+
+/// Best first, ties by the smaller id.
+pub fn rank(metric: Metric, v: &mut [(f64, u64)]) {
+    v.sort_by(|a, b| {
+        let s = if metric == Metric::L2 { a.0.total_cmp(&b.0) } else { b.0.total_cmp(&a.0) };
+        s.then(a.1.cmp(&b.1))
+    });
+}
+
+/// Check `got` against the f64 reference `scores` (every allowed candidate of one query):
+/// the count, each score, and each id — an id may differ from the reference only where the
+/// two reference scores lie within `tol` (a near-tie that rounding may order either way).
+#[track_caller]
+pub fn check(
+    what: &str,
+    metric: Metric,
+    got: &SearchResult,
+    mut scores: Vec<(f64, u64)>,
+    k: usize,
+    tol: f64,
+) {
+    rank(metric, &mut scores);
+    let want = &scores[..k.min(scores.len())];
+    assert_eq!(got.ids.len(), want.len(), "{what}: result count");
+    assert_eq!(got.scores.len(), want.len(), "{what}: score count");
+    let by_id: std::collections::HashMap<u64, f64> = scores.iter().map(|&(s, id)| (id, s)).collect();
+    let mut seen = std::collections::HashSet::new();
+    for (i, (&id, &s)) in got.ids.iter().zip(&got.scores).enumerate() {
+        assert!(seen.insert(id), "{what}: id {id} returned twice");
+        let r = *by_id.get(&id).unwrap_or_else(|| panic!("{what}: id {id} is not an allowed candidate"));
+        let t = tol * (1.0 + r.abs());
+        assert!((s as f64 - r).abs() <= t, "{what}: position {i}, id {id}: score {s} vs reference {r}");
+        if id != want[i].1 {
+            assert!(
+                (r - want[i].0).abs() <= t,
+                "{what}: position {i}: got id {id} (ref score {r}), want id {} (ref score {})",
+                want[i].1,
+                want[i].0
+            );
+        }
+        if i > 0 && got.scores[i - 1] == s {
+            assert!(got.ids[i - 1] < id, "{what}: equal scores must come in id order");
+        }
+    }
+}
+
+pub fn tolerance(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 1e-4,
+        DType::F16 => 2e-3,
+        _ => 1e-2,
+    }
+}
+
+/// Well-separated Gaussian clusters: `n` points in `clusters` blobs, plus `nq` queries drawn
+/// from the same blobs.
+pub fn clustered(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    nq: usize,
+    dim: usize,
+    clusters: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let centers: Vec<f32> = (0..clusters * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let point = |rng: &mut ChaCha8Rng| {
+        let c = rng.random_range(0..clusters);
+        (0..dim).map(|j| centers[c * dim + j] + 0.15 * gauss(rng)).collect::<Vec<f32>>()
+    };
+    let base = (0..n).flat_map(|_| point(rng)).collect();
+    let queries = (0..nq).flat_map(|_| point(rng)).collect();
+    (base, queries)
+}
+
+fn gauss(rng: &mut ChaCha8Rng) -> f32 {
+    let (u, v): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random_range(0.0..1.0));
+    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+}
+
+/// A fresh path in the temp folder for this test.
+pub fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ragtune-index-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join(name)
+}
