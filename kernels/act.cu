@@ -1,4 +1,5 @@
-// act.cu — activations: SiLU (x * sigmoid(x)) and exact GELU (0.5 x (1 + erf(x / sqrt 2))).
+// act.cu — activations: SiLU (x * sigmoid(x)), exact GELU (0.5 x (1 + erf(x / sqrt 2))) and the
+// fused SwiGLU gate silu(gate) * up of Llama's MLP (one pass over both inputs).
 // f32 arithmetic with the full-precision expf/erff (no fast-math), to match the CPU side.
 #include "rt_common.cuh"
 
@@ -15,6 +16,11 @@ __device__ __forceinline__ float rt_gelu(float x) { return 0.5f * x * (1.0f + er
         for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;                 \
              i += (long long)gridDim.x * blockDim.x)                                                \
             out[i] = rt_from_f32<T>(rt_gelu(rt_to_f32(x[i])));                                      \
+    }                                                                                               \
+    extern "C" __global__ void swiglu_##S(const T* gate, const T* up, T* out, long long n) {        \
+        for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;                 \
+             i += (long long)gridDim.x * blockDim.x)                                                \
+            out[i] = rt_from_f32<T>(rt_silu(rt_to_f32(gate[i])) * rt_to_f32(up[i]));                \
     }
 
 RT_ACT_KERNELS(float, f32)

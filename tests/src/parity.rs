@@ -188,6 +188,123 @@ pub fn l2_normalize(device: &Device, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// (batch, sq, skv, hq, hkv, d, causal, key_lens) of the attention parity cases: every
+/// specialised head_dim, GQA groups of 1 and 3, prefill and decode over a cache, padding, a
+/// length shorter than the queries, and a head_dim no kernel specialises.
+type AttentionCase = (usize, usize, usize, usize, usize, usize, bool, Option<&'static [i32]>);
+const ATTENTION_CASES: &[AttentionCase] = &[
+    (1, 7, 7, 3, 1, 64, true, None),
+    (2, 65, 65, 1, 1, 128, true, Some(&[65, 30])),
+    (1, 1, 65, 3, 1, 80, true, None),
+    (2, 2, 70, 2, 2, 96, true, Some(&[70, 3])),
+    (1, 7, 9, 2, 2, 32, false, Some(&[5])),
+    (2, 7, 9, 3, 3, 64, true, Some(&[9, 4])),
+    (1, 65, 65, 2, 2, 80, false, None),
+    (1, 1, 300, 2, 1, 64, true, Some(&[257])),
+    (1, 5, 5, 1, 1, 20, true, None),
+];
+
+/// Fused attention (kernels/attention.cu): the prefill and the split-KV decode kernels.
+pub fn attention(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        for &(b, sq, skv, hq, hkv, d, causal, lens) in ATTENTION_CASES {
+            let (q, _) = random_tensor(rng, &[b, sq, hq, d], dtype, 1.0);
+            let (k, _) = random_tensor(rng, &[b, skv, hkv, d], dtype, 1.0);
+            let (v, _) = random_tensor(rng, &[b, skv, hkv, d], dtype, 1.0);
+            let lens = lens.map(|l| Tensor::from_slice(l, &[b]).unwrap());
+            let spec = ops::AttentionSpec::new(causal, d);
+            let dev_lens = lens.as_ref().map(|l| on(device, l));
+            compare(
+                &format!(
+                    "attention {dtype} b{b} sq{sq} skv{skv} hq{hq} hkv{hkv} d{d} causal={causal} {lens:?}"
+                ),
+                &ops::attention(&on(device, &q), &on(device, &k), &on(device, &v), spec, dev_lens.as_ref())
+                    .unwrap(),
+                &ops::attention(&q, &k, &v, spec, lens.as_ref()).unwrap(),
+                tolerance(dtype, true),
+            );
+        }
+    }
+}
+
+/// Rotary embedding (kernels/rope.cu), partial rotation and large positions included.
+pub fn rope(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        for &(b, s, h, d, rot) in
+            &[(1, 1, 1, 64, 64), (2, 7, 3, 80, 80), (1, 65, 2, 128, 64), (2, 5, 4, 96, 32)]
+        {
+            let (x, _) = random_tensor(rng, &[b, s, h, d], dtype, 2.0);
+            let pos: Vec<i32> = (0..b * s).map(|i| (i as i32 * 997) % 9000).collect();
+            let freqs: Vec<f32> =
+                (0..rot / 2).map(|j| 1.0 / 10000f32.powf(2.0 * j as f32 / rot as f32)).collect();
+            let pos = Tensor::from_slice(&pos, &[b, s]).unwrap();
+            let freqs = Tensor::from_slice(&freqs, &[rot / 2]).unwrap();
+            compare(
+                &format!("rope {dtype} [{b}, {s}, {h}, {d}] rot {rot}"),
+                &ops::rope(&on(device, &x), &on(device, &pos), &on(device, &freqs)).unwrap(),
+                &ops::rope(&x, &pos, &freqs).unwrap(),
+                tolerance(dtype, false),
+            );
+        }
+    }
+}
+
+/// Embedding lookup (kernels/embed.cu): exact rows, and an id outside the vocabulary is an error.
+pub fn embedding(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        let (table, _) = random_tensor(rng, &[37, 19], dtype, 1.0);
+        let ids: Vec<i32> = (0..45).map(|i| (i * 7 + 3) % 37).collect();
+        let ids = Tensor::from_slice(&ids, &[5, 9]).unwrap();
+        compare(
+            &format!("embedding {dtype}"),
+            &ops::embedding(&on(device, &table), &on(device, &ids)).unwrap(),
+            &ops::embedding(&table, &ids).unwrap(),
+            0.0,
+        );
+        let bad = Tensor::from_slice(&[0i32, 36, 37, -1], &[4]).unwrap();
+        let e = ops::embedding(&on(device, &table), &on(device, &bad)).unwrap_err().to_string();
+        assert!(e.contains("ids[2]"), "embedding {dtype}: the first bad position is reported: {e}");
+    }
+}
+
+/// The fused SwiGLU gate (kernels/act.cu).
+pub fn swiglu(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        for shape in [&[1usize][..], &[7, 13], &[3, 1001]] {
+            let (g, _) = random_tensor(rng, shape, dtype, 4.0);
+            let (u, _) = random_tensor(rng, shape, dtype, 2.0);
+            compare(
+                &format!("swiglu {dtype} {shape:?}"),
+                &ops::swiglu(&on(device, &g), &on(device, &u)).unwrap(),
+                &ops::swiglu(&g, &u).unwrap(),
+                tolerance(dtype, false),
+            );
+        }
+    }
+}
+
+/// `copy_into` on the device: the bytes land at the offset, and a tensor sharing the storage
+/// keeps its values (copy-on-write).
+pub fn copy_into(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::ALL {
+        let (cache, _) = random_tensor(rng, &[3, 11], DType::F32, 5.0);
+        let (new, _) = random_tensor(rng, &[2, 5], DType::F32, 5.0);
+        let (cache, new) = (ops::cast(&cache, dtype).unwrap(), ops::cast(&new, dtype).unwrap());
+        let mut dev = on(device, &cache);
+        let before = dev.clone();
+        ops::copy_into(&mut dev, &on(device, &new), 13).unwrap();
+        let mut host = cache.clone();
+        ops::copy_into(&mut host, &new, 13).unwrap();
+        assert!(!dev.is_host() || device.is_cpu(), "copy_into {dtype}: stays on the device");
+        assert_eq!(dev.to_host().unwrap().host_bytes(), host.host_bytes(), "copy_into {dtype}");
+        assert_eq!(
+            before.to_host().unwrap().host_bytes(),
+            cache.host_bytes(),
+            "copy_into {dtype}: clone kept"
+        );
+    }
+}
+
 /// Every check of the suite, in order.
 pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     matmul(device, rng);
@@ -196,4 +313,9 @@ pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     softmax(device, rng);
     elementwise(device, rng);
     cast(device, rng);
+    swiglu(device, rng);
+    rope(device, rng);
+    embedding(device, rng);
+    copy_into(device, rng);
+    attention(device, rng);
 }

@@ -147,3 +147,74 @@ pub fn kmeans_update(p: &[f64], assign: &[i32], old: &[f64], d: usize) -> (Vec<f
     }
     (sums, counts)
 }
+
+/// Attention over the projections' layout: q `[b, sq, hq, d]`, k/v `[b, skv, hkv, d]`, query
+/// head `h` reading kv head `h / (hq / hkv)`. Query `i` sees keys `j < len` and, when causal,
+/// `j <= i + len − sq`, where `len = key_lens[b]` or `skv`. A query seeing no key yields zeros.
+/// The full score row is materialised and soft-maxed directly (no online recurrence).
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
+    (b, sq, skv, hq, hkv, d): (usize, usize, usize, usize, usize, usize),
+    causal: bool,
+    scale: f64,
+    key_lens: Option<&[i32]>,
+) -> Vec<f64> {
+    let mut out = vec![0f64; b * sq * hq * d];
+    for bi in 0..b {
+        let len = key_lens.map_or(skv, |l| l[bi] as usize);
+        for i in 0..sq {
+            let last = if causal { i as i64 + len as i64 - sq as i64 } else { len as i64 - 1 };
+            let visible = (last + 1).clamp(0, len as i64) as usize;
+            if visible == 0 {
+                continue;
+            }
+            for h in 0..hq {
+                let hk = h / (hq / hkv);
+                let qr = &q[((bi * sq + i) * hq + h) * d..][..d];
+                let scores: Vec<f64> = (0..visible)
+                    .map(|j| {
+                        let kr = &k[((bi * skv + j) * hkv + hk) * d..][..d];
+                        scale * qr.iter().zip(kr).map(|(a, b)| a * b).sum::<f64>()
+                    })
+                    .collect();
+                let m = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+                let total: f64 = w.iter().sum();
+                let o = &mut out[((bi * sq + i) * hq + h) * d..][..d];
+                for (j, wj) in w.iter().enumerate() {
+                    let vr = &v[((bi * skv + j) * hkv + hk) * d..][..d];
+                    for (o, x) in o.iter_mut().zip(vr) {
+                        *o += wj / total * x;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Hugging Face's rotary embedding, written as transformers writes it: `cos`/`sin` of
+/// `emb = cat(freqs, freqs)` with `freqs = position · inv_freq` — a product rounded to f32, as
+/// transformers computes it (a position of 10⁴ makes that rounding visible), cos/sin in f64 — then `x · cos + rotate_half(x) · sin` over the first `rot` dims, where
+/// `rotate_half(x) = cat(−x[rot/2..rot], x[..rot/2])`; the rest of the head passes through.
+/// x `[rows = b · s, h, d]`, one position per row.
+pub fn rope(x: &[f64], positions: &[i32], inv_freq: &[f32], h: usize, d: usize) -> Vec<f64> {
+    let half = inv_freq.len();
+    let rot = 2 * half;
+    let mut out = x.to_vec();
+    for (r, &p) in positions.iter().enumerate() {
+        let emb: Vec<f64> = (0..rot).map(|j| (p as f32 * inv_freq[j % half]) as f64).collect();
+        for hi in 0..h {
+            let xr = &x[(r * h + hi) * d..][..d];
+            let rotated: Vec<f64> =
+                (0..rot).map(|j| if j < half { -xr[j + half] } else { xr[j - half] }).collect();
+            for j in 0..rot {
+                out[(r * h + hi) * d + j] = xr[j] * emb[j].cos() + rotated[j] * emb[j].sin();
+            }
+        }
+    }
+    out
+}

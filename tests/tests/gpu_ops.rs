@@ -44,3 +44,20 @@ fn gpu_cast_matches_cpu_exactly() {
         parity::cast(&d, &mut rng(15));
     }
 }
+
+#[test]
+fn gpu_attention_matches_cpu() {
+    if let Some(d) = cuda_or_skip("gpu_attention_matches_cpu") {
+        parity::attention(&d, &mut rng(19));
+    }
+}
+
+#[test]
+fn gpu_rope_embed_swiglu_and_copy_match_cpu() {
+    if let Some(d) = cuda_or_skip("gpu_rope_embed_swiglu_and_copy_match_cpu") {
+        parity::rope(&d, &mut rng(20));
+        parity::embedding(&d, &mut rng(21));
+        parity::swiglu(&d, &mut rng(22));
+        parity::copy_into(&d, &mut rng(23));
+    }
+}

@@ -54,6 +54,23 @@ fn emulated_cast_kernels_match_cpu_exactly() {
     parity::cast(&emulated(Schedule::Random(7)), &mut rng(25));
 }
 
+#[test]
+fn emulated_attention_kernels_match_cpu() {
+    for s in SCHEDULES {
+        parity::attention(&emulated(s), &mut rng(31));
+    }
+}
+
+#[test]
+fn emulated_rope_embed_swiglu_kernels_and_copy_match_cpu() {
+    for s in SCHEDULES {
+        parity::rope(&emulated(s), &mut rng(32));
+        parity::embedding(&emulated(s), &mut rng(33));
+        parity::swiglu(&emulated(s), &mut rng(34));
+        parity::copy_into(&emulated(s), &mut rng(35));
+    }
+}
+
 /// Every kernel built from kernels/*.cu is launched by some op in the suites above: the
 /// list below is what the op layer names, and a new kernel must be added to a suite and here.
 #[test]
@@ -66,6 +83,10 @@ fn every_emulated_kernel_is_covered_by_the_parity_suite() {
         {
             expected.push(format!("{op}_{s}"));
         }
+    }
+    // The runtime's families: the SwiGLU gate.
+    for s in floats {
+        expected.push(format!("swiglu_{s}"));
     }
     for a in all {
         for b in all {

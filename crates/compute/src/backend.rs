@@ -58,6 +58,9 @@ pub trait GpuBackend: Send + Sync + Debug {
     fn upload(&self, src: &[u8]) -> Result<Arc<dyn DeviceMemory>>;
     /// Copy a whole buffer (or its first `dst.len()` bytes) to the host; waits for prior work.
     fn download(&self, src: &dyn DeviceMemory, dst: &mut [u8]) -> Result<()>;
+    /// Copy `bytes` bytes from device address `src` to `dst` (each inside a live allocation of
+    /// this device; the ranges must not overlap), ordered after all queued work.
+    fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<()>;
     /// Launch one kernel of `kernels/<family>.cu`.
     fn launch(&self, call: &KernelCall) -> Result<()>;
     /// Run a GEMM (cuBLAS on a GPU).

@@ -8,7 +8,8 @@ use std::sync::Arc;
 pub trait ByteOwner: AsRef<[u8]> + Send + Sync + 'static {}
 impl<T: AsRef<[u8]> + Send + Sync + 'static> ByteOwner for T {}
 
-/// Read-only host bytes, cheap to clone.
+/// Host bytes, cheap to clone. Reads share; the one write path ([`HostBuffer::bytes_mut`]) copies
+/// on write, so a clone never sees another clone's writes.
 #[derive(Clone)]
 pub enum HostBuffer {
     /// Owned, 8-byte aligned (backed by `u64`s) so any element type can be viewed in place.
@@ -52,6 +53,21 @@ impl HostBuffer {
     /// Whether the bytes are borrowed from another owner (no copy was made).
     pub fn is_shared(&self) -> bool {
         matches!(self, HostBuffer::Shared { .. })
+    }
+
+    /// The bytes, writable, copy-on-write: a buffer whose words another `HostBuffer` also holds
+    /// (a clone of the tensor), or bytes borrowed from another owner (a mapped file), is first
+    /// copied into a buffer of its own, so no other tensor ever sees the write.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            HostBuffer::Owned { words, len } => {
+                &mut bytemuck::cast_slice_mut::<u64, u8>(Arc::make_mut(words).as_mut_slice())[..*len]
+            }
+            HostBuffer::Shared { .. } => {
+                *self = HostBuffer::copy_from(self.bytes());
+                self.bytes_mut() // owned now: one more step
+            }
+        }
     }
 }
 

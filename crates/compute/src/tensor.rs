@@ -1,5 +1,7 @@
 //! [`Tensor`]: a dense, row-major array with a shape and a dtype, stored on the host or on a
-//! device. Tensors are immutable values (cheap to clone: storage is shared); ops return new ones.
+//! device. Tensors are values (cheap to clone: storage is shared); ops return new ones. The one
+//! in-place op, `ops::copy_into` (KV caches), copies the storage first when another tensor shares
+//! it, so a clone never changes under its holder.
 //! Copies between host and device are explicit ([`Tensor::to_device`], [`Tensor::to_host`]).
 
 use std::fmt;
@@ -223,6 +225,28 @@ impl Tensor {
         let host = self.to_host()?;
         let bytes = host.host_bytes().expect("host tensor");
         Ok(crate::cpu::cast::bytes_to_f32(bytes, self.dtype))
+    }
+
+    /// The host bytes, writable (copied first when the storage is shared: see
+    /// [`HostBuffer::bytes_mut`]); `None` on a device.
+    pub(crate) fn host_bytes_mut(&mut self) -> Option<&mut [u8]> {
+        match &mut self.storage {
+            Storage::Host(b) => Some(b.bytes_mut()),
+            Storage::Gpu { .. } => None,
+        }
+    }
+
+    /// The device address of the data, writable: when another tensor shares this device
+    /// allocation, the data is first copied into a fresh one of its own (copy-on-write, as on the
+    /// host). `None` on the host.
+    pub(crate) fn device_addr_mut(&mut self) -> Result<Option<u64>> {
+        let Storage::Gpu { backend, mem } = &mut self.storage else { return Ok(None) };
+        if Arc::strong_count(mem) > 1 {
+            let fresh = backend.alloc(mem.len())?;
+            backend.copy(mem.addr(), fresh.addr(), mem.len())?;
+            *mem = fresh;
+        }
+        Ok(Some(mem.addr()))
     }
 
     /// The device address of the data, when the tensor lives on a device.

@@ -247,6 +247,13 @@ impl GpuBackend for EmuBackend {
         Ok(())
     }
 
+    fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<(), ComputeError> {
+        let _keep = [self.owner("copy", "source", src, bytes)?, self.owner("copy", "destination", dst, bytes)?];
+        // SAFETY: both ranges lie inside live buffers held by `_keep` (`ptr::copy` tolerates overlap).
+        unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
+        Ok(())
+    }
+
     fn launch(&self, call: &KernelCall) -> Result<(), ComputeError> {
         // Keep every buffer an argument points into alive for the launch, and refuse pointers a
         // GPU would fault on.

@@ -1,4 +1,5 @@
-//! Activations (family `act`, kernels/act.cu): SiLU and exact (erf) GELU, computed in f32.
+//! Activations (family `act`, kernels/act.cu): SiLU, exact (erf) GELU and the fused SwiGLU gate
+//! of Llama's MLP, computed in f32.
 
 use rayon::prelude::*;
 
@@ -37,4 +38,15 @@ pub fn activation<T: FloatElement>(act: Activation, x: &[T], out: &mut [T]) {
             *o = T::from_f32(act.apply(v.to_f32()));
         }
     });
+}
+
+/// `out[i] = silu(gate[i]) · up[i]`, fused so the MLP's hidden activation is read once.
+pub fn swiglu<T: FloatElement>(gate: &[T], up: &[T], out: &mut [T]) {
+    out.par_chunks_mut(ELEMS_PER_TASK)
+        .zip(gate.par_chunks(ELEMS_PER_TASK).zip(up.par_chunks(ELEMS_PER_TASK)))
+        .for_each(|(o, (g, u))| {
+            for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
+                *o = T::from_f32(Activation::Silu.apply(g.to_f32()) * u.to_f32());
+            }
+        });
 }

@@ -4,11 +4,14 @@
 //! SIMD-friendly loops, the `gemm` crate for matrix products.
 
 pub mod act;
+pub mod attention;
 pub mod cast;
 pub mod elementwise;
+pub mod embed;
 pub mod kmeans;
 pub mod matmul;
 pub mod norm;
+pub mod rope;
 pub mod softmax;
 pub mod topk;
 

@@ -246,6 +246,18 @@ impl GpuBackend for CudaBackend {
         self.synchronize()
     }
 
+    fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<()> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        // SAFETY: the caller passes ranges inside live allocations of this context; the copy
+        // is queued on the one stream, after every kernel that wrote `src`.
+        unsafe {
+            cudarc::driver::result::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream())
+                .map_err(|e| ComputeError::cuda(format!("copying {bytes} bytes on cuda:{}", self.ordinal), e))
+        }
+    }
+
     fn launch(&self, call: &KernelCall) -> Result<()> {
         let func = self.function(call.family, &call.function)?;
         let mut builder = self.stream.launch_builder(&func);

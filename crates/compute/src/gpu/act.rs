@@ -23,3 +23,18 @@ pub fn activation(backend: &Arc<dyn GpuBackend>, act: Activation, x: &Tensor) ->
     })?;
     Ok(out)
 }
+
+pub fn swiglu(backend: &Arc<dyn GpuBackend>, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    let n = gate.numel();
+    let (out, out_ptr) = output(backend, gate.shape(), gate.dtype())?;
+    if n == 0 {
+        return Ok(out);
+    }
+    backend.launch(&KernelCall {
+        family: "act",
+        function: format!("swiglu_{}", gate.dtype().kernel_suffix()),
+        dims: elementwise_dims(n),
+        args: vec![ptr(gate), ptr(up), Arg::Ptr(out_ptr), Arg::I64(n as i64)],
+    })?;
+    Ok(out)
+}

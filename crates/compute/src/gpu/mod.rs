@@ -3,11 +3,14 @@
 //! CUDA GPU and on the CPU emulation of the kernels, so the emulator checks these launches too.
 
 pub mod act;
+pub mod attention;
 pub mod cast;
 pub mod elementwise;
+pub mod embed;
 pub mod kmeans;
 pub mod matmul;
 pub mod norm;
+pub mod rope;
 pub mod softmax;
 pub mod topk;
 

@@ -1,9 +1,9 @@
-//! `silu` and `gelu` (exact, erf-based).
+//! `silu`, `gelu` (exact, erf-based) and the fused `swiglu` gate.
 
-use super::{common_float_dtype, host_output, with_float};
+use super::{common_device, common_float_dtype, host_output, with_float};
 use crate::cpu::act::Activation;
 use crate::device::Device;
-use crate::error::Result;
+use crate::error::{ComputeError, Result};
 use crate::tensor::Tensor;
 use crate::{cpu, gpu};
 
@@ -26,4 +26,23 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
 /// `0.5 · x · (1 + erf(x / √2))`.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
     activation(Activation::Gelu, "gelu", x)
+}
+
+/// `silu(gate) · up`, fused (Llama's MLP: `down(silu(gate(x)) · up(x))`), computed in f32.
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    const OP: &str = "swiglu";
+    if gate.shape() != up.shape() {
+        return Err(ComputeError::shape(
+            OP,
+            format!("gate {:?} and up {:?} must have the same shape", gate.shape(), up.shape()),
+        ));
+    }
+    let dt = common_float_dtype(OP, &[gate, up])?;
+    match common_device(OP, &[gate, up])? {
+        Device::Cpu => with_float!(dt, T => {
+            let (g, u) = (gate.as_slice::<T>()?, up.as_slice::<T>()?);
+            Ok(host_output::<T>(gate.shape(), |o| cpu::act::swiglu(g, u, o)))
+        }),
+        Device::Gpu(b) => gpu::act::swiglu(&b, gate, up),
+    }
 }

@@ -3,20 +3,28 @@
 //! implementation in `cpu/` or the kernels through `gpu/`.
 
 mod act;
+mod attention;
 mod cast;
+mod copy;
 mod elementwise;
+mod embed;
 mod kmeans;
 mod matmul;
 mod norm;
+mod rope;
 mod softmax;
 mod topk;
 
-pub use act::{gelu, silu};
+pub use act::{gelu, silu, swiglu};
+pub use attention::{AttentionSpec, attention};
 pub use cast::cast;
+pub use copy::copy_into;
 pub use elementwise::{add, mul, scale};
+pub use embed::embedding;
 pub use kmeans::{kmeans_assign, kmeans_update};
 pub use matmul::{MatmulSpec, linear, matmul, matmul_ex};
 pub use norm::{l2_normalize, layer_norm, rms_norm};
+pub use rope::rope;
 pub use softmax::{SoftmaxSpec, softmax};
 pub use topk::{Similarity, TopkResult, TopkSpec, topk_similarity};
 

@@ -1,0 +1,192 @@
+//! Fused attention (family `attention`, kernels/attention.cu) on the CPU: blocked, with an online
+//! softmax, never materialising the `[sq, skv]` score matrix.
+//!
+//! Layout: q `[b, sq, hq, d]`, k/v `[b, skv, hkv, d]`, out `[b, sq, hq, d]` (the projections'
+//! own layout, no transposes). Query head `h` reads kv head `h / (hq / hkv)` (GQA).
+//!
+//! Work is split into units of (batch, query block, kv head); a unit handles the query block for
+//! all `hq / hkv` query heads that share the kv head, so every K/V tile it converts to f32 serves
+//! `group × block` query rows. Units run in parallel (rayon); each walks the keys in tiles of
+//! [`KEY_TILE`], computing a tile's scores row by row and folding them into the row's running
+//! (max, sum, accumulator) — FlashAttention's recurrence. Causal units stop at the last key their
+//! last query can see.
+
+use rayon::prelude::*;
+
+use crate::dtype::FloatElement;
+
+/// Keys per tile: a K and a V tile of 64 × d f32 (32 KiB each at d = 128) stay in L1/L2 while
+/// every query row of the unit passes over them.
+pub const KEY_TILE: usize = 64;
+/// Query rows (query positions × heads of a GQA group) per unit: enough to amortise converting a
+/// K/V tile, few enough to leave many units for the threads.
+const ROWS_PER_UNIT: usize = 64;
+
+/// The sizes of one attention call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionDims {
+    pub batch: usize,
+    /// Query positions.
+    pub sq: usize,
+    /// Key/value positions.
+    pub skv: usize,
+    /// Query heads.
+    pub hq: usize,
+    /// Key/value heads; divides `hq`.
+    pub hkv: usize,
+    /// Head dimension.
+    pub d: usize,
+}
+
+/// How many keys query `i` (0-based among `sq`) of a sequence with `len` valid keys sees: keys
+/// `j < len`, and with `causal` also `j <= i + len − sq` (the last query aligns with the last
+/// valid key, which is prefill when `len == sq` and decode over a cache when `len > sq`).
+#[inline]
+pub fn visible_keys(i: usize, sq: usize, len: usize, causal: bool) -> usize {
+    if causal { (i + 1 + len).saturating_sub(sq).min(len) } else { len }
+}
+
+/// `out = softmax(scale · q kᵀ, masked) v` per (batch, head). `key_lens[b]` (checked by the op to
+/// lie in `0..=skv`) masks keys at positions `>= key_lens[b]`. A query that sees no key gets zeros.
+#[allow(clippy::too_many_arguments)]
+pub fn attention<T: FloatElement>(
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    dims: AttentionDims,
+    causal: bool,
+    scale: f32,
+    key_lens: Option<&[i32]>,
+    out: &mut [T],
+) {
+    let AttentionDims { batch, sq, hq, hkv, d, .. } = dims;
+    if batch == 0 || sq == 0 || hq == 0 || d == 0 {
+        return;
+    }
+    let group = hq / hkv;
+    let block = ROWS_PER_UNIT.div_ceil(group).max(1).min(sq);
+    let blocks = sq.div_ceil(block);
+    let units = batch * blocks * hkv;
+    // Each unit returns its rows ([positions of the block][group][d], f32); the scatter below
+    // places them. Units write interleaved parts of `out`, so they cannot own slices of it.
+    let results: Vec<Vec<f32>> = (0..units)
+        .into_par_iter()
+        .map(|u| {
+            let (b, rest) = (u / (blocks * hkv), u % (blocks * hkv));
+            let (qb, hk) = (rest / hkv, rest % hkv);
+            let i0 = qb * block;
+            let i1 = (i0 + block).min(sq);
+            let len = key_lens.map_or(dims.skv, |l| l[b] as usize);
+            unit(q, k, v, dims, causal, scale, b, i0..i1, hk, len)
+        })
+        .collect();
+    for (u, rows) in results.iter().enumerate() {
+        let (b, rest) = (u / (blocks * hkv), u % (blocks * hkv));
+        let (qb, hk) = (rest / hkv, rest % hkv);
+        let i0 = qb * block;
+        for (r, row) in rows.chunks_exact(group * d).enumerate() {
+            let at = ((b * sq + i0 + r) * hq + hk * group) * d;
+            for (o, &x) in out[at..at + group * d].iter_mut().zip(row) {
+                *o = T::from_f32(x);
+            }
+        }
+    }
+}
+
+/// One unit: query positions `qs` of batch `b`, the query heads of kv head `hk`.
+#[allow(clippy::too_many_arguments)]
+fn unit<T: FloatElement>(
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    dims: AttentionDims,
+    causal: bool,
+    scale: f32,
+    b: usize,
+    qs: std::ops::Range<usize>,
+    hk: usize,
+    len: usize,
+) -> Vec<f32> {
+    let AttentionDims { sq, skv, hq, hkv, d, .. } = dims;
+    let group = hq / hkv;
+    let rows = qs.len() * group;
+    // Row r = (position i0 + r / group, head hk·group + r % group); q is pre-scaled so a score
+    // is one dot product.
+    let mut qf = vec![0f32; rows * d];
+    for (r, dst) in qf.chunks_exact_mut(d).enumerate() {
+        let i = qs.start + r / group;
+        let at = ((b * sq + i) * hq + hk * group + r % group) * d;
+        for (o, x) in dst.iter_mut().zip(&q[at..at + d]) {
+            *o = x.to_f32() * scale;
+        }
+    }
+    let visible: Vec<usize> =
+        (0..rows).map(|r| visible_keys(qs.start + r / group, sq, len, causal)).collect();
+    let keys = visible.iter().copied().max().unwrap_or(0);
+    let mut acc = vec![0f32; rows * d];
+    let mut max = vec![f32::NEG_INFINITY; rows];
+    let mut sum = vec![0f32; rows];
+    let (mut kt, mut vt) = (vec![0f32; KEY_TILE * d], vec![0f32; KEY_TILE * d]);
+    let mut s = [0f32; KEY_TILE];
+    for j0 in (0..keys).step_by(KEY_TILE) {
+        let n = KEY_TILE.min(keys - j0);
+        for j in 0..n {
+            let at = ((b * skv + j0 + j) * hkv + hk) * d;
+            for (o, x) in kt[j * d..(j + 1) * d].iter_mut().zip(&k[at..at + d]) {
+                *o = x.to_f32();
+            }
+            for (o, x) in vt[j * d..(j + 1) * d].iter_mut().zip(&v[at..at + d]) {
+                *o = x.to_f32();
+            }
+        }
+        for r in 0..rows {
+            let c = visible[r].saturating_sub(j0).min(n);
+            if c == 0 {
+                continue;
+            }
+            let qr = &qf[r * d..(r + 1) * d];
+            let mut tile_max = f32::NEG_INFINITY;
+            for (j, sj) in s[..c].iter_mut().enumerate() {
+                *sj = dot(qr, &kt[j * d..(j + 1) * d]);
+                tile_max = tile_max.max(*sj);
+            }
+            let m = max[r].max(tile_max);
+            let ar = &mut acc[r * d..(r + 1) * d];
+            if m > max[r] {
+                // exp(−∞) = 0 on a row's first tile: the empty accumulator stays empty.
+                let correction = (max[r] - m).exp();
+                sum[r] *= correction;
+                ar.iter_mut().for_each(|a| *a *= correction);
+                max[r] = m;
+            }
+            for (j, &sj) in s[..c].iter().enumerate() {
+                let p = (sj - m).exp();
+                sum[r] += p;
+                for (a, &x) in ar.iter_mut().zip(&vt[j * d..(j + 1) * d]) {
+                    *a += p * x;
+                }
+            }
+        }
+    }
+    for (ar, &l) in acc.chunks_exact_mut(d).zip(&sum) {
+        // A row that saw no key has sum 0 and an all-zero accumulator: it stays zero.
+        let inv = if l > 0.0 { 1.0 / l } else { 0.0 };
+        ar.iter_mut().for_each(|a| *a *= inv);
+    }
+    acc
+}
+
+/// Dot product with eight independent partial sums, which the compiler keeps in one SIMD
+/// register (a single running sum would serialise on the add latency and cannot vectorise).
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut part = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            part[l] += x[l] * y[l];
+        }
+    }
+    part.iter().sum::<f32>() + tail
+}

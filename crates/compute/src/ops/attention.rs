@@ -1,0 +1,146 @@
+//! Fused attention forward over the projections' layout `[batch, seq, heads, head_dim]`: GQA,
+//! causal masking aligned for KV caches, per-sequence key lengths (padding / filled cache), f32
+//! accumulation with an online softmax.
+
+use super::{common_device, common_float_dtype, host_output, with_float};
+use crate::cpu::attention::AttentionDims;
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{ComputeError, Result};
+use crate::tensor::Tensor;
+use crate::{cpu, gpu};
+
+/// How keys are masked and scores scaled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionSpec {
+    /// Query `i` (0-based among `sq`) sees keys `j <= i + (len − sq)`, `len` being the sequence's
+    /// key length: the last query aligns with the last valid key.
+    pub causal: bool,
+    /// Multiplies `q · k` before the softmax; `1 / sqrt(head_dim)` for the usual models.
+    pub scale: f32,
+}
+
+impl AttentionSpec {
+    /// The usual scale `1 / sqrt(head_dim)`.
+    pub fn new(causal: bool, head_dim: usize) -> Self {
+        AttentionSpec { causal, scale: 1.0 / (head_dim.max(1) as f32).sqrt() }
+    }
+}
+
+/// Fused attention: q `[b, sq, hq, d]`, k/v `[b, skv, hkv, d]` with `hq % hkv == 0` (GQA: query
+/// head `h` reads kv head `h / (hq / hkv)`).
+///
+/// `key_lens`: optional i32 `[b]`; keys at positions `>= key_lens[i]` are masked (padding, or how
+/// much of a KV cache is filled). Each length must lie in `0..=skv`: on the CPU a length outside
+/// is an error; on a GPU the kernels clamp it into that range (checking would cost a copy to the
+/// host per call).
+///
+/// Causal: query `i` sees keys `j <= i + (len_b − sq)` where `len_b = key_lens[b]` or `skv`, so
+/// prefill (`len == sq`) and decode over a cache (`len > sq`) both work.
+///
+/// Output `[b, sq, hq, d]` in q's dtype; f32 accumulation; online softmax; a query row that sees
+/// no key outputs zeros.
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    spec: AttentionSpec,
+    key_lens: Option<&Tensor>,
+) -> Result<Tensor> {
+    const OP: &str = "attention";
+    let dims = check(q, k, v, spec, key_lens)?;
+    let dt = common_float_dtype(OP, &[q, k, v])?;
+    let mut all = vec![q, k, v];
+    all.extend(key_lens);
+    match common_device(OP, &all)? {
+        Device::Cpu => {
+            let lens = key_lens.map(|l| l.as_slice::<i32>()).transpose()?;
+            if let Some(lens) = lens
+                && let Some((i, &l)) = lens.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize > dims.skv)
+            {
+                return Err(ComputeError::invalid(
+                    OP,
+                    format!(
+                        "key_lens[{i}] = {l} lies outside 0..={} (the key length of k {:?})",
+                        dims.skv,
+                        k.shape()
+                    ),
+                ));
+            }
+            with_float!(dt, T => {
+                let (qs, ks, vs) = (q.as_slice::<T>()?, k.as_slice::<T>()?, v.as_slice::<T>()?);
+                Ok(host_output::<T>(q.shape(), |o| {
+                    cpu::attention::attention(qs, ks, vs, dims, spec.causal, spec.scale, lens, o)
+                }))
+            })
+        }
+        Device::Gpu(b) => gpu::attention::attention(&b, q, k, v, dims, spec, key_lens),
+    }
+}
+
+fn check(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    spec: AttentionSpec,
+    key_lens: Option<&Tensor>,
+) -> Result<AttentionDims> {
+    const OP: &str = "attention";
+    let layout = "q [batch, sq, heads, head_dim], k and v [batch, skv, kv_heads, head_dim]";
+    if q.rank() != 4 || k.rank() != 4 || v.rank() != 4 {
+        return Err(ComputeError::shape(
+            OP,
+            format!("q {:?}, k {:?}, v {:?} must all be rank 4: {layout}", q.shape(), k.shape(), v.shape()),
+        ));
+    }
+    let (qs, ks) = (q.shape(), k.shape());
+    if k.shape() != v.shape() || qs[0] != ks[0] || qs[3] != ks[3] {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "q {qs:?}, k {ks:?}, v {:?} do not fit: k and v must be equal, and batch and head_dim must \
+                 match q ({layout})",
+                v.shape()
+            ),
+        ));
+    }
+    let dims = AttentionDims { batch: qs[0], sq: qs[1], skv: ks[1], hq: qs[2], hkv: ks[2], d: qs[3] };
+    if dims.hkv == 0 || dims.hq % dims.hkv != 0 {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "q has {} heads and k/v {}: the query heads must be a multiple of the (non-zero) kv heads",
+                dims.hq, dims.hkv
+            ),
+        ));
+    }
+    if let Some(l) = key_lens {
+        if l.dtype() != DType::I32 || l.shape() != [dims.batch] {
+            return Err(ComputeError::shape(
+                OP,
+                format!(
+                    "key_lens {:?} of {} must be i32 [{}] (one length per batch entry)",
+                    l.shape(),
+                    l.dtype(),
+                    dims.batch
+                ),
+            ));
+        }
+    }
+    let fits = |rows: Option<usize>| rows.is_some_and(|r| r <= i32::MAX as usize);
+    if !fits(dims.batch.checked_mul(dims.sq).and_then(|r| r.checked_mul(dims.hq)))
+        || !fits(dims.batch.checked_mul(dims.skv).and_then(|r| r.checked_mul(dims.hkv)))
+        || dims.d > i32::MAX as usize
+    {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "q {qs:?} / k {ks:?}: the rows (batch · seq · heads) must fit in 31 bits; split the batch"
+            ),
+        ));
+    }
+    if !spec.scale.is_finite() {
+        return Err(ComputeError::invalid(OP, format!("scale must be finite, got {}", spec.scale)));
+    }
+    Ok(dims)
+}

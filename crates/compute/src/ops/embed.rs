@@ -1,0 +1,61 @@
+//! Embedding lookup: rows of a `[vocab, d]` table by token id.
+
+use super::common_device;
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{ComputeError, Result};
+use crate::host::HostBuffer;
+use crate::tensor::{Storage, Tensor};
+use crate::{cpu, gpu};
+
+/// Embedding lookup: table `[vocab, d]` (any dtype; the output has it), ids i32 of any shape ->
+/// `[..ids.shape, d]`.
+///
+/// An id outside `[0, vocab)` is an error on every device, naming its position. On the CPU the
+/// ids are checked first; on a GPU the kernel writes zeros for such a row and records the first
+/// bad position, which the op reads back (one 4-byte copy) and turns into the same error.
+pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    const OP: &str = "embedding";
+    if table.rank() != 2 {
+        return Err(ComputeError::shape(OP, format!("table {:?} must be [vocab, dim]", table.shape())));
+    }
+    if ids.dtype() != DType::I32 {
+        return Err(ComputeError::dtype(
+            OP,
+            format!("ids {:?} are {}; token ids must be i32", ids.shape(), ids.dtype()),
+        ));
+    }
+    let (vocab, d) = (table.shape()[0], table.shape()[1]);
+    if ids.numel() > i32::MAX as usize || vocab > i32::MAX as usize {
+        return Err(ComputeError::shape(
+            OP,
+            format!("ids {:?} / table {:?}: counts must fit in 31 bits", ids.shape(), table.shape()),
+        ));
+    }
+    let mut shape = ids.shape().to_vec();
+    shape.push(d);
+    match common_device(OP, &[table, ids])? {
+        Device::Cpu => {
+            let id = ids.as_slice::<i32>()?;
+            if let Some(pos) = cpu::embed::first_bad_id(id, vocab) {
+                return Err(bad_id(pos, Some(id[pos]), vocab));
+            }
+            let bytes = table.host_bytes().unwrap_or_default();
+            let row = d * table.dtype().size();
+            let buf = HostBuffer::build(id.len() * row, |o| cpu::embed::embedding(bytes, id, row, o));
+            Ok(Tensor::from_parts(Storage::Host(buf), shape, table.dtype()))
+        }
+        Device::Gpu(backend) => gpu::embed::embedding(&backend, table, ids, &shape),
+    }
+}
+
+/// The error for an id outside the vocabulary at flat position `pos` of `ids`.
+pub(crate) fn bad_id(pos: usize, id: Option<i32>, vocab: usize) -> ComputeError {
+    let id = id.map_or_else(|| "an id".to_string(), |id| format!("id {id}"));
+    ComputeError::invalid(
+        "embedding",
+        format!(
+            "ids[{pos}] (flat position): {id} lies outside the vocabulary 0..{vocab}; check the tokenizer matches the model"
+        ),
+    )
+}

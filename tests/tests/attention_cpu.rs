@@ -1,0 +1,244 @@
+//! The CPU side of the runtime's op families — attention, rope, embedding, swiglu, copy_into —
+//! against f64 references, on sequence lengths that are not multiples of any tile, every head
+//! dimension the kernels specialise, GQA, causal masks over a cache, padding; plus the errors.
+
+use ragtune_compute::ops::{self, AttentionSpec};
+use ragtune_compute::{ComputeError, DType, Tensor};
+use ragtune_tests::{assert_close, random_tensor, reference, rng, tolerance};
+
+/// (batch, sq, skv, hq, hkv, d, causal, key_lens)
+type Case = (usize, usize, usize, usize, usize, usize, bool, Option<&'static [i32]>);
+
+const CASES: &[Case] = &[
+    (1, 1, 1, 1, 1, 64, false, None),
+    (2, 7, 7, 3, 1, 80, true, None),
+    (1, 65, 65, 2, 2, 64, true, None),
+    (2, 3, 70, 6, 2, 128, true, Some(&[70, 40])),
+    (2, 1, 65, 4, 4, 96, true, Some(&[65, 1])),
+    (2, 7, 9, 3, 3, 32, false, Some(&[0, 5])),
+    (2, 7, 9, 3, 1, 64, true, Some(&[9, 4])), // len < sq: the first queries see nothing
+    (1, 130, 130, 4, 2, 64, true, None),
+    (1, 9, 9, 2, 1, 20, false, None), // a head_dim no kernel specialises
+];
+
+#[test]
+fn attention_matches_f64_reference() {
+    let mut r = rng(41);
+    for dtype in DType::FLOATS {
+        for &(b, sq, skv, hq, hkv, d, causal, lens) in CASES {
+            let (q, qv) = random_tensor(&mut r, &[b, sq, hq, d], dtype, 1.0);
+            let (k, kv) = random_tensor(&mut r, &[b, skv, hkv, d], dtype, 1.0);
+            let (v, vv) = random_tensor(&mut r, &[b, skv, hkv, d], dtype, 1.0);
+            let spec = AttentionSpec::new(causal, d);
+            let lens_t = lens.map(|l| Tensor::from_slice(l, &[b]).unwrap());
+            let out = ops::attention(&q, &k, &v, spec, lens_t.as_ref()).unwrap();
+            assert_eq!(out.shape(), &[b, sq, hq, d]);
+            assert_eq!(out.dtype(), dtype);
+            let want = reference::attention(
+                &qv,
+                &kv,
+                &vv,
+                (b, sq, skv, hq, hkv, d),
+                causal,
+                spec.scale as f64,
+                lens,
+            );
+            assert_close(
+                &format!(
+                    "attention {dtype} b{b} sq{sq} skv{skv} hq{hq} hkv{hkv} d{d} causal={causal} {lens:?}"
+                ),
+                &out.to_vec_f32().unwrap(),
+                &want,
+                tolerance(dtype, true),
+            );
+        }
+    }
+}
+
+#[test]
+fn attention_rows_that_see_no_key_are_zero() {
+    let mut r = rng(42);
+    let (q, _) = random_tensor(&mut r, &[2, 4, 2, 64], DType::F32, 1.0);
+    let (k, _) = random_tensor(&mut r, &[2, 6, 1, 64], DType::F32, 1.0);
+    let lens = Tensor::from_slice(&[0i32, 2], &[2]).unwrap();
+    let out = ops::attention(&q, &k, &k, AttentionSpec::new(true, 64), Some(&lens)).unwrap();
+    let out = out.to_vec::<f32>().unwrap();
+    let row = 2 * 64;
+    // Batch 0 has no keys; in batch 1 (len 2, sq 4) queries 0 and 1 see none.
+    assert!(out[..4 * row].iter().all(|&x| x == 0.0), "batch 0");
+    assert!(out[4 * row..6 * row].iter().all(|&x| x == 0.0), "batch 1, queries 0-1");
+    assert!(out[6 * row..].iter().all(|&x| x != 0.0), "batch 1, queries 2-3 see keys");
+}
+
+#[test]
+fn decode_step_matches_the_last_row_of_prefill() {
+    // The causal alignment: one query over a cache of n keys equals the last query of a prefill.
+    let mut r = rng(43);
+    let (q, _) = random_tensor(&mut r, &[1, 10, 4, 64], DType::F32, 1.0);
+    let (k, _) = random_tensor(&mut r, &[1, 10, 2, 64], DType::F32, 1.0);
+    let (v, _) = random_tensor(&mut r, &[1, 10, 2, 64], DType::F32, 1.0);
+    let spec = AttentionSpec::new(true, 64);
+    let full = ops::attention(&q, &k, &v, spec, None).unwrap().to_vec::<f32>().unwrap();
+    let last = Tensor::from_slice(&q.to_vec::<f32>().unwrap()[9 * 256..], &[1, 1, 4, 64]).unwrap();
+    let step = ops::attention(&last, &k, &v, spec, None).unwrap().to_vec::<f32>().unwrap();
+    let want: Vec<f64> = full[9 * 256..].iter().map(|&x| x as f64).collect();
+    assert_close("decode vs prefill", &step, &want, 1e-6);
+}
+
+#[test]
+fn attention_rejects_bad_input_with_clear_errors() {
+    let f = |s: &[usize]| Tensor::zeros(s, DType::F32, &ragtune_compute::Device::Cpu).unwrap();
+    let spec = AttentionSpec::new(false, 8);
+    let err = |r: Result<Tensor, ComputeError>| r.unwrap_err().to_string();
+    assert!(
+        err(ops::attention(&f(&[1, 2, 8]), &f(&[1, 2, 1, 8]), &f(&[1, 2, 1, 8]), spec, None))
+            .contains("rank 4")
+    );
+    assert!(
+        err(ops::attention(&f(&[1, 2, 3, 8]), &f(&[1, 2, 2, 8]), &f(&[1, 2, 2, 8]), spec, None))
+            .contains("multiple")
+    );
+    assert!(
+        err(ops::attention(&f(&[1, 2, 2, 8]), &f(&[1, 2, 2, 4]), &f(&[1, 2, 2, 4]), spec, None))
+            .contains("head_dim")
+    );
+    let lens = Tensor::from_slice(&[3i32], &[1]).unwrap();
+    let e = err(ops::attention(&f(&[1, 2, 2, 8]), &f(&[1, 2, 2, 8]), &f(&[1, 2, 2, 8]), spec, Some(&lens)));
+    assert!(e.contains("key_lens[0] = 3"), "{e}");
+    let lens = Tensor::from_slice(&[1.0f32], &[1]).unwrap();
+    let e = err(ops::attention(&f(&[1, 2, 2, 8]), &f(&[1, 2, 2, 8]), &f(&[1, 2, 2, 8]), spec, Some(&lens)));
+    assert!(e.contains("i32"), "{e}");
+    let bf = ops::cast(&f(&[1, 2, 2, 8]), DType::BF16).unwrap();
+    assert!(matches!(
+        ops::attention(&f(&[1, 2, 2, 8]), &bf, &bf, spec, None),
+        Err(ComputeError::DType { .. })
+    ));
+    let bad = AttentionSpec { causal: false, scale: f32::NAN };
+    assert!(
+        err(ops::attention(&f(&[1, 2, 2, 8]), &f(&[1, 2, 2, 8]), &f(&[1, 2, 2, 8]), bad, None))
+            .contains("scale")
+    );
+}
+
+fn inv_freq(rot: usize, theta: f32) -> Vec<f32> {
+    (0..rot / 2).map(|j| 1.0 / theta.powf(2.0 * j as f32 / rot as f32)).collect()
+}
+
+#[test]
+fn rope_matches_the_hugging_face_formula() {
+    let mut r = rng(44);
+    // (b, s, h, d, rot): full rotation, partial rotation (rot < d), odd sizes.
+    for dtype in DType::FLOATS {
+        for &(b, s, h, d, rot) in
+            &[(1, 1, 1, 64, 64), (2, 7, 3, 80, 80), (1, 65, 2, 128, 64), (3, 5, 4, 96, 32)]
+        {
+            let (x, xv) = random_tensor(&mut r, &[b, s, h, d], dtype, 2.0);
+            let pos: Vec<i32> = (0..b * s).map(|i| (i as i32 * 37) % 5000 + (i as i32 % 3) * 3000).collect();
+            let freqs = inv_freq(rot, 10000.0);
+            let out = ops::rope(
+                &x,
+                &Tensor::from_slice(&pos, &[b, s]).unwrap(),
+                &Tensor::from_slice(&freqs, &[rot / 2]).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(out.dtype(), dtype);
+            let want = reference::rope(&xv, &pos, &freqs, h, d);
+            assert_close(
+                &format!("rope {dtype} [{b}, {s}, {h}, {d}] rot {rot}"),
+                &out.to_vec_f32().unwrap(),
+                &want,
+                tolerance(dtype, false),
+            );
+        }
+    }
+}
+
+#[test]
+fn rope_rejects_bad_shapes() {
+    let x = Tensor::from_slice(&[0f32; 16], &[1, 2, 1, 8]).unwrap();
+    let pos = Tensor::from_slice(&[0i32, 1], &[1, 2]).unwrap();
+    let e = ops::rope(&x, &pos, &Tensor::from_slice(&[1f32; 5], &[5]).unwrap()).unwrap_err().to_string();
+    assert!(e.contains("rot"), "{e}");
+    let e = ops::rope(
+        &x,
+        &Tensor::from_slice(&[0i32], &[1, 1]).unwrap(),
+        &Tensor::from_slice(&[1f32; 4], &[4]).unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("positions"), "{e}");
+}
+
+#[test]
+fn embedding_gathers_rows_and_rejects_ids_outside_the_vocabulary() {
+    let mut r = rng(45);
+    for dtype in DType::FLOATS {
+        let (table, tv) = random_tensor(&mut r, &[11, 7], dtype, 1.0);
+        let ids = [3i32, 0, 10, 3, 5, 1];
+        let out = ops::embedding(&table, &Tensor::from_slice(&ids, &[2, 3]).unwrap()).unwrap();
+        assert_eq!(out.shape(), &[2, 3, 7]);
+        let want: Vec<f64> = ids.iter().flat_map(|&i| tv[i as usize * 7..][..7].to_vec()).collect();
+        assert_close(&format!("embedding {dtype}"), &out.to_vec_f32().unwrap(), &want, 0.0);
+        for bad in [-1, 11] {
+            let e = ops::embedding(&table, &Tensor::from_slice(&[1, bad], &[2]).unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("ids[1]") && e.contains(&format!("id {bad}")), "{e}");
+        }
+    }
+    let e = ops::embedding(
+        &Tensor::from_slice(&[0f32; 4], &[2, 2]).unwrap(),
+        &Tensor::from_slice(&[0f32], &[1]).unwrap(),
+    );
+    assert!(matches!(e, Err(ComputeError::DType { .. })));
+}
+
+#[test]
+fn swiglu_matches_f64_reference() {
+    let mut r = rng(46);
+    for dtype in DType::FLOATS {
+        for shape in [&[1usize][..], &[3, 77], &[2, 5, 1000]] {
+            let (g, gv) = random_tensor(&mut r, shape, dtype, 4.0);
+            let (u, uv) = random_tensor(&mut r, shape, dtype, 2.0);
+            let out = ops::swiglu(&g, &u).unwrap();
+            let want: Vec<f64> = gv.iter().zip(&uv).map(|(&g, &u)| reference::silu(g) * u).collect();
+            assert_close(
+                &format!("swiglu {dtype} {shape:?}"),
+                &out.to_vec_f32().unwrap(),
+                &want,
+                tolerance(dtype, false),
+            );
+        }
+    }
+    let e = ops::swiglu(
+        &Tensor::from_slice(&[0f32; 4], &[4]).unwrap(),
+        &Tensor::from_slice(&[0f32; 4], &[2, 2]).unwrap(),
+    );
+    assert!(matches!(e, Err(ComputeError::Shape { .. })));
+}
+
+#[test]
+fn copy_into_writes_in_place_and_copies_shared_storage_first() {
+    let mut cache = Tensor::from_slice(&[0f32; 12], &[2, 3, 2]).unwrap();
+    let new = Tensor::from_slice(&[1f32, 2.0, 3.0, 4.0], &[1, 2, 2]).unwrap();
+    ops::copy_into(&mut cache, &new, 8).unwrap();
+    assert_eq!(cache.to_vec::<f32>().unwrap(), [0., 0., 0., 0., 0., 0., 0., 0., 1., 2., 3., 4.]);
+    // A clone shares the storage: writing through `cache` must not change it.
+    let snapshot = cache.clone();
+    let view = cache.reshape(&[12]).unwrap();
+    ops::copy_into(&mut cache, &new, 0).unwrap();
+    assert_eq!(&cache.to_vec::<f32>().unwrap()[..4], &[1., 2., 3., 4.]);
+    assert_eq!(&snapshot.to_vec::<f32>().unwrap()[..4], &[0.; 4]);
+    assert_eq!(&view.to_vec::<f32>().unwrap()[..4], &[0.; 4]);
+    // A zero-copy view of someone else's bytes is copied, never written through.
+    let owner: std::sync::Arc<Vec<u8>> = std::sync::Arc::new(vec![0u8; 16]);
+    let mut borrowed = Tensor::from_shared_bytes(owner.clone(), 0, 16, DType::I32, &[4]).unwrap();
+    ops::copy_into(&mut borrowed, &Tensor::from_slice(&[7i32], &[1]).unwrap(), 3).unwrap();
+    assert_eq!(borrowed.to_vec::<i32>().unwrap(), [0, 0, 0, 7]);
+    assert!(owner.iter().all(|&b| b == 0));
+    // Errors: past the end, dtype mismatch.
+    let e = ops::copy_into(&mut cache, &new, 9).unwrap_err().to_string();
+    assert!(e.contains("offset 9"), "{e}");
+    let e = ops::copy_into(&mut cache, &ops::cast(&new, DType::BF16).unwrap(), 0).unwrap_err();
+    assert!(matches!(e, ComputeError::DType { .. }));
+}
