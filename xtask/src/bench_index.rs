@@ -74,7 +74,10 @@ pub fn run(root: &Path, a: BenchIndexArgs) -> Result<()> {
     if !status.success() {
         bail!("cargo build --release -p ragtune failed");
     }
-    let bin = root.join("target/release/ragtune");
+    // Cargo puts the binary under CARGO_TARGET_DIR when set (relative to the workspace root).
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(|d| root.join(d)).unwrap_or_else(|| root.join("target"));
+    let bin = target.join("release/ragtune");
     let p = |x: &Path| x.to_string_lossy().into_owned();
     run_json(
         &bin,
