@@ -84,9 +84,17 @@ fn every_emulated_kernel_is_covered_by_the_parity_suite() {
             expected.push(format!("{op}_{s}"));
         }
     }
-    // The runtime's families: the SwiGLU gate.
+    // The runtime's families: the SwiGLU gate, rope, embedding, attention (prefill, split-KV
+    // decode and its combine, per specialised head dim).
     for s in floats {
-        expected.push(format!("swiglu_{s}"));
+        for op in ["swiglu", "rope", "embedding"] {
+            expected.push(format!("{op}_{s}"));
+        }
+        for d in [32, 64, 80, 96, 128] {
+            for kernel in ["attention_prefill", "attention_decode_split", "attention_decode_combine"] {
+                expected.push(format!("{kernel}_d{d}_{s}"));
+            }
+        }
     }
     for a in all {
         for b in all {

@@ -1,25 +1,109 @@
-//! Launches of kernels/attention.cu.
+//! Launches of kernels/attention.cu: the prefill kernel for many queries, the split-KV decode
+//! pair (split + combine) for a few. Head dims without a specialised kernel run on the host.
 
 use std::sync::Arc;
 
+use super::{output, ptr};
 use crate::backend::GpuBackend;
 use crate::cpu::attention::AttentionDims;
 use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::Result;
+use crate::launch::{Arg, KernelCall, LaunchDims};
 use crate::ops::{self, AttentionSpec};
 use crate::tensor::Tensor;
+
+/// Head dims the kernels are stamped out for.
+pub const HEAD_DIMS: [usize; 5] = [32, 64, 80, 96, 128];
+/// Up to this many query positions take the split-KV decode path.
+pub const DECODE_MAX_QUERIES: usize = 4;
+/// Rows (query position × head) per block: prefill's tensor-core and scalar tiles, decode's chunk.
+const PREFILL_ROWS_MMA: usize = 64;
+const SCALAR_ROWS: usize = 16;
+/// A decode split covers at least this many keys (a multiple of the 32-key tile), so the combine
+/// step stays small next to the split work.
+const MIN_KEYS_PER_SPLIT: usize = 64;
+/// Decode aims for at least this many blocks in flight (a few waves of an H100's 132 SMs).
+const DECODE_TARGET_BLOCKS: usize = 512;
 
 pub fn attention(
     backend: &Arc<dyn GpuBackend>,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    _dims: AttentionDims,
+    dims: AttentionDims,
     spec: AttentionSpec,
     key_lens: Option<&Tensor>,
 ) -> Result<Tensor> {
-    // Through the host until the kernels land.
-    let lens = key_lens.map(|l| l.to_host()).transpose()?;
-    let out = ops::attention(&q.to_host()?, &k.to_host()?, &v.to_host()?, spec, lens.as_ref())?;
-    out.to_device(&Device::Gpu(backend.clone()))
+    let AttentionDims { batch, sq, skv, hq, hkv, d } = dims;
+    if !HEAD_DIMS.contains(&d) {
+        // No kernel for this head dim: correct, if slow, through the host.
+        let lens = key_lens.map(|l| l.to_host()).transpose()?;
+        let out = ops::attention(&q.to_host()?, &k.to_host()?, &v.to_host()?, spec, lens.as_ref())?;
+        return out.to_device(&Device::Gpu(backend.clone()));
+    }
+    let (out, out_ptr) = output(backend, q.shape(), q.dtype())?;
+    if batch == 0 || sq == 0 || hq == 0 {
+        return Ok(out);
+    }
+    let suffix = q.dtype().kernel_suffix();
+    let lens = key_lens.map_or(Arg::Ptr(0), ptr);
+    let (scale, causal) = (Arg::F32(spec.scale), Arg::I32(spec.causal as i32));
+    let shape = [sq, skv, hq, hkv].map(|x| Arg::I32(x as i32));
+    if sq > DECODE_MAX_QUERIES {
+        let rows = if q.dtype() == DType::F32 { SCALAR_ROWS } else { PREFILL_ROWS_MMA };
+        let mut args = vec![ptr(q), ptr(k), ptr(v), lens, Arg::Ptr(out_ptr)];
+        args.extend(shape);
+        args.extend([scale, causal]);
+        return backend
+            .launch(&KernelCall {
+                family: "attention",
+                function: format!("attention_prefill_d{d}_{suffix}"),
+                dims: LaunchDims {
+                    grid: (sq.div_ceil(rows) as u32, hq as u32, batch as u32),
+                    block: (128, 1, 1),
+                    shared_bytes: 0,
+                },
+                args,
+            })
+            .map(|()| out);
+    }
+    // Decode: keys split across blocks, partials combined per row.
+    let chunks = (hq / hkv * sq).div_ceil(SCALAR_ROWS);
+    let blocks = batch * hkv * chunks;
+    let want_splits = DECODE_TARGET_BLOCKS.div_ceil(blocks).max(1);
+    let per_split = skv.div_ceil(want_splits).max(MIN_KEYS_PER_SPLIT).next_multiple_of(32);
+    let splits = skv.div_ceil(per_split).max(1);
+    let rows = batch * sq * hq;
+    let part = backend.alloc(rows * splits * (d + 2) * 4)?;
+    let (pmax, psum) = (part.addr(), part.addr() + (rows * splits * 4) as u64);
+    let pacc = psum + (rows * splits * 4) as u64;
+    let mut args = vec![ptr(q), ptr(k), ptr(v), lens, Arg::Ptr(pmax), Arg::Ptr(psum), Arg::Ptr(pacc)];
+    args.extend(shape);
+    args.extend([scale, causal, Arg::I32(per_split as i32), Arg::I32(chunks as i32)]);
+    backend.launch(&KernelCall {
+        family: "attention",
+        function: format!("attention_decode_split_d{d}_{suffix}"),
+        dims: LaunchDims {
+            grid: (splits as u32, (hkv * chunks) as u32, batch as u32),
+            block: (128, 1, 1),
+            shared_bytes: 0,
+        },
+        args,
+    })?;
+    backend.launch(&KernelCall {
+        family: "attention",
+        function: format!("attention_decode_combine_d{d}_{suffix}"),
+        dims: LaunchDims::linear(rows as u32, 128, 0),
+        args: vec![
+            Arg::Ptr(pmax),
+            Arg::Ptr(psum),
+            Arg::Ptr(pacc),
+            Arg::Ptr(out_ptr),
+            Arg::I32(splits as i32),
+        ],
+    })?;
+    // `part` must outlive the launches: on a GPU the stream orders its free after them.
+    drop(part);
+    Ok(out)
 }

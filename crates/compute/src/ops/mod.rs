@@ -21,6 +21,7 @@ pub use cast::cast;
 pub use copy::copy_into;
 pub use elementwise::{add, mul, scale};
 pub use embed::embedding;
+pub(crate) use embed::bad_id as embed_bad_id;
 pub use kmeans::{kmeans_assign, kmeans_update};
 pub use matmul::{MatmulSpec, linear, matmul, matmul_ex};
 pub use norm::{l2_normalize, layer_norm, rms_norm};

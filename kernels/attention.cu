@@ -1,0 +1,394 @@
+// attention.cu — fused attention forward over the projections' layout: q [b, sq, hq, D],
+// k/v [b, skv, hkv, D], out [b, sq, hq, D]; GQA (query head h reads kv head h / (hq / hkv));
+// keys at positions >= len_b masked (len_b = key_lens[b] clamped into 0..skv, or skv); causal:
+// query i sees keys j <= i + len_b - sq, so the last query aligns with the last valid key. A row
+// that sees no key is written as zeros. f32 accumulation, online softmax (FlashAttention-2).
+//
+// Kernels, each stamped out for D in {32, 64, 80, 96, 128} and every float type:
+//   attention_prefill_d<D>_<T>        a block per (query tile, q head, batch).
+//     bf16/f16: 4 warps x 16 query rows; Q fragments stay in registers, K/V tiles of 64 keys are
+//     staged in shared memory, S = Q·Kᵀ and O += P·V run on tensor cores (rt_mma m16n8k16); the
+//     S accumulator's layout is exactly the A-fragment layout P needs, so P never leaves
+//     registers. Tiles past the last key the tile's last query sees are skipped (causal).
+//     f32: plain FMA, 16 query rows per block, a lane per key (see attend_scalar).
+//   attention_decode_split_d<D>_<T>   for a few queries (decode): the keys are split into chunks
+//     across blocks so a small batch still fills the GPU; a block takes one chunk for up to 16
+//     (query, head) rows of one kv head — the rows of a GQA group share each K/V tile — and
+//     writes per row a partial (max, sum, unnormalised accumulator).
+//   attention_decode_combine_d<D>_<T> merges the partials of each row (a block per row).
+#include "rt_common.cuh"
+#include "rt_mma.cuh"
+
+// How many keys query i sees: keys [0, result).
+__device__ __forceinline__ int rt_attn_visible(int i, int sq, int len, int causal) {
+    if (!causal) return len;
+    const long long v = (long long)i + 1 + len - sq;
+    return v < 0 ? 0 : (v > len ? len : (int)v);
+}
+
+__device__ __forceinline__ int rt_attn_len(const int* key_lens, int b, int skv) {
+    if (!key_lens) return skv;
+    const int l = key_lens[b];
+    return l < 0 ? 0 : (l > skv ? skv : l);  // documented: the GPU clamps, the CPU rejects
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-core prefill (bf16 / f16).
+
+constexpr int RT_ATTN_BQ = 64;  // query rows per block: 4 warps x 16
+constexpr int RT_ATTN_BK = 64;  // keys per shared-memory tile
+
+// Copy `rows` rows of D elements (row r at src + r * stride) into a shared tile with row stride
+// LD; rows rows..RT_ATTN_BK-1 are zero-filled (masked keys must hold finite values: P = 0 times
+// garbage could be NaN). 16-byte vectors: D·sizeof(T) and LD·sizeof(T) are multiples of 16.
+template <typename T, int D, int LD>
+__device__ __forceinline__ void rt_attn_load_tile(T* dst, const T* src, long long stride, int rows) {
+    constexpr int VPR = D * (int)sizeof(T) / 16;  // vectors per row
+    for (int idx = threadIdx.x; idx < RT_ATTN_BK * VPR; idx += blockDim.x) {
+        const int r = idx / VPR, c = idx % VPR;
+        uint4 v = make_uint4(0u, 0u, 0u, 0u);
+        if (r < rows) v = reinterpret_cast<const uint4*>(src + r * stride)[c];
+        reinterpret_cast<uint4*>(dst + r * LD)[c] = v;
+    }
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void rt_attn_prefill_mma(const T* __restrict__ q, const T* __restrict__ k,
+                                                    const T* __restrict__ v, const int* __restrict__ key_lens,
+                                                    T* __restrict__ out, int sq, int skv, int hq, int hkv,
+                                                    float scale, int causal) {
+    // +8 elements per row: consecutive rows start 16 bytes apart in the banks, so the fragment
+    // loads of a warp spread over the banks instead of hitting the same ones.
+    constexpr int LD = D + 8, KS = D / 16, NB = D / 8, SN = RT_ATTN_BK / 8;
+    __shared__ __align__(16) T ks[RT_ATTN_BK * LD];
+    __shared__ __align__(16) T vs[RT_ATTN_BK * LD];
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * RT_ATTN_BQ;
+    const int hk = h / (hq / hkv);
+    const int len = rt_attn_len(key_lens, b, skv);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const long long q_stride = (long long)hq * D, kv_stride = (long long)hkv * D;
+    const T* qb = q + ((long long)b * sq * hq + h) * D;
+    const T* kb = k + ((long long)b * skv * hkv + hk) * D;
+    const T* vb = v + ((long long)b * skv * hkv + hk) * D;
+
+    // Q tile through shared memory (the K buffer) into this warp's A fragments.
+    rt_attn_load_tile<T, D, LD>(ks, qb + q0 * q_stride, q_stride, min(RT_ATTN_BQ, sq - q0));
+    __syncthreads();
+    unsigned int qa[KS][4];
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk) rt_mma_load_a(qa[kk], ks + warp * 16 * LD + kk * 16, LD);
+    __syncthreads();  // the K tile overwrites the Q tile next
+
+    // This thread's two rows (g and g + 8 of the warp's 16) and the keys they see.
+    const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
+    int vis[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) vis[r] = row[r] < sq ? rt_attn_visible(row[r], sq, len, causal) : 0;
+    const int kend = rt_attn_visible(min(q0 + RT_ATTN_BQ, sq) - 1, sq, len, causal);
+
+    float o[NB][4];
+#pragma unroll
+    for (int n = 0; n < NB; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
+    float m[2] = {-CUDART_INF_F, -CUDART_INF_F}, l[2] = {0.0f, 0.0f};
+
+    for (int j0 = 0; j0 < kend; j0 += RT_ATTN_BK) {
+        const int rows = min(RT_ATTN_BK, kend - j0);
+        rt_attn_load_tile<T, D, LD>(ks, kb + j0 * kv_stride, kv_stride, rows);
+        rt_attn_load_tile<T, D, LD>(vs, vb + j0 * kv_stride, kv_stride, rows);
+        __syncthreads();
+
+        // S = Q·Kᵀ: B is Kᵀ (d x keys), i.e. the K tile read as N x K.
+        float s[SN][4];
+#pragma unroll
+        for (int n = 0; n < SN; ++n) {
+            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+            for (int kk = 0; kk < KS; ++kk) {
+                unsigned int bf[2];
+                rt_mma_load_b_nk(bf, ks + n * 8 * LD + kk * 16, LD);
+                rt_mma_m16n8k16(s[n], qa[kk], bf, s[n], T());
+            }
+        }
+        // Scale and mask; the running max per row (its 4 threads meet through shuffles).
+        float mx[2] = {-CUDART_INF_F, -CUDART_INF_F};
+#pragma unroll
+        for (int n = 0; n < SN; ++n)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int r = i >> 1, col = j0 + n * 8 + 2 * t + (i & 1);
+                s[n][i] = col < vis[r] ? s[n][i] * scale : -CUDART_INF_F;
+                mx[r] = fmaxf(mx[r], s[n][i]);
+            }
+        float base[2];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(RT_FULL_MASK, mx[r], 1));
+            mx[r] = fmaxf(mx[r], __shfl_xor_sync(RT_FULL_MASK, mx[r], 2));
+            const float mn = fmaxf(m[r], mx[r]);
+            // A row that has seen nothing yet keeps max −∞; subtract 0 then (exp(−∞) = 0).
+            base[r] = mn == -CUDART_INF_F ? 0.0f : mn;
+            const float corr = __expf(m[r] - base[r]);
+            l[r] *= corr;
+#pragma unroll
+            for (int n = 0; n < NB; ++n) {
+                o[n][2 * r] *= corr;
+                o[n][2 * r + 1] *= corr;
+            }
+            m[r] = mn;
+        }
+        // P = exp(S − max), summed per thread (rows are completed across the 4 threads at the
+        // end), then O += P·V with P's accumulator layout reused as the A fragment.
+#pragma unroll
+        for (int n = 0; n < SN; ++n)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                s[n][i] = __expf(s[n][i] - base[i >> 1]);
+                l[i >> 1] += s[n][i];
+            }
+#pragma unroll
+        for (int kk = 0; kk < RT_ATTN_BK / 16; ++kk) {
+            unsigned int pa[4];
+            pa[0] = rt_mma_pack(rt_from_f32<T>(s[2 * kk][0]), rt_from_f32<T>(s[2 * kk][1]));
+            pa[1] = rt_mma_pack(rt_from_f32<T>(s[2 * kk][2]), rt_from_f32<T>(s[2 * kk][3]));
+            pa[2] = rt_mma_pack(rt_from_f32<T>(s[2 * kk + 1][0]), rt_from_f32<T>(s[2 * kk + 1][1]));
+            pa[3] = rt_mma_pack(rt_from_f32<T>(s[2 * kk + 1][2]), rt_from_f32<T>(s[2 * kk + 1][3]));
+#pragma unroll
+            for (int n = 0; n < NB; ++n) {
+                unsigned int bf[2];
+                rt_mma_load_b(bf, vs + kk * 16 * LD + n * 8, LD);
+                rt_mma_m16n8k16(o[n], pa, bf, o[n], T());
+            }
+        }
+        __syncthreads();  // the next tile overwrites ks / vs
+    }
+
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        l[r] += __shfl_xor_sync(RT_FULL_MASK, l[r], 1);
+        l[r] += __shfl_xor_sync(RT_FULL_MASK, l[r], 2);
+        if (row[r] >= sq) continue;
+        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;  // no key seen: zeros
+        T* orow = out + (((long long)b * sq + row[r]) * hq + h) * D;
+#pragma unroll
+        for (int n = 0; n < NB; ++n) {
+            orow[n * 8 + 2 * t] = rt_from_f32<T>(o[n][2 * r] * inv);
+            orow[n * 8 + 2 * t + 1] = rt_from_f32<T>(o[n][2 * r + 1] * inv);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar path (f32 prefill, and decode in every type): a block of 4 warps holds up to 16 rows
+// (a row = one query position of one query head, all reading the same kv head); each warp owns
+// 4 rows. Per key tile, lane j scores key j against a row (a dot product over shared memory,
+// the K tile padded so the lanes' rows fall in distinct banks), the warp reduces max and sum by
+// shuffles, and each lane accumulates its own dims (lane, lane + 32, ...) of P·V, the
+// probabilities broadcast lane by lane.
+
+constexpr int RT_ATTN_SK = 32;  // keys per tile: one per lane
+constexpr int RT_ATTN_SR = 16;  // rows per block
+constexpr int RT_ATTN_RPW = 4;  // rows per warp
+
+template <int D> struct rt_attn_scalar_smem {
+    float qs[RT_ATTN_SR][D];  // pre-scaled query rows
+    float ks[RT_ATTN_SK][D + 1];
+    float vs[RT_ATTN_SK][D];
+    long long row_q[RT_ATTN_SR];  // element offset of the row's query (and output); -1: no row
+    int row_vis[RT_ATTN_SR];      // keys [0, row_vis) visible
+};
+
+// The running state of this warp's rows over keys [kbeg, kend) of kv rows at kb (stride between
+// positions kv_stride). The caller filled qs, row_q and row_vis and passed a barrier.
+template <typename T, int D>
+__device__ __forceinline__ void rt_attn_scalar(rt_attn_scalar_smem<D>& sm, const T* __restrict__ kb,
+                                               const T* __restrict__ vb, long long kv_stride, int kbeg,
+                                               int kend, float m[RT_ATTN_RPW], float l[RT_ATTN_RPW],
+                                               float acc[RT_ATTN_RPW][(D + 31) / 32]) {
+    constexpr int DL = (D + 31) / 32;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int rr = 0; rr < RT_ATTN_RPW; ++rr) {
+        m[rr] = -CUDART_INF_F;
+        l[rr] = 0.0f;
+        for (int c = 0; c < DL; ++c) acc[rr][c] = 0.0f;
+    }
+    for (int j0 = kbeg; j0 < kend; j0 += RT_ATTN_SK) {
+        const int n = min(RT_ATTN_SK, kend - j0);
+        for (int idx = threadIdx.x; idx < RT_ATTN_SK * D; idx += blockDim.x) {
+            const int j = idx / D, dd = idx % D;
+            const long long at = (j0 + j) * kv_stride + dd;
+            sm.ks[j][dd] = j < n ? rt_to_f32(kb[at]) : 0.0f;
+            sm.vs[j][dd] = j < n ? rt_to_f32(vb[at]) : 0.0f;
+        }
+        __syncthreads();
+        for (int rr = 0; rr < RT_ATTN_RPW; ++rr) {
+            const int r = warp * RT_ATTN_RPW + rr;
+            if (sm.row_q[r] < 0) continue;  // warp-uniform
+            float s = -CUDART_INF_F;
+            if (lane < n && j0 + lane < sm.row_vis[r]) {
+                float dot = 0.0f;
+#pragma unroll 8
+                for (int dd = 0; dd < D; ++dd) dot = fmaf(sm.qs[r][dd], sm.ks[lane][dd], dot);
+                s = dot;
+            }
+            const float mn = fmaxf(m[rr], rt_warp_max(s));
+            if (mn == -CUDART_INF_F) continue;  // nothing visible yet (uniform: a warp reduction)
+            const float corr = expf(m[rr] - mn);
+            const float p = expf(s - mn);
+            l[rr] = l[rr] * corr + rt_warp_sum(p);
+            for (int c = 0; c < DL; ++c) acc[rr][c] *= corr;
+            for (int j = 0; j < n; ++j) {
+                const float pj = __shfl_sync(RT_FULL_MASK, p, j);
+#pragma unroll
+                for (int c = 0; c < DL; ++c)
+                    if (lane + 32 * c < D) acc[rr][c] = fmaf(pj, sm.vs[j][lane + 32 * c], acc[rr][c]);
+            }
+            m[rr] = mn;
+        }
+        __syncthreads();  // the next tile overwrites ks / vs
+    }
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void rt_attn_fill_row(rt_attn_scalar_smem<D>& sm, int r, const T* __restrict__ q,
+                                                 long long at, int vis, float scale) {
+    if (threadIdx.x == 0) {
+        sm.row_q[r] = at;
+        sm.row_vis[r] = vis;
+    }
+    for (int dd = threadIdx.x; dd < D; dd += blockDim.x) sm.qs[r][dd] = at < 0 ? 0.0f : rt_to_f32(q[at + dd]) * scale;
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void rt_attn_prefill_scalar(const T* __restrict__ q, const T* __restrict__ k,
+                                                       const T* __restrict__ v, const int* __restrict__ key_lens,
+                                                       T* __restrict__ out, int sq, int skv, int hq, int hkv,
+                                                       float scale, int causal) {
+    constexpr int DL = (D + 31) / 32;
+    __shared__ rt_attn_scalar_smem<D> sm;
+    const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * RT_ATTN_SR;
+    const int hk = h / (hq / hkv);
+    const int len = rt_attn_len(key_lens, b, skv);
+    for (int r = 0; r < RT_ATTN_SR; ++r) {
+        const int i = q0 + r;
+        const long long at = i < sq ? (((long long)b * sq + i) * hq + h) * D : -1;
+        rt_attn_fill_row<T, D>(sm, r, q, at, i < sq ? rt_attn_visible(i, sq, len, causal) : 0, scale);
+    }
+    __syncthreads();
+    const int kend = rt_attn_visible(min(q0 + RT_ATTN_SR, sq) - 1, sq, len, causal);
+    const long long kv_stride = (long long)hkv * D;
+    const long long kv0 = ((long long)b * skv * hkv + hk) * D;
+    float m[RT_ATTN_RPW], l[RT_ATTN_RPW], acc[RT_ATTN_RPW][DL];
+    rt_attn_scalar<T, D>(sm, k + kv0, v + kv0, kv_stride, 0, kend, m, l, acc);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int rr = 0; rr < RT_ATTN_RPW; ++rr) {
+        const long long at = sm.row_q[warp * RT_ATTN_RPW + rr];
+        if (at < 0) continue;
+        const float inv = l[rr] > 0.0f ? 1.0f / l[rr] : 0.0f;
+        for (int c = 0; c < DL; ++c)
+            if (lane + 32 * c < D) out[at + lane + 32 * c] = rt_from_f32<T>(acc[rr][c] * inv);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Split-KV decode. Grid: (splits, hkv x row chunks, batch). Row r of kv head hk is query
+// position r / group of query head hk·group + r % group. Partial p of row R (R = the row's index
+// in out, (b·sq + i)·hq + h) lives at pmax/psum[R·splits + p], pacc[(R·splits + p)·D ...].
+
+template <typename T, int D>
+__device__ __forceinline__ void rt_attn_decode_split(const T* __restrict__ q, const T* __restrict__ k,
+                                                     const T* __restrict__ v, const int* __restrict__ key_lens,
+                                                     float* __restrict__ pmax, float* __restrict__ psum,
+                                                     float* __restrict__ pacc, int sq, int skv, int hq, int hkv,
+                                                     float scale, int causal, int keys_per_split, int chunks) {
+    constexpr int DL = (D + 31) / 32;
+    __shared__ rt_attn_scalar_smem<D> sm;
+    const int split = blockIdx.x, splits = gridDim.x, b = blockIdx.z;
+    const int hk = blockIdx.y / chunks, r0 = (blockIdx.y % chunks) * RT_ATTN_SR;
+    const int group = hq / hkv;
+    const int len = rt_attn_len(key_lens, b, skv);
+    int kvis = 0;  // keys any row of the block sees
+    for (int r = 0; r < RT_ATTN_SR; ++r) {
+        const int rg = r0 + r, i = rg / group, h = hk * group + rg % group;
+        const bool live = rg < group * sq;
+        const int vis = live ? rt_attn_visible(i, sq, len, causal) : 0;
+        kvis = max(kvis, vis);
+        rt_attn_fill_row<T, D>(sm, r, q, live ? (((long long)b * sq + i) * hq + h) * D : -1, vis, scale);
+    }
+    __syncthreads();
+    const int kbeg = split * keys_per_split, kend = min(kbeg + keys_per_split, kvis);
+    const long long kv_stride = (long long)hkv * D;
+    const long long kv0 = ((long long)b * skv * hkv + hk) * D;
+    float m[RT_ATTN_RPW], l[RT_ATTN_RPW], acc[RT_ATTN_RPW][DL];
+    rt_attn_scalar<T, D>(sm, k + kv0, v + kv0, kv_stride, kbeg, kend, m, l, acc);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int rr = 0; rr < RT_ATTN_RPW; ++rr) {
+        const long long at = sm.row_q[warp * RT_ATTN_RPW + rr];
+        if (at < 0) continue;
+        const long long slot = (at / D) * splits + split;  // at / D: the row's index in out
+        if (lane == 0) {
+            pmax[slot] = m[rr];
+            psum[slot] = l[rr];
+        }
+        for (int c = 0; c < DL; ++c)
+            if (lane + 32 * c < D) pacc[slot * D + lane + 32 * c] = acc[rr][c];
+    }
+}
+
+// A block per output row; thread d combines dim d over the splits:
+// out = Σ_p acc_p · e^(m_p − M) / Σ_p l_p · e^(m_p − M), M = max_p m_p (zeros when no split saw a key).
+template <typename T, int D>
+__device__ __forceinline__ void rt_attn_decode_combine(const float* __restrict__ pmax, const float* __restrict__ psum,
+                                                       const float* __restrict__ pacc, T* __restrict__ out,
+                                                       int splits) {
+    const long long row = blockIdx.x;
+    const float* mrow = pmax + row * splits;
+    float mx = -CUDART_INF_F;
+    for (int p = 0; p < splits; ++p) mx = fmaxf(mx, mrow[p]);
+    for (int dd = threadIdx.x; dd < D; dd += blockDim.x) {
+        float num = 0.0f, den = 0.0f;
+        if (mx != -CUDART_INF_F) {
+            for (int p = 0; p < splits; ++p) {
+                const float w = mrow[p] == -CUDART_INF_F ? 0.0f : expf(mrow[p] - mx);
+                den += psum[row * splits + p] * w;
+                num += pacc[(row * splits + p) * D + dd] * w;
+            }
+        }
+        out[row * D + dd] = rt_from_f32<T>(den > 0.0f ? num / den : 0.0f);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#define RT_ATTN_ARGS_IN(T) const T *q, const T *k, const T *v, const int *key_lens
+#define RT_ATTN_DECODE_KERNELS(T, S, D)                                                                     \
+    extern "C" __global__ void __launch_bounds__(128)                                                       \
+        attention_decode_split_d##D##_##S(RT_ATTN_ARGS_IN(T), float* pmax, float* psum, float* pacc, int sq, \
+                                          int skv, int hq, int hkv, float scale, int causal,                \
+                                          int keys_per_split, int chunks) {                                 \
+        rt_attn_decode_split<T, D>(q, k, v, key_lens, pmax, psum, pacc, sq, skv, hq, hkv, scale, causal,    \
+                                   keys_per_split, chunks);                                                 \
+    }                                                                                                       \
+    extern "C" __global__ void __launch_bounds__(128)                                                       \
+        attention_decode_combine_d##D##_##S(const float* pmax, const float* psum, const float* pacc, T* out, \
+                                            int splits) {                                                   \
+        rt_attn_decode_combine<T, D>(pmax, psum, pacc, out, splits);                                        \
+    }
+
+#define RT_ATTN_KERNELS(T, S, D, PREFILL)                                                                  \
+    extern "C" __global__ void __launch_bounds__(128)                                                      \
+        attention_prefill_d##D##_##S(RT_ATTN_ARGS_IN(T), T* out, int sq, int skv, int hq, int hkv,          \
+                                     float scale, int causal) {                                            \
+        PREFILL<T, D>(q, k, v, key_lens, out, sq, skv, hq, hkv, scale, causal);                            \
+    }                                                                                                      \
+    RT_ATTN_DECODE_KERNELS(T, S, D)
+
+#define RT_ATTN_ALL_D(T, S, PREFILL) \
+    RT_ATTN_KERNELS(T, S, 32, PREFILL) \
+    RT_ATTN_KERNELS(T, S, 64, PREFILL) \
+    RT_ATTN_KERNELS(T, S, 80, PREFILL) \
+    RT_ATTN_KERNELS(T, S, 96, PREFILL) \
+    RT_ATTN_KERNELS(T, S, 128, PREFILL)
+
+RT_ATTN_ALL_D(float, f32, rt_attn_prefill_scalar)
+RT_ATTN_ALL_D(bf16_t, bf16, rt_attn_prefill_mma)
+RT_ATTN_ALL_D(f16_t, f16, rt_attn_prefill_mma)
