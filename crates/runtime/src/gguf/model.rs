@@ -1,0 +1,210 @@
+//! A Llama-family decoder from a GGUF file: hyper-parameters from `{arch}.*` metadata, tensors
+//! dequantized to f32, renamed to Hugging Face names, Q/K rows un-permuted, then handed to
+//! [`LlamaModel::from_weights`] like a safetensors checkpoint.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ragtune_compute::{DType, Device, Tensor};
+
+use super::quant::dequantize;
+use super::reader::{GgufFile, GgufValue};
+use crate::config::{LlamaConfig, LlamaFamily};
+use crate::error::{Result, RuntimeError};
+use crate::llama::LlamaModel;
+use crate::rope::{RopeConfig, RopeScaling};
+use crate::tokenizer::Tokenizer;
+use crate::weights::Weights;
+
+fn field_err(file: &GgufFile, key: &str, detail: &str) -> RuntimeError {
+    RuntimeError::Config {
+        path: file.origin().to_string(),
+        field: key.to_string(),
+        detail: detail.to_string(),
+    }
+}
+
+fn req_u(file: &GgufFile, key: &str) -> Result<usize> {
+    opt_u(file, key)?.ok_or_else(|| field_err(file, key, "is required"))
+}
+
+fn opt_u(file: &GgufFile, key: &str) -> Result<Option<usize>> {
+    file.get(key)
+        .map(|v| v.as_u64().map(|n| n as usize).ok_or_else(|| field_err(file, key, "must be an integer")))
+        .transpose()
+}
+
+fn opt_f(file: &GgufFile, key: &str) -> Result<Option<f64>> {
+    file.get(key).map(|v| v.as_f64().ok_or_else(|| field_err(file, key, "must be a number"))).transpose()
+}
+
+/// The decoder hyper-parameters a GGUF file describes.
+pub fn config_from_gguf(file: &GgufFile) -> Result<LlamaConfig> {
+    let arch = file.get("general.architecture").and_then(GgufValue::as_str).unwrap_or("missing");
+    let family = match arch {
+        "llama" => LlamaFamily::Llama,
+        "qwen2" => LlamaFamily::Qwen2,
+        other => {
+            return Err(field_err(
+                file,
+                "general.architecture",
+                &format!(
+                    "`{other}` is not supported; ragtune runs llama (also Mistral, SmolLM) and qwen2 GGUF files"
+                ),
+            ));
+        }
+    };
+    let k = |name: &str| format!("{arch}.{name}");
+    let hidden_size = req_u(file, &k("embedding_length"))?;
+    let num_heads = req_u(file, &k("attention.head_count"))?;
+    let num_kv_heads = opt_u(file, &k("attention.head_count_kv"))?.unwrap_or(num_heads);
+    if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+        return Err(field_err(
+            file,
+            &k("attention.head_count_kv"),
+            "must be > 0 and divide attention.head_count",
+        ));
+    }
+    let head_dim = match opt_u(file, &k("attention.key_length"))? {
+        Some(d) => d,
+        None => hidden_size / num_heads,
+    };
+    if head_dim == 0 || head_dim % 2 != 0 {
+        return Err(field_err(file, &k("attention.key_length"), "the head size must be even and > 0"));
+    }
+    let scaling = match file.get(&k("rope.scaling.type")).and_then(GgufValue::as_str) {
+        None | Some("none") => RopeScaling::None,
+        Some("linear") => RopeScaling::Linear {
+            factor: opt_f(file, &k("rope.scaling.factor"))?.ok_or_else(|| {
+                field_err(file, &k("rope.scaling.factor"), "is required for linear scaling")
+            })?,
+        },
+        Some(other) => {
+            return Err(field_err(
+                file,
+                &k("rope.scaling.type"),
+                &format!("`{other}` is not supported; ragtune implements none and linear for GGUF"),
+            ));
+        }
+    };
+    if file.tensor("rope_freqs.weight").is_some() {
+        return Err(RuntimeError::Unsupported(format!(
+            "{}: per-frequency rope factors (`rope_freqs.weight`, Llama 3.1 scaling in GGUF) are not \
+             supported; load the model's Hugging Face folder instead",
+            file.origin()
+        )));
+    }
+    let vocab_size = match file.tensor("token_embd.weight") {
+        Some(t) if t.dims.len() == 2 => t.dims[1] as usize,
+        _ => {
+            return Err(RuntimeError::tensor(
+                "token_embd.weight",
+                format!("missing or not 2-D in {}", file.origin()),
+            ));
+        }
+    };
+    let eos: Vec<u32> = opt_u(file, "tokenizer.ggml.eos_token_id")?.map(|e| e as u32).into_iter().collect();
+    let theta = opt_f(file, &k("rope.freq_base"))?.unwrap_or(10000.0);
+    Ok(LlamaConfig {
+        family,
+        vocab_size,
+        hidden_size,
+        intermediate_size: req_u(file, &k("feed_forward_length"))?,
+        num_layers: req_u(file, &k("block_count"))?,
+        num_heads,
+        num_kv_heads,
+        head_dim,
+        max_position_embeddings: req_u(file, &k("context_length"))?,
+        rms_norm_eps: opt_f(file, &k("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5) as f32,
+        rope: RopeConfig { theta, scaling, rotary_dim: head_dim },
+        tie_word_embeddings: file.tensor("output.weight").is_none(),
+        qkv_bias: file.tensor("blk.0.attn_q.bias").is_some(),
+        o_bias: file.tensor("blk.0.attn_output.bias").is_some(),
+        mlp_bias: file.tensor("blk.0.ffn_up.bias").is_some(),
+        bos_token_id: opt_u(file, "tokenizer.ggml.bos_token_id")?.map(|b| b as u32),
+        eos_token_ids: eos,
+        torch_dtype: None,
+        sliding_window: None,
+    })
+}
+
+/// The Hugging Face name of a GGUF tensor name, when it is one the decoder uses.
+pub fn hf_name(gguf: &str) -> Option<String> {
+    let fixed = match gguf {
+        "token_embd.weight" => Some("model.embed_tokens.weight"),
+        "output_norm.weight" => Some("model.norm.weight"),
+        "output.weight" => Some("lm_head.weight"),
+        _ => None,
+    };
+    if let Some(f) = fixed {
+        return Some(f.to_string());
+    }
+    let rest = gguf.strip_prefix("blk.")?;
+    let (layer, part) = rest.split_once('.')?;
+    let (module, suffix) = part.rsplit_once('.')?;
+    let hf = match module {
+        "attn_norm" => "input_layernorm",
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "ffn_norm" => "post_attention_layernorm",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        _ => return None,
+    };
+    Some(format!("model.layers.{layer}.{hf}.{suffix}"))
+}
+
+/// Undo llama.cpp's rotary permutation of Q/K rows: within each head the converter stores the
+/// row of (half `i`, index `j`) at `2j + i`; Hugging Face's `rotate_half` layout has it at
+/// `i · head_dim/2 + j`. Works for weights `[heads·head_dim, in]` and biases (`cols = 1`).
+pub fn unpermute_rows(data: &[f32], heads: usize, cols: usize) -> Vec<f32> {
+    let rows = data.len() / cols.max(1);
+    let head_dim = rows / heads.max(1);
+    let half = head_dim / 2;
+    let mut out = vec![0f32; data.len()];
+    for h in 0..heads {
+        for i in 0..2 {
+            for j in 0..half {
+                let src = h * head_dim + 2 * j + i;
+                let dst = h * head_dim + i * half + j;
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&data[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+/// Every decoder tensor of `file`, dequantized to f32 host tensors under Hugging Face names.
+pub fn hf_tensors(file: &GgufFile, config: &LlamaConfig) -> Result<HashMap<String, Tensor>> {
+    let mut out = HashMap::new();
+    // llama.cpp permutes Q/K for the llama architecture only; qwen2 files keep HF's layout.
+    let permuted = config.family == LlamaFamily::Llama;
+    for info in &file.tensors {
+        let Some(name) = hf_name(&info.name) else { continue };
+        let bytes = file.tensor_bytes(info)?;
+        let mut data = dequantize(info.kind, bytes)
+            .map_err(|e| RuntimeError::tensor(&info.name, format!("{}: {e}", file.origin())))?;
+        let shape = info.shape();
+        let cols = if shape.len() == 2 { shape[1] } else { 1 };
+        if permuted && name.contains("self_attn.q_proj") {
+            data = unpermute_rows(&data, config.num_heads, cols);
+        } else if permuted && name.contains("self_attn.k_proj") {
+            data = unpermute_rows(&data, config.num_kv_heads, cols);
+        }
+        out.insert(name, Tensor::from_slice(&data, &shape)?);
+    }
+    Ok(out)
+}
+
+/// Load a GGUF decoder and its tokenizer, weights converted to `dtype` on `device`.
+pub fn load_gguf(path: &Path, dtype: DType, device: Device) -> Result<(LlamaModel, Tokenizer)> {
+    let file = GgufFile::open(path)?;
+    let config = config_from_gguf(&file)?;
+    let tokenizer = super::tokenizer::tokenizer(&file)?;
+    let tensors = hf_tensors(&file, &config)?;
+    let weights = Weights::from_tensors(tensors, &path.display().to_string(), dtype, device);
+    Ok((LlamaModel::from_weights(config, &weights)?, tokenizer))
+}

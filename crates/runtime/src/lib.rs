@@ -1,0 +1,35 @@
+//! ragtune-runtime: the transformer runtime of ragtune.
+//!
+//! - [`config`]: `config.json` of Llama-family decoders (`llama`, `mistral`, `qwen2`) and BERT
+//!   encoders; [`weights`]: safetensors (single or sharded, memory-mapped, zero-copy);
+//!   [`gguf`]: GGUF files with dequantisation and the tokenizer from metadata;
+//! - [`llama`]: the decoder forward pass with a KV cache, written only in `ragtune_compute::ops`
+//!   so the same code runs on the CPU and on a GPU; [`generate`]: batched generation with
+//!   sampling ([`sampling`]), stop tokens and streaming; [`score`]: log-likelihood of a
+//!   continuation;
+//! - [`bert`]: sentence embeddings (mean or CLS pooling, L2 normalisation);
+//! - [`tokenizer`]: the `tokenizers` crate with padding and truncation switched off.
+
+pub mod bert;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod gguf;
+pub mod linear;
+pub mod llama;
+pub mod rope;
+pub mod sampling;
+pub mod score;
+pub mod tokenizer;
+pub mod weights;
+
+pub use bert::{BertEmbedder, BertModel, Pooling, PoolingMode};
+pub use config::{BertConfig, LlamaConfig, LlamaFamily, ModelConfig};
+pub use error::{Result, RuntimeError};
+pub use generate::{FinishReason, GenerateOptions, Generated, generate};
+pub use llama::{KvCache, LlamaModel, LogitsWanted};
+pub use rope::{RopeConfig, RopeScaling};
+pub use sampling::{Sampler, SamplingParams};
+pub use score::{Score, score};
+pub use tokenizer::{StreamDecoder, Tokenizer};
+pub use weights::Weights;

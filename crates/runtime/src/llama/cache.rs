@@ -1,0 +1,72 @@
+//! [`KvCache`]: keys and values of every layer for a batch of sequences, `[batch, capacity,
+//! kv_heads, head_dim]` per layer, filled in place with `ops::copy_into`. Each sequence has its
+//! own length; attention masks the rest through `key_lens`.
+
+use ragtune_compute::{Tensor, ops};
+
+use super::LlamaModel;
+use crate::error::{Result, RuntimeError};
+
+pub struct KvCache {
+    pub(crate) k: Vec<Tensor>,
+    pub(crate) v: Vec<Tensor>,
+    pub(crate) lens: Vec<usize>,
+    pub(crate) capacity: usize,
+}
+
+impl KvCache {
+    /// An empty cache for `batch` sequences of at most `capacity` tokens each (at most the
+    /// model's context).
+    pub fn new(model: &LlamaModel, batch: usize, capacity: usize) -> Result<KvCache> {
+        let c = &model.config;
+        if capacity > model.max_context() {
+            return Err(RuntimeError::input(format!(
+                "a KV cache of {capacity} tokens exceeds the model's context of {} tokens \
+                 (max_position_embeddings{})",
+                model.max_context(),
+                if c.sliding_window.is_some() { " / sliding_window" } else { "" }
+            )));
+        }
+        let shape = [batch, capacity, c.num_kv_heads, c.head_dim];
+        let mut k = Vec::with_capacity(c.num_layers);
+        let mut v = Vec::with_capacity(c.num_layers);
+        for _ in 0..c.num_layers {
+            k.push(Tensor::zeros(&shape, model.dtype, &model.device)?);
+            v.push(Tensor::zeros(&shape, model.dtype, &model.device)?);
+        }
+        Ok(KvCache { k, v, lens: vec![0; batch], capacity })
+    }
+
+    pub fn batch(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Tokens held for each sequence.
+    pub fn lens(&self) -> &[usize] {
+        &self.lens
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forget every sequence (the memory is kept and overwritten).
+    pub fn clear(&mut self) {
+        self.lens.iter_mut().for_each(|l| *l = 0);
+    }
+
+    /// Store `k_rows`/`v_rows` (`[n, kv_heads · head_dim]`) of sequence `seq` at its end.
+    pub(crate) fn append(
+        &mut self,
+        layer: usize,
+        seq: usize,
+        k_rows: &Tensor,
+        v_rows: &Tensor,
+    ) -> Result<()> {
+        let row = k_rows.shape()[1];
+        let offset = (seq * self.capacity + self.lens[seq]) * row;
+        ops::copy_into(&mut self.k[layer], k_rows, offset)?;
+        ops::copy_into(&mut self.v[layer], v_rows, offset)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! The Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM): weights, the KV cache and the
+//! forward pass. Everything runs through `ragtune_compute::ops`, so one code path serves the CPU
+//! and a GPU.
+
+mod cache;
+mod forward;
+mod model;
+
+pub use cache::KvCache;
+pub use forward::{Batch, LogitsWanted};
+pub use model::LlamaModel;

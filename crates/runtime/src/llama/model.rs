@@ -1,0 +1,127 @@
+//! [`LlamaModel`]: the weights of a Llama-family decoder, loaded from Hugging Face names (the
+//! GGUF loader renames its tensors to these before calling [`LlamaModel::from_weights`]).
+
+use std::path::Path;
+
+use ragtune_compute::{DType, Device, Tensor};
+
+use crate::config::{LlamaConfig, ModelConfig};
+use crate::error::{Result, RuntimeError};
+use crate::linear::Linear;
+use crate::weights::Weights;
+
+pub(crate) struct Layer {
+    pub input_norm: Tensor,
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub post_norm: Tensor,
+    pub gate: Linear,
+    pub up: Linear,
+    pub down: Linear,
+}
+
+pub struct LlamaModel {
+    pub config: LlamaConfig,
+    pub dtype: DType,
+    pub device: Device,
+    pub(crate) embed: Tensor,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) norm: Tensor,
+    /// `[vocab, hidden]`; the embedding itself when the weights are tied.
+    pub(crate) lm_head: Tensor,
+    /// f32 `[head_dim / 2]` on the device, scaling included.
+    pub(crate) inv_freq: Tensor,
+}
+
+impl LlamaModel {
+    /// Load a Hugging Face folder (`config.json` + safetensors) in `dtype` onto `device`.
+    pub fn from_dir(dir: &Path, dtype: DType, device: Device) -> Result<LlamaModel> {
+        let config_path = dir.join("config.json");
+        let config = match ModelConfig::from_file(&config_path)? {
+            ModelConfig::Llama(c) => c,
+            ModelConfig::Bert(_) => {
+                return Err(RuntimeError::Unsupported(format!(
+                    "{} describes a BERT encoder; it embeds text but cannot generate (use `ragtune embed`)",
+                    config_path.display()
+                )));
+            }
+        };
+        let weights = Weights::open_dir(dir, dtype, device)?;
+        LlamaModel::from_weights(config, &weights)
+    }
+
+    pub fn from_weights(config: LlamaConfig, w: &Weights) -> Result<LlamaModel> {
+        if !w.dtype.is_float() {
+            return Err(RuntimeError::input(format!("models run in f32, bf16 or f16, not {}", w.dtype)));
+        }
+        let c = &config;
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let (q_out, kv_out) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+        let embed = w.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for l in 0..c.num_layers {
+            let p = format!("model.layers.{l}");
+            let lin = |name: &str, out, inp, bias| Linear::load(w, &format!("{p}.{name}"), out, inp, bias);
+            layers.push(Layer {
+                input_norm: w.get(&format!("{p}.input_layernorm.weight"), &[h])?,
+                q: lin("self_attn.q_proj", q_out, h, c.qkv_bias)?,
+                k: lin("self_attn.k_proj", kv_out, h, c.qkv_bias)?,
+                v: lin("self_attn.v_proj", kv_out, h, c.qkv_bias)?,
+                o: lin("self_attn.o_proj", h, q_out, c.o_bias)?,
+                post_norm: w.get(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
+                gate: lin("mlp.gate_proj", i, h, c.mlp_bias)?,
+                up: lin("mlp.up_proj", i, h, c.mlp_bias)?,
+                down: lin("mlp.down_proj", h, i, c.mlp_bias)?,
+            });
+        }
+        let norm = w.get("model.norm.weight", &[h])?;
+        // Tied models reuse the embedding even when a file carries an (identical) lm_head copy.
+        let lm_head = if c.tie_word_embeddings {
+            embed.clone()
+        } else {
+            w.get_opt("lm_head.weight", &[c.vocab_size, h])?.ok_or_else(|| {
+                RuntimeError::tensor(
+                    "lm_head.weight",
+                    "missing, and tie_word_embeddings is false in config.json (set it to true if the \
+                     model reuses its embedding as the output layer)",
+                )
+            })?
+        };
+        let inv = config.rope.inv_freq();
+        let inv_freq = Tensor::from_slice(&inv, &[inv.len()])?.to_device(&w.device)?;
+        Ok(LlamaModel {
+            config,
+            dtype: w.dtype,
+            device: w.device.clone(),
+            embed,
+            layers,
+            norm,
+            lm_head,
+            inv_freq,
+        })
+    }
+
+    /// The longest context a sequence may reach (prompt and generated tokens together).
+    pub fn max_context(&self) -> usize {
+        let c = &self.config;
+        c.sliding_window.map_or(c.max_position_embeddings, |w| w.min(c.max_position_embeddings))
+    }
+
+    /// Bytes of weights read per decoded token: every parameter once (the tied head counted
+    /// again, since it is read twice: as a lookup row and as the full output matrix).
+    pub fn weight_bytes_per_token(&self) -> usize {
+        let lin = |l: &Linear| l.weight.size_bytes() + l.bias.as_ref().map_or(0, Tensor::size_bytes);
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.input_norm.size_bytes()
+                    + l.post_norm.size_bytes()
+                    + [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().map(lin).sum::<usize>()
+            })
+            .sum();
+        layers + self.norm.size_bytes() + self.lm_head.size_bytes()
+    }
+}
