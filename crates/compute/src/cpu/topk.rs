@@ -19,10 +19,12 @@ use rayon::prelude::*;
 use crate::dtype::FloatElement;
 use crate::ops::Similarity;
 
-/// Queries per tile: the tile's SGEMM reuses each packed base block this many times.
-const QUERY_BLOCK: usize = 128;
-/// Base rows per tile: a 128 × 1024 f32 tile (512 KiB) stays in a core's L2 while it is scanned.
-const BASE_BLOCK: usize = 1024;
+/// Queries per tile: the tile's SGEMM reuses each packed base block this many times. Measured
+/// on 100k × 384, 1000 queries, 2 threads (min of interleaved runs): 128 → 2,760 QPS,
+/// 256 → 3,170, 512 → 3,220; larger blocks amortise the packing of each base block.
+const QUERY_BLOCK: usize = 512;
+/// Base rows per tile: a 512 × 512 f32 tile (1 MiB) stays in a core's L2 while it is scanned.
+const BASE_BLOCK: usize = 512;
 
 /// f32 → u32 preserving order: negative floats reversed below the positive ones. NaN counts as
 /// −∞ (never better than a real score) and −0 as +0, so equal scores compare equal.
