@@ -2,6 +2,8 @@
 //! (build, search, info). Errors print with their chain of causes and exit non-zero; `--json`
 //! turns every report into one JSON object on stdout, for scripts.
 
+mod embed;
+mod generate;
 mod index_cmd;
 mod progress;
 
@@ -22,11 +24,17 @@ enum Command {
     /// Vector indexes: build one from a .npy file, search it, describe it.
     #[command(subcommand)]
     Index(index_cmd::IndexCommand),
+    /// Generate text with a decoder (a Hugging Face folder or a .gguf file), streamed to stdout.
+    Generate(generate::GenerateArgs),
+    /// Sentence embeddings of texts with a BERT-family model, written as an .npy file.
+    Embed(embed::EmbedArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Index(cmd) => index_cmd::run(cmd, cli.json),
+        Command::Generate(args) => generate::run(args, cli.json),
+        Command::Embed(args) => embed::run(args, cli.json),
     }
 }
