@@ -44,6 +44,29 @@ fn matmul_matches_f64_reference() {
 }
 
 #[test]
+fn few_row_products_match_f64_reference() {
+    // m <= 8 takes the streaming decode path; shapes straddle its chunk and task sizes.
+    let mut r = rng(6);
+    for dtype in DType::FLOATS {
+        for &(m, n, k) in
+            &[(1usize, 1usize, 1usize), (1, 1537, 576), (3, 70, 1100), (8, 513, 33), (2, 9, 4097)]
+        {
+            for (ta, tb) in [(false, true), (false, false), (true, true), (true, false)] {
+                let sa = if ta { [k, m] } else { [m, k] };
+                let sb = if tb { [n, k] } else { [k, n] };
+                let (a, av) = random_tensor(&mut r, &sa, dtype, 1.0);
+                let (b, bv) = random_tensor(&mut r, &sb, dtype, 1.0);
+                let spec = MatmulSpec { trans_a: ta, trans_b: tb, alpha: 0.5 };
+                let out = ops::matmul_ex(&a, &b, spec).unwrap();
+                let want = reference::matmul(&av, &bv, 1, m, n, k, ta, tb, false, false, 0.5);
+                let what = format!("few-row matmul {dtype} m={m} n={n} k={k} ta={ta} tb={tb}");
+                assert_close(&what, &out.to_vec_f32().unwrap(), &want, tolerance(dtype, true));
+            }
+        }
+    }
+}
+
+#[test]
 fn matmul_with_empty_inner_dimension_is_zero() {
     let a = Tensor::from_slice::<f32>(&[], &[3, 0]).unwrap();
     let b = Tensor::from_slice::<f32>(&[], &[0, 2]).unwrap();

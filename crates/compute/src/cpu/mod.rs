@@ -8,6 +8,7 @@ pub mod attention;
 pub mod cast;
 pub mod elementwise;
 pub mod embed;
+pub mod gemv;
 pub mod kmeans;
 pub mod matmul;
 pub mod norm;

@@ -118,6 +118,30 @@ pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
         beta: 0.0,
     };
     match common_device(OP, &[a, b])? {
+        // A decode step: one or a few rows against a shared weight. Stream the weight once in
+        // its own precision instead of widening and packing it.
+        Device::Cpu if batch == 1 && m <= cpu::gemv::MAX_ROWS && m > 0 && n > 0 && k > 0 => {
+            with_float!(dt, T => {
+                let av = a.as_slice::<T>()?;
+                let rows: Vec<f32> = if spec.trans_a {
+                    (0..m * k).map(|idx| av[(idx % k) * m + idx / k].to_f32()).collect()
+                } else {
+                    widen(av).into_owned()
+                };
+                let bv = b.as_slice::<T>()?;
+                Ok(host_output::<T>(&out_shape, |o| {
+                    if let Ok(o32) = bytemuck::try_cast_slice_mut::<T, f32>(o)
+                        && T::DTYPE == crate::DType::F32
+                    {
+                        cpu::gemv::gemv_rows(&rows, bv, m, n, k, spec.trans_b, spec.alpha, o32);
+                    } else {
+                        let mut tmp = vec![0f32; m * n];
+                        cpu::gemv::gemv_rows(&rows, bv, m, n, k, spec.trans_b, spec.alpha, &mut tmp);
+                        narrow(&tmp, o);
+                    }
+                }))
+            })
+        }
         Device::Cpu => with_float!(dt, T => {
             let (wa, wb) = (widen(a.as_slice::<T>()?), widen(b.as_slice::<T>()?));
             Ok(host_output::<T>(&out_shape, |o| {
