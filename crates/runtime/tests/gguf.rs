@@ -17,6 +17,7 @@ use ragtune_runtime::gguf::quant::dequantize;
 use ragtune_runtime::gguf::{GgmlType, GgufFile, GgufValue, GgufWriter};
 use ragtune_runtime::{
     GenerateOptions, KvCache, LlamaModel, LogitsWanted, ModelConfig, RopeScaling, RuntimeError, generate,
+    load_causal_lm,
 };
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -306,20 +307,31 @@ fn smollm2_gguf() -> Result<PathBuf, String> {
     if path.is_file() { Ok(path) } else { Err(format!("{} does not exist", path.display())) }
 }
 
-#[test]
-fn smollm2_from_pip_package_matches_transformers() {
-    let path = match smollm2_gguf() {
-        Ok(p) => p,
-        Err(why) => {
-            println!("skipping the SmolLM2 check: {why}");
-            return;
-        }
+/// An HF folder holding the same SmolLM2 weights, written by
+/// `tests/fixtures/make_smollm2_hf.py DIR` (538 MB, so it is made on demand, not committed):
+/// `RAGTUNE_SMOLLM2_HF`, else `target/smollm2-hf` when it exists.
+fn smollm2_hf() -> Result<PathBuf, String> {
+    let dir = match std::env::var("RAGTUNE_SMOLLM2_HF") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/smollm2-hf"),
     };
+    if dir.join("config.json").is_file() {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "no HF folder at {} (make one with tests/fixtures/make_smollm2_hf.py, or set RAGTUNE_SMOLLM2_HF)",
+            dir.display()
+        ))
+    }
+}
+
+/// The model at `path` reproduces transformers' first-step logits (top 20) and greedy tokens.
+fn check_smollm2(path: &std::path::Path) {
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("smollm2/expected.json")).unwrap())
             .unwrap();
     println!("SmolLM2-135M-Instruct from {}", path.display());
-    let (model, tokenizer) = load_gguf(&path, DType::F32, Device::Cpu).unwrap();
+    let (model, tokenizer) = load_causal_lm(path, DType::F32, Device::Cpu).unwrap();
     assert_eq!(model.config.num_layers, 30);
     assert_eq!(model.config.num_kv_heads, 3);
     assert!(model.config.tie_word_embeddings);
@@ -341,6 +353,22 @@ fn smollm2_from_pip_package_matches_transformers() {
             generate(&model, &[prompt], &GenerateOptions::for_model(&model, max_new), |_, _| Ok(())).unwrap();
         assert_eq!(out[0].tokens, ids(&case["greedy_ids"]), "{}", case["prompt"]);
         assert_eq!(tokenizer.decode(&out[0].tokens, false).unwrap(), case["greedy_text"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn smollm2_from_pip_package_matches_transformers() {
+    match smollm2_gguf() {
+        Ok(path) => check_smollm2(&path),
+        Err(why) => println!("skipping the SmolLM2 GGUF check: {why}"),
+    }
+}
+
+#[test]
+fn smollm2_from_hf_folder_matches_transformers() {
+    match smollm2_hf() {
+        Ok(dir) => check_smollm2(&dir),
+        Err(why) => println!("skipping the SmolLM2 HF-folder check: {why}"),
     }
 }
 
