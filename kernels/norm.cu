@@ -65,6 +65,23 @@ __device__ __forceinline__ void l2_normalize_row(const T* __restrict__ x, T* __r
     for (int j = threadIdx.x; j < cols; j += blockDim.x) orow[j] = rt_from_f32<T>(rt_to_f32(xr[j]) * inv);
 }
 
+// out[r] = sum of squares of row r, one warp per row (8 rows per 256-thread block): the |x|^2
+// terms of squared-L2 search and k-means, computed once per call instead of per tile.
+template <typename T>
+__device__ __forceinline__ void row_sqnorm_rows(const T* __restrict__ x, float* __restrict__ out, int rows,
+                                                int cols) {
+    const long long row = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (row >= rows) return;  // whole warps leave together
+    const T* xr = x + row * cols;
+    float ss = 0.0f;
+    for (int j = threadIdx.x & 31; j < cols; j += 32) {
+        const float v = rt_to_f32(xr[j]);
+        ss = fmaf(v, v, ss);
+    }
+    ss = rt_warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) out[row] = ss;
+}
+
 #define RT_NORM_KERNELS(T, S)                                                                      \
     extern "C" __global__ void rms_norm_##S(const T* x, const T* w, T* out, int cols, float eps) { \
         rms_norm_row<T>(x, w, out, cols, eps);                                                     \
@@ -75,6 +92,9 @@ __device__ __forceinline__ void l2_normalize_row(const T* __restrict__ x, T* __r
     }                                                                                              \
     extern "C" __global__ void l2_normalize_##S(const T* x, T* out, int cols) {                    \
         l2_normalize_row<T>(x, out, cols);                                                         \
+    }                                                                                              \
+    extern "C" __global__ void row_sqnorm_##S(const T* x, float* out, int rows, int cols) {        \
+        row_sqnorm_rows<T>(x, out, rows, cols);                                                    \
     }
 
 RT_NORM_KERNELS(float, f32)

@@ -2,11 +2,11 @@
 //! emulation of `kernels/*.cu`, or a CUDA GPU) and on the CPU, on random shapes that are not
 //! multiples of any block or tile size. Each check panics with the op, shape and dtype on failure.
 
-use ragtune_compute::ops::{self, MatmulSpec, SoftmaxSpec};
+use ragtune_compute::ops::{self, MatmulSpec, Similarity, SoftmaxSpec, TopkSpec};
 use ragtune_compute::{DType, Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 
-use crate::{MatmulCase, assert_close, random_tensor, tolerance};
+use crate::{MatmulCase, assert_close, bitmap_tensor, random_tensor, search_case, tolerance};
 
 fn on(device: &Device, t: &Tensor) -> Tensor {
     t.to_device(device).expect("copy to device")
@@ -188,6 +188,101 @@ pub fn l2_normalize(device: &Device, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// (nq, n, d, k) for the search parity: streaming (nq <= 8), fused (more queries; bf16/f16 on
+/// tensor cores) and radix (k > 128) paths, n not a multiple of any tile, k = 1, k > n.
+const TOPK_CASES: &[(usize, usize, usize, usize)] = &[
+    (1, 1, 1, 1),
+    (3, 700, 20, 1),
+    (5, 1100, 37, 10),
+    (2, 40, 8, 100),
+    (20, 1300, 40, 1),
+    (33, 777, 70, 50),
+    (17, 100, 16, 128),
+    (3, 3000, 24, 2000),
+    (12, 150, 9, 200),
+];
+
+fn search_on(
+    device: &Device,
+    q: &Tensor,
+    b: &Tensor,
+    k: usize,
+    sim: Similarity,
+    allow: Option<&Tensor>,
+) -> (Vec<i32>, Vec<f32>) {
+    let r = ops::topk_similarity(
+        &on(device, q),
+        &on(device, b),
+        TopkSpec { k, similarity: sim },
+        allow.map(|a| on(device, a)).as_ref(),
+    )
+    .unwrap();
+    assert!(!r.rows.is_host() || device.is_cpu(), "topk results should stay on the device");
+    (r.rows.to_vec::<i32>().unwrap(), r.scores.to_vec::<f32>().unwrap())
+}
+
+/// `topk_similarity` on the device against the CPU: on integer data (exact scores on every path)
+/// rows, ties and scores must be identical, with and without a filter that leaves fewer than k
+/// rows; on random data the scores must agree within the dtype's tolerance.
+pub fn topk(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        for &(nq, n, d, k) in TOPK_CASES {
+            for sim in [Similarity::Dot, Similarity::L2] {
+                let what = format!("topk {dtype} {sim:?} nq={nq} n={n} d={d} k={k}");
+                let (q, b, _, _) = search_case(rng, nq, n, d, dtype, true);
+                let cpu = search_on(&Device::Cpu, &q, &b, k, sim, None);
+                assert_eq!(search_on(device, &q, &b, k, sim, None), cpu, "{what}: integer data");
+                // Keep about a third of the rows, and only 3 in the upper half.
+                let allow: Vec<bool> =
+                    (0..n).map(|r| if r < n / 2 { r % 3 == 1 } else { r % 97 == 5 }).collect();
+                let mask = bitmap_tensor(&allow);
+                let cpu = search_on(&Device::Cpu, &q, &b, k, sim, Some(&mask));
+                assert_eq!(
+                    search_on(device, &q, &b, k, sim, Some(&mask)),
+                    cpu,
+                    "{what}: integer data, filtered"
+                );
+                let (q, b, _, _) = search_case(rng, nq, n, d, dtype, false);
+                let (_, cpu_scores) = search_on(&Device::Cpu, &q, &b, k, sim, None);
+                let (_, dev_scores) = search_on(device, &q, &b, k, sim, None);
+                let reference: Vec<f64> = cpu_scores.iter().map(|&v| f64::from(v)).collect();
+                assert_close(
+                    &format!("{what}: random data"),
+                    &dev_scores,
+                    &reference,
+                    tolerance(DType::F32, true),
+                );
+            }
+        }
+    }
+}
+
+/// `kmeans_assign` (exact on integer data, ties included) and `kmeans_update` (f32 atomics on
+/// the device: equal up to rounding) against the CPU.
+pub fn kmeans(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        for (n, c, d) in [(1usize, 1usize, 1usize), (150, 7, 5), (700, 70, 33), (333, 130, 17)] {
+            let what = format!("kmeans {dtype} n={n} c={c} d={d}");
+            let (p, cents, _, _) = search_case(rng, n, c, d, dtype, true);
+            let (ca, cd) = ops::kmeans_assign(&p, &cents).unwrap();
+            let (da, dd) = ops::kmeans_assign(&on(device, &p), &on(device, &cents)).unwrap();
+            assert_eq!(da.to_vec::<i32>().unwrap(), ca.to_vec::<i32>().unwrap(), "{what}: assignment");
+            assert_eq!(dd.to_vec::<f32>().unwrap(), cd.to_vec::<f32>().unwrap(), "{what}: distances");
+            let (p, _) = random_tensor(rng, &[n, d], dtype, 2.0);
+            let (old, _) = random_tensor(rng, &[c, d], dtype, 2.0);
+            // Cluster c - 1 stays empty when c > 1; every 5th point is unassigned.
+            let assign: Vec<i32> = (0..n)
+                .map(|i| if i % 5 == 4 { -1 } else { (i * 7 % c.max(2).saturating_sub(1).max(1)) as i32 })
+                .collect();
+            let at = Tensor::from_slice(&assign, &[n]).unwrap();
+            let (cc, cn) = ops::kmeans_update(&p, &at, &old).unwrap();
+            let (dc, dn) = ops::kmeans_update(&on(device, &p), &on(device, &at), &on(device, &old)).unwrap();
+            assert_eq!(dn.to_vec::<i32>().unwrap(), cn.to_vec::<i32>().unwrap(), "{what}: counts");
+            compare(&format!("{what}: centroids"), &dc, &cc, tolerance(DType::F32, true));
+        }
+    }
+}
+
 /// (batch, sq, skv, hq, hkv, d, causal, key_lens) of the attention parity cases: every
 /// specialised head_dim, GQA groups of 1 and 3, prefill and decode over a cache, padding, a
 /// length shorter than the queries, and a head_dim no kernel specialises.
@@ -310,6 +405,8 @@ pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     matmul(device, rng);
     norms(device, rng);
     l2_normalize(device, rng);
+    topk(device, rng);
+    kmeans(device, rng);
     softmax(device, rng);
     elementwise(device, rng);
     cast(device, rng);

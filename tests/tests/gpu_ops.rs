@@ -25,6 +25,20 @@ fn gpu_l2_normalize_matches_cpu() {
 }
 
 #[test]
+fn gpu_topk_matches_cpu() {
+    if let Some(d) = cuda_or_skip("gpu_topk_matches_cpu") {
+        parity::topk(&d, &mut rng(17));
+    }
+}
+
+#[test]
+fn gpu_kmeans_matches_cpu() {
+    if let Some(d) = cuda_or_skip("gpu_kmeans_matches_cpu") {
+        parity::kmeans(&d, &mut rng(18));
+    }
+}
+
+#[test]
 fn gpu_softmax_matches_cpu() {
     if let Some(d) = cuda_or_skip("gpu_softmax_matches_cpu") {
         parity::softmax(&d, &mut rng(13));

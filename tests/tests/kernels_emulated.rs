@@ -36,6 +36,20 @@ fn emulated_l2_normalize_kernels_match_cpu() {
 }
 
 #[test]
+fn emulated_topk_kernels_match_cpu() {
+    for s in SCHEDULES {
+        parity::topk(&emulated(s), &mut rng(27));
+    }
+}
+
+#[test]
+fn emulated_kmeans_kernels_match_cpu() {
+    for s in SCHEDULES {
+        parity::kmeans(&emulated(s), &mut rng(28));
+    }
+}
+
+#[test]
 fn emulated_softmax_kernels_match_cpu() {
     for s in SCHEDULES {
         parity::softmax(&emulated(s), &mut rng(23));
@@ -83,6 +97,21 @@ fn every_emulated_kernel_is_covered_by_the_parity_suite() {
         {
             expected.push(format!("{op}_{s}"));
         }
+    }
+    for s in floats {
+        for op in [
+            "row_sqnorm",
+            "topk_fused",
+            "topk_stream",
+            "kmeans_assign",
+            "kmeans_update_sum",
+            "kmeans_update_finish",
+        ] {
+            expected.push(format!("{op}_{s}"));
+        }
+    }
+    for k in ["topk_merge", "topk_radix_keys", "topk_radix_select", "kmeans_update_zero"] {
+        expected.push(k.to_string());
     }
     // The runtime's families: the SwiGLU gate, rope, embedding, attention (prefill, split-KV
     // decode and its combine, per specialised head dim).

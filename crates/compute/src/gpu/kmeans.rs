@@ -1,24 +1,51 @@
-//! Launches of kernels/kmeans.cu.
+//! Launches of kernels/kmeans.cu: the assignment (norms first, by kernels/norm.cu, then the fused
+//! distance + argmin) and the update (zero, atomic sums, divide).
 
 use std::sync::Arc;
 
+use super::topk::row_sqnorms;
+use super::{elementwise_dims, output, ptr};
 use crate::backend::GpuBackend;
-use crate::device::Device;
+use crate::dtype::DType;
 use crate::error::Result;
-use crate::ops;
+use crate::launch::{Arg, KernelCall, LaunchDims, blocks_for};
 use crate::tensor::Tensor;
+
+/// Points per assignment block (kernels/kmeans.cu `KM_TILE`).
+const ASSIGN_POINTS: usize = 64;
 
 pub fn kmeans_assign(
     backend: &Arc<dyn GpuBackend>,
     points: &Tensor,
     centroids: &Tensor,
-    _n: usize,
-    _c: usize,
-    _d: usize,
+    n: usize,
+    c: usize,
+    d: usize,
 ) -> Result<(Tensor, Tensor)> {
-    let dev = Device::Gpu(backend.clone());
-    let (a, d) = ops::kmeans_assign(&points.to_host()?, &centroids.to_host()?)?;
-    Ok((a.to_device(&dev)?, d.to_device(&dev)?))
+    let (assign, assign_ptr) = output(backend, &[n], DType::I32)?;
+    let (dist, dist_ptr) = output(backend, &[n], DType::F32)?;
+    if n == 0 {
+        return Ok((assign, dist));
+    }
+    let pn = row_sqnorms(backend, points)?;
+    let cn = row_sqnorms(backend, centroids)?;
+    backend.launch(&KernelCall {
+        family: "kmeans",
+        function: format!("kmeans_assign_{}", points.dtype().kernel_suffix()),
+        dims: LaunchDims::linear(blocks_for(n, ASSIGN_POINTS), 256, 0),
+        args: vec![
+            ptr(points),
+            ptr(centroids),
+            Arg::Ptr(pn.addr()),
+            Arg::Ptr(cn.addr()),
+            Arg::Ptr(assign_ptr),
+            Arg::Ptr(dist_ptr),
+            Arg::I32(n as i32),
+            Arg::I32(c as i32),
+            Arg::I32(d as i32),
+        ],
+    })?;
+    Ok((assign, dist))
 }
 
 pub fn kmeans_update(
@@ -26,11 +53,51 @@ pub fn kmeans_update(
     points: &Tensor,
     assign: &Tensor,
     old: &Tensor,
-    _n: usize,
-    _c: usize,
-    _d: usize,
+    n: usize,
+    c: usize,
+    d: usize,
 ) -> Result<(Tensor, Tensor)> {
-    let dev = Device::Gpu(backend.clone());
-    let (c, n) = ops::kmeans_update(&points.to_host()?, &assign.to_host()?, &old.to_host()?)?;
-    Ok((c.to_device(&dev)?, n.to_device(&dev)?))
+    let (sums, sums_ptr) = output(backend, &[c, d], DType::F32)?;
+    let (counts, counts_ptr) = output(backend, &[c], DType::I32)?;
+    if c == 0 {
+        return Ok((sums, counts));
+    }
+    let dims = elementwise_dims((c * d).max(c));
+    backend.launch(&KernelCall {
+        family: "kmeans",
+        function: "kmeans_update_zero".into(),
+        dims,
+        args: vec![Arg::Ptr(sums_ptr), Arg::Ptr(counts_ptr), Arg::I32(c as i32), Arg::I32(d as i32)],
+    })?;
+    if n > 0 {
+        backend.launch(&KernelCall {
+            family: "kmeans",
+            function: format!("kmeans_update_sum_{}", points.dtype().kernel_suffix()),
+            dims: elementwise_dims(n * d.max(1)),
+            args: vec![
+                ptr(points),
+                ptr(assign),
+                Arg::Ptr(sums_ptr),
+                Arg::Ptr(counts_ptr),
+                Arg::I32(n as i32),
+                Arg::I32(c as i32),
+                Arg::I32(d as i32),
+            ],
+        })?;
+    }
+    if d > 0 {
+        backend.launch(&KernelCall {
+            family: "kmeans",
+            function: format!("kmeans_update_finish_{}", old.dtype().kernel_suffix()),
+            dims,
+            args: vec![
+                ptr(old),
+                Arg::Ptr(sums_ptr),
+                Arg::Ptr(counts_ptr),
+                Arg::I32(c as i32),
+                Arg::I32(d as i32),
+            ],
+        })?;
+    }
+    Ok((sums, counts))
 }

@@ -1,0 +1,419 @@
+// topk.cu — exact similarity search fused with top-k selection.
+//
+// Three paths (the op picks one by nq, k and n):
+//   fused     (k <= 128, many queries) topk_fused_*: a block owns 16 queries x a slice of the
+//             base; 16 x 64 score tiles are computed in registers (bf16/f16 through the m16n8k16
+//             tensor-core MMA, f32 with FMA), parked in shared memory, and folded into each
+//             query's running top-k in shared memory. Scores never reach global memory: only the
+//             k best per (query, slice) do, and topk_merge combines the slices.
+//   streaming (k <= 128, nq <= 8) topk_stream_*: blocks own base slices and read every row
+//             once, scoring it against all queries (memory-bandwidth bound), then topk_merge.
+//   radix     (any k, 129..) scores come from one GEMM (cuBLAS), topk_radix_keys turns them
+//             into order-preserving u32 keys in place, and topk_radix_select finds each query's
+//             k-th key with four 8-bit histogram passes, gathers the survivors and sorts only
+//             them (bitonic) — never a sort of all n scores.
+//
+// One total order everywhere, the same as the CPU side (crates/compute/src/cpu/topk.rs): a
+// candidate is the u64 ordered(key) << 32 | (0xffffffff - row), key = dot product or minus the
+// squared distance max(|q|^2 + |b|^2 - 2 q.b, 0); larger is better and equal keys fall to the
+// smaller row. 0 is "no candidate" (every real candidate is larger). The row filter (a u32
+// bitmap, bit r = row r allowed) is applied where scores are made, so filtered rows never
+// compete.
+#include "rt_common.cuh"
+#include "rt_mma.cuh"
+
+typedef unsigned long long u64;
+
+#define TK_QT 16        // queries per fused block: the MMA's M
+#define TK_BT 64        // base rows per fused tile: 4 warps x 16 columns
+#define TK_DC 32        // dimensions per shared-memory chunk: two k16 MMA steps
+#define TK_THREADS 128  // fused block
+#define TK_SQ 8         // most queries of the streaming path
+#define TK_SROWS 256    // rows per streaming chunk: 8 warps x 32
+#define TK_STHREADS 256
+
+// f32 -> u32 preserving order; NaN counts as -inf and -0 as +0 (equal scores compare equal).
+__device__ __forceinline__ unsigned int tk_ordered(float key) {
+    if (key != key) key = -CUDART_INF_F;
+    if (key == 0.0f) key = 0.0f;
+    const unsigned int bits = __float_as_uint(key);
+    return (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+}
+__device__ __forceinline__ float tk_unordered(unsigned int u) {
+    return __uint_as_float((u & 0x80000000u) ? (u & 0x7fffffffu) : ~u);
+}
+__device__ __forceinline__ u64 tk_pack(float key, int row) {
+    return ((u64)tk_ordered(key) << 32) | (u64)(0xffffffffu - (unsigned int)row);
+}
+__device__ __forceinline__ bool tk_allowed(const unsigned int* allow, int row) {
+    return allow == nullptr || ((allow[row >> 5] >> (row & 31)) & 1u);
+}
+// Larger is better: the dot product, or minus the clamped squared distance.
+__device__ __forceinline__ float tk_key(float dot, float qn, float bn, int l2) {
+    return l2 ? -fmaxf(qn + bn - 2.0f * dot, 0.0f) : dot;
+}
+__device__ __forceinline__ unsigned int tk_lane() { return threadIdx.x & 31u; }
+
+// Bitonic sort, descending, of buf[0..len) (len a power of two) by one warp.
+__device__ __forceinline__ void tk_warp_sort(u64* buf, int len) {
+    for (int size = 2; size <= len; size <<= 1) {
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (int i = (int)tk_lane(); i < len / 2; i += 32) {
+                const int lo = 2 * stride * (i / stride) + (i % stride), hi = lo + stride;
+                const bool desc = (lo & size) == 0;
+                const u64 a = buf[lo], b = buf[hi];
+                if ((a < b) == desc) {
+                    buf[lo] = b;
+                    buf[hi] = a;
+                }
+            }
+            __syncwarp();
+        }
+    }
+}
+
+// A query's running top-k, owned by one warp: buf[0..2K) holds unsorted candidates (count of
+// them), all better than thr; when it would overflow it is sorted and cut to the best K, and
+// thr becomes the K-th. Count and thr live in shared memory between calls; within a call every
+// lane holds the same copy.
+struct TkState {
+    int count;
+    u64 thr;
+};
+
+// Offer one candidate per lane (0 = none). All 32 lanes call together.
+__device__ __forceinline__ void tk_push(u64* buf, TkState& st, int K, u64 cand) {
+    bool take = cand > st.thr;
+    unsigned int m = __ballot_sync(RT_FULL_MASK, take);
+    if (m == 0) return;
+    if (st.count + __popc(m) > 2 * K) {
+        for (int i = st.count + (int)tk_lane(); i < 2 * K; i += 32) buf[i] = 0;
+        __syncwarp();
+        tk_warp_sort(buf, 2 * K);
+        st.thr = buf[K - 1];
+        st.count = K;
+        take = cand > st.thr;
+        m = __ballot_sync(RT_FULL_MASK, take);
+    }
+    if (take) buf[st.count + __popc(m & ((1u << tk_lane()) - 1u))] = cand;
+    st.count += __popc(m);
+    __syncwarp();
+}
+
+// Sort the buffer and write its best K (0-padded) to out[0..K).
+__device__ __forceinline__ void tk_finish(u64* buf, const TkState& st, int K, u64* out) {
+    for (int i = st.count + (int)tk_lane(); i < 2 * K; i += 32) buf[i] = 0;
+    __syncwarp();
+    tk_warp_sort(buf, 2 * K);
+    for (int i = (int)tk_lane(); i < K; i += 32) out[i] = buf[i];
+    __syncwarp();
+}
+
+// ---- fused path ---------------------------------------------------------------------------
+// One 16 x 64 tile step over TK_DC dimensions, from row-major shared tiles qs [16][ld] and
+// bs [64][ld]. f32: thread t accumulates query t / 8 against columns t % 8 + 8j with FMA.
+__device__ __forceinline__ void tk_tile(float acc[8], const float* qs, const float* bs, int ld, int tid) {
+    const int qi = tid >> 3, c0 = tid & 7;
+    for (int c = 0; c < TK_DC; ++c) {
+        const float qv = qs[qi * ld + c];
+        for (int j = 0; j < 8; ++j) acc[j] = fmaf(qv, bs[(c0 + 8 * j) * ld + c], acc[j]);
+    }
+}
+// bf16/f16: warp w owns the 16 x 16 sub-tile of columns 16w.., two n8 tensor-core MMAs per k16
+// step; acc[0..4) / acc[4..8) hold the two 16 x 8 accumulators in the MMA's D layout.
+template <typename T>
+__device__ __forceinline__ void tk_tile(float acc[8], const T* qs, const T* bs, int ld, int tid) {
+    const int warp = tid >> 5;
+    for (int ks = 0; ks < TK_DC; ks += 16) {
+        unsigned int a[4], b0[2], b1[2];
+        rt_mma_load_a(a, qs + ks, ld);
+        rt_mma_load_b_nk(b0, bs + (warp * 16) * ld + ks, ld);
+        rt_mma_load_b_nk(b1, bs + (warp * 16 + 8) * ld + ks, ld);
+        rt_mma_m16n8k16(acc, a, b0, acc, T());
+        rt_mma_m16n8k16(acc + 4, a, b1, acc + 4, T());
+    }
+}
+
+// grid (ceil(nq/16), splits), 128 threads, dynamic shared memory 16 * 2K u64. Block (x, y)
+// scores queries 16x.. against base rows [y * rows_per_split, ...) tile by tile.
+template <typename T>
+__device__ __forceinline__ void topk_fused(const T* __restrict__ q, const T* __restrict__ base,
+                                           const float* __restrict__ qn, const float* __restrict__ bn,
+                                           const unsigned int* __restrict__ allow, u64* __restrict__ cand,
+                                           int nq, int n, int d, int K, int l2, int rows_per_split) {
+    constexpr bool kMma = sizeof(T) == 2;
+    constexpr int kPad = kMma ? 8 : 1;  // row padding against bank conflicts
+    __shared__ __align__(16) T qs[TK_QT][TK_DC + kPad];
+    __shared__ __align__(16) T bs[TK_BT][TK_DC + kPad];
+    __shared__ float scores[TK_QT][TK_BT + 1];
+    __shared__ TkState states[TK_QT];
+    RT_DYNAMIC_SHARED(u64, bufs);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int q0 = blockIdx.x * TK_QT;
+    const int r_begin = blockIdx.y * rows_per_split, r_end = min(n, r_begin + rows_per_split);
+    if (tid < TK_QT) {
+        states[tid].count = 0;
+        states[tid].thr = 0;
+    }
+    const T zero = rt_from_f32<T>(0.0f);
+    for (int r0 = r_begin; r0 < r_end; r0 += TK_BT) {
+        float acc[8];
+        for (int i = 0; i < 8; ++i) acc[i] = 0.0f;
+        for (int k0 = 0; k0 < d; k0 += TK_DC) {
+            __syncthreads();  // the previous chunk's tiles are no longer read
+            for (int i = tid; i < TK_QT * TK_DC; i += TK_THREADS) {
+                const int r = i / TK_DC, c = i % TK_DC;
+                qs[r][c] = (q0 + r < nq && k0 + c < d) ? q[(long long)(q0 + r) * d + k0 + c] : zero;
+            }
+            for (int i = tid; i < TK_BT * TK_DC; i += TK_THREADS) {
+                const int r = i / TK_DC, c = i % TK_DC;
+                bs[r][c] = (r0 + r < r_end && k0 + c < d) ? base[(long long)(r0 + r) * d + k0 + c] : zero;
+            }
+            __syncthreads();
+            tk_tile(acc, &qs[0][0], &bs[0][0], TK_DC + kPad, tid);
+        }
+        if (kMma) {
+            for (int t = 0; t < 2; ++t)
+                for (int i = 0; i < 4; ++i)
+                    scores[rt_mma_d_row(i)][warp * 16 + t * 8 + rt_mma_d_col(i)] = acc[t * 4 + i];
+        } else {
+            for (int j = 0; j < 8; ++j) scores[tid >> 3][(tid & 7) + 8 * j] = acc[j];
+        }
+        __syncthreads();
+        // Warp w folds the tile into the top-k of queries w, w + 4, w + 8, w + 12.
+        for (int qi = warp; qi < TK_QT; qi += TK_THREADS / 32) {
+            if (q0 + qi >= nq) break;
+            TkState st = states[qi];
+            u64* buf = bufs + (size_t)qi * 2 * K;
+            const float qnorm = l2 ? qn[q0 + qi] : 0.0f;
+            for (int g = 0; g < TK_BT; g += 32) {
+                const int row = r0 + g + lane;
+                u64 c = 0;
+                if (row < r_end && tk_allowed(allow, row))
+                    c = tk_pack(tk_key(scores[qi][g + lane], qnorm, l2 ? bn[row] : 0.0f, l2), row);
+                tk_push(buf, st, K, c);
+            }
+            if (lane == 0) states[qi] = st;
+            __syncwarp();
+        }
+        // The next tile's first barrier orders these reads of `scores` before its writes.
+    }
+    __syncthreads();
+    for (int qi = warp; qi < TK_QT; qi += TK_THREADS / 32) {
+        if (q0 + qi >= nq) break;
+        const TkState st = states[qi];
+        tk_finish(bufs + (size_t)qi * 2 * K, st, K, cand + ((size_t)(q0 + qi) * gridDim.y + blockIdx.y) * K);
+    }
+}
+
+// ---- streaming path -----------------------------------------------------------------------
+// grid (splits), 256 threads, dynamic shared memory nq * 2K u64 (nq <= 8). Each warp scores
+// one row at a time against every query (lanes stride the dimension), so each base row is read
+// once; |b|^2 comes from the same loads.
+template <typename T>
+__device__ __forceinline__ void topk_stream(const T* __restrict__ q, const T* __restrict__ base,
+                                            const float* __restrict__ qn, const unsigned int* __restrict__ allow,
+                                            u64* __restrict__ cand, int nq, int n, int d, int K, int l2,
+                                            int rows_per_split) {
+    __shared__ float scores[TK_SQ][TK_SROWS];
+    __shared__ TkState states[TK_SQ];
+    RT_DYNAMIC_SHARED(u64, bufs);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int r_begin = blockIdx.x * rows_per_split, r_end = min(n, r_begin + rows_per_split);
+    if (tid < TK_SQ) {
+        states[tid].count = 0;
+        states[tid].thr = 0;
+    }
+    for (int r0 = r_begin; r0 < r_end; r0 += TK_SROWS) {
+        __syncthreads();  // the previous chunk's scores are consumed
+        for (int i = 0; i < 32; ++i) {
+            const int local = warp * 32 + i, row = r0 + local;
+            if (row >= r_end) break;  // warp-uniform
+            float dots[TK_SQ], bb = 0.0f;
+            for (int j = 0; j < TK_SQ; ++j) dots[j] = 0.0f;
+            const T* br = base + (long long)row * d;
+            for (int c = lane; c < d; c += 32) {
+                const float bv = rt_to_f32(br[c]);
+                bb = fmaf(bv, bv, bb);
+                for (int j = 0; j < TK_SQ; ++j)
+                    if (j < nq) dots[j] = fmaf(rt_to_f32(q[(long long)j * d + c]), bv, dots[j]);
+            }
+            bb = rt_warp_sum(bb);
+            for (int j = 0; j < TK_SQ; ++j) {
+                if (j >= nq) break;
+                const float dot = rt_warp_sum(dots[j]);
+                if (lane == 0) scores[j][local] = tk_key(dot, l2 ? qn[j] : 0.0f, bb, l2);
+            }
+        }
+        __syncthreads();
+        if (warp < nq) {
+            TkState st = states[warp];
+            u64* buf = bufs + (size_t)warp * 2 * K;
+            for (int g = 0; g < TK_SROWS; g += 32) {
+                const int row = r0 + g + lane;
+                u64 c = 0;
+                if (row < r_end && tk_allowed(allow, row)) c = tk_pack(scores[warp][g + lane], row);
+                tk_push(buf, st, K, c);
+            }
+            if (lane == 0) states[warp] = st;
+            __syncwarp();
+        }
+    }
+    __syncthreads();
+    if (warp < nq)
+        tk_finish(bufs + (size_t)warp * 2 * K, states[warp], K, cand + ((size_t)warp * gridDim.x + blockIdx.x) * K);
+}
+
+// ---- merge: per query (one warp), the best kk of splits x K candidates -> rows and scores ----
+// grid (nq), 32 threads, dynamic shared memory 2K u64.
+extern "C" __global__ void topk_merge(const u64* cand, int* rows, float* scores, int splits, int K, int kk,
+                                      int l2) {
+    RT_DYNAMIC_SHARED(u64, buf);
+    const int qi = blockIdx.x, lane = threadIdx.x;
+    const u64* c = cand + (size_t)qi * splits * K;
+    TkState st;
+    st.count = 0;
+    st.thr = 0;
+    const int total = splits * K;
+    for (int g = 0; g < total; g += 32) tk_push(buf, st, K, g + lane < total ? c[g + lane] : 0);
+    for (int i = st.count + lane; i < 2 * K; i += 32) buf[i] = 0;
+    __syncwarp();
+    tk_warp_sort(buf, 2 * K);
+    for (int j = lane; j < kk; j += 32) {
+        const u64 p = buf[j];
+        const float key = tk_unordered((unsigned int)(p >> 32));
+        rows[(size_t)qi * kk + j] = p ? (int)(0xffffffffu - (unsigned int)p) : -1;
+        scores[(size_t)qi * kk + j] = p ? (l2 ? 0.0f - key : key) : (l2 ? CUDART_INF_F : -CUDART_INF_F);
+    }
+}
+
+// ---- radix path ---------------------------------------------------------------------------
+// Dot products (f32, [nq, n], from a GEMM) -> ordered u32 keys in place; filtered rows get 0,
+// below every real key.
+extern "C" __global__ void topk_radix_keys(float* dots, const float* qn, const float* bn,
+                                           const unsigned int* allow, int nq, int n, int l2) {
+    const long long total = (long long)nq * n;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total;
+         i += (long long)gridDim.x * blockDim.x) {
+        const int qi = (int)(i / n), row = (int)(i % n);
+        const float key = tk_key(dots[i], l2 ? qn[qi] : 0.0f, l2 ? bn[row] : 0.0f, l2);
+        reinterpret_cast<unsigned int*>(dots)[i] = tk_allowed(allow, row) ? tk_ordered(key) : 0u;
+    }
+}
+
+// One block (256 threads) per query: the kk-th largest key by four 8-bit histogram passes over
+// the query's keys, then the survivors (keys above it, and the smallest rows among keys equal to
+// it) gathered into scratch (cap = next power of two >= kk, 0-padded), bitonic-sorted there,
+// and written out. Handles any kk <= n.
+extern "C" __global__ void topk_radix_select(const unsigned int* keys, u64* scratch, int* rows, float* scores,
+                                             int n, int kk, int cap, int l2) {
+    __shared__ unsigned int hist[256];
+    __shared__ unsigned int s_prefix, s_need, s_above, s_taken;
+    __shared__ unsigned int warp_counts[TK_STHREADS / 32];
+    const int tid = threadIdx.x, qi = blockIdx.x;
+    const unsigned int* kq = keys + (size_t)qi * n;
+    u64* out = scratch + (size_t)qi * cap;
+    for (int i = tid; i < cap; i += blockDim.x) out[i] = 0;
+    unsigned int prefix = 0, mask = 0, need = (unsigned int)kk;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int i = tid; i < 256; i += blockDim.x) hist[i] = 0;
+        __syncthreads();
+        for (int i = tid; i < n; i += blockDim.x) {
+            const unsigned int u = kq[i];
+            if ((u & mask) == prefix) atomicAdd(&hist[(u >> shift) & 255u], 1u);
+        }
+        __syncthreads();
+        if (tid == 0) {
+            // From the top bin down, the bin where the count reaches `need`.
+            unsigned int above = 0, bin = 0;
+            for (int b = 255; b >= 0; --b) {
+                if (above + hist[b] >= need) {
+                    bin = (unsigned int)b;
+                    break;
+                }
+                above += hist[b];
+            }
+            s_prefix = prefix | (bin << shift);
+            s_need = need - above;
+        }
+        __syncthreads();
+        prefix = s_prefix;
+        need = s_need;
+        mask |= 255u << shift;
+    }
+    // prefix = the kk-th key; need = how many keys equal to it make the cut.
+    const unsigned int kth = prefix;
+    if (tid == 0) {
+        s_above = 0;
+        s_taken = 0;
+    }
+    __syncthreads();
+    for (int i = tid; i < n; i += blockDim.x) {
+        const unsigned int u = kq[i];
+        if (u > kth) out[atomicAdd(&s_above, 1u)] = ((u64)u << 32) | (u64)(0xffffffffu - (unsigned int)i);
+    }
+    __syncthreads();
+    const unsigned int above = s_above;
+    // Keys equal to the k-th, smallest rows first: an ordered block-wide scan. A k-th key of 0
+    // means the filter left fewer than kk rows: nothing equal to it may be returned.
+    if (kth != 0) {
+        for (int r0 = 0; r0 < n && s_taken < need; r0 += blockDim.x) {
+            const int i = r0 + tid;
+            const bool eq = i < n && kq[i] == kth;
+            const unsigned int ballot = __ballot_sync(RT_FULL_MASK, eq);
+            const int warp = tid >> 5, lane = tid & 31;
+            if (lane == 0) warp_counts[warp] = __popc(ballot);
+            __syncthreads();
+            unsigned int before = s_taken;
+            for (int w = 0; w < warp; ++w) before += warp_counts[w];
+            before += __popc(ballot & ((1u << lane) - 1u));
+            if (eq && before < need) out[above + before] = ((u64)kth << 32) | (u64)(0xffffffffu - (unsigned int)i);
+            __syncthreads();
+            if (tid == 0) {
+                unsigned int total = 0;
+                for (int w = 0; w < (int)(blockDim.x >> 5); ++w) total += warp_counts[w];
+                s_taken += total;
+            }
+            __syncthreads();
+        }
+    }
+    __syncthreads();
+    // Bitonic sort of the cap survivors, descending, in global memory (block barriers between
+    // stages make each stage's writes visible to the next).
+    for (int size = 2; size <= cap; size <<= 1) {
+        for (int stride = size >> 1; stride > 0; stride >>= 1) {
+            for (int i = tid; i < cap / 2; i += blockDim.x) {
+                const int lo = 2 * stride * (i / stride) + (i % stride), hi = lo + stride;
+                const bool desc = (lo & size) == 0;
+                const u64 a = out[lo], b = out[hi];
+                if ((a < b) == desc) {
+                    out[lo] = b;
+                    out[hi] = a;
+                }
+            }
+            __syncthreads();
+        }
+    }
+    for (int j = tid; j < kk; j += blockDim.x) {
+        const u64 p = out[j];
+        const float key = tk_unordered((unsigned int)(p >> 32));
+        rows[(size_t)qi * kk + j] = p ? (int)(0xffffffffu - (unsigned int)p) : -1;
+        scores[(size_t)qi * kk + j] = p ? (l2 ? 0.0f - key : key) : (l2 ? CUDART_INF_F : -CUDART_INF_F);
+    }
+}
+
+#define RT_TOPK_KERNELS(T, S)                                                                        \
+    extern "C" __global__ void topk_fused_##S(const T* q, const T* base, const float* qn, const float* bn, \
+                                              const unsigned int* allow, u64* cand, int nq, int n, int d,  \
+                                              int K, int l2, int rows_per_split) {                         \
+        topk_fused<T>(q, base, qn, bn, allow, cand, nq, n, d, K, l2, rows_per_split);                 \
+    }                                                                                                \
+    extern "C" __global__ void topk_stream_##S(const T* q, const T* base, const float* qn,            \
+                                               const unsigned int* allow, u64* cand, int nq, int n, int d, \
+                                               int K, int l2, int rows_per_split) {                        \
+        topk_stream<T>(q, base, qn, allow, cand, nq, n, d, K, l2, rows_per_split);                         \
+    }
+
+RT_TOPK_KERNELS(float, f32)
+RT_TOPK_KERNELS(bf16_t, bf16)
+RT_TOPK_KERNELS(f16_t, f16)
