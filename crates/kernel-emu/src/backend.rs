@@ -248,7 +248,8 @@ impl GpuBackend for EmuBackend {
     }
 
     fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<(), ComputeError> {
-        let _keep = [self.owner("copy", "source", src, bytes)?, self.owner("copy", "destination", dst, bytes)?];
+        let _keep =
+            [self.owner("copy", "source", src, bytes)?, self.owner("copy", "destination", dst, bytes)?];
         // SAFETY: both ranges lie inside live buffers held by `_keep` (`ptr::copy` tolerates overlap).
         unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
         Ok(())

@@ -15,6 +15,7 @@ const CHUNK: usize = 512;
 
 /// `out = alpha · A · op(B)` for `A` `[m, k]` (already row-major f32, `m ≤ MAX_ROWS`) and `B`
 /// `[n, k]` when `trans_b`, else `[k, n]`; `out` is `[m, n]` in f32.
+#[allow(clippy::too_many_arguments)]
 pub fn gemv_rows<T: FloatElement>(
     a: &[f32],
     b: &[T],
