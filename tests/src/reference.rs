@@ -218,3 +218,53 @@ pub fn rope(x: &[f64], positions: &[i32], inv_freq: &[f32], h: usize, d: usize) 
     }
     out
 }
+
+/// `silu(gate) · up`, elementwise (Llama's MLP gate).
+pub fn swiglu(gate: &[f64], up: &[f64]) -> Vec<f64> {
+    gate.iter().zip(up).map(|(&g, &u)| silu(g) * u).collect()
+}
+
+/// Rows `ids[i]` of a `[vocab, d]` table.
+pub fn embedding(table: &[f64], ids: &[i32], d: usize) -> Vec<f64> {
+    ids.iter().flat_map(|&id| table[id as usize * d..(id as usize + 1) * d].iter().copied()).collect()
+}
+
+/// PyTorch's `cross_entropy(logits, targets, ignore_index, reduction="mean")` over rows of
+/// `vocab`: the mean of `logsumexp(row) − row[target]` over targets not equal to `ignore_index`
+/// (0 when none is counted).
+pub fn cross_entropy(logits: &[f64], targets: &[i32], vocab: usize, ignore_index: i32) -> f64 {
+    let (mut total, mut count) = (0f64, 0usize);
+    for (row, &t) in logits.chunks(vocab).zip(targets) {
+        if t == ignore_index {
+            continue;
+        }
+        let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + row.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+        total += lse - row[t as usize];
+        count += 1;
+    }
+    if count == 0 { 0.0 } else { total / count as f64 }
+}
+
+/// The gradient of a scalar function `f` at `x` by central finite differences in f64, with a step
+/// of `h · max(1, |x_i|)` per element.
+pub fn finite_difference(x: &[f64], h: f64, f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+    let mut xp = x.to_vec();
+    (0..x.len())
+        .map(|i| {
+            let step = h * x[i].abs().max(1.0);
+            xp[i] = x[i] + step;
+            let up = f(&xp);
+            xp[i] = x[i] - step;
+            let down = f(&xp);
+            xp[i] = x[i];
+            (up - down) / (2.0 * step)
+        })
+        .collect()
+}
+
+/// `Σ out · weights`: turns an op's output into the scalar whose gradient w.r.t. the output is
+/// `weights` (the upstream gradient `dy` of a backward check).
+pub fn weighted_sum(out: &[f64], weights: &[f64]) -> f64 {
+    out.iter().zip(weights).map(|(a, b)| a * b).sum()
+}

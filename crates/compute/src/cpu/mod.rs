@@ -5,13 +5,16 @@
 
 pub mod act;
 pub mod attention;
+pub mod backward;
 pub mod cast;
 pub mod elementwise;
 pub mod embed;
 pub mod gemv;
 pub mod kmeans;
+pub mod loss;
 pub mod matmul;
 pub mod norm;
+pub mod optim;
 pub mod rope;
 pub mod softmax;
 pub mod topk;

@@ -78,7 +78,7 @@ pub fn attention(
     }
 }
 
-fn check(
+pub(crate) fn check(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,

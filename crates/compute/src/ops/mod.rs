@@ -4,19 +4,25 @@
 
 mod act;
 mod attention;
+mod backward;
 mod cast;
 mod copy;
 mod elementwise;
 mod embed;
 mod kmeans;
+mod loss;
 mod matmul;
 mod norm;
+mod optim;
 mod rope;
 mod softmax;
 mod topk;
 
 pub use act::{gelu, silu, swiglu};
 pub use attention::{AttentionSpec, attention};
+pub use backward::{
+    attention_backward, embedding_backward, linear_backward, rms_norm_backward, rope_backward, swiglu_backward,
+};
 pub use cast::cast;
 pub use copy::copy_into;
 pub use elementwise::{add, mul, scale};
@@ -24,7 +30,9 @@ pub(crate) use embed::bad_id as embed_bad_id;
 pub use embed::embedding;
 pub use kmeans::{kmeans_assign, kmeans_update};
 pub use matmul::{MatmulSpec, linear, matmul, matmul_ex};
+pub use loss::{CrossEntropy, IGNORE_INDEX, cross_entropy};
 pub use norm::{l2_normalize, layer_norm, rms_norm};
+pub use optim::{AdamW, adamw_step, clip_grad_norm};
 pub use rope::rope;
 pub use softmax::{SoftmaxSpec, softmax};
 pub use topk::{Similarity, TopkResult, TopkSpec, topk_similarity};

@@ -1,0 +1,75 @@
+//! `cross_entropy`: fused log-softmax + negative log-likelihood with an ignore index, returning
+//! the loss and the gradient of the logits in one pass (the logits are the largest activation of
+//! a language model; they are read once).
+
+use super::backward::{f32_data, f32_output};
+use super::common_device;
+use crate::cpu;
+use crate::dtype::DType;
+use crate::error::{ComputeError, Result};
+use crate::tensor::Tensor;
+
+/// The ignore index of PyTorch and Hugging Face labels: a target equal to it is not counted.
+pub const IGNORE_INDEX: i32 = -100;
+
+/// The result of [`cross_entropy`].
+#[derive(Debug)]
+pub struct CrossEntropy {
+    /// Mean negative log-likelihood over the counted targets (0 when none is counted).
+    pub loss: f32,
+    /// How many targets were counted (not equal to the ignore index).
+    pub count: usize,
+    /// `∂loss/∂logits`, f32, the shape of the logits: `(softmax − onehot) / count` on counted
+    /// rows, zeros on ignored ones.
+    pub dlogits: Tensor,
+}
+
+/// Mean cross-entropy of `logits` `[.., vocab]` (f32) against `targets` i32 `[..]` (one per
+/// row), skipping targets equal to `ignore_index` — PyTorch's
+/// `cross_entropy(reduction="mean", ignore_index)`. Shifting for next-token prediction is the
+/// caller's (targets of row t are the labels of t + 1). A counted target outside `0..vocab` is an
+/// error naming its position. With no counted target the loss is 0 and `dlogits` is zero (not
+/// PyTorch's NaN: an all-prompt batch should not poison a run). On a GPU the logits go through
+/// the host for now.
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor, ignore_index: i32) -> Result<CrossEntropy> {
+    const OP: &str = "cross_entropy";
+    if targets.dtype() != DType::I32 {
+        return Err(ComputeError::dtype(
+            OP,
+            format!("targets {:?} are {}; they must be i32 token ids", targets.shape(), targets.dtype()),
+        ));
+    }
+    if logits.rank() == 0
+        || logits.rank() != targets.rank() + 1
+        || logits.shape()[..targets.rank()] != *targets.shape()
+    {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "logits {:?} must be [..targets {:?}, vocab]: one target per row",
+                logits.shape(),
+                targets.shape()
+            ),
+        ));
+    }
+    let vocab = logits.last_dim();
+    let device = common_device(OP, &[logits, targets])?;
+    let t = targets.to_vec::<i32>()?;
+    if let Some(pos) = t.iter().position(|&x| x != ignore_index && (x < 0 || x as usize >= vocab)) {
+        return Err(ComputeError::invalid(
+            OP,
+            format!(
+                "targets[{pos}] (flat position) = {} lies outside the vocabulary 0..{vocab} and is not the \
+                 ignore index {ignore_index}",
+                t[pos]
+            ),
+        ));
+    }
+    let count = t.iter().filter(|&&x| x != ignore_index).count();
+    let xs = f32_data(OP, "logits", logits)?;
+    let mut dl = vec![0f32; xs.len()];
+    let scale = if count > 0 { 1.0 / count as f32 } else { 0.0 };
+    let total = cpu::loss::cross_entropy(&xs, &t, vocab, ignore_index, scale, &mut dl);
+    let loss = if count > 0 { (total / count as f64) as f32 } else { 0.0 };
+    Ok(CrossEntropy { loss, count, dlogits: f32_output(&dl, logits.shape(), &device)? })
+}

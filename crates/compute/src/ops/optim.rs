@@ -1,0 +1,136 @@
+//! The optimizer: [`adamw_step`] and [`clip_grad_norm`].
+//!
+//! Design: AdamW updates its three f32 tensors (weights, first and second moments) in place, like
+//! `copy_into` — through the copy-on-write storage of [`Tensor`], so a clone held elsewhere (a
+//! checkpoint being written, say) keeps its values. On a GPU the update goes through the host for
+//! now: the tensors are downloaded, updated and replaced by fresh uploads (`kernels/optim.cu`
+//! is a later step).
+
+use super::backward::{f32_data, f32_output};
+use super::common_device;
+use crate::cpu;
+use crate::dtype::DType;
+use crate::error::{ComputeError, Result};
+use crate::tensor::Tensor;
+
+/// AdamW hyper-parameters, PyTorch's names and defaults (`torch.optim.AdamW`) except the
+/// learning rate, which the caller sets per step (schedules).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamW {
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// Decoupled weight decay: `p *= 1 − lr · weight_decay` before the Adam step.
+    pub weight_decay: f32,
+}
+
+impl Default for AdamW {
+    fn default() -> Self {
+        AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
+    }
+}
+
+/// One AdamW update of `param` with gradient `grad`, moments `m` and `v` (all f32, one shape,
+/// one device), learning rate `lr`, at 1-based `step` (the bias corrections use it). `param`,
+/// `m` and `v` are updated in place (copy-on-write: see the module docs).
+pub fn adamw_step(
+    param: &mut Tensor,
+    grad: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    hp: &AdamW,
+    lr: f32,
+    step: u64,
+) -> Result<()> {
+    const OP: &str = "adamw_step";
+    for (what, t) in [("grad", grad), ("m", &*m), ("v", &*v)] {
+        if t.shape() != param.shape() {
+            return Err(ComputeError::shape(
+                OP,
+                format!("{what} {:?} must have the shape of the parameter {:?}", t.shape(), param.shape()),
+            ));
+        }
+    }
+    if step == 0 {
+        return Err(ComputeError::invalid(OP, "step counts from 1 (the first update is step 1)"));
+    }
+    let ok = |x: f32| x.is_finite();
+    if !(ok(lr)
+        && ok(hp.eps)
+        && ok(hp.weight_decay)
+        && (0.0..1.0).contains(&hp.beta1)
+        && (0.0..1.0).contains(&hp.beta2))
+    {
+        return Err(ComputeError::invalid(
+            OP,
+            format!("lr {lr} and eps/weight_decay must be finite and betas in [0, 1): got {hp:?}"),
+        ));
+    }
+    let device = common_device(OP, &[param, grad, m, v])?;
+    // Bias corrections in f64, as PyTorch computes them on Python floats.
+    let bc1 = 1.0 - f64::from(hp.beta1).powf(step as f64);
+    let bc2 = 1.0 - f64::from(hp.beta2).powf(step as f64);
+    let step_size = (f64::from(lr) / bc1) as f32;
+    let bc2_sqrt = bc2.sqrt() as f32;
+    let g = f32_data(OP, "grad", grad)?.into_owned();
+    let run = |p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
+        cpu::optim::adamw(p, &g, m, v, lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, step_size, bc2_sqrt)
+    };
+    if param.is_host() && m.is_host() && v.is_host() {
+        for (what, t) in [("param", &*param), ("m", &*m), ("v", &*v)] {
+            f32_data(OP, what, t)?;
+        }
+        let (pb, mb, vb) = (param.host_bytes_mut(), m.host_bytes_mut(), v.host_bytes_mut());
+        if let (Some(pb), Some(mb), Some(vb)) = (pb, mb, vb) {
+            run(bytemuck::cast_slice_mut(pb), bytemuck::cast_slice_mut(mb), bytemuck::cast_slice_mut(vb));
+        }
+        return Ok(());
+    }
+    let (mut p, mut mm, mut vv) = (
+        f32_data(OP, "param", param)?.into_owned(),
+        f32_data(OP, "m", m)?.into_owned(),
+        f32_data(OP, "v", v)?.into_owned(),
+    );
+    run(&mut p, &mut mm, &mut vv);
+    let shape = param.shape().to_vec();
+    *param = f32_output(&p, &shape, &device)?;
+    *m = f32_output(&mm, &shape, &device)?;
+    *v = f32_output(&vv, &shape, &device)?;
+    Ok(())
+}
+
+/// Clip gradients by their global L2 norm, PyTorch's `clip_grad_norm_`: when the norm over all
+/// `grads` exceeds `max_norm`, every gradient is scaled by `max_norm / (norm + 1e-6)`. Returns
+/// the norm before clipping. A NaN or infinite norm is an error (the step must not be applied).
+pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f32) -> Result<f32> {
+    const OP: &str = "clip_grad_norm";
+    if !(max_norm > 0.0 && max_norm.is_finite()) {
+        return Err(ComputeError::invalid(OP, format!("max_norm must be finite and > 0, got {max_norm}")));
+    }
+    let mut total = 0f64;
+    for g in grads.iter() {
+        if g.dtype() != DType::F32 {
+            return Err(ComputeError::dtype(
+                OP,
+                format!("gradient {:?} is {}; gradients are f32", g.shape(), g.dtype()),
+            ));
+        }
+        total += cpu::optim::sum_squares(&f32_data(OP, "gradient", g)?);
+    }
+    let norm = total.sqrt() as f32;
+    if !norm.is_finite() {
+        return Err(ComputeError::invalid(
+            OP,
+            format!(
+                "the gradient norm is {norm}: a NaN or infinity reached the gradients (lower the learning rate, check the data)"
+            ),
+        ));
+    }
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        for g in grads.iter_mut() {
+            *g = super::scale(g, coef)?;
+        }
+    }
+    Ok(norm)
+}
