@@ -8,4 +8,4 @@ mod model;
 
 pub use cache::KvCache;
 pub use forward::{Batch, LogitsWanted};
-pub use model::LlamaModel;
+pub use model::{Layer, LlamaModel};

@@ -10,7 +10,8 @@ use crate::error::{Result, RuntimeError};
 use crate::linear::Linear;
 use crate::weights::Weights;
 
-pub(crate) struct Layer {
+/// One decoder layer's weights (public so the trainer can run its own forward and backward).
+pub struct Layer {
     pub input_norm: Tensor,
     pub q: Linear,
     pub k: Linear,
@@ -26,13 +27,13 @@ pub struct LlamaModel {
     pub config: LlamaConfig,
     pub dtype: DType,
     pub device: Device,
-    pub(crate) embed: Tensor,
-    pub(crate) layers: Vec<Layer>,
-    pub(crate) norm: Tensor,
+    pub embed: Tensor,
+    pub layers: Vec<Layer>,
+    pub norm: Tensor,
     /// `[vocab, hidden]`; the embedding itself when the weights are tied.
-    pub(crate) lm_head: Tensor,
+    pub lm_head: Tensor,
     /// f32 `[head_dim / 2]` on the device, scaling included.
-    pub(crate) inv_freq: Tensor,
+    pub inv_freq: Tensor,
 }
 
 impl LlamaModel {

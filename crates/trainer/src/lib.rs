@@ -1,0 +1,21 @@
+//! ragtune-trainer: LoRA fine-tuning of the Llama-family models of `ragtune-runtime`.
+//!
+//! No autograd: [`LoraTrainer::loss_and_grads`] runs a training forward that keeps what each
+//! layer's backward needs, then an explicit backward through the head, the norms, the MLP,
+//! attention and rotary embedding, producing gradients for the adapters only (the base is
+//! frozen). Everything is written in `ragtune_compute::ops`, so the same code runs on a GPU
+//! (where the backward ops go through the host until their kernels land).
+//!
+//! - [`lora`]: the adapter — targets, rank, scale (α/r or rsLoRA's α/√r), f32 master weights;
+//! - [`peft`]: PEFT adapter folders in and out (`adapter_config.json` +
+//!   `adapter_model.safetensors`), rejecting what is not supported with an error naming it;
+//! - [`train`]: the batch layout, the training forward/backward and the AdamW step.
+
+pub mod error;
+pub mod lora;
+pub mod peft;
+pub mod train;
+
+pub use error::{Result, TrainError};
+pub use lora::{LoraAdapter, LoraConfig, LoraModule, Target};
+pub use train::{LoraTrainer, StepGrads, TrainBatch};

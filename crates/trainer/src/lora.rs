@@ -1,0 +1,175 @@
+//! The LoRA adapter: which projections it targets, its rank and scale, and its f32 master
+//! weights. A targeted projection computes `y = x Wᵀ + scale · (x Aᵀ) Bᵀ` with A `[r, in]` and
+//! B `[out, r]` (PEFT's layout), `scale = α / r`, or `α / √r` with rsLoRA.
+
+use ragtune_compute::{Device, Tensor};
+use ragtune_runtime::LlamaConfig;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Result, TrainError};
+
+/// The seven projections of a Llama layer LoRA can target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+impl Target {
+    pub const ALL: [Target; 7] =
+        [Target::Q, Target::K, Target::V, Target::O, Target::Gate, Target::Up, Target::Down];
+
+    /// The module's short name, as in PEFT's `target_modules` (`q_proj`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Q => "q_proj",
+            Target::K => "k_proj",
+            Target::V => "v_proj",
+            Target::O => "o_proj",
+            Target::Gate => "gate_proj",
+            Target::Up => "up_proj",
+            Target::Down => "down_proj",
+        }
+    }
+
+    /// The module's path inside a layer (`self_attn.q_proj`, `mlp.gate_proj`, ...).
+    pub fn path(self) -> &'static str {
+        match self {
+            Target::Q => "self_attn.q_proj",
+            Target::K => "self_attn.k_proj",
+            Target::V => "self_attn.v_proj",
+            Target::O => "self_attn.o_proj",
+            Target::Gate => "mlp.gate_proj",
+            Target::Up => "mlp.up_proj",
+            Target::Down => "mlp.down_proj",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Position in [`Target::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// `(out, in)` of the projection's weight for `config`.
+    pub fn shape(self, c: &LlamaConfig) -> (usize, usize) {
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let (q, kv) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+        match self {
+            Target::Q => (q, h),
+            Target::K | Target::V => (kv, h),
+            Target::O => (h, q),
+            Target::Gate | Target::Up => (i, h),
+            Target::Down => (h, i),
+        }
+    }
+}
+
+/// LoRA hyper-parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoraConfig {
+    pub r: usize,
+    pub alpha: f32,
+    /// rsLoRA: scale `α / √r` instead of `α / r`.
+    pub use_rslora: bool,
+    /// Kept for the adapter file; training runs without dropout for now (a non-zero value is an
+    /// error in [`crate::LoraTrainer::new`]).
+    pub dropout: f32,
+    pub targets: Vec<Target>,
+    /// The layers that get adapters; `None` = every layer.
+    pub layers: Option<Vec<usize>>,
+}
+
+impl LoraConfig {
+    /// The factor on the low-rank path.
+    pub fn scale(&self) -> f32 {
+        if self.use_rslora { self.alpha / (self.r as f32).sqrt() } else { self.alpha / self.r as f32 }
+    }
+
+    fn check(&self, c: &LlamaConfig) -> Result<()> {
+        if self.r == 0 {
+            return Err(TrainError::input("LoRA rank r must be at least 1"));
+        }
+        if !self.alpha.is_finite() {
+            return Err(TrainError::input(format!("lora_alpha must be finite, got {}", self.alpha)));
+        }
+        if self.targets.is_empty() {
+            return Err(TrainError::input(
+                "no LoRA target: name at least one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj",
+            ));
+        }
+        if let Some(&bad) = self.layers.iter().flatten().find(|&&l| l >= c.num_layers) {
+            return Err(TrainError::input(format!(
+                "layer {bad} is not in the model, which has {} layers (0..{})",
+                c.num_layers, c.num_layers
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One adapted projection: A `[r, in]` and B `[out, r]`, f32 master weights.
+#[derive(Clone, Debug)]
+pub struct LoraModule {
+    pub a: Tensor,
+    pub b: Tensor,
+}
+
+/// An adapter for a whole model: per layer, an optional module per [`Target`].
+#[derive(Clone, Debug)]
+pub struct LoraAdapter {
+    pub config: LoraConfig,
+    /// `modules[layer][target.index()]`.
+    pub modules: Vec<[Option<LoraModule>; 7]>,
+}
+
+impl LoraAdapter {
+    /// A fresh adapter as PEFT initialises one: A Kaiming-uniform with a = √5 (uniform in
+    /// ±1/√in), B zeros — so training starts from the base model's outputs. Seeded.
+    pub fn init(config: LoraConfig, model: &LlamaConfig, seed: u64, device: &Device) -> Result<LoraAdapter> {
+        config.check(model)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut modules: Vec<[Option<LoraModule>; 7]> =
+            (0..model.num_layers).map(|_| Default::default()).collect();
+        for (l, slots) in modules.iter_mut().enumerate() {
+            if config.layers.as_ref().is_some_and(|ls| !ls.contains(&l)) {
+                continue;
+            }
+            for &t in &config.targets {
+                let (out, inp) = t.shape(model);
+                let bound = 1.0 / (inp as f32).sqrt();
+                let a: Vec<f32> = (0..config.r * inp).map(|_| rng.random_range(-bound..bound)).collect();
+                let a = Tensor::from_slice(&a, &[config.r, inp])?.to_device(device)?;
+                let b = Tensor::zeros(&[out, config.r], ragtune_compute::DType::F32, device)?;
+                slots[t.index()] = Some(LoraModule { a, b });
+            }
+        }
+        Ok(LoraAdapter { config, modules })
+    }
+
+    /// Every module with its layer and target, in a fixed order (layer, then target).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, Target, &LoraModule)> {
+        self.modules.iter().enumerate().flat_map(|(l, slots)| {
+            Target::ALL.into_iter().filter_map(move |t| slots[t.index()].as_ref().map(|m| (l, t, m)))
+        })
+    }
+
+    /// The PEFT key prefix of a module: `base_model.model.model.layers.{l}.{path}`.
+    pub fn peft_prefix(layer: usize, target: Target) -> String {
+        format!("base_model.model.model.layers.{layer}.{}", target.path())
+    }
+
+    /// How many trainable parameters the adapter holds.
+    pub fn num_params(&self) -> usize {
+        self.iter().map(|(_, _, m)| m.a.numel() + m.b.numel()).sum()
+    }
+}

@@ -1,0 +1,286 @@
+//! PEFT LoRA adapter folders in and out (FORMATS.md, "PEFT LoRA adapters"):
+//! `adapter_config.json` + `adapter_model.safetensors`.
+//!
+//! Reading parses every field that changes what the adapter computes and refuses what ragtune
+//! does not implement — DoRA, `modules_to_save`, embedding LoRA, another `peft_type`,
+//! `fan_in_fan_out`, trained biases, per-module rank/alpha patterns, pickled `.bin` weights —
+//! with an error naming the feature. Keys may carry an adapter name (`.lora_A.default.weight`)
+//! or lack the `base_model.model.` prefix. Every A needs its B, shapes must match the model and
+//! the rank, and a tensor that is not a LoRA weight is an error.
+//!
+//! Writing produces what `peft` writes (prefix `base_model.model.`, no adapter name, A `[r, in]`,
+//! B `[out, r]`, F32), so `PeftModel.from_pretrained` loads it unchanged. Files are written to a
+//! temporary name and renamed, so a crash never leaves a half-written adapter.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use ragtune_compute::{Device, Tensor, safetensors_io};
+use ragtune_runtime::LlamaConfig;
+use safetensors::{Dtype as StDtype, SafeTensors};
+use serde_json::{Value, json};
+
+use crate::error::{Result, TrainError};
+use crate::lora::{LoraAdapter, LoraConfig, LoraModule, Target};
+
+pub const CONFIG_FILE: &str = "adapter_config.json";
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| TrainError::io(path, e))
+}
+
+/// Read a PEFT LoRA adapter folder for `model`, onto `device` (f32 master weights).
+pub fn load_adapter(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<LoraAdapter> {
+    let config_path = dir.join(CONFIG_FILE);
+    let weights_path = dir.join(WEIGHTS_FILE);
+    if !weights_path.is_file() && dir.join("adapter_model.bin").is_file() {
+        return Err(TrainError::unsupported(
+            dir.join("adapter_model.bin").display(),
+            "adapter_model.bin (pickle)",
+            "pickled PyTorch weights are not read (loading a pickle can run code); re-save the adapter \
+             with safetensors: model.save_pretrained(dir, safe_serialization=True)",
+        ));
+    }
+    let text = String::from_utf8(read(&config_path)?)
+        .map_err(|_| TrainError::format(config_path.display(), "not UTF-8 text"))?;
+    let cfg: Value = serde_json::from_str(&text)
+        .map_err(|e| TrainError::format(config_path.display(), format!("not valid JSON: {e}")))?;
+    let config = parse_config(&cfg, &config_path.display().to_string())?;
+    let bytes = read(&weights_path)?;
+    let origin = weights_path.display().to_string();
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| TrainError::format(&origin, format!("not a valid safetensors file: {e}")))?;
+    // (layer, target) -> (A, B), from the normalised key of each tensor.
+    let mut pairs: BTreeMap<(usize, Target), (Option<Tensor>, Option<Tensor>)> = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let (layer, target, is_a) = parse_key(&name, &origin, model.num_layers)?;
+        let dtype = safetensors_io::dtype_of(&name, view.dtype())
+            .map_err(|e| TrainError::format(&origin, e.to_string()))?;
+        if !dtype.is_float() {
+            return Err(TrainError::format(
+                &origin,
+                format!("tensor `{name}` is {dtype}; LoRA weights are floats"),
+            ));
+        }
+        let raw = Tensor::from_bytes(view.data(), dtype, view.shape())?;
+        let f32s = Tensor::from_slice(&raw.to_vec_f32()?, view.shape())?;
+        let slot = pairs.entry((layer, target)).or_default();
+        let place = if is_a { &mut slot.0 } else { &mut slot.1 };
+        if place.replace(f32s).is_some() {
+            return Err(TrainError::format(
+                &origin,
+                format!("tensor `{name}` appears twice (under two key spellings)"),
+            ));
+        }
+    }
+    if pairs.is_empty() {
+        return Err(TrainError::format(&origin, "the file holds no LoRA weights"));
+    }
+    let mut modules: Vec<[Option<LoraModule>; 7]> =
+        (0..model.num_layers).map(|_| Default::default()).collect();
+    let (mut targets, mut layers) = (BTreeSet::new(), BTreeSet::new());
+    for ((l, t), (a, b)) in pairs {
+        let key = LoraAdapter::peft_prefix(l, t);
+        let (a, b) = match (a, b) {
+            (Some(a), Some(b)) => (a, b),
+            (a, _) => {
+                let (has, lacks) = if a.is_some() { ("lora_A", "lora_B") } else { ("lora_B", "lora_A") };
+                return Err(TrainError::format(
+                    &origin,
+                    format!("`{key}` has {has} but no {lacks}: every LoRA A needs its B"),
+                ));
+            }
+        };
+        let (out, inp) = t.shape(model);
+        let r = config.r;
+        if a.shape() != [r, inp] || b.shape() != [out, r] {
+            return Err(TrainError::format(
+                &origin,
+                format!(
+                    "`{key}`: lora_A {:?} and lora_B {:?} must be [r={r}, in={inp}] and [out={out}, r={r}] \
+                     (rank r from {CONFIG_FILE}, in/out from the model); a rank or shape mismatch means the \
+                     adapter was trained for another model or with rank_pattern",
+                    a.shape(),
+                    b.shape()
+                ),
+            ));
+        }
+        targets.insert(t);
+        layers.insert(l);
+        modules[l][t.index()] = Some(LoraModule { a: a.to_device(device)?, b: b.to_device(device)? });
+    }
+    let layers = if layers.len() == model.num_layers { None } else { Some(layers.into_iter().collect()) };
+    let config = LoraConfig { targets: targets.into_iter().collect(), layers, ..config };
+    Ok(LoraAdapter { config, modules })
+}
+
+/// The fields of `adapter_config.json` that decide what the adapter computes.
+fn parse_config(cfg: &Value, origin: &str) -> Result<LoraConfig> {
+    let obj =
+        cfg.as_object().ok_or_else(|| TrainError::format(origin, "the top level must be a JSON object"))?;
+    let field = |k: &str| obj.get(k).filter(|v| !v.is_null());
+    let unsupported = |feature: &str, detail: &str| Err(TrainError::unsupported(origin, feature, detail));
+    match field("peft_type").and_then(Value::as_str) {
+        Some("LORA") => {}
+        Some(other) => {
+            return unsupported("peft_type", &format!("`{other}`: only LORA adapters are supported"));
+        }
+        None => return Err(TrainError::format(origin, "field `peft_type` is missing (it must be \"LORA\")")),
+    }
+    if field("use_dora").and_then(Value::as_bool) == Some(true) {
+        return unsupported("use_dora", "DoRA (weight-decomposed LoRA) adapters are not supported yet");
+    }
+    if field("modules_to_save").is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty())) {
+        return unsupported(
+            "modules_to_save",
+            "fully trained module copies are not supported; only LoRA weights",
+        );
+    }
+    if field("fan_in_fan_out").and_then(Value::as_bool) == Some(true) {
+        return unsupported("fan_in_fan_out", "transposed (Conv1D / GPT-2 style) weights are not supported");
+    }
+    match field("bias").and_then(Value::as_str) {
+        None | Some("none") => {}
+        Some(other) => {
+            return unsupported(
+                "bias",
+                &format!("`{other}`: trained biases are not supported (use \"none\")"),
+            );
+        }
+    }
+    for pattern in ["rank_pattern", "alpha_pattern"] {
+        if field(pattern).is_some_and(|v| v.as_object().is_none_or(|o| !o.is_empty())) {
+            return unsupported(pattern, "per-module rank/alpha overrides are not supported yet");
+        }
+    }
+    let r =
+        field("r").and_then(Value::as_u64).filter(|&r| r > 0).ok_or_else(|| {
+            TrainError::format(origin, "field `r` must be a positive integer (the LoRA rank)")
+        })? as usize;
+    let alpha = field("lora_alpha")
+        .and_then(Value::as_f64)
+        .ok_or_else(|| TrainError::format(origin, "field `lora_alpha` must be a number"))?
+        as f32;
+    let dropout = field("lora_dropout").and_then(Value::as_f64).unwrap_or(0.0) as f32;
+    let use_rslora = field("use_rslora").and_then(Value::as_bool).unwrap_or(false);
+    Ok(LoraConfig { r, alpha, use_rslora, dropout, targets: Vec::new(), layers: None })
+}
+
+/// `(layer, target, is_A)` of a tensor key, after dropping the `base_model.model.` prefix and an
+/// adapter name; an error naming the feature for DoRA, embedding LoRA and `modules_to_save`.
+fn parse_key(name: &str, origin: &str, num_layers: usize) -> Result<(usize, Target, bool)> {
+    if name.contains("lora_magnitude_vector") {
+        return Err(TrainError::unsupported(
+            origin,
+            "lora_magnitude_vector (DoRA)",
+            format!("tensor `{name}`"),
+        ));
+    }
+    if name.contains("lora_embedding_") {
+        return Err(TrainError::unsupported(
+            origin,
+            "lora_embedding_A/B (LoRA on embeddings)",
+            format!("tensor `{name}`"),
+        ));
+    }
+    if name.contains("modules_to_save") {
+        return Err(TrainError::unsupported(origin, "modules_to_save", format!("tensor `{name}`")));
+    }
+    let bad = || {
+        TrainError::format(
+            origin,
+            format!(
+                "tensor `{name}` is not a LoRA weight of a Llama projection \
+                 (expected base_model.model.model.layers.N.<self_attn|mlp>.<proj>.lora_<A|B>.weight)"
+            ),
+        )
+    };
+    let key = name.strip_prefix("base_model.model.").unwrap_or(name);
+    let rest = key.strip_prefix("model.layers.").ok_or_else(bad)?;
+    let parts: Vec<&str> = rest.split('.').collect();
+    // N . group . proj . lora_X [. adapter_name] . weight
+    if !(parts.len() == 5 || parts.len() == 6) || parts[parts.len() - 1] != "weight" {
+        return Err(bad());
+    }
+    let layer: usize = parts[0].parse().map_err(|_| bad())?;
+    if layer >= num_layers {
+        return Err(TrainError::format(
+            origin,
+            format!("tensor `{name}` is for layer {layer}, but the model has {num_layers} layers"),
+        ));
+    }
+    let target = Target::from_name(parts[2])
+        .filter(|t| t.path() == format!("{}.{}", parts[1], parts[2]))
+        .ok_or_else(bad)?;
+    let is_a = match parts[3] {
+        "lora_A" => true,
+        "lora_B" => false,
+        _ => return Err(bad()),
+    };
+    Ok((layer, target, is_a))
+}
+
+/// Write `adapter` as a PEFT folder in `dir` (created when missing). `base_model` goes into
+/// `base_model_name_or_path`.
+pub fn save_adapter(adapter: &LoraAdapter, dir: &Path, base_model: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let c = &adapter.config;
+    let config = json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_model,
+        "r": c.r,
+        "lora_alpha": c.alpha,
+        "lora_dropout": c.dropout,
+        "use_rslora": c.use_rslora,
+        "use_dora": false,
+        "bias": "none",
+        "fan_in_fan_out": false,
+        "target_modules": c.targets.iter().map(|t| t.name()).collect::<Vec<_>>(),
+        "layers_to_transform": c.layers,
+        "layers_pattern": null,
+        "modules_to_save": null,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "init_lora_weights": true,
+        "inference_mode": true,
+        "revision": null,
+    });
+    let text = serde_json::to_string_pretty(&config)
+        .map_err(|e| TrainError::format(dir.display(), e.to_string()))?;
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (l, t, m) in adapter.iter() {
+        let prefix = LoraAdapter::peft_prefix(l, t);
+        for (part, tensor) in [("lora_A", &m.a), ("lora_B", &m.b)] {
+            let values = tensor.to_vec_f32()?;
+            named.push((format!("{prefix}.{part}.weight"), tensor.shape().to_vec(), bytemuck_f32(&values)));
+        }
+    }
+    let views = named
+        .iter()
+        .map(|(n, shape, data)| {
+            safetensors::tensor::TensorView::new(StDtype::F32, shape.clone(), data)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| TrainError::format(dir.display(), format!("tensor `{n}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+    let bytes = safetensors::serialize(views, metadata)
+        .map_err(|e| TrainError::format(dir.display(), format!("cannot serialise the adapter: {e}")))?;
+    write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
+    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+}
+
+fn bytemuck_f32(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Write to `path.tmp`, then rename over `path`: readers see the old file or the new one.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+}

@@ -1,0 +1,374 @@
+//! LoRA training of a Llama-family model: a forward that keeps each layer's activations, an
+//! explicit backward that carries the gradient back through the frozen base and collects the
+//! adapters' gradients, and an AdamW step on the adapters' f32 master weights.
+//!
+//! Shapes: the batch is `[B, T]` flattened to `N = B·T` rows; activations are `[N, features]`,
+//! reshaped to `[B, T, heads, head_dim]` around rotary embedding and attention.
+
+use ragtune_compute::ops::{self, AdamW, AttentionSpec, IGNORE_INDEX};
+use ragtune_compute::{DType, Tensor};
+use ragtune_runtime::LlamaModel;
+use ragtune_runtime::linear::Linear;
+
+use crate::error::{Result, TrainError};
+use crate::lora::{LoraAdapter, LoraModule, Target};
+
+/// A batch of `batch` sequences of `seq` tokens for next-token training.
+///
+/// Sequences are RIGHT-padded (pads after the real tokens, as `padding_side="right"`): causal
+/// attention then never lets a real token see a pad, and positions are simply `0..seq`. A pad's
+/// target must be the ignore index −100.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainBatch {
+    pub batch: usize,
+    pub seq: usize,
+    /// `[batch · seq]` token ids.
+    pub ids: Vec<i32>,
+    /// `[batch · seq]`: the id row t must predict, or −100 where no loss is taken.
+    pub targets: Vec<i32>,
+}
+
+impl TrainBatch {
+    /// From Hugging Face causal-LM inputs: `input_ids` and `labels` (`[batch][seq]`, −100 =
+    /// ignored). As transformers does, position t predicts `labels[t + 1]`; the last position
+    /// predicts nothing.
+    pub fn from_labels(input_ids: &[Vec<i32>], labels: &[Vec<i32>]) -> Result<TrainBatch> {
+        let batch = input_ids.len();
+        let seq = input_ids.first().map_or(0, Vec::len);
+        if batch == 0 || seq == 0 {
+            return Err(TrainError::input("empty batch: input_ids needs at least one non-empty sequence"));
+        }
+        if labels.len() != batch {
+            return Err(TrainError::input(format!(
+                "{} label rows for {batch} sequences of input_ids",
+                labels.len()
+            )));
+        }
+        let mut ids = Vec::with_capacity(batch * seq);
+        let mut targets = Vec::with_capacity(batch * seq);
+        for (b, (row, lab)) in input_ids.iter().zip(labels).enumerate() {
+            if row.len() != seq || lab.len() != seq {
+                return Err(TrainError::input(format!(
+                    "sequence {b} has {} ids and {} labels; every row must have {seq} (pad them)",
+                    row.len(),
+                    lab.len()
+                )));
+            }
+            ids.extend_from_slice(row);
+            targets.extend(lab[1..].iter().copied().chain([IGNORE_INDEX]));
+        }
+        Ok(TrainBatch { batch, seq, ids, targets })
+    }
+
+    fn rows(&self) -> usize {
+        self.batch * self.seq
+    }
+}
+
+/// The adapters' gradients of one step, in [`LoraAdapter::iter`] order: `(layer, target, dA, dB)`.
+pub struct StepGrads {
+    pub loss: f32,
+    /// Tokens the loss was averaged over.
+    pub count: usize,
+    pub grads: Vec<(usize, Target, Tensor, Tensor)>,
+}
+
+/// What one layer's backward needs from its forward.
+struct LayerActs {
+    x_in: Tensor,
+    h1: Tensor,
+    /// The scaled low-rank activations `scale · x Aᵀ` of each adapted projection.
+    z: [Option<Tensor>; 7],
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    attn: Tensor,
+    x_mid: Tensor,
+    h2: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    act: Tensor,
+}
+
+/// A LoRA training session over a frozen base model: the adapter, its AdamW moments and the
+/// step count.
+pub struct LoraTrainer<'m> {
+    pub model: &'m LlamaModel,
+    pub adapter: LoraAdapter,
+    pub optimizer: AdamW,
+    /// Updates applied so far.
+    pub step: u64,
+    /// `(mA, vA, mB, vB)` per module, in [`LoraAdapter::iter`] order.
+    moments: Vec<[Tensor; 4]>,
+}
+
+impl<'m> LoraTrainer<'m> {
+    /// Train `adapter` on `model`. The base must be f32 for now (load it with `DType::F32`):
+    /// the backward ops compute in f32 and a bf16/f16 base would need casts per layer.
+    pub fn new(model: &'m LlamaModel, adapter: LoraAdapter, optimizer: AdamW) -> Result<LoraTrainer<'m>> {
+        if model.dtype != DType::F32 {
+            return Err(TrainError::input(format!(
+                "the base model is loaded as {}; LoRA training needs it in f32 for now (load it with DType::F32)",
+                model.dtype
+            )));
+        }
+        if adapter.config.dropout != 0.0 {
+            return Err(TrainError::input(format!(
+                "lora_dropout {} is not supported yet; train with dropout 0",
+                adapter.config.dropout
+            )));
+        }
+        if adapter.modules.len() != model.config.num_layers {
+            return Err(TrainError::input(format!(
+                "the adapter has {} layers but the model {}",
+                adapter.modules.len(),
+                model.config.num_layers
+            )));
+        }
+        let moments = adapter
+            .iter()
+            .map(|(_, _, m)| {
+                let z = |t: &Tensor| Tensor::zeros(t.shape(), DType::F32, &model.device);
+                Ok([z(&m.a)?, z(&m.a)?, z(&m.b)?, z(&m.b)?])
+            })
+            .collect::<Result<_>>()?;
+        Ok(LoraTrainer { model, adapter, optimizer, step: 0, moments })
+    }
+
+    fn check_batch(&self, batch: &TrainBatch) -> Result<()> {
+        let c = &self.model.config;
+        let n = batch.rows();
+        if batch.ids.len() != n || batch.targets.len() != n || n == 0 {
+            return Err(TrainError::input(format!(
+                "batch of {}×{} needs {n} ids and targets, got {} and {}",
+                batch.batch,
+                batch.seq,
+                batch.ids.len(),
+                batch.targets.len()
+            )));
+        }
+        if batch.seq > c.max_position_embeddings {
+            return Err(TrainError::input(format!(
+                "sequences of {} tokens exceed the model's context of {}",
+                batch.seq, c.max_position_embeddings
+            )));
+        }
+        if let Some(i) = batch.ids.iter().position(|&t| t < 0 || t as usize >= c.vocab_size) {
+            return Err(TrainError::input(format!(
+                "token id {} at position {i} of the batch is outside the vocabulary of {}",
+                batch.ids[i], c.vocab_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Logits `[N, vocab]` of the base model with the adapter (no activations kept).
+    pub fn logits(&self, batch: &TrainBatch) -> Result<Tensor> {
+        self.check_batch(batch)?;
+        Ok(self.forward(batch, false)?.0)
+    }
+
+    /// The mean loss over the counted targets, without gradients.
+    pub fn loss(&self, batch: &TrainBatch) -> Result<f32> {
+        let logits = self.logits(batch)?;
+        let t = Tensor::from_slice(&batch.targets, &[batch.rows()])?.to_device(&self.model.device)?;
+        Ok(ops::cross_entropy(&logits, &t, IGNORE_INDEX)?.loss)
+    }
+
+    /// The training forward: final logits, the final residual stream and each layer's
+    /// activations (when `keep`).
+    fn forward(&self, batch: &TrainBatch, keep: bool) -> Result<(Tensor, Tensor, Vec<LayerActs>)> {
+        let (model, c) = (self.model, &self.model.config);
+        let dev = &model.device;
+        let (b, s, n) = (batch.batch, batch.seq, batch.rows());
+        let (hq, hkv, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let scale = self.adapter.config.scale();
+        let ids = Tensor::from_slice(&batch.ids, &[n])?.to_device(dev)?;
+        let pos: Vec<i32> = (0..n).map(|i| (i % s) as i32).collect();
+        let positions = Tensor::from_slice(&pos, &[b, s])?.to_device(dev)?;
+        let spec = AttentionSpec::new(true, d);
+        let mut x = ops::embedding(&model.embed, &ids)?;
+        let mut saved = Vec::new();
+        for (l, layer) in model.layers.iter().enumerate() {
+            let slots = &self.adapter.modules[l];
+            let proj =
+                |t: Target, lin: &Linear, x: &Tensor| lora_forward(x, lin, slots[t.index()].as_ref(), scale);
+            let h1 = ops::rms_norm(&x, &layer.input_norm, c.rms_norm_eps)?;
+            let (q, zq) = proj(Target::Q, &layer.q, &h1)?;
+            let (k, zk) = proj(Target::K, &layer.k, &h1)?;
+            let (v, zv) = proj(Target::V, &layer.v, &h1)?;
+            let q = ops::rope(&q.reshape(&[b, s, hq, d])?, &positions, &model.inv_freq)?;
+            let k = ops::rope(&k.reshape(&[b, s, hkv, d])?, &positions, &model.inv_freq)?;
+            let v = v.reshape(&[b, s, hkv, d])?;
+            let attn = ops::attention(&q, &k, &v, spec, None)?.reshape(&[n, hq * d])?;
+            let (o, zo) = proj(Target::O, &layer.o, &attn)?;
+            let x_mid = ops::add(&x, &o)?;
+            let h2 = ops::rms_norm(&x_mid, &layer.post_norm, c.rms_norm_eps)?;
+            let (gate, zg) = proj(Target::Gate, &layer.gate, &h2)?;
+            let (up, zu) = proj(Target::Up, &layer.up, &h2)?;
+            let act = ops::swiglu(&gate, &up)?;
+            let (down, zd) = proj(Target::Down, &layer.down, &act)?;
+            let x_out = ops::add(&x_mid, &down)?;
+            if keep {
+                saved.push(LayerActs {
+                    x_in: x,
+                    h1,
+                    z: [zq, zk, zv, zo, zg, zu, zd],
+                    q,
+                    k,
+                    v,
+                    attn,
+                    x_mid,
+                    h2,
+                    gate,
+                    up,
+                    act,
+                });
+            }
+            x = x_out;
+        }
+        let xf = ops::rms_norm(&x, &model.norm, c.rms_norm_eps)?;
+        Ok((ops::linear(&xf, &model.lm_head)?, x, saved))
+    }
+
+    /// Loss and the adapters' gradients on `batch` (the mean cross-entropy over its counted
+    /// targets, as transformers computes it).
+    pub fn loss_and_grads(&self, batch: &TrainBatch) -> Result<StepGrads> {
+        self.check_batch(batch)?;
+        let (model, c) = (self.model, &self.model.config);
+        let dev = &model.device;
+        let (b, s, n) = (batch.batch, batch.seq, batch.rows());
+        let (hq, hkv, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let scale = self.adapter.config.scale();
+        let (logits, x_last, saved) = self.forward(batch, true)?;
+        let targets = Tensor::from_slice(&batch.targets, &[n])?.to_device(dev)?;
+        let ce = ops::cross_entropy(&logits, &targets, IGNORE_INDEX)?;
+        drop(logits);
+        if !ce.loss.is_finite() {
+            return Err(TrainError::input(format!(
+                "the loss is {}: the forward pass overflowed (check the model weights and the batch)",
+                ce.loss
+            )));
+        }
+        let (dxf, _) = ops::linear_backward(None, &model.lm_head, &ce.dlogits)?;
+        let (mut dx, _) = ops::rms_norm_backward(&x_last, &model.norm, &dxf, c.rms_norm_eps)?;
+        let pos: Vec<i32> = (0..n).map(|i| (i % s) as i32).collect();
+        let positions = Tensor::from_slice(&pos, &[b, s])?.to_device(dev)?;
+        let spec = AttentionSpec::new(true, d);
+        // Gradients per (layer, target), gathered back into adapter order at the end.
+        let mut found: Vec<[Option<(Tensor, Tensor)>; 7]> =
+            (0..c.num_layers).map(|_| Default::default()).collect();
+        for (l, (layer, acts)) in model.layers.iter().zip(&saved).enumerate().rev() {
+            let slots = &self.adapter.modules[l];
+            let mut back = |t: Target, lin: &Linear, x: &Tensor, dy: &Tensor| -> Result<Tensor> {
+                let (dx, g) =
+                    lora_backward(x, lin, slots[t.index()].as_ref(), acts.z[t.index()].as_ref(), scale, dy)?;
+                found[l][t.index()] = g;
+                Ok(dx)
+            };
+            // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = rms_norm(x_mid).
+            let d_act = back(Target::Down, &layer.down, &acts.act, &dx)?;
+            let (d_gate, d_up) = ops::swiglu_backward(&acts.gate, &acts.up, &d_act)?;
+            let dh2 = ops::add(
+                &back(Target::Gate, &layer.gate, &acts.h2, &d_gate)?,
+                &back(Target::Up, &layer.up, &acts.h2, &d_up)?,
+            )?;
+            let (dn, _) = ops::rms_norm_backward(&acts.x_mid, &layer.post_norm, &dh2, c.rms_norm_eps)?;
+            let dx_mid = ops::add(&dx, &dn)?;
+            // Attention: x_mid = x_in + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
+            let d_attn = back(Target::O, &layer.o, &acts.attn, &dx_mid)?.reshape(&[b, s, hq, d])?;
+            let (dq, dk, dv) = ops::attention_backward(&acts.q, &acts.k, &acts.v, &d_attn, spec, None)?;
+            let dq = ops::rope_backward(&dq, &positions, &model.inv_freq)?.reshape(&[n, hq * d])?;
+            let dk = ops::rope_backward(&dk, &positions, &model.inv_freq)?.reshape(&[n, hkv * d])?;
+            let dv = dv.reshape(&[n, hkv * d])?;
+            let dh1 = ops::add(
+                &ops::add(
+                    &back(Target::Q, &layer.q, &acts.h1, &dq)?,
+                    &back(Target::K, &layer.k, &acts.h1, &dk)?,
+                )?,
+                &back(Target::V, &layer.v, &acts.h1, &dv)?,
+            )?;
+            let (dn, _) = ops::rms_norm_backward(&acts.x_in, &layer.input_norm, &dh1, c.rms_norm_eps)?;
+            dx = ops::add(&dx_mid, &dn)?;
+        }
+        let grads = self
+            .adapter
+            .iter()
+            .map(|(l, t, _)| {
+                let (da, db) = found[l][t.index()].take().ok_or_else(|| {
+                    TrainError::input(format!("internal: no gradient for layer {l} {}", t.name()))
+                })?;
+                Ok((l, t, da, db))
+            })
+            .collect::<Result<_>>()?;
+        Ok(StepGrads { loss: ce.loss, count: ce.count, grads })
+    }
+
+    /// One AdamW update of every adapter weight with `grads` at learning rate `lr`.
+    pub fn apply(&mut self, grads: &StepGrads, lr: f32) -> Result<()> {
+        if grads.grads.len() != self.moments.len() {
+            return Err(TrainError::input(format!(
+                "{} gradients for an adapter of {} modules",
+                grads.grads.len(),
+                self.moments.len()
+            )));
+        }
+        self.step += 1;
+        let hp = self.optimizer;
+        let step = self.step;
+        let mut i = 0;
+        for slots in self.adapter.modules.iter_mut() {
+            for slot in slots.iter_mut().flatten() {
+                let (_, _, da, db) = &grads.grads[i];
+                let [ma, va, mb, vb] = &mut self.moments[i];
+                ops::adamw_step(&mut slot.a, da, ma, va, &hp, lr, step)?;
+                ops::adamw_step(&mut slot.b, db, mb, vb, &hp, lr, step)?;
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loss and gradients on `batch`, then one update; returns the loss before the update.
+    pub fn train_step(&mut self, batch: &TrainBatch, lr: f32) -> Result<f32> {
+        let grads = self.loss_and_grads(batch)?;
+        self.apply(&grads, lr)?;
+        Ok(grads.loss)
+    }
+}
+
+/// `y = x Wᵀ (+ bias) + scale · (x Aᵀ) Bᵀ`; returns y and the saved `z = scale · x Aᵀ`.
+fn lora_forward(
+    x: &Tensor,
+    lin: &Linear,
+    module: Option<&LoraModule>,
+    scale: f32,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let y = lin.forward(x)?;
+    match module {
+        None => Ok((y, None)),
+        Some(m) => {
+            let z = ops::scale(&ops::linear(x, &m.a)?, scale)?;
+            Ok((ops::add(&y, &ops::linear(&z, &m.b)?)?, Some(z)))
+        }
+    }
+}
+
+/// Backward of [`lora_forward`] with the base frozen: `dx = dy W + scale · (dy B) A`,
+/// `dB = dyᵀ z`, `dA = scale · (dy B)ᵀ x`.
+fn lora_backward(
+    x: &Tensor,
+    lin: &Linear,
+    module: Option<&LoraModule>,
+    z: Option<&Tensor>,
+    scale: f32,
+    dy: &Tensor,
+) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
+    let (dx, _) = ops::linear_backward(None, &lin.weight, dy)?;
+    let (Some(m), Some(z)) = (module, z) else { return Ok((dx, None)) };
+    let (dz, db) = ops::linear_backward(Some(z), &m.b, dy)?;
+    let du = ops::scale(&dz, scale)?;
+    let (dx_lora, da) = ops::linear_backward(Some(x), &m.a, &du)?;
+    let (da, db) = (da.expect("x was given"), db.expect("z was given"));
+    Ok((ops::add(&dx, &dx_lora)?, Some((da, db))))
+}

@@ -1,0 +1,192 @@
+//! The PEFT fixture recorded with PyTorch + peft (tests/fixtures/lora/, made by
+//! make_lora_fixtures.py): tiny llama-gqa + a LoRA r=4, α=8 adapter on q_proj/v_proj with seeded
+//! non-zero A and B. ragtune must reproduce the step-0 loss, the LoRA gradients, the 10-step
+//! AdamW loss trajectory, the trained adapter and the logits, within the manifest's tolerances;
+//! an adapter it writes must read back identically.
+
+use std::path::{Path, PathBuf};
+
+use ragtune_compute::ops::AdamW;
+use ragtune_compute::{DType, Device};
+use ragtune_runtime::LlamaModel;
+use ragtune_trainer::peft::{load_adapter, save_adapter};
+use ragtune_trainer::{LoraAdapter, LoraTrainer, TrainBatch};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn rows(v: &Value) -> Vec<Vec<i32>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect())
+        .collect()
+}
+
+fn rel_err(out: &[f32], reference: &[f32]) -> f64 {
+    let (mut num, mut den) = (0f64, 0f64);
+    for (&o, &r) in out.iter().zip(reference) {
+        num += (o as f64 - r as f64).powi(2);
+        den += (r as f64).powi(2);
+    }
+    assert_eq!(out.len(), reference.len());
+    (num / den).sqrt()
+}
+
+/// Tensors of a safetensors file as f32, by name.
+fn safetensors_f32(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<f32>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            assert_eq!(v.dtype(), safetensors::Dtype::F32, "{n}");
+            (n, v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A little-endian f32 `.npy` (version 1 header).
+fn npy_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytes[10 + header..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+struct Fixture {
+    model: LlamaModel,
+    manifest: Value,
+    batch: TrainBatch,
+    mask: Vec<i32>,
+}
+
+fn fixture() -> Fixture {
+    let dir = fixtures();
+    let model = LlamaModel::from_dir(&dir.join("runtime/llama-gqa/model"), DType::F32, Device::Cpu).unwrap();
+    let manifest = json(&dir.join("lora/manifest.json"));
+    let b = json(&dir.join("lora/batch.json"));
+    let batch = TrainBatch::from_labels(&rows(&b["input_ids"]), &rows(&b["labels"])).unwrap();
+    let mask = rows(&b["attention_mask"]).concat();
+    Fixture { model, manifest, batch, mask }
+}
+
+fn adapter_grads(grads: &ragtune_trainer::StepGrads) -> Vec<(String, Vec<f32>)> {
+    let mut out = Vec::new();
+    for (l, t, da, db) in &grads.grads {
+        let p = LoraAdapter::peft_prefix(*l, *t);
+        out.push((format!("{p}.lora_A.weight"), da.to_vec::<f32>().unwrap()));
+        out.push((format!("{p}.lora_B.weight"), db.to_vec::<f32>().unwrap()));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn optimizer(m: &Value) -> (AdamW, f32) {
+    let o = &m["optimizer"];
+    let f = |v: &Value| v.as_f64().unwrap() as f32;
+    let hp = AdamW {
+        beta1: f(&o["betas"][0]),
+        beta2: f(&o["betas"][1]),
+        eps: f(&o["eps"]),
+        weight_decay: f(&o["weight_decay"]),
+    };
+    (hp, f(&o["lr"]))
+}
+
+#[test]
+fn step0_loss_and_lora_gradients_match_pytorch() {
+    let fx = fixture();
+    let adapter =
+        load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
+    assert_eq!(adapter.config.scale(), fx.manifest["lora"]["scale"].as_f64().unwrap() as f32);
+    let (hp, _) = optimizer(&fx.manifest);
+    let trainer = LoraTrainer::new(&fx.model, adapter, hp).unwrap();
+    let grads = trainer.loss_and_grads(&fx.batch).unwrap();
+    let want = fx.manifest["loss_step0_f64"].as_f64().unwrap();
+    let loss_err = (grads.loss as f64 - want).abs() / want;
+    let tol = &fx.manifest["tolerances"];
+    eprintln!("step-0 loss {} vs {want} (rel err {loss_err:.2e}), {} targets", grads.loss, grads.count);
+    assert!(loss_err <= tol["loss_step0_rel"].as_f64().unwrap(), "loss rel err {loss_err:.3e}");
+    assert_eq!(grads.count as u64, fx.manifest["n_target_tokens"].as_u64().unwrap());
+
+    let reference = safetensors_f32(&fixtures().join("lora/grads_step0.safetensors"));
+    let ours = adapter_grads(&grads);
+    assert_eq!(
+        ours.iter().map(|g| &g.0).collect::<Vec<_>>(),
+        reference.iter().map(|g| &g.0).collect::<Vec<_>>()
+    );
+    let mut worst = 0f64;
+    for ((name, g), (_, r)) in ours.iter().zip(&reference) {
+        let e = rel_err(g, r);
+        worst = worst.max(e);
+        assert!(e <= tol["grads_rel_err_per_tensor"].as_f64().unwrap(), "{name}: gradient rel err {e:.3e}");
+    }
+    eprintln!("LoRA gradients: worst per-tensor rel err {worst:.2e}");
+
+    // Logits of base + adapter_init where attention_mask is 1.
+    let logits = trainer.logits(&fx.batch).unwrap().to_vec::<f32>().unwrap();
+    let reference = npy_f32(&fixtures().join("lora/init_logits.npy"));
+    let vocab = fx.model.config.vocab_size;
+    let keep = |v: &[f32]| -> Vec<f32> {
+        v.chunks(vocab).zip(&fx.mask).filter(|(_, m)| **m == 1).flat_map(|(r, _)| r.to_vec()).collect()
+    };
+    let e = rel_err(&keep(&logits), &keep(&reference));
+    eprintln!("init logits rel err {e:.2e}");
+    assert!(e <= tol["init_logits_rel_err"].as_f64().unwrap(), "logits rel err {e:.3e}");
+}
+
+#[test]
+fn ten_adamw_steps_follow_the_pytorch_trajectory() {
+    let fx = fixture();
+    let adapter =
+        load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
+    let (hp, lr) = optimizer(&fx.manifest);
+    let mut trainer = LoraTrainer::new(&fx.model, adapter, hp).unwrap();
+    let want: Vec<f64> =
+        fx.manifest["trajectory_f64"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        got.push(trainer.train_step(&fx.batch, lr).unwrap() as f64);
+    }
+    got.push(trainer.loss(&fx.batch).unwrap() as f64);
+    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    eprintln!("trajectory {got:?}\nworst abs err {worst:.2e}");
+    assert!(
+        worst <= fx.manifest["tolerances"]["trajectory_abs"].as_f64().unwrap(),
+        "trajectory abs err {worst:.3e}"
+    );
+
+    // The trained adapter against peft's adapter_final, then a save/load round trip.
+    let final_ref = safetensors_f32(&fixtures().join("lora/adapter_final/adapter_model.safetensors"));
+    let out = std::env::temp_dir().join(format!("ragtune-peft-fixture-{}", std::process::id()));
+    save_adapter(&trainer.adapter, &out, "tests/fixtures/runtime/llama-gqa/model").unwrap();
+    let ours = safetensors_f32(&out.join("adapter_model.safetensors"));
+    assert_eq!(
+        ours.iter().map(|g| &g.0).collect::<Vec<_>>(),
+        final_ref.iter().map(|g| &g.0).collect::<Vec<_>>()
+    );
+    for ((name, g), (_, r)) in ours.iter().zip(&final_ref) {
+        let e = rel_err(g, r);
+        assert!(
+            e <= fx.manifest["tolerances"]["adapter_final_rel_err_per_tensor"].as_f64().unwrap(),
+            "{name}: rel err {e:.3e}"
+        );
+    }
+    let back = load_adapter(&out, &fx.model.config, &Device::Cpu).unwrap();
+    assert_eq!(back.config.r, 4);
+    for ((_, _, a), (_, _, b)) in back.iter().zip(trainer.adapter.iter()) {
+        assert_eq!(a.a.to_vec::<f32>().unwrap(), b.a.to_vec::<f32>().unwrap());
+        assert_eq!(a.b.to_vec::<f32>().unwrap(), b.b.to_vec::<f32>().unwrap());
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
