@@ -3,6 +3,7 @@
 //! turns every report into one JSON object on stdout, for scripts.
 
 mod embed;
+mod finetune;
 mod generate;
 mod index_cmd;
 mod progress;
@@ -28,6 +29,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Sentence embeddings of texts with a BERT-family model, written as an .npy file.
     Embed(embed::EmbedArgs),
+    /// LoRA fine-tuning on a JSONL file, writing a PEFT adapter folder.
+    Finetune(finetune::FinetuneArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +39,6 @@ fn main() -> anyhow::Result<()> {
         Command::Index(cmd) => index_cmd::run(cmd, cli.json),
         Command::Generate(args) => generate::run(args, cli.json),
         Command::Embed(args) => embed::run(args, cli.json),
+        Command::Finetune(args) => finetune::run(args, cli.json),
     }
 }

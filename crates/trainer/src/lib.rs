@@ -9,8 +9,10 @@
 //! - [`lora`]: the adapter — targets, rank, scale (α/r or rsLoRA's α/√r), f32 master weights;
 //! - [`peft`]: PEFT adapter folders in and out (`adapter_config.json` +
 //!   `adapter_model.safetensors`), rejecting what is not supported with an error naming it;
+//! - [`data`]: JSONL examples (`{"text"}` or `{"prompt", "completion"}`), batching, seeded order;
 //! - [`train`]: the batch layout, the training forward/backward and the AdamW step.
 
+pub mod data;
 pub mod error;
 pub mod lora;
 pub mod peft;

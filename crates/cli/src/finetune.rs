@@ -1,0 +1,146 @@
+//! `ragtune finetune`: LoRA fine-tuning of a Hugging Face decoder folder on a JSONL file
+//! (`{"text"}` or `{"prompt", "completion"}` lines), writing a PEFT adapter folder that Python
+//! `peft` loads unchanged. Constant learning rate, AdamW, seeded order; the loss of each step
+//! shows on a progress bar, and `--json` prints a summary object at the end.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use ragtune_compute::DType;
+use ragtune_compute::ops::AdamW;
+use ragtune_runtime::load_causal_lm;
+use ragtune_trainer::data::{Sampler, collate, read_jsonl};
+use ragtune_trainer::peft::save_adapter;
+use ragtune_trainer::{LoraAdapter, LoraConfig, LoraTrainer, Target};
+
+use crate::generate::device;
+use crate::progress::bar;
+
+#[derive(clap::Args)]
+pub struct FinetuneArgs {
+    /// A Hugging Face model folder (config.json, safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// JSONL training data: {"text": ...} or {"prompt": ..., "completion": ...} per line.
+    #[arg(long)]
+    data: PathBuf,
+    /// Folder for the PEFT adapter (adapter_config.json, adapter_model.safetensors).
+    #[arg(long)]
+    out: PathBuf,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 100)]
+    steps: u64,
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f32,
+    #[arg(long, default_value_t = 16)]
+    lora_r: usize,
+    #[arg(long, default_value_t = 32.0)]
+    lora_alpha: f32,
+    /// Scale α/√r instead of α/r.
+    #[arg(long)]
+    rslora: bool,
+    /// Comma-separated projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj.
+    #[arg(long, default_value = "q_proj,k_proj,v_proj,o_proj")]
+    targets: String,
+    /// Examples per step.
+    #[arg(long, default_value_t = 4)]
+    batch_size: usize,
+    /// Examples are cut to this many tokens.
+    #[arg(long, default_value_t = 512)]
+    max_len: usize,
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+fn parse_targets(spec: &str) -> Result<Vec<Target>> {
+    let mut out = Vec::new();
+    for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let t = Target::from_name(name).with_context(|| {
+            format!("--targets: `{name}` is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj")
+        })?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    if out.is_empty() {
+        bail!("--targets is empty: name at least one projection (e.g. q_proj,v_proj)");
+    }
+    Ok(out)
+}
+
+pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
+    if args.steps == 0 || args.batch_size == 0 || args.max_len < 2 {
+        bail!("--steps and --batch-size must be at least 1 and --max-len at least 2");
+    }
+    let targets = parse_targets(&args.targets)?;
+    let device = device(&args.device, json)?;
+    let (model, tokenizer) = load_causal_lm(&args.model, DType::F32, device.clone())
+        .with_context(|| format!("loading the model {}", args.model.display()))?;
+    let eos = model.config.eos_token_ids.first().copied();
+    let examples = read_jsonl(&args.data, &tokenizer, eos, args.max_len.min(model.max_context()))
+        .with_context(|| format!("reading the training data {}", args.data.display()))?;
+    let config = LoraConfig {
+        r: args.lora_r,
+        alpha: args.lora_alpha,
+        use_rslora: args.rslora,
+        dropout: 0.0,
+        targets,
+        layers: None,
+    };
+    let adapter = LoraAdapter::init(config, &model.config, args.seed, &device)?;
+    let params = adapter.num_params();
+    let optimizer = AdamW { weight_decay: args.weight_decay, ..AdamW::default() };
+    let mut trainer = LoraTrainer::new(&model, adapter, optimizer)?;
+    let mut sampler = Sampler::new(examples.len(), args.seed);
+    let pad = eos.unwrap_or(0) as i32;
+    let progress = bar(args.steps, "finetune", "steps", json);
+    let start = Instant::now();
+    let (mut losses, mut tokens) = (Vec::new(), 0usize);
+    for step in 1..=args.steps {
+        let picked: Vec<_> = sampler.take(args.batch_size).into_iter().map(|i| &examples[i]).collect();
+        let batch = collate(&picked, pad)?;
+        tokens += batch.ids.len();
+        let loss = trainer.train_step(&batch, args.lr).with_context(|| format!("step {step}"))?;
+        if !loss.is_finite() {
+            bail!("step {step}: the loss is {loss}; lower --lr (no adapter was written)");
+        }
+        losses.push(loss);
+        progress.set_message(format!("loss {loss:.4}"));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    save_adapter(&trainer.adapter, &args.out, &args.model.display().to_string())
+        .with_context(|| format!("writing the adapter to {}", args.out.display()))?;
+    let first = losses.first().copied().unwrap_or(f32::NAN);
+    let last = losses.last().copied().unwrap_or(f32::NAN);
+    if json {
+        let summary = serde_json::json!({
+            "out": args.out.display().to_string(),
+            "examples": examples.len(),
+            "steps": args.steps,
+            "trainable_params": params,
+            "losses": losses,
+            "tokens": tokens,
+            "seconds": secs,
+            "tokens_per_second": tokens as f64 / secs.max(1e-9),
+        });
+        println!("{summary}");
+    } else {
+        println!(
+            "trained {params} LoRA parameters for {} steps on {} examples: loss {first:.4} -> {last:.4}, \
+             {:.0} tokens/s; adapter written to {}",
+            args.steps,
+            examples.len(),
+            tokens as f64 / secs.max(1e-9),
+            args.out.display()
+        );
+    }
+    Ok(())
+}

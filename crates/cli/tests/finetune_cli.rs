@@ -1,0 +1,113 @@
+//! `ragtune finetune` end to end through the built binary on the tiny llama-gqa fixture: LoRA on
+//! all seven projections lowers the loss on a small JSONL file, the adapter folder it writes
+//! loads back as a PEFT adapter, and bad input fails with a message naming it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ragtune_compute::{DType, Device};
+use ragtune_runtime::LlamaModel;
+use ragtune_trainer::peft::load_adapter;
+
+fn model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime/llama-gqa/model")
+}
+
+fn dir(case: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ragtune-finetune-{case}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn ragtune(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).output().expect("run ragtune")
+}
+
+const DATA: &str = r#"{"prompt": "Question: What is the capital of France? Answer:", "completion": " Paris."}
+{"text": "The robot watered the plants and counted the clouds."}
+
+{"prompt": "Question: What colour is the sky? Answer:", "completion": " Blue."}
+"#;
+
+#[test]
+fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
+    let d = dir("ok");
+    let data = d.join("data.jsonl");
+    std::fs::write(&data, DATA).unwrap();
+    let out = d.join("adapter");
+    let model = model_dir();
+    let args = [
+        "finetune",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "12",
+        "--lr",
+        "1e-2",
+        "--lora-r",
+        "4",
+        "--lora-alpha",
+        "8",
+        "--targets",
+        "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+        "--batch-size",
+        "3",
+        "--device",
+        "cpu",
+        "--json",
+    ];
+    let run = ragtune(&args);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let losses: Vec<f64> =
+        summary["losses"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(losses.len(), 12);
+    // The whole (3-example) data set every step: the loss must fall clearly.
+    assert!(losses[11] < 0.5 * losses[0], "{losses:?}");
+    assert_eq!(summary["examples"], 3);
+
+    let base = LlamaModel::from_dir(&model, DType::F32, Device::Cpu).unwrap();
+    let adapter = load_adapter(&out, &base.config, &Device::Cpu).unwrap();
+    assert_eq!(adapter.config.targets.len(), 7);
+    assert_eq!(adapter.num_params() as u64, summary["trainable_params"].as_u64().unwrap());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn finetune_names_bad_input() {
+    let d = dir("bad");
+    let data = d.join("data.jsonl");
+    let model = model_dir();
+    let out = d.join("adapter");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "finetune",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        let r = ragtune(&args);
+        assert!(!r.status.success(), "ragtune {args:?} should fail");
+        String::from_utf8(r.stderr).unwrap()
+    };
+    std::fs::write(&data, "{\"question\": \"?\"}\n").unwrap();
+    let err = run(&[]);
+    assert!(err.contains("data.jsonl:1") && err.contains("\"prompt\""), "{err}");
+    std::fs::write(&data, DATA).unwrap();
+    let err = run(&["--targets", "q_proj,qkv"]);
+    assert!(err.contains("`qkv`"), "{err}");
+    assert!(!out.exists(), "no adapter may be written on failure");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -1,0 +1,129 @@
+//! Training data: JSONL files of `{"text": ...}` (continued pretraining: every token is a
+//! target) or `{"prompt": ..., "completion": ...}` (supervised: the loss is taken on the
+//! completion only, the prompt's labels are −100), tokenised into [`Example`]s, shuffled with a
+//! seed and padded into [`TrainBatch`]es.
+
+use std::path::Path;
+
+use ragtune_compute::ops::IGNORE_INDEX;
+use ragtune_runtime::Tokenizer;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use crate::error::{Result, TrainError};
+use crate::train::TrainBatch;
+
+/// One tokenised example: ids and their labels (−100 where no loss is taken).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Example {
+    pub ids: Vec<i32>,
+    pub labels: Vec<i32>,
+}
+
+/// Read a JSONL file: one object per non-empty line, `{"text"}` or `{"prompt", "completion"}`.
+/// The tokenizer adds its special tokens (BOS) to the text or the prompt; `eos`, when given, is
+/// appended to a completion so the model learns to stop. Examples are cut to `max_len` tokens;
+/// an example with nothing to learn after the cut is an error naming its line.
+pub fn read_jsonl(
+    path: &Path,
+    tokenizer: &Tokenizer,
+    eos: Option<u32>,
+    max_len: usize,
+) -> Result<Vec<Example>> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let origin = path.display();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = format!("{origin}:{}", i + 1);
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| TrainError::format(&at, format!("not valid JSON: {e}")))?;
+        let field = |k: &str| v.get(k).and_then(Value::as_str);
+        let encode = |s: &str, special: bool| -> Result<Vec<i32>> {
+            Ok(tokenizer
+                .encode(s, special)
+                .map_err(|e| TrainError::format(&at, e.to_string()))?
+                .into_iter()
+                .map(|t| t as i32)
+                .collect())
+        };
+        let mut ex = match (field("text"), field("prompt"), field("completion")) {
+            (Some(t), None, None) => {
+                let ids = encode(t, true)?;
+                Example { labels: ids.clone(), ids }
+            }
+            (None, Some(p), Some(c)) => {
+                let (p, mut c) = (encode(p, true)?, encode(c, false)?);
+                c.extend(eos.map(|e| e as i32));
+                let labels = std::iter::repeat_n(IGNORE_INDEX, p.len()).chain(c.iter().copied()).collect();
+                Example { ids: [p, c].concat(), labels }
+            }
+            _ => {
+                return Err(TrainError::format(
+                    &at,
+                    "each line must be {\"text\": string} or {\"prompt\": string, \"completion\": string}",
+                ));
+            }
+        };
+        ex.ids.truncate(max_len);
+        ex.labels.truncate(max_len);
+        // Position t predicts labels[t + 1]: an example needs a counted label after its first token.
+        if ex.labels.iter().skip(1).all(|&l| l == IGNORE_INDEX) {
+            return Err(TrainError::format(
+                &at,
+                format!(
+                    "nothing to learn within {max_len} tokens (an empty text or completion, or a prompt that fills --max-len)"
+                ),
+            ));
+        }
+        out.push(ex);
+    }
+    if out.is_empty() {
+        return Err(TrainError::format(origin, "no examples: the file has no non-empty lines"));
+    }
+    Ok(out)
+}
+
+/// Right-pad `examples` with `pad_id` (labels −100) into one batch.
+pub fn collate(examples: &[&Example], pad_id: i32) -> Result<TrainBatch> {
+    let seq = examples.iter().map(|e| e.ids.len()).max().unwrap_or(0);
+    let pad =
+        |v: &[i32], fill: i32| v.iter().copied().chain(std::iter::repeat(fill)).take(seq).collect::<Vec<_>>();
+    let ids: Vec<Vec<i32>> = examples.iter().map(|e| pad(&e.ids, pad_id)).collect();
+    let labels: Vec<Vec<i32>> = examples.iter().map(|e| pad(&e.labels, IGNORE_INDEX)).collect();
+    TrainBatch::from_labels(&ids, &labels)
+}
+
+/// An endless, seeded order over `n` examples: each epoch is a fresh shuffle, so a run is
+/// reproducible from its seed.
+pub struct Sampler {
+    order: Vec<usize>,
+    next: usize,
+    rng: ChaCha8Rng,
+}
+
+impl Sampler {
+    pub fn new(n: usize, seed: u64) -> Sampler {
+        let mut s = Sampler { order: (0..n).collect(), next: 0, rng: ChaCha8Rng::seed_from_u64(seed) };
+        s.order.shuffle(&mut s.rng);
+        s
+    }
+
+    /// The next `k` example indices (wrapping into a new epoch as needed).
+    pub fn take(&mut self, k: usize) -> Vec<usize> {
+        let mut out = Vec::with_capacity(k);
+        while out.len() < k && !self.order.is_empty() {
+            if self.next == self.order.len() {
+                self.order.shuffle(&mut self.rng);
+                self.next = 0;
+            }
+            out.push(self.order[self.next]);
+            self.next += 1;
+        }
+        out
+    }
+}
