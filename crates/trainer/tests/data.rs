@@ -1,0 +1,76 @@
+//! JSONL training data: prompt masking, EOS on completions, truncation, right-padded batches,
+//! the seeded order, and errors naming the line.
+
+use std::path::Path;
+
+use ragtune_runtime::Tokenizer;
+use ragtune_trainer::data::{Sampler, collate, read_jsonl};
+
+fn tokenizer() -> Tokenizer {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime/llama-gqa/model");
+    Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap()
+}
+
+fn write(name: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("ragtune-data-{name}-{}.jsonl", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn prompts_are_masked_and_completions_end_with_eos() {
+    let tok = tokenizer();
+    let p = write(
+        "ok",
+        "{\"prompt\": \"Question: why?\", \"completion\": \" Because.\"}\n\n{\"text\": \"The robot.\"}\n",
+    );
+    let ex = read_jsonl(&p, &tok, Some(1), 512).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    assert_eq!(ex.len(), 2);
+    let prompt: Vec<i32> =
+        tok.encode("Question: why?", true).unwrap().into_iter().map(|t| t as i32).collect();
+    let completion: Vec<i32> =
+        tok.encode(" Because.", false).unwrap().into_iter().map(|t| t as i32).collect();
+    assert_eq!(ex[0].ids, [prompt.clone(), completion.clone(), vec![1]].concat());
+    assert!(ex[0].labels[..prompt.len()].iter().all(|&l| l == -100));
+    assert_eq!(ex[0].labels[prompt.len()..], [completion, vec![1]].concat()[..]);
+    assert_eq!(ex[1].ids, ex[1].labels);
+
+    let batch = collate(&[&ex[0], &ex[1]], 3).unwrap();
+    let seq = ex[0].ids.len().max(ex[1].ids.len());
+    assert_eq!((batch.batch, batch.seq), (2, seq));
+    // Row 1 is right-padded with id 3; its pads and its last real token predict nothing.
+    let row1 = &batch.ids[seq..];
+    assert!(row1[ex[1].ids.len()..].iter().all(|&t| t == 3));
+    assert!(batch.targets[seq + ex[1].ids.len() - 1..].iter().all(|&t| t == -100));
+    assert_eq!(batch.targets[seq], ex[1].ids[1]);
+}
+
+#[test]
+fn bad_lines_are_named() {
+    let tok = tokenizer();
+    let p = write("bad", "{\"text\": \"fine\"}\n{\"prompt\": \"no completion\"}\n");
+    let err = read_jsonl(&p, &tok, None, 512).unwrap_err().to_string();
+    assert!(err.contains(":2") && err.contains("completion"), "{err}");
+    std::fs::write(&p, "{\"prompt\": \"a long prompt that fills everything\", \"completion\": \" x\"}\n")
+        .unwrap();
+    let err = read_jsonl(&p, &tok, None, 3).unwrap_err().to_string();
+    assert!(err.contains("nothing to learn within 3 tokens"), "{err}");
+    std::fs::write(&p, "not json\n").unwrap();
+    let err = read_jsonl(&p, &tok, None, 8).unwrap_err().to_string();
+    assert!(err.contains(":1") && err.contains("JSON"), "{err}");
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn the_sampler_visits_every_example_once_per_epoch_and_repeats_with_its_seed() {
+    let mut a = Sampler::new(5, 7);
+    let epoch: Vec<usize> = a.take(5);
+    let mut sorted = epoch.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec![0, 1, 2, 3, 4]);
+    let next = a.take(7);
+    assert_eq!(next.len(), 7);
+    let mut b = Sampler::new(5, 7);
+    assert_eq!(b.take(12), [epoch, next].concat());
+}
