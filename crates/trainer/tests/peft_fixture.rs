@@ -63,6 +63,20 @@ fn npy_f32(path: &Path) -> Vec<f32> {
     bytes[10 + header..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
+/// A little-endian f32 `.npy` (version 1) of `shape` (a Python tuple).
+fn write_npy_f32(path: &Path, values: &[f32], shape: &str) {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, bytes).unwrap();
+}
+
 struct Fixture {
     model: LlamaModel,
     manifest: Value,
@@ -181,6 +195,17 @@ fn ten_adamw_steps_follow_the_pytorch_trajectory() {
             e <= fx.manifest["tolerances"]["adapter_final_rel_err_per_tensor"].as_f64().unwrap(),
             "{name}: rel err {e:.3e}"
         );
+    }
+    // For the fixture script's peft check (README of tests/fixtures):
+    //   RAGTUNE_PEFT_CHECK_DIR=DIR cargo test -p ragtune-trainer --test peft_fixture
+    //   make_lora_fixtures.py --check-adapter DIR/adapter --expect-logits DIR/logits.npy
+    if let Some(check) = std::env::var_os("RAGTUNE_PEFT_CHECK_DIR") {
+        let check = PathBuf::from(check);
+        save_adapter(&trainer.adapter, &check.join("adapter"), "tests/fixtures/runtime/llama-gqa/model")
+            .unwrap();
+        let logits = trainer.logits(&fx.batch).unwrap().to_vec::<f32>().unwrap();
+        let shape = format!("({}, {}, {})", fx.batch.batch, fx.batch.seq, fx.model.config.vocab_size);
+        write_npy_f32(&check.join("logits.npy"), &logits, &shape);
     }
     let back = load_adapter(&out, &fx.model.config, &Device::Cpu).unwrap();
     assert_eq!(back.config.r, 4);
