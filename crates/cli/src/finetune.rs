@@ -1,7 +1,8 @@
 //! `ragtune finetune`: LoRA fine-tuning of a Hugging Face decoder folder on a JSONL file
 //! (`{"text"}` or `{"prompt", "completion"}` lines), writing a PEFT adapter folder that Python
-//! `peft` loads unchanged. Constant learning rate, AdamW, seeded order; the loss of each step
-//! shows on a progress bar, and `--json` prints a summary object at the end.
+//! `peft` loads unchanged. AdamW with linear warmup + cosine decay, global-norm clipping,
+//! gradient accumulation, seeded order; the loss of each step shows on a progress bar, and
+//! `--json` prints a summary object at the end.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -12,7 +13,8 @@ use ragtune_compute::ops::AdamW;
 use ragtune_runtime::load_causal_lm;
 use ragtune_trainer::data::{Sampler, collate, read_jsonl};
 use ragtune_trainer::peft::save_adapter;
-use ragtune_trainer::{LoraAdapter, LoraConfig, LoraTrainer, Target};
+use ragtune_trainer::schedule::warmup_cosine;
+use ragtune_trainer::{LoraAdapter, LoraConfig, LoraTrainer, StepGrads, Target};
 
 use crate::generate::device;
 use crate::progress::bar;
@@ -31,8 +33,18 @@ pub struct FinetuneArgs {
     /// Optimizer steps.
     #[arg(long, default_value_t = 100)]
     steps: u64,
+    /// Peak learning rate (after the warmup; cosine decay to zero over the run).
     #[arg(long, default_value_t = 1e-4)]
     lr: f32,
+    /// Updates of linear warmup from 0 to --lr.
+    #[arg(long, default_value_t = 0)]
+    warmup_steps: u64,
+    /// Clip the gradients' global L2 norm to this (0 = no clipping).
+    #[arg(long, default_value_t = 1.0)]
+    grad_clip: f32,
+    /// Micro-batches of --batch-size accumulated per update.
+    #[arg(long, default_value_t = 1)]
+    accumulate: usize,
     #[arg(long, default_value_t = 16)]
     lora_r: usize,
     #[arg(long, default_value_t = 32.0)]
@@ -75,8 +87,11 @@ fn parse_targets(spec: &str) -> Result<Vec<Target>> {
 }
 
 pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
-    if args.steps == 0 || args.batch_size == 0 || args.max_len < 2 {
-        bail!("--steps and --batch-size must be at least 1 and --max-len at least 2");
+    if args.steps == 0 || args.batch_size == 0 || args.accumulate == 0 || args.max_len < 2 {
+        bail!("--steps, --batch-size and --accumulate must be at least 1 and --max-len at least 2");
+    }
+    if !(args.grad_clip >= 0.0 && args.grad_clip.is_finite()) {
+        bail!("--grad-clip {} must be a finite number >= 0 (0 turns clipping off)", args.grad_clip);
     }
     let targets = parse_targets(&args.targets)?;
     let device = device(&args.device, json)?;
@@ -102,14 +117,25 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     let progress = bar(args.steps, "finetune", "steps", json);
     let start = Instant::now();
     let (mut losses, mut tokens) = (Vec::new(), 0usize);
+    let mut norms = Vec::new();
     for step in 1..=args.steps {
-        let picked: Vec<_> = sampler.take(args.batch_size).into_iter().map(|i| &examples[i]).collect();
-        let batch = collate(&picked, pad)?;
-        tokens += batch.ids.len();
-        let loss = trainer.train_step(&batch, args.lr).with_context(|| format!("step {step}"))?;
+        let mut parts = Vec::with_capacity(args.accumulate);
+        for _ in 0..args.accumulate {
+            let picked: Vec<_> = sampler.take(args.batch_size).into_iter().map(|i| &examples[i]).collect();
+            let batch = collate(&picked, pad)?;
+            tokens += batch.ids.len();
+            parts.push(trainer.loss_and_grads(&batch).with_context(|| format!("step {step}"))?);
+        }
+        let mut grads = StepGrads::accumulate(parts)?;
+        let loss = grads.loss;
         if !loss.is_finite() {
             bail!("step {step}: the loss is {loss}; lower --lr (no adapter was written)");
         }
+        if args.grad_clip > 0.0 {
+            norms.push(grads.clip(args.grad_clip).with_context(|| format!("step {step}: lower --lr"))?);
+        }
+        let lr = warmup_cosine(args.lr, step - 1, args.steps, args.warmup_steps);
+        trainer.apply(&grads, lr)?;
         losses.push(loss);
         progress.set_message(format!("loss {loss:.4}"));
         progress.inc(1);
@@ -127,6 +153,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
             "steps": args.steps,
             "trainable_params": params,
             "losses": losses,
+            "grad_norms": norms,
             "tokens": tokens,
             "seconds": secs,
             "tokens_per_second": tokens as f64 / secs.max(1e-9),

@@ -56,6 +56,10 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
         "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
         "--batch-size",
         "3",
+        "--accumulate",
+        "2",
+        "--warmup-steps",
+        "2",
         "--device",
         "cpu",
         "--json",
@@ -69,6 +73,7 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
     // The whole (3-example) data set every step: the loss must fall clearly.
     assert!(losses[11] < 0.5 * losses[0], "{losses:?}");
     assert_eq!(summary["examples"], 3);
+    assert_eq!(summary["grad_norms"].as_array().unwrap().len(), 12);
 
     let base = LlamaModel::from_dir(&model, DType::F32, Device::Cpu).unwrap();
     let adapter = load_adapter(&out, &base.config, &Device::Cpu).unwrap();

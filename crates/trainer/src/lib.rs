@@ -10,12 +10,14 @@
 //! - [`peft`]: PEFT adapter folders in and out (`adapter_config.json` +
 //!   `adapter_model.safetensors`), rejecting what is not supported with an error naming it;
 //! - [`data`]: JSONL examples (`{"text"}` or `{"prompt", "completion"}`), batching, seeded order;
-//! - [`train`]: the batch layout, the training forward/backward and the AdamW step.
+//! - [`train`]: the batch layout, the training forward/backward, gradient accumulation,
+//!   clipping and the AdamW step; [`schedule`]: warmup + cosine.
 
 pub mod data;
 pub mod error;
 pub mod lora;
 pub mod peft;
+pub mod schedule;
 pub mod train;
 
 pub use error::{Result, TrainError};

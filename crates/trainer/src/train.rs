@@ -73,6 +73,50 @@ pub struct StepGrads {
     pub grads: Vec<(usize, Target, Tensor, Tensor)>,
 }
 
+impl StepGrads {
+    /// Merge the gradients of several micro-batches into those of the whole: each part is
+    /// weighted by its share of the counted tokens, so the result equals the gradient of the
+    /// mean loss over all of them — what one large batch would give.
+    pub fn accumulate(parts: Vec<StepGrads>) -> Result<StepGrads> {
+        let total: usize = parts.iter().map(|p| p.count).sum();
+        let mut parts = parts.into_iter();
+        let first = parts.next().ok_or_else(|| TrainError::input("no micro-batch to accumulate"))?;
+        let w = |p: &StepGrads| if total == 0 { 0.0 } else { p.count as f32 / total as f32 };
+        let w0 = w(&first);
+        let mut loss = f64::from(first.loss) * f64::from(w0);
+        let mut grads = first
+            .grads
+            .into_iter()
+            .map(|(l, t, a, b)| Ok((l, t, ops::scale(&a, w0)?, ops::scale(&b, w0)?)))
+            .collect::<Result<Vec<_>>>()?;
+        for p in parts {
+            if p.grads.len() != grads.len() {
+                return Err(TrainError::input("micro-batches of different adapters cannot be accumulated"));
+            }
+            let wp = w(&p);
+            loss += f64::from(p.loss) * f64::from(wp);
+            for (acc, (_, _, a, b)) in grads.iter_mut().zip(p.grads) {
+                acc.2 = ops::add(&acc.2, &ops::scale(&a, wp)?)?;
+                acc.3 = ops::add(&acc.3, &ops::scale(&b, wp)?)?;
+            }
+        }
+        Ok(StepGrads { loss: loss as f32, count: total, grads })
+    }
+
+    /// Clip all gradients together by their global L2 norm (`ops::clip_grad_norm`); returns the
+    /// norm before clipping. A NaN or infinite norm is an error, so no update is applied.
+    pub fn clip(&mut self, max_norm: f32) -> Result<f32> {
+        let mut flat: Vec<Tensor> =
+            self.grads.iter().flat_map(|(_, _, a, b)| [a.clone(), b.clone()]).collect();
+        let norm = ops::clip_grad_norm(&mut flat, max_norm)?;
+        for (g, pair) in self.grads.iter_mut().zip(flat.chunks_exact(2)) {
+            g.2 = pair[0].clone();
+            g.3 = pair[1].clone();
+        }
+        Ok(norm)
+    }
+}
+
 /// What one layer's backward needs from its forward.
 struct LayerActs {
     x_in: Tensor,

@@ -215,3 +215,37 @@ fn ten_adamw_steps_follow_the_pytorch_trajectory() {
     }
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn accumulated_micro_batches_give_the_full_batch_gradient() {
+    let fx = fixture();
+    let adapter =
+        load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
+    let (hp, _) = optimizer(&fx.manifest);
+    let trainer = LoraTrainer::new(&fx.model, adapter, hp).unwrap();
+    let full = trainer.loss_and_grads(&fx.batch).unwrap();
+    let seq = fx.batch.seq;
+    let row = |b: usize| TrainBatch {
+        batch: 1,
+        seq,
+        ids: fx.batch.ids[b * seq..(b + 1) * seq].to_vec(),
+        targets: fx.batch.targets[b * seq..(b + 1) * seq].to_vec(),
+    };
+    let parts = vec![trainer.loss_and_grads(&row(0)).unwrap(), trainer.loss_and_grads(&row(1)).unwrap()];
+    let mut merged = ragtune_trainer::StepGrads::accumulate(parts).unwrap();
+    assert_eq!(merged.count, full.count);
+    assert!((merged.loss - full.loss).abs() <= 1e-5 * full.loss, "{} vs {}", merged.loss, full.loss);
+    for ((name, g), (_, r)) in adapter_grads(&merged).iter().zip(&adapter_grads(&full)) {
+        let e = rel_err(g, r);
+        assert!(e <= 1e-5, "{name}: accumulated vs full rel err {e:.3e}");
+    }
+    // Clipping to half the norm halves every gradient.
+    let norm = merged.clip(f32::MAX).unwrap();
+    let before = adapter_grads(&merged);
+    let again = merged.clip(norm / 2.0).unwrap();
+    assert!((again - norm).abs() <= 1e-6 * norm);
+    for ((_, g), (_, r)) in adapter_grads(&merged).iter().zip(&before) {
+        let half: Vec<f32> = r.iter().map(|x| x * 0.5).collect();
+        assert!(rel_err(g, &half) <= 1e-5);
+    }
+}
