@@ -1,5 +1,5 @@
-//! `ragtune generate`: load a decoder (a Hugging Face folder or a `.gguf` file), encode the
-//! prompt, and stream the continuation to stdout as it is sampled; `--json` prints one object
+//! `ragtune generate`: load a decoder (a Hugging Face folder or a `.gguf` file) and, with
+//! `--adapter`, a PEFT LoRA adapter applied without merging; encode the prompt, and stream the continuation to stdout as it is sampled; `--json` prints one object
 //! with the prompt ids, output ids and text at the end instead.
 
 use std::io::Write;
@@ -38,6 +38,10 @@ pub struct GenerateArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors), applied
+    /// without merging.
+    #[arg(long)]
+    adapter: Option<PathBuf>,
 }
 
 /// The device for `spec`; says on stderr why the CPU was chosen under `auto`.
@@ -62,8 +66,13 @@ pub(crate) fn dtype(spec: &str) -> Result<DType> {
 
 pub fn run(args: GenerateArgs, json: bool) -> Result<()> {
     let device = device(&args.device, json)?;
-    let (model, tokenizer) = load_causal_lm(&args.model, dtype(&args.dtype)?, device)
+    let (mut model, tokenizer) = load_causal_lm(&args.model, dtype(&args.dtype)?, device)
         .with_context(|| format!("loading {}", args.model.display()))?;
+    if let Some(dir) = &args.adapter {
+        let adapter = ragtune_trainer::peft::load_adapter(dir, &model.config, &model.device)
+            .with_context(|| format!("loading the adapter {}", dir.display()))?;
+        adapter.attach(&mut model).with_context(|| format!("applying the adapter {}", dir.display()))?;
+    }
     let prompt_ids = tokenizer.encode(&args.prompt, true)?;
     let options = GenerateOptions {
         max_new_tokens: args.max_tokens,

@@ -1,14 +1,26 @@
-//! A linear layer `y = x Wᵀ (+ b)` over `ops::linear` and `ops::add`.
+//! A linear layer `y = x Wᵀ (+ b)` over `ops::linear` and `ops::add`, optionally with an
+//! unmerged low-rank adapter (LoRA) on top: `+ scale · (x Aᵀ) Bᵀ`.
 
 use ragtune_compute::{Tensor, ops};
 
-use crate::error::Result;
+use crate::error::{Result, RuntimeError};
 use crate::weights::Weights;
+
+/// A LoRA adapter applied without merging: A `[r, in]`, B `[out, r]` in the layer's dtype and on
+/// its device. The trainer's PEFT loader builds these (`LoraAdapter::attach`).
+#[derive(Clone, Debug)]
+pub struct LoraDelta {
+    pub a: Tensor,
+    pub b: Tensor,
+    pub scale: f32,
+}
 
 pub struct Linear {
     /// `[out, in]`, as PyTorch stores it.
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// An adapter added to the output (see [`Linear::set_lora`]).
+    pub lora: Option<LoraDelta>,
 }
 
 impl Linear {
@@ -16,10 +28,48 @@ impl Linear {
     pub fn load(w: &Weights, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
         let weight = w.get(&format!("{prefix}.weight"), &[out, inp])?;
         let bias = if bias { Some(w.get(&format!("{prefix}.bias"), &[out])?) } else { None };
-        Ok(Linear { weight, bias })
+        Ok(Linear { weight, bias, lora: None })
+    }
+
+    /// Attach (or with `None` remove) an adapter. A must be `[r, in]` and B `[out, r]` for this
+    /// layer's `[out, in]` weight, in its dtype.
+    pub fn set_lora(&mut self, lora: Option<LoraDelta>) -> Result<()> {
+        if let Some(l) = &lora {
+            let (out, inp) = (self.weight.shape()[0], self.weight.shape()[1]);
+            let r = l.a.shape().first().copied().unwrap_or(0);
+            if l.a.shape() != [r, inp] || l.b.shape() != [out, r] || r == 0 {
+                return Err(RuntimeError::input(format!(
+                    "LoRA A {:?} and B {:?} do not fit the weight {:?}: they must be [r, {inp}] and [{out}, r]",
+                    l.a.shape(),
+                    l.b.shape(),
+                    self.weight.shape()
+                )));
+            }
+            if l.a.dtype() != self.weight.dtype() || l.b.dtype() != self.weight.dtype() {
+                return Err(RuntimeError::input(format!(
+                    "LoRA A/B are {}/{} but the weight is {}: cast them first",
+                    l.a.dtype(),
+                    l.b.dtype(),
+                    self.weight.dtype()
+                )));
+            }
+        }
+        self.lora = lora;
+        Ok(())
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.forward_base(x)?;
+        Ok(match &self.lora {
+            // The same order as the trainer (scale the rank-r activations, then expand), so
+            // inference with an adapter reproduces the training forward's rounding.
+            Some(l) => ops::add(&y, &ops::linear(&ops::scale(&ops::linear(x, &l.a)?, l.scale)?, &l.b)?)?,
+            None => y,
+        })
+    }
+
+    /// The frozen base alone: `x Wᵀ (+ b)`, ignoring an attached adapter.
+    pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
         let y = ops::linear(x, &self.weight)?;
         Ok(match &self.bias {
             Some(b) => ops::add(&y, b)?,

@@ -2,8 +2,10 @@
 //! weights. A targeted projection computes `y = x Wᵀ + scale · (x Aᵀ) Bᵀ` with A `[r, in]` and
 //! B `[out, r]` (PEFT's layout), `scale = α / r`, or `α / √r` with rsLoRA.
 
+use ragtune_compute::ops;
 use ragtune_compute::{Device, Tensor};
-use ragtune_runtime::LlamaConfig;
+use ragtune_runtime::linear::{Linear, LoraDelta};
+use ragtune_runtime::{LlamaConfig, LlamaModel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -171,5 +173,38 @@ impl LoraAdapter {
     /// How many trainable parameters the adapter holds.
     pub fn num_params(&self) -> usize {
         self.iter().map(|(_, _, m)| m.a.numel() + m.b.numel()).sum()
+    }
+
+    /// Apply the adapter to `model` for inference without merging (`ragtune generate
+    /// --adapter`): each targeted projection gets A and B cast to the model's dtype and moved to
+    /// its device. Projections the adapter does not target are left as they are.
+    pub fn attach(&self, model: &mut LlamaModel) -> Result<()> {
+        if self.modules.len() != model.config.num_layers {
+            return Err(TrainError::input(format!(
+                "the adapter has {} layers but the model {}",
+                self.modules.len(),
+                model.config.num_layers
+            )));
+        }
+        let (dtype, device, scale) = (model.dtype, model.device.clone(), self.config.scale());
+        for (l, t, m) in self.iter() {
+            let prep = |x: &Tensor| -> Result<Tensor> { Ok(ops::cast(&x.to_device(&device)?, dtype)?) };
+            let delta = LoraDelta { a: prep(&m.a)?, b: prep(&m.b)?, scale };
+            projection(&mut model.layers[l], t).set_lora(Some(delta))?;
+        }
+        Ok(())
+    }
+}
+
+/// The projection `target` of a layer.
+fn projection(layer: &mut ragtune_runtime::llama::Layer, target: Target) -> &mut Linear {
+    match target {
+        Target::Q => &mut layer.q,
+        Target::K => &mut layer.k,
+        Target::V => &mut layer.v,
+        Target::O => &mut layer.o,
+        Target::Gate => &mut layer.gate,
+        Target::Up => &mut layer.up,
+        Target::Down => &mut layer.down,
     }
 }

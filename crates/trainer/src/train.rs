@@ -162,6 +162,14 @@ impl<'m> LoraTrainer<'m> {
                 adapter.config.dropout
             )));
         }
+        let attached = model.layers.iter().any(|l| {
+            [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().any(|lin| lin.lora.is_some())
+        });
+        if attached {
+            return Err(TrainError::input(
+                "the base model has an adapter attached; train on a model without one (merge it first)",
+            ));
+        }
         if adapter.modules.len() != model.config.num_layers {
             return Err(TrainError::input(format!(
                 "the adapter has {} layers but the model {}",
@@ -388,7 +396,7 @@ fn lora_forward(
     module: Option<&LoraModule>,
     scale: f32,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let y = lin.forward(x)?;
+    let y = lin.forward_base(x)?;
     match module {
         None => Ok((y, None)),
         Some(m) => {

@@ -249,3 +249,34 @@ fn accumulated_micro_batches_give_the_full_batch_gradient() {
         assert!(rel_err(g, &half) <= 1e-5);
     }
 }
+
+#[test]
+fn an_attached_adapter_gives_peft_logits_in_the_runtime_forward() {
+    let mut fx = fixture();
+    let adapter =
+        load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
+    adapter.attach(&mut fx.model).unwrap();
+    let (seq, vocab) = (fx.batch.seq, fx.model.config.vocab_size);
+    let mut ours = Vec::new();
+    for b in 0..fx.batch.batch {
+        let real: Vec<u32> = (0..seq)
+            .filter(|&t| fx.mask[b * seq + t] == 1)
+            .map(|t| fx.batch.ids[b * seq + t] as u32)
+            .collect();
+        let mut cache = ragtune_runtime::KvCache::new(&fx.model, 1, seq).unwrap();
+        let (logits, _) = fx.model.forward(&mut cache, &[&real], ragtune_runtime::LogitsWanted::All).unwrap();
+        ours.extend(logits.to_vec::<f32>().unwrap());
+    }
+    let reference = npy_f32(&fixtures().join("lora/init_logits.npy"));
+    let masked: Vec<f32> = reference
+        .chunks(vocab)
+        .zip(&fx.mask)
+        .filter(|(_, m)| **m == 1)
+        .flat_map(|(r, _)| r.to_vec())
+        .collect();
+    let e = rel_err(&ours, &masked);
+    assert!(e <= 1e-4, "runtime logits with the attached adapter: rel err {e:.3e}");
+    // Training on a model that already carries an adapter is refused.
+    let err = LoraTrainer::new(&fx.model, adapter, AdamW::default()).err().unwrap().to_string();
+    assert!(err.contains("adapter attached"), "{err}");
+}
