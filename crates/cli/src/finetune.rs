@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use ragtune_compute::DType;
 use ragtune_compute::ops::AdamW;
 use ragtune_runtime::load_causal_lm;
 use ragtune_trainer::data::{Sampler, collate, read_jsonl};
@@ -16,7 +15,7 @@ use ragtune_trainer::peft::save_adapter;
 use ragtune_trainer::schedule::warmup_cosine;
 use ragtune_trainer::{LoraAdapter, LoraConfig, LoraTrainer, StepGrads, Target};
 
-use crate::generate::device;
+use crate::generate::{device, dtype};
 use crate::progress::bar;
 
 #[derive(clap::Args)]
@@ -68,6 +67,9 @@ pub struct FinetuneArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// The frozen base's dtype: f32, bf16 or f16 (the adapter always trains in f32).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
 }
 
 fn parse_targets(spec: &str) -> Result<Vec<Target>> {
@@ -95,7 +97,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     }
     let targets = parse_targets(&args.targets)?;
     let device = device(&args.device, json)?;
-    let (model, tokenizer) = load_causal_lm(&args.model, DType::F32, device.clone())
+    let (model, tokenizer) = load_causal_lm(&args.model, dtype(&args.dtype)?, device.clone())
         .with_context(|| format!("loading the model {}", args.model.display()))?;
     let eos = model.config.eos_token_ids.first().copied();
     let examples = read_jsonl(&args.data, &tokenizer, eos, args.max_len.min(model.max_context()))

@@ -3,7 +3,7 @@
 //! No autograd: [`LoraTrainer::loss_and_grads`] runs a training forward that keeps what each
 //! layer's backward needs, then an explicit backward through the head, the norms, the MLP,
 //! attention and rotary embedding, producing gradients for the adapters only (the base is
-//! frozen). Everything is written in `ragtune_compute::ops`, so the same code runs on a GPU
+//! frozen, in f32, bf16 or f16; the residual stream, adapters and gradients are f32). Everything is written in `ragtune_compute::ops`, so the same code runs on a GPU
 //! (where the backward ops go through the host until their kernels land).
 //!
 //! - [`lora`]: the adapter — targets, rank, scale (α/r or rsLoRA's α/√r), f32 master weights;

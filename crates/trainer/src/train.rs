@@ -144,18 +144,17 @@ pub struct LoraTrainer<'m> {
     pub step: u64,
     /// `(mA, vA, mB, vB)` per module, in [`LoraAdapter::iter`] order.
     moments: Vec<[Tensor; 4]>,
+    /// f32 copies of each layer's (input, post-attention) norm weights and of the final norm:
+    /// the residual stream and every backward run in f32 whatever the base dtype.
+    norms: Vec<[Tensor; 2]>,
+    final_norm: Tensor,
 }
 
 impl<'m> LoraTrainer<'m> {
-    /// Train `adapter` on `model`. The base must be f32 for now (load it with `DType::F32`):
-    /// the backward ops compute in f32 and a bf16/f16 base would need casts per layer.
+    /// Train `adapter` on `model`, whose weights stay frozen in their dtype (f32, bf16 or f16):
+    /// with a 16-bit base, each base product casts its input to that dtype and its output back
+    /// to f32, while the residual stream, the adapters, the norms and every gradient stay f32.
     pub fn new(model: &'m LlamaModel, adapter: LoraAdapter, optimizer: AdamW) -> Result<LoraTrainer<'m>> {
-        if model.dtype != DType::F32 {
-            return Err(TrainError::input(format!(
-                "the base model is loaded as {}; LoRA training needs it in f32 for now (load it with DType::F32)",
-                model.dtype
-            )));
-        }
         if adapter.config.dropout != 0.0 {
             return Err(TrainError::input(format!(
                 "lora_dropout {} is not supported yet; train with dropout 0",
@@ -184,7 +183,14 @@ impl<'m> LoraTrainer<'m> {
                 Ok([z(&m.a)?, z(&m.a)?, z(&m.b)?, z(&m.b)?])
             })
             .collect::<Result<_>>()?;
-        Ok(LoraTrainer { model, adapter, optimizer, step: 0, moments })
+        let f32 = |t: &Tensor| ops::cast(t, DType::F32);
+        let norms = model
+            .layers
+            .iter()
+            .map(|l| Ok([f32(&l.input_norm)?, f32(&l.post_norm)?]))
+            .collect::<Result<_>>()?;
+        let final_norm = f32(&model.norm)?;
+        Ok(LoraTrainer { model, adapter, optimizer, step: 0, moments, norms, final_norm })
     }
 
     fn check_batch(&self, batch: &TrainBatch) -> Result<()> {
@@ -239,13 +245,14 @@ impl<'m> LoraTrainer<'m> {
         let pos: Vec<i32> = (0..n).map(|i| (i % s) as i32).collect();
         let positions = Tensor::from_slice(&pos, &[b, s])?.to_device(dev)?;
         let spec = AttentionSpec::new(true, d);
-        let mut x = ops::embedding(&model.embed, &ids)?;
+        let mut x = ops::cast(&ops::embedding(&model.embed, &ids)?, DType::F32)?;
         let mut saved = Vec::new();
         for (l, layer) in model.layers.iter().enumerate() {
             let slots = &self.adapter.modules[l];
             let proj =
                 |t: Target, lin: &Linear, x: &Tensor| lora_forward(x, lin, slots[t.index()].as_ref(), scale);
-            let h1 = ops::rms_norm(&x, &layer.input_norm, c.rms_norm_eps)?;
+            let [input_norm, post_norm] = &self.norms[l];
+            let h1 = ops::rms_norm(&x, input_norm, c.rms_norm_eps)?;
             let (q, zq) = proj(Target::Q, &layer.q, &h1)?;
             let (k, zk) = proj(Target::K, &layer.k, &h1)?;
             let (v, zv) = proj(Target::V, &layer.v, &h1)?;
@@ -255,7 +262,7 @@ impl<'m> LoraTrainer<'m> {
             let attn = ops::attention(&q, &k, &v, spec, None)?.reshape(&[n, hq * d])?;
             let (o, zo) = proj(Target::O, &layer.o, &attn)?;
             let x_mid = ops::add(&x, &o)?;
-            let h2 = ops::rms_norm(&x_mid, &layer.post_norm, c.rms_norm_eps)?;
+            let h2 = ops::rms_norm(&x_mid, post_norm, c.rms_norm_eps)?;
             let (gate, zg) = proj(Target::Gate, &layer.gate, &h2)?;
             let (up, zu) = proj(Target::Up, &layer.up, &h2)?;
             let act = ops::swiglu(&gate, &up)?;
@@ -279,8 +286,10 @@ impl<'m> LoraTrainer<'m> {
             }
             x = x_out;
         }
-        let xf = ops::rms_norm(&x, &model.norm, c.rms_norm_eps)?;
-        Ok((ops::linear(&xf, &model.lm_head)?, x, saved))
+        let xf = ops::rms_norm(&x, &self.final_norm, c.rms_norm_eps)?;
+        let head = model.lm_head.dtype();
+        let logits = ops::cast(&ops::linear(&ops::cast(&xf, head)?, &model.lm_head)?, DType::F32)?;
+        Ok((logits, x, saved))
     }
 
     /// Loss and the adapters' gradients on `batch` (the mean cross-entropy over its counted
@@ -302,8 +311,10 @@ impl<'m> LoraTrainer<'m> {
                 ce.loss
             )));
         }
-        let (dxf, _) = ops::linear_backward(None, &model.lm_head, &ce.dlogits)?;
-        let (mut dx, _) = ops::rms_norm_backward(&x_last, &model.norm, &dxf, c.rms_norm_eps)?;
+        let head = model.lm_head.dtype();
+        let (dxf, _) = ops::linear_backward(None, &model.lm_head, &ops::cast(&ce.dlogits, head)?)?;
+        let dxf = ops::cast(&dxf, DType::F32)?;
+        let (mut dx, _) = ops::rms_norm_backward(&x_last, &self.final_norm, &dxf, c.rms_norm_eps)?;
         let pos: Vec<i32> = (0..n).map(|i| (i % s) as i32).collect();
         let positions = Tensor::from_slice(&pos, &[b, s])?.to_device(dev)?;
         let spec = AttentionSpec::new(true, d);
@@ -325,7 +336,8 @@ impl<'m> LoraTrainer<'m> {
                 &back(Target::Gate, &layer.gate, &acts.h2, &d_gate)?,
                 &back(Target::Up, &layer.up, &acts.h2, &d_up)?,
             )?;
-            let (dn, _) = ops::rms_norm_backward(&acts.x_mid, &layer.post_norm, &dh2, c.rms_norm_eps)?;
+            let [input_norm, post_norm] = &self.norms[l];
+            let (dn, _) = ops::rms_norm_backward(&acts.x_mid, post_norm, &dh2, c.rms_norm_eps)?;
             let dx_mid = ops::add(&dx, &dn)?;
             // Attention: x_mid = x_in + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
             let d_attn = back(Target::O, &layer.o, &acts.attn, &dx_mid)?.reshape(&[b, s, hq, d])?;
@@ -340,7 +352,7 @@ impl<'m> LoraTrainer<'m> {
                 )?,
                 &back(Target::V, &layer.v, &acts.h1, &dv)?,
             )?;
-            let (dn, _) = ops::rms_norm_backward(&acts.x_in, &layer.input_norm, &dh1, c.rms_norm_eps)?;
+            let (dn, _) = ops::rms_norm_backward(&acts.x_in, input_norm, &dh1, c.rms_norm_eps)?;
             dx = ops::add(&dx_mid, &dn)?;
         }
         let grads = self
@@ -396,7 +408,8 @@ fn lora_forward(
     module: Option<&LoraModule>,
     scale: f32,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let y = lin.forward_base(x)?;
+    // The frozen base in its own dtype; everything around it in f32.
+    let y = ops::cast(&lin.forward_base(&ops::cast(x, lin.weight.dtype())?)?, DType::F32)?;
     match module {
         None => Ok((y, None)),
         Some(m) => {
@@ -416,7 +429,8 @@ fn lora_backward(
     scale: f32,
     dy: &Tensor,
 ) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
-    let (dx, _) = ops::linear_backward(None, &lin.weight, dy)?;
+    let (dx, _) = ops::linear_backward(None, &lin.weight, &ops::cast(dy, lin.weight.dtype())?)?;
+    let dx = ops::cast(&dx, DType::F32)?;
     let (Some(m), Some(z)) = (module, z) else { return Ok((dx, None)) };
     let (dz, db) = ops::linear_backward(Some(z), &m.b, dy)?;
     let du = ops::scale(&dz, scale)?;

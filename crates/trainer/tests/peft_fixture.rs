@@ -280,3 +280,35 @@ fn an_attached_adapter_gives_peft_logits_in_the_runtime_forward() {
     let err = LoraTrainer::new(&fx.model, adapter, AdamW::default()).err().unwrap().to_string();
     assert!(err.contains("adapter attached"), "{err}");
 }
+
+#[test]
+fn a_bf16_or_f16_base_trains_within_half_precision_tolerances() {
+    let fx = fixture();
+    let reference = safetensors_f32(&fixtures().join("lora/grads_step0.safetensors"));
+    let want = fx.manifest["loss_step0_f64"].as_f64().unwrap();
+    let (hp, lr) = optimizer(&fx.manifest);
+    for dtype in [DType::BF16, DType::F16] {
+        let model =
+            LlamaModel::from_dir(&fixtures().join("runtime/llama-gqa/model"), dtype, Device::Cpu).unwrap();
+        let adapter =
+            load_adapter(&fixtures().join("lora/adapter_init"), &model.config, &Device::Cpu).unwrap();
+        let mut trainer = LoraTrainer::new(&model, adapter, hp).unwrap();
+        let grads = trainer.loss_and_grads(&fx.batch).unwrap();
+        let loss_err = (grads.loss as f64 - want).abs() / want;
+        let worst = adapter_grads(&grads)
+            .iter()
+            .zip(&reference)
+            .map(|((_, g), (_, r))| rel_err(g, r))
+            .fold(0.0, f64::max);
+        eprintln!("{dtype} base: loss rel err {loss_err:.2e}, worst gradient rel err {worst:.2e}");
+        // ARCHITECTURE.md's tolerance for 16-bit operands.
+        assert!(loss_err <= 1e-2 && worst <= 1e-2 * 5.0, "{dtype}: loss {loss_err:.3e}, grads {worst:.3e}");
+        for _ in 0..10 {
+            trainer.train_step(&fx.batch, lr).unwrap();
+        }
+        let last = trainer.loss(&fx.batch).unwrap() as f64;
+        let want_last = fx.manifest["trajectory_f64"][10].as_f64().unwrap();
+        eprintln!("{dtype} base: loss after 10 steps {last} vs {want_last}");
+        assert!((last - want_last).abs() <= 2e-2 * want_last, "{dtype}: {last} vs {want_last}");
+    }
+}
