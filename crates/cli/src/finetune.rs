@@ -26,6 +26,9 @@ pub struct FinetuneArgs {
     /// JSONL training data: {"text": ...} or {"prompt": ..., "completion": ...} per line.
     #[arg(long)]
     data: PathBuf,
+    /// Held-out JSONL data (same format): its mean loss is reported before and after training.
+    #[arg(long)]
+    eval: Option<PathBuf>,
     /// Folder for the PEFT adapter (adapter_config.json, adapter_model.safetensors).
     #[arg(long)]
     out: PathBuf,
@@ -102,6 +105,17 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     let eos = model.config.eos_token_ids.first().copied();
     let examples = read_jsonl(&args.data, &tokenizer, eos, args.max_len.min(model.max_context()))
         .with_context(|| format!("reading the training data {}", args.data.display()))?;
+    let eval = match &args.eval {
+        None => Vec::new(),
+        Some(path) => {
+            let ex = read_jsonl(path, &tokenizer, eos, args.max_len.min(model.max_context()))
+                .with_context(|| format!("reading the eval data {}", path.display()))?;
+            let pad = eos.unwrap_or(0) as i32;
+            ex.chunks(args.batch_size)
+                .map(|c| collate(&c.iter().collect::<Vec<_>>(), pad))
+                .collect::<ragtune_trainer::Result<Vec<_>>>()?
+        }
+    };
     let config = LoraConfig {
         r: args.lora_r,
         alpha: args.lora_alpha,
@@ -114,6 +128,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     let params = adapter.num_params();
     let optimizer = AdamW { weight_decay: args.weight_decay, ..AdamW::default() };
     let mut trainer = LoraTrainer::new(&model, adapter, optimizer)?;
+    let eval_before = if eval.is_empty() { None } else { Some(trainer.evaluate(&eval)?) };
     let mut sampler = Sampler::new(examples.len(), args.seed);
     let pad = eos.unwrap_or(0) as i32;
     let progress = bar(args.steps, "finetune", "steps", json);
@@ -144,6 +159,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     }
     progress.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
+    let eval_after = if eval.is_empty() { None } else { Some(trainer.evaluate(&eval)?) };
     save_adapter(&trainer.adapter, &args.out, &args.model.display().to_string())
         .with_context(|| format!("writing the adapter to {}", args.out.display()))?;
     let first = losses.first().copied().unwrap_or(f32::NAN);
@@ -156,6 +172,8 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
             "trainable_params": params,
             "losses": losses,
             "grad_norms": norms,
+            "eval_loss_before": eval_before,
+            "eval_loss_after": eval_after,
             "tokens": tokens,
             "seconds": secs,
             "tokens_per_second": tokens as f64 / secs.max(1e-9),
@@ -170,6 +188,9 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
             tokens as f64 / secs.max(1e-9),
             args.out.display()
         );
+        if let (Some(b), Some(a)) = (eval_before, eval_after) {
+            println!("held-out loss {b:.4} -> {a:.4}");
+        }
     }
     Ok(())
 }

@@ -64,6 +64,8 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
         "--device",
         "cpu",
         "--json",
+        "--eval",
+        data.to_str().unwrap(),
     ];
     let run = ragtune(&args);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
@@ -74,6 +76,10 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
     // The whole (3-example) data set every step: the loss must fall clearly.
     assert!(losses[29] < 0.1 * losses[0], "{losses:?}");
     assert_eq!(summary["examples"], 3);
+    // Evaluated on the training file itself: the held-out loss must fall too.
+    let (before, after) =
+        (summary["eval_loss_before"].as_f64().unwrap(), summary["eval_loss_after"].as_f64().unwrap());
+    assert!(after < 0.5 * before, "{before} -> {after}");
     assert_eq!(summary["grad_norms"].as_array().unwrap().len(), 30);
 
     let base = LlamaModel::from_dir(&model, DType::F32, Device::Cpu).unwrap();

@@ -233,6 +233,20 @@ impl<'m> LoraTrainer<'m> {
         Ok(ops::cross_entropy(&logits, &t, IGNORE_INDEX)?.loss)
     }
 
+    /// The mean loss over every counted target of several batches (held-out evaluation): each
+    /// batch weighs by its counted tokens, as if they were one batch. 0 when nothing is counted.
+    pub fn evaluate(&self, batches: &[TrainBatch]) -> Result<f32> {
+        let (mut total, mut count) = (0f64, 0usize);
+        for batch in batches {
+            let logits = self.logits(batch)?;
+            let t = Tensor::from_slice(&batch.targets, &[batch.rows()])?.to_device(&self.model.device)?;
+            let ce = ops::cross_entropy(&logits, &t, IGNORE_INDEX)?;
+            total += f64::from(ce.loss) * ce.count as f64;
+            count += ce.count;
+        }
+        Ok(if count == 0 { 0.0 } else { (total / count as f64) as f32 })
+    }
+
     /// The training forward: final logits, the final residual stream and each layer's
     /// activations (when `keep`).
     fn forward(&self, batch: &TrainBatch, keep: bool) -> Result<(Tensor, Tensor, Vec<LayerActs>)> {
