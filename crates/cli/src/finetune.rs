@@ -1,7 +1,7 @@
 //! `ragtune finetune`: LoRA fine-tuning of a Hugging Face decoder folder on a JSONL file
 //! (`{"text"}` or `{"prompt", "completion"}` lines), writing a PEFT adapter folder that Python
 //! `peft` loads unchanged. AdamW with linear warmup + cosine decay, global-norm clipping,
-//! gradient accumulation, seeded order; the loss of each step shows on a progress bar, and
+//! gradient accumulation, seeded order, checkpoints that resume the same loss trajectory; the loss of each step shows on a progress bar, and
 //! `--json` prints a summary object at the end.
 
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use ragtune_compute::ops::AdamW;
 use ragtune_runtime::load_causal_lm;
+use ragtune_trainer::checkpoint::{load_checkpoint, save_checkpoint};
 use ragtune_trainer::data::{Sampler, collate, read_jsonl};
 use ragtune_trainer::peft::save_adapter;
 use ragtune_trainer::schedule::warmup_cosine;
@@ -70,6 +71,14 @@ pub struct FinetuneArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Write a checkpoint (adapter, optimizer state, step) to OUT/checkpoint-STEP every this
+    /// many steps (0 = none).
+    #[arg(long, default_value_t = 0)]
+    checkpoint_every: u64,
+    /// Continue from a checkpoint folder written by --checkpoint-every (same data and settings;
+    /// --steps is the total to reach).
+    #[arg(long)]
+    resume: Option<PathBuf>,
     /// The frozen base's dtype: f32, bf16 or f16 (the adapter always trains in f32).
     #[arg(long, default_value = "f32")]
     dtype: String,
@@ -124,18 +133,56 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         targets,
         layers: None,
     };
-    let adapter = LoraAdapter::init(config, &model.config, args.seed, &device)?;
-    let params = adapter.num_params();
+    // What decides the data order and the schedule: a resumed run must match it.
+    let settings = serde_json::json!({
+        "seed": args.seed, "batch_size": args.batch_size, "accumulate": args.accumulate,
+        "steps": args.steps, "lr": args.lr, "warmup_steps": args.warmup_steps,
+        "weight_decay": args.weight_decay, "grad_clip": args.grad_clip, "max_len": args.max_len,
+        "examples": examples.len(),
+    });
     let optimizer = AdamW { weight_decay: args.weight_decay, ..AdamW::default() };
+    let (adapter, resumed) = match &args.resume {
+        None => (LoraAdapter::init(config, &model.config, args.seed, &device)?, None),
+        Some(dir) => {
+            let ck = load_checkpoint(dir, &model.config, &device)
+                .with_context(|| format!("loading the checkpoint {}", dir.display()))?;
+            for (key, value) in settings.as_object().into_iter().flatten() {
+                if key != "steps" && ck.settings.get(key) != Some(value) {
+                    bail!(
+                        "--resume {}: `{key}` was {} in that run but is {value} now; resume with the same \
+                         data and settings",
+                        dir.display(),
+                        ck.settings.get(key).unwrap_or(&serde_json::Value::Null)
+                    );
+                }
+            }
+            if ck.step >= args.steps {
+                bail!(
+                    "--resume {}: the checkpoint is already at step {}; raise --steps",
+                    dir.display(),
+                    ck.step
+                );
+            }
+            (ck.adapter, Some((ck.moments, ck.step)))
+        }
+    };
+    let params = adapter.num_params();
     let mut trainer = LoraTrainer::new(&model, adapter, optimizer)?;
-    let eval_before = if eval.is_empty() { None } else { Some(trainer.evaluate(&eval)?) };
+    let mut first_step = 1;
     let mut sampler = Sampler::new(examples.len(), args.seed);
+    if let Some((moments, step)) = resumed {
+        trainer.restore(moments, step)?;
+        // The same order as the first run: replay the draws of the steps already taken.
+        sampler.take(step as usize * args.batch_size * args.accumulate);
+        first_step = step + 1;
+    }
+    let eval_before = if eval.is_empty() { None } else { Some(trainer.evaluate(&eval)?) };
     let pad = eos.unwrap_or(0) as i32;
-    let progress = bar(args.steps, "finetune", "steps", json);
+    let progress = bar(args.steps + 1 - first_step, "finetune", "steps", json);
     let start = Instant::now();
     let (mut losses, mut tokens) = (Vec::new(), 0usize);
     let mut norms = Vec::new();
-    for step in 1..=args.steps {
+    for step in first_step..=args.steps {
         let mut parts = Vec::with_capacity(args.accumulate);
         for _ in 0..args.accumulate {
             let picked: Vec<_> = sampler.take(args.batch_size).into_iter().map(|i| &examples[i]).collect();
@@ -154,6 +201,18 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         let lr = warmup_cosine(args.lr, step - 1, args.steps, args.warmup_steps);
         trainer.apply(&grads, lr)?;
         losses.push(loss);
+        if args.checkpoint_every > 0 && step % args.checkpoint_every == 0 {
+            let dir = args.out.join(format!("checkpoint-{step}"));
+            save_checkpoint(
+                &dir,
+                &trainer.adapter,
+                trainer.moments(),
+                step,
+                &settings,
+                &args.model.display().to_string(),
+            )
+            .with_context(|| format!("writing the checkpoint {}", dir.display()))?;
+        }
         progress.set_message(format!("loss {loss:.4}"));
         progress.inc(1);
     }
@@ -169,6 +228,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
             "out": args.out.display().to_string(),
             "examples": examples.len(),
             "steps": args.steps,
+            "first_step": first_step,
             "trainable_params": params,
             "losses": losses,
             "grad_norms": norms,

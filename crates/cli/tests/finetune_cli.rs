@@ -148,3 +148,72 @@ fn finetune_names_bad_input() {
     assert!(!out.exists(), "no adapter may be written on failure");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `finetune --json` with `extra` arguments on the fixture model; the summary, or the error.
+fn finetune(data: &Path, out: &Path, extra: &[&str]) -> Result<serde_json::Value, String> {
+    let model = model_dir();
+    let mut args = vec![
+        "finetune",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--lr",
+        "1e-2",
+        "--lora-r",
+        "4",
+        "--targets",
+        "q_proj,v_proj,down_proj",
+        "--batch-size",
+        "2",
+        "--warmup-steps",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let r = ragtune(&args);
+    if r.status.success() {
+        Ok(serde_json::from_slice(&r.stdout).unwrap())
+    } else {
+        Err(String::from_utf8(r.stderr).unwrap())
+    }
+}
+
+#[test]
+fn a_resumed_run_continues_the_same_loss_trajectory() {
+    let d = dir("resume");
+    let data = d.join("data.jsonl");
+    std::fs::write(&data, DATA).unwrap();
+    let (a, b) = (d.join("a"), d.join("b"));
+    let full = finetune(&data, &a, &["--steps", "6", "--checkpoint-every", "3"]).unwrap();
+    let ck = a.join("checkpoint-3");
+    let resumed = finetune(&data, &b, &["--steps", "6", "--resume", ck.to_str().unwrap()]).unwrap();
+    let losses = |v: &serde_json::Value| -> Vec<f64> {
+        v["losses"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    };
+    let (full, resumed) = (losses(&full), losses(&resumed));
+    assert_eq!(resumed.len(), 3);
+    for (x, y) in full[3..].iter().zip(&resumed) {
+        assert!((x - y).abs() <= 1e-6, "full run {full:?} vs resumed {resumed:?}");
+    }
+    let weights = |p: &Path| std::fs::read(p.join("adapter_model.safetensors")).unwrap();
+    assert_eq!(weights(&a), weights(&b), "the resumed run must end with the same adapter");
+    assert_eq!(weights(&a), weights(&a.join("checkpoint-6/adapter")));
+
+    // Other settings, or a damaged checkpoint, are refused with the reason.
+    let err =
+        finetune(&data, &b, &["--steps", "6", "--seed", "1", "--resume", ck.to_str().unwrap()]).unwrap_err();
+    assert!(err.contains("`seed`"), "{err}");
+    let opt = ck.join("optimizer.safetensors");
+    let mut bytes = std::fs::read(&opt).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&opt, bytes).unwrap();
+    let err = finetune(&data, &b, &["--steps", "6", "--resume", ck.to_str().unwrap()]).unwrap_err();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

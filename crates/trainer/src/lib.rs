@@ -9,10 +9,12 @@
 //! - [`lora`]: the adapter — targets, rank, scale (α/r or rsLoRA's α/√r), f32 master weights;
 //! - [`peft`]: PEFT adapter folders in and out (`adapter_config.json` +
 //!   `adapter_model.safetensors`), rejecting what is not supported with an error naming it;
+//! - [`checkpoint`]: atomic, checksummed checkpoints that resume the same trajectory;
 //! - [`data`]: JSONL examples (`{"text"}` or `{"prompt", "completion"}`), batching, seeded order;
 //! - [`train`]: the batch layout, the training forward/backward, gradient accumulation,
 //!   clipping and the AdamW step; [`schedule`]: warmup + cosine.
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod lora;

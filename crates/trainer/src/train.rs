@@ -193,6 +193,29 @@ impl<'m> LoraTrainer<'m> {
         Ok(LoraTrainer { model, adapter, optimizer, step: 0, moments, norms, final_norm })
     }
 
+    /// The AdamW moments `(mA, vA, mB, vB)` per module, in [`LoraAdapter::iter`] order (for
+    /// checkpoints).
+    pub fn moments(&self) -> &[[Tensor; 4]] {
+        &self.moments
+    }
+
+    /// Continue from a checkpoint: its moments and step count replace the fresh ones.
+    pub fn restore(&mut self, moments: Vec<[Tensor; 4]>, step: u64) -> Result<()> {
+        let fits = moments.len() == self.moments.len()
+            && moments
+                .iter()
+                .zip(&self.moments)
+                .all(|(a, b)| a.iter().zip(b).all(|(x, y)| x.shape() == y.shape()));
+        if !fits {
+            return Err(TrainError::input(
+                "the checkpoint's optimizer state does not match the adapter's modules",
+            ));
+        }
+        self.moments = moments;
+        self.step = step;
+        Ok(())
+    }
+
     fn check_batch(&self, batch: &TrainBatch) -> Result<()> {
         let c = &self.model.config;
         let n = batch.rows();

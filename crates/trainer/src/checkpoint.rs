@@ -1,0 +1,195 @@
+//! Training checkpoints: everything a run needs to continue exactly where it stopped — the
+//! adapter (a PEFT folder, usable as is), the AdamW moments, the step count and the settings
+//! that decide the data order and the schedule.
+//!
+//! Layout of a checkpoint folder:
+//! - `adapter/`: `adapter_config.json` + `adapter_model.safetensors` (see [`crate::peft`]);
+//! - `optimizer.safetensors`: `<module key>.lora_{A,B}.exp_avg` / `.exp_avg_sq`, f32;
+//! - `trainer_state.json`: magic `ragtune-checkpoint`, version 1, the step, the run's settings
+//!   and the SHA-256 of both safetensors files, checked on load.
+//!
+//! A checkpoint is written into `<dir>.tmp` and renamed over `<dir>` only when complete, so a
+//! crash (or a NaN stopping the run) leaves the previous checkpoint intact.
+
+use std::path::{Path, PathBuf};
+
+use ragtune_compute::{Device, Tensor};
+use ragtune_runtime::LlamaConfig;
+use safetensors::{Dtype as StDtype, SafeTensors};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, TrainError};
+use crate::lora::LoraAdapter;
+use crate::peft::{WEIGHTS_FILE, load_adapter, save_adapter};
+
+const MAGIC: &str = "ragtune-checkpoint";
+const VERSION: u64 = 1;
+const STATE_FILE: &str = "trainer_state.json";
+const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+
+/// A loaded checkpoint.
+pub struct Checkpoint {
+    pub adapter: LoraAdapter,
+    /// `(mA, vA, mB, vB)` per module, in [`LoraAdapter::iter`] order.
+    pub moments: Vec<[Tensor; 4]>,
+    /// Updates applied so far.
+    pub step: u64,
+    /// The run's settings as saved (seed, batch size, ...): a resumed run must use the same.
+    pub settings: Value,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Write a checkpoint of `adapter` with its `moments` after `step` updates to `dir`; `settings`
+/// (a JSON object) is stored for [`load_checkpoint`]'s caller to compare.
+pub fn save_checkpoint(
+    dir: &Path,
+    adapter: &LoraAdapter,
+    moments: &[[Tensor; 4]],
+    step: u64,
+    settings: &Value,
+    base_model: &str,
+) -> Result<()> {
+    let tmp = sibling(dir, "tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    }
+    save_adapter(adapter, &tmp.join("adapter"), base_model)?;
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for ((l, t, _), m) in adapter.iter().zip(moments) {
+        let prefix = LoraAdapter::peft_prefix(l, t);
+        for (name, tensor) in [
+            ("lora_A.exp_avg", &m[0]),
+            ("lora_A.exp_avg_sq", &m[1]),
+            ("lora_B.exp_avg", &m[2]),
+            ("lora_B.exp_avg_sq", &m[3]),
+        ] {
+            let bytes = tensor.to_vec::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect();
+            named.push((format!("{prefix}.{name}"), tensor.shape().to_vec(), bytes));
+        }
+    }
+    let views = named
+        .iter()
+        .map(|(n, s, d)| {
+            safetensors::tensor::TensorView::new(StDtype::F32, s.clone(), d)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| TrainError::format(tmp.display(), format!("tensor `{n}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let optimizer = safetensors::serialize(views, None).map_err(|e| {
+        TrainError::format(tmp.display(), format!("cannot serialise the optimizer state: {e}"))
+    })?;
+    let opt_path = tmp.join(OPTIMIZER_FILE);
+    std::fs::write(&opt_path, &optimizer).map_err(|e| TrainError::io(&opt_path, e))?;
+    let weights_path = tmp.join("adapter").join(WEIGHTS_FILE);
+    let weights = std::fs::read(&weights_path).map_err(|e| TrainError::io(&weights_path, e))?;
+    let state = json!({
+        "magic": MAGIC,
+        "version": VERSION,
+        "step": step,
+        "settings": settings,
+        "sha256": { "optimizer": sha256_hex(&optimizer), "adapter": sha256_hex(&weights) },
+    });
+    let state_path = tmp.join(STATE_FILE);
+    std::fs::write(&state_path, serde_json::to_string_pretty(&state).unwrap_or_default())
+        .map_err(|e| TrainError::io(&state_path, e))?;
+    // Swap in the complete folder: the old checkpoint is only removed once the new one is in place.
+    let old = sibling(dir, "old");
+    if dir.exists() {
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
+        }
+        std::fs::rename(dir, &old).map_err(|e| TrainError::io(dir, e))?;
+    }
+    std::fs::rename(&tmp, dir).map_err(|e| TrainError::io(dir, e))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
+    }
+    Ok(())
+}
+
+fn sibling(dir: &Path, suffix: &str) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(format!(".{suffix}"));
+    PathBuf::from(name)
+}
+
+/// Read a checkpoint written by [`save_checkpoint`] for `model`, checking its magic, version and
+/// checksums.
+pub fn load_checkpoint(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<Checkpoint> {
+    let state_path = dir.join(STATE_FILE);
+    let origin = state_path.display().to_string();
+    let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?;
+    let state: Value = serde_json::from_str(&text)
+        .map_err(|e| TrainError::format(&origin, format!("not valid JSON: {e}")))?;
+    if state["magic"] != MAGIC {
+        return Err(TrainError::format(
+            &origin,
+            format!("not a ragtune checkpoint (magic is not `{MAGIC}`)"),
+        ));
+    }
+    if state["version"].as_u64() != Some(VERSION) {
+        return Err(TrainError::format(
+            &origin,
+            format!(
+                "checkpoint version {} is not {VERSION}; it was written by another ragtune",
+                state["version"]
+            ),
+        ));
+    }
+    let step =
+        state["step"].as_u64().ok_or_else(|| TrainError::format(&origin, "field `step` is missing"))?;
+    let opt_path = dir.join(OPTIMIZER_FILE);
+    let optimizer = std::fs::read(&opt_path).map_err(|e| TrainError::io(&opt_path, e))?;
+    let weights_path = dir.join("adapter").join(WEIGHTS_FILE);
+    let weights = std::fs::read(&weights_path).map_err(|e| TrainError::io(&weights_path, e))?;
+    for (what, bytes, path) in [("optimizer", &optimizer, &opt_path), ("adapter", &weights, &weights_path)] {
+        if state["sha256"][what].as_str() != Some(sha256_hex(bytes).as_str()) {
+            return Err(TrainError::format(
+                path.display(),
+                "checksum mismatch: the file was changed or truncated after the checkpoint was written",
+            ));
+        }
+    }
+    let adapter = load_adapter(&dir.join("adapter"), model, device)?;
+    let st = SafeTensors::deserialize(&optimizer)
+        .map_err(|e| TrainError::format(opt_path.display(), format!("not a valid safetensors file: {e}")))?;
+    let get = |name: String, like: &Tensor| -> Result<Tensor> {
+        let view = st.tensor(&name).map_err(|_| {
+            TrainError::format(
+                opt_path.display(),
+                format!("tensor `{name}` is missing: the optimizer state does not match the adapter"),
+            )
+        })?;
+        if view.dtype() != StDtype::F32 || view.shape() != like.shape() {
+            return Err(TrainError::format(
+                opt_path.display(),
+                format!(
+                    "tensor `{name}` must be F32 {:?}, found {:?} {:?}",
+                    like.shape(),
+                    view.dtype(),
+                    view.shape()
+                ),
+            ));
+        }
+        let values: Vec<f32> =
+            view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        Ok(Tensor::from_slice(&values, like.shape())?.to_device(device)?)
+    };
+    let moments = adapter
+        .iter()
+        .map(|(l, t, m)| {
+            let p = LoraAdapter::peft_prefix(l, t);
+            Ok([
+                get(format!("{p}.lora_A.exp_avg"), &m.a)?,
+                get(format!("{p}.lora_A.exp_avg_sq"), &m.a)?,
+                get(format!("{p}.lora_B.exp_avg"), &m.b)?,
+                get(format!("{p}.lora_B.exp_avg_sq"), &m.b)?,
+            ])
+        })
+        .collect::<Result<_>>()?;
+    Ok(Checkpoint { adapter, moments, step, settings: state["settings"].clone() })
+}
