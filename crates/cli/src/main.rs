@@ -6,6 +6,7 @@ mod embed;
 mod finetune;
 mod generate;
 mod index_cmd;
+mod merge;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// LoRA fine-tuning on a JSONL file, writing a PEFT adapter folder.
     Finetune(finetune::FinetuneArgs),
+    /// Merge a PEFT LoRA adapter into its base model, written as a Hugging Face folder.
+    Merge(merge::MergeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +43,6 @@ fn main() -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args, cli.json),
         Command::Embed(args) => embed::run(args, cli.json),
         Command::Finetune(args) => finetune::run(args, cli.json),
+        Command::Merge(args) => merge::run(args, cli.json),
     }
 }

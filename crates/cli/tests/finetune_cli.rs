@@ -111,6 +111,30 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
     };
     assert_eq!(generate(Some(&out)), " Paris.");
     assert_ne!(generate(None), " Paris.");
+    // Merged into the base, the model answers the same without the adapter.
+    let merged = d.join("merged");
+    let r = ragtune(&[
+        "merge",
+        "--model",
+        model.to_str().unwrap(),
+        "--adapter",
+        out.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let mut args = vec![
+        "generate",
+        "--model",
+        merged.to_str().unwrap(),
+        "--prompt",
+        "Question: What is the capital of France? Answer:",
+    ];
+    args.extend(["--max-tokens", "8", "--device", "cpu", "--json"]);
+    let r = ragtune(&args);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["text"], " Paris.");
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -11,6 +11,7 @@
 //!   `adapter_model.safetensors`), rejecting what is not supported with an error naming it;
 //! - [`checkpoint`]: atomic, checksummed checkpoints that resume the same trajectory;
 //! - [`data`]: JSONL examples (`{"text"}` or `{"prompt", "completion"}`), batching, seeded order;
+//! - [`merge`]: an adapter merged into its base, written as a Hugging Face folder;
 //! - [`train`]: the batch layout, the training forward/backward, gradient accumulation,
 //!   clipping and the AdamW step; [`schedule`]: warmup + cosine.
 
@@ -18,6 +19,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod error;
 pub mod lora;
+pub mod merge;
 pub mod peft;
 pub mod schedule;
 pub mod train;

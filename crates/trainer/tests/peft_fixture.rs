@@ -312,3 +312,39 @@ fn a_bf16_or_f16_base_trains_within_half_precision_tolerances() {
         assert!((last - want_last).abs() <= 2e-2 * want_last, "{dtype}: {last} vs {want_last}");
     }
 }
+
+#[test]
+fn a_merged_folder_gives_the_adapters_logits() {
+    let fx = fixture();
+    let adapter =
+        load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
+    let out = std::env::temp_dir().join(format!("ragtune-merged-{}", std::process::id()));
+    ragtune_trainer::merge::merge_to_folder(&fixtures().join("runtime/llama-gqa/model"), &adapter, &out)
+        .unwrap();
+    assert!(out.join("tokenizer.json").is_file() && out.join("config.json").is_file());
+    let merged = LlamaModel::from_dir(&out, DType::F32, Device::Cpu).unwrap();
+    let (seq, vocab) = (fx.batch.seq, fx.model.config.vocab_size);
+    let mut ours = Vec::new();
+    for b in 0..fx.batch.batch {
+        let real: Vec<u32> = (0..seq)
+            .filter(|&t| fx.mask[b * seq + t] == 1)
+            .map(|t| fx.batch.ids[b * seq + t] as u32)
+            .collect();
+        let mut cache = ragtune_runtime::KvCache::new(&merged, 1, seq).unwrap();
+        let (logits, _) = merged.forward(&mut cache, &[&real], ragtune_runtime::LogitsWanted::All).unwrap();
+        ours.extend(logits.to_vec::<f32>().unwrap());
+    }
+    let reference = npy_f32(&fixtures().join("lora/init_logits.npy"));
+    let masked: Vec<f32> = reference
+        .chunks(vocab)
+        .zip(&fx.mask)
+        .filter(|(_, m)| **m == 1)
+        .flat_map(|(r, _)| r.to_vec())
+        .collect();
+    let e = rel_err(&ours, &masked);
+    eprintln!("merged logits rel err {e:.2e}");
+    assert!(e <= 1e-4, "merged model logits: rel err {e:.3e}");
+    let err = ragtune_trainer::merge::merge_to_folder(&out, &adapter, &out).unwrap_err().to_string();
+    assert!(err.contains("another folder"), "{err}");
+    std::fs::remove_dir_all(&out).unwrap();
+}

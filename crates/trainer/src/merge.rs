@@ -1,0 +1,99 @@
+//! Merging an adapter into its base: `W += scale · B A` for every adapted projection, written
+//! as a Hugging Face folder that any loader (ragtune, transformers) reads as a plain model.
+
+use std::path::Path;
+
+use ragtune_compute::{DType, Device, Tensor, ops};
+use ragtune_runtime::Weights;
+use safetensors::Dtype as StDtype;
+
+use crate::error::{Result, TrainError};
+use crate::lora::LoraAdapter;
+
+fn st_dtype(name: &str, dtype: DType) -> Result<StDtype> {
+    Ok(match dtype {
+        DType::F32 => StDtype::F32,
+        DType::BF16 => StDtype::BF16,
+        DType::F16 => StDtype::F16,
+        DType::I32 => StDtype::I32,
+        DType::U32 => StDtype::U32,
+        DType::U8 => StDtype::U8,
+        #[allow(unreachable_patterns)]
+        other => {
+            return Err(TrainError::input(format!("tensor `{name}` is {other}, which cannot be written")));
+        }
+    })
+}
+
+/// Write `model_dir`'s model with `adapter` merged into `out`: one `model.safetensors` (every
+/// tensor in its original dtype; the merge is computed in f32 and rounded once) plus copies of
+/// the folder's JSON, tokenizer and text files. `out` must be another folder; files are written
+/// under temporary names and renamed.
+pub fn merge_to_folder(model_dir: &Path, adapter: &LoraAdapter, out: &Path) -> Result<()> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(model_dir, out) {
+        return Err(TrainError::input(format!(
+            "--out {} is the model folder itself; write the merged model to another folder",
+            out.display()
+        )));
+    }
+    let weights = Weights::open_dir(model_dir, DType::F32, Device::Cpu)?;
+    let scale = adapter.config.scale();
+    let mut merged: std::collections::HashMap<String, Tensor> = std::collections::HashMap::new();
+    for (l, t, m) in adapter.iter() {
+        let name = format!("model.layers.{l}.{}.weight", t.path());
+        let w = weights.raw(&name)?;
+        let (a, b) = (m.a.to_device(&Device::Cpu)?, m.b.to_device(&Device::Cpu)?);
+        let delta = ops::matmul_ex(&b, &a, ops::MatmulSpec { alpha: scale, ..Default::default() })?;
+        if delta.shape() != w.shape() {
+            return Err(TrainError::input(format!(
+                "`{name}` is {:?} but the adapter's B·A is {:?}: the adapter belongs to another model",
+                w.shape(),
+                delta.shape()
+            )));
+        }
+        let sum = ops::add(&ops::cast(w, DType::F32)?, &delta)?;
+        merged.insert(name, ops::cast(&sum, w.dtype())?);
+    }
+    let mut names: Vec<&str> = weights.names().collect();
+    names.sort_unstable();
+    let mut views = Vec::with_capacity(names.len());
+    for name in &names {
+        let t = merged.get(*name).map_or_else(|| weights.raw(name), Ok)?;
+        let bytes =
+            t.host_bytes().ok_or_else(|| TrainError::input(format!("tensor `{name}` is not on the host")))?;
+        let view =
+            safetensors::tensor::TensorView::new(st_dtype(name, t.dtype())?, t.shape().to_vec(), bytes)
+                .map_err(|e| TrainError::format(out.display(), format!("tensor `{name}`: {e}")))?;
+        views.push((name.to_string(), view));
+    }
+    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+    let bytes = safetensors::serialize(views, metadata)
+        .map_err(|e| TrainError::format(out.display(), format!("cannot serialise the merged model: {e}")))?;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    write_atomic(&out.join("model.safetensors"), &bytes)?;
+    let entries = std::fs::read_dir(model_dir).map_err(|e| TrainError::io(model_dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| TrainError::io(model_dir, e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let keep = (name.ends_with(".json") && name != "model.safetensors.index.json")
+            || name.ends_with(".txt")
+            || name.ends_with(".model");
+        if keep && path.is_file() {
+            let data = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+            write_atomic(&out.join(&name), &data)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+}
