@@ -6,6 +6,7 @@
 //! frozen, in f32, bf16 or f16; the residual stream, adapters and gradients are f32). Everything is written in `ragtune_compute::ops`, so the same code runs on a GPU
 //! (where the backward ops go through the host until their kernels land).
 //!
+//! - [`full`]: full fine-tuning, every weight trainable (pretraining a small model);
 //! - [`lora`]: the adapter — targets, rank, scale (α/r or rsLoRA's α/√r), f32 master weights;
 //! - [`peft`]: PEFT adapter folders in and out (`adapter_config.json` +
 //!   `adapter_model.safetensors`), rejecting what is not supported with an error naming it;
@@ -18,6 +19,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod full;
 pub mod lora;
 pub mod merge;
 pub mod peft;
@@ -25,5 +27,6 @@ pub mod schedule;
 pub mod train;
 
 pub use error::{Result, TrainError};
+pub use full::FullTrainer;
 pub use lora::{LoraAdapter, LoraConfig, LoraModule, Target};
-pub use train::{LoraTrainer, StepGrads, TrainBatch};
+pub use train::{FullGrads, LayerGrads, LoraTrainer, StepGrads, TrainBatch};

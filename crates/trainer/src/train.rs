@@ -216,193 +216,46 @@ impl<'m> LoraTrainer<'m> {
         Ok(())
     }
 
-    fn check_batch(&self, batch: &TrainBatch) -> Result<()> {
-        let c = &self.model.config;
-        let n = batch.rows();
-        if batch.ids.len() != n || batch.targets.len() != n || n == 0 {
-            return Err(TrainError::input(format!(
-                "batch of {}×{} needs {n} ids and targets, got {} and {}",
-                batch.batch,
-                batch.seq,
-                batch.ids.len(),
-                batch.targets.len()
-            )));
+    fn net(&self) -> Net<'_> {
+        Net {
+            model: self.model,
+            adapter: Some(&self.adapter),
+            norms: &self.norms,
+            final_norm: &self.final_norm,
         }
-        if batch.seq > c.max_position_embeddings {
-            return Err(TrainError::input(format!(
-                "sequences of {} tokens exceed the model's context of {}",
-                batch.seq, c.max_position_embeddings
-            )));
-        }
-        if let Some(i) = batch.ids.iter().position(|&t| t < 0 || t as usize >= c.vocab_size) {
-            return Err(TrainError::input(format!(
-                "token id {} at position {i} of the batch is outside the vocabulary of {}",
-                batch.ids[i], c.vocab_size
-            )));
-        }
-        Ok(())
     }
 
     /// Logits `[N, vocab]` of the base model with the adapter (no activations kept).
     pub fn logits(&self, batch: &TrainBatch) -> Result<Tensor> {
-        self.check_batch(batch)?;
-        Ok(self.forward(batch, false)?.0)
+        self.net().logits(batch)
     }
 
     /// The mean loss over the counted targets, without gradients.
     pub fn loss(&self, batch: &TrainBatch) -> Result<f32> {
-        let logits = self.logits(batch)?;
-        let t = Tensor::from_slice(&batch.targets, &[batch.rows()])?.to_device(&self.model.device)?;
-        Ok(ops::cross_entropy(&logits, &t, IGNORE_INDEX)?.loss)
+        self.net().evaluate(std::slice::from_ref(batch))
     }
 
     /// The mean loss over every counted target of several batches (held-out evaluation): each
     /// batch weighs by its counted tokens, as if they were one batch. 0 when nothing is counted.
     pub fn evaluate(&self, batches: &[TrainBatch]) -> Result<f32> {
-        let (mut total, mut count) = (0f64, 0usize);
-        for batch in batches {
-            let logits = self.logits(batch)?;
-            let t = Tensor::from_slice(&batch.targets, &[batch.rows()])?.to_device(&self.model.device)?;
-            let ce = ops::cross_entropy(&logits, &t, IGNORE_INDEX)?;
-            total += f64::from(ce.loss) * ce.count as f64;
-            count += ce.count;
-        }
-        Ok(if count == 0 { 0.0 } else { (total / count as f64) as f32 })
-    }
-
-    /// The training forward: final logits, the final residual stream and each layer's
-    /// activations (when `keep`).
-    fn forward(&self, batch: &TrainBatch, keep: bool) -> Result<(Tensor, Tensor, Vec<LayerActs>)> {
-        let (model, c) = (self.model, &self.model.config);
-        let dev = &model.device;
-        let (b, s, n) = (batch.batch, batch.seq, batch.rows());
-        let (hq, hkv, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
-        let scale = self.adapter.config.scale();
-        let ids = Tensor::from_slice(&batch.ids, &[n])?.to_device(dev)?;
-        let pos: Vec<i32> = (0..n).map(|i| (i % s) as i32).collect();
-        let positions = Tensor::from_slice(&pos, &[b, s])?.to_device(dev)?;
-        let spec = AttentionSpec::new(true, d);
-        let mut x = ops::cast(&ops::embedding(&model.embed, &ids)?, DType::F32)?;
-        let mut saved = Vec::new();
-        for (l, layer) in model.layers.iter().enumerate() {
-            let slots = &self.adapter.modules[l];
-            let proj =
-                |t: Target, lin: &Linear, x: &Tensor| lora_forward(x, lin, slots[t.index()].as_ref(), scale);
-            let [input_norm, post_norm] = &self.norms[l];
-            let h1 = ops::rms_norm(&x, input_norm, c.rms_norm_eps)?;
-            let (q, zq) = proj(Target::Q, &layer.q, &h1)?;
-            let (k, zk) = proj(Target::K, &layer.k, &h1)?;
-            let (v, zv) = proj(Target::V, &layer.v, &h1)?;
-            let q = ops::rope(&q.reshape(&[b, s, hq, d])?, &positions, &model.inv_freq)?;
-            let k = ops::rope(&k.reshape(&[b, s, hkv, d])?, &positions, &model.inv_freq)?;
-            let v = v.reshape(&[b, s, hkv, d])?;
-            let attn = ops::attention(&q, &k, &v, spec, None)?.reshape(&[n, hq * d])?;
-            let (o, zo) = proj(Target::O, &layer.o, &attn)?;
-            let x_mid = ops::add(&x, &o)?;
-            let h2 = ops::rms_norm(&x_mid, post_norm, c.rms_norm_eps)?;
-            let (gate, zg) = proj(Target::Gate, &layer.gate, &h2)?;
-            let (up, zu) = proj(Target::Up, &layer.up, &h2)?;
-            let act = ops::swiglu(&gate, &up)?;
-            let (down, zd) = proj(Target::Down, &layer.down, &act)?;
-            let x_out = ops::add(&x_mid, &down)?;
-            if keep {
-                saved.push(LayerActs {
-                    x_in: x,
-                    h1,
-                    z: [zq, zk, zv, zo, zg, zu, zd],
-                    q,
-                    k,
-                    v,
-                    attn,
-                    x_mid,
-                    h2,
-                    gate,
-                    up,
-                    act,
-                });
-            }
-            x = x_out;
-        }
-        let xf = ops::rms_norm(&x, &self.final_norm, c.rms_norm_eps)?;
-        let head = model.lm_head.dtype();
-        let logits = ops::cast(&ops::linear(&ops::cast(&xf, head)?, &model.lm_head)?, DType::F32)?;
-        Ok((logits, x, saved))
+        self.net().evaluate(batches)
     }
 
     /// Loss and the adapters' gradients on `batch` (the mean cross-entropy over its counted
     /// targets, as transformers computes it).
     pub fn loss_and_grads(&self, batch: &TrainBatch) -> Result<StepGrads> {
-        self.check_batch(batch)?;
-        let (model, c) = (self.model, &self.model.config);
-        let dev = &model.device;
-        let (b, s, n) = (batch.batch, batch.seq, batch.rows());
-        let (hq, hkv, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
-        let scale = self.adapter.config.scale();
-        let (logits, x_last, saved) = self.forward(batch, true)?;
-        let targets = Tensor::from_slice(&batch.targets, &[n])?.to_device(dev)?;
-        let ce = ops::cross_entropy(&logits, &targets, IGNORE_INDEX)?;
-        drop(logits);
-        if !ce.loss.is_finite() {
-            return Err(TrainError::input(format!(
-                "the loss is {}: the forward pass overflowed (check the model weights and the batch)",
-                ce.loss
-            )));
-        }
-        let head = model.lm_head.dtype();
-        let (dxf, _) = ops::linear_backward(None, &model.lm_head, &ops::cast(&ce.dlogits, head)?)?;
-        let dxf = ops::cast(&dxf, DType::F32)?;
-        let (mut dx, _) = ops::rms_norm_backward(&x_last, &self.final_norm, &dxf, c.rms_norm_eps)?;
-        let pos: Vec<i32> = (0..n).map(|i| (i % s) as i32).collect();
-        let positions = Tensor::from_slice(&pos, &[b, s])?.to_device(dev)?;
-        let spec = AttentionSpec::new(true, d);
-        // Gradients per (layer, target), gathered back into adapter order at the end.
-        let mut found: Vec<[Option<(Tensor, Tensor)>; 7]> =
-            (0..c.num_layers).map(|_| Default::default()).collect();
-        for (l, (layer, acts)) in model.layers.iter().zip(&saved).enumerate().rev() {
-            let slots = &self.adapter.modules[l];
-            let mut back = |t: Target, lin: &Linear, x: &Tensor, dy: &Tensor| -> Result<Tensor> {
-                let (dx, g) =
-                    lora_backward(x, lin, slots[t.index()].as_ref(), acts.z[t.index()].as_ref(), scale, dy)?;
-                found[l][t.index()] = g;
-                Ok(dx)
-            };
-            // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = rms_norm(x_mid).
-            let d_act = back(Target::Down, &layer.down, &acts.act, &dx)?;
-            let (d_gate, d_up) = ops::swiglu_backward(&acts.gate, &acts.up, &d_act)?;
-            let dh2 = ops::add(
-                &back(Target::Gate, &layer.gate, &acts.h2, &d_gate)?,
-                &back(Target::Up, &layer.up, &acts.h2, &d_up)?,
-            )?;
-            let [input_norm, post_norm] = &self.norms[l];
-            let (dn, _) = ops::rms_norm_backward(&acts.x_mid, post_norm, &dh2, c.rms_norm_eps)?;
-            let dx_mid = ops::add(&dx, &dn)?;
-            // Attention: x_mid = x_in + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
-            let d_attn = back(Target::O, &layer.o, &acts.attn, &dx_mid)?.reshape(&[b, s, hq, d])?;
-            let (dq, dk, dv) = ops::attention_backward(&acts.q, &acts.k, &acts.v, &d_attn, spec, None)?;
-            let dq = ops::rope_backward(&dq, &positions, &model.inv_freq)?.reshape(&[n, hq * d])?;
-            let dk = ops::rope_backward(&dk, &positions, &model.inv_freq)?.reshape(&[n, hkv * d])?;
-            let dv = dv.reshape(&[n, hkv * d])?;
-            let dh1 = ops::add(
-                &ops::add(
-                    &back(Target::Q, &layer.q, &acts.h1, &dq)?,
-                    &back(Target::K, &layer.k, &acts.h1, &dk)?,
-                )?,
-                &back(Target::V, &layer.v, &acts.h1, &dv)?,
-            )?;
-            let (dn, _) = ops::rms_norm_backward(&acts.x_in, input_norm, &dh1, c.rms_norm_eps)?;
-            dx = ops::add(&dx_mid, &dn)?;
-        }
+        let mut back = self.net().backward(batch, false)?;
         let grads = self
             .adapter
             .iter()
             .map(|(l, t, _)| {
-                let (da, db) = found[l][t.index()].take().ok_or_else(|| {
+                let (da, db) = back.lora[l][t.index()].take().ok_or_else(|| {
                     TrainError::input(format!("internal: no gradient for layer {l} {}", t.name()))
                 })?;
                 Ok((l, t, da, db))
             })
             .collect::<Result<_>>()?;
-        Ok(StepGrads { loss: ce.loss, count: ce.count, grads })
+        Ok(StepGrads { loss: back.loss, count: back.count, grads })
     }
 
     /// One AdamW update of every adapter weight with `grads` at learning rate `lr`.
@@ -438,6 +291,251 @@ impl<'m> LoraTrainer<'m> {
     }
 }
 
+/// The network a step runs: the base model, an optional adapter, and f32 norm weights.
+pub(crate) struct Net<'a> {
+    pub model: &'a LlamaModel,
+    pub adapter: Option<&'a LoraAdapter>,
+    pub norms: &'a [[Tensor; 2]],
+    pub final_norm: &'a Tensor,
+}
+
+/// What the forward hands the backward.
+struct Forward {
+    logits: Tensor,
+    /// The residual stream after the last layer, and its final norm.
+    x_last: Tensor,
+    xf: Tensor,
+    saved: Vec<LayerActs>,
+}
+
+/// The result of [`Net::backward`].
+pub(crate) struct Backward {
+    pub loss: f32,
+    pub count: usize,
+    /// `lora[layer][target]`: `(dA, dB)` of each adapted projection.
+    pub lora: Vec<[Option<(Tensor, Tensor)>; 7]>,
+    pub full: Option<FullGrads>,
+}
+
+/// Gradients of every base weight (full fine-tuning), f32.
+pub struct FullGrads {
+    /// `[vocab, hidden]`; with tied embeddings it includes the head's gradient.
+    pub embed: Tensor,
+    pub layers: Vec<LayerGrads>,
+    pub norm: Tensor,
+    /// `[vocab, hidden]`, or `None` when the head is the (tied) embedding.
+    pub lm_head: Option<Tensor>,
+}
+
+/// One layer's weight gradients; `proj` in [`Target::ALL`] order.
+pub struct LayerGrads {
+    pub input_norm: Tensor,
+    pub post_norm: Tensor,
+    pub proj: [Tensor; 7],
+}
+
+impl Net<'_> {
+    fn slot(&self, layer: usize, t: Target) -> Option<&LoraModule> {
+        self.adapter.and_then(|a| a.modules[layer][t.index()].as_ref())
+    }
+
+    pub(crate) fn check_batch(&self, batch: &TrainBatch) -> Result<()> {
+        let c = &self.model.config;
+        let n = batch.rows();
+        if batch.ids.len() != n || batch.targets.len() != n || n == 0 {
+            return Err(TrainError::input(format!(
+                "batch of {}×{} needs {n} ids and targets, got {} and {}",
+                batch.batch,
+                batch.seq,
+                batch.ids.len(),
+                batch.targets.len()
+            )));
+        }
+        if batch.seq > c.max_position_embeddings {
+            return Err(TrainError::input(format!(
+                "sequences of {} tokens exceed the model's context of {}",
+                batch.seq, c.max_position_embeddings
+            )));
+        }
+        if let Some(i) = batch.ids.iter().position(|&t| t < 0 || t as usize >= c.vocab_size) {
+            return Err(TrainError::input(format!(
+                "token id {} at position {i} of the batch is outside the vocabulary of {}",
+                batch.ids[i], c.vocab_size
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn logits(&self, batch: &TrainBatch) -> Result<Tensor> {
+        self.check_batch(batch)?;
+        Ok(self.forward(batch, false)?.logits)
+    }
+
+    pub(crate) fn evaluate(&self, batches: &[TrainBatch]) -> Result<f32> {
+        let (mut total, mut count) = (0f64, 0usize);
+        for batch in batches {
+            let logits = self.logits(batch)?;
+            let t = Tensor::from_slice(&batch.targets, &[batch.rows()])?.to_device(&self.model.device)?;
+            let ce = ops::cross_entropy(&logits, &t, IGNORE_INDEX)?;
+            total += f64::from(ce.loss) * ce.count as f64;
+            count += ce.count;
+        }
+        Ok(if count == 0 { 0.0 } else { (total / count as f64) as f32 })
+    }
+
+    /// The training forward: the logits and, when `keep`, what the backward needs.
+    fn forward(&self, batch: &TrainBatch, keep: bool) -> Result<Forward> {
+        let (model, c) = (self.model, &self.model.config);
+        let dev = &model.device;
+        let (b, s, n) = (batch.batch, batch.seq, batch.rows());
+        let (hq, hkv, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let scale = self.adapter.map_or(1.0, |a| a.config.scale());
+        let ids = Tensor::from_slice(&batch.ids, &[n])?.to_device(dev)?;
+        let pos: Vec<i32> = (0..n).map(|i| (i % s) as i32).collect();
+        let positions = Tensor::from_slice(&pos, &[b, s])?.to_device(dev)?;
+        let spec = AttentionSpec::new(true, d);
+        let mut x = ops::cast(&ops::embedding(&model.embed, &ids)?, DType::F32)?;
+        let mut saved = Vec::new();
+        for (l, layer) in model.layers.iter().enumerate() {
+            let proj = |t: Target, lin: &Linear, x: &Tensor| lora_forward(x, lin, self.slot(l, t), scale);
+            let [input_norm, post_norm] = &self.norms[l];
+            let h1 = ops::rms_norm(&x, input_norm, c.rms_norm_eps)?;
+            let (q, zq) = proj(Target::Q, &layer.q, &h1)?;
+            let (k, zk) = proj(Target::K, &layer.k, &h1)?;
+            let (v, zv) = proj(Target::V, &layer.v, &h1)?;
+            let q = ops::rope(&q.reshape(&[b, s, hq, d])?, &positions, &model.inv_freq)?;
+            let k = ops::rope(&k.reshape(&[b, s, hkv, d])?, &positions, &model.inv_freq)?;
+            let v = v.reshape(&[b, s, hkv, d])?;
+            let attn = ops::attention(&q, &k, &v, spec, None)?.reshape(&[n, hq * d])?;
+            let (o, zo) = proj(Target::O, &layer.o, &attn)?;
+            let x_mid = ops::add(&x, &o)?;
+            let h2 = ops::rms_norm(&x_mid, post_norm, c.rms_norm_eps)?;
+            let (gate, zg) = proj(Target::Gate, &layer.gate, &h2)?;
+            let (up, zu) = proj(Target::Up, &layer.up, &h2)?;
+            let act = ops::swiglu(&gate, &up)?;
+            let (down, zd) = proj(Target::Down, &layer.down, &act)?;
+            let x_out = ops::add(&x_mid, &down)?;
+            if keep {
+                saved.push(LayerActs {
+                    x_in: x,
+                    h1,
+                    z: [zq, zk, zv, zo, zg, zu, zd],
+                    q,
+                    k,
+                    v,
+                    attn,
+                    x_mid,
+                    h2,
+                    gate,
+                    up,
+                    act,
+                });
+            }
+            x = x_out;
+        }
+        let xf = ops::rms_norm(&x, self.final_norm, c.rms_norm_eps)?;
+        let head = model.lm_head.dtype();
+        let logits = ops::cast(&ops::linear(&ops::cast(&xf, head)?, &model.lm_head)?, DType::F32)?;
+        Ok(Forward { logits, x_last: x, xf, saved })
+    }
+
+    /// Loss and gradients: the adapters' always, every base weight's too when `full`.
+    pub(crate) fn backward(&self, batch: &TrainBatch, full: bool) -> Result<Backward> {
+        self.check_batch(batch)?;
+        let (model, c) = (self.model, &self.model.config);
+        let dev = &model.device;
+        let (b, s, n) = (batch.batch, batch.seq, batch.rows());
+        let (hq, hkv, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
+        let scale = self.adapter.map_or(1.0, |a| a.config.scale());
+        let Forward { logits, x_last, xf, saved } = self.forward(batch, true)?;
+        let targets = Tensor::from_slice(&batch.targets, &[n])?.to_device(dev)?;
+        let ce = ops::cross_entropy(&logits, &targets, IGNORE_INDEX)?;
+        drop(logits);
+        if !ce.loss.is_finite() {
+            return Err(TrainError::input(format!(
+                "the loss is {}: the forward pass overflowed (check the model weights and the batch)",
+                ce.loss
+            )));
+        }
+        let head = model.lm_head.dtype();
+        let xf = full.then_some(&xf);
+        let (dxf, d_head) = ops::linear_backward(xf, &model.lm_head, &ops::cast(&ce.dlogits, head)?)?;
+        let dxf = ops::cast(&dxf, DType::F32)?;
+        let (mut dx, d_norm) = ops::rms_norm_backward(&x_last, self.final_norm, &dxf, c.rms_norm_eps)?;
+        let mut layer_grads: Vec<Option<LayerGrads>> = (0..c.num_layers).map(|_| None).collect();
+        let pos: Vec<i32> = (0..n).map(|i| (i % s) as i32).collect();
+        let positions = Tensor::from_slice(&pos, &[b, s])?.to_device(dev)?;
+        let spec = AttentionSpec::new(true, d);
+        // Gradients per (layer, target), gathered back into adapter order at the end.
+        let mut lora: Vec<[Option<(Tensor, Tensor)>; 7]> =
+            (0..c.num_layers).map(|_| Default::default()).collect();
+        for (l, (layer, acts)) in model.layers.iter().zip(&saved).enumerate().rev() {
+            let mut d_proj: [Option<Tensor>; 7] = Default::default();
+            let mut back = |t: Target, lin: &Linear, x: &Tensor, dy: &Tensor| -> Result<Tensor> {
+                let z = acts.z[t.index()].as_ref();
+                let (dx, g, dw) = lora_backward(x, lin, self.slot(l, t), z, scale, dy, full)?;
+                lora[l][t.index()] = g;
+                d_proj[t.index()] = dw;
+                Ok(dx)
+            };
+            // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = rms_norm(x_mid).
+            let d_act = back(Target::Down, &layer.down, &acts.act, &dx)?;
+            let (d_gate, d_up) = ops::swiglu_backward(&acts.gate, &acts.up, &d_act)?;
+            let dh2 = ops::add(
+                &back(Target::Gate, &layer.gate, &acts.h2, &d_gate)?,
+                &back(Target::Up, &layer.up, &acts.h2, &d_up)?,
+            )?;
+            let [input_norm, post_norm] = &self.norms[l];
+            let (dn, d_post) = ops::rms_norm_backward(&acts.x_mid, post_norm, &dh2, c.rms_norm_eps)?;
+            let dx_mid = ops::add(&dx, &dn)?;
+            // Attention: x_mid = x_in + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
+            let d_attn = back(Target::O, &layer.o, &acts.attn, &dx_mid)?.reshape(&[b, s, hq, d])?;
+            let (dq, dk, dv) = ops::attention_backward(&acts.q, &acts.k, &acts.v, &d_attn, spec, None)?;
+            let dq = ops::rope_backward(&dq, &positions, &model.inv_freq)?.reshape(&[n, hq * d])?;
+            let dk = ops::rope_backward(&dk, &positions, &model.inv_freq)?.reshape(&[n, hkv * d])?;
+            let dv = dv.reshape(&[n, hkv * d])?;
+            let dh1 = ops::add(
+                &ops::add(
+                    &back(Target::Q, &layer.q, &acts.h1, &dq)?,
+                    &back(Target::K, &layer.k, &acts.h1, &dk)?,
+                )?,
+                &back(Target::V, &layer.v, &acts.h1, &dv)?,
+            )?;
+            let (dn, d_input) = ops::rms_norm_backward(&acts.x_in, input_norm, &dh1, c.rms_norm_eps)?;
+            dx = ops::add(&dx_mid, &dn)?;
+            if full {
+                let proj = d_proj
+                    .map(|g| g.ok_or_else(|| TrainError::input("internal: a projection lost its gradient")));
+                let [q, k, v, o, g, u, dd] = proj;
+                layer_grads[l] = Some(LayerGrads {
+                    input_norm: d_input,
+                    post_norm: d_post,
+                    proj: [q?, k?, v?, o?, g?, u?, dd?],
+                });
+            }
+        }
+        let full_grads = if full {
+            let ids = Tensor::from_slice(&batch.ids, &[n])?.to_device(dev)?;
+            let mut embed = ops::embedding_backward(&ids, &dx, c.vocab_size)?;
+            let mut lm_head = d_head;
+            if c.tie_word_embeddings {
+                // One matrix serves as the embedding and the head: its gradient is the sum.
+                if let Some(h) = lm_head.take() {
+                    embed = ops::add(&embed, &h)?;
+                }
+            }
+            let layers = layer_grads
+                .into_iter()
+                .map(|g| g.ok_or_else(|| TrainError::input("internal: a layer lost its gradients")))
+                .collect::<Result<_>>()?;
+            Some(FullGrads { embed, layers, norm: d_norm, lm_head })
+        } else {
+            None
+        };
+        Ok(Backward { loss: ce.loss, count: ce.count, lora, full: full_grads })
+    }
+}
+
 /// `y = x Wᵀ (+ bias) + scale · (x Aᵀ) Bᵀ`; returns y and the saved `z = scale · x Aᵀ`.
 fn lora_forward(
     x: &Tensor,
@@ -456,8 +554,8 @@ fn lora_forward(
     }
 }
 
-/// Backward of [`lora_forward`] with the base frozen: `dx = dy W + scale · (dy B) A`,
-/// `dB = dyᵀ z`, `dA = scale · (dy B)ᵀ x`.
+/// Backward of [`lora_forward`]: `dx = dy W + scale · (dy B) A`, `dB = dyᵀ z`,
+/// `dA = scale · (dy B)ᵀ x`, and with `want_dw` the base weight's `dW = dyᵀ x` (full mode).
 fn lora_backward(
     x: &Tensor,
     lin: &Linear,
@@ -465,13 +563,20 @@ fn lora_backward(
     z: Option<&Tensor>,
     scale: f32,
     dy: &Tensor,
-) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
-    let (dx, _) = ops::linear_backward(None, &lin.weight, &ops::cast(dy, lin.weight.dtype())?)?;
+    want_dw: bool,
+) -> Result<LinearGrads> {
+    let wdt = lin.weight.dtype();
+    let xw = if want_dw { Some(ops::cast(x, wdt)?) } else { None };
+    let (dx, dw) = ops::linear_backward(xw.as_ref(), &lin.weight, &ops::cast(dy, wdt)?)?;
     let dx = ops::cast(&dx, DType::F32)?;
-    let (Some(m), Some(z)) = (module, z) else { return Ok((dx, None)) };
+    let dw = dw.map(|g| ops::cast(&g, DType::F32)).transpose()?;
+    let (Some(m), Some(z)) = (module, z) else { return Ok((dx, None, dw)) };
     let (dz, db) = ops::linear_backward(Some(z), &m.b, dy)?;
     let du = ops::scale(&dz, scale)?;
     let (dx_lora, da) = ops::linear_backward(Some(x), &m.a, &du)?;
     let (da, db) = (da.expect("x was given"), db.expect("z was given"));
-    Ok((ops::add(&dx, &dx_lora)?, Some((da, db))))
+    Ok((ops::add(&dx, &dx_lora)?, Some((da, db)), dw))
 }
+
+/// `(dx, (dA, dB) of an adapter, dW of the base)`.
+type LinearGrads = (Tensor, Option<(Tensor, Tensor)>, Option<Tensor>);

@@ -1,0 +1,159 @@
+//! Full fine-tuning: every weight of an f32 Llama-family model trains (embedding, norms, the
+//! seven projections of each layer, the final norm, and the head unless it is tied to the
+//! embedding). The same forward and backward as LoRA ([`crate::train`]), asked for every
+//! weight's gradient; AdamW updates the model's own tensors in place. This is how the small
+//! built-in base model is pretrained.
+
+use ragtune_compute::ops::{self, AdamW};
+use ragtune_compute::{DType, Tensor};
+use ragtune_runtime::LlamaModel;
+
+use crate::error::{Result, TrainError};
+use crate::train::{FullGrads, Net, TrainBatch};
+
+/// Loss and every weight's gradient of one batch.
+pub struct FullStepGrads {
+    pub loss: f32,
+    pub count: usize,
+    pub grads: FullGrads,
+}
+
+/// A full fine-tuning session: the model (owned: training changes it), AdamW moments per weight
+/// and the step count.
+pub struct FullTrainer {
+    pub model: LlamaModel,
+    pub optimizer: AdamW,
+    pub step: u64,
+    /// `(m, v)` per weight, in [`FullTrainer::weights_mut`] order.
+    moments: Vec<[Tensor; 2]>,
+}
+
+impl FullTrainer {
+    /// Train every weight of `model`, which must be f32 (its weights are the master weights)
+    /// and without linear biases (their gradients are not computed yet).
+    pub fn new(mut model: LlamaModel, optimizer: AdamW) -> Result<FullTrainer> {
+        if model.dtype != DType::F32 {
+            return Err(TrainError::input(format!(
+                "full fine-tuning trains the model's own weights, which must be f32 (it is {}); load it with DType::F32",
+                model.dtype
+            )));
+        }
+        let c = &model.config;
+        if c.qkv_bias || c.o_bias || c.mlp_bias {
+            return Err(TrainError::input(
+                "full fine-tuning of a model with linear biases (Qwen2's q/k/v) is not supported yet; use LoRA",
+            ));
+        }
+        let attached = model.layers.iter().any(|l| {
+            [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().any(|lin| lin.lora.is_some())
+        });
+        if attached {
+            return Err(TrainError::input(
+                "the model has an adapter attached; merge it before full fine-tuning",
+            ));
+        }
+        let device = model.device.clone();
+        let moments = weights_mut(&mut model)
+            .into_iter()
+            .map(|w| {
+                let z = || Tensor::zeros(w.shape(), DType::F32, &device);
+                Ok([z()?, z()?])
+            })
+            .collect::<Result<_>>()?;
+        Ok(FullTrainer { model, optimizer, step: 0, moments })
+    }
+
+    /// How many weights train.
+    pub fn num_params(&mut self) -> usize {
+        weights_mut(&mut self.model).iter().map(|w| w.numel()).sum()
+    }
+
+    fn with_net<R>(&self, f: impl FnOnce(&Net<'_>) -> Result<R>) -> Result<R> {
+        // The norms are f32 already: these are shared views, not copies.
+        let norms: Vec<[Tensor; 2]> =
+            self.model.layers.iter().map(|l| [l.input_norm.clone(), l.post_norm.clone()]).collect();
+        f(&Net { model: &self.model, adapter: None, norms: &norms, final_norm: &self.model.norm })
+    }
+
+    /// Logits `[N, vocab]` (no activations kept).
+    pub fn logits(&self, batch: &TrainBatch) -> Result<Tensor> {
+        self.with_net(|net| net.logits(batch))
+    }
+
+    /// The mean loss over the counted targets of `batches` (token-weighted), without gradients.
+    pub fn evaluate(&self, batches: &[TrainBatch]) -> Result<f32> {
+        self.with_net(|net| net.evaluate(batches))
+    }
+
+    /// Loss and every weight's gradient on `batch`.
+    pub fn loss_and_grads(&self, batch: &TrainBatch) -> Result<FullStepGrads> {
+        let back = self.with_net(|net| net.backward(batch, true))?;
+        let grads = back
+            .full
+            .ok_or_else(|| TrainError::input("internal: the backward returned no weight gradients"))?;
+        Ok(FullStepGrads { loss: back.loss, count: back.count, grads })
+    }
+
+    /// One AdamW update of every weight at learning rate `lr`.
+    pub fn apply(&mut self, grads: &FullStepGrads, lr: f32) -> Result<()> {
+        let g = flatten(&grads.grads);
+        let tied = self.model.config.tie_word_embeddings;
+        let weights = weights_mut(&mut self.model);
+        if g.len() != weights.len() {
+            return Err(TrainError::input(format!("{} gradients for {} weights", g.len(), weights.len())));
+        }
+        self.step += 1;
+        for ((w, g), [m, v]) in weights.into_iter().zip(g).zip(self.moments.iter_mut()) {
+            ops::adamw_step(w, g, m, v, &self.optimizer, lr, self.step)?;
+        }
+        if tied {
+            // The update copied the shared embedding (copy-on-write); the head must see it.
+            self.model.lm_head = self.model.embed.clone();
+        }
+        Ok(())
+    }
+
+    /// Loss and gradients on `batch`, then one update; returns the loss before the update.
+    pub fn train_step(&mut self, batch: &TrainBatch, lr: f32) -> Result<f32> {
+        let grads = self.loss_and_grads(batch)?;
+        self.apply(&grads, lr)?;
+        Ok(grads.loss)
+    }
+}
+
+/// Every trainable weight: the embedding; per layer the input norm, q, k, v, o, the
+/// post-attention norm, gate, up, down; the final norm; the head unless tied.
+fn weights_mut(model: &mut LlamaModel) -> Vec<&mut Tensor> {
+    let tied = model.config.tie_word_embeddings;
+    let mut out = vec![&mut model.embed];
+    for l in model.layers.iter_mut() {
+        out.extend([
+            &mut l.input_norm,
+            &mut l.q.weight,
+            &mut l.k.weight,
+            &mut l.v.weight,
+            &mut l.o.weight,
+            &mut l.post_norm,
+            &mut l.gate.weight,
+            &mut l.up.weight,
+            &mut l.down.weight,
+        ]);
+    }
+    out.push(&mut model.norm);
+    if !tied {
+        out.push(&mut model.lm_head);
+    }
+    out
+}
+
+/// The gradients in [`weights_mut`] order.
+pub fn flatten(g: &FullGrads) -> Vec<&Tensor> {
+    let mut out = vec![&g.embed];
+    for l in &g.layers {
+        let [q, k, v, o, gate, up, down] = &l.proj;
+        out.extend([&l.input_norm, q, k, v, o, &l.post_norm, gate, up, down]);
+    }
+    out.push(&g.norm);
+    out.extend(g.lm_head.as_ref());
+    out
+}
