@@ -12,12 +12,23 @@ use ragtune_compute::ops::AdamW;
 use ragtune_runtime::load_causal_lm;
 use ragtune_trainer::checkpoint::{load_checkpoint, save_checkpoint};
 use ragtune_trainer::data::{Sampler, collate, read_jsonl};
+use ragtune_trainer::full::FullStepGrads;
+use ragtune_trainer::merge::save_model_folder;
 use ragtune_trainer::peft::save_adapter;
 use ragtune_trainer::schedule::warmup_cosine;
-use ragtune_trainer::{LoraAdapter, LoraConfig, LoraTrainer, StepGrads, Target};
+use ragtune_trainer::{FullTrainer, LoraAdapter, LoraConfig, LoraTrainer, StepGrads, Target};
 
 use crate::generate::{device, dtype};
 use crate::progress::bar;
+
+/// What trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Low-rank adapters on the chosen projections; the base stays frozen. Writes a PEFT adapter.
+    Lora,
+    /// Every weight (f32). Writes a whole Hugging Face model folder.
+    Full,
+}
 
 #[derive(clap::Args)]
 pub struct FinetuneArgs {
@@ -33,6 +44,9 @@ pub struct FinetuneArgs {
     /// Folder for the PEFT adapter (adapter_config.json, adapter_model.safetensors).
     #[arg(long)]
     out: PathBuf,
+    /// lora (adapters, base frozen) or full (every weight).
+    #[arg(long, value_enum, default_value = "lora")]
+    mode: Mode,
     /// Optimizer steps.
     #[arg(long, default_value_t = 100)]
     steps: u64,
@@ -107,6 +121,19 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     if !(args.grad_clip >= 0.0 && args.grad_clip.is_finite()) {
         bail!("--grad-clip {} must be a finite number >= 0 (0 turns clipping off)", args.grad_clip);
     }
+    if args.mode == Mode::Full {
+        if args.checkpoint_every > 0 || args.resume.is_some() {
+            bail!("--checkpoint-every and --resume work with --mode lora only for now");
+        }
+        if !args.model.join("config.json").is_file() {
+            bail!(
+                "--mode full writes a Hugging Face folder: --model must be one (with config.json), not a .gguf file"
+            );
+        }
+        if dtype(&args.dtype)? != ragtune_compute::DType::F32 {
+            bail!("--mode full trains f32 master weights: use --dtype f32");
+        }
+    }
     let targets = parse_targets(&args.targets)?;
     let device = device(&args.device, json)?;
     let (model, tokenizer) = load_causal_lm(&args.model, dtype(&args.dtype)?, device.clone())
@@ -125,6 +152,9 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
                 .collect::<ragtune_trainer::Result<Vec<_>>>()?
         }
     };
+    if args.mode == Mode::Full {
+        return run_full(&args, json, model, &examples, &eval, eos);
+    }
     let config = LoraConfig {
         r: args.lora_r,
         alpha: args.lora_alpha,
@@ -251,6 +281,67 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         if let (Some(b), Some(a)) = (eval_before, eval_after) {
             println!("held-out loss {b:.4} -> {a:.4}");
         }
+    }
+    Ok(())
+}
+
+/// `--mode full`: every weight trains; the result is a whole model folder in `--out`.
+fn run_full(
+    args: &FinetuneArgs,
+    json: bool,
+    model: ragtune_runtime::LlamaModel,
+    examples: &[ragtune_trainer::data::Example],
+    eval: &[ragtune_trainer::TrainBatch],
+    eos: Option<u32>,
+) -> Result<()> {
+    let optimizer = AdamW { weight_decay: args.weight_decay, ..AdamW::default() };
+    let mut trainer = FullTrainer::new(model, optimizer)?;
+    let params = trainer.num_params();
+    let eval_before = if eval.is_empty() { None } else { Some(trainer.evaluate(eval)?) };
+    let mut sampler = Sampler::new(examples.len(), args.seed);
+    let pad = eos.unwrap_or(0) as i32;
+    let progress = bar(args.steps, "finetune", "steps", json);
+    let start = Instant::now();
+    let (mut losses, mut norms, mut tokens) = (Vec::new(), Vec::new(), 0usize);
+    for step in 1..=args.steps {
+        let mut parts = Vec::with_capacity(args.accumulate);
+        for _ in 0..args.accumulate {
+            let picked: Vec<_> = sampler.take(args.batch_size).into_iter().map(|i| &examples[i]).collect();
+            let batch = collate(&picked, pad)?;
+            tokens += batch.ids.len();
+            parts.push(trainer.loss_and_grads(&batch).with_context(|| format!("step {step}"))?);
+        }
+        let mut grads = FullStepGrads::accumulate(parts)?;
+        if args.grad_clip > 0.0 {
+            norms.push(grads.clip(args.grad_clip).with_context(|| format!("step {step}: lower --lr"))?);
+        }
+        trainer.apply(&grads, warmup_cosine(args.lr, step - 1, args.steps, args.warmup_steps))?;
+        losses.push(grads.loss);
+        progress.set_message(format!("loss {:.4}", grads.loss));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    let eval_after = if eval.is_empty() { None } else { Some(trainer.evaluate(eval)?) };
+    save_model_folder(&trainer.model, &args.model, &args.out)
+        .with_context(|| format!("writing the model to {}", args.out.display()))?;
+    if json {
+        let summary = serde_json::json!({
+            "out": args.out.display().to_string(), "mode": "full", "examples": examples.len(),
+            "steps": args.steps, "trainable_params": params, "losses": losses, "grad_norms": norms,
+            "eval_loss_before": eval_before, "eval_loss_after": eval_after, "tokens": tokens,
+            "seconds": secs, "tokens_per_second": tokens as f64 / secs.max(1e-9),
+        });
+        println!("{summary}");
+    } else {
+        let (first, last) =
+            (losses.first().copied().unwrap_or(f32::NAN), losses.last().copied().unwrap_or(f32::NAN));
+        println!(
+            "trained all {params} weights for {} steps: loss {first:.4} -> {last:.4}, {:.0} tokens/s; model written to {}",
+            args.steps,
+            tokens as f64 / secs.max(1e-9),
+            args.out.display()
+        );
     }
     Ok(())
 }

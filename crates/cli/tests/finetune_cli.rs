@@ -184,14 +184,10 @@ fn finetune(data: &Path, out: &Path, extra: &[&str]) -> Result<serde_json::Value
         data.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-        "--lr",
-        "1e-2",
         "--lora-r",
         "4",
         "--targets",
         "q_proj,v_proj,down_proj",
-        "--batch-size",
-        "2",
         "--warmup-steps",
         "2",
         "--device",
@@ -213,9 +209,19 @@ fn a_resumed_run_continues_the_same_loss_trajectory() {
     let data = d.join("data.jsonl");
     std::fs::write(&data, DATA).unwrap();
     let (a, b) = (d.join("a"), d.join("b"));
-    let full = finetune(&data, &a, &["--steps", "6", "--checkpoint-every", "3"]).unwrap();
+    let full = finetune(
+        &data,
+        &a,
+        &["--steps", "6", "--checkpoint-every", "3", "--lr", "1e-2", "--batch-size", "2"],
+    )
+    .unwrap();
     let ck = a.join("checkpoint-3");
-    let resumed = finetune(&data, &b, &["--steps", "6", "--resume", ck.to_str().unwrap()]).unwrap();
+    let resumed = finetune(
+        &data,
+        &b,
+        &["--steps", "6", "--lr", "1e-2", "--batch-size", "2", "--resume", ck.to_str().unwrap()],
+    )
+    .unwrap();
     let losses = |v: &serde_json::Value| -> Vec<f64> {
         v["losses"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
     };
@@ -229,15 +235,68 @@ fn a_resumed_run_continues_the_same_loss_trajectory() {
     assert_eq!(weights(&a), weights(&a.join("checkpoint-6/adapter")));
 
     // Other settings, or a damaged checkpoint, are refused with the reason.
-    let err =
-        finetune(&data, &b, &["--steps", "6", "--seed", "1", "--resume", ck.to_str().unwrap()]).unwrap_err();
+    let err = finetune(
+        &data,
+        &b,
+        &[
+            "--steps",
+            "6",
+            "--lr",
+            "1e-2",
+            "--batch-size",
+            "2",
+            "--seed",
+            "1",
+            "--resume",
+            ck.to_str().unwrap(),
+        ],
+    )
+    .unwrap_err();
     assert!(err.contains("`seed`"), "{err}");
     let opt = ck.join("optimizer.safetensors");
     let mut bytes = std::fs::read(&opt).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&opt, bytes).unwrap();
-    let err = finetune(&data, &b, &["--steps", "6", "--resume", ck.to_str().unwrap()]).unwrap_err();
+    let err = finetune(
+        &data,
+        &b,
+        &["--steps", "6", "--lr", "1e-2", "--batch-size", "2", "--resume", ck.to_str().unwrap()],
+    )
+    .unwrap_err();
     assert!(err.contains("checksum mismatch"), "{err}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn full_mode_writes_a_model_folder_that_answers_like_its_training_data() {
+    let d = dir("full");
+    let data = d.join("data.jsonl");
+    std::fs::write(&data, DATA).unwrap();
+    let out = d.join("model");
+    let summary =
+        finetune(&data, &out, &["--mode", "full", "--steps", "20", "--lr", "3e-3", "--batch-size", "3"])
+            .unwrap();
+    let losses: Vec<f64> =
+        summary["losses"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!(losses[19] < 0.1 * losses[0], "{losses:?}");
+    assert!(out.join("config.json").is_file() && out.join("tokenizer.json").is_file());
+    let r = ragtune(&[
+        "generate",
+        "--model",
+        out.to_str().unwrap(),
+        "--prompt",
+        "Question: What is the capital of France? Answer:",
+        "--max-tokens",
+        "8",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["text"], " Paris.");
+    let err = finetune(&data, &out, &["--mode", "full", "--steps", "2", "--dtype", "bf16"]).unwrap_err();
+    assert!(err.contains("--dtype f32"), "{err}");
     std::fs::remove_dir_all(&d).unwrap();
 }

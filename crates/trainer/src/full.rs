@@ -18,6 +18,59 @@ pub struct FullStepGrads {
     pub grads: FullGrads,
 }
 
+impl FullStepGrads {
+    /// Merge micro-batches, each weighted by its share of the counted tokens (as
+    /// [`crate::StepGrads::accumulate`]).
+    pub fn accumulate(parts: Vec<FullStepGrads>) -> Result<FullStepGrads> {
+        let total: usize = parts.iter().map(|p| p.count).sum();
+        let w = |p: &FullStepGrads| if total == 0 { 0.0 } else { p.count as f32 / total as f32 };
+        let mut parts = parts.into_iter();
+        let first = parts.next().ok_or_else(|| TrainError::input("no micro-batch to accumulate"))?;
+        let w0 = w(&first);
+        let mut loss = f64::from(first.loss) * f64::from(w0);
+        let mut acc: Vec<Tensor> =
+            flatten(&first.grads).into_iter().map(|g| ops::scale(g, w0)).collect::<Result<_, _>>()?;
+        for p in parts {
+            let wp = w(&p);
+            loss += f64::from(p.loss) * f64::from(wp);
+            for (a, g) in acc.iter_mut().zip(flatten(&p.grads)) {
+                *a = ops::add(a, &ops::scale(g, wp)?)?;
+            }
+        }
+        Ok(FullStepGrads { loss: loss as f32, count: total, grads: unflatten(acc, &first.grads)? })
+    }
+
+    /// Clip every gradient together by the global L2 norm; returns the norm before clipping.
+    pub fn clip(&mut self, max_norm: f32) -> Result<f32> {
+        let mut flat: Vec<Tensor> = flatten(&self.grads).into_iter().cloned().collect();
+        let norm = ops::clip_grad_norm(&mut flat, max_norm)?;
+        self.grads = unflatten(flat, &self.grads)?;
+        Ok(norm)
+    }
+}
+
+/// Gradients in [`flatten`] order back into the structure of `like`.
+fn unflatten(flat: Vec<Tensor>, like: &FullGrads) -> Result<FullGrads> {
+    if flat.len() != flatten(like).len() {
+        return Err(TrainError::input("internal: gradient count changed"));
+    }
+    let mut it = flat.into_iter();
+    let mut next = || it.next().expect("length checked");
+    let embed = next();
+    let layers = like
+        .layers
+        .iter()
+        .map(|_| {
+            let (input_norm, q, k, v, o, post_norm) = (next(), next(), next(), next(), next(), next());
+            let (gate, up, down) = (next(), next(), next());
+            crate::train::LayerGrads { input_norm, post_norm, proj: [q, k, v, o, gate, up, down] }
+        })
+        .collect();
+    let norm = next();
+    let lm_head = like.lm_head.as_ref().map(|_| next());
+    Ok(FullGrads { embed, layers, norm, lm_head })
+}
+
 /// A full fine-tuning session: the model (owned: training changes it), AdamW moments per weight
 /// and the step count.
 pub struct FullTrainer {

@@ -1,14 +1,15 @@
 //! Merging an adapter into its base: `W += scale · B A` for every adapted projection, written
-//! as a Hugging Face folder that any loader (ragtune, transformers) reads as a plain model.
+//! as a Hugging Face folder that any loader (ragtune, transformers) reads as a plain model; and
+//! writing a fully fine-tuned model the same way.
 
 use std::path::Path;
 
 use ragtune_compute::{DType, Device, Tensor, ops};
-use ragtune_runtime::Weights;
+use ragtune_runtime::{LlamaModel, Weights};
 use safetensors::Dtype as StDtype;
 
 use crate::error::{Result, TrainError};
-use crate::lora::LoraAdapter;
+use crate::lora::{LoraAdapter, Target};
 
 fn st_dtype(name: &str, dtype: DType) -> Result<StDtype> {
     Ok(match dtype {
@@ -60,24 +61,65 @@ pub fn merge_to_folder(model_dir: &Path, adapter: &LoraAdapter, out: &Path) -> R
     }
     let mut names: Vec<&str> = weights.names().collect();
     names.sort_unstable();
-    let mut views = Vec::with_capacity(names.len());
-    for name in &names {
-        let t = merged.get(*name).map_or_else(|| weights.raw(name), Ok)?;
+    let tensors = names
+        .iter()
+        .map(|name| Ok((name.to_string(), merged.get(*name).map_or_else(|| weights.raw(name), Ok)?.clone())))
+        .collect::<Result<Vec<_>>>()?;
+    write_folder(&tensors, model_dir, out)
+}
+
+/// Write a fully trained `model` (f32) as a Hugging Face folder in `out`, with the config and
+/// tokenizer files of `source_dir` (the folder it was loaded from).
+pub fn save_model_folder(model: &LlamaModel, source_dir: &Path, out: &Path) -> Result<()> {
+    let mut tensors = vec![("model.embed_tokens.weight".to_string(), model.embed.clone())];
+    for (l, layer) in model.layers.iter().enumerate() {
+        let p = format!("model.layers.{l}");
+        tensors.push((format!("{p}.input_layernorm.weight"), layer.input_norm.clone()));
+        tensors.push((format!("{p}.post_attention_layernorm.weight"), layer.post_norm.clone()));
+        for t in Target::ALL {
+            let lin = match t {
+                Target::Q => &layer.q,
+                Target::K => &layer.k,
+                Target::V => &layer.v,
+                Target::O => &layer.o,
+                Target::Gate => &layer.gate,
+                Target::Up => &layer.up,
+                Target::Down => &layer.down,
+            };
+            tensors.push((format!("{p}.{}.weight", t.path()), lin.weight.clone()));
+            if let Some(b) = &lin.bias {
+                tensors.push((format!("{p}.{}.bias", t.path()), b.clone()));
+            }
+        }
+    }
+    tensors.push(("model.norm.weight".to_string(), model.norm.clone()));
+    if !model.config.tie_word_embeddings {
+        tensors.push(("lm_head.weight".to_string(), model.lm_head.clone()));
+    }
+    let tensors = tensors.into_iter().map(|(n, t)| Ok((n, t.to_host()?))).collect::<Result<Vec<_>>>()?;
+    write_folder(&tensors, source_dir, out)
+}
+
+/// `model.safetensors` of `tensors` plus copies of `source_dir`'s JSON, tokenizer and text
+/// files, each written under a temporary name and renamed.
+fn write_folder(tensors: &[(String, Tensor)], source_dir: &Path, out: &Path) -> Result<()> {
+    let mut views = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
         let bytes =
             t.host_bytes().ok_or_else(|| TrainError::input(format!("tensor `{name}` is not on the host")))?;
         let view =
             safetensors::tensor::TensorView::new(st_dtype(name, t.dtype())?, t.shape().to_vec(), bytes)
                 .map_err(|e| TrainError::format(out.display(), format!("tensor `{name}`: {e}")))?;
-        views.push((name.to_string(), view));
+        views.push((name.clone(), view));
     }
     let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
     let bytes = safetensors::serialize(views, metadata)
-        .map_err(|e| TrainError::format(out.display(), format!("cannot serialise the merged model: {e}")))?;
+        .map_err(|e| TrainError::format(out.display(), format!("cannot serialise the model: {e}")))?;
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     write_atomic(&out.join("model.safetensors"), &bytes)?;
-    let entries = std::fs::read_dir(model_dir).map_err(|e| TrainError::io(model_dir, e))?;
+    let entries = std::fs::read_dir(source_dir).map_err(|e| TrainError::io(source_dir, e))?;
     for entry in entries {
-        let path = entry.map_err(|e| TrainError::io(model_dir, e))?.path();
+        let path = entry.map_err(|e| TrainError::io(source_dir, e))?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         let keep = (name.ends_with(".json") && name != "model.safetensors.index.json")
             || name.ends_with(".txt")
