@@ -400,6 +400,32 @@ pub fn copy_into(device: &Device, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// The fused AdamW update in place on the device against the CPU's, over a few steps, with a
+/// clone of the weights that must keep its values (copy-on-write).
+pub fn adamw(device: &Device, rng: &mut ChaCha8Rng) {
+    let hp = ops::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 };
+    for n in [1usize, 1000, 70_001] {
+        let (p, _) = random_tensor(rng, &[n], DType::F32, 1.0);
+        let zeros = Tensor::zeros(&[n], DType::F32, &Device::Cpu).unwrap();
+        let (mut dp, mut dm, mut dv) = (on(device, &p), on(device, &zeros), on(device, &zeros));
+        let kept = dp.clone();
+        let (mut hp_, mut hm, mut hv) = (p.clone(), zeros.clone(), zeros.clone());
+        for step in 1..=3 {
+            let (g, _) = random_tensor(rng, &[n], DType::F32, 1.0);
+            ops::adamw_step(&mut dp, &on(device, &g), &mut dm, &mut dv, &hp, 1e-2, step).unwrap();
+            ops::adamw_step(&mut hp_, &g, &mut hm, &mut hv, &hp, 1e-2, step).unwrap();
+        }
+        for (what, d, h) in [("param", &dp, &hp_), ("m", &dm, &hm), ("v", &dv, &hv)] {
+            compare(&format!("adamw {what} [{n}]"), d, h, 1e-5);
+        }
+        assert_eq!(
+            kept.to_vec::<f32>().unwrap(),
+            p.to_vec::<f32>().unwrap(),
+            "adamw [{n}]: a clone keeps its values"
+        );
+    }
+}
+
 /// Every check of the suite, in order.
 pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     matmul(device, rng);
@@ -415,4 +441,5 @@ pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     embedding(device, rng);
     copy_into(device, rng);
     attention(device, rng);
+    adamw(device, rng);
 }

@@ -22,6 +22,13 @@ fn emulated_matmul_matches_cpu() {
 }
 
 #[test]
+fn emulated_adamw_kernel_matches_cpu() {
+    for s in SCHEDULES {
+        parity::adamw(&emulated(s), &mut rng(31));
+    }
+}
+
+#[test]
 fn emulated_norm_kernels_match_cpu() {
     for s in SCHEDULES {
         parity::norms(&emulated(s), &mut rng(22));
@@ -125,6 +132,8 @@ fn every_emulated_kernel_is_covered_by_the_parity_suite() {
             }
         }
     }
+    // The trainer's fused optimizer.
+    expected.push("adamw_f32".to_string());
     for a in all {
         for b in all {
             if a != b {

@@ -10,6 +10,7 @@ pub mod embed;
 pub mod kmeans;
 pub mod matmul;
 pub mod norm;
+pub mod optim;
 pub mod rope;
 pub mod softmax;
 pub mod topk;

@@ -2,11 +2,10 @@
 //!
 //! Design: AdamW updates its three f32 tensors (weights, first and second moments) in place, like
 //! `copy_into` — through the copy-on-write storage of [`Tensor`], so a clone held elsewhere (a
-//! checkpoint being written, say) keeps its values. On a GPU the update goes through the host for
-//! now: the tensors are downloaded, updated and replaced by fresh uploads (`kernels/optim.cu`
-//! is a later step).
+//! checkpoint being written, say) keeps its values. On a GPU the update is one fused kernel
+//! (`kernels/optim.cu`), in place on the device; clipping's norm is summed on the host for now.
 
-use super::backward::{f32_data, f32_output};
+use super::backward::f32_data;
 use super::common_device;
 use crate::cpu;
 use crate::dtype::DType;
@@ -72,30 +71,46 @@ pub fn adamw_step(
     let bc2 = 1.0 - f64::from(hp.beta2).powf(step as f64);
     let step_size = (f64::from(lr) / bc1) as f32;
     let bc2_sqrt = bc2.sqrt() as f32;
-    let g = f32_data(OP, "grad", grad)?.into_owned();
+    if let crate::device::Device::Gpu(backend) = &device {
+        for (what, t) in [("param", &*param), ("grad", grad), ("m", &*m), ("v", &*v)] {
+            if t.dtype() != DType::F32 {
+                return Err(ComputeError::dtype(
+                    OP,
+                    format!("{what} {:?} is {}; AdamW updates f32 master weights", t.shape(), t.dtype()),
+                ));
+            }
+        }
+        // Each of the three gets storage of its own first (copy-on-write), as on the host.
+        let (pa, ma, va) = (param.device_addr_mut()?, m.device_addr_mut()?, v.device_addr_mut()?);
+        let scalars = crate::gpu::optim::AdamwScalars {
+            decay: 1.0 - lr * hp.weight_decay,
+            beta1: hp.beta1,
+            beta2: hp.beta2,
+            eps: hp.eps,
+            step_size,
+            bc2_sqrt,
+        };
+        return crate::gpu::optim::adamw(
+            backend,
+            pa.unwrap_or(0),
+            grad,
+            ma.unwrap_or(0),
+            va.unwrap_or(0),
+            &scalars,
+        );
+    }
+    let g = f32_data(OP, "grad", grad)?;
     let run = |p: &mut [f32], m: &mut [f32], v: &mut [f32]| {
         cpu::optim::adamw(p, &g, m, v, lr, hp.beta1, hp.beta2, hp.eps, hp.weight_decay, step_size, bc2_sqrt)
     };
-    if param.is_host() && m.is_host() && v.is_host() {
-        for (what, t) in [("param", &*param), ("m", &*m), ("v", &*v)] {
-            f32_data(OP, what, t)?;
-        }
-        let (pb, mb, vb) = (param.host_bytes_mut(), m.host_bytes_mut(), v.host_bytes_mut());
-        if let (Some(pb), Some(mb), Some(vb)) = (pb, mb, vb) {
-            run(bytemuck::cast_slice_mut(pb), bytemuck::cast_slice_mut(mb), bytemuck::cast_slice_mut(vb));
-        }
-        return Ok(());
+    // The CPU: every operand is on the host (common_device checked it).
+    for (what, t) in [("param", &*param), ("m", &*m), ("v", &*v)] {
+        f32_data(OP, what, t)?;
     }
-    let (mut p, mut mm, mut vv) = (
-        f32_data(OP, "param", param)?.into_owned(),
-        f32_data(OP, "m", m)?.into_owned(),
-        f32_data(OP, "v", v)?.into_owned(),
-    );
-    run(&mut p, &mut mm, &mut vv);
-    let shape = param.shape().to_vec();
-    *param = f32_output(&p, &shape, &device)?;
-    *m = f32_output(&mm, &shape, &device)?;
-    *v = f32_output(&vv, &shape, &device)?;
+    let (pb, mb, vb) = (param.host_bytes_mut(), m.host_bytes_mut(), v.host_bytes_mut());
+    if let (Some(pb), Some(mb), Some(vb)) = (pb, mb, vb) {
+        run(bytemuck::cast_slice_mut(pb), bytemuck::cast_slice_mut(mb), bytemuck::cast_slice_mut(vb));
+    }
     Ok(())
 }
 
