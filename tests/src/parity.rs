@@ -426,6 +426,29 @@ pub fn adamw(device: &Device, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// The fused cross-entropy on the device against the CPU's: loss, count and the logits' gradient,
+/// with ignored rows and vocabularies that are not multiples of a block.
+pub fn cross_entropy(device: &Device, rng: &mut ChaCha8Rng) {
+    for (rows, vocab) in [(1usize, 1usize), (7, 50), (33, 1000), (4, 5003)] {
+        let (x, _) = random_tensor(rng, &[rows, vocab], DType::F32, 4.0);
+        let t: Vec<i32> = (0..rows)
+            .map(|i| if i % 4 == 2 { ops::IGNORE_INDEX } else { ((i * 7919) % vocab) as i32 })
+            .collect();
+        let t = Tensor::from_slice(&t, &[rows]).unwrap();
+        let dev = ops::cross_entropy(&on(device, &x), &on(device, &t), ops::IGNORE_INDEX).unwrap();
+        let cpu = ops::cross_entropy(&x, &t, ops::IGNORE_INDEX).unwrap();
+        let what = format!("cross_entropy [{rows}, {vocab}]");
+        assert_eq!(dev.count, cpu.count, "{what}: count");
+        assert!(
+            (dev.loss - cpu.loss).abs() <= 1e-5 * cpu.loss.abs().max(1.0),
+            "{what}: loss {} vs {}",
+            dev.loss,
+            cpu.loss
+        );
+        compare(&format!("{what} dlogits"), &dev.dlogits, &cpu.dlogits, 1e-5);
+    }
+}
+
 /// Every check of the suite, in order.
 pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     matmul(device, rng);
@@ -442,4 +465,5 @@ pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     copy_into(device, rng);
     attention(device, rng);
     adamw(device, rng);
+    cross_entropy(device, rng);
 }

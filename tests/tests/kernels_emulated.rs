@@ -29,6 +29,13 @@ fn emulated_adamw_kernel_matches_cpu() {
 }
 
 #[test]
+fn emulated_cross_entropy_kernel_matches_cpu() {
+    for s in SCHEDULES {
+        parity::cross_entropy(&emulated(s), &mut rng(32));
+    }
+}
+
+#[test]
 fn emulated_norm_kernels_match_cpu() {
     for s in SCHEDULES {
         parity::norms(&emulated(s), &mut rng(22));
@@ -132,8 +139,8 @@ fn every_emulated_kernel_is_covered_by_the_parity_suite() {
             }
         }
     }
-    // The trainer's fused optimizer.
-    expected.push("adamw_f32".to_string());
+    // The trainer's fused optimizer and loss.
+    expected.extend(["adamw_f32".to_string(), "cross_entropy_f32".to_string()]);
     for a in all {
         for b in all {
             if a != b {

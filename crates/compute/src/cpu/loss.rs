@@ -1,4 +1,4 @@
-//! Fused log-softmax + negative log-likelihood (family `loss`, kernels/loss.cu is a later step).
+//! Fused log-softmax + negative log-likelihood (family `loss`, kernels/loss.cu).
 
 use rayon::prelude::*;
 

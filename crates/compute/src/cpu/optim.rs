@@ -1,4 +1,4 @@
-//! Optimizer updates (family `optim`, kernels/optim.cu is a later step): AdamW and the squared
+//! Optimizer updates (family `optim`, kernels/optim.cu): AdamW and the squared
 //! norm behind global-norm clipping.
 
 use rayon::prelude::*;

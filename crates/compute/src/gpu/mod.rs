@@ -8,6 +8,7 @@ pub mod cast;
 pub mod elementwise;
 pub mod embed;
 pub mod kmeans;
+pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod optim;

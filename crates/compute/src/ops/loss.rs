@@ -29,8 +29,9 @@ pub struct CrossEntropy {
 /// `cross_entropy(reduction="mean", ignore_index)`. Shifting for next-token prediction is the
 /// caller's (targets of row t are the labels of t + 1). A counted target outside `0..vocab` is an
 /// error naming its position. With no counted target the loss is 0 and `dlogits` is zero (not
-/// PyTorch's NaN: an all-prompt batch should not poison a run). On a GPU the logits go through
-/// the host for now.
+/// PyTorch's NaN: an all-prompt batch should not poison a run). On a GPU one fused kernel
+/// (`kernels/loss.cu`) writes the gradient on the device; the targets (to check and count them)
+/// and the per-row losses go through the host.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, ignore_index: i32) -> Result<CrossEntropy> {
     const OP: &str = "cross_entropy";
     if targets.dtype() != DType::I32 {
@@ -66,9 +67,32 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, ignore_index: i32) -> Re
         ));
     }
     let count = t.iter().filter(|&&x| x != ignore_index).count();
+    if logits.dtype() != DType::F32 {
+        return Err(ComputeError::dtype(
+            OP,
+            format!(
+                "logits {:?} are {}; the loss takes f32 logits (cast them with ops::cast)",
+                logits.shape(),
+                logits.dtype()
+            ),
+        ));
+    }
+    if vocab > i32::MAX as usize || t.len() > u32::MAX as usize {
+        return Err(ComputeError::shape(
+            OP,
+            format!("logits {:?}: rows and vocabulary must fit in 31 bits", logits.shape()),
+        ));
+    }
+    let scale = if count > 0 { 1.0 / count as f32 } else { 0.0 };
+    if let crate::device::Device::Gpu(backend) = &device {
+        let (dlogits, rows) = crate::gpu::loss::cross_entropy(backend, logits, targets, ignore_index, scale)?;
+        // Per-row losses summed on the host in f64, as the CPU side sums them.
+        let total: f64 = rows.to_vec::<f32>()?.iter().map(|&l| f64::from(l)).sum();
+        let loss = if count > 0 { (total / count as f64) as f32 } else { 0.0 };
+        return Ok(CrossEntropy { loss, count, dlogits });
+    }
     let xs = f32_data(OP, "logits", logits)?;
     let mut dl = vec![0f32; xs.len()];
-    let scale = if count > 0 { 1.0 / count as f32 } else { 0.0 };
     let total = cpu::loss::cross_entropy(&xs, &t, vocab, ignore_index, scale, &mut dl);
     let loss = if count > 0 { (total / count as f64) as f32 } else { 0.0 };
     Ok(CrossEntropy { loss, count, dlogits: f32_output(&dl, logits.shape(), &device)? })
