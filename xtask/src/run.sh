@@ -41,6 +41,8 @@ echo "$machine"
 shopt -s nullglob
 bins=("$here"/bin/*)
 export RAGTUNE_REQUIRE_GPU=1
+# Fresh device allocations start as NaN, so an output element a kernel never writes fails its check.
+export RAGTUNE_POISON_ALLOCS=1
 export RAGTUNE_CACHE_DIR="$report_dir/kernel-cache"
 
 names=() statuses=() codes=() passed=() failed=() ignored=() durations=() reasons=()
