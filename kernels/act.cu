@@ -26,3 +26,16 @@ __device__ __forceinline__ float rt_gelu(float x) { return 0.5f * x * (1.0f + er
 RT_ACT_KERNELS(float, f32)
 RT_ACT_KERNELS(bf16_t, bf16)
 RT_ACT_KERNELS(f16_t, f16)
+
+// Training: the gradients of silu(gate) * up (f32; the CPU side is cpu/backward.rs):
+// dgate = dy * up * s * (1 + g * (1 - s)) with s = sigmoid(g), dup = dy * silu(g).
+extern "C" __global__ void swiglu_backward_f32(const float* gate, const float* up, const float* dy, float* dgate,
+                                               float* dup, long long n) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (long long)gridDim.x * blockDim.x) {
+        const float g = gate[i], u = up[i], d = dy[i];
+        const float s = 1.0f / (1.0f + expf(-g));
+        dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
+        dup[i] = d * g * s;
+    }
+}

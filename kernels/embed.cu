@@ -27,3 +27,14 @@ __device__ __forceinline__ void embedding_rows(const T* __restrict__ table, cons
 RT_EMBED_KERNELS(float, f32)
 RT_EMBED_KERNELS(bf16_t, bf16)
 RT_EMBED_KERNELS(f16_t, f16)
+
+// Training: the table's gradient, dtable[ids[i]] += dy[i] (f32, dtable zeroed by the op, ids
+// checked on the host). A block per id, threads over the row; atomics sum repeated ids.
+extern "C" __global__ void embedding_backward_f32(const int* __restrict__ ids, const float* __restrict__ dy,
+                                                  float* __restrict__ dtable, int n, int d) {
+    for (int i = blockIdx.x; i < n; i += gridDim.x) {
+        float* dst = dtable + (long long)ids[i] * d;
+        const float* src = dy + (long long)i * d;
+        for (int j = threadIdx.x; j < d; j += blockDim.x) atomicAdd(&dst[j], src[j]);
+    }
+}

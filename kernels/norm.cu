@@ -100,3 +100,30 @@ __device__ __forceinline__ void row_sqnorm_rows(const T* __restrict__ x, float* 
 RT_NORM_KERNELS(float, f32)
 RT_NORM_KERNELS(bf16_t, bf16)
 RT_NORM_KERNELS(f16_t, f16)
+
+// Training: the gradients of RMSNorm, one block per row (f32; the CPU side is cpu/backward.rs).
+// With inv = 1 / sqrt(mean(x^2) + eps): dx = inv * dy * w - inv^3 / cols * x * sum(dy * w * x);
+// the weight's gradient sum over rows of dy * x * inv is accumulated into dw (zeroed by the op)
+// with atomics.
+extern "C" __global__ void rms_norm_backward_f32(const float* __restrict__ x, const float* __restrict__ w,
+                                                 const float* __restrict__ dy, float* __restrict__ dx,
+                                                 float* __restrict__ dw, int cols, float eps) {
+    __shared__ float scratch[32];
+    const long long row = blockIdx.x;
+    const float* xr = x + row * cols;
+    const float* gr = dy + row * cols;
+    float* out = dx + row * cols;
+    float ss = 0.0f, gx = 0.0f;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+        ss += xr[j] * xr[j];
+        gx += gr[j] * w[j] * xr[j];
+    }
+    ss = rt_block_sum(ss, scratch);
+    gx = rt_block_sum(gx, scratch);
+    const float inv = 1.0f / sqrtf(ss / (float)cols + eps);
+    const float c = inv * inv * inv * gx / (float)cols;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+        out[j] = inv * gr[j] * w[j] - c * xr[j];
+        atomicAdd(&dw[j], gr[j] * xr[j] * inv);
+    }
+}

@@ -449,6 +449,36 @@ pub fn cross_entropy(device: &Device, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// The training kernels beside their forwards (RMSNorm, SwiGLU, embedding backward) against
+/// the CPU's.
+pub fn backward(device: &Device, rng: &mut ChaCha8Rng) {
+    for (rows, cols) in [(1usize, 1usize), (5, 37), (70, 1100)] {
+        let (x, _) = random_tensor(rng, &[rows, cols], DType::F32, 2.0);
+        let (w, _) = random_tensor(rng, &[cols], DType::F32, 1.0);
+        let (dy, _) = random_tensor(rng, &[rows, cols], DType::F32, 1.0);
+        let (ddx, ddw) =
+            ops::rms_norm_backward(&on(device, &x), &on(device, &w), &on(device, &dy), 1e-5).unwrap();
+        let (cdx, cdw) = ops::rms_norm_backward(&x, &w, &dy, 1e-5).unwrap();
+        compare(&format!("rms_norm_backward dx [{rows}, {cols}]"), &ddx, &cdx, 1e-5);
+        compare(&format!("rms_norm_backward dw [{rows}, {cols}]"), &ddw, &cdw, 1e-4);
+        let (u, _) = random_tensor(rng, &[rows, cols], DType::F32, 2.0);
+        let (dg, du) = ops::swiglu_backward(&on(device, &x), &on(device, &u), &on(device, &dy)).unwrap();
+        let (cg, cu) = ops::swiglu_backward(&x, &u, &dy).unwrap();
+        compare(&format!("swiglu_backward dgate [{rows}, {cols}]"), &dg, &cg, 1e-5);
+        compare(&format!("swiglu_backward dup [{rows}, {cols}]"), &du, &cu, 1e-5);
+        let vocab = 3 + rows / 2;
+        let ids: Vec<i32> = (0..rows).map(|i| ((i * 31) % vocab) as i32).collect();
+        let ids = Tensor::from_slice(&ids, &[rows]).unwrap();
+        let dt = ops::embedding_backward(&on(device, &ids), &on(device, &dy), vocab).unwrap();
+        compare(
+            &format!("embedding_backward [{rows}, {cols}] vocab {vocab}"),
+            &dt,
+            &ops::embedding_backward(&ids, &dy, vocab).unwrap(),
+            1e-5,
+        );
+    }
+}
+
 /// Every check of the suite, in order.
 pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     matmul(device, rng);
@@ -466,4 +496,5 @@ pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     attention(device, rng);
     adamw(device, rng);
     cross_entropy(device, rng);
+    backward(device, rng);
 }

@@ -3,8 +3,10 @@
 //!
 //! Gradients are f32 (training keeps activations, gradients and master weights in f32).
 //! `linear_backward` and `rope_backward` are built from forward ops, so they run on any device
-//! and dtype. The others run on the CPU; on a GPU their operands go through the host for now
-//! (download, CPU backward, upload) — correct but slow, until `kernels/*.cu` gain backwards.
+//! and dtype. `rms_norm_backward`, `swiglu_backward` and `embedding_backward` have kernels beside
+//! their forwards (kernels/norm.cu, act.cu, embed.cu). `attention_backward` runs on the CPU: on
+//! a GPU its operands go through the host for now (download, CPU backward, upload) — correct but
+//! slow, until kernels/attention.cu gains its backward.
 
 use std::borrow::Cow;
 
@@ -28,6 +30,17 @@ pub(crate) fn f32_data<'a>(op: &'static str, what: &str, t: &'a Tensor) -> Resul
         ));
     }
     if t.is_host() { Ok(Cow::Borrowed(t.as_slice::<f32>()?)) } else { Ok(Cow::Owned(t.to_vec::<f32>()?)) }
+}
+
+/// An error unless `t` is f32 (the training kernels take f32 only).
+fn f32_only(op: &'static str, what: &str, t: &Tensor) -> Result<()> {
+    if t.dtype() != DType::F32 {
+        return Err(ComputeError::dtype(
+            op,
+            format!("{what} {:?} is {}; backward ops take f32 (cast with ops::cast)", t.shape(), t.dtype()),
+        ));
+    }
+    Ok(())
 }
 
 /// An f32 tensor of `data` on `device`.
@@ -103,6 +116,12 @@ pub fn rms_norm_backward(x: &Tensor, w: &Tensor, dy: &Tensor, eps: f32) -> Resul
         return Err(ComputeError::invalid(OP, format!("eps must be finite and >= 0, got {eps}")));
     }
     let device = common_device(OP, &[x, w, dy])?;
+    if let Device::Gpu(backend) = &device {
+        for (what, t) in [("x", x), ("w", w), ("dy", dy)] {
+            f32_only(OP, what, t)?;
+        }
+        return crate::gpu::backward::rms_norm_backward(backend, x, w, dy, eps);
+    }
     let (xs, ws, ds) = (f32_data(OP, "x", x)?, f32_data(OP, "w", w)?, f32_data(OP, "dy", dy)?);
     let mut dx = vec![0f32; xs.len()];
     let dw = cpu::backward::rms_norm_backward(&xs, &ws, &ds, eps, &mut dx);
@@ -182,6 +201,12 @@ pub fn swiglu_backward(gate: &Tensor, up: &Tensor, dy: &Tensor) -> Result<(Tenso
     same_shape(OP, ("gate", gate), ("up", up))?;
     same_shape(OP, ("gate", gate), ("dy", dy))?;
     let device = common_device(OP, &[gate, up, dy])?;
+    if let Device::Gpu(backend) = &device {
+        for (what, t) in [("gate", gate), ("up", up), ("dy", dy)] {
+            f32_only(OP, what, t)?;
+        }
+        return crate::gpu::backward::swiglu_backward(backend, gate, up, dy);
+    }
     let (g, u, d) = (f32_data(OP, "gate", gate)?, f32_data(OP, "up", up)?, f32_data(OP, "dy", dy)?);
     let (mut dg, mut du) = (vec![0f32; g.len()], vec![0f32; g.len()]);
     cpu::backward::swiglu_backward(&g, &u, &d, &mut dg, &mut du);
@@ -212,6 +237,16 @@ pub fn embedding_backward(ids: &Tensor, dy: &Tensor, vocab: usize) -> Result<Ten
             OP,
             format!("ids[{pos}] (flat position) = {} lies outside the vocabulary 0..{vocab}", id[pos]),
         ));
+    }
+    if let Device::Gpu(backend) = &device {
+        f32_only(OP, "dy", dy)?;
+        if vocab > i32::MAX as usize || id.len() > i32::MAX as usize {
+            return Err(ComputeError::shape(
+                OP,
+                format!("ids {:?} / vocab {vocab}: counts must fit in 31 bits", ids.shape()),
+            ));
+        }
+        return crate::gpu::backward::embedding_backward(backend, ids, dy, vocab);
     }
     let ds = f32_data(OP, "dy", dy)?;
     let mut table = vec![0f32; vocab * d];

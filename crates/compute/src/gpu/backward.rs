@@ -1,0 +1,81 @@
+//! Launches of the training kernels that live beside their forward: `swiglu_backward` in
+//! kernels/act.cu, `rms_norm_backward` in kernels/norm.cu, `embedding_backward` in
+//! kernels/embed.cu. All f32; the ops have checked shapes, dtypes and ids.
+
+use std::sync::Arc;
+
+use super::{elementwise_dims, output, ptr, row_threads};
+use crate::backend::GpuBackend;
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::launch::{Arg, KernelCall, LaunchDims};
+use crate::tensor::Tensor;
+
+/// `(dgate, dup)`.
+pub fn swiglu_backward(
+    backend: &Arc<dyn GpuBackend>,
+    gate: &Tensor,
+    up: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    let n = gate.numel();
+    let (dg, dg_ptr) = output(backend, gate.shape(), DType::F32)?;
+    let (du, du_ptr) = output(backend, gate.shape(), DType::F32)?;
+    if n == 0 {
+        return Ok((dg, du));
+    }
+    backend.launch(&KernelCall {
+        family: "act",
+        function: "swiglu_backward_f32".to_string(),
+        dims: elementwise_dims(n),
+        args: vec![ptr(gate), ptr(up), ptr(dy), Arg::Ptr(dg_ptr), Arg::Ptr(du_ptr), Arg::I64(n as i64)],
+    })?;
+    Ok((dg, du))
+}
+
+/// `(dx, dw)`: one block per row; dw accumulates with atomics into a zeroed buffer.
+pub fn rms_norm_backward(
+    backend: &Arc<dyn GpuBackend>,
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    eps: f32,
+) -> Result<(Tensor, Tensor)> {
+    let cols = w.numel();
+    let rows = x.numel() / cols.max(1);
+    let (dx, dx_ptr) = output(backend, x.shape(), DType::F32)?;
+    let dw = Tensor::zeros(w.shape(), DType::F32, &Device::Gpu(backend.clone()))?;
+    if rows == 0 || cols == 0 {
+        return Ok((dx, dw));
+    }
+    backend.launch(&KernelCall {
+        family: "norm",
+        function: "rms_norm_backward_f32".to_string(),
+        dims: LaunchDims::linear(rows as u32, row_threads(cols), 0),
+        args: vec![ptr(x), ptr(w), ptr(dy), Arg::Ptr(dx_ptr), ptr(&dw), Arg::I32(cols as i32), Arg::F32(eps)],
+    })?;
+    Ok((dx, dw))
+}
+
+/// `[vocab, d]`: rows of `dy` scatter-added by id into a zeroed table.
+pub fn embedding_backward(
+    backend: &Arc<dyn GpuBackend>,
+    ids: &Tensor,
+    dy: &Tensor,
+    vocab: usize,
+) -> Result<Tensor> {
+    let d = dy.last_dim();
+    let n = ids.numel();
+    let table = Tensor::zeros(&[vocab, d], DType::F32, &Device::Gpu(backend.clone()))?;
+    if n == 0 || d == 0 {
+        return Ok(table);
+    }
+    backend.launch(&KernelCall {
+        family: "embed",
+        function: "embedding_backward_f32".to_string(),
+        dims: LaunchDims::linear(n.min(1 << 16) as u32, row_threads(d).min(256), 0),
+        args: vec![ptr(ids), ptr(dy), ptr(&table), Arg::I32(n as i32), Arg::I32(d as i32)],
+    })?;
+    Ok(table)
+}
