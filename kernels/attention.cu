@@ -392,3 +392,58 @@ __device__ __forceinline__ void rt_attn_decode_combine(const float* __restrict__
 RT_ATTN_ALL_D(float, f32, rt_attn_prefill_scalar)
 RT_ATTN_ALL_D(bf16_t, bf16, rt_attn_prefill_mma)
 RT_ATTN_ALL_D(f16_t, f16, rt_attn_prefill_mma)
+
+// Training: attention_backward_f32 — the gradients of the forward above (same layout, GQA,
+// key_lens and causal alignment), recomputing the probabilities from q and k. The first,
+// simple variant: a block per query row (batch, position, head); its threads split the keys.
+// Three passes over the visible keys: the scores' max; the softmax sum and
+// D = sum_j p_j (dO · v_j); then ds_j = p_j (dO · v_j - D) and the updates
+// dq_i += scale ds_j k_j, dk_j += scale ds_j q_i, dv_j += p_j dO_i, accumulated with atomics
+// into buffers the op zeroes (the rows of a GQA group and of all queries meet in dk/dv).
+// f32 only (training keeps activations in f32). A tiled, tensor-core variant is a later step.
+__device__ __forceinline__ float rt_attn_dot(const float* a, const float* b, int d) {
+    float s = 0.0f;
+    for (int t = 0; t < d; ++t) s += a[t] * b[t];
+    return s;
+}
+
+extern "C" __global__ void attention_backward_f32(const float* __restrict__ q, const float* __restrict__ k,
+                                                  const float* __restrict__ v, const float* __restrict__ dout,
+                                                  float* __restrict__ dq, float* __restrict__ dk,
+                                                  float* __restrict__ dv, const int* __restrict__ key_lens, int sq,
+                                                  int skv, int hq, int hkv, int d, int causal, float scale) {
+    __shared__ float scratch[32];
+    const long long r = blockIdx.x;  // ((b * sq) + i) * hq + h
+    const int h = (int)(r % hq);
+    const int i = (int)((r / hq) % sq);
+    const int b = (int)(r / ((long long)hq * sq));
+    const int hk = h / (hq / hkv);
+    const int n = rt_attn_visible(i, sq, rt_attn_len(key_lens, b, skv), causal);
+    if (n == 0) return;  // dq stays zero: the row saw no key
+    const float* qi = q + r * d;
+    const float* doi = dout + r * d;
+    float* dqi = dq + r * d;
+    const long long kv0 = ((long long)b * skv) * hkv + hk;  // row of key 0 of this kv head
+    float m = -CUDART_INF_F;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, scale * rt_attn_dot(qi, k + (kv0 + (long long)j * hkv) * d, d));
+    m = rt_block_max(m, scratch);
+    float l = 0.0f, dsum = 0.0f;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        const long long at = (kv0 + (long long)j * hkv) * d;
+        const float e = expf(scale * rt_attn_dot(qi, k + at, d) - m);
+        l += e;
+        dsum += e * rt_attn_dot(doi, v + at, d);
+    }
+    l = rt_block_sum(l, scratch);
+    const float big_d = rt_block_sum(dsum, scratch) / l;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        const long long at = (kv0 + (long long)j * hkv) * d;
+        const float p = expf(scale * rt_attn_dot(qi, k + at, d) - m) / l;
+        const float ds = p * (rt_attn_dot(doi, v + at, d) - big_d) * scale;
+        for (int t = 0; t < d; ++t) {
+            atomicAdd(&dqi[t], ds * k[at + t]);
+            atomicAdd(&dk[at + t], ds * qi[t]);
+            atomicAdd(&dv[at + t], p * doi[t]);
+        }
+    }
+}

@@ -479,6 +479,40 @@ pub fn backward(device: &Device, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// The attention backward kernel against the CPU's: GQA, causal prefill, decode alignment over
+/// a longer key range, padding masks and a row that sees no key.
+pub fn attention_backward(device: &Device, rng: &mut ChaCha8Rng) {
+    let cases: [(usize, usize, usize, usize, usize, usize, bool, Option<Vec<i32>>); 4] = [
+        (2, 5, 5, 4, 2, 8, true, None),
+        (2, 3, 70, 2, 1, 16, true, Some(vec![70, 41])),
+        (1, 4, 4, 3, 3, 5, false, Some(vec![3])),
+        (1, 3, 3, 2, 1, 4, true, Some(vec![0])),
+    ];
+    for (b, sq, skv, hq, hkv, d, causal, lens) in cases {
+        let (q, _) = random_tensor(rng, &[b, sq, hq, d], DType::F32, 1.0);
+        let (k, _) = random_tensor(rng, &[b, skv, hkv, d], DType::F32, 1.0);
+        let (v, _) = random_tensor(rng, &[b, skv, hkv, d], DType::F32, 1.0);
+        let (g, _) = random_tensor(rng, &[b, sq, hq, d], DType::F32, 1.0);
+        let spec = ops::AttentionSpec::new(causal, d);
+        let lens = lens.map(|l| Tensor::from_slice(&l, &[b]).unwrap());
+        let dl = lens.as_ref().map(|l| on(device, l));
+        let dev = ops::attention_backward(
+            &on(device, &q),
+            &on(device, &k),
+            &on(device, &v),
+            &on(device, &g),
+            spec,
+            dl.as_ref(),
+        )
+        .unwrap();
+        let cpu = ops::attention_backward(&q, &k, &v, &g, spec, lens.as_ref()).unwrap();
+        let what = format!("attention_backward [{b}, {sq}, {skv}, {hq}, {hkv}, {d}] causal {causal}");
+        compare(&format!("{what} dq"), &dev.0, &cpu.0, 1e-4);
+        compare(&format!("{what} dk"), &dev.1, &cpu.1, 1e-4);
+        compare(&format!("{what} dv"), &dev.2, &cpu.2, 1e-4);
+    }
+}
+
 /// Every check of the suite, in order.
 pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     matmul(device, rng);
@@ -497,4 +531,5 @@ pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     adamw(device, rng);
     cross_entropy(device, rng);
     backward(device, rng);
+    attention_backward(device, rng);
 }

@@ -39,6 +39,7 @@ fn emulated_cross_entropy_kernel_matches_cpu() {
 fn emulated_backward_kernels_match_cpu() {
     for s in SCHEDULES {
         parity::backward(&emulated(s), &mut rng(33));
+        parity::attention_backward(&emulated(s), &mut rng(34));
     }
 }
 
@@ -148,7 +149,9 @@ fn every_emulated_kernel_is_covered_by_the_parity_suite() {
     }
     // The trainer's fused optimizer and loss.
     expected.extend(["adamw_f32".to_string(), "cross_entropy_f32".to_string()]);
-    for k in ["rms_norm_backward_f32", "swiglu_backward_f32", "embedding_backward_f32"] {
+    for k in
+        ["rms_norm_backward_f32", "swiglu_backward_f32", "embedding_backward_f32", "attention_backward_f32"]
+    {
         expected.push(k.to_string());
     }
     for a in all {

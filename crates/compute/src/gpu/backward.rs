@@ -79,3 +79,49 @@ pub fn embedding_backward(
     })?;
     Ok(table)
 }
+
+/// `(dq, dk, dv)` of attention: a block per query row, atomics into zeroed buffers.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward(
+    backend: &Arc<dyn GpuBackend>,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    dout: &Tensor,
+    dims: crate::cpu::attention::AttentionDims,
+    causal: bool,
+    scale: f32,
+    key_lens: Option<&Tensor>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let device = Device::Gpu(backend.clone());
+    let dq = Tensor::zeros(q.shape(), DType::F32, &device)?;
+    let dk = Tensor::zeros(k.shape(), DType::F32, &device)?;
+    let dv = Tensor::zeros(v.shape(), DType::F32, &device)?;
+    let rows = dims.batch * dims.sq * dims.hq;
+    if rows == 0 || dims.d == 0 || dims.skv == 0 {
+        return Ok((dq, dk, dv));
+    }
+    backend.launch(&KernelCall {
+        family: "attention",
+        function: "attention_backward_f32".to_string(),
+        dims: LaunchDims::linear(rows as u32, 128, 0),
+        args: vec![
+            ptr(q),
+            ptr(k),
+            ptr(v),
+            ptr(dout),
+            ptr(&dq),
+            ptr(&dk),
+            ptr(&dv),
+            key_lens.map_or(Arg::Ptr(0), ptr),
+            Arg::I32(dims.sq as i32),
+            Arg::I32(dims.skv as i32),
+            Arg::I32(dims.hq as i32),
+            Arg::I32(dims.hkv as i32),
+            Arg::I32(dims.d as i32),
+            Arg::I32(i32::from(causal)),
+            Arg::F32(scale),
+        ],
+    })?;
+    Ok((dq, dk, dv))
+}

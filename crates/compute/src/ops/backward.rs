@@ -3,10 +3,8 @@
 //!
 //! Gradients are f32 (training keeps activations, gradients and master weights in f32).
 //! `linear_backward` and `rope_backward` are built from forward ops, so they run on any device
-//! and dtype. `rms_norm_backward`, `swiglu_backward` and `embedding_backward` have kernels beside
-//! their forwards (kernels/norm.cu, act.cu, embed.cu). `attention_backward` runs on the CPU: on
-//! a GPU its operands go through the host for now (download, CPU backward, upload) — correct but
-//! slow, until kernels/attention.cu gains its backward.
+//! and dtype. The others have kernels beside their forwards (kernels/norm.cu, act.cu, embed.cu,
+//! attention.cu — the attention one a first, simple variant with atomics).
 
 use std::borrow::Cow;
 
@@ -171,6 +169,22 @@ pub fn attention_backward(
                 k.shape()
             ),
         ));
+    }
+    if let Device::Gpu(backend) = &device {
+        for (what, t) in [("q", q), ("k", k), ("v", v), ("dout", dout)] {
+            f32_only(OP, what, t)?;
+        }
+        return crate::gpu::backward::attention_backward(
+            backend,
+            q,
+            k,
+            v,
+            dout,
+            dims,
+            spec.causal,
+            spec.scale,
+            key_lens,
+        );
     }
     let (qs, ks, vs) = (f32_data(OP, "q", q)?, f32_data(OP, "k", k)?, f32_data(OP, "v", v)?);
     let ds = f32_data(OP, "dout", dout)?;
