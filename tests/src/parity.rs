@@ -479,10 +479,14 @@ pub fn backward(device: &Device, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// (batch, sq, skv, hq, hkv, head_dim, causal, key_lens) of an attention backward case.
+type AttentionBackwardCase = (usize, usize, usize, usize, usize, usize, bool, Option<Vec<i32>>);
+
 /// The attention backward kernel against the CPU's: GQA, causal prefill, decode alignment over
 /// a longer key range, padding masks and a row that sees no key.
 pub fn attention_backward(device: &Device, rng: &mut ChaCha8Rng) {
-    let cases: [(usize, usize, usize, usize, usize, usize, bool, Option<Vec<i32>>); 4] = [
+    // (batch, sq, skv, hq, hkv, head_dim, causal, key_lens)
+    let cases: [AttentionBackwardCase; 4] = [
         (2, 5, 5, 4, 2, 8, true, None),
         (2, 3, 70, 2, 1, 16, true, Some(vec![70, 41])),
         (1, 4, 4, 3, 3, 5, false, Some(vec![3])),
