@@ -7,72 +7,10 @@
 //! Run: `cargo bench -p ragtune-bench --bench generate` (prints a table; no criterion: the
 //! numbers that matter are ratios to the floor measured alongside).
 
-use std::collections::HashMap;
 use std::time::Instant;
 
-use ragtune_bench::random_tensor;
-use ragtune_compute::{DType, Device, Tensor};
-use ragtune_runtime::{
-    KvCache, LlamaConfig, LlamaFamily, LlamaModel, LogitsWanted, RopeConfig, RopeScaling, Weights,
-};
-
-fn smollm2_config() -> LlamaConfig {
-    LlamaConfig {
-        family: LlamaFamily::Llama,
-        vocab_size: 49152,
-        hidden_size: 576,
-        intermediate_size: 1536,
-        num_layers: 30,
-        num_heads: 9,
-        num_kv_heads: 3,
-        head_dim: 64,
-        max_position_embeddings: 8192,
-        rms_norm_eps: 1e-5,
-        rope: RopeConfig { theta: 100000.0, scaling: RopeScaling::None, rotary_dim: 64 },
-        tie_word_embeddings: true,
-        qkv_bias: false,
-        o_bias: false,
-        mlp_bias: false,
-        bos_token_id: Some(1),
-        eos_token_ids: vec![2],
-        torch_dtype: None,
-        sliding_window: None,
-    }
-}
-
-/// Random weights scaled like an initialised model (|w| ≲ 0.05), norms at 1.
-fn random_model(config: LlamaConfig) -> LlamaModel {
-    let c = &config;
-    let (h, i, q, kv) =
-        (c.hidden_size, c.intermediate_size, c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
-    let mut t = HashMap::new();
-    let mut seed = 0;
-    let mut add = |name: String, shape: &[usize]| {
-        seed += 1;
-        let w = if shape.len() == 1 {
-            Tensor::from_slice(&vec![1f32; shape[0]], shape).unwrap()
-        } else {
-            ragtune_compute::ops::scale(&random_tensor(seed, shape, DType::F32), 0.05).unwrap()
-        };
-        t.insert(name, w);
-    };
-    add("model.embed_tokens.weight".into(), &[c.vocab_size, h]);
-    add("model.norm.weight".into(), &[h]);
-    for l in 0..c.num_layers {
-        let p = format!("model.layers.{l}");
-        add(format!("{p}.input_layernorm.weight"), &[h]);
-        add(format!("{p}.post_attention_layernorm.weight"), &[h]);
-        add(format!("{p}.self_attn.q_proj.weight"), &[q, h]);
-        add(format!("{p}.self_attn.k_proj.weight"), &[kv, h]);
-        add(format!("{p}.self_attn.v_proj.weight"), &[kv, h]);
-        add(format!("{p}.self_attn.o_proj.weight"), &[h, q]);
-        add(format!("{p}.mlp.gate_proj.weight"), &[i, h]);
-        add(format!("{p}.mlp.up_proj.weight"), &[i, h]);
-        add(format!("{p}.mlp.down_proj.weight"), &[h, i]);
-    }
-    let weights = Weights::from_tensors(t, "random", DType::F32, Device::Cpu);
-    LlamaModel::from_weights(config, &weights).unwrap()
-}
+use ragtune_bench::{random_llama, smollm2_config};
+use ragtune_runtime::{KvCache, LogitsWanted};
 
 /// Copy bandwidth in bytes/s (read + written) over a buffer far larger than the caches,
 /// split over the threads like the model's kernels are.
@@ -110,7 +48,7 @@ fn main() {
         return;
     }
     let bandwidth = copy_bandwidth();
-    let model = random_model(smollm2_config());
+    let model = random_llama(smollm2_config());
     let weight_bytes = model.weight_bytes_per_token();
     let prompt: Vec<u32> = (0..128u32).map(|i| (i * 7919) % 49152).collect();
     let decode_steps = 32;

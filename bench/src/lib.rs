@@ -1,7 +1,10 @@
 //! Shared pieces of ragtune's benchmarks: seeded inputs and FLOP counts by the conventions of
 //! PERFORMANCE.md, so every bench reports rates the same way.
 
-use ragtune_compute::{DType, Tensor, ops};
+use std::collections::HashMap;
+
+use ragtune_compute::{DType, Device, Tensor, ops};
+use ragtune_runtime::{LlamaConfig, LlamaFamily, LlamaModel, RopeConfig, RopeScaling, Weights};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -16,4 +19,64 @@ pub fn random_tensor(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
 /// FLOPs of an `m × n × k` matrix product: 2·m·n·k.
 pub fn gemm_flops(m: usize, n: usize, k: usize) -> u64 {
     2 * (m * n * k) as u64
+}
+
+/// The shape of SmolLM2-135M (hidden 576, 30 layers, 9 heads / 3 KV heads, MLP 1536, vocab
+/// 49152, tied head).
+pub fn smollm2_config() -> LlamaConfig {
+    LlamaConfig {
+        family: LlamaFamily::Llama,
+        vocab_size: 49152,
+        hidden_size: 576,
+        intermediate_size: 1536,
+        num_layers: 30,
+        num_heads: 9,
+        num_kv_heads: 3,
+        head_dim: 64,
+        max_position_embeddings: 8192,
+        rms_norm_eps: 1e-5,
+        rope: RopeConfig { theta: 100000.0, scaling: RopeScaling::None, rotary_dim: 64 },
+        tie_word_embeddings: true,
+        qkv_bias: false,
+        o_bias: false,
+        mlp_bias: false,
+        bos_token_id: Some(1),
+        eos_token_ids: vec![2],
+        torch_dtype: None,
+        sliding_window: None,
+    }
+}
+
+/// Random f32 weights scaled like an initialised model (|w| ≲ 0.05), norms at 1, on the CPU.
+pub fn random_llama(config: LlamaConfig) -> LlamaModel {
+    let c = &config;
+    let (h, i, q, kv) =
+        (c.hidden_size, c.intermediate_size, c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+    let mut t = HashMap::new();
+    let mut seed = 0;
+    let mut add = |name: String, shape: &[usize]| {
+        seed += 1;
+        let w = if shape.len() == 1 {
+            Tensor::from_slice(&vec![1f32; shape[0]], shape).unwrap()
+        } else {
+            ragtune_compute::ops::scale(&random_tensor(seed, shape, DType::F32), 0.05).unwrap()
+        };
+        t.insert(name, w);
+    };
+    add("model.embed_tokens.weight".into(), &[c.vocab_size, h]);
+    add("model.norm.weight".into(), &[h]);
+    for l in 0..c.num_layers {
+        let p = format!("model.layers.{l}");
+        add(format!("{p}.input_layernorm.weight"), &[h]);
+        add(format!("{p}.post_attention_layernorm.weight"), &[h]);
+        add(format!("{p}.self_attn.q_proj.weight"), &[q, h]);
+        add(format!("{p}.self_attn.k_proj.weight"), &[kv, h]);
+        add(format!("{p}.self_attn.v_proj.weight"), &[kv, h]);
+        add(format!("{p}.self_attn.o_proj.weight"), &[h, q]);
+        add(format!("{p}.mlp.gate_proj.weight"), &[i, h]);
+        add(format!("{p}.mlp.up_proj.weight"), &[i, h]);
+        add(format!("{p}.mlp.down_proj.weight"), &[h, i]);
+    }
+    let weights = Weights::from_tensors(t, "random", DType::F32, Device::Cpu);
+    LlamaModel::from_weights(config, &weights).unwrap()
 }
