@@ -517,6 +517,29 @@ pub fn attention_backward(device: &Device, rng: &mut ChaCha8Rng) {
     }
 }
 
+/// The multi-adapter LoRA shrink and expand against the CPU's, every float dtype, with rows of
+/// no adapter (id −1) and in/out sizes that are not multiples of a block.
+pub fn lora(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        let (rows, inp, out, r, adapters) = (9usize, 300usize, 37usize, 4usize, 3usize);
+        let (x, _) = random_tensor(rng, &[rows, inp], dtype, 1.0);
+        let (a, _) = random_tensor(rng, &[adapters, r, inp], dtype, 1.0);
+        let (b, _) = random_tensor(rng, &[adapters, out, r], dtype, 1.0);
+        let (y, _) = random_tensor(rng, &[rows, out], dtype, 1.0);
+        let ids: Vec<i32> = (0..rows as i32).map(|i| i % (adapters as i32 + 1) - 1).collect();
+        let ids = Tensor::from_slice(&ids, &[rows]).unwrap();
+        let scales = [2.0f32, 0.5, -1.0];
+        let du = ops::lora_shrink(&on(device, &x), &on(device, &a), &on(device, &ids)).unwrap();
+        let cu = ops::lora_shrink(&x, &a, &ids).unwrap();
+        compare(&format!("lora_shrink {dtype}"), &du, &cu, 1e-4);
+        let mut dy = on(device, &y);
+        let mut cy = y.clone();
+        ops::lora_expand(&mut dy, &du, &on(device, &b), &on(device, &ids), &scales).unwrap();
+        ops::lora_expand(&mut cy, &cu, &b, &ids, &scales).unwrap();
+        compare(&format!("lora_expand {dtype}"), &dy, &cy, tolerance(dtype, true));
+    }
+}
+
 /// Every check of the suite, in order.
 pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     matmul(device, rng);
@@ -536,4 +559,5 @@ pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     cross_entropy(device, rng);
     backward(device, rng);
     attention_backward(device, rng);
+    lora(device, rng);
 }

@@ -44,6 +44,13 @@ fn emulated_backward_kernels_match_cpu() {
 }
 
 #[test]
+fn emulated_lora_kernels_match_cpu() {
+    for s in SCHEDULES {
+        parity::lora(&emulated(s), &mut rng(35));
+    }
+}
+
+#[test]
 fn emulated_norm_kernels_match_cpu() {
     for s in SCHEDULES {
         parity::norms(&emulated(s), &mut rng(22));
@@ -147,8 +154,11 @@ fn every_emulated_kernel_is_covered_by_the_parity_suite() {
             }
         }
     }
-    // The trainer's fused optimizer and loss.
+    // The trainer's fused optimizer and loss, and the multi-adapter LoRA path.
     expected.extend(["adamw_f32".to_string(), "cross_entropy_f32".to_string()]);
+    for s in floats {
+        expected.extend([format!("lora_shrink_{s}"), format!("lora_expand_{s}")]);
+    }
     for k in
         ["rms_norm_backward_f32", "swiglu_backward_f32", "embedding_backward_f32", "attention_backward_f32"]
     {

@@ -11,6 +11,7 @@ pub mod elementwise;
 pub mod embed;
 pub mod gemv;
 pub mod kmeans;
+pub mod lora;
 pub mod loss;
 pub mod matmul;
 pub mod norm;

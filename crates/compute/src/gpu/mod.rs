@@ -10,6 +10,7 @@ pub mod elementwise;
 pub mod embed;
 pub mod kmeans;
 pub mod loss;
+pub mod lora;
 pub mod matmul;
 pub mod norm;
 pub mod optim;

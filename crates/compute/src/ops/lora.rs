@@ -1,0 +1,120 @@
+//! The multi-adapter LoRA path: [`lora_shrink`] and [`lora_expand`], an adapter id per row, so
+//! one batch can serve sequences that use different adapters (or none) — y = x Wᵀ from the base
+//! GEMM, then `y += scale[id] · (x A[id]ᵀ) B[id]ᵀ` without another GEMM over the whole batch.
+
+use super::{common_device, with_float};
+use crate::device::Device;
+use crate::dtype::DType;
+use crate::error::{ComputeError, Result};
+use crate::tensor::Tensor;
+use crate::{cpu, gpu};
+
+/// Ids must be i32 `[rows]`, each in `-1..adapters` (−1 = no adapter). Returns them (host).
+fn check_ids(op: &'static str, ids: &Tensor, rows: usize, adapters: usize) -> Result<Vec<i32>> {
+    if ids.dtype() != DType::I32 || ids.shape() != [rows] {
+        return Err(ComputeError::shape(
+            op,
+            format!("ids {:?} of {} must be i32 [{rows}]: one adapter id per row", ids.shape(), ids.dtype()),
+        ));
+    }
+    let v = ids.to_vec::<i32>()?;
+    if let Some(i) = v.iter().position(|&id| id < -1 || id >= adapters as i32) {
+        return Err(ComputeError::invalid(
+            op,
+            format!("ids[{i}] = {} is not an adapter: ids lie in -1..{adapters} (-1 = none)", v[i]),
+        ));
+    }
+    Ok(v)
+}
+
+/// `u[i] = x[i] · A[ids[i]]ᵀ`: x `[rows, in]`, A stacked `[adapters, r, in]` (x's dtype), ids
+/// i32 `[rows]` (−1 = none: a zero row). Returns u, f32 `[rows, r]`.
+pub fn lora_shrink(x: &Tensor, a: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    const OP: &str = "lora_shrink";
+    if x.rank() != 2 || a.rank() != 3 || a.shape()[2] != x.shape()[1] {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "x {:?} must be [rows, in] and A {:?} [adapters, r, in] with the same in",
+                x.shape(),
+                a.shape()
+            ),
+        ));
+    }
+    let dt = super::common_float_dtype(OP, &[x, a])?;
+    let (rows, inp, adapters, r) = (x.shape()[0], x.shape()[1], a.shape()[0], a.shape()[1]);
+    if rows > i32::MAX as usize || inp > i32::MAX as usize || r > i32::MAX as usize {
+        return Err(ComputeError::shape(
+            OP,
+            format!("x {:?} / A {:?}: sizes must fit in 31 bits", x.shape(), a.shape()),
+        ));
+    }
+    let id = check_ids(OP, ids, rows, adapters)?;
+    match common_device(OP, &[x, a, ids])? {
+        Device::Cpu => with_float!(dt, T => {
+            let mut u = vec![0f32; rows * r];
+            cpu::lora::lora_shrink(x.as_slice::<T>()?, a.as_slice::<T>()?, &id, inp, r, &mut u);
+            Tensor::from_slice(&u, &[rows, r])
+        }),
+        Device::Gpu(b) => gpu::lora::lora_shrink(&b, x, a, ids, inp, r),
+    }
+}
+
+/// `y[i] += scales[ids[i]] · u[i] · B[ids[i]]ᵀ` in place: y `[rows, out]`, u f32 `[rows, r]`,
+/// B stacked `[adapters, out, r]` (y's dtype), one finite scale per adapter. Rows with id −1
+/// stay as they are. `y` is updated copy-on-write, like `copy_into`.
+pub fn lora_expand(y: &mut Tensor, u: &Tensor, b: &Tensor, ids: &Tensor, scales: &[f32]) -> Result<()> {
+    const OP: &str = "lora_expand";
+    if y.rank() != 2
+        || u.rank() != 2
+        || b.rank() != 3
+        || u.shape()[0] != y.shape()[0]
+        || b.shape()[1] != y.shape()[1]
+        || b.shape()[2] != u.shape()[1]
+    {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "y {:?} must be [rows, out], u {:?} [rows, r] and B {:?} [adapters, out, r]",
+                y.shape(),
+                u.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    if u.dtype() != DType::F32 {
+        return Err(ComputeError::dtype(
+            OP,
+            format!("u {:?} is {}; lora_shrink makes it f32", u.shape(), u.dtype()),
+        ));
+    }
+    let dt = super::common_float_dtype(OP, &[&*y, b])?;
+    let (rows, out, adapters, r) = (y.shape()[0], y.shape()[1], b.shape()[0], u.shape()[1]);
+    if scales.len() != adapters || scales.iter().any(|s| !s.is_finite()) {
+        return Err(ComputeError::invalid(
+            OP,
+            format!("{} scales for {adapters} adapters: give one finite scale per adapter", scales.len()),
+        ));
+    }
+    if rows > i32::MAX as usize || out > i32::MAX as usize || r > i32::MAX as usize {
+        return Err(ComputeError::shape(
+            OP,
+            format!("y {:?} / B {:?}: sizes must fit in 31 bits", y.shape(), b.shape()),
+        ));
+    }
+    let id = check_ids(OP, ids, rows, adapters)?;
+    match common_device(OP, &[&*y, u, b, ids])? {
+        Device::Cpu => with_float!(dt, T => {
+            let (us, bs) = (u.as_slice::<f32>()?.to_vec(), b.as_slice::<T>()?.to_vec());
+            if let Some(bytes) = y.host_bytes_mut() {
+                cpu::lora::lora_expand(&us, &bs, &id, scales, out, r, bytemuck::cast_slice_mut::<u8, T>(bytes));
+            }
+            Ok(())
+        }),
+        Device::Gpu(backend) => {
+            let s = Tensor::from_slice(scales, &[adapters])?.to_device(&Device::Gpu(backend.clone()))?;
+            let addr = y.device_addr_mut()?.unwrap_or(0);
+            gpu::lora::lora_expand(&backend, addr, dt, u, b, ids, &s, out, r, rows)
+        }
+    }
+}
