@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use ragtune_compute::ops::AdamW;
 use ragtune_runtime::load_causal_lm;
 use ragtune_trainer::checkpoint::{load_checkpoint, save_checkpoint};
-use ragtune_trainer::data::{Sampler, collate, read_jsonl};
+use ragtune_trainer::data::{Sampler, collate, pack, read_jsonl};
 use ragtune_trainer::full::FullStepGrads;
 use ragtune_trainer::merge::save_model_folder;
 use ragtune_trainer::peft::save_adapter;
@@ -75,6 +75,10 @@ pub struct FinetuneArgs {
     /// Examples per step.
     #[arg(long, default_value_t = 4)]
     batch_size: usize,
+    /// Pack the examples end to end into rows of --max-len tokens (no padding; attention is not
+    /// masked between packed examples).
+    #[arg(long)]
+    pack: bool,
     /// Examples are cut to this many tokens.
     #[arg(long, default_value_t = 512)]
     max_len: usize,
@@ -139,8 +143,19 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     let (model, tokenizer) = load_causal_lm(&args.model, dtype(&args.dtype)?, device.clone())
         .with_context(|| format!("loading the model {}", args.model.display()))?;
     let eos = model.config.eos_token_ids.first().copied();
-    let examples = read_jsonl(&args.data, &tokenizer, eos, args.max_len.min(model.max_context()))
+    // Packed examples are cut into rows afterwards, so each is read whole (up to the context).
+    let read_len = if args.pack { model.max_context() } else { args.max_len.min(model.max_context()) };
+    let examples = read_jsonl(&args.data, &tokenizer, eos, read_len)
         .with_context(|| format!("reading the training data {}", args.data.display()))?;
+    let examples = if args.pack {
+        let rows = pack(&examples, args.max_len.min(model.max_context()));
+        if rows.is_empty() {
+            bail!("--pack: the data holds fewer than 2 tokens");
+        }
+        rows
+    } else {
+        examples
+    };
     let eval = match &args.eval {
         None => Vec::new(),
         Some(path) => {
@@ -168,7 +183,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         "seed": args.seed, "batch_size": args.batch_size, "accumulate": args.accumulate,
         "steps": args.steps, "lr": args.lr, "warmup_steps": args.warmup_steps,
         "weight_decay": args.weight_decay, "grad_clip": args.grad_clip, "max_len": args.max_len,
-        "examples": examples.len(),
+        "examples": examples.len(), "pack": args.pack,
     });
     let optimizer = AdamW { weight_decay: args.weight_decay, ..AdamW::default() };
     let (adapter, resumed) = match &args.resume {

@@ -296,6 +296,9 @@ fn full_mode_writes_a_model_folder_that_answers_like_its_training_data() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(v["text"], " Paris.");
+    // Packed into rows of 16 tokens: more, full rows instead of 3 padded examples.
+    let packed = finetune(&data, &d.join("packed"), &["--steps", "2", "--pack", "--max-len", "16"]).unwrap();
+    assert!(packed["examples"].as_u64().unwrap() > 3, "{packed}");
     let err = finetune(&data, &out, &["--mode", "full", "--steps", "2", "--dtype", "bf16"]).unwrap_err();
     assert!(err.contains("--dtype f32"), "{err}");
     std::fs::remove_dir_all(&d).unwrap();

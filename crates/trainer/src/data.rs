@@ -1,7 +1,7 @@
 //! Training data: JSONL files of `{"text": ...}` (continued pretraining: every token is a
 //! target) or `{"prompt": ..., "completion": ...}` (supervised: the loss is taken on the
-//! completion only, the prompt's labels are −100), tokenised into [`Example`]s, shuffled with a
-//! seed and padded into [`TrainBatch`]es.
+//! completion only, the prompt's labels are −100), tokenised into [`Example`]s, optionally packed
+//! into full rows, shuffled with a seed and padded into [`TrainBatch`]es.
 
 use std::path::Path;
 
@@ -86,6 +86,24 @@ pub fn read_jsonl(
         return Err(TrainError::format(origin, "no examples: the file has no non-empty lines"));
     }
     Ok(out)
+}
+
+/// Packing: the examples' tokens (and labels, prompt masks included) laid end to end in order and
+/// cut into rows of `seq` tokens, so no batch slot is padding. Attention is not masked at the
+/// seams — a token may attend to the end of the previous example, as in the usual packed
+/// pretraining; the tokenizer's BOS at each example's start marks the boundary. A last row
+/// shorter than two tokens (nothing to predict) is dropped.
+pub fn pack(examples: &[Example], seq: usize) -> Vec<Example> {
+    if seq == 0 {
+        return Vec::new();
+    }
+    let ids: Vec<i32> = examples.iter().flat_map(|e| e.ids.iter().copied()).collect();
+    let labels: Vec<i32> = examples.iter().flat_map(|e| e.labels.iter().copied()).collect();
+    ids.chunks(seq)
+        .zip(labels.chunks(seq))
+        .filter(|(i, _)| i.len() >= 2)
+        .map(|(i, l)| Example { ids: i.to_vec(), labels: l.to_vec() })
+        .collect()
 }
 
 /// Right-pad `examples` with `pad_id` (labels −100) into one batch.

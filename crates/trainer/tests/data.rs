@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use ragtune_runtime::Tokenizer;
-use ragtune_trainer::data::{Sampler, collate, read_jsonl};
+use ragtune_trainer::data::{Example, Sampler, collate, pack, read_jsonl};
 
 fn tokenizer() -> Tokenizer {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime/llama-gqa/model");
@@ -73,4 +73,14 @@ fn the_sampler_visits_every_example_once_per_epoch_and_repeats_with_its_seed() {
     assert_eq!(next.len(), 7);
     let mut b = Sampler::new(5, 7);
     assert_eq!(b.take(12), [epoch, next].concat());
+}
+
+#[test]
+fn packing_lays_examples_end_to_end_in_full_rows() {
+    let ex = |ids: &[i32], labels: &[i32]| Example { ids: ids.to_vec(), labels: labels.to_vec() };
+    let examples = [ex(&[0, 5, 6], &[-100, 5, 6]), ex(&[0, 7], &[0, 7]), ex(&[0, 8, 9, 10], &[0, 8, 9, 10])];
+    let rows = pack(&examples, 4);
+    // 9 tokens: two rows of 4; the last single token has nothing to predict and is dropped.
+    assert_eq!(rows, vec![ex(&[0, 5, 6, 0], &[-100, 5, 6, 0]), ex(&[7, 0, 8, 9], &[7, 0, 8, 9])]);
+    assert!(pack(&examples, 0).is_empty());
 }
