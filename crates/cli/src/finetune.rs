@@ -258,7 +258,8 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
             )
             .with_context(|| format!("writing the checkpoint {}", dir.display()))?;
         }
-        progress.set_message(format!("loss {loss:.4}"));
+        let rate = tokens as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        progress.set_message(format!("loss {loss:.4}, {rate:.0} tok/s"));
         progress.inc(1);
     }
     progress.finish_and_clear();
@@ -332,7 +333,8 @@ fn run_full(
         }
         trainer.apply(&grads, warmup_cosine(args.lr, step - 1, args.steps, args.warmup_steps))?;
         losses.push(grads.loss);
-        progress.set_message(format!("loss {:.4}", grads.loss));
+        let rate = tokens as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        progress.set_message(format!("loss {:.4}, {rate:.0} tok/s", grads.loss));
         progress.inc(1);
     }
     progress.finish_and_clear();
