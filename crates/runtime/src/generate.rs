@@ -66,6 +66,19 @@ pub fn generate(
     model: &LlamaModel,
     prompts: &[Vec<u32>],
     options: &GenerateOptions,
+    on_token: impl FnMut(usize, u32) -> Result<()>,
+) -> Result<Vec<Generated>> {
+    generate_with_adapters(model, prompts, None, options, on_token)
+}
+
+/// [`generate`] with each prompt's adapter chosen from the model's adapter banks
+/// (`Linear::bank`, filled by the trainer's `LoraAdapter::attach_bank`): `adapters[i]` for
+/// prompt `i`, −1 for none. One batch serves them all.
+pub fn generate_with_adapters(
+    model: &LlamaModel,
+    prompts: &[Vec<u32>],
+    adapters: Option<&[i32]>,
+    options: &GenerateOptions,
     mut on_token: impl FnMut(usize, u32) -> Result<()>,
 ) -> Result<Vec<Generated>> {
     for (i, p) in prompts.iter().enumerate() {
@@ -77,6 +90,7 @@ pub fn generate(
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let capacity = (longest + options.max_new_tokens).min(model.max_context());
     let mut cache = KvCache::new(model, prompts.len(), capacity)?;
+    cache.set_adapters(adapters.map(<[i32]>::to_vec))?;
     let mut samplers =
         (0..prompts.len()).map(|i| Sampler::new(options.sampling, i as u64)).collect::<Result<Vec<_>>>()?;
     let mut out: Vec<Generated> =

@@ -27,7 +27,7 @@ pub mod weights;
 pub use bert::{BertEmbedder, BertModel, Pooling, PoolingMode};
 pub use config::{BertConfig, LlamaConfig, LlamaFamily, ModelConfig};
 pub use error::{Result, RuntimeError};
-pub use generate::{FinishReason, GenerateOptions, Generated, generate};
+pub use generate::{FinishReason, GenerateOptions, Generated, generate, generate_with_adapters};
 pub use llama::{KvCache, LlamaModel, LogitsWanted};
 pub use loader::load_causal_lm;
 pub use rope::{RopeConfig, RopeScaling};

@@ -15,12 +15,25 @@ pub struct LoraDelta {
     pub scale: f32,
 }
 
+/// Several adapters of one projection stacked for batches that mix them (an adapter id per
+/// row): A `[adapters, r, in]`, B `[adapters, out, r]` in the layer's dtype (a smaller rank is
+/// padded with zeros, which adds nothing), one scale per adapter. Applied with
+/// `ops::lora_shrink` / `ops::lora_expand` (kernels/lora.cu on a GPU).
+#[derive(Clone, Debug)]
+pub struct AdapterBank {
+    pub a: Tensor,
+    pub b: Tensor,
+    pub scales: Vec<f32>,
+}
+
 pub struct Linear {
     /// `[out, in]`, as PyTorch stores it.
     pub weight: Tensor,
     pub bias: Option<Tensor>,
     /// An adapter added to the output (see [`Linear::set_lora`]).
     pub lora: Option<LoraDelta>,
+    /// Adapters chosen per row by [`Linear::forward_rows`].
+    pub bank: Option<AdapterBank>,
 }
 
 impl Linear {
@@ -28,7 +41,7 @@ impl Linear {
     pub fn load(w: &Weights, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
         let weight = w.get(&format!("{prefix}.weight"), &[out, inp])?;
         let bias = if bias { Some(w.get(&format!("{prefix}.bias"), &[out])?) } else { None };
-        Ok(Linear { weight, bias, lora: None })
+        Ok(Linear { weight, bias, lora: None, bank: None })
     }
 
     /// Attach (or with `None` remove) an adapter. A must be `[r, in]` and B `[out, r]` for this
@@ -66,6 +79,19 @@ impl Linear {
             Some(l) => ops::add(&y, &ops::linear(&ops::scale(&ops::linear(x, &l.a)?, l.scale)?, &l.b)?)?,
             None => y,
         })
+    }
+
+    /// [`Linear::forward`], plus each row's adapter from the bank: `row_ids` i32 `[rows]` (rows
+    /// of `x` flattened; −1 = none). Without a bank or ids it is `forward`.
+    pub fn forward_rows(&self, x: &Tensor, row_ids: Option<&Tensor>) -> Result<Tensor> {
+        let y = self.forward(x)?;
+        let (Some(bank), Some(ids)) = (&self.bank, row_ids) else { return Ok(y) };
+        let (inp, out) = (x.last_dim(), y.last_dim());
+        let rows = x.numel() / inp.max(1);
+        let u = ops::lora_shrink(&x.reshape(&[rows, inp])?, &bank.a, ids)?;
+        let mut flat = y.reshape(&[rows, out])?;
+        ops::lora_expand(&mut flat, &u, &bank.b, ids, &bank.scales)?;
+        Ok(flat.reshape(y.shape())?)
     }
 
     /// The frozen base alone: `x Wᵀ (+ b)`, ignoring an attached adapter.

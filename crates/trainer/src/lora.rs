@@ -4,7 +4,7 @@
 
 use ragtune_compute::ops;
 use ragtune_compute::{Device, Tensor};
-use ragtune_runtime::linear::{Linear, LoraDelta};
+use ragtune_runtime::linear::{AdapterBank, Linear, LoraDelta};
 use ragtune_runtime::{LlamaConfig, LlamaModel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -194,6 +194,55 @@ impl LoraAdapter {
         }
         Ok(())
     }
+}
+
+/// Stack several adapters into the model's adapter banks (`Linear::bank`), so one batch can
+/// serve prompts that use different adapters (`ragtune_runtime::generate_with_adapters`, with
+/// adapter `i` of `adapters` chosen by id `i`). Ranks may differ: smaller ones are padded with
+/// zeros. Projections no adapter targets get no bank.
+pub fn attach_bank(adapters: &[&LoraAdapter], model: &mut LlamaModel) -> Result<()> {
+    if adapters.is_empty() {
+        return Err(TrainError::input("no adapter to attach"));
+    }
+    let c = model.config.clone();
+    if let Some(a) = adapters.iter().find(|a| a.modules.len() != c.num_layers) {
+        return Err(TrainError::input(format!(
+            "an adapter has {} layers but the model {}",
+            a.modules.len(),
+            c.num_layers
+        )));
+    }
+    let (dtype, device) = (model.dtype, model.device.clone());
+    let n = adapters.len();
+    let scales: Vec<f32> = adapters.iter().map(|a| a.config.scale()).collect();
+    for l in 0..c.num_layers {
+        for t in Target::ALL {
+            let mods: Vec<Option<&LoraModule>> =
+                adapters.iter().map(|a| a.modules[l][t.index()].as_ref()).collect();
+            let r = mods.iter().flatten().map(|m| m.a.shape()[0]).max().unwrap_or(0);
+            if r == 0 {
+                continue;
+            }
+            let (out, inp) = t.shape(&c);
+            let (mut a, mut b) = (vec![0f32; n * r * inp], vec![0f32; n * out * r]);
+            for (i, m) in mods.iter().enumerate() {
+                let Some(m) = m else { continue };
+                let (av, bv) = (m.a.to_vec::<f32>()?, m.b.to_vec::<f32>()?);
+                let rm = m.a.shape()[0];
+                a[i * r * inp..(i * r + rm) * inp].copy_from_slice(&av);
+                for o in 0..out {
+                    b[(i * out + o) * r..(i * out + o) * r + rm].copy_from_slice(&bv[o * rm..(o + 1) * rm]);
+                }
+            }
+            let put = |v: &[f32], shape: &[usize]| -> Result<Tensor> {
+                Ok(ops::cast(&Tensor::from_slice(v, shape)?, dtype)?.to_device(&device)?)
+            };
+            let bank =
+                AdapterBank { a: put(&a, &[n, r, inp])?, b: put(&b, &[n, out, r])?, scales: scales.clone() };
+            projection(&mut model.layers[l], t).bank = Some(bank);
+        }
+    }
+    Ok(())
 }
 
 /// The projection `target` of a layer.

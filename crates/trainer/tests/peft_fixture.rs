@@ -348,3 +348,57 @@ fn a_merged_folder_gives_the_adapters_logits() {
     assert!(err.contains("another folder"), "{err}");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn one_batch_serves_several_adapters_as_each_alone() {
+    let dir = fixtures();
+    let load =
+        || LlamaModel::from_dir(&dir.join("runtime/llama-gqa/model"), DType::F32, Device::Cpu).unwrap();
+    let base = load();
+    let first = load_adapter(&dir.join("lora/adapter_init"), &base.config, &Device::Cpu).unwrap();
+    // A second adapter of another rank on other projections, with non-zero B.
+    let config = ragtune_trainer::LoraConfig {
+        r: 2,
+        alpha: 3.0,
+        use_rslora: true,
+        dropout: 0.0,
+        targets: vec![ragtune_trainer::Target::O, ragtune_trainer::Target::Down],
+        layers: Some(vec![1]),
+    };
+    let mut second = LoraAdapter::init(config, &base.config, 9, &Device::Cpu).unwrap();
+    for slots in second.modules.iter_mut() {
+        for m in slots.iter_mut().flatten() {
+            let v: Vec<f32> = (0..m.b.numel()).map(|i| ((i * 37 % 11) as f32 - 5.0) * 0.02).collect();
+            m.b = ragtune_compute::Tensor::from_slice(&v, m.b.shape()).unwrap();
+        }
+    }
+    let tokens: Vec<u32> = [0u32, 52, 88, 271, 87, 293, 29, 224, 58, 327].to_vec();
+    let logits = |model: &LlamaModel, ids: Option<Vec<i32>>, batch: usize| {
+        let mut cache = ragtune_runtime::KvCache::new(model, batch, 16).unwrap();
+        cache.set_adapters(ids).unwrap();
+        let feed: Vec<&[u32]> = (0..batch).map(|_| tokens.as_slice()).collect();
+        model
+            .forward(&mut cache, &feed, ragtune_runtime::LogitsWanted::All)
+            .unwrap()
+            .0
+            .to_vec::<f32>()
+            .unwrap()
+    };
+    let mut banked = load();
+    ragtune_trainer::lora::attach_bank(&[&first, &second], &mut banked).unwrap();
+    let mixed = logits(&banked, Some(vec![1, -1, 0]), 3);
+    let per = mixed.len() / 3;
+    let alone = |adapter: Option<&LoraAdapter>| {
+        let mut m = load();
+        if let Some(a) = adapter {
+            a.attach(&mut m).unwrap();
+        }
+        logits(&m, None, 1)
+    };
+    for (row, want) in [(0, alone(Some(&second))), (1, alone(None)), (2, alone(Some(&first)))] {
+        let e = rel_err(&mixed[row * per..(row + 1) * per], &want);
+        assert!(e <= 1e-5, "sequence {row}: banked vs alone rel err {e:.3e}");
+    }
+    let mut cache = ragtune_runtime::KvCache::new(&banked, 2, 4).unwrap();
+    assert!(cache.set_adapters(Some(vec![0])).unwrap_err().to_string().contains("one per sequence"));
+}

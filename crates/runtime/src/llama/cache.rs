@@ -12,6 +12,8 @@ pub struct KvCache {
     pub(crate) v: Vec<Tensor>,
     pub(crate) lens: Vec<usize>,
     pub(crate) capacity: usize,
+    /// Each sequence's adapter in the model's adapter banks (−1 = none); `None` = no banks used.
+    pub(crate) adapters: Option<Vec<i32>>,
 }
 
 impl KvCache {
@@ -34,7 +36,23 @@ impl KvCache {
             k.push(Tensor::zeros(&shape, model.dtype, &model.device)?);
             v.push(Tensor::zeros(&shape, model.dtype, &model.device)?);
         }
-        Ok(KvCache { k, v, lens: vec![0; batch], capacity })
+        Ok(KvCache { k, v, lens: vec![0; batch], capacity, adapters: None })
+    }
+
+    /// Choose each sequence's adapter from the model's adapter banks (`Linear::bank`; −1 =
+    /// none), or `None` for no adapter from the banks.
+    pub fn set_adapters(&mut self, adapters: Option<Vec<i32>>) -> Result<()> {
+        if let Some(a) = &adapters
+            && a.len() != self.lens.len()
+        {
+            return Err(RuntimeError::input(format!(
+                "{} adapter ids for a cache of {} sequences: give one per sequence",
+                a.len(),
+                self.lens.len()
+            )));
+        }
+        self.adapters = adapters;
+        Ok(())
     }
 
     pub fn batch(&self) -> usize {

@@ -107,15 +107,24 @@ impl LlamaModel {
             })
             .collect::<Result<_>>()?;
 
+        // Each row's adapter in the banks: the adapter of the sequence the row belongs to.
+        let row_ids = match &cache.adapters {
+            Some(ids) => {
+                let rows: Vec<i32> = (0..batch * s).map(|r| ids[r / s]).collect();
+                Some(i32_tensor(self, &rows, &[batch * s])?)
+            }
+            None => None,
+        };
+        let row_ids = row_ids.as_ref();
         let (hq, hkv, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
         let kv_dim = hkv * d;
         let spec = ops::AttentionSpec::new(true, d);
         let mut x = ops::embedding(&self.embed, &ids)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let h = ops::rms_norm(&x, &layer.input_norm, c.rms_norm_eps)?;
-            let q = layer.q.forward(&h)?.reshape(&[batch, s, hq, d])?;
-            let k = layer.k.forward(&h)?.reshape(&[batch, s, hkv, d])?;
-            let v = layer.v.forward(&h)?.reshape(&[batch, s, hkv, d])?;
+            let q = layer.q.forward_rows(&h, row_ids)?.reshape(&[batch, s, hq, d])?;
+            let k = layer.k.forward_rows(&h, row_ids)?.reshape(&[batch, s, hkv, d])?;
+            let v = layer.v.forward_rows(&h, row_ids)?.reshape(&[batch, s, hkv, d])?;
             let q = ops::rope(&q, &positions, &self.inv_freq)?;
             let k = ops::rope(&k, &positions, &self.inv_freq)?.reshape(&[batch * s, kv_dim])?;
             let v = v.reshape(&[batch * s, kv_dim])?;
@@ -130,10 +139,13 @@ impl LlamaModel {
                 }
             }
             let attn = ops::attention(&q, &cache.k[l], &cache.v[l], spec, Some(&key_lens))?;
-            let attn = layer.o.forward(&attn.reshape(&[batch, s, hq * d])?)?;
+            let attn = layer.o.forward_rows(&attn.reshape(&[batch, s, hq * d])?, row_ids)?;
             x = ops::add(&x, &attn)?;
             let h = ops::rms_norm(&x, &layer.post_norm, c.rms_norm_eps)?;
-            let mlp = layer.down.forward(&ops::swiglu(&layer.gate.forward(&h)?, &layer.up.forward(&h)?)?)?;
+            let mlp = layer.down.forward_rows(
+                &ops::swiglu(&layer.gate.forward_rows(&h, row_ids)?, &layer.up.forward_rows(&h, row_ids)?)?,
+                row_ids,
+            )?;
             x = ops::add(&x, &mlp)?;
         }
         for (len, n) in cache.lens.iter_mut().zip(&new_lens) {
