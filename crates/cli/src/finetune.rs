@@ -56,7 +56,8 @@ pub struct FinetuneArgs {
     /// Updates of linear warmup from 0 to --lr.
     #[arg(long, default_value_t = 0)]
     warmup_steps: u64,
-    /// Clip the gradients' global L2 norm to this (0 = no clipping).
+    /// Clip the gradients' global L2 norm to this (0 = no clipping; the norm is still checked
+    /// for NaN/inf, which stops the run with the last checkpoint intact).
     #[arg(long, default_value_t = 1.0)]
     grad_clip: f32,
     /// Micro-batches of --batch-size accumulated per update.
@@ -240,9 +241,10 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         if !loss.is_finite() {
             bail!("step {step}: the loss is {loss}; lower --lr (no adapter was written)");
         }
-        if args.grad_clip > 0.0 {
-            norms.push(grads.clip(args.grad_clip).with_context(|| format!("step {step}: lower --lr"))?);
-        }
+        // The norm is taken even without clipping: a NaN or infinity in the gradients stops
+        // the run here, before it reaches the weights or a checkpoint.
+        let limit = if args.grad_clip > 0.0 { args.grad_clip } else { f32::MAX };
+        norms.push(grads.clip(limit).with_context(|| format!("step {step}: lower --lr"))?);
         let lr = warmup_cosine(args.lr, step - 1, args.steps, args.warmup_steps);
         trainer.apply(&grads, lr)?;
         losses.push(loss);
@@ -328,9 +330,10 @@ fn run_full(
             parts.push(trainer.loss_and_grads(&batch).with_context(|| format!("step {step}"))?);
         }
         let mut grads = FullStepGrads::accumulate(parts)?;
-        if args.grad_clip > 0.0 {
-            norms.push(grads.clip(args.grad_clip).with_context(|| format!("step {step}: lower --lr"))?);
-        }
+        // The norm is taken even without clipping: a NaN or infinity in the gradients stops
+        // the run here, before it reaches the weights or a checkpoint.
+        let limit = if args.grad_clip > 0.0 { args.grad_clip } else { f32::MAX };
+        norms.push(grads.clip(limit).with_context(|| format!("step {step}: lower --lr"))?);
         trainer.apply(&grads, warmup_cosine(args.lr, step - 1, args.steps, args.warmup_steps))?;
         losses.push(grads.loss);
         let rate = tokens as f64 / start.elapsed().as_secs_f64().max(1e-9);
