@@ -98,7 +98,9 @@ impl FullTrainer {
             ));
         }
         let attached = model.layers.iter().any(|l| {
-            [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().any(|lin| lin.lora.is_some() || lin.bank.is_some())
+            [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
+                .into_iter()
+                .any(|lin| lin.lora.is_some() || lin.bank.is_some())
         });
         if attached {
             return Err(TrainError::input(

@@ -22,7 +22,8 @@ mod topk;
 pub use act::{gelu, silu, swiglu};
 pub use attention::{AttentionSpec, attention};
 pub use backward::{
-    attention_backward, embedding_backward, linear_backward, rms_norm_backward, rope_backward, swiglu_backward,
+    attention_backward, embedding_backward, linear_backward, rms_norm_backward, rope_backward,
+    swiglu_backward,
 };
 pub use cast::cast;
 pub use copy::copy_into;
@@ -30,9 +31,9 @@ pub use elementwise::{add, mul, scale};
 pub(crate) use embed::bad_id as embed_bad_id;
 pub use embed::embedding;
 pub use kmeans::{kmeans_assign, kmeans_update};
-pub use matmul::{MatmulSpec, linear, matmul, matmul_ex};
 pub use lora::{lora_expand, lora_shrink};
 pub use loss::{CrossEntropy, IGNORE_INDEX, cross_entropy};
+pub use matmul::{MatmulSpec, linear, matmul, matmul_ex};
 pub use norm::{l2_normalize, layer_norm, rms_norm};
 pub use optim::{AdamW, adamw_step, clip_grad_norm};
 pub use rope::rope;
