@@ -2,6 +2,7 @@
 //! of the ops, the relative-error measure and tolerances of ARCHITECTURE.md, and the parity
 //! suite that runs every op on a kernel device (the CPU emulation, or a real GPU) against the CPU.
 
+pub mod attention_bench;
 pub mod gpu;
 pub mod parity;
 pub mod reference;
