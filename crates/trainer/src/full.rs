@@ -178,7 +178,7 @@ impl FullTrainer {
 
 /// Every trainable weight: the embedding; per layer the input norm, q, k, v, o, the
 /// post-attention norm, gate, up, down; the final norm; the head unless tied.
-fn weights_mut(model: &mut LlamaModel) -> Vec<&mut Tensor> {
+pub fn weights_mut(model: &mut LlamaModel) -> Vec<&mut Tensor> {
     let tied = model.config.tie_word_embeddings;
     let mut out = vec![&mut model.embed];
     for l in model.layers.iter_mut() {

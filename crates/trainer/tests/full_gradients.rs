@@ -8,7 +8,7 @@ use std::path::Path;
 use ragtune_compute::ops::AdamW;
 use ragtune_compute::{DType, Device, Tensor};
 use ragtune_runtime::{LlamaModel, ModelConfig, Weights};
-use ragtune_trainer::full::flatten;
+use ragtune_trainer::full::{flatten, weights_mut};
 use ragtune_trainer::{FullTrainer, TrainBatch};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -29,28 +29,9 @@ fn batch(rng: &mut ChaCha8Rng) -> TrainBatch {
     TrainBatch::from_labels(&ids, &labels).unwrap()
 }
 
-/// The weight `i` of `weights_mut` order, by a mutable walk mirroring it.
+/// The weight `i` of the trainer's own [`weights_mut`] order.
 fn weight(m: &mut LlamaModel, i: usize) -> &mut Tensor {
-    let tied = m.config.tie_word_embeddings;
-    let mut all: Vec<&mut Tensor> = vec![&mut m.embed];
-    for l in m.layers.iter_mut() {
-        all.extend([
-            &mut l.input_norm,
-            &mut l.q.weight,
-            &mut l.k.weight,
-            &mut l.v.weight,
-            &mut l.o.weight,
-            &mut l.post_norm,
-            &mut l.gate.weight,
-            &mut l.up.weight,
-            &mut l.down.weight,
-        ]);
-    }
-    all.push(&mut m.norm);
-    if !tied {
-        all.push(&mut m.lm_head);
-    }
-    all.swap_remove(i)
+    weights_mut(m).swap_remove(i)
 }
 
 fn check(tied: bool, seed: u64) {
