@@ -1,0 +1,14 @@
+//! ragtune-eval: the RAG-vs-fine-tuning experiment.
+//!
+//! - [`world`]: a synthetic knowledge world, deterministic by seed — fictional people,
+//!   organisations and places; documents in several phrasings; free-answer and multiple-choice
+//!   questions with seen and held-out phrasings; entities of different popularity;
+//! - [`prompt`]: the text formats the base model was trained on and the arms use;
+//! - [`metrics`]: exact match, token F1, recall@k, bootstrap intervals;
+//! - [`report`]: the results as data, `report.md`, `report.json` and SVG charts.
+
+pub mod prompt;
+pub mod report;
+pub mod task;
+
+pub use task::{Passage, QaItem, Task};

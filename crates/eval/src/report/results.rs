@@ -1,0 +1,145 @@
+//! What an experiment run produces, as plain data: per-arm scores with bootstrap intervals,
+//! breakdowns, costs, per-question outcomes (for paired comparisons), the paraphrase curve and
+//! the computed findings. `report.json` is this, serialized; `report.md` and the charts are
+//! rendered from it.
+
+use serde::{Deserialize, Serialize};
+
+/// A mean with its bootstrap 95% interval over `n` items.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub mean: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub n: usize,
+}
+
+/// The task metrics of one arm over one set of questions. `None` where the metric was not
+/// measured (no choices in the QA file, or free answers switched off).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Multiple choice, by the log-likelihood of each option.
+    pub mc_accuracy: Option<Interval>,
+    /// Generated answers (greedy), after normalisation.
+    pub exact_match: Option<Interval>,
+    pub token_f1: Option<Interval>,
+}
+
+/// Scores on a named subset of the questions (`"seen phrasing"`, `"popularity 1"`, …).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Breakdown {
+    pub label: String,
+    pub scores: Scores,
+}
+
+/// One question's outcome under one arm; the order of questions is the same in every arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuestionOutcome {
+    pub id: String,
+    /// Whether the highest-likelihood option was the right one.
+    pub mc_correct: Option<bool>,
+    pub exact_match: Option<f64>,
+    pub token_f1: Option<f64>,
+    /// The generated answer, as text.
+    pub generated: Option<String>,
+    /// Whether retrieval put the question's source document in the top k.
+    pub retrieved_gold: Option<bool>,
+}
+
+/// What an arm cost to set up and to run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    /// Wall time to prepare the arm: building the index, training the adapter (seconds).
+    pub setup_seconds: f64,
+    /// Peak resident host memory while setting up and answering (bytes).
+    pub peak_host_bytes: u64,
+    /// Peak device memory, when a GPU was used.
+    pub peak_device_bytes: Option<u64>,
+    /// Bytes of what the arm adds to the base model: the index file, the adapter.
+    pub artifact_bytes: u64,
+    /// Mean wall time per question: retrieval + prefill + decode (milliseconds).
+    pub latency_ms: f64,
+    pub retrieval_ms: f64,
+    pub prefill_ms: f64,
+    pub decode_ms: f64,
+    /// Mean tokens processed per answered question: prompt + generated.
+    pub tokens_per_answer: f64,
+    /// Training tokens processed while setting up (0 for arms without training).
+    pub train_tokens: u64,
+}
+
+/// Old-population closed-book accuracy before and after an arm's fine-tuning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Forgetting {
+    pub before: Interval,
+    pub after: Interval,
+    /// after − before, paired bootstrap over the same questions.
+    pub change: Interval,
+}
+
+/// One arm: `id` is one of `base`, `rag`, `ft`, `ft-par`, `ft+rag`, `raft` (or a user's name).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArmResult {
+    pub id: String,
+    pub description: String,
+    pub overall: Scores,
+    pub by_phrasing: Vec<Breakdown>,
+    pub by_popularity: Vec<Breakdown>,
+    /// Recall@k of the retriever (arms that retrieve).
+    pub retrieval_recall: Option<Interval>,
+    pub forgetting: Option<Forgetting>,
+    pub cost: Cost,
+    pub outcomes: Vec<QuestionOutcome>,
+}
+
+/// Fine-tuning accuracy against the number of extra paraphrases per document.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ParaphrasePoint {
+    pub paraphrases: usize,
+    pub scores: Scores,
+}
+
+/// A claim from the literature, checked against this run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Short name: `"rag-beats-ft"`, …
+    pub id: String,
+    /// The claim, as the literature states it.
+    pub claim: String,
+    /// The measured difference (paired bootstrap), when both sides were measured.
+    pub difference: Option<Interval>,
+    /// `Some(true)`: the interval excludes zero in the claimed direction; `Some(false)`: it
+    /// excludes zero in the other; `None`: inconclusive or not measured.
+    pub holds: Option<bool>,
+    /// One sentence computed from the numbers.
+    pub sentence: String,
+}
+
+/// The model, embedder and machine the run used.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub title: String,
+    /// UTC, `YYYY-MM-DD HH:MM`.
+    pub date: String,
+    pub machine: String,
+    pub device: String,
+    pub model: String,
+    pub model_params: u64,
+    pub embedder: String,
+    /// Seeds that reproduce the run: world, training, bootstrap.
+    pub seeds: Vec<(String, u64)>,
+    /// Questions per population and split, and other sizes worth stating.
+    pub sizes: Vec<(String, u64)>,
+    pub wall_seconds: f64,
+    /// The settings (arms and their hyper-parameters), echoed.
+    pub settings: serde_json::Value,
+}
+
+/// Everything `report.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExperimentReport {
+    pub info: RunInfo,
+    pub arms: Vec<ArmResult>,
+    pub paraphrase_curve: Vec<ParaphrasePoint>,
+    pub findings: Vec<Finding>,
+}
