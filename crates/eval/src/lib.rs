@@ -7,8 +7,10 @@
 //! - [`metrics`]: exact match, token F1, recall@k, bootstrap intervals;
 //! - [`report`]: the results as data, `report.md`, `report.json` and SVG charts.
 
+pub mod error;
 pub mod prompt;
 pub mod report;
 pub mod task;
 
+pub use error::{EvalError, Result};
 pub use task::{Passage, QaItem, Task};
