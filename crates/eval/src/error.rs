@@ -25,6 +25,9 @@ pub enum EvalError {
     Index(#[from] ragtune_index::IndexError),
     #[error(transparent)]
     Compute(#[from] ragtune_compute::ComputeError),
+    /// An interval that could not be computed: no values, zero resamples, a NaN score.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
 }
 
 pub type Result<T> = std::result::Result<T, EvalError>;
