@@ -8,6 +8,7 @@
 //! - [`report`]: the results as data, `report.md`, `report.json` and SVG charts.
 
 pub mod error;
+pub mod machine;
 pub mod metrics;
 pub mod prompt;
 pub mod report;
