@@ -7,6 +7,7 @@
 //! - [`metrics`]: exact match, token F1, recall@k, bootstrap intervals;
 //! - [`report`]: the results as data, `report.md`, `report.json` and SVG charts.
 
+pub mod base;
 pub mod error;
 pub mod machine;
 pub mod metrics;
