@@ -8,12 +8,15 @@
 //! - [`report`]: the results as data, `report.md`, `report.json` and SVG charts.
 
 pub mod base;
+pub mod embed;
 pub mod error;
 pub mod machine;
 pub mod metrics;
 pub mod prompt;
 pub mod report;
+pub mod retrieve;
 pub mod task;
+pub mod userdata;
 
 pub use error::{EvalError, Result};
 pub use task::{Passage, QaItem, Task};
