@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod prompt;
 pub mod report;
 pub mod retrieve;
+pub mod run;
 pub mod task;
 pub mod userdata;
 

@@ -1,0 +1,540 @@
+//! Running the experiment: every arm answers the same questions, and what each costs is
+//! measured on the way.
+//!
+//! Arms (ids as in the report): `base` (closed book), `rag` (top-k retrieved passages before the
+//! question), `ft` (LoRA on the corpus, closed book), `ft-par` (LoRA on the corpus and its extra
+//! paraphrases), `ft+rag` (the `ft` adapter with retrieved passages), `raft` (LoRA on question +
+//! the gold passage + distractors → answer, then answering with retrieved passages). Adapters
+//! are attached to the one base model in turn and detached after, so the base is loaded once.
+//! Forgetting is the closed-book multiple-choice accuracy on the task's `old_questions` with
+//! and without each adapter.
+
+pub mod answer;
+pub mod memory;
+pub mod train;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ragtune_runtime::{LlamaModel, Tokenizer};
+use ragtune_trainer::LoraAdapter;
+use ragtune_trainer::data::Example;
+use rand::SeedableRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::embed::Embedder;
+use crate::error::{EvalError, Result};
+use crate::metrics;
+use crate::prompt;
+use crate::report::{ArmResult, Breakdown, Cost, Forgetting, ParaphrasePoint, QuestionOutcome, Scores};
+use crate::retrieve::Retriever;
+use crate::task::{QaItem, Task};
+use answer::{Answer, answer, stop_tokens};
+use memory::PeakMemory;
+pub use train::LoraSettings;
+use train::{Trained, answer_example, document_example, train_lora};
+
+/// Every arm, in the order they run and are reported.
+pub const ARMS: [&str; 6] = ["base", "rag", "ft", "ft-par", "ft+rag", "raft"];
+
+/// What to run and how.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Arm ids to run (a subset of [`ARMS`]).
+    pub arms: Vec<String>,
+    /// Passages retrieved per question.
+    pub rag_k: usize,
+    /// Distractor passages per RAFT training example.
+    pub raft_distractors: usize,
+    /// Share of RAFT examples whose passages include the gold one (the rest: distractors only).
+    pub raft_gold_share: f64,
+    pub lora: LoraSettings,
+    /// Free-answer budget (0: multiple choice only).
+    pub max_new_tokens: usize,
+    /// Bootstrap resamples for every interval.
+    pub bootstrap: usize,
+    pub seed: u64,
+    /// Extra FT runs on the corpus plus the first `n` paraphrase rounds, for the
+    /// accuracy-vs-paraphrases curve (0 and all rounds come from `ft` and `ft-par`).
+    pub paraphrase_curve: Vec<usize>,
+    /// No progress bars (tests).
+    pub quiet: bool,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            arms: ARMS.iter().map(|s| s.to_string()).collect(),
+            rag_k: 3,
+            raft_distractors: 2,
+            raft_gold_share: 0.8,
+            lora: LoraSettings::default(),
+            max_new_tokens: 12,
+            bootstrap: 1000,
+            seed: 0,
+            paraphrase_curve: Vec::new(),
+            quiet: false,
+        }
+    }
+}
+
+/// What a run produced, before findings and run information are added.
+pub struct RunOutput {
+    pub arms: Vec<ArmResult>,
+    pub paraphrase_curve: Vec<ParaphrasePoint>,
+}
+
+/// Check that every requested arm is known and has the data it needs.
+pub fn check_arms(arms: &[String], task: &Task) -> Result<()> {
+    if arms.is_empty() {
+        return Err(EvalError::config(format!("no arms to run; choose from {}", ARMS.join(", "))));
+    }
+    for a in arms {
+        if !ARMS.contains(&a.as_str()) {
+            return Err(EvalError::config(format!("unknown arm `{a}`; known arms: {}", ARMS.join(", "))));
+        }
+        if a == "ft-par" && task.paraphrases.is_empty() {
+            return Err(EvalError::config(
+                "arm `ft-par` needs paraphrases of the corpus ([data] paraphrases = [...]); drop the arm or add them",
+            ));
+        }
+        if a == "raft" && task.raft_train.is_empty() {
+            return Err(EvalError::config(
+                "arm `raft` needs question → answer training pairs with sources ([data] raft_train); drop the arm or add them",
+            ));
+        }
+    }
+    if task.questions.is_empty() {
+        return Err(EvalError::config("the task has no questions to answer"));
+    }
+    if task.corpus.is_empty() {
+        return Err(EvalError::config("the task has an empty corpus"));
+    }
+    Ok(())
+}
+
+struct Runner<'a> {
+    model: &'a mut LlamaModel,
+    tok: &'a Tokenizer,
+    task: &'a Task,
+    embedder: &'a dyn Embedder,
+    settings: &'a RunSettings,
+    workdir: PathBuf,
+    stops: Vec<u32>,
+    eos: u32,
+    bars: MultiProgress,
+    memory: PeakMemory,
+}
+
+/// Retrieval for every question: passage indices and the time each search took.
+struct Retrieved {
+    passages: Vec<Vec<usize>>,
+    ms: Vec<f64>,
+    setup_seconds: f64,
+    index_bytes: u64,
+}
+
+/// Run the requested arms on `task`. `workdir` receives the artifacts whose size the report
+/// quotes (the index file, the adapters).
+pub fn run(
+    model: &mut LlamaModel,
+    tok: &Tokenizer,
+    task: &Task,
+    embedder: &dyn Embedder,
+    settings: &RunSettings,
+    workdir: &Path,
+) -> Result<RunOutput> {
+    check_arms(&settings.arms, task)?;
+    std::fs::create_dir_all(workdir).map_err(|e| EvalError::io(workdir, e))?;
+    let eos =
+        *model.config.eos_token_ids.first().ok_or_else(|| {
+            EvalError::config("the model's config has no eos_token_id: answers could not end")
+        })?;
+    let stops = stop_tokens(model, tok)?;
+    let bars = MultiProgress::with_draw_target(if settings.quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+    let mut r = Runner {
+        model,
+        tok,
+        task,
+        embedder,
+        settings,
+        workdir: workdir.to_path_buf(),
+        stops,
+        eos,
+        bars,
+        memory: PeakMemory::new(),
+    };
+    r.run()
+}
+
+fn wants(settings: &RunSettings, arm: &str) -> bool {
+    settings.arms.iter().any(|a| a == arm)
+}
+
+impl Runner<'_> {
+    fn run(&mut self) -> Result<RunOutput> {
+        let s = self.settings;
+        let mut arms = Vec::new();
+        let retrieving = ["rag", "ft+rag", "raft"].iter().any(|a| wants(s, a));
+        let retrieved = if retrieving { Some(self.retrieve()?) } else { None };
+        let fine_tuning = ["ft", "ft-par", "ft+rag", "raft"].iter().any(|a| wants(s, a));
+        let old_before = if fine_tuning && !self.task.old_questions.is_empty() {
+            Some(self.old_accuracy("forgetting probe, base")?)
+        } else {
+            None
+        };
+        if wants(s, "base") {
+            self.memory.reset();
+            let (outcomes, cost) = self.evaluate("base", None)?;
+            arms.push(self.arm("base", "closed book: the base model alone", outcomes, cost, None)?);
+        }
+        if wants(s, "rag") {
+            let ret = retrieved.as_ref().expect("retrieval ran");
+            self.memory.reset();
+            let (outcomes, mut cost) = self.evaluate("rag", Some(ret))?;
+            cost.setup_seconds = ret.setup_seconds;
+            cost.artifact_bytes = ret.index_bytes;
+            let desc = format!("top-{} retrieved passages before the question", s.rag_k);
+            arms.push(self.arm("rag", &desc, outcomes, cost, None)?);
+        }
+        let mut ft_scores = None;
+        if wants(s, "ft") || wants(s, "ft+rag") {
+            self.memory.reset();
+            let docs = self.documents(0)?;
+            let trained = self.train("ft", docs, true, s.lora.epochs)?;
+            let bytes = self.save_adapter("ft", &trained.adapter)?;
+            self.attach(&trained.adapter)?;
+            let forgetting = self.forgetting(old_before.as_ref(), "ft")?;
+            if wants(s, "ft") {
+                let (outcomes, cost) = self.evaluate("ft", None)?;
+                let cost = Cost {
+                    setup_seconds: trained.seconds,
+                    artifact_bytes: bytes,
+                    train_tokens: trained.tokens,
+                    ..cost
+                };
+                let desc =
+                    format!("LoRA r={} on the corpus, {} epochs; closed book", s.lora.r, s.lora.epochs);
+                let arm = self.arm("ft", &desc, outcomes, cost, forgetting.clone())?;
+                ft_scores = Some(arm.overall.clone());
+                arms.push(arm);
+            }
+            if wants(s, "ft+rag") {
+                let ret = retrieved.as_ref().expect("retrieval ran");
+                let (outcomes, cost) = self.evaluate("ft+rag", Some(ret))?;
+                let cost = Cost {
+                    setup_seconds: trained.seconds + ret.setup_seconds,
+                    artifact_bytes: bytes + ret.index_bytes,
+                    train_tokens: trained.tokens,
+                    ..cost
+                };
+                let desc = "the ft adapter, answering with retrieved passages";
+                arms.push(self.arm("ft+rag", desc, outcomes, cost, forgetting)?);
+            }
+            self.detach();
+        }
+        let rounds = self.task.paraphrases.len();
+        let mut curve = Vec::new();
+        if let Some(scores) = &ft_scores {
+            curve.push(ParaphrasePoint { paraphrases: 0, scores: scores.clone() });
+        }
+        if wants(s, "ft-par") {
+            let mut extra: Vec<usize> =
+                s.paraphrase_curve.iter().copied().filter(|&n| n > 0 && n < rounds).collect();
+            extra.sort_unstable();
+            extra.dedup();
+            for n in extra {
+                let docs = self.documents(n)?;
+                let trained = self.train(&format!("ft, {n} paraphrases"), docs, true, s.lora.epochs)?;
+                self.attach(&trained.adapter)?;
+                let (outcomes, _) = self.evaluate(&format!("ft, {n} paraphrases"), None)?;
+                self.detach();
+                curve.push(ParaphrasePoint { paraphrases: n, scores: self.scores(&outcomes)? });
+            }
+            self.memory.reset();
+            let docs = self.documents(rounds)?;
+            let trained = self.train("ft-par", docs, true, s.lora.epochs)?;
+            let bytes = self.save_adapter("ft-par", &trained.adapter)?;
+            self.attach(&trained.adapter)?;
+            let forgetting = self.forgetting(old_before.as_ref(), "ft-par")?;
+            let (outcomes, cost) = self.evaluate("ft-par", None)?;
+            self.detach();
+            let cost = Cost {
+                setup_seconds: trained.seconds,
+                artifact_bytes: bytes,
+                train_tokens: trained.tokens,
+                ..cost
+            };
+            let desc = format!(
+                "LoRA r={} on the corpus + {rounds} paraphrase rounds, {} epochs; closed book",
+                s.lora.r, s.lora.epochs
+            );
+            let arm = self.arm("ft-par", &desc, outcomes, cost, forgetting)?;
+            curve.push(ParaphrasePoint { paraphrases: rounds, scores: arm.overall.clone() });
+            arms.push(arm);
+        }
+        if wants(s, "raft") {
+            let ret = retrieved.as_ref().expect("retrieval ran");
+            self.memory.reset();
+            let examples = self.raft_examples()?;
+            let trained = self.train("raft", examples, false, s.lora.raft_epochs)?;
+            let bytes = self.save_adapter("raft", &trained.adapter)?;
+            self.attach(&trained.adapter)?;
+            let forgetting = self.forgetting(old_before.as_ref(), "raft")?;
+            let (outcomes, cost) = self.evaluate("raft", Some(ret))?;
+            self.detach();
+            let cost = Cost {
+                setup_seconds: trained.seconds + ret.setup_seconds,
+                artifact_bytes: bytes + ret.index_bytes,
+                train_tokens: trained.tokens,
+                ..cost
+            };
+            let desc = format!(
+                "LoRA on question + gold passage + {} distractors → answer ({} epochs); answers with retrieved passages",
+                s.raft_distractors, s.lora.raft_epochs
+            );
+            arms.push(self.arm("raft", &desc, outcomes, cost, forgetting)?);
+        }
+        curve.sort_by_key(|p| p.paraphrases);
+        Ok(RunOutput { arms, paraphrase_curve: curve })
+    }
+
+    fn bar(&self, len: usize, label: &str) -> ProgressBar {
+        let bar = self.bars.add(ProgressBar::new(len as u64));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} {msg} ({eta})")
+                .expect("a valid progress template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar
+    }
+
+    /// Index the corpus and retrieve for every question, one search per question (so each
+    /// question's retrieval time is its own).
+    fn retrieve(&mut self) -> Result<Retrieved> {
+        let bar = self.bar(self.task.questions.len(), "retrieval");
+        let start = Instant::now();
+        let retriever = Retriever::build(self.embedder, &self.task.corpus, &self.model.device)?;
+        let setup_seconds = start.elapsed().as_secs_f64();
+        let index_bytes = retriever.save(&self.workdir.join("corpus.rtidx"))?;
+        let k = self.settings.rag_k.max(1);
+        let (mut passages, mut ms) = (Vec::new(), Vec::new());
+        for q in &self.task.questions {
+            let t = Instant::now();
+            let hits = retriever.search(self.embedder, &[q.question.as_str()], k)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            passages.push(hits.into_iter().next().unwrap_or_default().into_iter().map(|(i, _)| i).collect());
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(Retrieved { passages, ms, setup_seconds, index_bytes })
+    }
+
+    /// Answer every question, closed book or with the retrieved passages.
+    fn evaluate(
+        &mut self,
+        label: &str,
+        retrieved: Option<&Retrieved>,
+    ) -> Result<(Vec<QuestionOutcome>, Cost)> {
+        let questions = &self.task.questions;
+        let bar = self.bar(questions.len(), label);
+        let mut outcomes = Vec::with_capacity(questions.len());
+        let (mut prefill, mut decode, mut retrieval, mut tokens) = (0.0, 0.0, 0.0, 0usize);
+        for (i, q) in questions.iter().enumerate() {
+            let (text, gold_found) = match retrieved {
+                None => (prompt::closed_book(&q.question), None),
+                Some(r) => {
+                    retrieval += r.ms[i];
+                    let texts: Vec<&str> =
+                        r.passages[i].iter().map(|&p| self.task.corpus[p].text.as_str()).collect();
+                    let found = (!q.sources.is_empty())
+                        .then(|| r.passages[i].iter().any(|&p| q.sources.contains(&self.task.corpus[p].id)));
+                    (prompt::with_passages(&texts, &q.question), found)
+                }
+            };
+            let a: Answer =
+                answer(self.model, self.tok, &text, &q.choices, self.settings.max_new_tokens, &self.stops)?;
+            prefill += a.prefill_ms;
+            decode += a.decode_ms;
+            tokens += a.prompt_tokens + a.generated_tokens;
+            outcomes.push(outcome(q, &a, gold_found));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let n = questions.len().max(1) as f64;
+        let cost = Cost {
+            peak_host_bytes: self.memory.peak(),
+            latency_ms: (retrieval + prefill + decode) / n,
+            retrieval_ms: retrieval / n,
+            prefill_ms: prefill / n,
+            decode_ms: decode / n,
+            tokens_per_answer: tokens as f64 / n,
+            ..Cost::default()
+        };
+        Ok((outcomes, cost))
+    }
+
+    /// Closed-book multiple-choice correctness on the old questions (1.0 / 0.0 per question).
+    fn old_accuracy(&mut self, label: &str) -> Result<Vec<f64>> {
+        let old = &self.task.old_questions;
+        let bar = self.bar(old.len(), label);
+        let mut correct = Vec::with_capacity(old.len());
+        for q in old {
+            if q.choices.is_empty() {
+                bar.inc(1);
+                continue;
+            }
+            let a =
+                answer(self.model, self.tok, &prompt::closed_book(&q.question), &q.choices, 0, &self.stops)?;
+            correct.push(f64::from(u8::from(a.choice == q.correct)));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        Ok(correct)
+    }
+
+    fn forgetting(&mut self, before: Option<&Vec<f64>>, arm: &str) -> Result<Option<Forgetting>> {
+        let Some(before) = before.filter(|b| !b.is_empty()) else { return Ok(None) };
+        let after = self.old_accuracy(&format!("forgetting probe, {arm}"))?;
+        let (n, seed) = (self.settings.bootstrap, self.settings.seed);
+        Ok(Some(Forgetting {
+            before: metrics::bootstrap_mean(before, n, seed)?,
+            after: metrics::bootstrap_mean(&after, n, seed)?,
+            change: metrics::paired_difference(&after, before, n, seed)?,
+        }))
+    }
+
+    /// The corpus plus the first `rounds` paraphrase rounds, as document examples.
+    fn documents(&self, rounds: usize) -> Result<Vec<Example>> {
+        let extra = self.task.paraphrases.iter().take(rounds).flatten();
+        self.task.corpus.iter().chain(extra).map(|p| document_example(self.tok, &p.text, self.eos)).collect()
+    }
+
+    /// RAFT: each training question with its gold passage (in `raft_gold_share` of them) and
+    /// distractors drawn from the rest of the corpus, shuffled, → the answer.
+    fn raft_examples(&self) -> Result<Vec<Example>> {
+        let s = self.settings;
+        let mut rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0x5241_4654);
+        let corpus = &self.task.corpus;
+        let mut out = Vec::with_capacity(self.task.raft_train.len());
+        for q in &self.task.raft_train {
+            let gold: Vec<usize> = corpus
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| q.sources.contains(&p.id))
+                .map(|(i, _)| i)
+                .collect();
+            let others: Vec<usize> = (0..corpus.len()).filter(|i| !gold.contains(i)).collect();
+            let mut picked: Vec<usize> =
+                others.choose_multiple(&mut rng, s.raft_distractors).copied().collect();
+            let keep_gold = rand::Rng::random_bool(&mut rng, s.raft_gold_share.clamp(0.0, 1.0));
+            match gold.choose(&mut rng) {
+                Some(&g) if keep_gold => picked.push(g),
+                _ => picked.extend(others.choose(&mut rng).copied()),
+            }
+            picked.shuffle(&mut rng);
+            let texts: Vec<&str> = picked.iter().map(|&i| corpus[i].text.as_str()).collect();
+            let text = prompt::with_passages(&texts, &q.question);
+            out.push(answer_example(self.tok, &text, &prompt::answer(&q.answer), self.eos)?);
+        }
+        Ok(out)
+    }
+
+    fn train(&mut self, label: &str, examples: Vec<Example>, pack: bool, epochs: usize) -> Result<Trained> {
+        let bar = self.bar(0, &format!("training {label}"));
+        let trained =
+            train_lora(self.model, examples, pack, epochs, &self.settings.lora, |step, total, loss| {
+                bar.set_length(total as u64);
+                bar.set_position(step as u64);
+                bar.set_message(format!("loss {loss:.3}"));
+            })?;
+        bar.finish_and_clear();
+        Ok(trained)
+    }
+
+    fn save_adapter(&self, name: &str, adapter: &LoraAdapter) -> Result<u64> {
+        let dir = self.workdir.join(format!("adapter-{name}"));
+        ragtune_trainer::peft::save_adapter(adapter, &dir, "ragtune-demo-base")?;
+        let mut bytes = 0;
+        for entry in std::fs::read_dir(&dir).map_err(|e| EvalError::io(&dir, e))? {
+            let entry = entry.map_err(|e| EvalError::io(&dir, e))?;
+            bytes += entry.metadata().map_err(|e| EvalError::io(&entry.path(), e))?.len();
+        }
+        Ok(bytes)
+    }
+
+    fn attach(&mut self, adapter: &LoraAdapter) -> Result<()> {
+        adapter.attach(self.model)?;
+        Ok(())
+    }
+
+    fn detach(&mut self) {
+        for l in &mut self.model.layers {
+            for p in [&mut l.q, &mut l.k, &mut l.v, &mut l.o, &mut l.gate, &mut l.up, &mut l.down] {
+                p.lora = None;
+            }
+        }
+    }
+
+    fn scores(&self, outcomes: &[QuestionOutcome]) -> Result<Scores> {
+        Ok(metrics::scores_of(outcomes, self.settings.bootstrap, self.settings.seed)?)
+    }
+
+    fn arm(
+        &self,
+        id: &str,
+        description: &str,
+        outcomes: Vec<QuestionOutcome>,
+        cost: Cost,
+        forgetting: Option<Forgetting>,
+    ) -> Result<ArmResult> {
+        let (n, seed) = (self.settings.bootstrap, self.settings.seed);
+        let qs = &self.task.questions;
+        let phrasing: Vec<String> = qs.iter().map(|q| q.phrasing.clone().unwrap_or_default()).collect();
+        let popularity: Vec<String> =
+            qs.iter().map(|q| q.popularity.map(metrics::popularity_label).unwrap_or_default()).collect();
+        let by = |labels: &[String]| -> Result<Vec<Breakdown>> {
+            if labels.iter().all(String::is_empty) {
+                Ok(Vec::new())
+            } else {
+                Ok(metrics::breakdown(&outcomes, labels, n, seed)?)
+            }
+        };
+        let found: Vec<f64> =
+            outcomes.iter().filter_map(|o| o.retrieved_gold).map(|g| f64::from(u8::from(g))).collect();
+        Ok(ArmResult {
+            id: id.to_string(),
+            description: description.to_string(),
+            overall: self.scores(&outcomes)?,
+            by_phrasing: by(&phrasing)?,
+            by_popularity: by(&popularity)?,
+            retrieval_recall: if found.is_empty() {
+                None
+            } else {
+                Some(metrics::bootstrap_mean(&found, n, seed)?)
+            },
+            forgetting,
+            cost,
+            outcomes,
+        })
+    }
+}
+
+fn outcome(q: &QaItem, a: &Answer, retrieved_gold: Option<bool>) -> QuestionOutcome {
+    QuestionOutcome {
+        id: q.id.clone(),
+        mc_correct: if q.choices.is_empty() { None } else { Some(a.choice == q.correct) },
+        exact_match: a.text.as_ref().map(|t| metrics::exact_match(t, &q.answer)),
+        token_f1: a.text.as_ref().map(|t| metrics::token_f1(t, &q.answer)),
+        generated: a.text.clone(),
+        retrieved_gold,
+    }
+}
