@@ -8,6 +8,7 @@
 //! - [`report`]: the results as data, `report.md`, `report.json` and SVG charts.
 
 pub mod base;
+pub mod config;
 pub mod embed;
 pub mod error;
 pub mod machine;

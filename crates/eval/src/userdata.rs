@@ -129,7 +129,7 @@ pub fn load_corpus_with(path: &Path, max_words: usize) -> Result<Vec<Passage>> {
         }
     };
     if passages.is_empty() {
-        return Err(EvalError::data(path.display(), "the corpus has no text: every file is empty or blank"));
+        return Err(EvalError::data(path.display(), "the corpus has no text: its files are empty or blank"));
     }
     Ok(passages)
 }
@@ -249,9 +249,17 @@ fn jsonl_objects(path: &Path, fields: &str) -> Result<Vec<(usize, Map<String, Va
             continue;
         }
         let value: Value = serde_json::from_str(line).map_err(|e| {
+            // serde_json's message ends in "at line 1 column C": within one JSONL line only
+            // the column means anything.
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or_default();
             EvalError::data(
                 at(path, n),
-                format!("not valid JSON ({e}): each line must be one JSON object with the fields {fields}"),
+                format!(
+                    "not valid JSON at column {} ({message}): each line must be one JSON object with the \
+                     fields {fields}",
+                    e.column()
+                ),
             )
         })?;
         match value {

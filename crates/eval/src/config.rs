@@ -1,0 +1,607 @@
+//! [`ExperimentConfig`]: what `ragtune compare --config experiment.toml` runs — the model, the
+//! embedder, the user's data files, the arms and their hyper-parameters.
+//!
+//! Unknown sections and keys are errors (a misspelt key would otherwise silently keep its
+//! default), and so are values that cannot run: an unknown arm (the error lists the known
+//! ones), an arm without its data (`ft-par` without paraphrases, `raft` without `raft_train`),
+//! a missing file, `k = 0`. Every error names the config file and the line. Relative paths are
+//! resolved against the config file's folder, so an experiment folder can be moved as a whole.
+//! [`ExperimentConfig::task`] then reads the data files into a [`Task`] (see
+//! [`crate::userdata`] for their formats and errors).
+//!
+//! A complete example ([`EXAMPLE`]), every key at its default unless marked optional:
+//!
+#![doc = "```toml"]
+#![doc = include_str!("experiment.example.toml")]
+#![doc = "```"]
+
+use std::path::{Path, PathBuf};
+
+use ragtune_compute::{DType, Device};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::embed::{BertEmbedder, Embedder, HashedConfig, HashedEmbedder};
+use crate::error::{EvalError, Result};
+use crate::task::{Passage, Task};
+use crate::userdata::{DEFAULT_MAX_WORDS, load_corpus_with, load_qa, load_qa_for};
+
+/// The example config of the module doc, every section filled in.
+pub const EXAMPLE: &str = include_str!("experiment.example.toml");
+
+/// One arm of the experiment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Arm {
+    /// Closed book: the base model alone.
+    #[serde(rename = "base")]
+    Base,
+    /// The base model with retrieved passages in the prompt.
+    #[serde(rename = "rag")]
+    Rag,
+    /// LoRA fine-tuned on the corpus, closed book.
+    #[serde(rename = "ft")]
+    Ft,
+    /// LoRA fine-tuned on the corpus and its paraphrases, closed book.
+    #[serde(rename = "ft-par")]
+    FtPar,
+    /// The `ft` adapter with retrieved passages.
+    #[serde(rename = "ft+rag")]
+    FtRag,
+    /// LoRA fine-tuned on question + gold and distractor passages → answer, then with retrieval.
+    #[serde(rename = "raft")]
+    Raft,
+}
+
+impl Arm {
+    pub const ALL: [Arm; 6] = [Arm::Base, Arm::Rag, Arm::Ft, Arm::FtPar, Arm::FtRag, Arm::Raft];
+
+    /// The id used in configs and reports (`ft+rag`).
+    pub fn id(self) -> &'static str {
+        match self {
+            Arm::Base => "base",
+            Arm::Rag => "rag",
+            Arm::Ft => "ft",
+            Arm::FtPar => "ft-par",
+            Arm::FtRag => "ft+rag",
+            Arm::Raft => "raft",
+        }
+    }
+}
+
+/// Weight dtype of the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightDtype {
+    #[default]
+    F32,
+    Bf16,
+    F16,
+}
+
+impl WeightDtype {
+    pub fn dtype(self) -> DType {
+        match self {
+            WeightDtype::F32 => DType::F32,
+            WeightDtype::Bf16 => DType::BF16,
+            WeightDtype::F16 => DType::F16,
+        }
+    }
+}
+
+/// `[model]`: the language model every arm uses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// A Hugging Face folder or a `.gguf` file.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub dtype: WeightDtype,
+    /// `auto`, `cpu`, `cuda` or `cuda:N` (checked when read).
+    #[serde(default = "default_device", deserialize_with = "device_spec")]
+    pub device: String,
+}
+
+impl ModelSection {
+    /// The device the config asks for: `auto` falls back to the CPU, an explicit `cuda` fails
+    /// with the reason when that GPU cannot be used.
+    pub fn device(&self) -> Result<Device> {
+        Ok(Device::from_spec(&self.device)?)
+    }
+
+    /// Whether the model is a GGUF file rather than a Hugging Face folder.
+    pub fn is_gguf(&self) -> bool {
+        self.path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+    }
+}
+
+/// Which embedder retrieval uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedderKind {
+    #[default]
+    Hashed,
+    Bert,
+}
+
+/// `[embedder]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderSection {
+    #[serde(default)]
+    pub kind: EmbedderKind,
+    /// The sentence-transformers folder (`bert` only).
+    pub path: Option<PathBuf>,
+    /// The vectors' width (`hashed` only; default [`HashedConfig::default`]'s).
+    pub dim: Option<usize>,
+}
+
+impl EmbedderSection {
+    /// The embedder, fitted on `corpus` when it is the hashed one; a BERT model is loaded in
+    /// f32 onto `device`.
+    pub fn build(&self, corpus: &[Passage], device: &Device) -> Result<Box<dyn Embedder>> {
+        match self.kind {
+            EmbedderKind::Hashed => {
+                let defaults = HashedConfig::default();
+                let config = HashedConfig { dim: self.dim.unwrap_or(defaults.dim), ..defaults };
+                let texts: Vec<&str> = corpus.iter().map(|p| p.text.as_str()).collect();
+                Ok(Box::new(HashedEmbedder::fit(&texts, config)?))
+            }
+            EmbedderKind::Bert => {
+                let dir = self.path.as_deref().ok_or_else(|| {
+                    EvalError::config(
+                        "[embedder] kind = \"bert\" needs path = \"<sentence-transformers folder>\"",
+                    )
+                })?;
+                Ok(Box::new(BertEmbedder::load(dir, device)?))
+            }
+        }
+    }
+}
+
+/// `[data]`: the user's files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// A folder of `.txt`/`.md`, a `.jsonl` file or one text file.
+    pub corpus: PathBuf,
+    /// The evaluation questions (JSONL).
+    pub qa: PathBuf,
+    /// Questions on knowledge the model already has, for the forgetting probe.
+    pub old_qa: Option<PathBuf>,
+    /// Training questions with sources, for RAFT.
+    pub raft_train: Option<PathBuf>,
+    /// Rewrites of the corpus, one corpus per augmentation round, for FT-par.
+    #[serde(default)]
+    pub paraphrases: Vec<PathBuf>,
+    /// Words per passage, at most, when a folder or text file is split.
+    #[serde(default = "default_max_words")]
+    pub max_words: usize,
+}
+
+/// `[rag]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RagSection {
+    /// Passages retrieved per question.
+    pub k: usize,
+}
+
+impl Default for RagSection {
+    fn default() -> Self {
+        RagSection { k: 3 }
+    }
+}
+
+/// `[finetune]`: LoRA hyper-parameters of every fine-tuning arm.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinetuneSection {
+    pub r: usize,
+    pub alpha: f32,
+    /// PEFT module names (`q_proj` … `down_proj`), checked when read.
+    #[serde(deserialize_with = "lora_targets")]
+    pub targets: Vec<String>,
+    /// Passes over the corpus (ft, ft-par).
+    pub epochs: usize,
+    /// Passes over the RAFT training questions.
+    pub raft_epochs: usize,
+    pub lr: f32,
+    /// Sequences per optimizer step.
+    pub batch_size: usize,
+    /// Tokens per training sequence.
+    pub max_seq: usize,
+    pub seed: u64,
+    /// Extra FT runs on the corpus plus the first `n` paraphrase rounds (accuracy vs
+    /// paraphrases); each `n` in `1..=paraphrases`.
+    pub paraphrase_curve: Vec<usize>,
+}
+
+impl Default for FinetuneSection {
+    fn default() -> Self {
+        FinetuneSection {
+            r: 16,
+            alpha: 32.0,
+            targets: ragtune_trainer::Target::ALL.iter().map(|t| t.name().to_string()).collect(),
+            epochs: 8,
+            raft_epochs: 2,
+            lr: 2e-3,
+            batch_size: 8,
+            max_seq: 256,
+            seed: 0,
+            paraphrase_curve: Vec::new(),
+        }
+    }
+}
+
+/// `[raft]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftSection {
+    /// Distractor passages per training example.
+    pub distractors: usize,
+    /// Share of training examples whose passages include the gold one.
+    pub gold_share: f64,
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        RaftSection { distractors: 2, gold_share: 0.8 }
+    }
+}
+
+/// `[eval]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Free-answer budget in tokens (0: multiple choice only).
+    pub max_new_tokens: usize,
+    /// Bootstrap resamples for every interval.
+    pub bootstrap: usize,
+    pub seed: u64,
+    /// Answer only the first `limit` questions.
+    pub limit: Option<usize>,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        EvalSection { max_new_tokens: 16, bootstrap: 1000, seed: 0, limit: None }
+    }
+}
+
+/// `[arms]` as written; the default depends on `[data]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArmsSection {
+    run: Option<Vec<Arm>>,
+}
+
+/// The file's layout, before defaults that depend on other sections and before checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    model: ModelSection,
+    #[serde(default)]
+    embedder: EmbedderSection,
+    data: DataSection,
+    #[serde(default)]
+    arms: ArmsSection,
+    #[serde(default)]
+    rag: RagSection,
+    #[serde(default)]
+    finetune: FinetuneSection,
+    #[serde(default)]
+    raft: RaftSection,
+    #[serde(default)]
+    eval: EvalSection,
+}
+
+/// A checked experiment config with absolute (or config-relative resolved) paths.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExperimentConfig {
+    /// The file it was read from.
+    pub file: PathBuf,
+    pub model: ModelSection,
+    pub embedder: EmbedderSection,
+    pub data: DataSection,
+    /// The arms to run, in the order of [`Arm::ALL`] when defaulted, as written otherwise.
+    pub arms: Vec<Arm>,
+    pub rag: RagSection,
+    pub finetune: FinetuneSection,
+    pub raft: RaftSection,
+    pub eval: EvalSection,
+}
+
+fn default_device() -> String {
+    "auto".into()
+}
+
+fn default_max_words() -> usize {
+    DEFAULT_MAX_WORDS
+}
+
+fn device_spec<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    let spec = String::deserialize(d)?;
+    Device::parse_spec(&spec).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "unknown device \"{spec}\": use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""
+        ))
+    })?;
+    Ok(spec)
+}
+
+fn lora_targets<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    let known = || ragtune_trainer::Target::ALL.map(|t| t.name()).join(", ");
+    if names.is_empty() {
+        return Err(serde::de::Error::custom(format!("no LoRA target: name at least one of {}", known())));
+    }
+    for n in &names {
+        if ragtune_trainer::Target::from_name(n).is_none() {
+            return Err(serde::de::Error::custom(format!(
+                "unknown LoRA target \"{n}\": the targets are {}",
+                known()
+            )));
+        }
+    }
+    Ok(names)
+}
+
+/// The 1-based line of `key` in `[section]` of a TOML text, else of the `[section]` header
+/// (for a key that is missing), else `None`. Enough for the flat layout of an experiment
+/// config; errors found after parsing point there.
+fn line_of(text: &str, section: &str, key: Option<&str>) -> Option<usize> {
+    let mut current = String::new();
+    let mut header = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim().to_string();
+            if current == section {
+                header = Some(i + 1);
+            }
+            continue;
+        }
+        let is_key =
+            |key: &str| line.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with('='));
+        if current == section && key.is_some_and(is_key) {
+            return Some(i + 1);
+        }
+    }
+    header
+}
+
+impl ExperimentConfig {
+    /// Read and check `path` (see the module doc).
+    pub fn from_file(path: &Path) -> Result<ExperimentConfig> {
+        let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
+        ExperimentConfig::parse(&text, path)
+    }
+
+    /// Parse and check a config's `text` as if read from `path` (whose folder relative paths
+    /// are resolved against; the files they name must exist).
+    pub fn parse(text: &str, path: &Path) -> Result<ExperimentConfig> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let place = match e.span() {
+                Some(span) => {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    format!("{}:{line}:{col}", path.display())
+                }
+                None => path.display().to_string(),
+            };
+            EvalError::data(place, e.message().trim_end())
+        })?;
+        let err = |section: &str, key: Option<&str>, detail: String| {
+            let place = match line_of(text, section, key) {
+                Some(line) => format!("{}:{line}", path.display()),
+                None => path.display().to_string(),
+            };
+            EvalError::data(place, detail)
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| if p.is_relative() { base.join(p) } else { p.to_path_buf() };
+        let must_exist = |p: &Path, section: &str, key: &str| -> Result<()> {
+            if p.exists() {
+                Ok(())
+            } else {
+                Err(err(
+                    section,
+                    Some(key),
+                    format!(
+                        "[{section}] {key}: {} does not exist (relative paths are relative to the config's folder)",
+                        p.display()
+                    ),
+                ))
+            }
+        };
+
+        let RawConfig { mut model, mut embedder, mut data, arms, rag, finetune, raft, eval } = raw;
+        model.path = resolve(&model.path);
+        must_exist(&model.path, "model", "path")?;
+
+        embedder.path = embedder.path.as_deref().map(resolve);
+        match (embedder.kind, &embedder.path, embedder.dim) {
+            (EmbedderKind::Bert, None, _) => {
+                return Err(err(
+                    "embedder",
+                    Some("kind"),
+                    "kind = \"bert\" needs path = \"<a sentence-transformers folder>\"".into(),
+                ));
+            }
+            (EmbedderKind::Bert, _, Some(_)) => {
+                return Err(err(
+                    "embedder",
+                    Some("dim"),
+                    "dim is for kind = \"hashed\"; a BERT model has its own width: remove it".into(),
+                ));
+            }
+            (EmbedderKind::Hashed, Some(_), _) => {
+                return Err(err(
+                    "embedder",
+                    Some("path"),
+                    "path is for kind = \"bert\"; the hashed embedder needs no files: remove it or set kind = \"bert\""
+                        .into(),
+                ));
+            }
+            (EmbedderKind::Hashed, None, Some(0)) => {
+                return Err(err(
+                    "embedder",
+                    Some("dim"),
+                    "dim must be at least 1 (the default is 16384)".into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some(p) = &embedder.path {
+            must_exist(p, "embedder", "path")?;
+        }
+
+        data.corpus = resolve(&data.corpus);
+        data.qa = resolve(&data.qa);
+        data.old_qa = data.old_qa.as_deref().map(resolve);
+        data.raft_train = data.raft_train.as_deref().map(resolve);
+        data.paraphrases = data.paraphrases.iter().map(|p| resolve(p)).collect();
+        must_exist(&data.corpus, "data", "corpus")?;
+        must_exist(&data.qa, "data", "qa")?;
+        for (p, key) in [(&data.old_qa, "old_qa"), (&data.raft_train, "raft_train")] {
+            if let Some(p) = p {
+                must_exist(p, "data", key)?;
+            }
+        }
+        for p in &data.paraphrases {
+            must_exist(p, "data", "paraphrases")?;
+        }
+        if data.max_words == 0 {
+            return Err(err(
+                "data",
+                Some("max_words"),
+                "[data] max_words must be at least 1 (the default is 120)".into(),
+            ));
+        }
+
+        let has_data = |arm: Arm| match arm {
+            Arm::FtPar => !data.paraphrases.is_empty(),
+            Arm::Raft => data.raft_train.is_some(),
+            _ => true,
+        };
+        let arms = match arms.run {
+            None => Arm::ALL.into_iter().filter(|&a| has_data(a)).collect(),
+            Some(run) => {
+                let arm_err = |detail: String| err("arms", Some("run"), detail);
+                if run.is_empty() {
+                    let known: Vec<&str> = Arm::ALL.iter().map(|a| a.id()).collect();
+                    return Err(arm_err(format!("run = [] runs nothing: list some of {}", known.join(", "))));
+                }
+                for (i, a) in run.iter().enumerate() {
+                    if run[..i].contains(a) {
+                        return Err(arm_err(format!("arm \"{}\" is listed twice", a.id())));
+                    }
+                    if !has_data(*a) {
+                        return Err(arm_err(match a {
+                            Arm::FtPar => "arm \"ft-par\" needs [data] paraphrases = [\"<corpus>\", ...]: add them \
+                                           or drop the arm"
+                                .into(),
+                            _ => "arm \"raft\" needs [data] raft_train = \"<qa.jsonl with sources>\": add it or drop \
+                                  the arm"
+                                .into(),
+                        }));
+                    }
+                }
+                run
+            }
+        };
+
+        if rag.k == 0 {
+            return Err(err(
+                "rag",
+                Some("k"),
+                "[rag] k must be at least 1 (passages retrieved per question)".into(),
+            ));
+        }
+        let f = &finetune;
+        for (key, ok, need) in [
+            ("r", f.r >= 1, "at least 1"),
+            ("alpha", f.alpha.is_finite() && f.alpha > 0.0, "a positive number"),
+            ("epochs", f.epochs >= 1, "at least 1"),
+            ("raft_epochs", f.raft_epochs >= 1, "at least 1"),
+            ("lr", f.lr.is_finite() && f.lr > 0.0, "a positive number"),
+            ("batch_size", f.batch_size >= 1, "at least 1"),
+            ("max_seq", f.max_seq >= 2, "at least 2"),
+        ] {
+            if !ok {
+                return Err(err("finetune", Some(key), format!("[finetune] {key} must be {need}")));
+            }
+        }
+        let rounds = data.paraphrases.len();
+        if let Some(&n) = f.paraphrase_curve.iter().find(|&&n| n == 0 || n > rounds) {
+            let detail = if rounds == 0 {
+                "[finetune] paraphrase_curve counts paraphrase rounds, but [data] paraphrases is empty: add \
+                 paraphrases or remove paraphrase_curve"
+                    .to_string()
+            } else {
+                format!(
+                    "[finetune] paraphrase_curve holds {n}, but each value must be a number of paraphrase rounds \
+                     in 1..={rounds} ([data] paraphrases lists {rounds})"
+                )
+            };
+            return Err(err("finetune", Some("paraphrase_curve"), detail));
+        }
+        if !(0.0..=1.0).contains(&raft.gold_share) {
+            return Err(err("raft", Some("gold_share"), "[raft] gold_share must be between 0 and 1".into()));
+        }
+        if eval.bootstrap == 0 {
+            return Err(err(
+                "eval",
+                Some("bootstrap"),
+                "[eval] bootstrap must be at least 1 (try 1000)".into(),
+            ));
+        }
+        if eval.limit == Some(0) {
+            return Err(err(
+                "eval",
+                Some("limit"),
+                "[eval] limit = 0 answers no question: remove it or raise it".into(),
+            ));
+        }
+
+        Ok(ExperimentConfig {
+            file: path.to_path_buf(),
+            model,
+            embedder,
+            data,
+            arms,
+            rag,
+            finetune,
+            raft,
+            eval,
+        })
+    }
+
+    /// Read the data files into a [`Task`]: the corpus, the questions (their sources checked
+    /// against the corpus; cut to `[eval] limit`), and the optional forgetting probe, RAFT
+    /// training questions (each must have a source) and paraphrase rounds.
+    pub fn task(&self) -> Result<Task> {
+        let d = &self.data;
+        let corpus = load_corpus_with(&d.corpus, d.max_words)?;
+        let mut questions = load_qa_for(&d.qa, &corpus, false)?;
+        if let Some(n) = self.eval.limit {
+            questions.truncate(n);
+        }
+        let paraphrases =
+            d.paraphrases.iter().map(|p| load_corpus_with(p, d.max_words)).collect::<Result<_>>()?;
+        let raft_train = match &d.raft_train {
+            Some(p) => load_qa_for(p, &corpus, true)?,
+            None => Vec::new(),
+        };
+        let old_questions = match &d.old_qa {
+            Some(p) => load_qa(p)?,
+            None => Vec::new(),
+        };
+        Ok(Task { corpus, questions, paraphrases, raft_train, old_questions })
+    }
+
+    /// Whether the config runs `arm`.
+    pub fn runs(&self, arm: Arm) -> bool {
+        self.arms.contains(&arm)
+    }
+}
