@@ -22,6 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::embed::{BertEmbedder, Embedder, HashedConfig, HashedEmbedder};
 use crate::error::{EvalError, Result};
+use crate::run::{LoraSettings, RunSettings};
 use crate::task::{Passage, Task};
 use crate::userdata::{DEFAULT_MAX_WORDS, load_corpus_with, load_qa, load_qa_for};
 
@@ -603,5 +604,32 @@ impl ExperimentConfig {
     /// Whether the config runs `arm`.
     pub fn runs(&self, arm: Arm) -> bool {
         self.arms.contains(&arm)
+    }
+
+    /// The settings [`crate::run::run`] takes, from this config (progress bars on).
+    pub fn run_settings(&self) -> RunSettings {
+        let f = &self.finetune;
+        RunSettings {
+            arms: self.arms.iter().map(|a| a.id().to_string()).collect(),
+            rag_k: self.rag.k,
+            raft_distractors: self.raft.distractors,
+            raft_gold_share: self.raft.gold_share,
+            lora: LoraSettings {
+                r: f.r,
+                alpha: f.alpha,
+                targets: f.targets.clone(),
+                lr: f.lr,
+                epochs: f.epochs,
+                raft_epochs: f.raft_epochs,
+                batch_size: f.batch_size,
+                max_seq: f.max_seq,
+                seed: f.seed,
+            },
+            max_new_tokens: self.eval.max_new_tokens,
+            bootstrap: self.eval.bootstrap,
+            seed: self.eval.seed,
+            paraphrase_curve: f.paraphrase_curve.clone(),
+            quiet: false,
+        }
     }
 }

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use ragtune_eval::config::{Arm, EXAMPLE, EmbedderKind, ExperimentConfig, WeightDtype};
+use ragtune_eval::run::{LoraSettings, RunSettings};
 use ragtune_eval::userdata::{load_corpus, load_corpus_with, load_qa, load_qa_for};
 use ragtune_eval::{Passage, QaItem};
 
@@ -294,6 +295,15 @@ fn a_minimal_config_gets_the_defaults_and_only_the_arms_its_data_allows() {
     assert_eq!((c.embedder.kind, c.embedder.dim, c.data.max_words), (EmbedderKind::Hashed, None, 120));
     assert_eq!((c.finetune.epochs, c.finetune.batch_size, c.eval.max_new_tokens), (8, 8, 16));
     assert_eq!(c.task().unwrap().questions.len(), 2, "[eval] limit cuts the questions");
+    // The defaults are the runner's, but for the free-answer budget (16 tokens here).
+    let s = c.run_settings();
+    assert_eq!(s.lora, LoraSettings::default());
+    assert_eq!(s.arms, ["base", "rag", "ft", "ft+rag"]);
+    let d = RunSettings::default();
+    assert_eq!(
+        (s.rag_k, s.raft_distractors, s.raft_gold_share, s.bootstrap, s.seed, s.max_new_tokens),
+        (d.rag_k, d.raft_distractors, d.raft_gold_share, d.bootstrap, d.seed, 16)
+    );
 }
 
 #[test]
