@@ -19,6 +19,7 @@ pub mod retrieve;
 pub mod run;
 pub mod task;
 pub mod userdata;
+pub mod world;
 
 pub use error::{EvalError, Result};
 pub use task::{Passage, QaItem, Task};

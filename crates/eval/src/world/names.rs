@@ -1,0 +1,132 @@
+//! Fictional names built from a syllable inventory: people ("Varen Oskholt"), organisations
+//! ("Tessmor Foundry") and places ("Quillarn").
+//!
+//! Every name *word* (a first name, a surname, an organisation's stem, a place) is unique in the
+//! whole world and never equal to a word of the templates or the value lists. Words start with
+//! the only capital letter they hold, so a word of one population can only occur in another's
+//! text as that same whole word: distinct words make it impossible for a New name to appear in
+//! an Old or Reading document, without searching the texts. Made-up syllable strings also make
+//! a tokenizer trained on Old text split New names into subwords rather than whole tokens.
+
+use std::collections::BTreeSet;
+
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use rand_chacha::ChaCha8Rng;
+
+/// Syllable onsets; the empty onset lets words start with a vowel ("Oskholt").
+const ONSETS: [&str; 24] = [
+    "", "b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st",
+    "th", "gr", "tr", "sk",
+];
+const NUCLEI: [&str; 9] = ["a", "e", "i", "o", "u", "ae", "ei", "ou", "y"];
+/// Codas, with the empty coda repeated so that open syllables are the most common.
+const CODAS: [&str; 14] = ["", "", "", "", "n", "r", "l", "s", "th", "nd", "rk", "m", "lt", "sk"];
+
+/// Organisation name suffixes ("<Stem> <Suffix>").
+pub const ORG_SUFFIXES: [&str; 14] = [
+    "Dynamics",
+    "Foundry",
+    "Collective",
+    "Labs",
+    "Guild",
+    "Works",
+    "Holdings",
+    "Partners",
+    "Systems",
+    "Trading",
+    "Company",
+    "Institute",
+    "Group",
+    "Mills",
+];
+
+/// Draws words that are unique across everything it has drawn and outside a reserved set.
+pub struct NameGen {
+    used: BTreeSet<String>,
+    /// Lower-case words of the templates and value lists.
+    reserved: BTreeSet<String>,
+}
+
+impl NameGen {
+    pub fn new(reserved: BTreeSet<String>) -> NameGen {
+        NameGen { used: BTreeSet::new(), reserved }
+    }
+
+    /// A fresh capitalised word of `min..=max` syllables.
+    pub fn word(&mut self, rng: &mut ChaCha8Rng, min: usize, max: usize) -> String {
+        loop {
+            let n = rng.random_range(min..=max);
+            let mut w = String::new();
+            for i in 0..n {
+                let onset = *ONSETS.choose(rng).expect("non-empty");
+                // An empty onset after a vowel-final syllable would glue two vowels into an
+                // unpronounceable run; the first syllable may start with a vowel.
+                let onset = if i > 0 && onset.is_empty() { "r" } else { onset };
+                w.push_str(onset);
+                w.push_str(NUCLEI.choose(rng).expect("non-empty"));
+                // A coda may close any syllable: the next onset is never empty.
+                w.push_str(CODAS.choose(rng).expect("non-empty"));
+            }
+            // Four letters at least, so that names are never fragments like "Ba".
+            if w.len() < 4 || w.len() > 12 {
+                continue;
+            }
+            let word = capitalise(&w);
+            if self.reserved.contains(&w) || self.used.contains(&word) {
+                continue;
+            }
+            self.used.insert(word.clone());
+            return word;
+        }
+    }
+
+    /// "First Last", each part 2–3 syllables.
+    pub fn person(&mut self, rng: &mut ChaCha8Rng) -> String {
+        let first = self.word(rng, 2, 3);
+        let last = self.word(rng, 2, 3);
+        format!("{first} {last}")
+    }
+
+    /// "<Stem> <Suffix>".
+    pub fn organisation(&mut self, rng: &mut ChaCha8Rng) -> String {
+        let stem = self.word(rng, 2, 3);
+        let suffix = ORG_SUFFIXES.choose(rng).expect("non-empty");
+        format!("{stem} {suffix}")
+    }
+
+    /// A place: one word of 2–3 syllables.
+    pub fn place(&mut self, rng: &mut ChaCha8Rng) -> String {
+        self.word(rng, 2, 3)
+    }
+}
+
+fn capitalise(w: &str) -> String {
+    let mut c = w.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn words_are_unique_capitalised_and_avoid_reserved_words() {
+        let reserved: BTreeSet<String> = ["bara", "kelo"].iter().map(|s| s.to_string()).collect();
+        let mut g = NameGen::new(reserved);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut seen = BTreeSet::new();
+        for _ in 0..3000 {
+            let w = g.word(&mut rng, 2, 3);
+            assert!(w.len() >= 4 && w.len() <= 12, "{w}");
+            assert!(w.chars().next().unwrap().is_ascii_uppercase(), "{w}");
+            assert!(w.chars().skip(1).all(|c| c.is_ascii_lowercase()), "{w}");
+            assert!(w != "Bara" && w != "Kelo");
+            assert!(seen.insert(w.clone()), "duplicate {w}");
+        }
+    }
+}
