@@ -14,14 +14,16 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
-/// Syllable onsets; the empty onset lets words start with a vowel ("Oskholt").
-const ONSETS: [&str; 24] = [
-    "", "b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "kr", "st",
-    "th", "gr", "tr", "sk",
-];
-const NUCLEI: [&str; 9] = ["a", "e", "i", "o", "u", "ae", "ei", "ou", "y"];
-/// Codas, with the empty coda repeated so that open syllables are the most common.
-const CODAS: [&str; 14] = ["", "", "", "", "n", "r", "l", "s", "th", "nd", "rk", "m", "lt", "sk"];
+/// Single-consonant onsets; the first syllable may also have none ("Oskholt") or a cluster.
+const ONSETS: [&str; 16] = ["b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "w"];
+const FIRST_ONSETS: [&str; 8] = ["", "", "br", "dr", "kr", "st", "th", "tr"];
+/// Plain vowels, listed several times so that the diphthongs stay rare.
+const NUCLEI: [&str; 13] = ["a", "e", "i", "o", "u", "a", "e", "i", "o", "a", "e", "ae", "ou"];
+/// Inner syllables end open or in a soft consonant, so that no consonant pile-up forms
+/// before the next onset.
+const INNER_CODAS: [&str; 8] = ["", "", "", "", "n", "r", "l", "s"];
+/// The last syllable may end in a heavier coda ("-holt", "-mark").
+const FINAL_CODAS: [&str; 14] = ["", "", "", "n", "r", "l", "s", "th", "nd", "rk", "m", "lt", "sk", "x"];
 
 /// Organisation name suffixes ("<Stem> <Suffix>").
 pub const ORG_SUFFIXES: [&str; 14] = [
@@ -59,17 +61,15 @@ impl NameGen {
             let n = rng.random_range(min..=max);
             let mut w = String::new();
             for i in 0..n {
-                let onset = *ONSETS.choose(rng).expect("non-empty");
-                // An empty onset after a vowel-final syllable would glue two vowels into an
-                // unpronounceable run; the first syllable may start with a vowel.
-                let onset = if i > 0 && onset.is_empty() { "r" } else { onset };
-                w.push_str(onset);
+                let onsets: &[&str] = if i == 0 && rng.random_bool(0.3) { &FIRST_ONSETS } else { &ONSETS };
+                w.push_str(onsets.choose(rng).expect("non-empty"));
                 w.push_str(NUCLEI.choose(rng).expect("non-empty"));
-                // A coda may close any syllable: the next onset is never empty.
-                w.push_str(CODAS.choose(rng).expect("non-empty"));
+                let codas: &[&str] = if i + 1 == n { &FINAL_CODAS } else { &INNER_CODAS };
+                w.push_str(codas.choose(rng).expect("non-empty"));
             }
-            // Four letters at least, so that names are never fragments like "Ba".
-            if w.len() < 4 || w.len() > 12 {
+            // Four letters at least, so that names are never fragments like "Ba"; ten at most,
+            // so that a name costs a small model few tokens.
+            if w.len() < 4 || w.len() > 10 {
                 continue;
             }
             let word = capitalise(&w);
@@ -122,7 +122,7 @@ mod tests {
         let mut seen = BTreeSet::new();
         for _ in 0..3000 {
             let w = g.word(&mut rng, 2, 3);
-            assert!(w.len() >= 4 && w.len() <= 12, "{w}");
+            assert!(w.len() >= 4 && w.len() <= 10, "{w}");
             assert!(w.chars().next().unwrap().is_ascii_uppercase(), "{w}");
             assert!(w.chars().skip(1).all(|c| c.is_ascii_lowercase()), "{w}");
             assert!(w != "Bara" && w != "Kelo");

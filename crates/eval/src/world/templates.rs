@@ -138,7 +138,7 @@ pub fn fact_sentences(a: Attribute) -> &'static [&'static str] {
             "The birth year of {name} is {value}.",
             "In {value}, {name} was born.",
             "{name} came into the world in {value}.",
-            "The year {name} was born was {value}.",
+            "The records give {value} as the birth year of {name}.",
         ],
         Attribute::Hobby => &[
             "In free time, {name} enjoys {value}.",
