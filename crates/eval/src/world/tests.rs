@@ -435,3 +435,26 @@ fn demo_task_maps_the_new_population() {
     let old_seen = w.questions(Population::Old).iter().filter(|q| q.phrasing == Phrasing::Seen).count();
     assert_eq!(all.old_questions.len(), old_seen);
 }
+
+#[test]
+fn new_names_are_made_of_pieces_that_old_text_already_has() {
+    // A tokenizer trained on Old text then splits New names into known subwords: every letter
+    // pair of a New name occurs somewhere in the Old documents.
+    let w = World::generate(WorldConfig::default());
+    let old_text: String =
+        w.documents(Population::Old).into_iter().map(|d| d.text.to_ascii_lowercase()).collect();
+    let mut missing = Vec::new();
+    for e in w.entities_of(Population::New) {
+        let name = e.name.to_ascii_lowercase();
+        for word in name.split(' ') {
+            let chars: Vec<char> = word.chars().collect();
+            for pair in chars.windows(2) {
+                let pair: String = pair.iter().collect();
+                if !old_text.contains(&pair) {
+                    missing.push(format!("{pair} in {}", e.name));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:?}");
+}
