@@ -1,0 +1,616 @@
+//! The literature's claims (../docs/EXPERIMENT.md), checked against one run. Each finding has a
+//! measured difference with its bootstrap 95% interval, a verdict, and one sentence written
+//! from the numbers — whichever way they fall.
+//!
+//! How each difference is computed (accuracy = multiple-choice accuracy by option likelihood
+//! when both sides have it, else exact match of the generated answers):
+//! - arm vs arm (RAG vs FT, FT with paraphrases vs FT, FT+RAG vs RAG, RAFT vs RAG): the questions
+//!   both arms answered, matched by id; per-question difference; paired bootstrap
+//!   ([`paired_difference`]) — the question's difficulty cancels;
+//! - forgetting: FT's `forgetting.change` as the runner measured it (after − before on the same
+//!   old questions, paired);
+//! - popularity: per question, RAG's gain over the base model (RAG − base, paired by id); the
+//!   questions are bucketed by [`popularity_label`]; the finding is the least popular bucket's
+//!   mean gain minus the most popular bucket's, with a bootstrap that resamples each bucket
+//!   independently ([`group_difference`]: different questions, nothing to pair);
+//! - phrasing: FT's accuracy on seen-phrasing questions minus held-out ones, resampled per group.
+//!
+//! A verdict is `Some(true)` when the 95% interval excludes zero in the claimed direction,
+//! `Some(false)` when it excludes zero the other way, `None` when it straddles zero. A finding
+//! whose arms (or labels) are missing is left out: `ragtune compare` may run any subset of arms.
+
+use std::collections::HashMap;
+
+use super::format::{arm_name, negated, percent, points, signed_points};
+use super::results::{ArmResult, Finding, Interval, ParaphrasePoint, QuestionOutcome, Scores};
+use crate::metrics::{MetricsError, bootstrap_mean, group_difference, paired_difference, popularity_label};
+use crate::task::QaItem;
+
+/// Every finding this run can speak to, in a fixed order. `questions` are the evaluation
+/// questions (for their phrasing and popularity labels, matched to outcomes by id); `resamples`
+/// and `seed` drive every bootstrap.
+pub fn findings(
+    arms: &[ArmResult],
+    curve: &[ParaphrasePoint],
+    questions: &[QaItem],
+    resamples: usize,
+    seed: u64,
+) -> Result<Vec<Finding>, MetricsError> {
+    let ctx = Ctx { arms, resamples, seed };
+    let mut out = Vec::new();
+    for comparison in &COMPARISONS {
+        if let Some(mut f) = ctx.compare(comparison)? {
+            if comparison.id == "paraphrases-help-ft"
+                && let Some(s) = curve_sentence(curve)
+            {
+                f.sentence = format!("{} {s}", f.sentence);
+            }
+            out.push(f);
+        }
+        // Forgetting belongs beside the other FT findings, after the arm comparisons on new facts.
+        if comparison.id == "raft-beats-rag" {
+            out.extend(forgetting(arms));
+        }
+    }
+    out.extend(ctx.popularity(questions)?);
+    out.extend(ctx.phrasing(questions)?);
+    Ok(out)
+}
+
+/// A claim that arm `a` scores higher than arm `b`.
+struct Comparison {
+    id: &'static str,
+    claim: &'static str,
+    a: &'static str,
+    b: &'static str,
+    /// Ends the sentence when `a` is ahead.
+    agree: &'static str,
+    /// Ends the sentence when `a` is behind.
+    disagree: &'static str,
+}
+
+const COMPARISONS: [Comparison; 4] = [
+    Comparison {
+        id: "rag-beats-ft",
+        claim: "Retrieval beats closed-book fine-tuning on new facts (Ovadia et al. 2023: 87.5% vs 50.4% \
+                on current events with Mistral-7B).",
+        a: "rag",
+        b: "ft",
+        agree: "as the literature reports",
+        disagree: "the opposite of what the literature reports",
+    },
+    Comparison {
+        id: "paraphrases-help-ft",
+        claim: "Fine-tuning on paraphrases of the documents beats fine-tuning on the documents alone \
+                (Ovadia et al. 2023: 50.4% → 58.8% with 10 paraphrases; Allen-Zhu & Li: knowledge is \
+                extractable when it was seen in varied forms).",
+        a: "ft-par",
+        b: "ft",
+        agree: "so paraphrase augmentation helped, as the literature reports",
+        disagree: "so paraphrase augmentation hurt here, unlike in the literature",
+    },
+    Comparison {
+        id: "ft-rag-adds",
+        claim: "The gains of fine-tuning and retrieval add up: FT+RAG beats RAG (Balaguer et al. 2024). \
+                Ovadia et al. 2023 saw the opposite (81.0% vs 87.5%): fine-tuning can hurt the use of \
+                retrieved context.",
+        a: "ft+rag",
+        b: "rag",
+        agree: "so the gains added up, as Balaguer et al. report",
+        disagree: "so fine-tuning hurt the use of retrieved context, as Ovadia et al. saw",
+    },
+    Comparison {
+        id: "raft-beats-rag",
+        claim: "Fine-tuning on questions with the golden document among distractors (RAFT) beats plain \
+                RAG (Zhang et al. 2024).",
+        a: "raft",
+        b: "rag",
+        agree: "as Zhang et al. report",
+        disagree: "unlike in Zhang et al.",
+    },
+];
+
+const CANNOT_TELL: &str = "the interval includes zero, so this run cannot tell";
+
+/// What is compared: option-likelihood accuracy, or exact match when there are no options.
+#[derive(Clone, Copy, PartialEq)]
+enum Metric {
+    Choice,
+    Exact,
+}
+
+impl Metric {
+    fn of(self, o: &QuestionOutcome) -> Option<f64> {
+        match self {
+            Metric::Choice => o.mc_correct.map(|c| f64::from(u8::from(c))),
+            Metric::Exact => o.exact_match,
+        }
+    }
+
+    /// "91% (86–95%) of the 120 multiple-choice questions" — how a score reads in a sentence.
+    fn phrase(self, iv: &Interval) -> String {
+        match self {
+            Metric::Choice => format!("{} of the {} multiple-choice questions", percent(iv), iv.n),
+            Metric::Exact => format!("{} of the {} questions exactly", percent(iv), iv.n),
+        }
+    }
+}
+
+struct Ctx<'a> {
+    arms: &'a [ArmResult],
+    resamples: usize,
+    seed: u64,
+}
+
+impl Ctx<'_> {
+    fn arm(&self, id: &str) -> Option<&ArmResult> {
+        self.arms.iter().find(|a| a.id == id)
+    }
+
+    fn mean(&self, values: &[f64]) -> Result<Interval, MetricsError> {
+        bootstrap_mean(values, self.resamples, self.seed)
+    }
+
+    fn compare(&self, c: &Comparison) -> Result<Option<Finding>, MetricsError> {
+        let (Some(a), Some(b)) = (self.arm(c.a), self.arm(c.b)) else { return Ok(None) };
+        let Some((metric, pairs)) = paired(a, b) else { return Ok(None) };
+        let (va, vb): (Vec<f64>, Vec<f64>) = pairs.iter().map(|(_, x, y)| (*x, *y)).unzip();
+        let (ia, ib) = (self.mean(&va)?, self.mean(&vb)?);
+        let d = paired_difference(&va, &vb, self.resamples, self.seed)?;
+        let holds = verdict(&d);
+        let (name_a, name_b) = (capitalised(&arm_name(c.a)), arm_name(c.b));
+        let scores = format!("{name_a} answered {}, {name_b} {}", metric.phrase(&ia), percent(&ib));
+        let tail = match holds {
+            Some(true) => format!("{name_a} is ahead by {}, {}", points(&d), c.agree),
+            Some(false) => format!("{name_a} is behind by {}, {}", points(&negated(&d)), c.disagree),
+            None => format!("a difference of {}; {CANNOT_TELL}", points(&d)),
+        };
+        Ok(Some(Finding {
+            id: c.id.into(),
+            claim: c.claim.into(),
+            difference: Some(d),
+            holds,
+            sentence: format!("{scores}: {tail}."),
+        }))
+    }
+
+    fn popularity(&self, questions: &[QaItem]) -> Result<Option<Finding>, MetricsError> {
+        let (Some(rag), Some(base)) = (self.arm("rag"), self.arm("base")) else { return Ok(None) };
+        let Some((metric, pairs)) = paired(rag, base) else { return Ok(None) };
+        let popularity: HashMap<&str, usize> =
+            questions.iter().filter_map(|q| Some((q.id.as_str(), q.popularity?))).collect();
+        // Buckets keyed by label, ordered by the least popularity seen in them.
+        let mut buckets: Vec<(String, usize, Vec<f64>)> = Vec::new();
+        for (id, r, b) in &pairs {
+            let Some(&p) = popularity.get(id) else { continue };
+            let label = popularity_label(p);
+            match buckets.iter_mut().find(|(l, _, _)| *l == label) {
+                Some((_, least, gains)) => {
+                    *least = (*least).min(p);
+                    gains.push(r - b);
+                }
+                None => buckets.push((label, p, vec![r - b])),
+            }
+        }
+        buckets.sort_by_key(|(_, least, _)| *least);
+        let (Some(rare), Some(popular)) = (buckets.first(), buckets.last()) else { return Ok(None) };
+        if buckets.len() < 2 {
+            return Ok(None);
+        }
+        let (g_rare, g_popular) = (self.mean(&rare.2)?, self.mean(&popular.2)?);
+        let d = group_difference(&rare.2, &popular.2, self.resamples, self.seed)?;
+        let holds = verdict(&d);
+        let what = match metric {
+            Metric::Choice => "multiple-choice accuracy",
+            Metric::Exact => "exact match",
+        };
+        let scores = format!(
+            "RAG's gain over the base model in {what} was {} on the {} questions about entities mentioned in \
+             {} and {} on the {} about entities mentioned in {}",
+            signed_points(&g_rare),
+            g_rare.n,
+            rare.0,
+            signed_points(&g_popular),
+            g_popular.n,
+            popular.0
+        );
+        let tail = match holds {
+            Some(true) => format!(
+                "the gain is larger for the rarer entities by {}, as Soudani et al. report",
+                points(&d)
+            ),
+            Some(false) => format!(
+                "the gain is smaller for the rarer entities by {}, unlike in Soudani et al.",
+                points(&negated(&d))
+            ),
+            None => format!("a difference of {}; {CANNOT_TELL}", points(&d)),
+        };
+        Ok(Some(Finding {
+            id: "rag-helps-rare-entities-most".into(),
+            claim: "Retrieval helps most for unpopular entities: its gain over the base model is larger \
+                    for rarely mentioned entities (Soudani et al. 2024)."
+                .into(),
+            difference: Some(d),
+            holds,
+            sentence: format!("{scores}: {tail}."),
+        }))
+    }
+
+    fn phrasing(&self, questions: &[QaItem]) -> Result<Option<Finding>, MetricsError> {
+        let Some(ft) = self.arm("ft") else { return Ok(None) };
+        let phrasing: HashMap<&str, &str> =
+            questions.iter().filter_map(|q| Some((q.id.as_str(), q.phrasing.as_deref()?))).collect();
+        let metric =
+            if ft.outcomes.iter().any(|o| o.mc_correct.is_some()) { Metric::Choice } else { Metric::Exact };
+        let (mut seen, mut held_out) = (Vec::new(), Vec::new());
+        for o in &ft.outcomes {
+            let Some(v) = metric.of(o) else { continue };
+            match phrasing.get(o.id.as_str()) {
+                Some(&"seen") => seen.push(v),
+                Some(&"held-out") => held_out.push(v),
+                _ => {}
+            }
+        }
+        if seen.is_empty() || held_out.is_empty() {
+            return Ok(None);
+        }
+        let (i_seen, i_held) = (self.mean(&seen)?, self.mean(&held_out)?);
+        let d = group_difference(&seen, &held_out, self.resamples, self.seed)?;
+        let holds = verdict(&d);
+        let scores = match metric {
+            Metric::Choice => format!(
+                "Closed-book FT answered {} of the {} multiple-choice questions in seen phrasings and {} of the {} in \
+                 held-out phrasings",
+                percent(&i_seen),
+                i_seen.n,
+                percent(&i_held),
+                i_held.n
+            ),
+            Metric::Exact => format!(
+                "Closed-book FT answered {} of the {} questions in seen phrasings exactly and {} of the {} in held-out \
+                 phrasings",
+                percent(&i_seen),
+                i_seen.n,
+                percent(&i_held),
+                i_held.n
+            ),
+        };
+        let tail = match holds {
+            Some(true) => format!(
+                "a drop of {} on phrasings it never saw, as the literature leads one to expect",
+                points(&d)
+            ),
+            Some(false) => {
+                format!("held-out phrasings did better by {}, unlike in the literature", points(&negated(&d)))
+            }
+            None => format!("a difference of {}; {CANNOT_TELL}", points(&d)),
+        };
+        Ok(Some(Finding {
+            id: "ft-held-out-phrasing-drop".into(),
+            claim: "Knowledge learnt by fine-tuning is hard to extract in forms not seen in training: accuracy \
+                    drops on held-out question phrasings (after Allen-Zhu & Li, Physics of Language Models 3.1)."
+                .into(),
+            difference: Some(d),
+            holds,
+            sentence: format!("{scores}: {tail}."),
+        }))
+    }
+}
+
+/// Closed-book FT's change in accuracy on old facts, as the runner measured it.
+fn forgetting(arms: &[ArmResult]) -> Option<Finding> {
+    let f = arms.iter().find(|a| a.id == "ft")?.forgetting.as_ref()?;
+    let d = f.change;
+    // The claim is a drop, so it holds when the change is below zero.
+    let holds = verdict(&d).map(|up| !up);
+    let scores = format!(
+        "On {} questions about facts the base model already knew, closed-book accuracy went from {} before \
+         fine-tuning to {} after",
+        f.before.n,
+        percent(&f.before),
+        percent(&f.after)
+    );
+    let tail = match holds {
+        Some(true) => format!(
+            "a change of {}, so fine-tuning eroded old knowledge, as the literature reports",
+            points(&d)
+        ),
+        Some(false) => {
+            format!("a change of {}, so old knowledge improved, unlike in the literature", points(&d))
+        }
+        None => format!("a change of {}; {CANNOT_TELL}", points(&d)),
+    };
+    Some(Finding {
+        id: "ft-forgets-old-facts".into(),
+        claim: "Fine-tuning on facts the model did not know makes it worse on facts it knew (Gekhman et al. 2024)."
+            .into(),
+        difference: Some(d),
+        holds,
+        sentence: format!("{scores}: {tail}."),
+    })
+}
+
+/// "Along the paraphrase curve, …" from its first to its last point, when it has two.
+fn curve_sentence(curve: &[ParaphrasePoint]) -> Option<String> {
+    let choice = |s: &Scores| s.mc_accuracy.map(|iv| (iv, "multiple-choice accuracy"));
+    let exact = |s: &Scores| s.exact_match.map(|iv| (iv, "exact match"));
+    let mut points: Vec<(usize, Interval, &str)> =
+        curve.iter().filter_map(|p| choice(&p.scores).map(|(iv, w)| (p.paraphrases, iv, w))).collect();
+    if points.len() < 2 {
+        points =
+            curve.iter().filter_map(|p| exact(&p.scores).map(|(iv, w)| (p.paraphrases, iv, w))).collect();
+    }
+    points.sort_by_key(|p| p.0);
+    let (first, last) = (points.first()?, points.last()?);
+    if points.len() < 2 || first.0 == last.0 {
+        return None;
+    }
+    Some(format!(
+        "Along the paraphrase curve, FT's {} went from {} with {} extra paraphrase{} per document to {} with {}.",
+        first.2,
+        percent(&first.1),
+        first.0,
+        if first.0 == 1 { "" } else { "s" },
+        percent(&last.1),
+        last.0
+    ))
+}
+
+/// A question's id with its score under each of two arms.
+type Pair<'a> = (&'a str, f64, f64);
+
+/// The questions both arms scored, matched by id, with the metric they share: multiple choice
+/// when any pair has it, else exact match. `None` when they share no scored question.
+fn paired<'a>(a: &'a ArmResult, b: &ArmResult) -> Option<(Metric, Vec<Pair<'a>>)> {
+    let mut by_id: HashMap<&str, &QuestionOutcome> = HashMap::new();
+    for o in &b.outcomes {
+        by_id.entry(o.id.as_str()).or_insert(o);
+    }
+    [Metric::Choice, Metric::Exact].into_iter().find_map(|metric| {
+        let pairs: Vec<Pair> = a
+            .outcomes
+            .iter()
+            .filter_map(|o| Some((o.id.as_str(), metric.of(o)?, metric.of(by_id.get(o.id.as_str())?)?)))
+            .collect();
+        (!pairs.is_empty()).then_some((metric, pairs))
+    })
+}
+
+/// Above zero → `Some(true)`, below → `Some(false)`, straddling (or touching) zero → `None`.
+fn verdict(d: &Interval) -> Option<bool> {
+    if d.lo > 0.0 {
+        Some(true)
+    } else if d.hi < 0.0 {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::results::{Cost, Forgetting};
+
+    /// An arm whose question `i` is right exactly when `right(i)`.
+    fn arm(id: &str, n: usize, right: impl Fn(usize) -> bool) -> ArmResult {
+        ArmResult {
+            id: id.into(),
+            description: String::new(),
+            overall: Scores::default(),
+            by_phrasing: Vec::new(),
+            by_popularity: Vec::new(),
+            retrieval_recall: None,
+            forgetting: None,
+            cost: Cost::default(),
+            outcomes: (0..n)
+                .map(|i| QuestionOutcome {
+                    id: format!("q{i}"),
+                    mc_correct: Some(right(i)),
+                    exact_match: None,
+                    token_f1: None,
+                    generated: None,
+                    retrieved_gold: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn question(i: usize, phrasing: &str, popularity: usize) -> QaItem {
+        QaItem {
+            id: format!("q{i}"),
+            question: String::new(),
+            answer: String::new(),
+            choices: vec!["a".into(), "b".into()],
+            correct: Some(0),
+            sources: Vec::new(),
+            phrasing: Some(phrasing.into()),
+            popularity: Some(popularity),
+        }
+    }
+
+    fn find<'a>(fs: &'a [Finding], id: &str) -> &'a Finding {
+        fs.iter().find(|f| f.id == id).unwrap_or_else(|| panic!("no finding {id} in {fs:#?}"))
+    }
+
+    #[test]
+    fn rag_clearly_winning_losing_or_tying_gives_true_false_none() {
+        // 200 questions: RAG right on 90 %, FT on 30 % → the claim holds.
+        let wins = [arm("rag", 200, |i| i % 10 != 0), arm("ft", 200, |i| i % 10 < 3)];
+        let fs = findings(&wins, &[], &[], 1000, 7).unwrap();
+        let f = find(&fs, "rag-beats-ft");
+        assert_eq!(f.holds, Some(true));
+        let d = f.difference.unwrap();
+        assert!((d.mean - 0.6).abs() < 1e-12 && d.lo > 0.5 && d.hi < 0.7, "{d:?}");
+        assert!(f.sentence.starts_with("RAG answered 90% ("), "{}", f.sentence);
+        assert!(f.sentence.contains("closed-book FT 30% ("), "{}", f.sentence);
+        assert!(
+            f.sentence.contains("RAG is ahead by 60 points")
+                && f.sentence.contains("as the literature reports")
+        );
+
+        let loses = [arm("rag", 200, |i| i % 10 < 3), arm("ft", 200, |i| i % 10 != 0)];
+        let f = find(&findings(&loses, &[], &[], 1000, 7).unwrap(), "rag-beats-ft").clone();
+        assert_eq!(f.holds, Some(false));
+        assert!(
+            f.sentence.contains("RAG is behind by 60 points") && f.sentence.contains("the opposite"),
+            "{}",
+            f.sentence
+        );
+
+        // The same 50 % accuracy, on different questions: a difference of 0, interval across 0.
+        let ties = [arm("rag", 200, |i| i % 2 == 0), arm("ft", 200, |i| i % 2 == 1)];
+        let f = find(&findings(&ties, &[], &[], 1000, 7).unwrap(), "rag-beats-ft").clone();
+        assert_eq!(f.holds, None);
+        let d = f.difference.unwrap();
+        assert!(d.lo < 0.0 && d.hi > 0.0 && d.mean == 0.0, "{d:?}");
+        assert!(f.sentence.contains("cannot tell"), "{}", f.sentence);
+    }
+
+    #[test]
+    fn comparisons_pair_questions_by_id_and_fall_back_to_exact_match() {
+        // FT's outcomes in reverse order and without q0: pairing by id still matches q1..q9.
+        let mut rag = arm("rag", 10, |_| true);
+        let mut ft = arm("ft", 10, |_| false);
+        for a in [&mut rag, &mut ft] {
+            for o in &mut a.outcomes {
+                o.exact_match = o.mc_correct.map(|c| f64::from(u8::from(c)));
+                o.mc_correct = None;
+            }
+        }
+        ft.outcomes.reverse();
+        ft.outcomes.retain(|o| o.id != "q0");
+        let fs = findings(&[rag, ft], &[], &[], 500, 1).unwrap();
+        let f = find(&fs, "rag-beats-ft");
+        let d = f.difference.unwrap();
+        assert_eq!((d.n, d.mean, d.lo, d.hi), (9, 1.0, 1.0, 1.0));
+        assert!(f.sentence.contains("of the 9 questions exactly"), "{}", f.sentence);
+    }
+
+    #[test]
+    fn missing_arms_are_skipped_quietly() {
+        let fs = findings(&[arm("rag", 50, |_| true)], &[], &[], 200, 1).unwrap();
+        assert!(fs.is_empty(), "{fs:#?}");
+        // Arms without a shared scored question say nothing either.
+        let (rag, mut ft) = (arm("rag", 5, |_| true), arm("ft", 5, |_| true));
+        ft.outcomes.iter_mut().for_each(|o| o.mc_correct = None);
+        assert!(findings(&[rag, ft], &[], &[], 200, 1).unwrap().is_empty());
+    }
+
+    #[test]
+    fn forgetting_holds_when_the_change_is_below_zero() {
+        let iv = |mean: f64, lo: f64, hi: f64| Interval { mean, lo, hi, n: 200 };
+        let mut ft = arm("ft", 10, |_| true);
+        ft.forgetting = Some(Forgetting {
+            before: iv(0.72, 0.66, 0.78),
+            after: iv(0.65, 0.58, 0.71),
+            change: iv(-0.07, -0.11, -0.03),
+        });
+        let f = find(&findings(&[ft.clone()], &[], &[], 200, 1).unwrap(), "ft-forgets-old-facts").clone();
+        assert_eq!(f.holds, Some(true));
+        assert!(
+            f.sentence.contains("from 72% (66–78%) before fine-tuning to 65% (58–71%) after"),
+            "{}",
+            f.sentence
+        );
+        assert!(
+            f.sentence.contains("a change of −7 points (−11 to −3), so fine-tuning eroded"),
+            "{}",
+            f.sentence
+        );
+        ft.forgetting.as_mut().unwrap().change = iv(-0.01, -0.04, 0.02);
+        assert_eq!(find(&findings(&[ft], &[], &[], 200, 1).unwrap(), "ft-forgets-old-facts").holds, None);
+    }
+
+    #[test]
+    fn rag_gain_by_popularity_compares_the_rarest_and_most_popular_buckets() {
+        // 300 questions: popularity 1, 2, 5 in turn. Base knows nothing; RAG answers all rare
+        // ones (gain 100 points) but only every other popular one (gain 50 points).
+        let qs: Vec<QaItem> = (0..300).map(|i| question(i, "seen", [1, 2, 5][i % 3])).collect();
+        let base = arm("base", 300, |_| false);
+        let rag = arm("rag", 300, |i| i % 3 != 2 || (i / 3) % 2 == 0);
+        let fs = findings(&[base.clone(), rag], &[], &qs, 1000, 3).unwrap();
+        let f = find(&fs, "rag-helps-rare-entities-most");
+        assert_eq!(f.holds, Some(true));
+        let d = f.difference.unwrap();
+        assert!((d.mean - 0.5).abs() < 1e-12 && d.n == 200, "{d:?}");
+        assert!(
+            f.sentence.contains("+100 points") && f.sentence.contains("mentioned in 1 document"),
+            "{}",
+            f.sentence
+        );
+        assert!(
+            f.sentence.contains("+50 points") && f.sentence.contains("mentioned in 4+ documents"),
+            "{}",
+            f.sentence
+        );
+
+        // The same gain everywhere: no verdict.
+        let flat = arm("rag", 300, |i| (i / 3) % 2 == 0);
+        let f = find(&findings(&[base, flat], &[], &qs, 1000, 3).unwrap(), "rag-helps-rare-entities-most")
+            .clone();
+        assert_eq!(f.holds, None, "{f:#?}");
+    }
+
+    #[test]
+    fn held_out_phrasings_drop_is_a_two_group_difference() {
+        // Even questions seen (FT right on all), odd held out (right on a quarter).
+        let qs: Vec<QaItem> =
+            (0..200).map(|i| question(i, if i % 2 == 0 { "seen" } else { "held-out" }, 1)).collect();
+        let ft = arm("ft", 200, |i| i % 2 == 0 || i % 8 == 1);
+        let f = find(&findings(&[ft], &[], &qs, 1000, 3).unwrap(), "ft-held-out-phrasing-drop").clone();
+        assert_eq!(f.holds, Some(true));
+        assert!((f.difference.unwrap().mean - 0.75).abs() < 1e-12);
+        assert!(
+            f.sentence.contains("100% (100–100%) of the 100 multiple-choice questions in seen phrasings"),
+            "{}",
+            f.sentence
+        );
+        assert!(f.sentence.contains("a drop of 75 points"), "{}", f.sentence);
+        // Without labels there is nothing to say.
+        let ft = arm("ft", 200, |i| i % 2 == 0);
+        assert!(
+            findings(&[ft], &[], &[], 1000, 3).unwrap().iter().all(|f| f.id != "ft-held-out-phrasing-drop")
+        );
+    }
+
+    #[test]
+    fn the_paraphrase_finding_describes_the_curve() {
+        let iv = |mean: f64| Interval { mean, lo: mean - 0.05, hi: mean + 0.05, n: 100 };
+        let point = |k: usize, m: f64| ParaphrasePoint {
+            paraphrases: k,
+            scores: Scores { mc_accuracy: Some(iv(m)), ..Scores::default() },
+        };
+        let curve = [point(4, 0.58), point(0, 0.31), point(1, 0.40)];
+        let arms = [arm("ft-par", 100, |i| i % 10 < 6), arm("ft", 100, |i| i % 10 < 3)];
+        let f = find(&findings(&arms, &curve, &[], 500, 2).unwrap(), "paraphrases-help-ft").clone();
+        assert_eq!(f.holds, Some(true));
+        assert!(
+            f.sentence.ends_with(
+                "Along the paraphrase curve, FT's multiple-choice accuracy went from 31% (26–36%) with 0 extra \
+                 paraphrases per document to 58% (53–63%) with 4."
+            ),
+            "{}",
+            f.sentence
+        );
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_findings() {
+        let arms = [
+            arm("rag", 120, |i| i % 3 != 0),
+            arm("ft", 120, |i| i % 4 == 0),
+            arm("ft+rag", 120, |i| i % 5 != 0),
+        ];
+        assert_eq!(findings(&arms, &[], &[], 300, 9).unwrap(), findings(&arms, &[], &[], 300, 9).unwrap());
+        assert!(findings(&arms, &[], &[], 0, 9).is_err(), "zero resamples is an error");
+    }
+}
