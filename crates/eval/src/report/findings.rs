@@ -1,6 +1,6 @@
-//! The literature's claims (../docs/EXPERIMENT.md), checked against one run. Each finding has a
-//! measured difference with its bootstrap 95% interval, a verdict, and one sentence written
-//! from the numbers — whichever way they fall.
+//! The literature's claims (as the design note EXPERIMENT.md summarises them), checked against
+//! one run. Each finding has a measured difference with its bootstrap 95% interval, a verdict,
+//! and one sentence written from the numbers — whichever way they fall.
 //!
 //! How each difference is computed (accuracy = multiple-choice accuracy by option likelihood
 //! when both sides have it, else exact match of the generated answers):
