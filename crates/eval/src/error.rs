@@ -15,6 +15,9 @@ pub enum EvalError {
     /// Training diverged or could not start.
     #[error("{0}")]
     Training(String),
+    /// Writing the report failed.
+    #[error(transparent)]
+    Report(#[from] crate::report::write::ReportError),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error(transparent)]

@@ -303,6 +303,7 @@ impl Runner<'_> {
             arms.push(self.arm("raft", &desc, outcomes, cost, forgetting)?);
         }
         curve.sort_by_key(|p| p.paraphrases);
+        arms.sort_by_key(|a| ARMS.iter().position(|x| *x == a.id));
         Ok(RunOutput { arms, paraphrase_curve: curve })
     }
 
