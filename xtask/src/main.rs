@@ -6,9 +6,11 @@
 //! - `gpu-bundle`: the GPU test binaries plus `run.sh`, to copy to a GPU machine.
 //! - `gpu-check`: on a machine with a GPU: `gpu-bundle`, then run it and write a report.
 //! - `bench index`: ragtune's exact CPU search against FAISS `IndexFlatIP` in one run.
+//! - `demo-base`: regenerate the built-in base model (crates/eval/assets/demo-base).
 
 mod bench_index;
 mod ci;
+mod demo_base;
 mod gpu_bundle;
 mod kernels;
 
@@ -37,6 +39,8 @@ enum Command {
     /// Benchmarks that compare ragtune with its peers in one run.
     #[command(subcommand)]
     Bench(Bench),
+    /// Regenerate the built-in base model (crates/eval/assets/demo-base), release build.
+    DemoBase(demo_base::DemoBaseArgs),
 }
 
 #[derive(Subcommand)]
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::GpuBundle => gpu_bundle::build(&root).map(|_| ()),
         Command::GpuCheck => gpu_bundle::check(&root),
         Command::Bench(Bench::Index(args)) => bench_index::run(&root, args),
+        Command::DemoBase(args) => demo_base::run(&root, args),
     }
 }
 

@@ -1,9 +1,291 @@
 //! The built-in base model of the experiment: a small Llama pretrained from scratch by
-//! ragtune's own trainer (full mode). This first part holds the pieces that do not depend on the
-//! world: [`tokenizer`] (byte-level BPE trained with the `tokenizers` crate), [`pretrain`]
-//! (seeded initialisation, whole-example packing, the training loop) and [`save`] (the Hugging
-//! Face folder). The mixture, validation and the build follow once the world lands.
+//! ragtune's own trainer (full mode) on the Old population of the demo world — its documents,
+//! closed-book questions about it, and passage → answer reading examples — so that it can answer
+//! a question from a passage it is given, and has learned to answer closed-book from what
+//! documents said. `ragtune demo` fine-tunes it with LoRA on the New population and queries it
+//! with retrieved passages.
+//!
+//! - [`corpus`]: the pretraining mixture as text; [`tokenizer`]: byte-level BPE trained on it;
+//! - [`pretrain`]: initialisation, packing, the training loop; [`save`]: the Hugging Face folder;
+//! - [`validate`]: closed-book, reading and never-seen accuracies; [`record`]: `TRAINING.md`.
+//!
+//! [`build_base`] runs it all (`cargo xtask demo-base` drives it); the result is committed under
+//! `crates/eval/assets/demo-base/` and compiled into the library ([`builtin_files`],
+//! [`write_builtin`]) so the demo runs from any directory.
 
+pub mod corpus;
 pub mod pretrain;
+pub mod record;
 pub mod save;
 pub mod tokenizer;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ragtune_compute::DType;
+use ragtune_compute::ops::IGNORE_INDEX;
+use ragtune_runtime::Tokenizer;
+use ragtune_trainer::data::Example;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EvalError, Result};
+use crate::prompt;
+use crate::world::WorldConfig;
+pub use corpus::{MixtureOptions, Sources};
+pub use pretrain::{ModelShape, StepInfo, TrainLog, TrainSettings};
+pub use validate::{Accuracy, Measure};
+
+/// Everything that decides the base model: the same options give the same files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaseOptions {
+    /// Seeds the initialisation, the mixture's draws and order (not the world: see `world`).
+    pub seed: u64,
+    /// Training tokens (rows × row length, padding included); rounded down to whole steps.
+    pub tokens: u64,
+    pub world: WorldConfig,
+    pub shape: ModelShape,
+    pub train: TrainSettings,
+    pub mixture: MixtureOptions,
+    /// Questions per validation line.
+    pub validation_limit: usize,
+    /// Store the weights in bf16 (half the size) rather than f32.
+    pub bf16: bool,
+}
+
+impl Default for BaseOptions {
+    fn default() -> Self {
+        BaseOptions {
+            seed: 0,
+            tokens: 10_000_000,
+            world: WorldConfig::default(),
+            shape: ModelShape::default(),
+            train: TrainSettings::default(),
+            mixture: MixtureOptions::default(),
+            validation_limit: 300,
+            bf16: true,
+        }
+    }
+}
+
+/// Progress of [`build_base`].
+pub enum Event<'a> {
+    /// A stage starts (gathering the world, training the tokenizer, ...).
+    Stage(&'a str),
+    /// The training steps (count known once the mixture is packed).
+    Steps(usize),
+    Step(&'a StepInfo),
+}
+
+/// What went into the mixture.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MixtureStats {
+    /// `(examples, tokens)` of each kind.
+    pub documents: (usize, u64),
+    pub closed_book: (usize, u64),
+    pub reading: (usize, u64),
+    /// Passes over the Old documents (each with another paraphrase round) and over the QA.
+    pub doc_epochs: usize,
+    pub qa_epochs: usize,
+    /// Rows of `seq` tokens, and the share of their slots holding tokens (not padding).
+    pub rows: usize,
+    pub fill: f64,
+    /// Entities serving as reading material (throw-away pools, Old excluded).
+    pub reading_entities: usize,
+}
+
+/// The result of [`build_base`].
+pub struct Built {
+    pub options: BaseOptions,
+    pub params: usize,
+    pub vocab: usize,
+    pub mixture: MixtureStats,
+    pub log: TrainLog,
+    pub validation: Vec<Measure>,
+    /// Wall time of the whole build, data and validation included.
+    pub seconds: f64,
+}
+
+/// A document: BOS, the text, EOS; every token a target.
+fn document(tok: &Tokenizer, text: &str) -> Result<Example> {
+    let mut ids: Vec<i32> = tok.encode(text, true)?.into_iter().map(|t| t as i32).collect();
+    ids.push(tokenizer::EOS_ID as i32);
+    Ok(Example { labels: ids.clone(), ids })
+}
+
+/// A prompt → answer example: BOS, prompt, answer, EOS; loss on the answer and EOS.
+fn answered(tok: &Tokenizer, prompt_text: &str, answer: &str) -> Result<Example> {
+    let p: Vec<i32> = tok.encode(prompt_text, true)?.into_iter().map(|t| t as i32).collect();
+    let mut a: Vec<i32> = tok.encode(&prompt::answer(answer), false)?.into_iter().map(|t| t as i32).collect();
+    a.push(tokenizer::EOS_ID as i32);
+    let labels = std::iter::repeat_n(IGNORE_INDEX, p.len()).chain(a.iter().copied()).collect();
+    Ok(Example { ids: [p, a].concat(), labels })
+}
+
+/// Tokenise the mixture for `opts.tokens` training tokens: whole passes over the documents and
+/// the QA until their shares are reached, reading examples for the rest; shuffled, packed into
+/// rows and cut to whole steps.
+pub fn build_rows(
+    sources: &Sources,
+    tok: &Tokenizer,
+    opts: &BaseOptions,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Vec<Example>, MixtureStats)> {
+    let m = &opts.mixture;
+    let budget = opts.tokens as f64;
+    let len = |e: &[Example]| e.iter().map(|x| x.ids.len() as u64).sum::<u64>();
+    let mut stats = MixtureStats::default();
+    let mut all = Vec::new();
+    let docs = sources.old_docs.iter().map(|t| document(tok, t)).collect::<Result<Vec<_>>>()?;
+    let mut doc_tokens = 0u64;
+    while (doc_tokens as f64) < f64::from(m.doc_share) * budget && !docs.is_empty() {
+        let round = &sources.old_paraphrases[stats.doc_epochs % sources.old_paraphrases.len().max(1)];
+        let mut epoch = docs.clone();
+        epoch.extend(round.iter().map(|t| document(tok, t)).collect::<Result<Vec<_>>>()?);
+        doc_tokens += len(&epoch);
+        stats.documents.0 += epoch.len();
+        all.extend(epoch);
+        stats.doc_epochs += 1;
+    }
+    stats.documents.1 = doc_tokens;
+    let qa =
+        sources.old_qa.iter().map(|q| answered(tok, &q.prompt, &q.answer)).collect::<Result<Vec<_>>>()?;
+    let mut qa_tokens = 0u64;
+    while (qa_tokens as f64) < f64::from(m.qa_share) * budget && !qa.is_empty() {
+        qa_tokens += len(&qa);
+        stats.closed_book.0 += qa.len();
+        all.extend(qa.iter().cloned());
+        stats.qa_epochs += 1;
+    }
+    stats.closed_book.1 = qa_tokens;
+    let mut reading_tokens = 0u64;
+    while ((doc_tokens + qa_tokens + reading_tokens) as f64) < budget {
+        let r = sources.reading_example(rng, m.old_reading_share, m.max_distractors);
+        let e = answered(tok, &r.prompt, &r.answer)?;
+        if e.ids.len() > opts.train.seq {
+            continue;
+        }
+        reading_tokens += e.ids.len() as u64;
+        stats.reading.0 += 1;
+        all.push(e);
+    }
+    stats.reading.1 = reading_tokens;
+    stats.reading_entities = sources.reading_pools.iter().map(|p| p.entities.len()).sum();
+    all.shuffle(rng);
+    let mut rows = pretrain::pack_whole(&all, opts.train.seq)?;
+    let per_step = opts.train.batch * opts.train.seq;
+    let steps = (opts.tokens as usize / per_step).min(rows.len() / opts.train.batch.max(1));
+    rows.truncate(steps * opts.train.batch);
+    stats.rows = rows.len();
+    let used: usize = rows.iter().map(|r| r.ids.len()).sum();
+    stats.fill = used as f64 / (rows.len() * opts.train.seq).max(1) as f64;
+    Ok((rows, stats))
+}
+
+/// Build the base model into `out`: gather the world, train the tokenizer, tokenise and pack the
+/// mixture, pretrain, validate (on the weights as stored), and write the folder with its
+/// `TRAINING.md` (`command` and `machine` are recorded there).
+pub fn build_base(
+    opts: &BaseOptions,
+    out: &Path,
+    command: &str,
+    machine: &str,
+    on: &mut dyn FnMut(Event<'_>),
+) -> Result<Built> {
+    let start = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    on(Event::Stage("gathering the world"));
+    let sources = Sources::gather(&opts.world, &opts.mixture);
+    on(Event::Stage("training the tokenizer"));
+    let texts = sources.tokenizer_sample(&mut rng, &opts.mixture, 4000);
+    let tokenizer_json = tokenizer::train_tokenizer(&texts, opts.shape.vocab)?;
+    let tok = Tokenizer::from_json(&tokenizer_json)?;
+    on(Event::Stage("tokenising the mixture"));
+    let (rows, mixture) = build_rows(&sources, &tok, opts, &mut rng)?;
+    on(Event::Steps(rows.len() / opts.train.batch.max(1)));
+    let config = opts.shape.llama_config(tok.vocab_size());
+    let model = pretrain::init_model(config, opts.seed)?;
+    let params = save::named_tensors(&model).iter().map(|(_, t)| t.numel()).sum();
+    let (model, log) = pretrain::pretrain(model, &rows, &opts.train, |s| on(Event::Step(s)))?;
+    drop(rows);
+    on(Event::Stage("validating"));
+    let stored = if opts.bf16 { DType::BF16 } else { DType::F32 };
+    // Validate the weights as `load_causal_lm(.., F32, ..)` will see them: rounded to the
+    // stored dtype.
+    let model = pretrain::cast_model(&pretrain::cast_model(&model, stored)?, DType::F32)?;
+    let validation =
+        validate::validate(&model, &tok, &opts.world, &sources, opts.validation_limit, opts.seed)?;
+    on(Event::Stage("writing the model"));
+    save::write_model_folder(&model, &tokenizer_json, stored, out)?;
+    let built = Built {
+        options: opts.clone(),
+        params,
+        vocab: tok.vocab_size(),
+        mixture,
+        log,
+        validation,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    save::write_atomic(&out.join("TRAINING.md"), record::training_md(&built, command, machine).as_bytes())?;
+    Ok(built)
+}
+
+/// The committed model's files, compiled in: `(file name, bytes)`.
+pub fn builtin_files() -> [(&'static str, &'static [u8]); 6] {
+    macro_rules! asset {
+        ($name:literal) => {
+            ($name, include_bytes!(concat!("../../assets/demo-base/", $name)).as_slice())
+        };
+    }
+    [
+        asset!("config.json"),
+        asset!("generation_config.json"),
+        asset!("model.safetensors"),
+        asset!("tokenizer.json"),
+        asset!("tokenizer_config.json"),
+        asset!("TRAINING.md"),
+    ]
+}
+
+/// Write the built-in model into `dir` (created if needed; files already there with the same
+/// bytes are left alone) and return `dir`, ready for `load_causal_lm`.
+pub fn write_builtin(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
+    for (name, bytes) in builtin_files() {
+        let path = dir.join(name);
+        if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+            continue;
+        }
+        save::write_atomic(&path, bytes)?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ragtune_compute::Device;
+    use ragtune_runtime::{GenerateOptions, generate, load_causal_lm};
+
+    #[test]
+    fn write_builtin_writes_a_loadable_model() {
+        let dir = std::env::temp_dir().join(format!("ragtune-builtin-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(write_builtin(&dir).unwrap(), dir);
+        // A second call finds the same bytes and leaves them.
+        write_builtin(&dir).unwrap();
+        for (name, bytes) in builtin_files() {
+            assert_eq!(std::fs::read(dir.join(name)).unwrap(), bytes, "{name}");
+        }
+        let (model, tok) = load_causal_lm(&dir, DType::F32, Device::Cpu).unwrap();
+        assert_eq!(model.config.eos_token_ids, vec![tokenizer::EOS_ID]);
+        assert_eq!(tok.token_to_id("<s>"), Some(tokenizer::BOS_ID));
+        let prompt = tok.encode(&prompt::closed_book("Where was Kesh Dunmere born?"), true).unwrap();
+        let out = generate(&model, &[prompt], &GenerateOptions::for_model(&model, 4), |_, _| Ok(())).unwrap();
+        assert!(!out[0].tokens.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
