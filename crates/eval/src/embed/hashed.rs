@@ -17,13 +17,42 @@
 //! al. 2009). Nothing depends on std's randomly seeded hasher, so vectors are identical across
 //! runs, processes and machines.
 //!
-//! A feature's weight is sublinear TF × smoothed IDF: `(1 + ln tf) · (ln((1 + n) / (1 + df)) +
-//! 1)`, with `df` the number of corpus texts that contain it (scikit-learn's smoothing). A
-//! feature the corpus never contains gets the maximum IDF, `ln(1 + n) + 1`: it matches nothing,
-//! so it only lowers the question's similarity to every passage alike. Each family's weights are
-//! scaled to L2 norm `family weight`, and the whole vector to norm 1; so, collisions aside, the
-//! cosine of two texts is the weighted mean of their per-family cosines with weights
-//! `family weight²` — without that, the many character n-grams of a text would drown its words.
+//! A feature's weight is sublinear TF × smoothed IDF: `(1 + ln tf) · ln((1 + n) / (1 + df))`,
+//! with `n` the number of corpus texts and `df` the number that contain the feature. A feature
+//! in every text weighs 0 (it tells no passage apart; scikit-learn's extra `+ 1` would keep it,
+//! and measured slightly worse, see below); one the corpus never contains gets the maximum IDF,
+//! `ln(1 + n)`: it matches nothing, so it only lowers the question's similarity to every passage
+//! alike. Each family's weights are scaled to L2 norm `family weight`, and the whole vector to
+//! norm 1; so, collisions aside, the cosine of two texts is the weighted mean of their
+//! per-family cosines with weights `family weight²` — without that, the many character n-grams
+//! of a text would drown its words.
+//!
+//! ## The defaults, measured
+//!
+//! `cargo run --profile test -p ragtune-eval --example retrieval_quality` on the synthetic
+//! world's New population (its questions against its documents; a hit when a source document
+//! of the question is retrieved), 2-core AMD EPYC, CPU. The world's questions name their entity
+//! in full, so clean recall@1 is 1.000 for every width from 4096 up (0.985–0.991 at 1024); the
+//! column that tells settings apart asks the same questions with a typo in every name (the
+//! middle letter dropped). Recall@1 with typos:
+//!
+//! | docs | dim 4096 | dim 8192 | dim 16384 | dim 65536 |
+//! |---|---|---|---|---|
+//! | 91 | 0.830 | 0.854 | 0.863 | 0.867 |
+//! | 923 | 0.731 | 0.753 | 0.824 | |
+//! | 4,520 | 0.634 | 0.674 | 0.738 | |
+//!
+//! At 91 documents, 16384 wide: words only 0.278, no character n-grams 0.285, no bigrams
+//! 0.874 (a bigram cannot match a misspelt name; bigrams stay, at half weight, for the
+//! multi-word terms of real text, which this world does not test), character weight 1.0 / 1.5 / 2.0 → 0.820 / 0.863 / 0.874, bigram weight 1.0 0.857,
+//! character 3–6-grams 0.848, 2–4-grams 0.896 (2-grams are mostly noise on real text, so the
+//! common 3–5 stays); with scikit-learn's `+ 1` IDF 0.793 instead of 0.820 (character weight
+//! 1.0). Hence the defaults: 16384 wide (the gap to narrower widths grows with the corpus, as
+//! more names lie close together), character weight 1.5, bigram weight 0.5. The cost is the
+//! index: a dense f32 row per passage, 64 KiB at 16384 — 60 MB for 1,000 passages, 655 MB for
+//! 10,000 (lower `dim` for corpora that large). At 4,520 passages and 16384 wide, fitting took
+//! 0.35 s, embedding and indexing the corpus 2.6 s, and a search 4.4 ms per question (`test`
+//! profile, on the 2-core machine while other builds ran).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -54,7 +83,7 @@ impl Default for HashedConfig {
             dim: 1 << 14,
             word_weight: 1.0,
             bigram_weight: 0.5,
-            char_weight: 1.0,
+            char_weight: 1.5,
             char_ngrams: (3, 5),
         }
     }
@@ -225,7 +254,7 @@ impl HashedEmbedder {
                 big
             });
         let n = corpus.len() as f64;
-        let idf_of = |df: u32| ((1.0 + n) / (1.0 + f64::from(df))).ln() + 1.0;
+        let idf_of = |df: u32| ((1.0 + n) / (1.0 + f64::from(df))).ln();
         let idf = df.into_iter().map(|(k, d)| (k, idf_of(d) as f32)).collect();
         Ok(HashedEmbedder { max_idf: idf_of(0) as f32, idf, config, corpus_len: corpus.len() })
     }
@@ -259,6 +288,10 @@ impl HashedEmbedder {
                 })
                 .collect();
             let norm = tfidf.iter().map(|&(_, w)| f64::from(w) * f64::from(w)).sum::<f64>().sqrt();
+            if norm == 0.0 {
+                // Every feature of this family is in every corpus text: nothing to weigh.
+                continue;
+            }
             let scale = weights[family] / norm as f32;
             for (h, w) in tfidf {
                 let bucket = ((u128::from(h) * dim) >> 64) as usize;
@@ -322,11 +355,24 @@ mod tests {
         let e = HashedEmbedder::fit(&["alpha beta", "alpha gamma"], HashedConfig::default()).unwrap();
         let word = |w: &str| features(w, (3, 5))[0][0];
         let n = 2.0f64;
-        let idf = |df: f64| (((1.0 + n) / (1.0 + df)).ln() + 1.0) as f32;
+        let idf = |df: f64| ((1.0 + n) / (1.0 + df)).ln() as f32;
         assert_eq!(e.idf[&word("alpha")], idf(2.0));
         assert_eq!(e.idf[&word("beta")], idf(1.0));
         assert!(!e.idf.contains_key(&word("delta")));
         assert_eq!(e.max_idf, idf(0.0));
+        assert_eq!(idf(2.0), 0.0, "a feature in every text weighs nothing");
+    }
+
+    #[test]
+    fn a_text_of_features_in_every_passage_is_the_zero_row_not_nan() {
+        let e =
+            HashedEmbedder::fit(&["the cat", "the cat"], HashedConfig { dim: 64, ..HashedConfig::default() })
+                .unwrap();
+        let row = e.embed(&["THE  Cat!"]).unwrap();
+        assert!(row.iter().all(|&v| v == 0.0), "{row:?}");
+        // An unseen word still counts.
+        let row = e.embed(&["the dog"]).unwrap();
+        assert!(row.iter().all(|v| v.is_finite()) && row.iter().any(|&v| v != 0.0));
     }
 
     #[test]

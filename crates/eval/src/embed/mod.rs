@@ -27,7 +27,8 @@ pub trait Embedder: Send + Sync {
     /// The width of every vector.
     fn dim(&self) -> usize;
     /// Row-major `[texts.len(), dim]` vectors; each row has L2 norm 1, or is all zeros for a text
-    /// with nothing to embed (the hashed embedder on a text without letters or digits).
+    /// with nothing to embed (the hashed embedder on a text without letters or digits, or made
+    /// only of words found in every corpus text).
     fn embed(&self, texts: &[&str]) -> Result<Vec<f32>>;
 }
 
