@@ -350,3 +350,26 @@ fn config_errors_name_the_file_and_line() {
     let c = ExperimentConfig::from_file(&path).unwrap();
     assert_error(c.task(), &["qa2.jsonl:1", "source \"nowhere.md\""]);
 }
+
+#[test]
+fn an_exported_world_task_reads_back_unchanged() {
+    use ragtune_eval::export::export_task;
+    use ragtune_eval::world::{DemoTaskOptions, World, WorldConfig, demo_task};
+
+    let t = TempDir::new("config-export");
+    let world = World::generate(WorldConfig { new_people: 6, new_orgs: 2, ..WorldConfig::default() });
+    let task = demo_task(
+        &world,
+        &DemoTaskOptions { paraphrase_rounds: 2, raft_per_fact: 1, old_question_limit: 20 },
+    );
+    std::fs::create_dir_all(t.path().join("model")).unwrap();
+    let settings = RunSettings { paraphrase_curve: vec![1], ..RunSettings::default() };
+    export_task(&task, &settings, Path::new("../model"), &t.path().join("exported")).unwrap();
+    let c = ExperimentConfig::from_file(&t.path().join("exported/experiment.toml")).unwrap();
+    assert_eq!(c.model.path, t.path().join("exported/../model"));
+    assert_eq!(c.arms, Arm::ALL);
+    assert_eq!(c.task().unwrap(), task);
+    let mut s = c.run_settings();
+    s.quiet = settings.quiet;
+    assert_eq!(s, settings);
+}
