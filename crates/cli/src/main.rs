@@ -2,6 +2,7 @@
 //! (build, search, info). Errors print with their chain of causes and exit non-zero; `--json`
 //! turns every report into one JSON object on stdout, for scripts.
 
+mod demo;
 mod embed;
 mod finetune;
 mod generate;
@@ -34,6 +35,10 @@ enum Command {
     Finetune(finetune::FinetuneArgs),
     /// Merge a PEFT LoRA adapter into its base model, written as a Hugging Face folder.
     Merge(merge::MergeArgs),
+    /// The RAG-vs-fine-tuning experiment on the built-in world and base model.
+    Demo(demo::DemoArgs),
+    /// The RAG-vs-fine-tuning experiment on your model and data (experiment.toml).
+    Compare(demo::CompareArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +49,7 @@ fn main() -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(args, cli.json),
         Command::Finetune(args) => finetune::run(args, cli.json),
         Command::Merge(args) => merge::run(args, cli.json),
+        Command::Demo(args) => demo::run_demo(args, cli.json),
+        Command::Compare(args) => demo::run_compare(args, cli.json),
     }
 }

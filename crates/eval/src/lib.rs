@@ -11,6 +11,7 @@ pub mod base;
 pub mod config;
 pub mod embed;
 pub mod error;
+pub mod experiment;
 pub mod export;
 pub mod machine;
 pub mod metrics;

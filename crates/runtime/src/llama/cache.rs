@@ -73,6 +73,38 @@ impl KvCache {
         self.lens.iter_mut().for_each(|l| *l = 0);
     }
 
+    /// A cache of `n` sequences, each a copy of this one-sequence cache (with its adapter):
+    /// a prompt prefilled once, then branched — e.g. to score several continuations of it.
+    pub fn repeat(&self, n: usize) -> Result<KvCache> {
+        if self.batch() != 1 {
+            return Err(RuntimeError::input(format!(
+                "KvCache::repeat branches a cache of one sequence; this one holds {}",
+                self.batch()
+            )));
+        }
+        let branch = |layers: &[Tensor]| -> Result<Vec<Tensor>> {
+            layers
+                .iter()
+                .map(|t| {
+                    let mut shape = t.shape().to_vec();
+                    shape[0] = n;
+                    let mut out = Tensor::zeros(&shape, t.dtype(), &t.device())?;
+                    for b in 0..n {
+                        ops::copy_into(&mut out, t, b * t.numel())?;
+                    }
+                    Ok(out)
+                })
+                .collect()
+        };
+        Ok(KvCache {
+            k: branch(&self.k)?,
+            v: branch(&self.v)?,
+            lens: vec![self.lens[0]; n],
+            capacity: self.capacity,
+            adapters: self.adapters.as_ref().map(|a| vec![a[0]; n]),
+        })
+    }
+
     /// Store `k_rows`/`v_rows` (`[n, kv_heads · head_dim]`) of sequence `seq` at its end.
     pub(crate) fn append(
         &mut self,

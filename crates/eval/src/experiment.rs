@@ -1,0 +1,181 @@
+//! The two front doors of the experiment: [`demo`] (the built-in world and base model) and
+//! [`compare`] (a user's config). Both load a model, build a [`Task`], run the arms
+//! ([`crate::run`]), check the literature's claims against the numbers
+//! ([`crate::report::findings`]) and write `report.md`, `report.json` and the charts.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ragtune_compute::{DType, Device};
+use ragtune_runtime::{LlamaModel, load_causal_lm};
+
+use crate::config::ExperimentConfig;
+use crate::embed::{Embedder, HashedConfig, HashedEmbedder};
+use crate::error::Result;
+use crate::report::{ExperimentReport, RunInfo, findings::findings, write::write_report};
+use crate::run::{self, RunOutput, RunSettings};
+use crate::task::Task;
+use crate::world::{DemoTaskOptions, World, WorldConfig, demo_task};
+use crate::{base, machine};
+
+/// `ragtune demo`'s choices.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Where the report, the charts and the artifacts go.
+    pub out: PathBuf,
+    pub device: Device,
+    /// The world's seed (training and bootstrap seeds derive from it).
+    pub seed: u64,
+    /// The world's sizes (the default is the demo's).
+    pub world: WorldConfig,
+    pub task: DemoTaskOptions,
+    pub settings: RunSettings,
+    /// A base model folder to use instead of the built-in one (e.g. one retrained with
+    /// `cargo xtask demo-base`); its tokenizer must cover the world's text.
+    pub model: Option<PathBuf>,
+}
+
+impl DemoOptions {
+    /// The demo as the README runs it: the default world, every arm, the paraphrase curve.
+    pub fn new(out: PathBuf, device: Device) -> DemoOptions {
+        DemoOptions {
+            out,
+            device,
+            seed: WorldConfig::default().seed,
+            world: WorldConfig::default(),
+            task: DemoTaskOptions::default(),
+            settings: RunSettings { paraphrase_curve: vec![1, 2], ..RunSettings::default() },
+            model: None,
+        }
+    }
+}
+
+/// Parameters of a model: embeddings, norms and every projection.
+pub fn num_params(model: &LlamaModel) -> u64 {
+    let lin =
+        |l: &ragtune_runtime::linear::Linear| l.weight.numel() + l.bias.as_ref().map_or(0, |b| b.numel());
+    let layers: usize = model
+        .layers
+        .iter()
+        .map(|l| {
+            l.input_norm.numel()
+                + l.post_norm.numel()
+                + [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().map(lin).sum::<usize>()
+        })
+        .sum();
+    // A tied head shares the embedding's weights.
+    let head = if model.config.tie_word_embeddings { 0 } else { model.lm_head.numel() };
+    (model.embed.numel() + model.norm.numel() + layers + head) as u64
+}
+
+/// Run the whole experiment on the built-in world and base model.
+pub fn demo(opts: &DemoOptions) -> Result<ExperimentReport> {
+    let start = Instant::now();
+    let model_dir = match &opts.model {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = opts.out.join("base-model");
+            base::write_builtin(&dir)?;
+            dir
+        }
+    };
+    let (mut model, tok) = load_causal_lm(&model_dir, DType::F32, opts.device.clone())?;
+    let world = World::generate(WorldConfig { seed: opts.seed, ..opts.world.clone() });
+    let task = demo_task(&world, &opts.task);
+    let texts: Vec<&str> = task.corpus.iter().map(|p| p.text.as_str()).collect();
+    // 4096 buckets: retrieval on the world's full-name questions is as good as at 16384 (recall
+    // 1.0 either way, embed/hashed.rs), and the index the cost table quotes is a quarter the size.
+    let embedder = HashedEmbedder::fit(&texts, HashedConfig { dim: 4096, ..HashedConfig::default() })?;
+    let mut settings = opts.settings.clone();
+    settings.lora.seed = opts.seed;
+    settings.seed = opts.seed;
+    let output = run::run(&mut model, &tok, &task, &embedder, &settings, &opts.out.join("artifacts"))?;
+    let info = RunInfo {
+        title: "ragtune demo: RAG vs fine-tuning on a synthetic world".to_string(),
+        model: match &opts.model {
+            Some(dir) => dir.display().to_string(),
+            None => "ragtune demo base (built in)".to_string(),
+        },
+        seeds: vec![
+            ("world".to_string(), opts.seed),
+            ("training".to_string(), settings.lora.seed),
+            ("bootstrap".to_string(), settings.seed),
+        ],
+        sizes: task_sizes(&task),
+        settings: serde_json::json!({ "world": opts.world, "task": opts.task, "run": settings }),
+        ..RunInfo::default()
+    };
+    finish(&opts.out, info, &task, &model, &opts.device, &embedder, &settings, output, start)
+}
+
+/// Assemble, write and return the report.
+#[allow(clippy::too_many_arguments)]
+pub fn finish(
+    out: &Path,
+    mut info: RunInfo,
+    task: &Task,
+    model: &LlamaModel,
+    device: &Device,
+    embedder: &dyn Embedder,
+    settings: &RunSettings,
+    output: RunOutput,
+    start: Instant,
+) -> Result<ExperimentReport> {
+    let findings =
+        findings(&output.arms, &output.paraphrase_curve, &task.questions, settings.bootstrap, settings.seed)?;
+    info.date = machine::utc_now();
+    info.machine = machine::describe();
+    info.device = format!("{device:?}");
+    info.model_params = num_params(model);
+    info.embedder = embedder.name();
+    info.wall_seconds = start.elapsed().as_secs_f64();
+    let report =
+        ExperimentReport { info, arms: output.arms, paraphrase_curve: output.paraphrase_curve, findings };
+    write_report(out, &report)?;
+    Ok(report)
+}
+
+/// The task's sizes for the report.
+pub fn task_sizes(task: &Task) -> Vec<(String, u64)> {
+    vec![
+        ("questions".to_string(), task.questions.len() as u64),
+        ("corpus passages".to_string(), task.corpus.len() as u64),
+        ("paraphrase rounds".to_string(), task.paraphrases.len() as u64),
+        ("RAFT training questions".to_string(), task.raft_train.len() as u64),
+        ("forgetting probe questions".to_string(), task.old_questions.len() as u64),
+    ]
+}
+
+/// Run the experiment a config describes; the report goes to `out`.
+pub fn compare(config_path: &Path, out: &Path, quiet: bool) -> Result<ExperimentReport> {
+    let start = Instant::now();
+    let config = ExperimentConfig::from_file(config_path)?;
+    let task = config.task()?;
+    let mut settings = config.run_settings();
+    settings.quiet = quiet;
+    run::check_arms(&settings.arms, &task)?;
+    let device = config.model.device()?;
+    let (mut model, tok) = load_causal_lm(&config.model.path, config.model.dtype.dtype(), device.clone())?;
+    let embedder = config.embedder.build(&task.corpus, &device)?;
+    let output = run::run(&mut model, &tok, &task, embedder.as_ref(), &settings, &out.join("artifacts"))?;
+    let info = RunInfo {
+        title: format!("ragtune compare: {}", config_path.display()),
+        model: config.model.path.display().to_string(),
+        seeds: vec![("training".to_string(), settings.lora.seed), ("bootstrap".to_string(), settings.seed)],
+        sizes: task_sizes(&task),
+        settings: serde_json::to_value(&config).unwrap_or_default(),
+        ..RunInfo::default()
+    };
+    finish(out, info, &task, &model, &device, embedder.as_ref(), &settings, output, start)
+}
+
+/// Write the demo's task and settings as `ragtune compare` input into `dir`, with `model` as
+/// the config's model path.
+pub fn export_demo(opts: &DemoOptions, model: &Path, dir: &Path) -> Result<()> {
+    let world = World::generate(WorldConfig { seed: opts.seed, ..opts.world.clone() });
+    let task = demo_task(&world, &opts.task);
+    let mut settings = opts.settings.clone();
+    settings.lora.seed = opts.seed;
+    settings.seed = opts.seed;
+    crate::export::export_task(&task, &settings, model, dir)
+}

@@ -1,0 +1,89 @@
+//! Every arm of the experiment, end to end, on a miniature world with the built-in base model:
+//! the report has every arm with one outcome per question, intervals that bracket their means,
+//! costs where the arm has them, the files on disk, and a JSON that reads back to the same
+//! report. `demo --export` + `compare` runs the same task through a user's config.
+
+use std::path::PathBuf;
+
+use ragtune_compute::Device;
+use ragtune_eval::experiment::{self, DemoOptions};
+use ragtune_eval::report::ExperimentReport;
+use ragtune_eval::world::{DemoTaskOptions, WorldConfig};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ragtune-eval-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn miniature(out: PathBuf) -> DemoOptions {
+    let mut opts = DemoOptions::new(out, Device::Cpu);
+    opts.world = WorldConfig {
+        old_people: 12,
+        old_orgs: 3,
+        new_people: 5,
+        new_orgs: 2,
+        reading_people: 4,
+        reading_orgs: 2,
+        places: 8,
+        ..WorldConfig::default()
+    };
+    opts.task = DemoTaskOptions { paraphrase_rounds: 2, raft_per_fact: 1, old_question_limit: 8 };
+    let s = &mut opts.settings;
+    s.lora.epochs = 1;
+    s.lora.raft_epochs = 1;
+    s.max_new_tokens = 4;
+    s.bootstrap = 50;
+    s.paraphrase_curve = vec![1];
+    s.quiet = true;
+    // RAGTUNE_DEMO_MODEL: try another base model folder.
+    opts.model = std::env::var_os("RAGTUNE_DEMO_MODEL").map(PathBuf::from);
+    opts
+}
+
+#[test]
+fn every_arm_runs_on_a_miniature_world() {
+    let out = scratch("demo");
+    let report = experiment::demo(&miniature(out.clone())).expect("the demo runs");
+    let ids: Vec<&str> = report.arms.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["base", "rag", "ft", "ft-par", "ft+rag", "raft"]);
+    let n = report.arms[0].outcomes.len();
+    assert!(n > 0);
+    for arm in &report.arms {
+        assert_eq!(arm.outcomes.len(), n, "{}: one outcome per question", arm.id);
+        let mc = arm.overall.mc_accuracy.expect("multiple choice measured");
+        assert!(mc.lo <= mc.mean && mc.mean <= mc.hi && (0.0..=1.0).contains(&mc.mean), "{}: {mc:?}", arm.id);
+        assert_eq!(mc.n, n);
+        assert!(arm.overall.exact_match.is_some() && arm.overall.token_f1.is_some());
+        assert!(arm.cost.latency_ms > 0.0 && arm.cost.tokens_per_answer > 0.0, "{}", arm.id);
+        let retrieves = matches!(arm.id.as_str(), "rag" | "ft+rag" | "raft");
+        assert_eq!(arm.retrieval_recall.is_some(), retrieves, "{}", arm.id);
+        assert_eq!(arm.cost.retrieval_ms > 0.0, retrieves, "{}", arm.id);
+        let trains = arm.id.starts_with("ft") || arm.id == "raft";
+        assert_eq!(arm.forgetting.is_some(), trains, "{}", arm.id);
+        assert_eq!(arm.cost.train_tokens > 0, trains, "{}", arm.id);
+        if arm.id != "base" {
+            assert!(arm.cost.artifact_bytes > 0 && arm.cost.setup_seconds > 0.0, "{}", arm.id);
+        }
+        assert!(!arm.by_phrasing.is_empty() && !arm.by_popularity.is_empty(), "{}", arm.id);
+    }
+    // Retrieval on a handful of entities with hashed n-grams of their names finds the source.
+    let recall = report.arms[1].retrieval_recall.unwrap();
+    assert!(recall.mean >= 0.9, "recall@3 {recall:?}");
+    // The curve: 0, 1 and 2 rounds of paraphrases.
+    let rounds: Vec<usize> = report.paraphrase_curve.iter().map(|p| p.paraphrases).collect();
+    assert_eq!(rounds, [0, 1, 2]);
+    assert!(!report.findings.is_empty());
+    for f in ["report.md", "report.json", "accuracy.svg", "paraphrases.svg", "cost.svg"] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    let back: ExperimentReport =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).expect("report.json parses");
+    assert_eq!(back.arms.len(), report.arms.len());
+    assert_eq!(back.findings, report.findings);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for f in &report.findings {
+        assert!(md.contains(&f.sentence), "report.md states: {}", f.sentence);
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
