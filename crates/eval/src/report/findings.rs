@@ -106,7 +106,7 @@ const COMPARISONS: [Comparison; 4] = [
         a: "raft",
         b: "rag",
         agree: "as Zhang et al. report",
-        disagree: "unlike in Zhang et al.",
+        disagree: "unlike in Zhang et al. (2024)",
     },
 ];
 
@@ -220,7 +220,7 @@ impl Ctx<'_> {
                 points(&d)
             ),
             Some(false) => format!(
-                "the gain is smaller for the rarer entities by {}, unlike in Soudani et al.",
+                "the gain is smaller for the rarer entities by {}, unlike in Soudani et al. (2024)",
                 points(&negated(&d))
             ),
             None => format!("a difference of {}; {CANNOT_TELL}", points(&d)),
