@@ -1,5 +1,12 @@
 //! Shared pieces of ragtune's benchmarks: seeded inputs and FLOP counts by the conventions of
-//! PERFORMANCE.md, so every bench reports rates the same way.
+//! PERFORMANCE.md, so every bench reports rates the same way; and the `cargo xtask bench`
+//! machinery: the timing [`harness`], the CPU [`suites`], the [`report`] (report.md +
+//! report.json) and the [`baseline`] comparison.
+
+pub mod baseline;
+pub mod harness;
+pub mod report;
+pub mod suites;
 
 use std::collections::HashMap;
 
@@ -79,4 +86,19 @@ pub fn random_llama(config: LlamaConfig) -> LlamaModel {
     }
     let weights = Weights::from_tensors(t, "random", DType::F32, Device::Cpu);
     LlamaModel::from_weights(config, &weights).unwrap()
+}
+
+/// Parameters of a Llama model (the tied head counted once).
+pub fn llama_params(m: &LlamaModel) -> usize {
+    let lin = |l: &ragtune_runtime::linear::Linear| l.weight.numel();
+    m.embed.numel()
+        + m.norm.numel()
+        + m.layers
+            .iter()
+            .map(|l| {
+                l.input_norm.numel()
+                    + l.post_norm.numel()
+                    + [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().map(lin).sum::<usize>()
+            })
+            .sum::<usize>()
 }

@@ -173,7 +173,7 @@ fn run_json(bin: &Path, threads: usize, args: &[&str], more: &[&str]) -> Result<
 }
 
 /// `target/faiss-py` with the pinned wheels, installed once.
-fn install_faiss(root: &Path) -> Result<std::path::PathBuf> {
+pub(crate) fn install_faiss(root: &Path) -> Result<std::path::PathBuf> {
     let dir = root.join("target/faiss-py");
     let marker = dir.join(".installed");
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(&WHEELS.join(" ")) {

@@ -109,7 +109,7 @@ pub fn check(root: &Path) -> Result<()> {
 }
 
 /// `(target name, executable)` of every test target named `gpu_*` in cargo's JSON messages.
-fn gpu_test_executables(messages: &str) -> Vec<(String, PathBuf)> {
+pub(crate) fn gpu_test_executables(messages: &str) -> Vec<(String, PathBuf)> {
     let mut found = Vec::new();
     for line in messages.lines() {
         let Ok(message) = serde_json::from_str::<Value>(line) else { continue };

@@ -6,13 +6,18 @@
 //! - `gpu-bundle`: the GPU test binaries plus `run.sh`, to copy to a GPU machine.
 //! - `gpu-check`: on a machine with a GPU: `gpu-bundle`, then run it and write a report.
 //! - `bench index`: ragtune's exact CPU search against FAISS `IndexFlatIP` in one run.
+//! - `bench all|gemm|attention|topk|lora|train|generate`: ceilings, rows and peers in one run,
+//!   written to `target/bench/<UTC timestamp>/report.{md,json}`; `--baseline` flags regressions.
+//! - `profile KERNEL`: one kernel's GPU benchmark under Nsight Compute, summarised.
 //! - `demo-base`: regenerate the built-in base model (crates/eval/assets/demo-base).
 
 mod bench_index;
+mod bench_suite;
 mod ci;
 mod demo_base;
 mod gpu_bundle;
 mod kernels;
+mod profile;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,12 +46,28 @@ enum Command {
     Bench(Bench),
     /// Regenerate the built-in base model (crates/eval/assets/demo-base), release build.
     DemoBase(demo_base::DemoBaseArgs),
+    /// One kernel family's GPU benchmark under Nsight Compute (ncu); exit 3 when ncu is absent.
+    Profile(profile::ProfileArgs),
 }
 
 #[derive(Subcommand)]
 enum Bench {
     /// Exact CPU search: ragtune FlatIndex vs FAISS IndexFlatIP (pip faiss-cpu), QPS and recall.
     Index(bench_index::BenchIndexArgs),
+    /// Every suite below, after the ceilings (SGEMM, memcpy); one report.
+    All(bench_suite::BenchArgs),
+    /// Matmul vs the gemm crate and OpenBLAS (NumPy).
+    Gemm(bench_suite::BenchArgs),
+    /// Fused attention vs naive unfused attention.
+    Attention(bench_suite::BenchArgs),
+    /// Exact top-k search vs FAISS IndexFlatIP.
+    Topk(bench_suite::BenchArgs),
+    /// LoRA layer vs the base GEMM alone and the unfused LoRA GEMMs.
+    Lora(bench_suite::BenchArgs),
+    /// LoRA and full training steps as a fraction of the SGEMM ceiling.
+    Train(bench_suite::BenchArgs),
+    /// Prefill and decode against the memory-bandwidth floor.
+    Generate(bench_suite::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,7 +79,15 @@ fn main() -> anyhow::Result<()> {
         Command::GpuBundle => gpu_bundle::build(&root).map(|_| ()),
         Command::GpuCheck => gpu_bundle::check(&root),
         Command::Bench(Bench::Index(args)) => bench_index::run(&root, args),
+        Command::Bench(Bench::All(a)) => bench_suite::run(&root, "all", a),
+        Command::Bench(Bench::Gemm(a)) => bench_suite::run(&root, "gemm", a),
+        Command::Bench(Bench::Attention(a)) => bench_suite::run(&root, "attention", a),
+        Command::Bench(Bench::Topk(a)) => bench_suite::run(&root, "topk", a),
+        Command::Bench(Bench::Lora(a)) => bench_suite::run(&root, "lora", a),
+        Command::Bench(Bench::Train(a)) => bench_suite::run(&root, "train", a),
+        Command::Bench(Bench::Generate(a)) => bench_suite::run(&root, "generate", a),
         Command::DemoBase(args) => demo_base::run(&root, args),
+        Command::Profile(args) => profile::run(&root, args),
     }
 }
 

@@ -1,0 +1,257 @@
+//! The CPU timing harness of `cargo xtask bench`: repeat budgets, the median of repeats after a
+//! warm-up, output checks against an f64 reference, the two ceilings (the `gemm` crate's SGEMM at
+//! a large size, a large multi-threaded memcpy), and the machine's description and UTC time.
+//!
+//! On the CPU no cache flush runs between repeats: every timed working set here is either far
+//! larger than the last-level cache or meant to be measured warm (decode re-reads its weights).
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, bail};
+
+use crate::report::Ceilings;
+
+/// How long to time one operation: at least `min_repeats` timed calls and `min_seconds` of them,
+/// at most `max_repeats`.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub min_repeats: usize,
+    pub max_repeats: usize,
+    pub min_seconds: f64,
+}
+
+impl Budget {
+    /// `--quick`: enough repeats for a stable median on a 2-core machine in seconds.
+    pub const QUICK: Budget = Budget { min_repeats: 5, max_repeats: 50, min_seconds: 1.0 };
+    pub const FULL: Budget = Budget { min_repeats: 10, max_repeats: 200, min_seconds: 2.0 };
+}
+
+/// One untimed warm-up call, then timed calls within `budget`: (median seconds, repeats).
+pub fn median_time(budget: Budget, mut f: impl FnMut()) -> (f64, usize) {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < budget.max_repeats.max(1)
+        && (times.len() < budget.min_repeats || start.elapsed().as_secs_f64() < budget.min_seconds)
+    {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    (median(&mut times), times.len())
+}
+
+/// The median (the upper one of an even count); NaN for no values.
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// ‖got − want‖ / ‖want‖; infinite when `got` holds a NaN or the lengths differ.
+pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+    if got.len() != want.len() || got.iter().any(|g| !g.is_finite()) {
+        return f64::INFINITY;
+    }
+    let (mut num, mut den) = (0f64, 0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        num += (g as f64 - w).powi(2);
+        den += w * w;
+    }
+    if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
+}
+
+/// Checks `got` against the reference before a row is timed: the relative error, or an error
+/// naming `what` when it is above `tol` (NaN never passes).
+pub fn check_close(what: &str, got: &[f32], want: &[f64], tol: f64) -> Result<f64> {
+    let err = rel_err(got, want);
+    if err.is_nan() || err > tol {
+        bail!(
+            "{what}: output differs from the reference by {err:.2e} (tolerance {tol:.0e}; {} values checked); \
+             a kernel is wrong, so it is not timed",
+            got.len()
+        );
+    }
+    Ok(err)
+}
+
+/// Threads the CPU ops use (rayon's pool: RAYON_NUM_THREADS or every core).
+pub fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// The compute ceiling: the `gemm` crate's SGEMM on `n × n × n`, best of a few runs on all
+/// threads, called directly (no op layer) so nothing of ragtune's sits in it.
+pub fn sgemm_ceiling(n: usize) -> f64 {
+    let a: Vec<f32> = (0..n * n).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.5).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| ((i * 5) % 11) as f32 / 11.0 - 0.5).collect();
+    let mut c = vec![0f32; n * n];
+    let mut best = f64::MAX;
+    for _ in 0..4 {
+        let t = Instant::now();
+        gemm_crate_sgemm(n, n, n, &a, &b, &mut c);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (n as f64).powi(3) / best
+}
+
+/// C = A·B, row-major f32, through the `gemm` crate on rayon's threads: the CPU matmul peer.
+pub fn gemm_crate_sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm_crate_sgemm: short operand");
+    // SAFETY: the assert above guarantees each row-major operand holds its m×k, k×n, m×n values.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(threads()),
+        )
+    }
+}
+
+/// The bandwidth ceiling: a copy of `bytes` split over the threads, best of a few, counting
+/// bytes read + written.
+pub fn copy_ceiling(bytes: usize) -> f64 {
+    let n = bytes / 4;
+    let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
+    let mut dst = vec![0f32; n];
+    let chunk = n.div_ceil(threads());
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for (d, c) in dst.chunks_mut(chunk).zip(src.chunks(chunk)) {
+                s.spawn(move || d.copy_from_slice(c));
+            }
+        });
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(&dst);
+    (2 * n * 4) as f64 / best
+}
+
+/// Both ceilings, measured now. The same sizes for quick and full runs (about two seconds on
+/// two cores), so the fractions of both kinds of run compare.
+pub fn measure_ceilings() -> Ceilings {
+    // 2048³ reaches the gemm crate's plateau on a few cores; 256 MiB is far beyond any LLC.
+    let n = 2048;
+    let copy = 256 << 20;
+    Ceilings {
+        compute_name: format!("gemm crate SGEMM {n}³ f32, {} threads, best of 4", threads()),
+        compute_flops: sgemm_ceiling(n),
+        bandwidth_name: format!("memcpy {} MiB, {} threads, best of 5 (read + write)", copy >> 20, threads()),
+        bandwidth_bytes: copy_ceiling(copy),
+    }
+}
+
+/// "AMD EPYC 7B13, 2 cores, Linux x86_64" from /proc/cpuinfo where there is one.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(str::trim)
+                .map(String::from)
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} cores, {} {}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
+/// Now in UTC: (`20250131T120000Z` for folder names, `2025-01-31T12:00:00Z`).
+pub fn utc_now() -> (String, String) {
+    utc_at(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+/// The UTC time `secs` after the Unix epoch, in both forms of [`utc_now`].
+pub fn utc_at(secs: u64) -> (String, String) {
+    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
+    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z"),
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_match_known_instants() {
+        assert_eq!(utc_at(0).1, "1970-01-01T00:00:00Z");
+        // 2000-02-29 (a leap day of a century leap year) 12:34:56.
+        assert_eq!(utc_at(951_827_696).1, "2000-02-29T12:34:56Z");
+        assert_eq!(utc_at(1_735_689_599), ("20241231T235959Z".into(), "2024-12-31T23:59:59Z".into()));
+    }
+
+    #[test]
+    fn median_is_the_middle_value() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 3.0);
+        assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn median_time_respects_the_budget() {
+        let mut calls = 0;
+        let (t, n) = median_time(Budget { min_repeats: 4, max_repeats: 6, min_seconds: 0.0 }, || calls += 1);
+        assert_eq!((n, calls), (4, 5), "4 timed calls after one warm-up");
+        assert!(t >= 0.0);
+        let (_, n) = median_time(Budget { min_repeats: 1, max_repeats: 3, min_seconds: 10.0 }, || {});
+        assert_eq!(n, 3, "max_repeats caps a long min_seconds");
+    }
+
+    #[test]
+    fn checks_reject_wrong_and_nan_outputs() {
+        let want = [1.0, 2.0, 2.0];
+        assert!(check_close("ok", &[1.0, 2.0, 2.0], &want, 1e-6).unwrap() < 1e-12);
+        // ‖(0, 0, 0.3)‖ / ‖(1, 2, 2)‖ = 0.1.
+        assert!((rel_err(&[1.0, 2.0, 2.3], &want) - 0.1).abs() < 1e-6);
+        let e = check_close("sgemm 8³", &[1.0, 2.0, 2.3], &want, 1e-2).unwrap_err().to_string();
+        assert!(e.contains("sgemm 8³") && e.contains("1.00e-1"), "{e}");
+        assert!(check_close("nan", &[1.0, f32::NAN, 2.0], &want, 1.0).is_err());
+        assert!(check_close("short", &[1.0], &want, 1.0).is_err());
+    }
+
+    #[test]
+    fn the_gemm_crate_peer_multiplies() {
+        // [[1, 2], [3, 4]] · [[5, 6], [7, 8]] = [[19, 22], [43, 50]].
+        let mut c = [0f32; 4];
+        gemm_crate_sgemm(2, 2, 2, &[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0], &mut c);
+        assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+        // 1×3 · 3×2.
+        let mut c = [0f32; 2];
+        gemm_crate_sgemm(1, 2, 3, &[1.0, 2.0, 3.0], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], &mut c);
+        assert_eq!(c, [4.0, 5.0]);
+    }
+}

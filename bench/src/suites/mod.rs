@@ -1,0 +1,101 @@
+//! The CPU benchmark suites of `cargo xtask bench`. Each suite checks its outputs against a
+//! reference first, then times ragtune and the peers the issue names on the same data, and
+//! returns one [`Row`] per shape. A peer that cannot run here (no Python, no FAISS wheel) is left
+//! out with a note in the report rather than failing the run.
+
+pub mod attention;
+pub mod gemm;
+pub mod generate;
+pub mod lora;
+pub mod topk;
+pub mod train;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::harness::{Budget, threads};
+use crate::report::{Ceilings, Row};
+
+/// The suites in the order `all` runs them.
+pub const ALL: &[&str] = &["gemm", "attention", "topk", "lora", "generate", "train"];
+
+/// What every suite needs.
+pub struct Ctx {
+    pub quick: bool,
+    pub budget: Budget,
+    pub ceilings: Ceilings,
+    /// The workspace root (the Python peers live in bench/).
+    pub root: PathBuf,
+    /// Scratch space for data files the Python peers read.
+    pub scratch: PathBuf,
+    /// PYTHONPATH holding the pinned faiss-cpu and numpy wheels, when installed.
+    pub python_path: Option<PathBuf>,
+    /// Skip the peers that need Python.
+    pub no_python: bool,
+}
+
+impl Ctx {
+    /// Runs `python3 bench/SCRIPT ARGS` with every BLAS/OpenMP pool at ragtune's thread count and
+    /// parses the one JSON object it prints. `Ok(None)` (with the reason in `notes`) when Python
+    /// peers are switched off or Python / the module is missing; a script that fails otherwise
+    /// is an error.
+    pub fn python(
+        &self,
+        script: &str,
+        args: &[String],
+        notes: &mut Vec<String>,
+    ) -> Result<Option<serde_json::Value>> {
+        if self.no_python {
+            notes.push(format!("{script} not run (--no-python)"));
+            return Ok(None);
+        }
+        let n = threads().to_string();
+        let mut cmd = Command::new("python3");
+        cmd.arg(self.root.join("bench").join(script)).args(args);
+        for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
+            cmd.env(var, &n);
+        }
+        if let Some(p) = &self.python_path {
+            cmd.env("PYTHONPATH", p);
+        }
+        let out = match cmd.output() {
+            Ok(out) => out,
+            Err(e) => {
+                notes.push(format!("{script} not run: python3 could not start ({e}); install python3"));
+                return Ok(None);
+            }
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            if stderr.contains("ModuleNotFoundError") {
+                let line = stderr.lines().rfind(|l| l.contains("ModuleNotFoundError")).unwrap_or("");
+                notes.push(format!(
+                    "{script} not run: {} (cargo xtask bench installs faiss-cpu and numpy into target/faiss-py)",
+                    line.trim()
+                ));
+                return Ok(None);
+            }
+            bail!("bench/{script} failed ({}):\n{stderr}", out.status);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let json = text.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
+        serde_json::from_str(json)
+            .with_context(|| format!("bench/{script} printed no JSON object:\n{text}"))
+            .map(Some)
+    }
+}
+
+/// Runs one suite by name.
+pub fn run(name: &str, ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
+    match name {
+        "gemm" => gemm::run(ctx, notes),
+        "attention" => attention::run(ctx),
+        "topk" => topk::run(ctx, notes),
+        "lora" => lora::run(ctx),
+        "generate" => generate::run(ctx),
+        "train" => train::run(ctx),
+        other => bail!("unknown suite {other:?}; the suites are {}", ALL.join(", ")),
+    }
+}

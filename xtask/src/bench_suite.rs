@@ -1,0 +1,88 @@
+//! `cargo xtask bench all|gemm|attention|topk|lora|train|generate [--quick] [--baseline FILE]`:
+//! builds the `ragtune-bench` runner (bench/src/main.rs) in release, installs the Python peers'
+//! pinned wheels (faiss-cpu, numpy: shared with `bench index`) when a suite needs them, and runs
+//! it. The runner measures the ceilings first, then every suite's rows, and writes
+//! `target/bench/<UTC timestamp>/report.{md,json}`; its exit code is passed on (0 fine, 1 a
+//! suite failed, 2 bad arguments or baseline, 3 a regression over 5% against `--baseline`).
+//!
+//! This is the CPU path. On a GPU machine the GPU benchmarks travel in `cargo xtask gpu-bundle`
+//! (tests/tests/gpu_bench.rs), whose run.sh writes rows in the same JSON row format.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+use crate::bench_index::install_faiss;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Small sizes and short budgets: `all --quick` fits in ten minutes on 2 cores, build included.
+    #[arg(long)]
+    quick: bool,
+    /// A previous report.json: rows more than 5% slower are flagged and the command fails.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Skip the Python peers (FAISS for topk, OpenBLAS through NumPy for gemm).
+    #[arg(long)]
+    no_python: bool,
+}
+
+/// Builds and runs the runner for `suite`; exits with its code when it fails.
+pub fn run(root: &Path, suite: &str, a: BenchArgs) -> Result<()> {
+    let start = Instant::now();
+    // Resolve the baseline against the caller's directory before the runner moves to the root.
+    let baseline = match &a.baseline {
+        Some(p) => Some(
+            std::fs::canonicalize(p)
+                .with_context(|| format!("--baseline {}: no such file (pass a report.json)", p.display()))?,
+        ),
+        None => None,
+    };
+    println!("building: cargo build --release -p ragtune-bench --bin ragtune-bench");
+    let status = Command::new("cargo")
+        .args(["build", "--release", "-q", "-p", "ragtune-bench", "--bin", "ragtune-bench"])
+        .current_dir(root)
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build --release -p ragtune-bench failed ({status})");
+    }
+    let build_s = start.elapsed().as_secs_f64();
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(|d| root.join(d)).unwrap_or_else(|| root.join("target"));
+    let mut cmd = Command::new(target.join("release/ragtune-bench"));
+    cmd.arg(suite).arg("--root").arg(root).arg("--out-root").arg(target.join("bench"));
+    cmd.arg("--build-seconds").arg(format!("{build_s:.1}")).current_dir(root);
+    if a.quick {
+        cmd.arg("--quick");
+    }
+    if let Some(b) = &baseline {
+        cmd.arg("--baseline").arg(b);
+    }
+    if a.no_python {
+        cmd.arg("--no-python");
+    } else if matches!(suite, "all" | "gemm" | "topk") {
+        // A failed install leaves the peers to the runner's own notes (system NumPy may still
+        // serve OpenBLAS); it is not a reason to skip ragtune's own rows.
+        match install_faiss(root) {
+            Ok(dir) => {
+                cmd.arg("--python-path").arg(dir);
+            }
+            Err(e) => {
+                println!("warning: the Python peers' wheels are not installed ({e:#}); trying system Python")
+            }
+        }
+    }
+    let status = cmd.status().context("running target/release/ragtune-bench")?;
+    println!(
+        "cargo xtask bench {suite}: {:.0} s in all (build {build_s:.0} s)",
+        start.elapsed().as_secs_f64()
+    );
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}
