@@ -516,7 +516,14 @@ impl Runner<'_> {
             description: description.to_string(),
             overall: self.scores(&outcomes)?,
             by_phrasing: by(&phrasing)?,
-            by_popularity: by(&popularity)?,
+            by_popularity: {
+                // "1 document", "2–3 documents", "4+ documents": in the order of their counts.
+                let mut b = by(&popularity)?;
+                b.sort_by_key(|g| {
+                    g.label.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u32>().ok()
+                });
+                b
+            },
             retrieval_recall: if found.is_empty() {
                 None
             } else {
