@@ -3,13 +3,13 @@
 //! then timed. TFLOP/s by PERFORMANCE.md's convention, 4·b·h·s²·d, halved when causal.
 //!
 //! Heads are folded into the batch (layout `[b·h, s, 1, d]`) so the naive path needs no
-//! transposes and both paths do the same arithmetic.
-
-use std::time::Instant;
+//! transposes and both paths do the same arithmetic. Each timed repeat follows an L2 flush; rows
+//! also come out in `cargo xtask bench`'s JSON row format ([`AttentionRow::json_row`]).
 
 use ragtune_compute::ops::{self, AttentionSpec, MatmulSpec, SoftmaxSpec};
 use ragtune_compute::{DType, Device, Tensor};
 
+use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, median_ms_flushed};
 use crate::{random_tensor, rel_err, rng};
 
 /// One measured shape.
@@ -36,25 +36,8 @@ fn naive(q: &Tensor, k: &Tensor, v: &Tensor, bh: usize, s: usize, d: usize) -> T
     ops::matmul(&p, &v).unwrap().reshape(&[bh, s, 1, d]).unwrap()
 }
 
-fn median_ms(device: &Device, repeats: usize, mut f: impl FnMut() -> Tensor) -> f64 {
-    for _ in 0..2 {
-        f();
-    }
-    device.synchronize().unwrap();
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let t = Instant::now();
-            let out = f();
-            device.synchronize().unwrap();
-            drop(out);
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[times.len() / 2]
-}
-
-/// Check, then time, causal attention over `heads` sequences of `seq` tokens.
+/// Check, then time, causal attention over `heads` sequences of `seq` tokens, flushing L2
+/// before every timed repeat.
 pub fn measure(
     device: &Device,
     heads: usize,
@@ -62,6 +45,7 @@ pub fn measure(
     head_dim: usize,
     dtype: DType,
     repeats: usize,
+    flush: &mut L2Flush,
 ) -> AttentionRow {
     let mut r = rng(7);
     let shape = [heads, seq, 1, head_dim];
@@ -76,8 +60,12 @@ pub fn measure(
         err <= tol,
         "fused attention differs from the naive one by {err:.2e} ({dtype}, s = {seq}, d = {head_dim})"
     );
-    let fused_ms = median_ms(device, repeats, || ops::attention(&q, &k, &v, spec, None).unwrap());
-    let naive_ms = median_ms(device, repeats, || naive(&q, &k, &v, heads, seq, head_dim));
+    let fused_ms = median_ms_flushed(device, repeats, flush, || {
+        ops::attention(&q, &k, &v, spec, None).unwrap();
+    });
+    let naive_ms = median_ms_flushed(device, repeats, flush, || {
+        naive(&q, &k, &v, heads, seq, head_dim);
+    });
     let flops = 4.0 * heads as f64 * (seq as f64).powi(2) * head_dim as f64 / 2.0;
     AttentionRow {
         heads,
@@ -89,6 +77,26 @@ pub fn measure(
         fused_tflops: flops / fused_ms / 1e9,
         naive_tflops: flops / naive_ms / 1e9,
         rel_err: err,
+    }
+}
+
+impl AttentionRow {
+    /// The row in `cargo xtask bench`'s JSON format, the naive path as its peer.
+    pub fn json_row(&self, ceilings: &GpuCeilings, repeats: usize) -> String {
+        let flops = 4.0 * self.heads as f64 * (self.seq as f64).powi(2) * self.head_dim as f64 / 2.0;
+        let bytes = 4.0 * (self.heads * self.seq * self.head_dim * self.dtype.size()) as f64;
+        json_row(
+            "attention",
+            "fused causal forward",
+            &format!("b·h={} s={} d={} {}", self.heads, self.seq, self.head_dim, self.dtype),
+            self.fused_ms / 1e3,
+            repeats,
+            flops,
+            bytes,
+            ceilings,
+            &[("naive unfused", self.naive_ms / 1e3)],
+            &format!("vs naive: rel err {:.1e}", self.rel_err),
+        )
     }
 }
 

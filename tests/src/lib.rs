@@ -4,6 +4,7 @@
 
 pub mod attention_bench;
 pub mod gpu;
+pub mod gpu_bench_rows;
 pub mod parity;
 pub mod reference;
 

@@ -1,7 +1,13 @@
-//! GPU benchmarks that travel in the GPU bundle: fused attention next to a naive unfused one in
-//! the same run (TFLOP/s and speed-up), each output checked before it is timed. Without a GPU the
-//! benchmark is skipped with the reason; its code runs on the kernel emulator at a tiny size, so
-//! the bundle never carries a benchmark that was not executed somewhere.
+//! GPU benchmarks that travel in the GPU bundle: the ceilings first (device-to-device copy,
+//! cuBLAS bf16 GEMM), then fused attention next to a naive unfused one in the same run (TFLOP/s,
+//! speed-up, fraction of the ceiling), each output checked before it is timed and each repeat
+//! after an L2 flush. Rows go to `RAGTUNE_BENCH_ROWS` (run.sh: REPORT_DIR/bench-rows.jsonl) in
+//! `cargo xtask bench`'s row format. Without a GPU the benchmark is skipped with the reason; its
+//! code runs on the kernel emulator at a tiny size, so the bundle never carries a benchmark that
+//! was not executed somewhere.
+//!
+//! `gpu_profile_target` is what `cargo xtask profile` runs under ncu: one shape of one family,
+//! chosen by `RAGTUNE_PROFILE_KERNEL` / `RAGTUNE_PROFILE_SHAPE`; it does nothing when unset.
 
 use std::sync::Arc;
 
@@ -9,25 +15,120 @@ use ragtune_compute::{DType, Device};
 use ragtune_kernel_emu::{EmuBackend, EmuOptions};
 use ragtune_tests::attention_bench::{measure, table};
 use ragtune_tests::gpu::cuda_or_skip;
+use ragtune_tests::gpu_bench_rows::{GpuCeilings, L2Flush, append_rows, json_row, measure_ceilings};
+
+const REPEATS: usize = 20;
 
 #[test]
 fn gpu_attention_fused_vs_naive() {
     let Some(device) = cuda_or_skip("gpu_attention_fused_vs_naive") else { return };
+    // 8192³ and 1 GiB fill an H100; 256 MiB of flush is five times its L2.
+    let ceilings = measure_ceilings(&device, 8192, 1 << 30, REPEATS);
+    println!(
+        "ceilings: {:.0} TFLOP/s ({}); {:.0} GB/s ({})",
+        ceilings.compute_flops / 1e12,
+        ceilings.compute_name,
+        ceilings.bandwidth_bytes / 1e9,
+        ceilings.bandwidth_name
+    );
+    let mut flush = L2Flush::new(&device, 256 << 20);
     let mut rows = Vec::new();
-    for seq in [1024, 4096] {
+    for seq in [1024, 4096, 8192] {
         for dtype in [DType::BF16, DType::F16] {
-            rows.push(measure(&device, 32, seq, 128, dtype, 10));
+            rows.push(measure(&device, 32, seq, 128, dtype, REPEATS, &mut flush));
         }
     }
-    rows.push(measure(&device, 64, 2048, 64, DType::BF16, 10));
+    rows.push(measure(&device, 64, 2048, 64, DType::BF16, REPEATS, &mut flush));
     println!("{}", table(&device, &rows));
+    append_rows(&rows.iter().map(|r| r.json_row(&ceilings, REPEATS)).collect::<Vec<_>>());
+}
+
+/// `heads=32,seq=4096,d=128,dtype=bf16` → its fields; unknown keys and bad values are errors.
+fn parse_shape(s: &str) -> Result<(usize, usize, usize, DType), String> {
+    let (mut heads, mut seq, mut d, mut dtype) = (32, 4096, 128, DType::BF16);
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').ok_or(format!("{part:?}: write key=value"))?;
+        let num = || v.parse::<usize>().map_err(|_| format!("{k}={v}: not a whole number"));
+        match k {
+            "heads" => heads = num()?,
+            "seq" => seq = num()?,
+            "d" => d = num()?,
+            "dtype" => {
+                dtype = match v {
+                    "bf16" => DType::BF16,
+                    "f16" => DType::F16,
+                    "f32" => DType::F32,
+                    _ => return Err(format!("dtype={v}: use bf16, f16 or f32")),
+                }
+            }
+            _ => return Err(format!("{k}: attention shapes take heads, seq, d, dtype")),
+        }
+    }
+    Ok((heads, seq, d, dtype))
+}
+
+#[test]
+fn gpu_profile_target() {
+    let Ok(kernel) = std::env::var("RAGTUNE_PROFILE_KERNEL") else { return };
+    assert_eq!(kernel, "attention", "RAGTUNE_PROFILE_KERNEL={kernel}: only attention has a GPU benchmark");
+    let shape = std::env::var("RAGTUNE_PROFILE_SHAPE").unwrap_or_default();
+    let (heads, seq, d, dtype) = parse_shape(&shape).unwrap_or_else(|e| panic!("RAGTUNE_PROFILE_SHAPE: {e}"));
+    let Some(device) = cuda_or_skip("gpu_profile_target") else { return };
+    let mut flush = L2Flush::new(&device, 256 << 20);
+    println!("{}", table(&device, &[measure(&device, heads, seq, d, dtype, 1, &mut flush)]));
+}
+
+#[test]
+fn profile_shapes_parse_and_bad_ones_are_named() {
+    assert_eq!(parse_shape("").unwrap(), (32, 4096, 128, DType::BF16));
+    assert_eq!(parse_shape("heads=8,seq=512,d=64,dtype=f16").unwrap(), (8, 512, 64, DType::F16));
+    assert!(parse_shape("seq=big").unwrap_err().contains("seq=big"));
+    assert!(parse_shape("width=3").unwrap_err().contains("width"));
+    assert!(parse_shape("dtype=f8").unwrap_err().contains("bf16"));
 }
 
 #[test]
 fn attention_bench_code_runs_on_the_emulator() {
     let device = Device::from_backend(Arc::new(EmuBackend::new(EmuOptions::default())));
-    let rows = vec![measure(&device, 2, 37, 32, DType::BF16, 1), measure(&device, 1, 20, 64, DType::F32, 1)];
+    let mut flush = L2Flush::new(&device, 1 << 16);
+    let rows = vec![
+        measure(&device, 2, 37, 32, DType::BF16, 1, &mut flush),
+        measure(&device, 1, 20, 64, DType::F32, 1, &mut flush),
+    ];
     let t = table(&device, &rows);
     assert!(t.contains("| 2 | 37 | 32 | bf16 |") && t.contains("| 1 | 20 | 64 | f32 |"), "{t}");
     assert!(rows.iter().all(|r| r.fused_ms > 0.0 && r.naive_ms > 0.0 && r.fused_tflops.is_finite()));
+    // The ceilings' code (checks included) at a tiny size, and the JSON rows it feeds.
+    let ceilings = measure_ceilings(&device, 16, 1 << 16, 1);
+    assert!(ceilings.compute_flops > 0.0 && ceilings.bandwidth_bytes > 0.0, "{ceilings:?}");
+    let line = rows[0].json_row(&ceilings, 1);
+    for field in
+        ["\"suite\": \"attention\"", "\"shape\": \"b·h=2 s=37 d=32 bf16\"", "\"name\": \"naive unfused\""]
+    {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+}
+
+#[test]
+fn json_rows_judge_by_the_larger_floor() {
+    let c = GpuCeilings {
+        compute_name: "gemm \"x\"".into(),
+        compute_flops: 1e15,
+        bandwidth_name: "copy".into(),
+        bandwidth_bytes: 1e12,
+    };
+    // 1e12 FLOPs (1 ms) vs 1e8 bytes (0.1 ms): compute-bound, floor 1 ms, measured 2 ms.
+    let row = json_row("attention", "f", "s", 2e-3, 5, 1e12, 1e8, &c, &[("naive", 4e-3)], "ok");
+    for field in [
+        "\"bound\": \"compute\"",
+        "\"unit\": \"TFLOP/s\"",
+        "\"throughput\": 5e2",
+        "\"ceiling_fraction\": 5e-1",
+        "\"time_ratio\": 5e-1",
+        "gemm \\\"x\\\"",
+    ] {
+        assert!(row.contains(field), "{field} missing from {row}");
+    }
+    let row = json_row("decode", "f", "s", 2e-3, 5, 1e9, 1e9, &c, &[], "ok");
+    assert!(row.contains("\"bound\": \"memory\"") && row.contains("\"ceiling_fraction\": 5e-1"), "{row}");
 }

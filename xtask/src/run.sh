@@ -6,7 +6,12 @@
 # where no GPU is usable fails (the tests print why) instead of skipping. Kernels are compiled
 # fresh into REPORT_DIR/kernel-cache, so a stale cache from an older build cannot hide a bug.
 # Needs bash and coreutils; the CUDA 13 driver, NVRTC and cuBLAS come from the machine.
-# Exits 0 only when every binary passed; 1 when one failed or the bundle holds none; 2 on usage.
+# Benchmarks append their rows (cargo xtask bench's JSON row format, one per line) to
+# REPORT_DIR/bench-rows.jsonl. When compute-sanitizer is on PATH (or in /usr/local/cuda/bin), the
+# kernel test binaries (every gpu_* but gpu_bench) run again under --tool memcheck and
+# --tool racecheck; its absence is stated in the report, not an error.
+# Exits 0 only when every binary passed (and sanitized clean); 1 when one failed or the bundle
+# holds none; 2 on usage.
 set -uo pipefail
 
 if [ $# -ne 1 ]; then
@@ -44,6 +49,8 @@ export RAGTUNE_REQUIRE_GPU=1
 # Fresh device allocations start as NaN, so an output element a kernel never writes fails its check.
 export RAGTUNE_POISON_ALLOCS=1
 export RAGTUNE_CACHE_DIR="$report_dir/kernel-cache"
+export RAGTUNE_BENCH_ROWS="$report_dir/bench-rows.jsonl"
+rm -f "$RAGTUNE_BENCH_ROWS"
 
 names=() statuses=() codes=() passed=() failed=() ignored=() durations=() reasons=()
 any_failed=0
@@ -68,12 +75,45 @@ for bin in "${bins[@]}"; do
     ignored+=("$i") durations+=("$duration") reasons+=("$reason")
 done
 
+# compute-sanitizer over the kernel tests (not the benchmarks: timings under a sanitizer mean
+# nothing, and an 8k attention under racecheck takes hours).
+sanitizer="$(command -v compute-sanitizer || true)"
+if [ -z "$sanitizer" ] && [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
+    sanitizer=/usr/local/cuda/bin/compute-sanitizer
+fi
+san_rows=()
+san_failed=0
+if [ -n "$sanitizer" ]; then
+    for bin in "${bins[@]}"; do
+        name="$(basename "$bin")"
+        [ "$name" = gpu_bench ] && continue
+        for tool in memcheck racecheck; do
+            log="$report_dir/$name.$tool.log"
+            echo "==> compute-sanitizer --tool $tool $name"
+            (cd "$here" && "$sanitizer" --tool "$tool" --error-exitcode 86 --print-limit 50 \
+                "$bin" --test-threads=1) >"$log" 2>&1
+            code=$?
+            errors="$(grep -m1 -oE 'ERROR SUMMARY: [0-9]+ error' "$log" | grep -oE '[0-9]+' || echo '?')"
+            if [ "$code" -eq 0 ]; then status=clean; else status=fail; any_failed=1; san_failed=1; fi
+            echo "<== $tool $name: $status (exit $code, errors: $errors)"
+            san_rows+=("$name|$tool|$status|$code|$errors")
+        done
+    done
+    san_note="compute-sanitizer: $sanitizer"
+else
+    san_note="compute-sanitizer not found (not on PATH, not in /usr/local/cuda/bin): memcheck and racecheck were NOT run"
+    echo "$san_note"
+fi
+bench_rows=0
+if [ -f "$RAGTUNE_BENCH_ROWS" ]; then bench_rows="$(grep -c . "$RAGTUNE_BENCH_ROWS")"; fi
+
 summary="all ${#bins[@]} test binaries passed"
 if [ ${#bins[@]} -eq 0 ]; then
     summary="this bundle holds no GPU test binaries (tests/tests/gpu_*.rs): nothing was checked"
     any_failed=1
 elif [ "$any_failed" -ne 0 ]; then
     summary="some test binaries failed"
+    [ "$san_failed" -ne 0 ] && summary="$summary or compute-sanitizer reported errors"
 fi
 
 {
@@ -92,6 +132,20 @@ fi
     for k in "${!names[@]}"; do
         echo "| ${names[$k]} | ${statuses[$k]} | ${codes[$k]} | ${passed[$k]} | ${failed[$k]} | ${ignored[$k]} | ${durations[$k]} | ${reasons[$k]//|/\\|} |"
     done
+    echo
+    echo "## compute-sanitizer"
+    echo
+    echo "$san_note"
+    if [ ${#san_rows[@]} -gt 0 ]; then
+        echo
+        echo "| binary | tool | result | exit | errors |"
+        echo "|---|---|---|---|---|"
+        for r in "${san_rows[@]}"; do echo "| ${r//|/ | } |"; done
+    fi
+    echo
+    echo "## Benchmark rows"
+    echo
+    echo "$bench_rows rows in bench-rows.jsonl (cargo xtask bench's row format)."
     for k in "${!names[@]}"; do
         if [ "${statuses[$k]}" = fail ]; then
             echo
@@ -106,6 +160,15 @@ fi
 {
     printf '{\n  "started": "%s",\n  "host": "%s",\n  "gpus": "%s",\n' \
         "$(json_escape "$started")" "$(json_escape "$host")" "$(json_escape "$machine")"
+    printf '  "sanitizer": "%s",\n  "sanitized": [' "$(json_escape "$san_note")"
+    sep=""
+    for r in "${san_rows[@]}"; do
+        IFS='|' read -r sn st ss sc se <<<"$r"
+        printf '%s\n    {"name": "%s", "tool": "%s", "result": "%s", "exit_code": %s, "errors": "%s"}' \
+            "$sep" "$(json_escape "$sn")" "$st" "$ss" "$sc" "$se"
+        sep=","
+    done
+    printf '\n  ],\n  "bench_rows": %s,\n' "$bench_rows"
     printf '  "passed": %s,\n  "summary": "%s",\n  "binaries": [' \
         "$([ "$any_failed" -eq 0 ] && echo true || echo false)" "$(json_escape "$summary")"
     sep=""
