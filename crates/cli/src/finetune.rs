@@ -70,7 +70,8 @@ pub struct FinetuneArgs {
     /// Scale α/√r instead of α/r.
     #[arg(long)]
     rslora: bool,
-    /// Comma-separated projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj.
+    /// Comma-separated projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj, or
+    /// all-linear (all seven, as in PEFT).
     #[arg(long, default_value = "q_proj,k_proj,v_proj,o_proj")]
     targets: String,
     /// Examples per step.
@@ -106,11 +107,21 @@ pub struct FinetuneArgs {
 fn parse_targets(spec: &str) -> Result<Vec<Target>> {
     let mut out = Vec::new();
     for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let t = Target::from_name(name).with_context(|| {
-            format!("--targets: `{name}` is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj")
-        })?;
-        if !out.contains(&t) {
-            out.push(t);
+        // PEFT's `all-linear`: every linear layer but the output head — all seven projections.
+        let named = if name == "all-linear" {
+            Target::ALL.to_vec()
+        } else {
+            vec![Target::from_name(name).with_context(|| {
+                format!(
+                    "--targets: `{name}` is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, \
+                     down_proj or all-linear"
+                )
+            })?]
+        };
+        for t in named {
+            if !out.contains(&t) {
+                out.push(t);
+            }
         }
     }
     if out.is_empty() {
@@ -364,4 +375,19 @@ fn run_full(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_names_and_all_linear() {
+        assert_eq!(parse_targets("q_proj, v_proj,q_proj").unwrap(), [Target::Q, Target::V]);
+        assert_eq!(parse_targets("all-linear").unwrap(), Target::ALL.to_vec());
+        assert_eq!(parse_targets("v_proj,all-linear").unwrap().len(), 7);
+        let e = parse_targets("q_proj,lm_head").unwrap_err().to_string();
+        assert!(e.contains("lm_head") && e.contains("all-linear"), "{e}");
+        assert!(parse_targets(" , ").is_err());
+    }
 }
