@@ -96,6 +96,11 @@ fn run(args: Args) -> Result<ExitCode> {
     };
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    // A busy machine explains noisy rows (and OpenMP peers suffer most from oversubscription).
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let l: Vec<&str> = load.split_whitespace().take(3).collect();
+        notes.push(format!("load average at the start (1, 5, 15 min): {}", l.join(", ")));
+    }
     if let Some(b) = args.build_seconds {
         notes.push(format!("release build before the run: {b:.0} s"));
     }
