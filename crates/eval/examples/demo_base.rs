@@ -8,7 +8,8 @@
 //!
 //! Further flags for experiments (each changes the model, and is recorded in TRAINING.md's
 //! command): `--lr`, `--batch`, `--seq`, `--hidden`, `--layers`, `--intermediate`,
-//! `--doc-share`, `--qa-share`, `--old-reading-share`, `--reading-worlds`, `--validation-limit`,
+//! `--doc-share`, `--throwaway-doc-share`, `--qa-share`, `--old-reading-share`, `--reading-worlds`, `--max-distractors`, `--excerpt-share`, `--paired-share`,
+//! `--paraphrase-rounds`, `--warmup`, `--reading-loss-everywhere true|false`, `--validation-limit`,
 //! `--f32` (store f32 weights).
 
 use std::path::PathBuf;
@@ -53,8 +54,15 @@ fn main() -> Result<()> {
             "--intermediate" => opts.shape.intermediate = parse(flag, v)?,
             "--doc-share" => opts.mixture.doc_share = parse(flag, v)?,
             "--qa-share" => opts.mixture.qa_share = parse(flag, v)?,
+            "--throwaway-doc-share" => opts.mixture.throwaway_doc_share = parse(flag, v)?,
             "--old-reading-share" => opts.mixture.old_reading_share = parse(flag, v)?,
             "--reading-worlds" => opts.mixture.reading_worlds = parse(flag, v)?,
+            "--max-distractors" => opts.mixture.max_distractors = parse(flag, v)?,
+            "--excerpt-share" => opts.mixture.excerpt_share = parse(flag, v)?,
+            "--paired-share" => opts.mixture.paired_share = parse(flag, v)?,
+            "--paraphrase-rounds" => opts.mixture.paraphrase_rounds = parse(flag, v)?,
+            "--warmup" => opts.train.warmup = parse(flag, v)?,
+            "--reading-loss-everywhere" => opts.mixture.reading_loss_everywhere = parse(flag, v)?,
             "--validation-limit" => opts.validation_limit = parse(flag, v)?,
             other => {
                 bail!("unknown flag `{other}`; see the doc comment of crates/eval/examples/demo_base.rs")
@@ -104,14 +112,21 @@ fn main() -> Result<()> {
                 ));
                 // Plain lines too, every 5%, for logs (indicatif draws nothing off a terminal).
                 if s.step % (s.steps / 20).max(1) == 0 {
-                    b.println(format!(
-                        "step {}/{}: loss {:.4}, {:.0} tokens/s, {:.0} s",
+                    let line = format!(
+                        "step {}/{}: loss {:.4}, {:.0} tokens/s, {:.0} s, ETA {:.0} s",
                         s.step,
                         s.steps,
                         s.loss,
                         s.tokens as f64 / s.seconds.max(1e-9),
-                        s.seconds
-                    ));
+                        s.seconds,
+                        s.seconds / s.step as f64 * (s.steps - s.step) as f64
+                    );
+                    // `println` prints nothing while the bar is hidden (stderr is not a terminal).
+                    if b.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        b.println(line);
+                    }
                 }
             }
         }

@@ -26,7 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::prompt;
-use crate::world::{Entity, Population, World, WorldConfig};
+use crate::world::{Attribute, Entity, Population, World, WorldConfig};
 
 /// What the mixture holds and in which proportions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,14 +37,32 @@ pub struct MixtureOptions {
     pub qa_per_fact: usize,
     /// Every n-th Old entity (by position) gets no QA (0: every entity gets QA).
     pub qa_holdout_every: usize,
-    /// Shares of the token budget: documents, closed-book QA; reading takes the rest.
+    /// Shares of the token budget: Old documents, documents of throw-away entities (language
+    /// modelling on names never seen twice teaches copying from the context), closed-book QA;
+    /// reading takes the rest.
     pub doc_share: f32,
+    pub throwaway_doc_share: f32,
     pub qa_share: f32,
     /// Of the reading examples, the share whose gold entity is an Old one.
     pub old_reading_share: f32,
     pub max_distractors: usize,
+    /// Of the reading examples, the share built from excerpts (a few sentences of each
+    /// entity's document, the fact asked about always in the gold's): short, so far more
+    /// answers per token, and their distractors often state the same attribute of another
+    /// entity, so the question's name must be matched. Full documents, at 3M tokens, had not
+    /// taught reading at all.
+    pub excerpt_share: f32,
+    /// Of the reading examples, the share with two renderings of the gold entity and the loss
+    /// on every token: each value of the later rendering can be copied from the earlier one
+    /// (past the distractors, which state the same attributes with other values), so every
+    /// passage pair carries several reading targets instead of one answer. Reading is
+    /// associative recall, which attention learns slowly from one target per sequence.
+    pub paired_share: f32,
     /// Extra world seeds whose populations serve as reading material.
     pub reading_worlds: usize,
+    /// Train reading examples on every token (passages and question too), not only the answer
+    /// (measured: no better at 3M tokens, and it dilutes the answers' share of the loss).
+    pub reading_loss_everywhere: bool,
 }
 
 impl Default for MixtureOptions {
@@ -53,11 +71,15 @@ impl Default for MixtureOptions {
             paraphrase_rounds: 24,
             qa_per_fact: 4,
             qa_holdout_every: 5,
-            doc_share: 0.35,
-            qa_share: 0.10,
+            doc_share: 0.26,
+            throwaway_doc_share: 0.04,
+            qa_share: 0.08,
             old_reading_share: 0.15,
-            max_distractors: 3,
+            max_distractors: 2,
+            excerpt_share: 0.5,
+            paired_share: 0.25,
             reading_worlds: 8,
+            reading_loss_everywhere: false,
         }
     }
 }
@@ -67,6 +89,8 @@ impl Default for MixtureOptions {
 pub struct AnswerText {
     pub prompt: String,
     pub answer: String,
+    /// Train on every token, not only the answer (paired renderings: see [`reading_from`]).
+    pub loss_everywhere: bool,
 }
 
 /// One entity as reading material: its renderings and its (seen-phrasing) questions.
@@ -74,8 +98,9 @@ pub struct AnswerText {
 pub struct ReadingEntity {
     pub person: bool,
     pub docs: Vec<String>,
-    /// `(question, answer)`.
-    pub questions: Vec<(String, String)>,
+    pub facts: Vec<(Attribute, String)>,
+    /// `(attribute, question, answer)`.
+    pub questions: Vec<(Attribute, String, String)>,
 }
 
 /// Entities that may serve as each other's distractors (one population of one world).
@@ -106,14 +131,17 @@ pub struct Sources {
     pub names: BTreeSet<String>,
 }
 
-/// The seed of the k-th extra reading world of a demo world seeded `seed`.
+/// The seed of the k-th extra reading world of a demo world seeded `seed`: far from small
+/// integers, so that `ragtune demo --seed 8` does not pick a world whose New population the base
+/// model has read.
 pub fn reading_world_seed(seed: u64, k: usize) -> u64 {
-    seed.wrapping_add(1 + k as u64)
+    seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(k as u64 + 1))
 }
 
-/// The seed of the world whose Reading entities validate reading on fresh entities.
+/// The seed of the world whose Reading entities validate reading on fresh entities (far from
+/// the demo seed and the reading worlds' seeds, as [`reading_world_seed`]).
 pub fn fresh_world_seed(seed: u64) -> u64 {
-    seed.wrapping_add(1000)
+    seed.wrapping_add(0xF7E5_4A11_D00D_5EED)
 }
 
 fn is_person(e: &Entity) -> bool {
@@ -137,10 +165,10 @@ pub fn pool_of(
             docs.entry(d.entity).or_default().push(d.text);
         }
     }
-    let mut questions: BTreeMap<usize, Vec<(String, String)>> = BTreeMap::new();
+    let mut questions: BTreeMap<usize, Vec<(Attribute, String, String)>> = BTreeMap::new();
     for q in world.training_questions(p, 4, 0) {
         if clean(&q.text) && clean(&q.answer) {
-            questions.entry(q.entity).or_default().push((q.text, q.answer));
+            questions.entry(q.entity).or_default().push((q.attribute, q.text, q.answer));
         }
     }
     let (entities, ids) = world
@@ -149,7 +177,7 @@ pub fn pool_of(
         .filter_map(|e| {
             let docs = docs.remove(&e.id)?;
             let questions = questions.remove(&e.id)?;
-            Some((ReadingEntity { person: is_person(e), docs, questions }, e.id))
+            Some((ReadingEntity { person: is_person(e), docs, facts: e.facts.clone(), questions }, e.id))
         })
         .unzip();
     Pool { entities, ids }
@@ -176,7 +204,11 @@ impl Sources {
             .training_questions(Population::Old, opts.qa_per_fact, 0)
             .into_iter()
             .filter(|q| !qa_held_out.contains(&q.entity))
-            .map(|q| AnswerText { prompt: prompt::closed_book(&q.text), answer: q.answer })
+            .map(|q| AnswerText {
+                prompt: prompt::closed_book(&q.text),
+                answer: q.answer,
+                loss_everywhere: false,
+            })
             .collect();
         let demo_names: BTreeSet<String> = world.entities.iter().map(|e| e.name.clone()).collect();
         let new_names: Vec<String> = world.entities_of(Population::New).map(|e| e.name.clone()).collect();
@@ -202,22 +234,40 @@ impl Sources {
     }
 
     /// One reading example: a gold entity drawn from the throw-away pools (weighted by size) or,
-    /// with probability `old_share`, from the Old entities that get QA.
-    pub fn reading_example(
-        &self,
-        rng: &mut ChaCha8Rng,
-        old_share: f32,
-        max_distractors: usize,
-    ) -> AnswerText {
-        if rng.random::<f32>() < old_share && !self.old_gold.is_empty() {
-            let gold = *self.old_gold.choose(rng).expect("not empty");
-            return reading_from(&self.old_pool, gold, rng, max_distractors);
+    /// with probability `old_reading_share`, from the Old entities that get QA; built from
+    /// excerpts with probability `excerpt_share`, else from whole documents.
+    pub fn reading_example(&self, rng: &mut ChaCha8Rng, opts: &MixtureOptions) -> AnswerText {
+        let (pool, gold) = if rng.random::<f32>() < opts.old_reading_share && !self.old_gold.is_empty() {
+            (&self.old_pool, *self.old_gold.choose(rng).expect("not empty"))
+        } else {
+            let total: usize = self.reading_pools.iter().map(|p| p.entities.len()).sum();
+            let mut k = rng.random_range(0..total.max(1));
+            let mut found = None;
+            for pool in &self.reading_pools {
+                if k < pool.entities.len() {
+                    found = Some((pool, k));
+                    break;
+                }
+                k -= pool.entities.len();
+            }
+            found.expect("k < total")
+        };
+        let u = rng.random::<f32>();
+        if u < opts.excerpt_share {
+            excerpt_reading_from(pool, gold, rng, opts.max_distractors + 1)
+        } else {
+            let paired = u < opts.excerpt_share + opts.paired_share;
+            reading_from(pool, gold, rng, opts.max_distractors, paired)
         }
+    }
+
+    /// A random document of a throw-away entity.
+    pub fn throwaway_document(&self, rng: &mut ChaCha8Rng) -> &str {
         let total: usize = self.reading_pools.iter().map(|p| p.entities.len()).sum();
         let mut k = rng.random_range(0..total.max(1));
         for pool in &self.reading_pools {
             if k < pool.entities.len() {
-                return reading_from(pool, k, rng, max_distractors);
+                return pool.entities[k].docs.choose(rng).expect("pool entities have documents");
             }
             k -= pool.entities.len();
         }
@@ -235,7 +285,7 @@ impl Sources {
         texts.extend(self.old_paraphrases.iter().flatten().cloned());
         texts.extend(self.old_qa.iter().map(|q| format!("{}{}", q.prompt, prompt::answer(&q.answer))));
         for _ in 0..reading {
-            let r = self.reading_example(rng, opts.old_reading_share, opts.max_distractors);
+            let r = self.reading_example(rng, opts);
             texts.push(format!("{}{}", r.prompt, prompt::answer(&r.answer)));
         }
         texts
@@ -246,15 +296,21 @@ impl Sources {
 /// one time in six, when it has several: retrieval often returns more than one), `0..=max`
 /// distractor entities of the pool (half the time of the gold's kind), one rendering each,
 /// shuffled; then one of the gold's questions.
-pub fn reading_from(pool: &Pool, gold: usize, rng: &mut ChaCha8Rng, max_distractors: usize) -> AnswerText {
+pub fn reading_from(
+    pool: &Pool,
+    gold: usize,
+    rng: &mut ChaCha8Rng,
+    max_distractors: usize,
+    paired: bool,
+) -> AnswerText {
     let e = &pool.entities[gold];
     let mut passages: Vec<&str> = Vec::new();
     let mut docs: Vec<&String> = e.docs.iter().collect();
     docs.shuffle(rng);
-    let golds = if docs.len() > 1 && rng.random_range(0..6) == 0 { 2 } else { 1 };
+    let golds = if docs.len() > 1 && (paired || rng.random_range(0..6) == 0) { 2 } else { 1 };
     passages.extend(docs.iter().take(golds).map(|s| s.as_str()));
     let wanted = rng.random_range(0..=max_distractors).min(pool.entities.len() - 1);
-    let same_kind = rng.random::<bool>();
+    let same_kind = paired || rng.random::<bool>();
     let mut chosen = BTreeSet::new();
     let mut tries = 0;
     while chosen.len() < wanted && tries < 50 * (wanted + 1) {
@@ -270,8 +326,64 @@ pub fn reading_from(pool: &Pool, gold: usize, rng: &mut ChaCha8Rng, max_distract
         passages.push(pool.entities[d].docs.choose(rng).expect("pool entities have documents"));
     }
     passages.shuffle(rng);
-    let (q, a) = e.questions.choose(rng).expect("pool entities have questions");
-    AnswerText { prompt: prompt::with_passages(&passages, q), answer: a.clone() }
+    let (_, q, a) = e.questions.choose(rng).expect("pool entities have questions");
+    AnswerText {
+        prompt: prompt::with_passages(&passages, q),
+        answer: a.clone(),
+        loss_everywhere: paired && golds == 2,
+    }
+}
+
+/// The sentences of a document (it is written as sentences ending in ". ").
+fn sentences(doc: &str) -> Vec<&str> {
+    doc.split_inclusive(". ").map(str::trim).filter(|s| !s.is_empty()).collect()
+}
+
+/// An excerpt of one of `e`'s documents: the sentence that states `value` (when given and
+/// found) and up to two other sentences, in the document's order.
+fn excerpt(e: &ReadingEntity, value: Option<&str>, rng: &mut ChaCha8Rng) -> String {
+    let doc = e.docs.choose(rng).expect("pool entities have documents");
+    let all = sentences(doc);
+    let mut keep = BTreeSet::new();
+    if let Some(i) = value.and_then(|v| all.iter().position(|s| s.contains(v))) {
+        keep.insert(i);
+    }
+    let extra = rng.random_range(usize::from(keep.is_empty())..=2);
+    for _ in 0..extra {
+        keep.insert(rng.random_range(0..all.len()));
+    }
+    keep.into_iter().map(|i| all[i]).collect::<Vec<_>>().join(" ")
+}
+
+/// A reading example from excerpts: the gold's excerpt holds the sentence that answers one of
+/// its questions; `0..=max` distractor entities (of the gold's kind where the pool allows) give
+/// excerpts that, where they can, state the same attribute — so only the name tells them apart.
+pub fn excerpt_reading_from(
+    pool: &Pool,
+    gold: usize,
+    rng: &mut ChaCha8Rng,
+    max_distractors: usize,
+) -> AnswerText {
+    let e = &pool.entities[gold];
+    let (attribute, q, a) = e.questions.choose(rng).expect("pool entities have questions");
+    let mut passages = vec![excerpt(e, Some(a), rng)];
+    let wanted = rng.random_range(0..=max_distractors).min(pool.entities.len() - 1);
+    let mut chosen = BTreeSet::new();
+    let mut tries = 0;
+    while chosen.len() < wanted && tries < 50 * (wanted + 1) {
+        tries += 1;
+        let d = rng.random_range(0..pool.entities.len());
+        if d == gold || chosen.contains(&d) || (pool.entities[d].person != e.person && tries < 25) {
+            continue;
+        }
+        chosen.insert(d);
+        let other = &pool.entities[d];
+        let value = other.facts.iter().find(|(at, _)| at == attribute).map(|(_, v)| v.as_str());
+        passages.push(excerpt(other, value, rng));
+    }
+    passages.shuffle(rng);
+    let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    AnswerText { prompt: prompt::with_passages(&refs, q), answer: a.clone(), loss_everywhere: false }
 }
 
 #[cfg(test)]
@@ -295,10 +407,11 @@ mod tests {
             }
         }
         for _ in 0..300 {
-            let r = sources.reading_example(&mut rng, 0.3, 3);
+            let r =
+                sources.reading_example(&mut rng, &MixtureOptions { old_reading_share: 0.3, ..opts.clone() });
             let (passages, question) = r.prompt.rsplit_once("Question: ").unwrap();
             let n = passages.matches("Passage: ").count();
-            assert!((1..=5).contains(&n), "{n} passages");
+            assert!((1..=4).contains(&n), "{n} passages");
             assert!(passages.contains(&format!(" {}", r.answer)), "the answer is in a passage: {}", r.prompt);
             assert!(question.ends_with("\nAnswer:"));
         }

@@ -83,8 +83,9 @@ pub enum Event<'a> {
 /// What went into the mixture.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MixtureStats {
-    /// `(examples, tokens)` of each kind.
+    /// `(examples, tokens)` of each kind (before the cut to whole steps).
     pub documents: (usize, u64),
+    pub throwaway_documents: (usize, u64),
     pub closed_book: (usize, u64),
     pub reading: (usize, u64),
     /// Passes over the Old documents (each with another paraphrase round) and over the QA.
@@ -125,9 +126,11 @@ fn answered(tok: &Tokenizer, prompt_text: &str, answer: &str) -> Result<Example>
     Ok(Example { ids: [p, a].concat(), labels })
 }
 
-/// Tokenise the mixture for `opts.tokens` training tokens: whole passes over the documents and
-/// the QA until their shares are reached, reading examples for the rest; shuffled, packed into
-/// rows and cut to whole steps.
+/// Tokenise the mixture for `opts.tokens` training tokens: whole passes over the Old documents
+/// and the QA until their shares are reached, throw-away documents for theirs, reading examples
+/// for the rest; all shuffled together, packed into rows and cut to whole steps. (Batches of
+/// one kind each, which give the few answer tokens a full-sized step of their own, were
+/// measured worse: closed-book accuracy fell from 55% to 32% at 3M tokens.)
 pub fn build_rows(
     sources: &Sources,
     tok: &Tokenizer,
@@ -138,46 +141,56 @@ pub fn build_rows(
     let budget = opts.tokens as f64;
     let len = |e: &[Example]| e.iter().map(|x| x.ids.len() as u64).sum::<u64>();
     let mut stats = MixtureStats::default();
-    let mut all = Vec::new();
     let docs = sources.old_docs.iter().map(|t| document(tok, t)).collect::<Result<Vec<_>>>()?;
-    let mut doc_tokens = 0u64;
-    while (doc_tokens as f64) < f64::from(m.doc_share) * budget && !docs.is_empty() {
+    let mut doc_examples = Vec::new();
+    while (len(&doc_examples) as f64) < f64::from(m.doc_share) * budget && !docs.is_empty() {
         let round = &sources.old_paraphrases[stats.doc_epochs % sources.old_paraphrases.len().max(1)];
-        let mut epoch = docs.clone();
-        epoch.extend(round.iter().map(|t| document(tok, t)).collect::<Result<Vec<_>>>()?);
-        doc_tokens += len(&epoch);
-        stats.documents.0 += epoch.len();
-        all.extend(epoch);
+        doc_examples.extend(docs.iter().cloned());
+        doc_examples.extend(round.iter().map(|t| document(tok, t)).collect::<Result<Vec<_>>>()?);
         stats.doc_epochs += 1;
     }
-    stats.documents.1 = doc_tokens;
+    stats.documents = (doc_examples.len(), len(&doc_examples));
+    let mut throwaway = Vec::new();
+    let mut throwaway_tokens = 0u64;
+    while (throwaway_tokens as f64) < f64::from(m.throwaway_doc_share) * budget {
+        let e = document(tok, sources.throwaway_document(rng))?;
+        throwaway_tokens += e.ids.len() as u64;
+        throwaway.push(e);
+    }
+    stats.throwaway_documents = (throwaway.len(), throwaway_tokens);
+    doc_examples.extend(throwaway);
     let qa =
         sources.old_qa.iter().map(|q| answered(tok, &q.prompt, &q.answer)).collect::<Result<Vec<_>>>()?;
-    let mut qa_tokens = 0u64;
-    while (qa_tokens as f64) < f64::from(m.qa_share) * budget && !qa.is_empty() {
-        qa_tokens += len(&qa);
-        stats.closed_book.0 += qa.len();
-        all.extend(qa.iter().cloned());
+    let mut qa_examples = Vec::new();
+    while (len(&qa_examples) as f64) < f64::from(m.qa_share) * budget && !qa.is_empty() {
+        qa_examples.extend(qa.iter().cloned());
         stats.qa_epochs += 1;
     }
-    stats.closed_book.1 = qa_tokens;
+    stats.closed_book = (qa_examples.len(), len(&qa_examples));
+    let mut reading = Vec::new();
     let mut reading_tokens = 0u64;
-    while ((doc_tokens + qa_tokens + reading_tokens) as f64) < budget {
-        let r = sources.reading_example(rng, m.old_reading_share, m.max_distractors);
-        let e = answered(tok, &r.prompt, &r.answer)?;
+    let taken = stats.documents.1 + throwaway_tokens + stats.closed_book.1;
+    while ((taken + reading_tokens) as f64) < budget {
+        let r = sources.reading_example(rng, m);
+        let mut e = answered(tok, &r.prompt, &r.answer)?;
+        if m.reading_loss_everywhere || r.loss_everywhere {
+            e.labels = e.ids.clone();
+        }
         if e.ids.len() > opts.train.seq {
             continue;
         }
         reading_tokens += e.ids.len() as u64;
-        stats.reading.0 += 1;
-        all.push(e);
+        reading.push(e);
     }
-    stats.reading.1 = reading_tokens;
+    stats.reading = (reading.len(), reading_tokens);
     stats.reading_entities = sources.reading_pools.iter().map(|p| p.entities.len()).sum();
+    let mut all = doc_examples;
+    all.extend(qa_examples);
+    all.extend(reading);
     all.shuffle(rng);
     let mut rows = pretrain::pack_whole(&all, opts.train.seq)?;
     let per_step = opts.train.batch * opts.train.seq;
-    let steps = (opts.tokens as usize / per_step).min(rows.len() / opts.train.batch.max(1));
+    let steps = (opts.tokens as usize / per_step.max(1)).min(rows.len() / opts.train.batch.max(1));
     rows.truncate(steps * opts.train.batch);
     stats.rows = rows.len();
     let used: usize = rows.iter().map(|r| r.ids.len()).sum();
@@ -286,6 +299,28 @@ mod tests {
         let prompt = tok.encode(&prompt::closed_book("Where was Kesh Dunmere born?"), true).unwrap();
         let out = generate(&model, &[prompt], &GenerateOptions::for_model(&model, 4), |_, _| Ok(())).unwrap();
         assert!(!out[0].tokens.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_committed_model_answers_from_the_passage_it_is_given() {
+        // Entities of a world the model never saw, 1 gold + 2 distractor passages each: the
+        // answer can only come from reading. By option log-likelihood the committed model reads
+        // 53% of 200 such questions right (TRAINING.md; chance is 25%); 60 of them, a fixed
+        // sample, must clear 40% here (chance would give 24 or more with probability < 0.01).
+        let dir = std::env::temp_dir().join(format!("ragtune-builtin-read-{}", std::process::id()));
+        let (model, tok) = load_causal_lm(&write_builtin(&dir).unwrap(), DType::F32, Device::Cpu).unwrap();
+        let opts = BaseOptions::default();
+        let sources = Sources::gather(&opts.world, &opts.mixture);
+        let items =
+            validate::fresh_reading_items(&opts.world, &sources, crate::world::Phrasing::Seen, 2, 60, 11);
+        assert_eq!(items.len(), 60);
+        for item in &items {
+            // Independent of the model: the answer is in the passages and the name is new.
+            assert!(item.prompt.contains(&format!(" {}", item.answer)));
+        }
+        let acc = validate::choice_accuracy(&model, &tok, &items, 10).unwrap();
+        assert!(acc.correct >= 24, "{} of 60 read correctly (multiple choice)", acc.correct);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

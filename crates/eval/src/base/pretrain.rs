@@ -121,9 +121,10 @@ fn normal(rng: &mut ChaCha8Rng) -> f32 {
 /// Rows are not masked at the seams (as in the usual packed pretraining; each example starts
 /// with BOS). An example longer than `seq` is an error naming its index.
 pub fn pack_whole(examples: &[Example], seq: usize) -> Result<Vec<Example>> {
-    // A row with less room than this is closed: few examples are that short, and scanning many
-    // nearly-full rows for each example would make packing quadratic.
+    // A row with less room than this is closed: few examples are that short. And at most
+    // `MAX_OPEN` rows stay open (the oldest is closed first), so packing stays linear.
     const CLOSE_BELOW: usize = 16;
+    const MAX_OPEN: usize = 32;
     let mut rows: Vec<Example> = Vec::new();
     let mut open: Vec<usize> = Vec::new();
     for (n, e) in examples.iter().enumerate() {
@@ -145,6 +146,9 @@ pub fn pack_whole(examples: &[Example], seq: usize) -> Result<Vec<Example>> {
         rows[r].ids.extend_from_slice(&e.ids);
         rows[r].labels.extend_from_slice(&e.labels);
         open.retain(|&r| seq - rows[r].ids.len() >= CLOSE_BELOW);
+        if open.len() > MAX_OPEN {
+            open.remove(0);
+        }
     }
     Ok(rows)
 }
@@ -165,7 +169,7 @@ pub struct TrainSettings {
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        TrainSettings { batch: 8, seq: 512, lr: 2e-3, warmup: 0.03, weight_decay: 0.01, clip: 1.0 }
+        TrainSettings { batch: 8, seq: 384, lr: 2e-3, warmup: 0.03, weight_decay: 0.01, clip: 1.0 }
     }
 }
 

@@ -70,6 +70,11 @@ pub fn training_md(built: &Built, command: &str, machine: &str) -> String {
     );
     let _ = writeln!(
         md,
+        "| documents of throw-away entities (copying names from the context) | {} | {} |",
+        m.throwaway_documents.0, m.throwaway_documents.1
+    );
+    let _ = writeln!(
+        md,
         "| Old closed-book QA ({} passes; {} per fact, seen phrasings; every {}th entity left out) | {} | {} |",
         m.qa_epochs, o.mixture.qa_per_fact, o.mixture.qa_holdout_every, m.closed_book.0, m.closed_book.1
     );
@@ -84,11 +89,12 @@ pub fn training_md(built: &Built, command: &str, machine: &str) -> String {
     );
     let _ = writeln!(
         md,
-        "Packed whole into {} rows of {} tokens ({:.1}% filled); documents train on every token, QA \
-         and reading examples on the answer and `</s>` only.\n",
+        "Shuffled together and packed whole into {} rows of {} tokens ({:.1}% filled). Documents \
+         train on every token, QA on the answer and `</s>` only, reading examples on {}.\n",
         m.rows,
         t.seq,
-        100.0 * m.fill
+        100.0 * m.fill,
+        if o.mixture.reading_loss_everywhere { "every token" } else { "the answer and `</s>` only" }
     );
     let _ = writeln!(md, "## Validation\n");
     let _ = writeln!(
