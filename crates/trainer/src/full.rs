@@ -60,10 +60,11 @@ fn unflatten(flat: Vec<Tensor>, like: &FullGrads) -> Result<FullGrads> {
     let layers = like
         .layers
         .iter()
-        .map(|_| {
+        .map(|l| {
             let (input_norm, q, k, v, o, post_norm) = (next(), next(), next(), next(), next(), next());
             let (gate, up, down) = (next(), next(), next());
-            crate::train::LayerGrads { input_norm, post_norm, proj: [q, k, v, o, gate, up, down] }
+            let bias = l.bias.each_ref().map(|b| b.as_ref().map(|_| next()));
+            crate::train::LayerGrads { input_norm, post_norm, proj: [q, k, v, o, gate, up, down], bias }
         })
         .collect();
     let norm = next();
@@ -82,20 +83,14 @@ pub struct FullTrainer {
 }
 
 impl FullTrainer {
-    /// Train every weight of `model`, which must be f32 (its weights are the master weights)
-    /// and without linear biases (their gradients are not computed yet).
+    /// Train every weight of `model`, which must be f32 (its weights are the master weights).
+    /// Linear biases (Qwen2's q/k/v) train too.
     pub fn new(mut model: LlamaModel, optimizer: AdamW) -> Result<FullTrainer> {
         if model.dtype != DType::F32 {
             return Err(TrainError::input(format!(
                 "full fine-tuning trains the model's own weights, which must be f32 (it is {}); load it with DType::F32",
                 model.dtype
             )));
-        }
-        let c = &model.config;
-        if c.qkv_bias || c.o_bias || c.mlp_bias {
-            return Err(TrainError::input(
-                "full fine-tuning of a model with linear biases (Qwen2's q/k/v) is not supported yet; use LoRA",
-            ));
         }
         let attached = model.layers.iter().any(|l| {
             [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
@@ -177,22 +172,18 @@ impl FullTrainer {
 }
 
 /// Every trainable weight: the embedding; per layer the input norm, q, k, v, o, the
-/// post-attention norm, gate, up, down; the final norm; the head unless tied.
+/// post-attention norm, gate, up, down, then the biases of the projections that have them (in
+/// that projection order); the final norm; the head unless tied.
 pub fn weights_mut(model: &mut LlamaModel) -> Vec<&mut Tensor> {
     let tied = model.config.tie_word_embeddings;
     let mut out = vec![&mut model.embed];
     for l in model.layers.iter_mut() {
-        out.extend([
-            &mut l.input_norm,
-            &mut l.q.weight,
-            &mut l.k.weight,
-            &mut l.v.weight,
-            &mut l.o.weight,
-            &mut l.post_norm,
-            &mut l.gate.weight,
-            &mut l.up.weight,
-            &mut l.down.weight,
-        ]);
+        let ragtune_runtime::llama::Layer { input_norm, post_norm, q, k, v, o, gate, up, down } = l;
+        // Each projection's weight and bias, borrowed apart.
+        let [q, k, v, o, gate, up, down] =
+            [q, k, v, o, gate, up, down].map(|lin| (&mut lin.weight, lin.bias.as_mut()));
+        out.extend([input_norm, q.0, k.0, v.0, o.0, post_norm, gate.0, up.0, down.0]);
+        out.extend([q.1, k.1, v.1, o.1, gate.1, up.1, down.1].into_iter().flatten());
     }
     out.push(&mut model.norm);
     if !tied {
@@ -207,6 +198,7 @@ pub fn flatten(g: &FullGrads) -> Vec<&Tensor> {
     for l in &g.layers {
         let [q, k, v, o, gate, up, down] = &l.proj;
         out.extend([&l.input_norm, q, k, v, o, &l.post_norm, gate, up, down]);
+        out.extend(l.bias.iter().flatten());
     }
     out.push(&g.norm);
     out.extend(g.lm_head.as_ref());

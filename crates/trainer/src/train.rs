@@ -329,11 +329,13 @@ pub struct FullGrads {
     pub lm_head: Option<Tensor>,
 }
 
-/// One layer's weight gradients; `proj` in [`Target::ALL`] order.
+/// One layer's weight gradients; `proj` and `bias` in [`Target::ALL`] order.
 pub struct LayerGrads {
     pub input_norm: Tensor,
     pub post_norm: Tensor,
     pub proj: [Tensor; 7],
+    /// The bias gradient of each projection that has one (Qwen2's q, k, v), `[out]`.
+    pub bias: [Option<Tensor>; 7],
 }
 
 impl Net<'_> {
@@ -473,12 +475,14 @@ impl Net<'_> {
             (0..c.num_layers).map(|_| Default::default()).collect();
         for (l, (layer, acts)) in model.layers.iter().zip(&saved).enumerate().rev() {
             let mut d_proj: [Option<Tensor>; 7] = Default::default();
+            let mut d_bias: [Option<Tensor>; 7] = Default::default();
             let mut back = |t: Target, lin: &Linear, x: &Tensor, dy: &Tensor| -> Result<Tensor> {
                 let z = acts.z[t.index()].as_ref();
-                let (dx, g, dw) = lora_backward(x, lin, self.slot(l, t), z, scale, dy, full)?;
-                lora[l][t.index()] = g;
-                d_proj[t.index()] = dw;
-                Ok(dx)
+                let g = lora_backward(x, lin, self.slot(l, t), z, scale, dy, full)?;
+                lora[l][t.index()] = g.lora;
+                d_proj[t.index()] = g.dw;
+                d_bias[t.index()] = g.dbias;
+                Ok(g.dx)
             };
             // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))), h2 = rms_norm(x_mid).
             let d_act = back(Target::Down, &layer.down, &acts.act, &dx)?;
@@ -513,6 +517,7 @@ impl Net<'_> {
                     input_norm: d_input,
                     post_norm: d_post,
                     proj: [q?, k?, v?, o?, g?, u?, dd?],
+                    bias: d_bias,
                 });
             }
         }
@@ -557,7 +562,8 @@ fn lora_forward(
 }
 
 /// Backward of [`lora_forward`]: `dx = dy W + scale · (dy B) A`, `dB = dyᵀ z`,
-/// `dA = scale · (dy B)ᵀ x`, and with `want_dw` the base weight's `dW = dyᵀ x` (full mode).
+/// `dA = scale · (dy B)ᵀ x`, and with `want_dw` the base weight's `dW = dyᵀ x` and, when the
+/// projection has a bias, its `db = Σ_rows dy` (full mode).
 fn lora_backward(
     x: &Tensor,
     lin: &Linear,
@@ -572,13 +578,35 @@ fn lora_backward(
     let (dx, dw) = ops::linear_backward(xw.as_ref(), &lin.weight, &ops::cast(dy, wdt)?)?;
     let dx = ops::cast(&dx, DType::F32)?;
     let dw = dw.map(|g| ops::cast(&g, DType::F32)).transpose()?;
-    let (Some(m), Some(z)) = (module, z) else { return Ok((dx, None, dw)) };
+    let dbias = match (&lin.bias, want_dw) {
+        (Some(_), true) => Some(column_sums(dy)?),
+        _ => None,
+    };
+    let (Some(m), Some(z)) = (module, z) else { return Ok(LinearGrads { dx, lora: None, dw, dbias }) };
     let (dz, db) = ops::linear_backward(Some(z), &m.b, dy)?;
     let du = ops::scale(&dz, scale)?;
     let (dx_lora, da) = ops::linear_backward(Some(x), &m.a, &du)?;
     let (da, db) = (da.expect("x was given"), db.expect("z was given"));
-    Ok((ops::add(&dx, &dx_lora)?, Some((da, db)), dw))
+    Ok(LinearGrads { dx: ops::add(&dx, &dx_lora)?, lora: Some((da, db)), dw, dbias })
 }
 
-/// `(dx, (dA, dB) of an adapter, dW of the base)`.
-type LinearGrads = (Tensor, Option<(Tensor, Tensor)>, Option<Tensor>);
+/// `Σ_rows dy` of `dy` `[N, out]` as `[out]`: a bias's gradient. A `[1, N] · [N, out]` product,
+/// so it runs wherever `dy` lives.
+fn column_sums(dy: &Tensor) -> Result<Tensor> {
+    let out = dy.last_dim();
+    let rows = dy.numel() / out.max(1);
+    let ones = Tensor::from_slice(&vec![1f32; rows], &[1, rows])?.to_device(&dy.device())?;
+    let dy = ops::cast(&dy.reshape(&[rows, out])?, DType::F32)?;
+    Ok(ops::matmul(&ones, &dy)?.reshape(&[out])?)
+}
+
+/// The gradients of one projection.
+struct LinearGrads {
+    dx: Tensor,
+    /// `(dA, dB)` of an adapter.
+    lora: Option<(Tensor, Tensor)>,
+    /// The base weight's `dW` (full mode).
+    dw: Option<Tensor>,
+    /// The base bias's `db` (full mode, projections with a bias).
+    dbias: Option<Tensor>,
+}
