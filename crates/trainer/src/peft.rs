@@ -6,7 +6,10 @@
 //! `fan_in_fan_out`, trained biases, per-module rank/alpha patterns, pickled `.bin` weights —
 //! with an error naming the feature. Keys may carry an adapter name (`.lora_A.default.weight`)
 //! or lack the `base_model.model.` prefix. Every A needs its B, shapes must match the model and
-//! the rank, and a tensor that is not a LoRA weight is an error.
+//! the rank, and a tensor that is not a LoRA weight is an error. `target_modules` is read in
+//! all three of peft's spellings ([`TargetModules`]: a list, a regex string matched against
+//! the whole module name, `"all-linear"`), and weights on a module it does not select are an
+//! error (the config and the weights disagree).
 //!
 //! Writing produces what `peft` writes (prefix `base_model.model.`, no adapter name, A `[r, in]`,
 //! B `[out, r]`, F32), so `PeftModel.from_pretrained` loads it unchanged. Files are written to a
@@ -47,6 +50,7 @@ pub fn load_adapter(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<
     let cfg: Value = serde_json::from_str(&text)
         .map_err(|e| TrainError::format(config_path.display(), format!("not valid JSON: {e}")))?;
     let config = parse_config(&cfg, &config_path.display().to_string())?;
+    let selected = TargetModules::from_config(&cfg, &config_path.display().to_string())?;
     let bytes = read(&weights_path)?;
     let origin = weights_path.display().to_string();
     let st = SafeTensors::deserialize(&bytes)
@@ -92,6 +96,16 @@ pub fn load_adapter(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<
                 ));
             }
         };
+        let module = format!("model.layers.{l}.{}", t.path());
+        if let Some(sel) = selected.as_ref().filter(|s| !s.matches(&module)) {
+            return Err(TrainError::format(
+                &origin,
+                format!(
+                    "`{key}` adapts `{module}`, which {CONFIG_FILE}'s target_modules ({sel}) does not select: \
+                     the weights and the config disagree"
+                ),
+            ));
+        }
         let (out, inp) = t.shape(model);
         let r = config.r;
         if a.shape() != [r, inp] || b.shape() != [out, r] {
@@ -113,6 +127,81 @@ pub fn load_adapter(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<
     let layers = if layers.len() == model.num_layers { None } else { Some(layers.into_iter().collect()) };
     let config = LoraConfig { targets: targets.into_iter().collect(), layers, ..config };
     Ok(LoraAdapter { config, modules })
+}
+
+/// `target_modules` of `adapter_config.json`, read as `peft` reads it, over full module names
+/// such as `model.layers.3.self_attn.q_proj`.
+#[derive(Clone, Debug)]
+pub enum TargetModules {
+    /// A module matches when its name equals an entry or ends with `.entry`.
+    List(Vec<String>),
+    /// A regular expression that must match the whole name (peft: `re.fullmatch`). Holds the
+    /// pattern as written and its anchored compilation.
+    Regex(String, regex::Regex),
+    /// `"all-linear"`: every linear layer but the output head — all seven projections.
+    AllLinear,
+}
+
+impl TargetModules {
+    /// From a `target_modules` value: a list of names, `"all-linear"`, or a regex string.
+    /// `origin` names the file in errors.
+    pub fn parse(value: &Value, origin: &str) -> Result<TargetModules> {
+        let bad = |detail: String| TrainError::format(origin, format!("field `target_modules`: {detail}"));
+        match value {
+            Value::String(s) if s.eq_ignore_ascii_case("all-linear") => Ok(TargetModules::AllLinear),
+            Value::String(pattern) => {
+                // Anchored at both ends to behave as Python's re.fullmatch.
+                let anchored = format!(r"\A(?:{pattern})\z");
+                let re = regex::Regex::new(&anchored).map_err(|e| {
+                    bad(format!(
+                        "`{pattern}` is not a regular expression ragtune can read ({e}); \
+                         Python-only syntax such as look-arounds is not supported: list the modules instead"
+                    ))
+                })?;
+                Ok(TargetModules::Regex(pattern.clone(), re))
+            }
+            Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .map(TargetModules::List)
+                .ok_or_else(|| bad(format!("the list {value} must hold only module names (strings)"))),
+            other => {
+                Err(bad(format!("{other} must be a list of module names, a regex string or \"all-linear\"")))
+            }
+        }
+    }
+
+    /// The `target_modules` field of a parsed `adapter_config.json`; `None` when absent or null
+    /// (peft then uses its default for the architecture, and the weights decide).
+    pub fn from_config(cfg: &Value, origin: &str) -> Result<Option<TargetModules>> {
+        match cfg.get("target_modules") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => TargetModules::parse(v, origin).map(Some),
+        }
+    }
+
+    /// Whether the module with the full name `module` (`model.layers.3.self_attn.q_proj`) is
+    /// selected. Only the seven projections are linear layers LoRA can adapt here.
+    pub fn matches(&self, module: &str) -> bool {
+        match self {
+            TargetModules::List(names) => names
+                .iter()
+                .any(|n| module == n || module.strip_suffix(n.as_str()).is_some_and(|p| p.ends_with('.'))),
+            TargetModules::Regex(_, re) => re.is_match(module),
+            TargetModules::AllLinear => module.rsplit('.').next().and_then(Target::from_name).is_some(),
+        }
+    }
+}
+
+impl std::fmt::Display for TargetModules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetModules::List(names) => write!(f, "the list {names:?}"),
+            TargetModules::Regex(pattern, _) => write!(f, "the regex `{pattern}`"),
+            TargetModules::AllLinear => write!(f, "\"all-linear\""),
+        }
+    }
 }
 
 /// The fields of `adapter_config.json` that decide what the adapter computes.
