@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::launch::KernelCall;
+use crate::memory_meter::MemoryStats;
 
 /// A block of device memory. Dropping the last handle frees it.
 pub trait DeviceMemory: Send + Sync + Debug {
@@ -67,4 +68,9 @@ pub trait GpuBackend: Send + Sync + Debug {
     fn gemm(&self, call: &GemmCall) -> Result<()>;
     /// Wait for all queued work.
     fn synchronize(&self) -> Result<()>;
+    /// Bytes of this backend's allocations live now and at the peak since the last
+    /// [`GpuBackend::reset_peak_memory`] (see [`crate::memory_meter`] for what is counted).
+    fn memory_stats(&self) -> MemoryStats;
+    /// Start a new peak measurement from what is live now.
+    fn reset_peak_memory(&self);
 }

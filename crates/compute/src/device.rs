@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::backend::GpuBackend;
 use crate::error::{ComputeError, Result};
+use crate::memory_meter::MemoryStats;
 use crate::tensor::same_backend;
 
 #[derive(Clone)]
@@ -106,6 +107,23 @@ impl Device {
             (Device::Cpu, Device::Cpu) => true,
             (Device::Gpu(a), Device::Gpu(b)) => same_backend(a, b),
             _ => false,
+        }
+    }
+
+    /// Device memory held by ragtune's allocations on this device, now and at the peak since the
+    /// last [`Device::reset_peak_memory`]; `None` on the CPU, where host memory is the process's
+    /// resident set (read it from the OS).
+    pub fn memory_stats(&self) -> Option<MemoryStats> {
+        match self {
+            Device::Cpu => None,
+            Device::Gpu(b) => Some(b.memory_stats()),
+        }
+    }
+
+    /// Start a new peak measurement of [`Device::memory_stats`] (nothing to do on the CPU).
+    pub fn reset_peak_memory(&self) {
+        if let Device::Gpu(b) = self {
+            b.reset_peak_memory();
         }
     }
 

@@ -26,6 +26,7 @@ pub mod host;
 pub mod kernel_cache;
 pub mod kernel_sources;
 pub mod launch;
+pub mod memory_meter;
 pub mod nvrtc;
 pub mod ops;
 pub mod safetensors_io;
@@ -35,6 +36,7 @@ pub use device::{Device, DeviceChoice};
 pub use dtype::{DType, Element, FloatElement};
 pub use error::{ComputeError, Result};
 pub use host::{ByteOwner, HostBuffer};
+pub use memory_meter::{MemoryMeter, MemoryStats};
 pub use tensor::Tensor;
 
 /// The README's Rust example is compiled and run as a doctest, so it stays true.

@@ -5,10 +5,14 @@
 
 use std::path::PathBuf;
 
-use ragtune_compute::Device;
+use ragtune_compute::{DType, Device};
+use ragtune_eval::base;
+use ragtune_eval::embed::{HashedConfig, HashedEmbedder};
 use ragtune_eval::experiment::{self, DemoOptions};
 use ragtune_eval::report::ExperimentReport;
-use ragtune_eval::world::{DemoTaskOptions, WorldConfig};
+use ragtune_eval::run::{self, RunSettings};
+use ragtune_eval::world::{DemoTaskOptions, World, WorldConfig, demo_task};
+use ragtune_runtime::load_causal_lm;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ragtune-eval-{name}-{}", std::process::id()));
@@ -66,6 +70,7 @@ fn every_arm_runs_on_a_miniature_world() {
             assert!(arm.cost.artifact_bytes > 0 && arm.cost.setup_seconds > 0.0, "{}", arm.id);
         }
         assert!(!arm.by_phrasing.is_empty() && !arm.by_popularity.is_empty(), "{}", arm.id);
+        assert_eq!(arm.cost.peak_device_bytes, None, "{}: a CPU run has no device memory", arm.id);
     }
     // Retrieval on a handful of entities with hashed n-grams of their names finds the source.
     let recall = report.arms[1].retrieval_recall.unwrap();
@@ -85,5 +90,31 @@ fn every_arm_runs_on_a_miniature_world() {
     for f in &report.findings {
         assert!(md.contains(&f.sentence), "report.md states: {}", f.sentence);
     }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The RAG arm on a kernel device (the CPU emulation of the CUDA kernels: every op of the model
+/// and the index runs through `kernels/*.cu`), on two questions of the miniature world: the arm
+/// reports its peak device memory, which holds at least the model's f32 weights.
+#[test]
+fn a_kernel_device_run_reports_peak_device_memory() {
+    let out = scratch("device");
+    let opts = miniature(out.clone());
+    let device = Device::from_backend(std::sync::Arc::new(ragtune_kernel_emu::EmuBackend::default()));
+    let model_dir = out.join("base-model");
+    base::write_builtin(&model_dir).unwrap();
+    let (mut model, tok) = load_causal_lm(&model_dir, DType::F32, device).unwrap();
+    let world = World::generate(opts.world.clone());
+    let mut task = demo_task(&world, &opts.task);
+    task.questions.truncate(2);
+    let texts: Vec<&str> = task.corpus.iter().map(|p| p.text.as_str()).collect();
+    let embedder = HashedEmbedder::fit(&texts, HashedConfig { dim: 512, ..HashedConfig::default() }).unwrap();
+    let settings =
+        RunSettings { arms: vec!["rag".into()], rag_k: 1, max_new_tokens: 1, ..opts.settings.clone() };
+    let output = run::run(&mut model, &tok, &task, &embedder, &settings, &out.join("artifacts")).unwrap();
+    let weights = 4 * experiment::num_params(&model);
+    let peak = output.arms[0].cost.peak_device_bytes.expect("a device peak");
+    assert!(peak >= weights, "device peak {peak} below the {weights} bytes of f32 weights");
+    assert!(peak < 16 * weights, "device peak {peak} out of proportion to {weights}");
     let _ = std::fs::remove_dir_all(&out);
 }

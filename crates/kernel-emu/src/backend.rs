@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use ragtune_compute::ComputeError;
 use ragtune_compute::backend::{DeviceMemory, GemmCall, GpuBackend};
 use ragtune_compute::launch::{Arg, KernelCall};
+use ragtune_compute::memory_meter::{MemoryMeter, MemoryStats};
 
 use crate::{EmuOptions, gemm};
 
@@ -40,6 +41,8 @@ pub struct EmuBuffer {
     base: NonNull<u8>,
     len: usize,
     layout: Layout,
+    /// The backend's meter, given this buffer's bytes back on drop.
+    meter: Arc<MemoryMeter>,
 }
 
 // SAFETY: the buffer owns its allocation; access goes through raw addresses, like device memory.
@@ -53,13 +56,14 @@ impl fmt::Debug for EmuBuffer {
 }
 
 impl EmuBuffer {
-    fn new(id: u64, len: usize) -> Result<Self, ComputeError> {
+    fn new(id: u64, len: usize, meter: Arc<MemoryMeter>) -> Result<Self, ComputeError> {
         let oom = || ComputeError::Invalid { op: "alloc", detail: format!("cannot allocate {len} bytes") };
         let total = len.checked_add(2 * GUARD).ok_or_else(oom)?;
         let layout = Layout::from_size_align(total, ALIGN).map_err(|_| oom())?;
         // SAFETY: `layout` has a non-zero size (at least the two guards).
         let base = NonNull::new(unsafe { alloc(layout) }).ok_or_else(oom)?;
-        let buf = EmuBuffer { id, base, len, layout };
+        meter.allocated(len);
+        let buf = EmuBuffer { id, base, len, layout, meter };
         // SAFETY: all three regions lie inside the allocation.
         unsafe {
             std::ptr::write_bytes(buf.data_ptr(), POISON, len);
@@ -109,6 +113,7 @@ impl EmuBuffer {
 
 impl Drop for EmuBuffer {
     fn drop(&mut self) {
+        self.meter.freed(self.len);
         // SAFETY: allocated in `new` with this layout.
         unsafe { dealloc(self.base.as_ptr(), self.layout) }
     }
@@ -129,6 +134,7 @@ pub struct EmuBackend {
     next_id: AtomicU64,
     /// Every buffer handed out; dead entries are pruned as we go.
     buffers: Mutex<Vec<Weak<EmuBuffer>>>,
+    meter: Arc<MemoryMeter>,
 }
 
 impl fmt::Debug for EmuBackend {
@@ -145,7 +151,12 @@ impl Default for EmuBackend {
 
 impl EmuBackend {
     pub fn new(opts: EmuOptions) -> Self {
-        EmuBackend { opts, next_id: AtomicU64::new(1), buffers: Mutex::new(Vec::new()) }
+        EmuBackend {
+            opts,
+            next_id: AtomicU64::new(1),
+            buffers: Mutex::new(Vec::new()),
+            meter: Arc::new(MemoryMeter::new()),
+        }
     }
 
     pub fn options(&self) -> EmuOptions {
@@ -164,7 +175,8 @@ impl EmuBackend {
     }
 
     fn new_buffer(&self, len: usize) -> Result<Arc<EmuBuffer>, ComputeError> {
-        let buf = Arc::new(EmuBuffer::new(self.next_id.fetch_add(1, Ordering::Relaxed), len)?);
+        let buf =
+            Arc::new(EmuBuffer::new(self.next_id.fetch_add(1, Ordering::Relaxed), len, self.meter.clone())?);
         let mut list = self.live();
         list.retain(|w| w.strong_count() > 0);
         list.push(Arc::downgrade(&buf));
@@ -284,5 +296,13 @@ impl GpuBackend for EmuBackend {
 
     fn synchronize(&self) -> Result<(), ComputeError> {
         Ok(())
+    }
+
+    fn memory_stats(&self) -> MemoryStats {
+        self.meter.stats()
+    }
+
+    fn reset_peak_memory(&self) {
+        self.meter.reset_peak();
     }
 }

@@ -19,6 +19,7 @@ use cudarc::driver::{
 use crate::backend::{DeviceMemory, GemmCall, GpuBackend};
 use crate::error::{ComputeError, Result};
 use crate::launch::{Arg, KernelCall};
+use crate::memory_meter::{MemoryMeter, MemoryStats};
 
 /// The family compiled when a device is opened, to prove NVRTC works for it.
 const PROBE_FAMILY: &str = "elementwise";
@@ -35,6 +36,8 @@ pub struct CudaBackend {
     /// `RAGTUNE_POISON_ALLOCS=1`: fill fresh allocations with 0xFF (NaN in every float type) so
     /// a test sees any output element a kernel forgot to write.
     poison: bool,
+    /// Bytes of the allocations handed out (each [`CudaMemory`] gives its bytes back on drop).
+    meter: Arc<MemoryMeter>,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -115,6 +118,7 @@ impl CudaBackend {
             functions: Mutex::new(HashMap::new()),
             blas: Mutex::new(None),
             poison: std::env::var("RAGTUNE_POISON_ALLOCS").is_ok_and(|v| v == "1"),
+            meter: Arc::new(MemoryMeter::new()),
         };
         backend
             .module(PROBE_FAMILY)
@@ -169,6 +173,13 @@ struct CudaMemory {
     _allocation: CudaSlice<u8>,
     addr: u64,
     len: usize,
+    meter: Arc<MemoryMeter>,
+}
+
+impl Drop for CudaMemory {
+    fn drop(&mut self) {
+        self.meter.freed(self.len);
+    }
 }
 
 impl DeviceMemory for CudaMemory {
@@ -186,7 +197,8 @@ impl CudaBackend {
             let (addr, _sync) = slice.device_ptr(&self.stream);
             addr
         };
-        Arc::new(CudaMemory { addr, len, _allocation: slice })
+        self.meter.allocated(len);
+        Arc::new(CudaMemory { addr, len, _allocation: slice, meter: self.meter.clone() })
     }
 }
 
@@ -295,5 +307,13 @@ impl GpuBackend for CudaBackend {
         self.stream
             .synchronize()
             .map_err(|e| ComputeError::cuda(format!("synchronizing cuda:{}", self.ordinal), e))
+    }
+
+    fn memory_stats(&self) -> MemoryStats {
+        self.meter.stats()
+    }
+
+    fn reset_peak_memory(&self) {
+        self.meter.reset_peak();
     }
 }

@@ -253,6 +253,15 @@ fn cost_table(md: &mut String, report: &ExperimentReport) {
         );
     }
     md.push('\n');
+    let on_device = report.arms.iter().any(|a| a.cost.peak_device_bytes.is_some());
+    md.push_str(if on_device {
+        "Peaks are per arm (set-up and answering; retrieving arms include the index build). Device \
+         MiB counts ragtune's own allocations (weights, caches, activations, scratch), not the CUDA \
+         context or cuBLAS's workspace.\n\n"
+    } else {
+        "Peaks are per arm (set-up and answering; retrieving arms include the index build). Device \
+         MiB is — because this run used the CPU: everything is in host memory.\n\n"
+    });
 }
 
 fn what_this_means(md: &mut String, report: &ExperimentReport) {
@@ -451,6 +460,19 @@ mod tests {
         }
         assert!(md.contains("![Accuracy per arm, with 95% intervals](accuracy.svg)"));
         assert!(md.contains("(paraphrases.svg)") && md.contains("(cost.svg)"));
+    }
+
+    #[test]
+    fn the_device_column_says_what_it_counts() {
+        let mut r = report();
+        let md = render_markdown(&r);
+        assert!(md.contains("this run used the CPU"), "{md}");
+        r.arms[0].cost.peak_device_bytes = Some(3 << 20);
+        let md = render_markdown(&r);
+        let cost = md.split("## Cost").nth(1).and_then(|c| c.split("\n## ").next()).unwrap();
+        let row = cost.lines().find(|l| l.starts_with(&format!("| {} | ", r.arms[0].id))).unwrap();
+        assert!(row.contains("| 3 |"), "the 3 MiB peak is in the cost row: {row}");
+        assert!(md.contains("not the CUDA context"), "{md}");
     }
 
     #[test]

@@ -1,9 +1,13 @@
-//! Peak resident host memory per arm, from Linux's `/proc/self/status` (`VmHWM`). Writing `5`
-//! to `/proc/self/clear_refs` resets the high-water mark to the current size, so each arm's
-//! peak is its own; where the reset is refused (some containers), the peak is the process's
-//! since it started, and [`PeakMemory::reset`] says so.
+//! Peak memory per arm. Host: the resident set's high-water mark from Linux's
+//! `/proc/self/status` (`VmHWM`); writing `5` to `/proc/self/clear_refs` resets it to the current
+//! size, so each arm's peak is its own; where the reset is refused (some containers), the peak is
+//! the process's since it started, and [`PeakMemory::reset`] says so. Device: the meter of
+//! ragtune's allocations on the model's device ([`ragtune_compute::MemoryMeter`]), reset with
+//! the host's; none on the CPU.
 
 use std::fs;
+
+use ragtune_compute::Device;
 
 /// The process's resident-memory high-water mark in bytes, if the platform reports one.
 pub fn peak_rss_bytes() -> Option<u64> {
@@ -13,31 +17,33 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// Tracks the peak since the last reset.
+/// Tracks the host and device peaks since the last reset.
 pub struct PeakMemory {
     resettable: bool,
+    device: Device,
 }
 
 impl PeakMemory {
-    pub fn new() -> PeakMemory {
-        PeakMemory { resettable: fs::write("/proc/self/clear_refs", "5").is_ok() }
+    /// Peaks of this process's resident memory and of `device`'s allocations.
+    pub fn new(device: &Device) -> PeakMemory {
+        PeakMemory { resettable: fs::write("/proc/self/clear_refs", "5").is_ok(), device: device.clone() }
     }
 
-    /// Start a new measurement; false when the peak could not be reset (it then includes
-    /// everything before).
+    /// Start a new measurement; false when the host peak could not be reset (it then includes
+    /// everything before). The device peak always resets.
     pub fn reset(&self) -> bool {
+        self.device.reset_peak_memory();
         self.resettable && fs::write("/proc/self/clear_refs", "5").is_ok()
     }
 
-    /// Bytes at the high-water mark (0 where the platform does not report it).
+    /// Host bytes at the high-water mark (0 where the platform does not report it).
     pub fn peak(&self) -> u64 {
         peak_rss_bytes().unwrap_or(0)
     }
-}
 
-impl Default for PeakMemory {
-    fn default() -> Self {
-        PeakMemory::new()
+    /// Device bytes at the peak of ragtune's allocations; `None` on the CPU.
+    pub fn device_peak(&self) -> Option<u64> {
+        self.device.memory_stats().map(|s| s.peak)
     }
 }
 
@@ -47,8 +53,9 @@ mod tests {
 
     #[test]
     fn the_peak_covers_a_fresh_allocation() {
-        let m = PeakMemory::new();
+        let m = PeakMemory::new(&Device::cpu());
         m.reset();
+        assert_eq!(m.device_peak(), None, "the CPU has no device memory");
         let before = m.peak();
         let big = vec![1u8; 64 << 20];
         std::hint::black_box(&big);
@@ -56,5 +63,19 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(after >= before + (60 << 20), "peak {before} -> {after} after touching 64 MiB");
         }
+    }
+
+    #[test]
+    fn the_device_peak_covers_a_tensor_and_resets() {
+        use ragtune_compute::Tensor;
+        let device = Device::from_backend(std::sync::Arc::new(ragtune_kernel_emu::EmuBackend::default()));
+        let m = PeakMemory::new(&device);
+        m.reset();
+        assert_eq!(m.device_peak(), Some(0));
+        let t = Tensor::from_slice(&vec![1.0f32; 1 << 16], &[1 << 16]).unwrap().to_device(&device).unwrap();
+        drop(t);
+        assert_eq!(m.device_peak(), Some(4 << 16), "the peak keeps the dropped tensor's 256 KiB");
+        m.reset();
+        assert_eq!(m.device_peak(), Some(0));
     }
 }

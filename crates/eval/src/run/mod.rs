@@ -135,6 +135,10 @@ struct Retrieved {
     ms: Vec<f64>,
     setup_seconds: f64,
     index_bytes: u64,
+    /// Peaks while embedding, indexing and searching (the index is dropped after): the arms
+    /// that answer with these passages report the larger of these and their own.
+    peak_host_bytes: u64,
+    peak_device_bytes: Option<u64>,
 }
 
 /// Run the requested arms on `task`. `workdir` receives the artifacts whose size the report
@@ -159,6 +163,7 @@ pub fn run(
     } else {
         ProgressDrawTarget::stderr()
     });
+    let memory = PeakMemory::new(&model.device);
     let mut r = Runner {
         model,
         tok,
@@ -169,7 +174,7 @@ pub fn run(
         stops,
         eos,
         bars,
-        memory: PeakMemory::new(),
+        memory,
     };
     r.run()
 }
@@ -322,6 +327,7 @@ impl Runner<'_> {
     /// question's retrieval time is its own).
     fn retrieve(&mut self) -> Result<Retrieved> {
         let bar = self.bar(self.task.questions.len(), "retrieval");
+        self.memory.reset();
         let start = Instant::now();
         let retriever = Retriever::build(self.embedder, &self.task.corpus, &self.model.device)?;
         let setup_seconds = start.elapsed().as_secs_f64();
@@ -335,8 +341,16 @@ impl Runner<'_> {
             passages.push(hits.into_iter().next().unwrap_or_default().into_iter().map(|(i, _)| i).collect());
             bar.inc(1);
         }
+        drop(retriever);
         bar.finish_and_clear();
-        Ok(Retrieved { passages, ms, setup_seconds, index_bytes })
+        Ok(Retrieved {
+            passages,
+            ms,
+            setup_seconds,
+            index_bytes,
+            peak_host_bytes: self.memory.peak(),
+            peak_device_bytes: self.memory.device_peak(),
+        })
     }
 
     /// Answer every question, closed book or with the retrieved passages.
@@ -371,8 +385,14 @@ impl Runner<'_> {
         }
         bar.finish_and_clear();
         let n = questions.len().max(1) as f64;
+        let (mut peak_host_bytes, mut peak_device_bytes) = (self.memory.peak(), self.memory.device_peak());
+        if let Some(r) = retrieved {
+            peak_host_bytes = peak_host_bytes.max(r.peak_host_bytes);
+            peak_device_bytes = peak_device_bytes.max(r.peak_device_bytes);
+        }
         let cost = Cost {
-            peak_host_bytes: self.memory.peak(),
+            peak_host_bytes,
+            peak_device_bytes,
             latency_ms: (retrieval + prefill + decode) / n,
             retrieval_ms: retrieval / n,
             prefill_ms: prefill / n,
