@@ -1,11 +1,12 @@
 //! GGUF files: the container ([`reader`]), tensor types and dequantisation ([`quant`]),
 //! encoders and a writer for making files ([`encode`], [`writer`]), the tokenizer from metadata
-//! ([`tokenizer`]), and the Llama-family model loader ([`model`]).
+//! ([`tokenizer`]; SentencePiece ones in [`spm`]), and the Llama-family model loader ([`model`]).
 
 pub mod encode;
 pub mod model;
 pub mod quant;
 pub mod reader;
+pub mod spm;
 pub mod tokenizer;
 pub mod writer;
 
