@@ -1,15 +1,18 @@
 // attention.cu — fused attention forward over the projections' layout: q [b, sq, hq, D],
 // k/v [b, skv, hkv, D], out [b, sq, hq, D]; GQA (query head h reads kv head h / (hq / hkv));
 // keys at positions >= len_b masked (len_b = key_lens[b] clamped into 0..skv, or skv); causal:
-// query i sees keys j <= i + len_b - sq, so the last query aligns with the last valid key. A row
-// that sees no key is written as zeros. f32 accumulation, online softmax (FlashAttention-2).
+// query i sees keys j <= p = i + len_b - sq (its absolute position), so the last query aligns
+// with the last valid key; a sliding window w > 0 (causal only) also hides keys j <= p - w
+// (transformers' kv_idx > q_idx - sliding_window). A row that sees no key is written as zeros.
+// f32 accumulation, online softmax (FlashAttention-2).
 //
 // Kernels, each stamped out for D in {32, 64, 80, 96, 128} and every float type:
 //   attention_prefill_d<D>_<T>        a block per (query tile, q head, batch).
 //     bf16/f16: 4 warps x 16 query rows; Q fragments stay in registers, K/V tiles of 64 keys are
 //     staged in shared memory, S = Q·Kᵀ and O += P·V run on tensor cores (rt_mma m16n8k16); the
 //     S accumulator's layout is exactly the A-fragment layout P needs, so P never leaves
-//     registers. Tiles past the last key the tile's last query sees are skipped (causal).
+//     registers. Tiles past the last key the tile's last query sees are skipped (causal), and
+//     with a window so are the keys before the first one the tile's first query sees.
 //     f32: plain FMA, 16 query rows per block, a lane per key (see attend_scalar).
 //   attention_decode_split_d<D>_<T>   for a few queries (decode): the keys are split into chunks
 //     across blocks so a small batch still fills the GPU; a block takes one chunk for up to 16
@@ -19,11 +22,17 @@
 #include "rt_common.cuh"
 #include "rt_mma.cuh"
 
-// How many keys query i sees: keys [0, result).
+// Query i sees keys [rt_attn_first(...), rt_attn_visible(...)).
 __device__ __forceinline__ int rt_attn_visible(int i, int sq, int len, int causal) {
     if (!causal) return len;
     const long long v = (long long)i + 1 + len - sq;
     return v < 0 ? 0 : (v > len ? len : (int)v);
+}
+
+// The first key query i sees: 0, or with a window w > 0 the w-th key back from its last.
+__device__ __forceinline__ int rt_attn_first(int i, int sq, int len, int causal, int window) {
+    const int end = rt_attn_visible(i, sq, len, causal);
+    return causal && window > 0 && end > window ? end - window : 0;
 }
 
 __device__ __forceinline__ int rt_attn_len(const int* key_lens, int b, int skv) {
@@ -56,7 +65,7 @@ template <typename T, int D>
 __device__ __forceinline__ void rt_attn_prefill_mma(const T* __restrict__ q, const T* __restrict__ k,
                                                     const T* __restrict__ v, const int* __restrict__ key_lens,
                                                     T* __restrict__ out, int sq, int skv, int hq, int hkv,
-                                                    float scale, int causal) {
+                                                    float scale, int causal, int window) {
     // +8 elements per row: consecutive rows start 16 bytes apart in the banks, so the fragment
     // loads of a warp spread over the banks instead of hitting the same ones.
     constexpr int LD = D + 8, KS = D / 16, NB = D / 8, SN = RT_ATTN_BK / 8;
@@ -81,17 +90,22 @@ __device__ __forceinline__ void rt_attn_prefill_mma(const T* __restrict__ q, con
 
     // This thread's two rows (g and g + 8 of the warp's 16) and the keys they see.
     const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
-    int vis[2];
+    int vis[2], lo[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) vis[r] = row[r] < sq ? rt_attn_visible(row[r], sq, len, causal) : 0;
+    for (int r = 0; r < 2; ++r) {
+        vis[r] = row[r] < sq ? rt_attn_visible(row[r], sq, len, causal) : 0;
+        lo[r] = row[r] < sq ? rt_attn_first(row[r], sq, len, causal, window) : 0;
+    }
+    // Keys [kbeg, kend) cover every row of the tile: both ends grow with the query position.
     const int kend = rt_attn_visible(min(q0 + RT_ATTN_BQ, sq) - 1, sq, len, causal);
+    const int kbeg = rt_attn_first(q0, sq, len, causal, window);
 
     float o[NB][4];
 #pragma unroll
     for (int n = 0; n < NB; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-CUDART_INF_F, -CUDART_INF_F}, l[2] = {0.0f, 0.0f};
 
-    for (int j0 = 0; j0 < kend; j0 += RT_ATTN_BK) {
+    for (int j0 = kbeg; j0 < kend; j0 += RT_ATTN_BK) {
         const int rows = min(RT_ATTN_BK, kend - j0);
         rt_attn_load_tile<T, D, LD>(ks, kb + j0 * kv_stride, kv_stride, rows);
         rt_attn_load_tile<T, D, LD>(vs, vb + j0 * kv_stride, kv_stride, rows);
@@ -116,7 +130,7 @@ __device__ __forceinline__ void rt_attn_prefill_mma(const T* __restrict__ q, con
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
                 const int r = i >> 1, col = j0 + n * 8 + 2 * t + (i & 1);
-                s[n][i] = col < vis[r] ? s[n][i] * scale : -CUDART_INF_F;
+                s[n][i] = col >= lo[r] && col < vis[r] ? s[n][i] * scale : -CUDART_INF_F;
                 mx[r] = fmaxf(mx[r], s[n][i]);
             }
         float base[2];
@@ -194,7 +208,8 @@ template <int D> struct rt_attn_scalar_smem {
     float ks[RT_ATTN_SK][D + 1];
     float vs[RT_ATTN_SK][D];
     long long row_q[RT_ATTN_SR];  // element offset of the row's query (and output); -1: no row
-    int row_vis[RT_ATTN_SR];      // keys [0, row_vis) visible
+    int row_lo[RT_ATTN_SR];       // keys [row_lo, row_vis) visible
+    int row_vis[RT_ATTN_SR];
 };
 
 // The running state of this warp's rows over keys [kbeg, kend) of kv rows at kb (stride between
@@ -224,7 +239,7 @@ __device__ __forceinline__ void rt_attn_scalar(rt_attn_scalar_smem<D>& sm, const
             const int r = warp * RT_ATTN_RPW + rr;
             if (sm.row_q[r] < 0) continue;  // warp-uniform
             float s = -CUDART_INF_F;
-            if (lane < n && j0 + lane < sm.row_vis[r]) {
+            if (lane < n && j0 + lane >= sm.row_lo[r] && j0 + lane < sm.row_vis[r]) {
                 float dot = 0.0f;
 #pragma unroll 8
                 for (int dd = 0; dd < D; ++dd) dot = fmaf(sm.qs[r][dd], sm.ks[lane][dd], dot);
@@ -250,9 +265,10 @@ __device__ __forceinline__ void rt_attn_scalar(rt_attn_scalar_smem<D>& sm, const
 
 template <typename T, int D>
 __device__ __forceinline__ void rt_attn_fill_row(rt_attn_scalar_smem<D>& sm, int r, const T* __restrict__ q,
-                                                 long long at, int vis, float scale) {
+                                                 long long at, int lo, int vis, float scale) {
     if (threadIdx.x == 0) {
         sm.row_q[r] = at;
+        sm.row_lo[r] = lo;
         sm.row_vis[r] = vis;
     }
     for (int dd = threadIdx.x; dd < D; dd += blockDim.x) sm.qs[r][dd] = at < 0 ? 0.0f : rt_to_f32(q[at + dd]) * scale;
@@ -262,7 +278,7 @@ template <typename T, int D>
 __device__ __forceinline__ void rt_attn_prefill_scalar(const T* __restrict__ q, const T* __restrict__ k,
                                                        const T* __restrict__ v, const int* __restrict__ key_lens,
                                                        T* __restrict__ out, int sq, int skv, int hq, int hkv,
-                                                       float scale, int causal) {
+                                                       float scale, int causal, int window) {
     constexpr int DL = (D + 31) / 32;
     __shared__ rt_attn_scalar_smem<D> sm;
     const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * RT_ATTN_SR;
@@ -271,14 +287,17 @@ __device__ __forceinline__ void rt_attn_prefill_scalar(const T* __restrict__ q, 
     for (int r = 0; r < RT_ATTN_SR; ++r) {
         const int i = q0 + r;
         const long long at = i < sq ? (((long long)b * sq + i) * hq + h) * D : -1;
-        rt_attn_fill_row<T, D>(sm, r, q, at, i < sq ? rt_attn_visible(i, sq, len, causal) : 0, scale);
+        const bool live = i < sq;
+        rt_attn_fill_row<T, D>(sm, r, q, at, live ? rt_attn_first(i, sq, len, causal, window) : 0,
+                               live ? rt_attn_visible(i, sq, len, causal) : 0, scale);
     }
     __syncthreads();
     const int kend = rt_attn_visible(min(q0 + RT_ATTN_SR, sq) - 1, sq, len, causal);
+    const int kbeg = rt_attn_first(q0, sq, len, causal, window);
     const long long kv_stride = (long long)hkv * D;
     const long long kv0 = ((long long)b * skv * hkv + hk) * D;
     float m[RT_ATTN_RPW], l[RT_ATTN_RPW], acc[RT_ATTN_RPW][DL];
-    rt_attn_scalar<T, D>(sm, k + kv0, v + kv0, kv_stride, 0, kend, m, l, acc);
+    rt_attn_scalar<T, D>(sm, k + kv0, v + kv0, kv_stride, kbeg, kend, m, l, acc);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     for (int rr = 0; rr < RT_ATTN_RPW; ++rr) {
         const long long at = sm.row_q[warp * RT_ATTN_RPW + rr];
@@ -299,23 +318,28 @@ __device__ __forceinline__ void rt_attn_decode_split(const T* __restrict__ q, co
                                                      const T* __restrict__ v, const int* __restrict__ key_lens,
                                                      float* __restrict__ pmax, float* __restrict__ psum,
                                                      float* __restrict__ pacc, int sq, int skv, int hq, int hkv,
-                                                     float scale, int causal, int keys_per_split, int chunks) {
+                                                     float scale, int causal, int window, int keys_per_split,
+                                                     int chunks) {
     constexpr int DL = (D + 31) / 32;
     __shared__ rt_attn_scalar_smem<D> sm;
     const int split = blockIdx.x, splits = gridDim.x, b = blockIdx.z;
     const int hk = blockIdx.y / chunks, r0 = (blockIdx.y % chunks) * RT_ATTN_SR;
     const int group = hq / hkv;
     const int len = rt_attn_len(key_lens, b, skv);
-    int kvis = 0;  // keys any row of the block sees
+    // Keys [klo, kvis) cover every row of the block; the host sized the splits so that they
+    // cover kvis - klo (at most the window plus sq - 1 keys when there is a window).
+    int klo = skv, kvis = 0;
     for (int r = 0; r < RT_ATTN_SR; ++r) {
         const int rg = r0 + r, i = rg / group, h = hk * group + rg % group;
         const bool live = rg < group * sq;
         const int vis = live ? rt_attn_visible(i, sq, len, causal) : 0;
+        const int lo = live ? rt_attn_first(i, sq, len, causal, window) : 0;
         kvis = max(kvis, vis);
-        rt_attn_fill_row<T, D>(sm, r, q, live ? (((long long)b * sq + i) * hq + h) * D : -1, vis, scale);
+        if (live) klo = min(klo, lo);
+        rt_attn_fill_row<T, D>(sm, r, q, live ? (((long long)b * sq + i) * hq + h) * D : -1, lo, vis, scale);
     }
     __syncthreads();
-    const int kbeg = split * keys_per_split, kend = min(kbeg + keys_per_split, kvis);
+    const int kbeg = min(klo, kvis) + split * keys_per_split, kend = min(kbeg + keys_per_split, kvis);
     const long long kv_stride = (long long)hkv * D;
     const long long kv0 = ((long long)b * skv * hkv + hk) * D;
     float m[RT_ATTN_RPW], l[RT_ATTN_RPW], acc[RT_ATTN_RPW][DL];
@@ -363,10 +387,10 @@ __device__ __forceinline__ void rt_attn_decode_combine(const float* __restrict__
 #define RT_ATTN_DECODE_KERNELS(T, S, D)                                                                     \
     extern "C" __global__ void __launch_bounds__(128)                                                       \
         attention_decode_split_d##D##_##S(RT_ATTN_ARGS_IN(T), float* pmax, float* psum, float* pacc, int sq, \
-                                          int skv, int hq, int hkv, float scale, int causal,                \
+                                          int skv, int hq, int hkv, float scale, int causal, int window,    \
                                           int keys_per_split, int chunks) {                                 \
         rt_attn_decode_split<T, D>(q, k, v, key_lens, pmax, psum, pacc, sq, skv, hq, hkv, scale, causal,    \
-                                   keys_per_split, chunks);                                                 \
+                                   window, keys_per_split, chunks);                                         \
     }                                                                                                       \
     extern "C" __global__ void __launch_bounds__(128)                                                       \
         attention_decode_combine_d##D##_##S(const float* pmax, const float* psum, const float* pacc, T* out, \
@@ -377,8 +401,8 @@ __device__ __forceinline__ void rt_attn_decode_combine(const float* __restrict__
 #define RT_ATTN_KERNELS(T, S, D, PREFILL)                                                                  \
     extern "C" __global__ void __launch_bounds__(128)                                                      \
         attention_prefill_d##D##_##S(RT_ATTN_ARGS_IN(T), T* out, int sq, int skv, int hq, int hkv,          \
-                                     float scale, int causal) {                                            \
-        PREFILL<T, D>(q, k, v, key_lens, out, sq, skv, hq, hkv, scale, causal);                            \
+                                     float scale, int causal, int window) {                                \
+        PREFILL<T, D>(q, k, v, key_lens, out, sq, skv, hq, hkv, scale, causal, window);                    \
     }                                                                                                      \
     RT_ATTN_DECODE_KERNELS(T, S, D)
 
@@ -394,7 +418,7 @@ RT_ATTN_ALL_D(bf16_t, bf16, rt_attn_prefill_mma)
 RT_ATTN_ALL_D(f16_t, f16, rt_attn_prefill_mma)
 
 // Training: attention_backward_f32 — the gradients of the forward above (same layout, GQA,
-// key_lens and causal alignment), recomputing the probabilities from q and k. The first,
+// key_lens, causal alignment and sliding window), recomputing the probabilities from q and k. The first,
 // simple variant: a block per query row (batch, position, head); its threads split the keys.
 // Three passes over the visible keys: the scores' max; the softmax sum and
 // D = sum_j p_j (dO · v_j); then ds_j = p_j (dO · v_j - D) and the updates
@@ -411,24 +435,26 @@ extern "C" __global__ void attention_backward_f32(const float* __restrict__ q, c
                                                   const float* __restrict__ v, const float* __restrict__ dout,
                                                   float* __restrict__ dq, float* __restrict__ dk,
                                                   float* __restrict__ dv, const int* __restrict__ key_lens, int sq,
-                                                  int skv, int hq, int hkv, int d, int causal, float scale) {
+                                                  int skv, int hq, int hkv, int d, int causal, float scale,
+                                                  int window) {
     __shared__ float scratch[32];
     const long long r = blockIdx.x;  // ((b * sq) + i) * hq + h
     const int h = (int)(r % hq);
     const int i = (int)((r / hq) % sq);
     const int b = (int)(r / ((long long)hq * sq));
     const int hk = h / (hq / hkv);
-    const int n = rt_attn_visible(i, sq, rt_attn_len(key_lens, b, skv), causal);
-    if (n == 0) return;  // dq stays zero: the row saw no key
+    const int len = rt_attn_len(key_lens, b, skv);
+    const int n = rt_attn_visible(i, sq, len, causal), j0 = rt_attn_first(i, sq, len, causal, window);
+    if (n == j0) return;  // dq stays zero: the row saw no key
     const float* qi = q + r * d;
     const float* doi = dout + r * d;
     float* dqi = dq + r * d;
     const long long kv0 = ((long long)b * skv) * hkv + hk;  // row of key 0 of this kv head
     float m = -CUDART_INF_F;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, scale * rt_attn_dot(qi, k + (kv0 + (long long)j * hkv) * d, d));
+    for (int j = j0 + threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, scale * rt_attn_dot(qi, k + (kv0 + (long long)j * hkv) * d, d));
     m = rt_block_max(m, scratch);
     float l = 0.0f, dsum = 0.0f;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+    for (int j = j0 + threadIdx.x; j < n; j += blockDim.x) {
         const long long at = (kv0 + (long long)j * hkv) * d;
         const float e = expf(scale * rt_attn_dot(qi, k + at, d) - m);
         l += e;
@@ -436,7 +462,7 @@ extern "C" __global__ void attention_backward_f32(const float* __restrict__ q, c
     }
     l = rt_block_sum(l, scratch);
     const float big_d = rt_block_sum(dsum, scratch) / l;
-    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+    for (int j = j0 + threadIdx.x; j < n; j += blockDim.x) {
         const long long at = (kv0 + (long long)j * hkv) * d;
         const float p = expf(scale * rt_attn_dot(qi, k + at, d) - m) / l;
         const float ds = p * (rt_attn_dot(doi, v + at, d) - big_d) * scale;

@@ -303,21 +303,63 @@ const ATTENTION_CASES: &[AttentionCase] = &[
 pub fn attention(device: &Device, rng: &mut ChaCha8Rng) {
     for dtype in DType::FLOATS {
         for &(b, sq, skv, hq, hkv, d, causal, lens) in ATTENTION_CASES {
-            let (q, _) = random_tensor(rng, &[b, sq, hq, d], dtype, 1.0);
-            let (k, _) = random_tensor(rng, &[b, skv, hkv, d], dtype, 1.0);
-            let (v, _) = random_tensor(rng, &[b, skv, hkv, d], dtype, 1.0);
-            let lens = lens.map(|l| Tensor::from_slice(l, &[b]).unwrap());
             let spec = ops::AttentionSpec::new(causal, d);
-            let dev_lens = lens.as_ref().map(|l| on(device, l));
-            compare(
-                &format!(
-                    "attention {dtype} b{b} sq{sq} skv{skv} hq{hq} hkv{hkv} d{d} causal={causal} {lens:?}"
-                ),
-                &ops::attention(&on(device, &q), &on(device, &k), &on(device, &v), spec, dev_lens.as_ref())
-                    .unwrap(),
-                &ops::attention(&q, &k, &v, spec, lens.as_ref()).unwrap(),
-                tolerance(dtype, true),
-            );
+            attention_case(device, rng, dtype, [b, sq, skv, hq, hkv, d], spec, lens);
+        }
+    }
+}
+
+/// One attention call on `device` against the CPU, on fresh random q, k, v of sizes
+/// `[batch, sq, skv, hq, hkv, d]`.
+fn attention_case(
+    device: &Device,
+    rng: &mut ChaCha8Rng,
+    dtype: DType,
+    [b, sq, skv, hq, hkv, d]: [usize; 6],
+    spec: ops::AttentionSpec,
+    lens: Option<&[i32]>,
+) {
+    let (q, _) = random_tensor(rng, &[b, sq, hq, d], dtype, 1.0);
+    let (k, _) = random_tensor(rng, &[b, skv, hkv, d], dtype, 1.0);
+    let (v, _) = random_tensor(rng, &[b, skv, hkv, d], dtype, 1.0);
+    let lens = lens.map(|l| Tensor::from_slice(l, &[b]).unwrap());
+    let dev_lens = lens.as_ref().map(|l| on(device, l));
+    compare(
+        &format!(
+            "attention {dtype} b{b} sq{sq} skv{skv} hq{hq} hkv{hkv} d{d} causal={} window {:?} {lens:?}",
+            spec.causal, spec.window
+        ),
+        &ops::attention(&on(device, &q), &on(device, &k), &on(device, &v), spec, dev_lens.as_ref()).unwrap(),
+        &ops::attention(&q, &k, &v, spec, lens.as_ref()).unwrap(),
+        tolerance(dtype, true),
+    );
+}
+
+/// (batch, sq, skv, hq, hkv, d, window, key_lens) of the sliding-window parity cases: prefill
+/// whose later query tiles skip the key tiles before their window (windows no multiple of the
+/// 64- or 32-key tiles), prefill over a cache offset with padding, window 1, left-padded
+/// queries, split-KV decode over caches longer than the window (several splits), a window
+/// longer than the keys, and a head_dim no kernel specialises.
+type WindowCase = (usize, usize, usize, usize, usize, usize, usize, Option<&'static [i32]>);
+const WINDOW_CASES: &[WindowCase] = &[
+    (1, 130, 130, 2, 1, 64, 37, None),
+    (2, 70, 200, 2, 2, 128, 50, Some(&[200, 90])),
+    (1, 19, 19, 3, 1, 32, 5, None),
+    (2, 9, 9, 1, 1, 80, 1, Some(&[9, 4])),
+    (1, 1, 300, 2, 1, 64, 70, Some(&[257])),
+    (2, 3, 400, 4, 2, 96, 100, Some(&[400, 150])),
+    (1, 4, 70, 3, 1, 64, 1, None),
+    (1, 2, 40, 2, 2, 32, 100, None),
+    (1, 5, 5, 1, 1, 20, 2, None),
+];
+
+/// Sliding-window attention (kernels/attention.cu): prefill tile skipping and boundary masks,
+/// split-KV decode starting at the window.
+pub fn sliding_window_attention(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        for &(b, sq, skv, hq, hkv, d, window, lens) in WINDOW_CASES {
+            let spec = ops::AttentionSpec::new(true, d).with_window(Some(window));
+            attention_case(device, rng, dtype, [b, sq, skv, hq, hkv, d], spec, lens);
         }
     }
 }
@@ -486,18 +528,23 @@ type AttentionBackwardCase = (usize, usize, usize, usize, usize, usize, bool, Op
 /// a longer key range, padding masks and a row that sees no key.
 pub fn attention_backward(device: &Device, rng: &mut ChaCha8Rng) {
     // (batch, sq, skv, hq, hkv, head_dim, causal, key_lens)
-    let cases: [AttentionBackwardCase; 4] = [
-        (2, 5, 5, 4, 2, 8, true, None),
-        (2, 3, 70, 2, 1, 16, true, Some(vec![70, 41])),
-        (1, 4, 4, 3, 3, 5, false, Some(vec![3])),
-        (1, 3, 3, 2, 1, 4, true, Some(vec![0])),
+    // The last three with sliding windows (the case's window): prefill past the window, decode
+    // over a cache longer than it, left-padded queries.
+    let cases: [(AttentionBackwardCase, Option<usize>); 7] = [
+        ((2, 5, 5, 4, 2, 8, true, None), None),
+        ((2, 3, 70, 2, 1, 16, true, Some(vec![70, 41])), None),
+        ((1, 4, 4, 3, 3, 5, false, Some(vec![3])), None),
+        ((1, 3, 3, 2, 1, 4, true, Some(vec![0])), None),
+        ((1, 9, 9, 2, 1, 8, true, None), Some(3)),
+        ((2, 2, 70, 2, 2, 16, true, Some(vec![70, 30])), Some(20)),
+        ((2, 5, 7, 3, 1, 8, true, Some(vec![7, 3])), Some(1)),
     ];
-    for (b, sq, skv, hq, hkv, d, causal, lens) in cases {
+    for ((b, sq, skv, hq, hkv, d, causal, lens), window) in cases {
         let (q, _) = random_tensor(rng, &[b, sq, hq, d], DType::F32, 1.0);
         let (k, _) = random_tensor(rng, &[b, skv, hkv, d], DType::F32, 1.0);
         let (v, _) = random_tensor(rng, &[b, skv, hkv, d], DType::F32, 1.0);
         let (g, _) = random_tensor(rng, &[b, sq, hq, d], DType::F32, 1.0);
-        let spec = ops::AttentionSpec::new(causal, d);
+        let spec = ops::AttentionSpec::new(causal, d).with_window(window);
         let lens = lens.map(|l| Tensor::from_slice(&l, &[b]).unwrap());
         let dl = lens.as_ref().map(|l| on(device, l));
         let dev = ops::attention_backward(
@@ -510,7 +557,9 @@ pub fn attention_backward(device: &Device, rng: &mut ChaCha8Rng) {
         )
         .unwrap();
         let cpu = ops::attention_backward(&q, &k, &v, &g, spec, lens.as_ref()).unwrap();
-        let what = format!("attention_backward [{b}, {sq}, {skv}, {hq}, {hkv}, {d}] causal {causal}");
+        let what = format!(
+            "attention_backward [{b}, {sq}, {skv}, {hq}, {hkv}, {d}] causal {causal} window {window:?}"
+        );
         compare(&format!("{what} dq"), &dev.0, &cpu.0, 1e-4);
         compare(&format!("{what} dk"), &dev.1, &cpu.1, 1e-4);
         compare(&format!("{what} dv"), &dev.2, &cpu.2, 1e-4);
@@ -555,6 +604,7 @@ pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
     embedding(device, rng);
     copy_into(device, rng);
     attention(device, rng);
+    sliding_window_attention(device, rng);
     adamw(device, rng);
     cross_entropy(device, rng);
     backward(device, rng);

@@ -157,8 +157,26 @@ pub fn attention(
     q: &[f64],
     k: &[f64],
     v: &[f64],
+    dims: (usize, usize, usize, usize, usize, usize),
+    causal: bool,
+    scale: f64,
+    key_lens: Option<&[i32]>,
+) -> Vec<f64> {
+    sliding_attention(q, k, v, dims, causal, None, scale, key_lens)
+}
+
+/// [`attention`] with an optional sliding window, written as transformers' mask functions are:
+/// with `p = i + len − sq` the query's absolute position, key `j` is kept iff `j < len` (padding),
+/// `j <= p` when causal (`causal_mask_function`), and `j > p − window` when windowed
+/// (`sliding_window_overlay`: `kv_idx > q_idx − sliding_window`); every key is tested.
+#[allow(clippy::too_many_arguments)]
+pub fn sliding_attention(
+    q: &[f64],
+    k: &[f64],
+    v: &[f64],
     (b, sq, skv, hq, hkv, d): (usize, usize, usize, usize, usize, usize),
     causal: bool,
+    window: Option<usize>,
     scale: f64,
     key_lens: Option<&[i32]>,
 ) -> Vec<f64> {
@@ -166,16 +184,22 @@ pub fn attention(
     for bi in 0..b {
         let len = key_lens.map_or(skv, |l| l[bi] as usize);
         for i in 0..sq {
-            let last = if causal { i as i64 + len as i64 - sq as i64 } else { len as i64 - 1 };
-            let visible = (last + 1).clamp(0, len as i64) as usize;
-            if visible == 0 {
+            let p = i as i64 + len as i64 - sq as i64;
+            let kept: Vec<usize> = (0..skv)
+                .filter(|&j| {
+                    let j = j as i64;
+                    j < len as i64 && (!causal || j <= p) && window.is_none_or(|w| j > p - w as i64)
+                })
+                .collect();
+            if kept.is_empty() {
                 continue;
             }
             for h in 0..hq {
                 let hk = h / (hq / hkv);
                 let qr = &q[((bi * sq + i) * hq + h) * d..][..d];
-                let scores: Vec<f64> = (0..visible)
-                    .map(|j| {
+                let scores: Vec<f64> = kept
+                    .iter()
+                    .map(|&j| {
                         let kr = &k[((bi * skv + j) * hkv + hk) * d..][..d];
                         scale * qr.iter().zip(kr).map(|(a, b)| a * b).sum::<f64>()
                     })
@@ -184,7 +208,7 @@ pub fn attention(
                 let w: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
                 let total: f64 = w.iter().sum();
                 let o = &mut out[((bi * sq + i) * hq + h) * d..][..d];
-                for (j, wj) in w.iter().enumerate() {
+                for (&j, wj) in kept.iter().zip(&w) {
                     let vr = &v[((bi * skv + j) * hkv + hk) * d..][..d];
                     for (o, x) in o.iter_mut().zip(vr) {
                         *o += wj / total * x;

@@ -1,6 +1,7 @@
 //! The CPU side of the runtime's op families — attention, rope, embedding, swiglu, copy_into —
 //! against f64 references, on sequence lengths that are not multiples of any tile, every head
-//! dimension the kernels specialise, GQA, causal masks over a cache, padding; plus the errors.
+//! dimension the kernels specialise, GQA, causal masks over a cache, sliding windows, padding;
+//! plus the errors.
 
 use ragtune_compute::ops::{self, AttentionSpec};
 use ragtune_compute::{ComputeError, DType, Tensor};
@@ -26,33 +27,101 @@ fn attention_matches_f64_reference() {
     let mut r = rng(41);
     for dtype in DType::FLOATS {
         for &(b, sq, skv, hq, hkv, d, causal, lens) in CASES {
-            let (q, qv) = random_tensor(&mut r, &[b, sq, hq, d], dtype, 1.0);
-            let (k, kv) = random_tensor(&mut r, &[b, skv, hkv, d], dtype, 1.0);
-            let (v, vv) = random_tensor(&mut r, &[b, skv, hkv, d], dtype, 1.0);
             let spec = AttentionSpec::new(causal, d);
-            let lens_t = lens.map(|l| Tensor::from_slice(l, &[b]).unwrap());
-            let out = ops::attention(&q, &k, &v, spec, lens_t.as_ref()).unwrap();
-            assert_eq!(out.shape(), &[b, sq, hq, d]);
-            assert_eq!(out.dtype(), dtype);
-            let want = reference::attention(
-                &qv,
-                &kv,
-                &vv,
-                (b, sq, skv, hq, hkv, d),
-                causal,
-                spec.scale as f64,
-                lens,
-            );
-            assert_close(
-                &format!(
-                    "attention {dtype} b{b} sq{sq} skv{skv} hq{hq} hkv{hkv} d{d} causal={causal} {lens:?}"
-                ),
-                &out.to_vec_f32().unwrap(),
-                &want,
-                tolerance(dtype, true),
-            );
+            check_against_reference(&mut r, dtype, (b, sq, skv, hq, hkv, d), spec, lens);
         }
     }
+}
+
+/// `ops::attention` on fresh random q, k, v against [`reference::sliding_attention`]; returns
+/// the op's output and the reference without a window.
+fn check_against_reference(
+    r: &mut rand_chacha::ChaCha8Rng,
+    dtype: DType,
+    dims: (usize, usize, usize, usize, usize, usize),
+    spec: AttentionSpec,
+    lens: Option<&[i32]>,
+) -> (Vec<f32>, Vec<f64>) {
+    let (b, sq, skv, hq, hkv, d) = dims;
+    let (q, qv) = random_tensor(r, &[b, sq, hq, d], dtype, 1.0);
+    let (k, kv) = random_tensor(r, &[b, skv, hkv, d], dtype, 1.0);
+    let (v, vv) = random_tensor(r, &[b, skv, hkv, d], dtype, 1.0);
+    let lens_t = lens.map(|l| Tensor::from_slice(l, &[b]).unwrap());
+    let out = ops::attention(&q, &k, &v, spec, lens_t.as_ref()).unwrap();
+    assert_eq!(out.shape(), &[b, sq, hq, d]);
+    assert_eq!(out.dtype(), dtype);
+    let (causal, scale) = (spec.causal, spec.scale as f64);
+    let want = reference::sliding_attention(&qv, &kv, &vv, dims, causal, spec.window, scale, lens);
+    let out = out.to_vec_f32().unwrap();
+    let what = format!("attention {dtype} {dims:?} causal={causal} window {:?} {lens:?}", spec.window);
+    assert_close(&what, &out, &want, tolerance(dtype, true));
+    (out, reference::attention(&qv, &kv, &vv, dims, causal, scale, lens))
+}
+
+/// (batch, sq, skv, hq, hkv, d, window, key_lens) of the sliding-window cases: windows of 1,
+/// windows that are no multiple of a tile, prefill past the window, decode over a cache longer
+/// than the window, GQA, left-padded queries (len < sq), a head_dim no kernel specialises.
+type WindowCase = (usize, usize, usize, usize, usize, usize, usize, Option<&'static [i32]>);
+
+const WINDOW_CASES: &[WindowCase] = &[
+    (1, 19, 19, 2, 1, 64, 5, None),
+    (1, 7, 7, 1, 1, 32, 1, None),
+    (1, 130, 130, 4, 2, 64, 37, None),
+    (1, 200, 200, 2, 2, 80, 70, None),
+    (2, 3, 70, 6, 2, 128, 10, Some(&[70, 40])),
+    (2, 1, 300, 4, 4, 96, 50, Some(&[257, 3])),
+    (2, 7, 9, 3, 1, 64, 3, Some(&[9, 4])),
+    (1, 9, 9, 2, 1, 20, 4, None),
+];
+
+#[test]
+fn sliding_window_attention_matches_f64_reference() {
+    let mut r = rng(47);
+    for dtype in DType::FLOATS {
+        for &(b, sq, skv, hq, hkv, d, window, lens) in WINDOW_CASES {
+            let spec = AttentionSpec::new(true, d).with_window(Some(window));
+            let (out, full) = check_against_reference(&mut r, dtype, (b, sq, skv, hq, hkv, d), spec, lens);
+            // The window changes the answer wherever a query sees more than `window` keys.
+            let longest = lens.map_or(skv, |l| *l.iter().max().unwrap() as usize);
+            if longest > window {
+                let what = format!("{dtype} {:?} window {window}: the window has no effect", (b, sq, skv));
+                assert!(ragtune_tests::rel_err(&out, &full) > 1e-2, "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_window_as_long_as_the_keys_is_full_attention() {
+    let mut r = rng(48);
+    let (q, _) = random_tensor(&mut r, &[2, 70, 4, 64], DType::F32, 1.0);
+    let (k, _) = random_tensor(&mut r, &[2, 90, 2, 64], DType::F32, 1.0);
+    let (v, _) = random_tensor(&mut r, &[2, 90, 2, 64], DType::F32, 1.0);
+    let lens = Tensor::from_slice(&[90i32, 75], &[2]).unwrap();
+    let spec = AttentionSpec::new(true, 64);
+    let full = ops::attention(&q, &k, &v, spec, Some(&lens)).unwrap().to_vec::<f32>().unwrap();
+    for window in [90, 91, 1000] {
+        let out = ops::attention(&q, &k, &v, spec.with_window(Some(window)), Some(&lens)).unwrap();
+        assert_eq!(out.to_vec::<f32>().unwrap(), full, "window {window}");
+    }
+}
+
+#[test]
+fn decode_with_a_window_matches_the_last_rows_of_windowed_prefill() {
+    // A cache longer than the window: decoding the last 2 queries over all 150 keys equals the
+    // last 2 rows of the windowed prefill (absolute positions survive the cache offset).
+    let mut r = rng(49);
+    let (n, h, d, w) = (150, 2, 64, 33);
+    let (q, qv) = random_tensor(&mut r, &[1, n, h, d], DType::F32, 1.0);
+    let (k, _) = random_tensor(&mut r, &[1, n, h, d], DType::F32, 1.0);
+    let (v, _) = random_tensor(&mut r, &[1, n, h, d], DType::F32, 1.0);
+    let spec = AttentionSpec::new(true, d).with_window(Some(w));
+    let full = ops::attention(&q, &k, &v, spec, None).unwrap().to_vec::<f32>().unwrap();
+    let tail: Vec<f32> = qv[(n - 2) * h * d..].iter().map(|&x| x as f32).collect();
+    let step =
+        ops::attention(&Tensor::from_slice(&tail, &[1, 2, h, d]).unwrap(), &k, &v, spec, None).unwrap();
+    let want: Vec<f64> = full[(n - 2) * h * d..].iter().map(|&x| x as f64).collect();
+    assert_close("windowed decode vs prefill", &step.to_vec::<f32>().unwrap(), &want, 1e-6);
 }
 
 #[test]
@@ -113,11 +182,16 @@ fn attention_rejects_bad_input_with_clear_errors() {
         ops::attention(&f(&[1, 2, 2, 8]), &bf, &bf, spec, None),
         Err(ComputeError::DType { .. })
     ));
-    let bad = AttentionSpec { causal: false, scale: f32::NAN };
+    let bad = AttentionSpec { causal: false, scale: f32::NAN, window: None };
     assert!(
         err(ops::attention(&f(&[1, 2, 2, 8]), &f(&[1, 2, 2, 8]), &f(&[1, 2, 2, 8]), bad, None))
             .contains("scale")
     );
+    let x = f(&[1, 2, 2, 8]);
+    let e = err(ops::attention(&x, &x, &x, AttentionSpec::new(true, 8).with_window(Some(0)), None));
+    assert!(e.contains("window of 0"), "{e}");
+    let e = err(ops::attention(&x, &x, &x, spec.with_window(Some(4)), None));
+    assert!(e.contains("needs causal"), "{e}");
 }
 
 fn inv_freq(rot: usize, theta: f32) -> Vec<f32> {

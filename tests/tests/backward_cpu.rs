@@ -107,6 +107,38 @@ fn attention_backward_matches_finite_differences() {
 }
 
 #[test]
+fn sliding_window_attention_backward_matches_finite_differences() {
+    let mut r = rng(17);
+    // (batch, sq, skv, hq, hkv, head_dim, window, key_lens)
+    type WindowCase = (usize, usize, usize, usize, usize, usize, usize, Option<&'static [i32]>);
+    let cases: &[WindowCase] = &[
+        (1, 7, 7, 2, 1, 4, 3, None),          // prefill past the window, GQA
+        (1, 5, 5, 1, 1, 3, 1, None),          // each query sees itself only
+        (2, 2, 9, 2, 2, 4, 4, Some(&[9, 3])), // decode over a cache longer than the window
+        (2, 4, 6, 3, 1, 5, 2, Some(&[6, 2])), // left-padded queries (len < sq)
+    ];
+    for &(b, sq, skv, hq, hkv, d, window, lens) in cases {
+        let (q, qv) = rand(&mut r, &[b, sq, hq, d]);
+        let (k, kv) = rand(&mut r, &[b, skv, hkv, d]);
+        let (v, vv) = rand(&mut r, &[b, skv, hkv, d]);
+        let (dout, dov) = rand(&mut r, &[b, sq, hq, d]);
+        let spec = AttentionSpec::new(true, d).with_window(Some(window));
+        let key_lens = lens.map(|l| Tensor::from_slice(l, &[b]).unwrap());
+        let (dq, dk, dv) = ops::attention_backward(&q, &k, &v, &dout, spec, key_lens.as_ref()).unwrap();
+        let dims = (b, sq, skv, hq, hkv, d);
+        let f = |q: &[f64], k: &[f64], v: &[f64]| {
+            let out =
+                reference::sliding_attention(q, k, v, dims, true, Some(window), spec.scale as f64, lens);
+            weighted_sum(&out, &dov)
+        };
+        let name = format!("attention {dims:?} window {window} lens {lens:?}");
+        assert_close(&format!("{name} dq"), &f32s(&dq), &fd(&qv, H, |q| f(q, &kv, &vv)), TOL);
+        assert_close(&format!("{name} dk"), &f32s(&dk), &fd(&kv, H, |k| f(&qv, k, &vv)), TOL);
+        assert_close(&format!("{name} dv"), &f32s(&dv), &fd(&vv, H, |v| f(&qv, &kv, v)), TOL);
+    }
+}
+
+#[test]
 fn swiglu_backward_matches_finite_differences() {
     let mut r = rng(15);
     for shape in [&[1usize][..], &[3, 7], &[2, 3, 33]] {

@@ -105,6 +105,13 @@ fn emulated_attention_kernels_match_cpu() {
 }
 
 #[test]
+fn emulated_sliding_window_attention_kernels_match_cpu() {
+    for s in SCHEDULES {
+        parity::sliding_window_attention(&emulated(s), &mut rng(36));
+    }
+}
+
+#[test]
 fn emulated_rope_embed_swiglu_kernels_and_copy_match_cpu() {
     for s in SCHEDULES {
         parity::rope(&emulated(s), &mut rng(32));

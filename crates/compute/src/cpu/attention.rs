@@ -9,7 +9,8 @@
 //! `group × block` query rows. Units run in parallel (rayon); each walks the keys in tiles of
 //! [`KEY_TILE`], computing a tile's scores row by row and folding them into the row's running
 //! (max, sum, accumulator) — FlashAttention's recurrence. Causal units stop at the last key their
-//! last query can see.
+//! last query can see; with a sliding window they also start at the first key their first query
+//! sees, so a unit's work is proportional to the window, not the context.
 
 use rayon::prelude::*;
 
@@ -38,23 +39,41 @@ pub struct AttentionDims {
     pub d: usize,
 }
 
-/// How many keys query `i` (0-based among `sq`) of a sequence with `len` valid keys sees: keys
-/// `j < len`, and with `causal` also `j <= i + len − sq` (the last query aligns with the last
-/// valid key, which is prefill when `len == sq` and decode over a cache when `len > sq`).
-#[inline]
-pub fn visible_keys(i: usize, sq: usize, len: usize, causal: bool) -> usize {
-    if causal { (i + 1 + len).saturating_sub(sq).min(len) } else { len }
+/// Which keys a query sees besides the key length: causal, and a sliding window (which the op
+/// only accepts with causal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyMask {
+    pub causal: bool,
+    pub window: Option<usize>,
+}
+
+impl KeyMask {
+    /// The keys query `i` (0-based among `sq`) of a sequence with `len` valid keys sees: keys
+    /// `j < len`; with `causal` also `j <= p` where `p = i + len − sq` is the query's absolute
+    /// position (the last query aligns with the last valid key: prefill when `len == sq`, decode
+    /// over a cache when `len > sq`); with a window `w` also `j > p − w` (transformers'
+    /// `kv_idx > q_idx − sliding_window`). Empty when the query sees nothing (a padded row).
+    #[inline]
+    pub fn visible(&self, i: usize, sq: usize, len: usize) -> std::ops::Range<usize> {
+        if !self.causal {
+            return 0..len;
+        }
+        let end = (i + 1 + len).saturating_sub(sq).min(len);
+        let start = self.window.map_or(0, |w| end.saturating_sub(w));
+        start..end
+    }
 }
 
 /// `out = softmax(scale · q kᵀ, masked) v` per (batch, head). `key_lens[b]` (checked by the op to
-/// lie in `0..=skv`) masks keys at positions `>= key_lens[b]`. A query that sees no key gets zeros.
+/// lie in `0..=skv`) masks keys at positions `>= key_lens[b]`; `mask` says which of the rest each
+/// query sees ([`KeyMask::visible`]). A query that sees no key gets zeros.
 #[allow(clippy::too_many_arguments)]
 pub fn attention<T: FloatElement>(
     q: &[T],
     k: &[T],
     v: &[T],
     dims: AttentionDims,
-    causal: bool,
+    mask: KeyMask,
     scale: f32,
     key_lens: Option<&[i32]>,
     out: &mut [T],
@@ -77,7 +96,7 @@ pub fn attention<T: FloatElement>(
             let i0 = qb * block;
             let i1 = (i0 + block).min(sq);
             let len = key_lens.map_or(dims.skv, |l| l[b] as usize);
-            unit(q, k, v, dims, causal, scale, b, i0..i1, hk, len)
+            unit(q, k, v, dims, mask, scale, b, i0..i1, hk, len)
         })
         .collect();
     for (u, rows) in results.iter().enumerate() {
@@ -100,7 +119,7 @@ fn unit<T: FloatElement>(
     k: &[T],
     v: &[T],
     dims: AttentionDims,
-    causal: bool,
+    mask: KeyMask,
     scale: f32,
     b: usize,
     qs: std::ops::Range<usize>,
@@ -120,15 +139,17 @@ fn unit<T: FloatElement>(
             *o = x.to_f32() * scale;
         }
     }
-    let visible: Vec<usize> =
-        (0..rows).map(|r| visible_keys(qs.start + r / group, sq, len, causal)).collect();
-    let keys = visible.iter().copied().max().unwrap_or(0);
+    let visible: Vec<std::ops::Range<usize>> =
+        (0..rows).map(|r| mask.visible(qs.start + r / group, sq, len)).collect();
+    // The keys any row of the unit sees: the tiles start at the first, end after the last.
+    let first = visible.iter().filter(|r| !r.is_empty()).map(|r| r.start).min().unwrap_or(0);
+    let keys = visible.iter().map(|r| r.end).max().unwrap_or(0);
     let mut acc = vec![0f32; rows * d];
     let mut max = vec![f32::NEG_INFINITY; rows];
     let mut sum = vec![0f32; rows];
     let (mut kt, mut vt) = (vec![0f32; KEY_TILE * d], vec![0f32; KEY_TILE * d]);
     let mut s = [0f32; KEY_TILE];
-    for j0 in (0..keys).step_by(KEY_TILE) {
+    for j0 in (first..keys).step_by(KEY_TILE) {
         let n = KEY_TILE.min(keys - j0);
         for j in 0..n {
             let at = ((b * skv + j0 + j) * hkv + hk) * d;
@@ -140,13 +161,15 @@ fn unit<T: FloatElement>(
             }
         }
         for r in 0..rows {
-            let c = visible[r].saturating_sub(j0).min(n);
-            if c == 0 {
+            // This row's keys within the tile: [c0, c).
+            let c = visible[r].end.saturating_sub(j0).min(n);
+            let c0 = visible[r].start.saturating_sub(j0).min(c);
+            if c0 == c {
                 continue;
             }
             let qr = &qf[r * d..(r + 1) * d];
             let mut tile_max = f32::NEG_INFINITY;
-            for (j, sj) in s[..c].iter_mut().enumerate() {
+            for (j, sj) in s[..c].iter_mut().enumerate().skip(c0) {
                 *sj = dot(qr, &kt[j * d..(j + 1) * d]);
                 tile_max = tile_max.max(*sj);
             }
@@ -159,7 +182,7 @@ fn unit<T: FloatElement>(
                 ar.iter_mut().for_each(|a| *a *= correction);
                 max[r] = m;
             }
-            for (j, &sj) in s[..c].iter().enumerate() {
+            for (j, &sj) in s[..c].iter().enumerate().skip(c0) {
                 let p = (sj - m).exp();
                 sum[r] += p;
                 for (a, &x) in ar.iter_mut().zip(&vt[j * d..(j + 1) * d]) {

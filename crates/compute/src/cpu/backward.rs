@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 
-use super::attention::{AttentionDims, dot, visible_keys};
+use super::attention::{AttentionDims, KeyMask, dot};
 use super::{ELEMS_PER_TASK, rows_per_task};
 
 /// Gradients of `y = x / sqrt(mean(x²) + eps) · w` over rows of `w.len()`: writes `dx` and
@@ -95,7 +95,7 @@ pub fn attention_backward(
     v: &[f32],
     dout: &[f32],
     dims: AttentionDims,
-    causal: bool,
+    mask: KeyMask,
     scale: f32,
     key_lens: Option<&[i32]>,
     dq: &mut [f32],
@@ -118,31 +118,31 @@ pub fn attention_backward(
             let kv_at = |j: usize| ((b * skv + j) * hkv + hk) * d;
             let (mut p, mut dp) = (vec![0f32; len], vec![0f32; len]);
             for i in 0..sq {
-                let n = visible_keys(i, sq, len, causal);
-                if n == 0 {
+                let seen = mask.visible(i, sq, len);
+                if seen.is_empty() {
                     continue;
                 }
                 for g in 0..group {
                     let qa = ((b * sq + i) * hq + hk * group + g) * d;
                     let (qi, doi) = (&q[qa..qa + d], &dout[qa..qa + d]);
                     let mut m = f32::NEG_INFINITY;
-                    for j in 0..n {
+                    for j in seen.clone() {
                         p[j] = scale * dot(qi, &k[kv_at(j)..kv_at(j) + d]);
                         m = m.max(p[j]);
                     }
                     let mut sum = 0f32;
-                    for pj in &mut p[..n] {
+                    for pj in &mut p[seen.clone()] {
                         *pj = (*pj - m).exp();
                         sum += *pj;
                     }
                     let mut rowdot = 0f32;
-                    for j in 0..n {
+                    for j in seen.clone() {
                         p[j] /= sum;
                         dp[j] = dot(doi, &v[kv_at(j)..kv_at(j) + d]);
                         rowdot += p[j] * dp[j];
                     }
                     let gqi = &mut gq[(i * group + g) * d..(i * group + g + 1) * d];
-                    for j in 0..n {
+                    for j in seen.clone() {
                         let ds = p[j] * (dp[j] - rowdot) * scale;
                         let kj = &k[kv_at(j)..kv_at(j) + d];
                         let (gkj, gvj) = (&mut gk[j * d..(j + 1) * d], &mut gv[j * d..(j + 1) * d]);

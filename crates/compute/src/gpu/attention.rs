@@ -49,12 +49,14 @@ pub fn attention(
     let suffix = q.dtype().kernel_suffix();
     let lens = key_lens.map_or(Arg::Ptr(0), ptr);
     let (scale, causal) = (Arg::F32(spec.scale), Arg::I32(spec.causal as i32));
+    // 0: no window (the op checked a window is >= 1 and fits in 31 bits).
+    let window = Arg::I32(spec.window.map_or(0, |w| w as i32));
     let shape = [sq, skv, hq, hkv].map(|x| Arg::I32(x as i32));
     if sq > DECODE_MAX_QUERIES {
         let rows = if q.dtype() == DType::F32 { SCALAR_ROWS } else { PREFILL_ROWS_MMA };
         let mut args = vec![ptr(q), ptr(k), ptr(v), lens, Arg::Ptr(out_ptr)];
         args.extend(shape);
-        args.extend([scale, causal]);
+        args.extend([scale, causal, window]);
         return backend
             .launch(&KernelCall {
                 family: "attention",
@@ -68,19 +70,22 @@ pub fn attention(
             })
             .map(|()| out);
     }
-    // Decode: keys split across blocks, partials combined per row.
+    // Decode: keys split across blocks, partials combined per row. A block's rows see at most
+    // `span` keys (with a window: the window plus the other query positions' offsets), starting
+    // at the first key its first row sees; the splits cover that span, not the whole cache.
+    let span = spec.window.map_or(skv, |w| (w + sq - 1).min(skv));
     let chunks = (hq / hkv * sq).div_ceil(SCALAR_ROWS);
     let blocks = batch * hkv * chunks;
     let want_splits = DECODE_TARGET_BLOCKS.div_ceil(blocks).max(1);
-    let per_split = skv.div_ceil(want_splits).max(MIN_KEYS_PER_SPLIT).next_multiple_of(32);
-    let splits = skv.div_ceil(per_split).max(1);
+    let per_split = span.div_ceil(want_splits).max(MIN_KEYS_PER_SPLIT).next_multiple_of(32);
+    let splits = span.div_ceil(per_split).max(1);
     let rows = batch * sq * hq;
     let part = backend.alloc(rows * splits * (d + 2) * 4)?;
     let (pmax, psum) = (part.addr(), part.addr() + (rows * splits * 4) as u64);
     let pacc = psum + (rows * splits * 4) as u64;
     let mut args = vec![ptr(q), ptr(k), ptr(v), lens, Arg::Ptr(pmax), Arg::Ptr(psum), Arg::Ptr(pacc)];
     args.extend(shape);
-    args.extend([scale, causal, Arg::I32(per_split as i32), Arg::I32(chunks as i32)]);
+    args.extend([scale, causal, window, Arg::I32(per_split as i32), Arg::I32(chunks as i32)]);
     backend.launch(&KernelCall {
         family: "attention",
         function: format!("attention_decode_split_d{d}_{suffix}"),

@@ -89,8 +89,7 @@ pub fn attention_backward(
     v: &Tensor,
     dout: &Tensor,
     dims: crate::cpu::attention::AttentionDims,
-    causal: bool,
-    scale: f32,
+    spec: crate::ops::AttentionSpec,
     key_lens: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let device = Device::Gpu(backend.clone());
@@ -119,8 +118,10 @@ pub fn attention_backward(
             Arg::I32(dims.hq as i32),
             Arg::I32(dims.hkv as i32),
             Arg::I32(dims.d as i32),
-            Arg::I32(i32::from(causal)),
-            Arg::F32(scale),
+            Arg::I32(i32::from(spec.causal)),
+            Arg::F32(spec.scale),
+            // 0: no window (the op checked a window is >= 1 and fits in 31 bits).
+            Arg::I32(spec.window.map_or(0, |w| w as i32)),
         ],
     })?;
     Ok((dq, dk, dv))

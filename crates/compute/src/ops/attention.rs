@@ -1,9 +1,9 @@
 //! Fused attention forward over the projections' layout `[batch, seq, heads, head_dim]`: GQA,
-//! causal masking aligned for KV caches, per-sequence key lengths (padding / filled cache), f32
-//! accumulation with an online softmax.
+//! causal masking aligned for KV caches, sliding windows (Mistral, Qwen2), per-sequence key
+//! lengths (padding / filled cache), f32 accumulation with an online softmax.
 
 use super::{common_device, common_float_dtype, host_output, with_float};
-use crate::cpu::attention::AttentionDims;
+use crate::cpu::attention::{AttentionDims, KeyMask};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
@@ -18,12 +18,28 @@ pub struct AttentionSpec {
     pub causal: bool,
     /// Multiplies `q · k` before the softmax; `1 / sqrt(head_dim)` for the usual models.
     pub scale: f32,
+    /// Sliding window (needs `causal`): besides the causal limit, query `i` sees only the
+    /// `window` latest keys up to its own position. With `p = i + (len − sq)` the query's absolute
+    /// position, it sees key `j` iff `p − window < j <= p` — transformers' `sliding_window_overlay`
+    /// (`kv_idx > q_idx − sliding_window`) and'ed with the causal mask, so a query sees itself and
+    /// `window − 1` keys before it. `None`: no window.
+    pub window: Option<usize>,
 }
 
 impl AttentionSpec {
-    /// The usual scale `1 / sqrt(head_dim)`.
+    /// The usual scale `1 / sqrt(head_dim)`, no window.
     pub fn new(causal: bool, head_dim: usize) -> Self {
-        AttentionSpec { causal, scale: 1.0 / (head_dim.max(1) as f32).sqrt() }
+        AttentionSpec { causal, scale: 1.0 / (head_dim.max(1) as f32).sqrt(), window: None }
+    }
+
+    /// The same spec with a sliding window (`None` keeps full attention).
+    pub fn with_window(self, window: Option<usize>) -> Self {
+        AttentionSpec { window, ..self }
+    }
+
+    /// Which keys each query sees, for the CPU implementations.
+    pub(crate) fn mask(&self) -> KeyMask {
+        KeyMask { causal: self.causal, window: self.window }
     }
 }
 
@@ -36,7 +52,9 @@ impl AttentionSpec {
 /// host per call).
 ///
 /// Causal: query `i` sees keys `j <= i + (len_b − sq)` where `len_b = key_lens[b]` or `skv`, so
-/// prefill (`len == sq`) and decode over a cache (`len > sq`) both work.
+/// prefill (`len == sq`) and decode over a cache (`len > sq`) both work; with a window, also only
+/// keys `j > i + (len_b − sq) − window` (see [`AttentionSpec::window`]). Positions are absolute
+/// within the sequence's keys, so left-padded queries whose real tokens end at `len_b` are right.
 ///
 /// Output `[b, sq, hq, d]` in q's dtype; f32 accumulation; online softmax; a query row that sees
 /// no key outputs zeros.
@@ -70,7 +88,7 @@ pub fn attention(
             with_float!(dt, T => {
                 let (qs, ks, vs) = (q.as_slice::<T>()?, k.as_slice::<T>()?, v.as_slice::<T>()?);
                 Ok(host_output::<T>(q.shape(), |o| {
-                    cpu::attention::attention(qs, ks, vs, dims, spec.causal, spec.scale, lens, o)
+                    cpu::attention::attention(qs, ks, vs, dims, spec.mask(), spec.scale, lens, o)
                 }))
             })
         }
@@ -138,6 +156,24 @@ pub(crate) fn check(
                 "q {qs:?} / k {ks:?}: the rows (batch · seq · heads) must fit in 31 bits; split the batch"
             ),
         ));
+    }
+    match spec.window {
+        Some(0) => {
+            return Err(ComputeError::invalid(
+                OP,
+                "a sliding window of 0 keys hides every key; give a window >= 1 or None",
+            ));
+        }
+        Some(w) if !spec.causal => {
+            return Err(ComputeError::invalid(
+                OP,
+                format!("a sliding window ({w}) needs causal attention: set causal or drop the window"),
+            ));
+        }
+        Some(w) if w > i32::MAX as usize => {
+            return Err(ComputeError::invalid(OP, format!("window {w} must fit in 31 bits")));
+        }
+        _ => {}
     }
     if !spec.scale.is_finite() {
         return Err(ComputeError::invalid(OP, format!("scale must be finite, got {}", spec.scale)));

@@ -140,7 +140,7 @@ pub fn rope_backward(dy: &Tensor, positions: &Tensor, inv_freq: &Tensor) -> Resu
 }
 
 /// Gradients `(dq, dk, dv)` of [`super::attention`] with the same `spec` and `key_lens`
-/// (causal alignment, GQA, masking), given `dout` `[b, sq, hq, d]`. The probabilities are
+/// (causal alignment, sliding window, GQA, masking), given `dout` `[b, sq, hq, d]`. The probabilities are
 /// recomputed from q and k, so nothing but the inputs needs saving. f32; a query row that saw
 /// no key gets a zero gradient.
 pub fn attention_backward(
@@ -174,17 +174,7 @@ pub fn attention_backward(
         for (what, t) in [("q", q), ("k", k), ("v", v), ("dout", dout)] {
             f32_only(OP, what, t)?;
         }
-        return crate::gpu::backward::attention_backward(
-            backend,
-            q,
-            k,
-            v,
-            dout,
-            dims,
-            spec.causal,
-            spec.scale,
-            key_lens,
-        );
+        return crate::gpu::backward::attention_backward(backend, q, k, v, dout, dims, spec, key_lens);
     }
     let (qs, ks, vs) = (f32_data(OP, "q", q)?, f32_data(OP, "k", k)?, f32_data(OP, "v", v)?);
     let ds = f32_data(OP, "dout", dout)?;
@@ -195,7 +185,7 @@ pub fn attention_backward(
         &vs,
         &ds,
         dims,
-        spec.causal,
+        spec.mask(),
         spec.scale,
         lens.as_deref(),
         &mut dq,
