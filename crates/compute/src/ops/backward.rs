@@ -140,9 +140,9 @@ pub fn rope_backward(dy: &Tensor, positions: &Tensor, inv_freq: &Tensor) -> Resu
 }
 
 /// Gradients `(dq, dk, dv)` of [`super::attention`] with the same `spec` and `key_lens`
-/// (causal alignment, sliding window, GQA, masking), given `dout` `[b, sq, hq, d]`. The probabilities are
-/// recomputed from q and k, so nothing but the inputs needs saving. f32; a query row that saw
-/// no key gets a zero gradient.
+/// (causal alignment, sliding window, GQA, masking), given `dout` `[b, sq, hq, d]`. The
+/// probabilities are recomputed from q and k, so nothing but the inputs needs saving. f32; a
+/// query row that saw no key gets a zero gradient.
 pub fn attention_backward(
     q: &Tensor,
     k: &Tensor,
