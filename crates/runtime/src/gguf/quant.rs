@@ -6,8 +6,16 @@
 //! | Q4_0 | 32 | 18 | f16 d; 16 × u8 (low nibbles = x[0..16], high = x[16..32]); x = (q − 8)·d |
 //! | Q4_1 | 32 | 20 | f16 d, f16 m; 16 × u8 as Q4_0; x = q·d + m |
 //! | Q8_0 | 32 | 34 | f16 d; 32 × i8; x = q·d |
+//! | Q5_0 | 32 | 22 | f16 d; u32 qh (bit j = 5th bit of x[j]); 16 × u8 as Q4_0; x = (q − 16)·d |
+//! | Q5_1 | 32 | 24 | f16 d, f16 m; u32 qh; 16 × u8 as Q4_0; x = q·d + m |
+//! | Q2_K | 256 | 84 | 16 × u8 (scale low nibble, min high) per 16; 64 × u8 of 2-bit q; f16 d, f16 dmin; x = d·sc·q − dmin·m |
+//! | Q3_K | 256 | 110 | 32 × u8 hmask; 64 × u8 of 2-bit q; 12 bytes of 6-bit scales per 16; f16 d; x = d·(sc − 32)·(q − 4·!h) |
 //! | Q4_K | 256 | 144 | f16 d, f16 dmin; 12 bytes of 6-bit (scale, min) for 8 sub-blocks of 32; 128 × u8; x = d·sc·q − dmin·m |
+//! | Q5_K | 256 | 176 | as Q4_K, then 32 × u8 qh (bit s = 5th bit of sub-block s) before the 128 × u8 |
 //! | Q6_K | 256 | 210 | 128 × u8 low nibbles, 64 × u8 high 2-bit pairs, 16 × i8 scales, f16 d; x = d·sc·(q − 32) |
+//!
+//! Products are rounded in the order llama.cpp and gguf-py round them (`(d·sc)·q − dmin·m`, no
+//! fused multiply-add), so the values are bit-identical to theirs.
 
 use half::{bf16, f16};
 
@@ -36,7 +44,8 @@ pub enum GgmlType {
 pub const QK_K: usize = 256;
 
 impl GgmlType {
-    pub const SUPPORTED: &'static str = "ragtune dequantizes F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K";
+    pub const SUPPORTED: &'static str =
+        "ragtune dequantizes F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K";
 
     pub fn from_code(code: u32) -> Option<GgmlType> {
         use GgmlType::*;
@@ -148,6 +157,64 @@ fn q8_0(b: &[u8], y: &mut [f32]) {
     }
 }
 
+/// The 5-bit quants of a Q5_0/Q5_1 block: nibbles from `qs` as Q4_0, fifth bits from `qh`.
+fn q5_quants(qh: &[u8], qs: &[u8]) -> [u8; 32] {
+    let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+    let bit = |j: usize| (((qh >> j) & 1) as u8) << 4;
+    let mut q = [0u8; 32];
+    for j in 0..16 {
+        q[j] = (qs[j] & 0xF) | bit(j);
+        q[j + 16] = (qs[j] >> 4) | bit(j + 16);
+    }
+    q
+}
+
+fn q5_0(b: &[u8], y: &mut [f32]) {
+    let d = f16_at(b, 0);
+    for (y, q) in y.iter_mut().zip(q5_quants(&b[2..6], &b[6..22])) {
+        *y = (q as i32 - 16) as f32 * d;
+    }
+}
+
+fn q5_1(b: &[u8], y: &mut [f32]) {
+    let (d, m) = (f16_at(b, 0), f16_at(b, 2));
+    for (y, q) in y.iter_mut().zip(q5_quants(&b[4..8], &b[8..24])) {
+        *y = q as f32 * d + m;
+    }
+}
+
+fn q2_k(b: &[u8], y: &mut [f32]) {
+    let (scales, qs) = (&b[0..16], &b[16..80]);
+    let (d, dmin) = (f16_at(b, 80), f16_at(b, 82));
+    // Element 128·n + 32·j + l is bits 2j..2j+2 of qs[32·n + l]; sub-blocks of 16 in order.
+    for (e, y) in y.iter_mut().enumerate() {
+        let (n, j, l) = (e / 128, e % 128 / 32, e % 32);
+        let sc = scales[e / 16];
+        let q = (qs[32 * n + l] >> (2 * j)) & 3;
+        *y = d * (sc & 0xF) as f32 * q as f32 - dmin * (sc >> 4) as f32;
+    }
+}
+
+fn q3_k(b: &[u8], y: &mut [f32]) {
+    let (hmask, qs, packed) = (&b[0..32], &b[32..96], &b[96..108]);
+    let d = f16_at(b, 108);
+    // 16 six-bit scales: low 4 bits from bytes 0..8 (low then high nibbles), high 2 bits from
+    // bytes 8..12 (2 bits per scale, four scales per byte position).
+    let scale = |k: usize| {
+        let low = if k < 8 { packed[k] & 0xF } else { packed[k - 8] >> 4 };
+        let high = (packed[8 + k % 4] >> (2 * (k / 4))) & 3;
+        (low | (high << 4)) as i32 - 32
+    };
+    for (e, y) in y.iter_mut().enumerate() {
+        let (n, j, l) = (e / 128, e % 128 / 32, e % 32);
+        let low = ((qs[32 * n + l] >> (2 * j)) & 3) as i32;
+        // The high bit *set* means no offset; clear means −4.
+        let high = (hmask[l] >> (e / 32)) & 1;
+        let q = low - if high == 0 { 4 } else { 0 };
+        *y = d * scale(e / 16) as f32 * q as f32;
+    }
+}
+
 fn q4_k(b: &[u8], y: &mut [f32]) {
     let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
     let scales = &b[4..16];
@@ -162,6 +229,18 @@ fn q4_k(b: &[u8], y: &mut [f32]) {
             y[64 * c + l] = d1 * (q[l] & 0xF) as f32 - m1;
             y[64 * c + 32 + l] = d2 * (q[l] >> 4) as f32 - m2;
         }
+    }
+}
+
+fn q5_k(b: &[u8], y: &mut [f32]) {
+    let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
+    let (scales, qh, qs) = (&b[4..16], &b[16..48], &b[48..176]);
+    for (e, y) in y.iter_mut().enumerate() {
+        // Sub-block s of 32: the low (s even) or high nibble of qs[32·(s/2) + l], bit s of qh[l].
+        let (s, l) = (e / 32, e % 32);
+        let (sc, m) = scale_min_k4(s, scales);
+        let q = ((qs[32 * (s / 2) + l] >> (4 * (s % 2))) & 0xF) | (((qh[l] >> s) & 1) << 4);
+        *y = d * sc as f32 * q as f32 - dmin * m as f32;
     }
 }
 
@@ -202,7 +281,12 @@ pub fn dequantize(kind: GgmlType, bytes: &[u8]) -> Result<Vec<f32>, String> {
         GgmlType::Q4_0 => q4_0,
         GgmlType::Q4_1 => q4_1,
         GgmlType::Q8_0 => q8_0,
+        GgmlType::Q5_0 => q5_0,
+        GgmlType::Q5_1 => q5_1,
+        GgmlType::Q2_K => q2_k,
+        GgmlType::Q3_K => q3_k,
         GgmlType::Q4_K => q4_k,
+        GgmlType::Q5_K => q5_k,
         GgmlType::Q6_K => q6_k,
         other => return Err(format!("tensor type {other:?} is not supported; {}", GgmlType::SUPPORTED)),
     };
