@@ -1,8 +1,9 @@
 //! Rotary position embedding parameters: the inverse frequencies handed to `ops::rope`, with
-//! Hugging Face's default, linear and llama3 (Llama 3.1) frequency scaling.
+//! Hugging Face's default, linear and llama3 (Llama 3.1) frequency scaling, and llama.cpp's
+//! per-frequency factors (a GGUF file's `rope_freqs.weight`, how it stores llama3 scaling).
 
 /// How the rotary frequencies are rescaled for contexts longer than the model was trained on.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum RopeScaling {
     None,
     /// Positions divided by `factor` (equivalently, every frequency).
@@ -16,6 +17,9 @@ pub enum RopeScaling {
         high_freq_factor: f64,
         original_max_position_embeddings: f64,
     },
+    /// llama.cpp's frequency factors: frequency `i` divided by `factors[i]` (one per rotated
+    /// pair, `rotary_dim / 2` of them; the loader checks the length).
+    Factors(Vec<f32>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +41,7 @@ impl RopeConfig {
         match self.scaling {
             RopeScaling::None => plain.collect(),
             RopeScaling::Linear { factor } => plain.map(|f| f / factor as f32).collect(),
+            RopeScaling::Factors(ref factors) => plain.zip(factors).map(|(f, r)| f / r).collect(),
             RopeScaling::Llama3 {
                 factor,
                 low_freq_factor,

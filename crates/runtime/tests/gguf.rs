@@ -161,8 +161,9 @@ fn unpermute_inverts_the_converter_permutation() {
 }
 
 /// The llama-gqa fixture (safetensors + tokenizer.json) written as a GGUF file the way
-/// llama.cpp's converter lays it out, with 2-D weights stored as `kind`.
-fn write_fixture_gguf(kind: GgmlType) -> PathBuf {
+/// llama.cpp's converter lays it out, with 2-D weights stored as `kind` and, when given, a
+/// `rope_freqs.weight` tensor.
+fn write_fixture_gguf(kind: GgmlType, rope_freqs: Option<&[f32]>) -> PathBuf {
     let dir = fixtures().join("llama-gqa/model");
     let model = LlamaModel::from_dir(&dir, DType::F32, Device::Cpu).unwrap();
     let c = &model.config;
@@ -252,8 +253,15 @@ fn write_fixture_gguf(kind: GgmlType) -> PathBuf {
         let k = if shape.len() == 2 { kind } else { GgmlType::F32 };
         w.tensor(&gguf_name, &shape, k, quantize(k, &data).unwrap());
     }
-    let path =
-        std::env::temp_dir().join(format!("ragtune-test-llama-gqa-{kind:?}-{}.gguf", std::process::id()));
+    if let Some(f) = rope_freqs {
+        w.tensor("rope_freqs.weight", &[f.len()], GgmlType::F32, quantize(GgmlType::F32, f).unwrap());
+    }
+    let tag = if rope_freqs.is_some() { "-rope" } else { "" };
+    let path = std::env::temp_dir().join(format!(
+        "ragtune-test-llama-gqa-{kind:?}{tag}-{}-{:?}.gguf",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::write(&path, w.to_bytes()).unwrap();
     path
 }
@@ -266,8 +274,8 @@ fn all_logits(model: &LlamaModel, prompt: &[u32]) -> Vec<f32> {
 #[test]
 fn tiny_model_round_trips_through_gguf() {
     let m = common::manifest();
-    // GGUF carries llama3 scaling as a `rope_freqs` tensor, which this file does not write: the
-    // reference is the same weights with plain rotary frequencies.
+    // GGUF carries llama3 scaling as a `rope_freqs` tensor, which this file does not write (see
+    // rope_freqs_tensor_matches_llama3_scaling): the reference is plain rotary frequencies.
     let dir = fixtures().join("llama-gqa/model");
     let ModelConfig::Llama(mut config) = ModelConfig::from_file(&dir.join("config.json")).unwrap() else {
         panic!("llama config")
@@ -276,7 +284,7 @@ fn tiny_model_round_trips_through_gguf() {
     let weights = ragtune_runtime::Weights::open_dir(&dir, DType::F32, Device::Cpu).unwrap();
     let hf = LlamaModel::from_weights(config, &weights).unwrap();
     for (kind, tol) in [(GgmlType::F32, 1e-6), (GgmlType::Q8_0, 5e-2)] {
-        let path = write_fixture_gguf(kind);
+        let path = write_fixture_gguf(kind, None);
         let (model, tokenizer) = load_gguf(&path, DType::F32, Device::Cpu).unwrap();
         std::fs::remove_file(&path).ok();
         assert!(!model.config.tie_word_embeddings);
@@ -287,6 +295,77 @@ fn tiny_model_round_trips_through_gguf() {
             let err = rel_err(&all_logits(&model, &prompt), &reference);
             assert!(err <= tol, "{kind:?}: logits rel err {err:.2e} > {tol:.0e}");
         }
+    }
+}
+
+/// The `rope_freqs.weight` values llama.cpp's converter (`convert_hf_to_gguf.py`, LlamaModel)
+/// writes for a config's llama3 rope scaling, worked out in f64 as its Python does.
+fn llama3_rope_factors(rope: &ragtune_runtime::RopeConfig) -> Vec<f32> {
+    let RopeScaling::Llama3 {
+        factor,
+        low_freq_factor: low,
+        high_freq_factor: high,
+        original_max_position_embeddings: old,
+    } = rope.scaling
+    else {
+        panic!("the llama-gqa fixture has llama3 scaling")
+    };
+    let dim = rope.rotary_dim;
+    (0..dim / 2)
+        .map(|i| {
+            let freq = 1.0 / rope.theta.powf((2 * i) as f64 / dim as f64);
+            let wavelen = 2.0 * std::f64::consts::PI / freq;
+            let r = if wavelen < old / high {
+                1.0
+            } else if wavelen > old / low {
+                factor
+            } else {
+                let smooth = (old / wavelen - low) / (high - low);
+                1.0 / ((1.0 - smooth) / factor + smooth)
+            };
+            r as f32
+        })
+        .collect()
+}
+
+/// A GGUF file whose `rope_freqs.weight` holds what llama3 scaling implies gives the logits of
+/// the Hugging Face folder with llama3 `rope_scaling` (that path is checked against
+/// transformers in llama_fixtures.rs); without the tensor the logits are clearly different.
+#[test]
+fn rope_freqs_tensor_matches_llama3_scaling() {
+    let m = common::manifest();
+    let dir = fixtures().join("llama-gqa/model");
+    let hf = LlamaModel::from_dir(&dir, DType::F32, Device::Cpu).unwrap();
+    let factors = llama3_rope_factors(&hf.config.rope);
+    // The fixture's small original context makes the ramp and both ends appear.
+    assert!(factors.contains(&1.0) && factors.iter().any(|&r| r > 1.0 && r < 8.0));
+    let path = write_fixture_gguf(GgmlType::F32, Some(&factors));
+    let (model, _) = load_gguf(&path, DType::F32, Device::Cpu).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert!(matches!(model.config.rope.scaling, RopeScaling::Factors(ref f) if f == &factors));
+    let path = write_fixture_gguf(GgmlType::F32, None);
+    let (plain, _) = load_gguf(&path, DType::F32, Device::Cpu).unwrap();
+    std::fs::remove_file(&path).ok();
+    for case in m["models"]["llama-gqa"]["cases"].as_array().unwrap() {
+        let prompt = ids(&case["ids"]);
+        let reference: Vec<f64> = all_logits(&hf, &prompt).into_iter().map(f64::from).collect();
+        let err = rel_err(&all_logits(&model, &prompt), &reference);
+        assert!(err <= 1e-5, "rope_freqs vs llama3 rope_scaling: logits rel err {err:.2e}");
+        let without = rel_err(&all_logits(&plain, &prompt), &reference);
+        println!("rope_freqs: rel err {err:.2e}; without the tensor {without:.2e}");
+        assert!(without > 1e-3, "the scaling should matter here: {without:.2e}");
+    }
+}
+
+#[test]
+fn bad_rope_freqs_are_named() {
+    for (factors, expect) in
+        [(vec![1.0f32; 17], "head_dim / 2 = 16"), ([vec![1.0f32; 15], vec![0.0]].concat(), "factor 15")]
+    {
+        let path = write_fixture_gguf(GgmlType::F32, Some(&factors));
+        let err = load_gguf(&path, DType::F32, Device::Cpu).err().unwrap().to_string();
+        std::fs::remove_file(&path).ok();
+        assert!(err.contains("rope_freqs.weight") && err.contains(expect), "{err}");
     }
 }
 

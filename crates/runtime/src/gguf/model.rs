@@ -1,6 +1,7 @@
-//! A Llama-family decoder from a GGUF file: hyper-parameters from `{arch}.*` metadata, tensors
-//! dequantized to f32, renamed to Hugging Face names, Q/K rows un-permuted, then handed to
-//! [`LlamaModel::from_weights`] like a safetensors checkpoint.
+//! A Llama-family decoder from a GGUF file: hyper-parameters from `{arch}.*` metadata (rope
+//! frequency factors from the `rope_freqs.weight` tensor), tensors dequantized to f32, renamed
+//! to Hugging Face names, Q/K rows un-permuted, then handed to [`LlamaModel::from_weights`] like
+//! a safetensors checkpoint.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -36,6 +37,26 @@ fn opt_u(file: &GgufFile, key: &str) -> Result<Option<usize>> {
 
 fn opt_f(file: &GgufFile, key: &str) -> Result<Option<f64>> {
     file.get(key).map(|v| v.as_f64().ok_or_else(|| field_err(file, key, "must be a number"))).transpose()
+}
+
+/// `rope_freqs.weight`: llama.cpp's per-frequency rope divisors (how its converter stores Llama
+/// 3.1's llama3 scaling), one per rotated pair, each finite and > 0.
+fn rope_freqs(file: &GgufFile, head_dim: usize) -> Result<Option<Vec<f32>>> {
+    const NAME: &str = "rope_freqs.weight";
+    let Some(info) = file.tensor(NAME) else { return Ok(None) };
+    let bad = |detail: String| RuntimeError::tensor(NAME, format!("{}: {detail}", file.origin()));
+    if info.numel() != (head_dim / 2) as u64 || info.dims.len() != 1 {
+        return Err(bad(format!(
+            "has shape {:?}; it must be 1-D with head_dim / 2 = {} factors",
+            info.shape(),
+            head_dim / 2
+        )));
+    }
+    let factors = dequantize(info.kind, file.tensor_bytes(info)?).map_err(bad)?;
+    if let Some(i) = factors.iter().position(|r| !(r.is_finite() && *r > 0.0)) {
+        return Err(bad(format!("factor {i} is {}; factors must be finite and > 0", factors[i])));
+    }
+    Ok(Some(factors))
 }
 
 /// The decoder hyper-parameters a GGUF file describes.
@@ -87,13 +108,16 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<LlamaConfig> {
             ));
         }
     };
-    if file.tensor("rope_freqs.weight").is_some() {
-        return Err(RuntimeError::Unsupported(format!(
-            "{}: per-frequency rope factors (`rope_freqs.weight`, Llama 3.1 scaling in GGUF) are not \
-             supported; load the model's Hugging Face folder instead",
-            file.origin()
-        )));
-    }
+    let scaling = match rope_freqs(file, head_dim)? {
+        None => scaling,
+        // llama.cpp divides by both: linear scaling folds into the per-frequency factors.
+        Some(factors) => match scaling {
+            RopeScaling::Linear { factor } => {
+                RopeScaling::Factors(factors.iter().map(|&r| r * factor as f32).collect())
+            }
+            _ => RopeScaling::Factors(factors),
+        },
+    };
     let vocab_size = match file.tensor("token_embd.weight") {
         Some(t) if t.dims.len() == 2 => t.dims[1] as usize,
         _ => {
