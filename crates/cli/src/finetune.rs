@@ -70,6 +70,10 @@ pub struct FinetuneArgs {
     /// Scale α/√r instead of α/r.
     #[arg(long)]
     rslora: bool,
+    /// LoRA dropout on the adapters' inputs during training (as peft's lora_dropout), 0 ≤ P < 1.
+    /// The masks follow --seed, so a resumed run draws the same ones.
+    #[arg(long, default_value_t = 0.0)]
+    lora_dropout: f32,
     /// Comma-separated projections: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj, or
     /// all-linear (all seven, as in PEFT).
     #[arg(long, default_value = "q_proj,k_proj,v_proj,o_proj")]
@@ -137,7 +141,13 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     if !(args.grad_clip >= 0.0 && args.grad_clip.is_finite()) {
         bail!("--grad-clip {} must be a finite number >= 0 (0 turns clipping off)", args.grad_clip);
     }
+    if !(0.0..1.0).contains(&args.lora_dropout) {
+        bail!("--lora-dropout {} must be in [0, 1)", args.lora_dropout);
+    }
     if args.mode == Mode::Full {
+        if args.lora_dropout > 0.0 {
+            bail!("--lora-dropout applies to --mode lora (full mode has no LoRA branch)");
+        }
         if args.checkpoint_every > 0 || args.resume.is_some() {
             bail!("--checkpoint-every and --resume work with --mode lora only for now");
         }
@@ -186,7 +196,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         r: args.lora_r,
         alpha: args.lora_alpha,
         use_rslora: args.rslora,
-        dropout: 0.0,
+        dropout: args.lora_dropout,
         targets,
         layers: None,
     };
@@ -195,7 +205,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         "seed": args.seed, "batch_size": args.batch_size, "accumulate": args.accumulate,
         "steps": args.steps, "lr": args.lr, "warmup_steps": args.warmup_steps,
         "weight_decay": args.weight_decay, "grad_clip": args.grad_clip, "max_len": args.max_len,
-        "examples": examples.len(), "pack": args.pack,
+        "examples": examples.len(), "pack": args.pack, "lora_dropout": args.lora_dropout,
     });
     let optimizer = AdamW { weight_decay: args.weight_decay, ..AdamW::default() };
     let (adapter, resumed) = match &args.resume {
@@ -203,8 +213,14 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         Some(dir) => {
             let ck = load_checkpoint(dir, &model.config, &device)
                 .with_context(|| format!("loading the checkpoint {}", dir.display()))?;
+            let no_dropout = serde_json::json!(0.0);
             for (key, value) in settings.as_object().into_iter().flatten() {
-                if key != "steps" && ck.settings.get(key) != Some(value) {
+                // Checkpoints from before --lora-dropout trained without it.
+                let was = match ck.settings.get(key) {
+                    None if key == "lora_dropout" => Some(&no_dropout),
+                    was => was,
+                };
+                if key != "steps" && was != Some(value) {
                     bail!(
                         "--resume {}: `{key}` was {} in that run but is {value} now; resume with the same \
                          data and settings",
@@ -225,6 +241,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     };
     let params = adapter.num_params();
     let mut trainer = LoraTrainer::new(&model, adapter, optimizer)?;
+    trainer.dropout_seed = args.seed;
     let mut first_step = 1;
     let mut sampler = Sampler::new(examples.len(), args.seed);
     if let Some((moments, step)) = resumed {

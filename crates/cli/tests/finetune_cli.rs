@@ -269,6 +269,42 @@ fn a_resumed_run_continues_the_same_loss_trajectory() {
 }
 
 #[test]
+fn lora_dropout_trains_resumes_on_the_same_masks_and_is_recorded() {
+    let d = dir("dropout");
+    let data = d.join("data.jsonl");
+    std::fs::write(&data, DATA).unwrap();
+    let (a, b, c) = (d.join("a"), d.join("b"), d.join("c"));
+    let common = ["--steps", "6", "--lr", "1e-2", "--batch-size", "2", "--accumulate", "2"];
+    fn with<'a>(common: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [common, &["--lora-dropout", "0.3"], extra].concat()
+    }
+    let full = finetune(&data, &a, &with(&common, &["--checkpoint-every", "3"])).unwrap();
+    let ck = a.join("checkpoint-3");
+    let resumed = finetune(&data, &b, &with(&common, &["--resume", ck.to_str().unwrap()])).unwrap();
+    let plain = finetune(&data, &c, &common).unwrap();
+    let losses = |v: &serde_json::Value| -> Vec<f64> {
+        v["losses"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    };
+    let (full, resumed, plain) = (losses(&full), losses(&resumed), losses(&plain));
+    assert_eq!(full[3..], resumed[..], "a resumed run must draw the masks of the uninterrupted one");
+    let weights = |p: &Path| std::fs::read(p.join("adapter_model.safetensors")).unwrap();
+    assert_eq!(weights(&a), weights(&b));
+    // The first step's weights are the same (B = 0), so only the masks move its loss: with
+    // B = 0 the adapter adds nothing and dropout cannot change the step-0 loss either.
+    assert_eq!(full[0], plain[0]);
+    assert!(full[1..].iter().zip(&plain[1..]).any(|(x, y)| x != y), "dropout changed nothing: {full:?}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("adapter_config.json")).unwrap()).unwrap();
+    assert!((cfg["lora_dropout"].as_f64().unwrap() - 0.3).abs() < 1e-6, "{cfg}");
+    // Resuming with another dropout is refused, and so is a probability outside [0, 1).
+    let err = finetune(&data, &b, &[&common[..], &["--resume", ck.to_str().unwrap()]].concat()).unwrap_err();
+    assert!(err.contains("`lora_dropout`"), "{err}");
+    let err = finetune(&data, &b, &[&common[..], &["--lora-dropout", "1"]].concat()).unwrap_err();
+    assert!(err.contains("--lora-dropout"), "{err}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
 fn full_mode_writes_a_model_folder_that_answers_like_its_training_data() {
     let d = dir("full");
     let data = d.join("data.jsonl");

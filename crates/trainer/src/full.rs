@@ -122,7 +122,13 @@ impl FullTrainer {
         // The norms are f32 already: these are shared views, not copies.
         let norms: Vec<[Tensor; 2]> =
             self.model.layers.iter().map(|l| [l.input_norm.clone(), l.post_norm.clone()]).collect();
-        f(&Net { model: &self.model, adapter: None, norms: &norms, final_norm: &self.model.norm })
+        f(&Net {
+            model: &self.model,
+            adapter: None,
+            norms: &norms,
+            final_norm: &self.model.norm,
+            dropout: None,
+        })
     }
 
     /// Logits `[N, vocab]` (no activations kept).

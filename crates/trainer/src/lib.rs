@@ -8,6 +8,7 @@
 //!
 //! - [`full`]: full fine-tuning, every weight trainable (pretraining a small model);
 //! - [`lora`]: the adapter — targets, rank, scale (α/r or rsLoRA's α/√r), f32 master weights;
+//! - [`dropout`]: LoRA dropout on the adapters' inputs, with masks seeded per step and module;
 //! - [`peft`]: PEFT adapter folders in and out (`adapter_config.json` +
 //!   `adapter_model.safetensors`), rejecting what is not supported with an error naming it;
 //! - [`checkpoint`]: atomic, checksummed checkpoints that resume the same trajectory;
@@ -18,6 +19,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod dropout;
 pub mod error;
 pub mod full;
 pub mod lora;

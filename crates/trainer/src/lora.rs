@@ -83,8 +83,8 @@ pub struct LoraConfig {
     pub alpha: f32,
     /// rsLoRA: scale `α / √r` instead of `α / r`.
     pub use_rslora: bool,
-    /// Kept for the adapter file; training runs without dropout for now (a non-zero value is an
-    /// error in [`crate::LoraTrainer::new`]).
+    /// LoRA dropout on the adapters' inputs during training, `0 ≤ p < 1` (see
+    /// [`crate::dropout`]); inference ignores it. Saved as `lora_dropout`.
     pub dropout: f32,
     pub targets: Vec<Target>,
     /// The layers that get adapters; `None` = every layer.
@@ -101,6 +101,7 @@ impl LoraConfig {
         if self.r == 0 {
             return Err(TrainError::input("LoRA rank r must be at least 1"));
         }
+        crate::dropout::check_probability(self.dropout)?;
         if !self.alpha.is_finite() {
             return Err(TrainError::input(format!("lora_alpha must be finite, got {}", self.alpha)));
         }

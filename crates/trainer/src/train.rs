@@ -10,6 +10,9 @@ use ragtune_compute::{DType, Tensor};
 use ragtune_runtime::LlamaModel;
 use ragtune_runtime::linear::Linear;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::dropout::{DropoutDraw, check_probability};
 use crate::error::{Result, TrainError};
 use crate::lora::{LoraAdapter, LoraModule, Target};
 
@@ -121,8 +124,10 @@ impl StepGrads {
 struct LayerActs {
     x_in: Tensor,
     h1: Tensor,
-    /// The scaled low-rank activations `scale · x Aᵀ` of each adapted projection.
+    /// The scaled low-rank activations `scale · dropout(x) Aᵀ` of each adapted projection.
     z: [Option<Tensor>; 7],
+    /// The LoRA dropout mask of each adapted projection's input (training with dropout).
+    masks: [Option<Tensor>; 7],
     q: Tensor,
     k: Tensor,
     v: Tensor,
@@ -142,6 +147,10 @@ pub struct LoraTrainer<'m> {
     pub optimizer: AdamW,
     /// Updates applied so far.
     pub step: u64,
+    /// Seeds the LoRA dropout masks (with the step and the micro-batch; see [`crate::dropout`]).
+    pub dropout_seed: u64,
+    /// Micro-batches drawn since the last update: each gets its own dropout masks.
+    draws: AtomicU64,
     /// `(mA, vA, mB, vB)` per module, in [`LoraAdapter::iter`] order.
     moments: Vec<[Tensor; 4]>,
     /// f32 copies of each layer's (input, post-attention) norm weights and of the final norm:
@@ -155,12 +164,7 @@ impl<'m> LoraTrainer<'m> {
     /// with a 16-bit base, each base product casts its input to that dtype and its output back
     /// to f32, while the residual stream, the adapters, the norms and every gradient stay f32.
     pub fn new(model: &'m LlamaModel, adapter: LoraAdapter, optimizer: AdamW) -> Result<LoraTrainer<'m>> {
-        if adapter.config.dropout != 0.0 {
-            return Err(TrainError::input(format!(
-                "lora_dropout {} is not supported yet; train with dropout 0",
-                adapter.config.dropout
-            )));
-        }
+        check_probability(adapter.config.dropout)?;
         let attached = model.layers.iter().any(|l| {
             [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
                 .into_iter()
@@ -192,7 +196,17 @@ impl<'m> LoraTrainer<'m> {
             .map(|l| Ok([f32(&l.input_norm)?, f32(&l.post_norm)?]))
             .collect::<Result<_>>()?;
         let final_norm = f32(&model.norm)?;
-        Ok(LoraTrainer { model, adapter, optimizer, step: 0, moments, norms, final_norm })
+        Ok(LoraTrainer {
+            model,
+            adapter,
+            optimizer,
+            step: 0,
+            dropout_seed: 0,
+            draws: AtomicU64::new(0),
+            moments,
+            norms,
+            final_norm,
+        })
     }
 
     /// The AdamW moments `(mA, vA, mB, vB)` per module, in [`LoraAdapter::iter`] order (for
@@ -215,15 +229,30 @@ impl<'m> LoraTrainer<'m> {
         }
         self.moments = moments;
         self.step = step;
+        self.draws.store(0, Ordering::Relaxed);
         Ok(())
     }
 
+    /// The network without dropout (evaluation, logits).
     fn net(&self) -> Net<'_> {
+        self.training_net(None)
+    }
+
+    /// The network of a training forward; with LoRA dropout, `micro` picks the masks.
+    fn training_net(&self, micro: Option<u64>) -> Net<'_> {
+        let p = self.adapter.config.dropout;
+        let dropout = micro.filter(|_| p > 0.0).map(|micro| DropoutDraw {
+            p,
+            seed: self.dropout_seed,
+            step: self.step,
+            micro,
+        });
         Net {
             model: self.model,
             adapter: Some(&self.adapter),
             norms: &self.norms,
             final_norm: &self.final_norm,
+            dropout,
         }
     }
 
@@ -244,9 +273,17 @@ impl<'m> LoraTrainer<'m> {
     }
 
     /// Loss and the adapters' gradients on `batch` (the mean cross-entropy over its counted
-    /// targets, as transformers computes it).
+    /// targets, as transformers computes it). With LoRA dropout, each call before the next
+    /// [`LoraTrainer::apply`] is the next micro-batch and draws new masks.
     pub fn loss_and_grads(&self, batch: &TrainBatch) -> Result<StepGrads> {
-        let mut back = self.net().backward(batch, false)?;
+        let micro = self.draws.fetch_add(1, Ordering::Relaxed);
+        self.loss_and_grads_at(batch, micro)
+    }
+
+    /// [`LoraTrainer::loss_and_grads`] as micro-batch `micro` of the current step: with LoRA
+    /// dropout, the masks of (seed, step, micro).
+    pub fn loss_and_grads_at(&self, batch: &TrainBatch, micro: u64) -> Result<StepGrads> {
+        let mut back = self.training_net(Some(micro)).backward(batch, false)?;
         let grads = self
             .adapter
             .iter()
@@ -260,6 +297,12 @@ impl<'m> LoraTrainer<'m> {
         Ok(StepGrads { loss: back.loss, count: back.count, grads })
     }
 
+    /// The training loss of micro-batch `micro` of the current step without gradients: with
+    /// LoRA dropout, under the same masks as [`LoraTrainer::loss_and_grads_at`].
+    pub fn training_loss_at(&self, batch: &TrainBatch, micro: u64) -> Result<f32> {
+        self.training_net(Some(micro)).evaluate(std::slice::from_ref(batch))
+    }
+
     /// One AdamW update of every adapter weight with `grads` at learning rate `lr`.
     pub fn apply(&mut self, grads: &StepGrads, lr: f32) -> Result<()> {
         if grads.grads.len() != self.moments.len() {
@@ -270,6 +313,7 @@ impl<'m> LoraTrainer<'m> {
             )));
         }
         self.step += 1;
+        self.draws.store(0, Ordering::Relaxed);
         let hp = self.optimizer;
         let step = self.step;
         let mut i = 0;
@@ -293,12 +337,14 @@ impl<'m> LoraTrainer<'m> {
     }
 }
 
-/// The network a step runs: the base model, an optional adapter, and f32 norm weights.
+/// The network a step runs: the base model, an optional adapter, f32 norm weights, and the
+/// LoRA dropout of a training forward (`None`: no dropout).
 pub(crate) struct Net<'a> {
     pub model: &'a LlamaModel,
     pub adapter: Option<&'a LoraAdapter>,
     pub norms: &'a [[Tensor; 2]],
     pub final_norm: &'a Tensor,
+    pub dropout: Option<DropoutDraw>,
 }
 
 /// What the forward hands the backward.
@@ -401,7 +447,17 @@ impl Net<'_> {
         let mut x = ops::cast(&ops::embedding(&model.embed, &ids)?, DType::F32)?;
         let mut saved = Vec::new();
         for (l, layer) in model.layers.iter().enumerate() {
-            let proj = |t: Target, lin: &Linear, x: &Tensor| lora_forward(x, lin, self.slot(l, t), scale);
+            let mut masks: [Option<Tensor>; 7] = Default::default();
+            let mut proj = |t: Target, lin: &Linear, x: &Tensor| -> Result<(Tensor, Option<Tensor>)> {
+                let module = self.slot(l, t);
+                let mask = match (self.dropout, module) {
+                    (Some(draw), Some(_)) => Some(draw.mask_tensor(l, t, n, x.last_dim(), dev)?),
+                    _ => None,
+                };
+                let (y, z) = lora_forward(x, lin, module, scale, mask.as_ref())?;
+                masks[t.index()] = mask;
+                Ok((y, z))
+            };
             let [input_norm, post_norm] = &self.norms[l];
             let h1 = ops::rms_norm(&x, input_norm, c.rms_norm_eps)?;
             let (q, zq) = proj(Target::Q, &layer.q, &h1)?;
@@ -410,6 +466,8 @@ impl Net<'_> {
             let q = ops::rope(&q.reshape(&[b, s, hq, d])?, &positions, &model.inv_freq)?;
             let k = ops::rope(&k.reshape(&[b, s, hkv, d])?, &positions, &model.inv_freq)?;
             let v = v.reshape(&[b, s, hkv, d])?;
+            // The layer's sliding window (Mistral, Qwen2), as the runtime's forward applies it.
+            let spec = spec.with_window(c.attention_window(l));
             let attn = ops::attention(&q, &k, &v, spec, None)?.reshape(&[n, hq * d])?;
             let (o, zo) = proj(Target::O, &layer.o, &attn)?;
             let x_mid = ops::add(&x, &o)?;
@@ -424,6 +482,7 @@ impl Net<'_> {
                     x_in: x,
                     h1,
                     z: [zq, zk, zv, zo, zg, zu, zd],
+                    masks,
                     q,
                     k,
                     v,
@@ -477,8 +536,8 @@ impl Net<'_> {
             let mut d_proj: [Option<Tensor>; 7] = Default::default();
             let mut d_bias: [Option<Tensor>; 7] = Default::default();
             let mut back = |t: Target, lin: &Linear, x: &Tensor, dy: &Tensor| -> Result<Tensor> {
-                let z = acts.z[t.index()].as_ref();
-                let g = lora_backward(x, lin, self.slot(l, t), z, scale, dy, full)?;
+                let (z, mask) = (acts.z[t.index()].as_ref(), acts.masks[t.index()].as_ref());
+                let g = lora_backward(x, lin, self.slot(l, t), z, mask, scale, dy, full)?;
                 lora[l][t.index()] = g.lora;
                 d_proj[t.index()] = g.dw;
                 d_bias[t.index()] = g.dbias;
@@ -496,6 +555,7 @@ impl Net<'_> {
             let dx_mid = ops::add(&dx, &dn)?;
             // Attention: x_mid = x_in + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
             let d_attn = back(Target::O, &layer.o, &acts.attn, &dx_mid)?.reshape(&[b, s, hq, d])?;
+            let spec = spec.with_window(c.attention_window(l));
             let (dq, dk, dv) = ops::attention_backward(&acts.q, &acts.k, &acts.v, &d_attn, spec, None)?;
             let dq = ops::rope_backward(&dq, &positions, &model.inv_freq)?.reshape(&[n, hq * d])?;
             let dk = ops::rope_backward(&dk, &positions, &model.inv_freq)?.reshape(&[n, hkv * d])?;
@@ -543,32 +603,38 @@ impl Net<'_> {
     }
 }
 
-/// `y = x Wᵀ (+ bias) + scale · (x Aᵀ) Bᵀ`; returns y and the saved `z = scale · x Aᵀ`.
+/// `y = x Wᵀ (+ bias) + scale · (x' Aᵀ) Bᵀ` with `x' = x ⊙ mask` under LoRA dropout (else x);
+/// returns y and the saved `z = scale · x' Aᵀ`.
 fn lora_forward(
     x: &Tensor,
     lin: &Linear,
     module: Option<&LoraModule>,
     scale: f32,
+    mask: Option<&Tensor>,
 ) -> Result<(Tensor, Option<Tensor>)> {
     // The frozen base in its own dtype; everything around it in f32.
     let y = ops::cast(&lin.forward_base(&ops::cast(x, lin.weight.dtype())?)?, DType::F32)?;
     match module {
         None => Ok((y, None)),
         Some(m) => {
-            let z = ops::scale(&ops::linear(x, &m.a)?, scale)?;
+            let dropped = mask.map(|mask| ops::mul(x, mask)).transpose()?;
+            let z = ops::scale(&ops::linear(dropped.as_ref().unwrap_or(x), &m.a)?, scale)?;
             Ok((ops::add(&y, &ops::linear(&z, &m.b)?)?, Some(z)))
         }
     }
 }
 
-/// Backward of [`lora_forward`]: `dx = dy W + scale · (dy B) A`, `dB = dyᵀ z`,
-/// `dA = scale · (dy B)ᵀ x`, and with `want_dw` the base weight's `dW = dyᵀ x` and, when the
-/// projection has a bias, its `db = Σ_rows dy` (full mode).
+/// Backward of [`lora_forward`]: `dx = dy W + (scale · (dy B) A) ⊙ mask`, `dB = dyᵀ z`,
+/// `dA = scale · (dy B)ᵀ x'` (the forward's dropped input `x' = x ⊙ mask`), and with
+/// `want_dw` the base weight's `dW = dyᵀ x` and, when the projection has a bias, its
+/// `db = Σ_rows dy` (full mode).
+#[allow(clippy::too_many_arguments)]
 fn lora_backward(
     x: &Tensor,
     lin: &Linear,
     module: Option<&LoraModule>,
     z: Option<&Tensor>,
+    mask: Option<&Tensor>,
     scale: f32,
     dy: &Tensor,
     want_dw: bool,
@@ -585,7 +651,12 @@ fn lora_backward(
     let (Some(m), Some(z)) = (module, z) else { return Ok(LinearGrads { dx, lora: None, dw, dbias }) };
     let (dz, db) = ops::linear_backward(Some(z), &m.b, dy)?;
     let du = ops::scale(&dz, scale)?;
-    let (dx_lora, da) = ops::linear_backward(Some(x), &m.a, &du)?;
+    let dropped = mask.map(|mask| ops::mul(x, mask)).transpose()?;
+    let (dx_lora, da) = ops::linear_backward(Some(dropped.as_ref().unwrap_or(x)), &m.a, &du)?;
+    let dx_lora = match mask {
+        Some(mask) => ops::mul(&dx_lora, mask)?,
+        None => dx_lora,
+    };
     let (da, db) = (da.expect("x was given"), db.expect("z was given"));
     Ok(LinearGrads { dx: ops::add(&dx, &dx_lora)?, lora: Some((da, db)), dw, dbias })
 }

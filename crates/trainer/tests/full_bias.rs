@@ -3,6 +3,8 @@
 //! along a random direction, the bias being in the trained set, and a few steps that lower the
 //! loss and write a folder that loads back into the same logits.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use ragtune_compute::ops::AdamW;
@@ -58,7 +60,6 @@ fn bias_gradients_match_finite_differences() {
         weights_mut(&mut trainer.model).iter().map(|w| w.shape().to_vec()).collect();
     let gshapes: Vec<Vec<usize>> = flatten(&grads.grads).iter().map(|g| g.shape().to_vec()).collect();
     assert_eq!(shapes, gshapes);
-    let h = 1e-2f32;
     for l in 0..layers {
         for t in Target::ALL {
             let g = &grads.grads.layers[l].bias[t.index()];
@@ -68,24 +69,17 @@ fn bias_gradients_match_finite_differences() {
             }
             let g = g.as_ref().expect("q/k/v biases get gradients").to_vec::<f32>().unwrap();
             let dirn: Vec<f32> = (0..g.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let analytic: f64 = g.iter().zip(&dirn).map(|(a, u)| f64::from(*a) * f64::from(*u)).sum();
+            let analytic = common::dot(&g, &dirn);
             let original = bias_mut(&mut trainer.model, l, t).clone();
             let base = original.to_vec::<f32>().unwrap();
-            let mut at = |sign: f32| {
-                let moved: Vec<f32> = base.iter().zip(&dirn).map(|(w, u)| w + sign * h * u).collect();
-                *bias_mut(&mut trainer.model, l, t) = Tensor::from_slice(&moved, original.shape()).unwrap();
+            let numeric = common::directional_derivative(&base, &dirn, 1e-2, |w| {
+                *bias_mut(&mut trainer.model, l, t) = Tensor::from_slice(&w, original.shape()).unwrap();
                 f64::from(trainer.evaluate(std::slice::from_ref(&b)).unwrap())
-            };
-            let n1 = (at(1.0) - at(-1.0)) / (2.0 * f64::from(h));
-            let n2 = (at(0.5) - at(-0.5)) / f64::from(h);
-            let numeric = (4.0 * n2 - n1) / 3.0;
+            });
             *bias_mut(&mut trainer.model, l, t) = original;
             assert!(analytic.abs() > 1e-4, "layer {l} {}: the gradient is too small to test", t.name());
-            assert!(
-                (numeric - analytic).abs() <= 3e-3 * analytic.abs() + 2e-4,
-                "layer {l} {} bias: analytic {analytic:.6e} vs numeric {numeric:.6e}",
-                t.name()
-            );
+            let what = format!("layer {l} {} bias", t.name());
+            common::assert_derivative(&what, analytic, numeric, 3e-3, 2e-4);
         }
     }
 }
