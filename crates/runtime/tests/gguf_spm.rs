@@ -1,7 +1,7 @@
 //! SentencePiece (`tokenizer.ggml.model = "llama"`) tokenizers from GGUF metadata against
 //! sentencepiece itself: `tests/fixtures/make_spm_fixtures.py` trained a small BPE model (byte
 //! fallback, Llama 2's trainer options) and recorded its pieces and sentencepiece's ids and
-//! decodes for 61 strings; the test writes those pieces into a tokenizer-only GGUF with
+//! decodes for 181 strings; the test writes those pieces into a tokenizer-only GGUF with
 //! ragtune's writer and checks every id and every decode. Control tokens written in the text are
 //! parsed as specials by ragtune (as by Hugging Face's tokenizer), so for those strings the
 //! reference is the ids of transformers' legacy Llama recipe, recorded by the same script.

@@ -14,7 +14,7 @@
 //! Where it could differ from sentencepiece: when two *different* pieces have equal scores,
 //! sentencepiece merges the leftmost pair and BPE the lower-ranked one. Trained BPE models give
 //! every normal piece its own score (`tests/fixtures/make_spm_fixtures.py` checks the ids against
-//! sentencepiece on 61 strings). Unused pieces (type 5) are merged into but sentencepiece then
+//! sentencepiece on 181 strings). Unused pieces (type 5) are merged into but sentencepiece then
 //! splits them again; here they stay whole (llama-family files have none). Control tokens
 //! written in the text are parsed as those tokens, like every ragtune tokenizer (see
 //! [`super::tokenizer`]); sentencepiece's plain encode would spell them out.
