@@ -4,14 +4,12 @@
 //! rows written as JSON lines in the row format of bench/src/report.rs (`Row`), so GPU and CPU
 //! reports read the same. run.sh points `RAGTUNE_BENCH_ROWS` at REPORT_DIR/bench-rows.jsonl.
 //!
-//! Timing is host wall-clock around `Device::synchronize()`, median of the repeats, after a
-//! warm-up (module load and NVRTC compile stay out). CUDA events would shave the launch and
-//! synchronisation latency off short kernels; ragtune-compute exposes no event API yet, so that
-//! is left for when it does. The code runs on the kernel emulator in `cargo test`; no GPU number
-//! has been produced with it yet.
+//! Timing: [`Device::time_ms`] — CUDA events recorded around each repeat on the stream, so
+//! launch latency and host synchronisation stay out — median of the repeats, after a warm-up
+//! (module load and NVRTC compile stay out). The code runs on the kernel emulator in
+//! `cargo test` (wall time there); no GPU number has been produced with it yet.
 
 use std::io::Write as _;
-use std::time::Instant;
 
 use ragtune_compute::ops;
 use ragtune_compute::{DType, Device, Tensor};
@@ -56,11 +54,12 @@ pub fn median_ms_flushed(device: &Device, repeats: usize, flush: &mut L2Flush, m
     let mut times: Vec<f64> = (0..repeats.max(1))
         .map(|_| {
             flush.flush();
-            device.synchronize().unwrap();
-            let t = Instant::now();
-            f();
-            device.synchronize().unwrap();
-            t.elapsed().as_secs_f64() * 1e3
+            device
+                .time_ms(|| {
+                    f();
+                    Ok(())
+                })
+                .unwrap()
         })
         .collect();
     times.sort_by(f64::total_cmp);

@@ -73,4 +73,15 @@ pub trait GpuBackend: Send + Sync + Debug {
     fn memory_stats(&self) -> MemoryStats;
     /// Start a new peak measurement from what is live now.
     fn reset_peak_memory(&self);
+    /// Milliseconds of device time taken by the work `work` queues. The default is host wall
+    /// time from a synchronised start to a synchronised end (the emulator, where launches run
+    /// synchronously); the CUDA backend records events around the work on its stream instead, so
+    /// launch latency and the final synchronisation stay out of short kernels' times.
+    fn time_ms(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+        self.synchronize()?;
+        let start = std::time::Instant::now();
+        work()?;
+        self.synchronize()?;
+        Ok(start.elapsed().as_secs_f64() * 1e3)
+    }
 }

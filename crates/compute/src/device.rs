@@ -127,6 +127,19 @@ impl Device {
         }
     }
 
+    /// Milliseconds `work` takes on this device: CUDA events around the work it queues on a GPU
+    /// ([`GpuBackend::time_ms`]), wall time on the CPU (where ops finish before they return).
+    pub fn time_ms(&self, mut work: impl FnMut() -> Result<()>) -> Result<f64> {
+        match self {
+            Device::Cpu => {
+                let start = std::time::Instant::now();
+                work()?;
+                Ok(start.elapsed().as_secs_f64() * 1e3)
+            }
+            Device::Gpu(b) => b.time_ms(&mut work),
+        }
+    }
+
     /// Wait for all work queued on the device.
     pub fn synchronize(&self) -> Result<()> {
         match self {

@@ -195,3 +195,19 @@ fn gemm_refuses_operands_outside_buffers_and_bad_dtypes() {
     call.in_dtype = DType::I32;
     assert!(matches!(be.gemm(&call), Err(ComputeError::DType { .. })));
 }
+
+#[test]
+fn time_ms_covers_the_work_and_passes_its_error_on() {
+    use ragtune_compute::Device;
+    let sleep = || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        Ok(())
+    };
+    let emu = Device::from_backend(std::sync::Arc::new(EmuBackend::default()));
+    for device in [Device::cpu(), emu] {
+        let ms = device.time_ms(sleep).unwrap();
+        assert!((20.0..2000.0).contains(&ms), "{device}: {ms} ms for a 20 ms sleep");
+        let failed = device.time_ms(|| Err(ComputeError::Invalid { op: "work", detail: "failed".into() }));
+        assert!(matches!(failed, Err(ComputeError::Invalid { op: "work", .. })), "{device}: {failed:?}");
+    }
+}

@@ -316,4 +316,20 @@ impl GpuBackend for CudaBackend {
     fn reset_peak_memory(&self) {
         self.meter.reset_peak();
     }
+
+    fn time_ms(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<f64> {
+        let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let event = |what: &str| {
+            self.stream.record_event(timing).map_err(|e| {
+                ComputeError::cuda(format!("recording the {what} event on cuda:{}", self.ordinal), e)
+            })
+        };
+        let start = event("start")?;
+        work()?;
+        let end = event("end")?;
+        let ms = start
+            .elapsed_ms(&end)
+            .map_err(|e| ComputeError::cuda(format!("timing events on cuda:{}", self.ordinal), e))?;
+        Ok(f64::from(ms))
+    }
 }
