@@ -17,7 +17,9 @@
 //! sentencepiece on 181 strings). Unused pieces (type 5) are merged into but sentencepiece then
 //! splits them again; here they stay whole (llama-family files have none). Control tokens
 //! written in the text are parsed as those tokens, like every ragtune tokenizer (see
-//! [`super::tokenizer`]); sentencepiece's plain encode would spell them out.
+//! [`super::tokenizer`]); sentencepiece's plain encode would spell them out. The text after a
+//! control or user-defined token gets its own "▁" prefix, as in Hugging Face's legacy Llama
+//! tokenizer and llama.cpp (`is_prev_special`); the fixture records those ids too.
 //!
 //! Decoding: "▁" → space, byte tokens reassembled into UTF-8, the prefix space dropped.
 
