@@ -51,6 +51,7 @@ pub fn smollm2_config() -> LlamaConfig {
         eos_token_ids: vec![2],
         torch_dtype: None,
         sliding_window: None,
+        full_attention_layers: Vec::new(),
     }
 }
 

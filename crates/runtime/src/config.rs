@@ -54,9 +54,22 @@ pub struct LlamaConfig {
     pub eos_token_ids: Vec<u32>,
     /// The dtype the weights were saved in (`torch_dtype` / `dtype`), when the file says.
     pub torch_dtype: Option<String>,
-    /// Mistral's sliding attention window: contexts longer than this are refused, since the
-    /// attention op has no window (below it, full attention is the same computation).
+    /// The sliding attention window (Mistral; Qwen2 with `use_sliding_window`): a query sees
+    /// itself and the `sliding_window − 1` tokens before it, in the layers it applies to (see
+    /// [`LlamaConfig::attention_window`]). `None`: full attention everywhere.
     pub sliding_window: Option<usize>,
+    /// Layers that attend to the whole context even though `sliding_window` is set: Qwen2's
+    /// layers below `max_window_layers`, or those `layer_types` calls `full_attention`. Empty
+    /// for Mistral (every layer slides).
+    pub full_attention_layers: Vec<usize>,
+}
+
+impl LlamaConfig {
+    /// The sliding window of layer `layer`, as transformers applies it: `sliding_window`
+    /// unless the layer is one of [`LlamaConfig::full_attention_layers`].
+    pub fn attention_window(&self, layer: usize) -> Option<usize> {
+        self.sliding_window.filter(|_| !self.full_attention_layers.contains(&layer))
+    }
 }
 
 /// The hyper-parameters of a BERT encoder.
@@ -135,20 +148,33 @@ fn parse_llama(f: &Fields<'_>, family: LlamaFamily) -> Result<LlamaConfig> {
         LlamaFamily::Llama => (attention_bias, attention_bias),
     };
     let max_position_embeddings = f.req_usize("max_position_embeddings")?;
-    let sliding_window = match family {
-        LlamaFamily::Mistral => f.opt_usize("sliding_window")?,
-        // Qwen2 files carry a window but only use it with `use_sliding_window: true`.
-        LlamaFamily::Qwen2 if f.opt_bool("use_sliding_window")?.unwrap_or(false) => {
-            f.opt_usize("sliding_window")?
+    let num_layers = f.req_usize("num_hidden_layers")?;
+    // transformers' defaults: an absent `sliding_window` is 4096 for both families, an explicit
+    // null none. Qwen2 files carry a window but only use it with `use_sliding_window: true`.
+    let window = || -> Result<Option<usize>> {
+        match f.obj.get("sliding_window") {
+            None => Ok(Some(4096)),
+            Some(_) => f.opt_usize("sliding_window"),
         }
+    };
+    let sliding_window = match family {
+        LlamaFamily::Mistral => window()?,
+        LlamaFamily::Qwen2 if f.opt_bool("use_sliding_window")?.unwrap_or(false) => window()?,
         _ => None,
+    };
+    if sliding_window == Some(0) {
+        return Err(f.err("sliding_window", "0 would hide every token; give a window >= 1 or null"));
+    }
+    let full_attention_layers = match family {
+        LlamaFamily::Qwen2 if sliding_window.is_some() => qwen2_full_attention_layers(f, num_layers)?,
+        _ => Vec::new(),
     };
     Ok(LlamaConfig {
         family,
         vocab_size: f.req_usize("vocab_size")?,
         hidden_size,
         intermediate_size: f.req_usize("intermediate_size")?,
-        num_layers: f.req_usize("num_hidden_layers")?,
+        num_layers,
         num_heads,
         num_kv_heads,
         head_dim,
@@ -166,7 +192,44 @@ fn parse_llama(f: &Fields<'_>, family: LlamaFamily) -> Result<LlamaConfig> {
             None => f.opt_str("dtype")?,
         },
         sliding_window,
+        full_attention_layers,
     })
+}
+
+/// The layers of a Qwen2 model with a sliding window that still attend to everything, as
+/// transformers' `Qwen2Config` decides: from `layer_types` when the file has it (transformers
+/// writes it), else every layer below `max_window_layers` (default 28).
+fn qwen2_full_attention_layers(f: &Fields<'_>, num_layers: usize) -> Result<Vec<usize>> {
+    let Some(types) = f.present("layer_types") else {
+        let below = f.opt_usize("max_window_layers")?.unwrap_or(28);
+        return Ok((0..num_layers.min(below)).collect());
+    };
+    let types = types.as_array().ok_or_else(|| f.err("layer_types", "must be a list of strings"))?;
+    if types.len() != num_layers {
+        return Err(f.err(
+            "layer_types",
+            format!(
+                "has {} entries for {num_layers} layers (num_hidden_layers): give one per layer",
+                types.len()
+            ),
+        ));
+    }
+    let mut full = Vec::new();
+    for (l, t) in types.iter().enumerate() {
+        match t.as_str() {
+            Some("full_attention") => full.push(l),
+            Some("sliding_attention") => {}
+            _ => {
+                return Err(f.err(
+                    &format!("layer_types[{l}]"),
+                    format!(
+                        "{t} is not supported; Qwen2 layers are \"full_attention\" or \"sliding_attention\""
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(full)
 }
 
 /// `rope_theta` + `rope_scaling`, or the newer `rope_parameters` object that holds both.

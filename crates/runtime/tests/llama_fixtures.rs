@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fixtures, ids, manifest, read_npy, rel_err};
+use common::{check_cached_decode, check_left_padded_batch, fixtures, ids, manifest, read_npy, rel_err};
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::{GenerateOptions, KvCache, LlamaModel, LogitsWanted, Tokenizer, generate, score};
 
@@ -65,63 +65,18 @@ fn greedy_matches_transformers() {
 fn batched_prefill_and_decode_match_transformers() {
     let m = manifest();
     let tol = m["tolerances"]["logits_rel_err"].as_f64().unwrap();
+    let max_new = m["greedy"]["max_new_tokens"].as_u64().unwrap() as usize;
     for name in MODELS {
-        let model = load(name);
         let batch = &m["models"][name]["batch"];
-        let padded: Vec<Vec<u32>> = batch["ids_list"].as_array().unwrap().iter().map(ids).collect();
-        let masks: Vec<Vec<u32>> = batch["attention_mask_list"].as_array().unwrap().iter().map(ids).collect();
-        let prompts: Vec<Vec<u32>> = padded
-            .iter()
-            .zip(&masks)
-            .map(|(p, mk)| p.iter().zip(mk).filter(|(_, m)| **m == 1).map(|(t, _)| *t).collect())
-            .collect();
-        let s = padded[0].len();
-        let (_, reference) = read_npy(&fixtures().join(batch["logits"].as_str().unwrap()));
-        let mut cache = KvCache::new(&model, prompts.len(), s).unwrap();
-        let feed: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
-        let (logits, layout) = model.forward(&mut cache, &feed, LogitsWanted::All).unwrap();
-        let logits = logits.to_vec_f32().unwrap();
-        let v = model.config.vocab_size;
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for (b, p) in prompts.iter().enumerate() {
-            for t in 0..p.len() {
-                let row = layout.row(b, t);
-                ours.extend_from_slice(&logits[row * v..(row + 1) * v]);
-                let ref_row = b * s + (s - p.len()) + t;
-                theirs.extend_from_slice(&reference[ref_row * v..(ref_row + 1) * v]);
-            }
-        }
-        let err = rel_err(&ours, &theirs);
-        assert!(err <= tol, "{name}: batched logits rel err {err:.2e}");
-
-        let max_new = m["greedy"]["max_new_tokens"].as_u64().unwrap() as usize;
-        let out =
-            generate(&model, &prompts, &GenerateOptions::for_model(&model, max_new), |_, _| Ok(())).unwrap();
         let pad = batch["pad_token_id"].as_u64().unwrap() as u32;
-        for (b, expected) in batch["greedy_ids"].as_array().unwrap().iter().enumerate() {
-            let mut got = out[b].tokens.clone();
-            got.resize(max_new, pad);
-            assert_eq!(got, ids(expected), "{name}: batch row {b}");
-        }
+        check_left_padded_batch(&load(name), name, batch, tol, max_new, pad);
     }
 }
 
 /// Decoding token by token through the cache gives the same logits as one prefill.
 #[test]
 fn cached_decode_equals_full_prefill() {
-    let model = load("llama-gqa");
-    let prompt: Vec<u32> = vec![0, 321, 351, 303, 224, 41, 85, 291];
-    let mut full_cache = KvCache::new(&model, 1, prompt.len()).unwrap();
-    let (full, _) = model.forward(&mut full_cache, &[&prompt], LogitsWanted::All).unwrap();
-    let full = full.to_vec_f32().unwrap();
-    let v = model.config.vocab_size;
-    let mut cache = KvCache::new(&model, 1, prompt.len()).unwrap();
-    model.forward(&mut cache, &[&prompt[..3]], LogitsWanted::Last).unwrap();
-    for t in 3..prompt.len() {
-        let (step, _) = model.forward(&mut cache, &[&prompt[t..t + 1]], LogitsWanted::Last).unwrap();
-        let reference: Vec<f64> = full[t * v..(t + 1) * v].iter().map(|&x| x as f64).collect();
-        assert!(rel_err(&step.to_vec_f32().unwrap(), &reference) < 1e-5, "position {t}");
-    }
+    check_cached_decode(&load("llama-gqa"), "llama-gqa", &[0, 321, 351, 303, 224, 41, 85, 291]);
 }
 
 /// The log-likelihood of a continuation equals the sum of log-softmax of transformers' logits.

@@ -60,6 +60,43 @@ fn config_fields_and_variants() {
     assert_eq!(c.sliding_window, Some(64));
 }
 
+/// Which layers slide, as transformers 5.23 decides: Mistral every layer (an absent key is the
+/// class default 4096, null none); Qwen2 only with `use_sliding_window`, from `layer_types` when
+/// given, else the layers from `max_window_layers` (default 28) on.
+#[test]
+fn sliding_window_config_follows_transformers() {
+    let windows = |c: &ragtune_runtime::LlamaConfig| {
+        (0..c.num_layers).map(|l| c.attention_window(l)).collect::<Vec<_>>()
+    };
+    let c = llama(&format!(r#"{{"model_type": "mistral", {BASE}}}"#));
+    assert_eq!(windows(&c), [Some(4096), Some(4096)]);
+    let c = llama(&format!(r#"{{"model_type": "mistral", {BASE}, "sliding_window": null}}"#));
+    assert_eq!(windows(&c), [None, None]);
+    let c = llama(&format!(r#"{{"model_type": "llama", {BASE}, "sliding_window": 8}}"#));
+    assert_eq!(windows(&c), [None, None]);
+    let qwen = |extra: &str| {
+        llama(&format!(r#"{{"model_type": "qwen2", {BASE}, "use_sliding_window": true{extra}}}"#))
+    };
+    assert_eq!(windows(&qwen(r#", "sliding_window": 16, "max_window_layers": 1"#)), [None, Some(16)]);
+    assert_eq!(windows(&qwen(r#", "sliding_window": 16"#)), [None, None]); // max_window_layers 28
+    assert_eq!(windows(&qwen(r#", "max_window_layers": 0"#)), [Some(4096), Some(4096)]);
+    let typed = qwen(
+        r#", "sliding_window": 16, "max_window_layers": 0,
+        "layer_types": ["sliding_attention", "full_attention"]"#,
+    );
+    assert_eq!(windows(&typed), [Some(16), None]);
+    let err = |extra: &str| {
+        let json = format!(r#"{{"model_type": "qwen2", {BASE}, "use_sliding_window": true{extra}}}"#);
+        ModelConfig::from_json(&json, "config.json").unwrap_err().to_string()
+    };
+    let e = err(r#", "layer_types": ["full_attention"]"#);
+    assert!(e.contains("layer_types") && e.contains("1 entries for 2 layers"), "{e}");
+    let e = err(r#", "layer_types": ["full_attention", "chunked_attention"]"#);
+    assert!(e.contains("layer_types[1]") && e.contains("chunked_attention"), "{e}");
+    let e = err(r#", "sliding_window": 0"#);
+    assert!(e.contains("sliding_window") && e.contains("0 would hide"), "{e}");
+}
+
 #[test]
 fn config_errors_name_the_field() {
     let err = |json: String| ModelConfig::from_json(&json, "config.json").unwrap_err().to_string();

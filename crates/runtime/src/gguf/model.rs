@@ -149,6 +149,7 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<LlamaConfig> {
         eos_token_ids: eos,
         torch_dtype: None,
         sliding_window: None,
+        full_attention_layers: Vec::new(),
     })
 }
 

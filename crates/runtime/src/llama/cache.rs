@@ -1,6 +1,8 @@
 //! [`KvCache`]: keys and values of every layer for a batch of sequences, `[batch, capacity,
 //! kv_heads, head_dim]` per layer, filled in place with `ops::copy_into`. Each sequence has its
-//! own length; attention masks the rest through `key_lens`.
+//! own length; attention masks the rest through `key_lens`. With a sliding window the cache still
+//! keeps every token (attention skips the keys behind the window); a rolling cache would save
+//! memory but not work.
 
 use ragtune_compute::{Tensor, ops};
 
@@ -24,9 +26,8 @@ impl KvCache {
         if capacity > model.max_context() {
             return Err(RuntimeError::input(format!(
                 "a KV cache of {capacity} tokens exceeds the model's context of {} tokens \
-                 (max_position_embeddings{})",
+                 (max_position_embeddings)",
                 model.max_context(),
-                if c.sliding_window.is_some() { " / sliding_window" } else { "" }
             )));
         }
         let shape = [batch, capacity, c.num_kv_heads, c.head_dim];

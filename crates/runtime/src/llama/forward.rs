@@ -138,6 +138,9 @@ impl LlamaModel {
                     None => {}
                 }
             }
+            // A sliding window counts real token positions: the cache holds only real tokens,
+            // and the last query row of each sequence aligns with its last key.
+            let spec = spec.with_window(c.attention_window(l));
             let attn = ops::attention(&q, &cache.k[l], &cache.v[l], spec, Some(&key_lens))?;
             let attn = layer.o.forward_rows(&attn.reshape(&[batch, s, hq * d])?, row_ids)?;
             x = ops::add(&x, &attn)?;

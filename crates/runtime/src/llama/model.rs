@@ -104,10 +104,11 @@ impl LlamaModel {
         })
     }
 
-    /// The longest context a sequence may reach (prompt and generated tokens together).
+    /// The longest context a sequence may reach (prompt and generated tokens together):
+    /// `max_position_embeddings`. A sliding window does not shorten it — attention hides the
+    /// keys behind the window (the KV cache still keeps them all).
     pub fn max_context(&self) -> usize {
-        let c = &self.config;
-        c.sliding_window.map_or(c.max_position_embeddings, |w| w.min(c.max_position_embeddings))
+        self.config.max_position_embeddings
     }
 
     /// Bytes of weights read per decoded token: every parameter once (the tied head counted

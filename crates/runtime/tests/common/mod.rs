@@ -1,9 +1,11 @@
 //! Shared helpers of the runtime's tests: the reference fixtures recorded from Hugging Face
-//! transformers (`tests/fixtures/runtime/`), a small `.npy` reader and the relative error.
+//! transformers (`tests/fixtures/runtime/`), a small `.npy` reader, the relative error, and the
+//! checks the decoder fixtures share (a left-padded batch, cached decode against prefill).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
+use ragtune_runtime::{GenerateOptions, KvCache, LlamaModel, LogitsWanted, generate};
 use serde_json::Value;
 
 pub fn fixtures() -> PathBuf {
@@ -51,4 +53,65 @@ pub fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
 
 pub fn ids(v: &Value) -> Vec<u32> {
     v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+}
+
+/// A fixture's left-padded batch (`ids_list`, `attention_mask_list`, `logits`, `greedy_ids`):
+/// our prefill logits where transformers' mask is 1 (rel err ≤ `tol`), and the batched greedy
+/// continuations of `max_new` tokens (transformers pads a row that stopped early with `pad`).
+pub fn check_left_padded_batch(
+    model: &LlamaModel,
+    name: &str,
+    batch: &Value,
+    tol: f64,
+    max_new: usize,
+    pad: u32,
+) {
+    let padded: Vec<Vec<u32>> = batch["ids_list"].as_array().unwrap().iter().map(ids).collect();
+    let masks: Vec<Vec<u32>> = batch["attention_mask_list"].as_array().unwrap().iter().map(ids).collect();
+    let prompts: Vec<Vec<u32>> = padded
+        .iter()
+        .zip(&masks)
+        .map(|(p, mk)| p.iter().zip(mk).filter(|(_, m)| **m == 1).map(|(t, _)| *t).collect())
+        .collect();
+    let s = padded[0].len();
+    let (_, reference) = read_npy(&fixtures().join(batch["logits"].as_str().unwrap()));
+    let mut cache = KvCache::new(model, prompts.len(), s).unwrap();
+    let feed: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    let (logits, layout) = model.forward(&mut cache, &feed, LogitsWanted::All).unwrap();
+    let logits = logits.to_vec_f32().unwrap();
+    let v = model.config.vocab_size;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for (b, p) in prompts.iter().enumerate() {
+        for t in 0..p.len() {
+            let row = layout.row(b, t);
+            ours.extend_from_slice(&logits[row * v..(row + 1) * v]);
+            let ref_row = b * s + (s - p.len()) + t;
+            theirs.extend_from_slice(&reference[ref_row * v..(ref_row + 1) * v]);
+        }
+    }
+    let err = rel_err(&ours, &theirs);
+    assert!(err <= tol, "{name}: batched logits rel err {err:.2e}");
+
+    let out = generate(model, &prompts, &GenerateOptions::for_model(model, max_new), |_, _| Ok(())).unwrap();
+    for (b, expected) in batch["greedy_ids"].as_array().unwrap().iter().enumerate() {
+        let mut got = out[b].tokens.clone();
+        got.resize(max_new, pad);
+        assert_eq!(got, ids(expected), "{name}: batch row {b}");
+    }
+}
+
+/// Decoding `prompt` token by token through the cache (after its first 3 tokens) gives the
+/// logits of one prefill at every position (rel err < 1e-5).
+pub fn check_cached_decode(model: &LlamaModel, name: &str, prompt: &[u32]) {
+    let mut full_cache = KvCache::new(model, 1, prompt.len()).unwrap();
+    let (full, _) = model.forward(&mut full_cache, &[prompt], LogitsWanted::All).unwrap();
+    let full = full.to_vec_f32().unwrap();
+    let v = model.config.vocab_size;
+    let mut cache = KvCache::new(model, 1, prompt.len()).unwrap();
+    model.forward(&mut cache, &[&prompt[..3]], LogitsWanted::Last).unwrap();
+    for t in 3..prompt.len() {
+        let (step, _) = model.forward(&mut cache, &[&prompt[t..t + 1]], LogitsWanted::Last).unwrap();
+        let reference: Vec<f64> = full[t * v..(t + 1) * v].iter().map(|&x| x as f64).collect();
+        assert!(rel_err(&step.to_vec_f32().unwrap(), &reference) < 1e-5, "{name}: position {t}");
+    }
 }
