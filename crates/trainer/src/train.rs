@@ -466,6 +466,8 @@ impl Net<'_> {
             let q = ops::rope(&q.reshape(&[b, s, hq, d])?, &positions, &model.inv_freq)?;
             let k = ops::rope(&k.reshape(&[b, s, hkv, d])?, &positions, &model.inv_freq)?;
             let v = v.reshape(&[b, s, hkv, d])?;
+            // The layer's sliding window (Mistral, Qwen2), as the runtime's forward applies it.
+            let spec = spec.with_window(c.attention_window(l));
             let attn = ops::attention(&q, &k, &v, spec, None)?.reshape(&[n, hq * d])?;
             let (o, zo) = proj(Target::O, &layer.o, &attn)?;
             let x_mid = ops::add(&x, &o)?;
@@ -553,6 +555,7 @@ impl Net<'_> {
             let dx_mid = ops::add(&dx, &dn)?;
             // Attention: x_mid = x_in + o(attention(rope(q(h1)), rope(k(h1)), v(h1))).
             let d_attn = back(Target::O, &layer.o, &acts.attn, &dx_mid)?.reshape(&[b, s, hq, d])?;
+            let spec = spec.with_window(c.attention_window(l));
             let (dq, dk, dv) = ops::attention_backward(&acts.q, &acts.k, &acts.v, &d_attn, spec, None)?;
             let dq = ops::rope_backward(&dq, &positions, &model.inv_freq)?.reshape(&[n, hq * d])?;
             let dk = ops::rope_backward(&dk, &positions, &model.inv_freq)?.reshape(&[n, hkv * d])?;
