@@ -5,9 +5,11 @@
 pub mod attention_bench;
 pub mod gpu;
 pub mod gpu_bench_rows;
+pub mod lora_bench;
 pub mod memory;
 pub mod parity;
 pub mod reference;
+pub mod topk_bench;
 
 use ragtune_compute::{DType, Tensor, ops};
 use rand::{Rng, SeedableRng};

@@ -16,6 +16,7 @@ use ragtune_kernel_emu::{EmuBackend, EmuOptions};
 use ragtune_tests::attention_bench::{measure, table};
 use ragtune_tests::gpu::cuda_or_skip;
 use ragtune_tests::gpu_bench_rows::{GpuCeilings, L2Flush, append_rows, json_row, measure_ceilings};
+use ragtune_tests::{lora_bench, topk_bench};
 
 const REPEATS: usize = 20;
 
@@ -41,6 +42,92 @@ fn gpu_attention_fused_vs_naive() {
     rows.push(measure(&device, 64, 2048, 64, DType::BF16, REPEATS, &mut flush));
     println!("{}", table(&device, &rows));
     append_rows(&rows.iter().map(|r| r.json_row(&ceilings, REPEATS)).collect::<Vec<_>>());
+}
+
+/// The ceilings of this run, printed (each GPU test measures them itself: tests run one at a
+/// time, and a row must be judged against ceilings seen in the same process).
+fn ceilings(device: &Device) -> GpuCeilings {
+    let c = measure_ceilings(device, 8192, 1 << 30, REPEATS);
+    println!(
+        "ceilings: {:.0} TFLOP/s ({}); {:.0} GB/s ({})",
+        c.compute_flops / 1e12,
+        c.compute_name,
+        c.bandwidth_bytes / 1e9,
+        c.bandwidth_name
+    );
+    c
+}
+
+#[test]
+fn gpu_topk_fused_vs_score_gemm() {
+    let Some(device) = cuda_or_skip("gpu_topk_fused_vs_score_gemm") else { return };
+    let c = ceilings(&device);
+    let mut flush = L2Flush::new(&device, 256 << 20);
+    let mut rows = Vec::new();
+    // One query streams the base (bandwidth); batches are GEMM-shaped; k = 2048 takes the radix
+    // path (FAISS GPU's largest k).
+    for (nq, k, dtype) in
+        [(1, 10, DType::F32), (1024, 10, DType::BF16), (1024, 100, DType::BF16), (64, 2048, DType::BF16)]
+    {
+        rows.push(topk_bench::measure(&device, 1 << 20, 384, nq, k, dtype, REPEATS, &mut flush));
+    }
+    println!("{}", topk_bench::table(&device, &rows));
+    append_rows(&rows.iter().map(|r| r.json_row(&c, REPEATS)).collect::<Vec<_>>());
+}
+
+#[test]
+fn gpu_lora_vs_base_gemm() {
+    let Some(device) = cuda_or_skip("gpu_lora_vs_base_gemm") else { return };
+    let c = ceilings(&device);
+    let mut flush = L2Flush::new(&device, 256 << 20);
+    let mut rows = Vec::new();
+    // A Llama-8B-sized attention projection and MLP up-projection over 4096 tokens, r = 16; and
+    // four adapters mixed in one batch.
+    for (out, adapters) in [(4096, 1), (14336, 1), (4096, 4)] {
+        rows.push(lora_bench::measure(
+            &device,
+            4096,
+            4096,
+            out,
+            16,
+            adapters,
+            DType::BF16,
+            REPEATS,
+            &mut flush,
+        ));
+    }
+    println!("{}", lora_bench::table(&device, &rows));
+    append_rows(&rows.iter().map(|r| r.json_row(&c, REPEATS)).collect::<Vec<_>>());
+}
+
+#[test]
+fn topk_and_lora_bench_code_runs_on_the_emulator() {
+    let device = Device::from_backend(Arc::new(EmuBackend::new(EmuOptions::default())));
+    let mut flush = L2Flush::new(&device, 1 << 16);
+    let c = measure_ceilings(&device, 16, 1 << 16, 1);
+    let t = [
+        topk_bench::measure(&device, 1000, 40, 3, 10, DType::F32, 1, &mut flush),
+        topk_bench::measure(&device, 700, 32, 17, 5, DType::BF16, 1, &mut flush),
+    ];
+    let table = topk_bench::table(&device, &t);
+    assert!(
+        table.contains("| 1000 | 40 | 3 | 10 | f32 |") && table.contains("| 700 | 32 | 17 | 5 | bf16 |"),
+        "{table}"
+    );
+    assert!(t.iter().all(|r| r.fused_ms > 0.0 && r.gemm_ms > 0.0 && r.agreement >= 0.99));
+    assert!(t[0].json_row(&c, 1).contains("\"suite\": \"topk\""));
+    let l = [
+        lora_bench::measure(&device, 24, 64, 48, 4, 1, DType::F32, 1, &mut flush),
+        lora_bench::measure(&device, 20, 32, 40, 8, 3, DType::BF16, 1, &mut flush),
+    ];
+    let table = lora_bench::table(&device, &l);
+    assert!(
+        table.contains("| 24 | 64 | 48 | 4 | 1 | f32 |") && table.contains("| 20 | 32 | 40 | 8 | 3 | bf16 |"),
+        "{table}"
+    );
+    assert!(l.iter().all(|r| r.lora_ms > 0.0 && r.base_ms > 0.0 && r.unfused_ms > 0.0));
+    let line = l[1].json_row(&c, 1);
+    assert!(line.contains("\"suite\": \"lora\"") && line.contains("unfused LoRA GEMMs"), "{line}");
 }
 
 /// `heads=32,seq=4096,d=128,dtype=bf16` → its fields; unknown keys and bad values are errors.

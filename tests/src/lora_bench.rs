@@ -1,0 +1,180 @@
+//! A LoRA layer (base GEMM, then the shrink and expand kernels of kernels/lora.cu) against the
+//! plain base GEMM — the trainer issue's bar is a LoRA layer within 5% of it — and against the
+//! unfused way (three GEMMs and an add), on one device in one run, checked first.
+//!
+//! FLOPs of the LoRA layer: 2·rows·in·out + 2·rows·r·(in + out).
+
+use ragtune_compute::ops::{self, MatmulSpec};
+use ragtune_compute::{DType, Device, Tensor};
+
+use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, median_ms_flushed};
+use crate::{random_tensor, rel_err, rng};
+
+/// One measured shape.
+#[derive(Clone, Debug)]
+pub struct LoraRow {
+    pub rows: usize,
+    pub inp: usize,
+    pub out: usize,
+    pub r: usize,
+    pub adapters: usize,
+    pub dtype: DType,
+    pub lora_ms: f64,
+    pub base_ms: f64,
+    pub unfused_ms: f64,
+    pub rel_err: f64,
+}
+
+struct Layer {
+    x: Tensor,
+    w: Tensor,
+    a: Tensor,
+    b: Tensor,
+    ids: Tensor,
+    scales: Vec<f32>,
+}
+
+impl Layer {
+    fn lora(&self) -> Tensor {
+        let mut y = ops::linear(&self.x, &self.w).unwrap();
+        let u = ops::lora_shrink(&self.x, &self.a, &self.ids).unwrap();
+        ops::lora_expand(&mut y, &u, &self.b, &self.ids, &self.scales).unwrap();
+        y
+    }
+
+    /// Adapter 0 on every row as three GEMMs and an add; `a0` `[r, in]` and `b0` `[out, r]` are
+    /// its matrices (see [`first`]).
+    fn unfused(&self, a0: &Tensor, b0: &Tensor) -> Tensor {
+        let y = ops::linear(&self.x, &self.w).unwrap();
+        let u = ops::matmul_ex(&self.x, a0, MatmulSpec { trans_b: true, ..Default::default() }).unwrap();
+        let spec = MatmulSpec { trans_b: true, alpha: self.scales[0], ..Default::default() };
+        ops::add(&y, &ops::matmul_ex(&u, b0, spec).unwrap()).unwrap()
+    }
+}
+
+/// Check, then time, one LoRA layer of rank `r` with `adapters` adapters (rows cycle through them;
+/// the unfused peer is run with one adapter, as it can only apply one).
+#[allow(clippy::too_many_arguments)]
+pub fn measure(
+    device: &Device,
+    rows: usize,
+    inp: usize,
+    out: usize,
+    r: usize,
+    adapters: usize,
+    dtype: DType,
+    repeats: usize,
+    flush: &mut L2Flush,
+) -> LoraRow {
+    let mut g = rng(9);
+    let dev = |t: Tensor| t.to_device(device).unwrap();
+    let ids: Vec<i32> = (0..rows).map(|i| (i % adapters) as i32).collect();
+    let layer = Layer {
+        x: dev(random_tensor(&mut g, &[rows, inp], dtype, 1.0).0),
+        w: dev(random_tensor(&mut g, &[out, inp], dtype, 0.05).0),
+        a: dev(random_tensor(&mut g, &[adapters, r, inp], dtype, 0.05).0),
+        b: dev(random_tensor(&mut g, &[adapters, out, r], dtype, 0.05).0),
+        ids: dev(Tensor::from_slice(&ids, &[rows]).unwrap()),
+        scales: (0..adapters).map(|i| 2.0 / (i + 1) as f32).collect(),
+    };
+    // Checked on one adapter against the unfused GEMMs on this device, and with all of them
+    // against the same layer computed on the CPU.
+    let one =
+        Layer { ids: dev(Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap()), ..clone_layer(&layer) };
+    let (a0, b0) = (first(&layer.a, &[r, inp]), first(&layer.b, &[out, r]));
+    let unfused: Vec<f64> = one.unfused(&a0, &b0).to_vec_f32().unwrap().into_iter().map(f64::from).collect();
+    let err_unfused = rel_err(&one.lora().to_vec_f32().unwrap(), &unfused);
+    let cpu = host_layer(&layer).lora();
+    let want: Vec<f64> = cpu.to_vec_f32().unwrap().into_iter().map(f64::from).collect();
+    let err = rel_err(&layer.lora().to_vec_f32().unwrap(), &want).max(err_unfused);
+    let tol = if dtype == DType::F32 { 1e-4 } else { 2e-2 };
+    assert!(err <= tol, "LoRA layer differs from its references by {err:.2e} ({dtype})");
+    let lora_ms = median_ms_flushed(device, repeats, flush, || {
+        layer.lora();
+    });
+    let base_ms = median_ms_flushed(device, repeats, flush, || {
+        ops::linear(&layer.x, &layer.w).unwrap();
+    });
+    let unfused_ms = median_ms_flushed(device, repeats, flush, || {
+        one.unfused(&a0, &b0);
+    });
+    LoraRow { rows, inp, out, r, adapters, dtype, lora_ms, base_ms, unfused_ms, rel_err: err }
+}
+
+/// The first adapter of a stacked `[adapters, ..]` tensor, as `shape` (on its device).
+fn first(stacked: &Tensor, shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    let host = stacked.to_host().unwrap().to_vec_f32().unwrap();
+    let t = ops::cast(&Tensor::from_slice(&host[..n], shape).unwrap(), stacked.dtype()).unwrap();
+    t.to_device(&stacked.device()).unwrap()
+}
+
+fn clone_layer(l: &Layer) -> Layer {
+    Layer {
+        x: l.x.clone(),
+        w: l.w.clone(),
+        a: l.a.clone(),
+        b: l.b.clone(),
+        ids: l.ids.clone(),
+        scales: l.scales.clone(),
+    }
+}
+
+fn host_layer(l: &Layer) -> Layer {
+    let h = |t: &Tensor| t.to_host().unwrap();
+    Layer { x: h(&l.x), w: h(&l.w), a: h(&l.a), b: h(&l.b), ids: h(&l.ids), scales: l.scales.clone() }
+}
+
+impl LoraRow {
+    pub fn flops(&self) -> f64 {
+        2.0 * self.rows as f64 * (self.inp * self.out + self.r * (self.inp + self.out)) as f64
+    }
+
+    /// The row in `cargo xtask bench`'s JSON format: the base GEMM (the bar) and the unfused
+    /// GEMMs as peers.
+    pub fn json_row(&self, ceilings: &GpuCeilings, repeats: usize) -> String {
+        let bytes = ((self.rows * (self.inp + self.out) + self.inp * self.out) * self.dtype.size()) as f64;
+        json_row(
+            "lora",
+            "LoRA layer (base GEMM + shrink + expand)",
+            &format!(
+                "rows={} in={} out={} r={} adapters={} {}",
+                self.rows, self.inp, self.out, self.r, self.adapters, self.dtype
+            ),
+            self.lora_ms / 1e3,
+            repeats,
+            self.flops(),
+            bytes,
+            ceilings,
+            &[
+                ("base GEMM alone (bar: LoRA ≤ 1.05×)", self.base_ms / 1e3),
+                ("unfused LoRA GEMMs", self.unfused_ms / 1e3),
+            ],
+            &format!("vs CPU and unfused: rel err {:.1e}", self.rel_err),
+        )
+    }
+}
+
+/// A Markdown table of rows, with LoRA/base (the bar) and unfused/LoRA.
+pub fn table(device: &Device, rows: &[LoraRow]) -> String {
+    let mut s = format!(
+        "LoRA layer on {device}\n\n| rows | in | out | r | adapters | dtype | LoRA ms | base GEMM ms | LoRA/base (bar ≤ 1.05) | unfused ms | rel err |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    );
+    for r in rows {
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1e} |\n",
+            r.rows,
+            r.inp,
+            r.out,
+            r.r,
+            r.adapters,
+            r.dtype,
+            r.lora_ms,
+            r.base_ms,
+            r.lora_ms / r.base_ms,
+            r.unfused_ms,
+            r.rel_err
+        );
+    }
+    s
+}
