@@ -57,7 +57,11 @@ pub fn smollm2_config() -> LlamaConfig {
 
 /// Random f32 weights scaled like an initialised model (|w| ≲ 0.05), norms at 1, on the CPU.
 pub fn random_llama(config: LlamaConfig) -> LlamaModel {
-    let c = &config;
+    random_llama_on(config, DType::F32, &Device::Cpu)
+}
+
+/// The tensors of [`random_llama`], by their Hugging Face names (host, f32).
+pub fn random_weights(c: &LlamaConfig) -> HashMap<String, Tensor> {
     let (h, i, q, kv) =
         (c.hidden_size, c.intermediate_size, c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
     let mut t = HashMap::new();
@@ -85,7 +89,12 @@ pub fn random_llama(config: LlamaConfig) -> LlamaModel {
         add(format!("{p}.mlp.up_proj.weight"), &[i, h]);
         add(format!("{p}.mlp.down_proj.weight"), &[h, i]);
     }
-    let weights = Weights::from_tensors(t, "random", DType::F32, Device::Cpu);
+    t
+}
+
+/// [`random_llama`]'s weights in `dtype` on `device` (the GPU benchmarks' models).
+pub fn random_llama_on(config: LlamaConfig, dtype: DType, device: &Device) -> LlamaModel {
+    let weights = Weights::from_tensors(random_weights(&config), "random", dtype, device.clone());
     LlamaModel::from_weights(config, &weights).unwrap()
 }
 

@@ -8,7 +8,7 @@
 # Needs bash and coreutils; the CUDA 13 driver, NVRTC and cuBLAS come from the machine.
 # Benchmarks append their rows (cargo xtask bench's JSON row format, one per line) to
 # REPORT_DIR/bench-rows.jsonl. When compute-sanitizer is on PATH (or in /usr/local/cuda/bin), the
-# kernel test binaries (every gpu_* but gpu_bench) run again under --tool memcheck and
+# kernel test binaries (every gpu_* but the benchmarks, gpu_*bench*) run again under --tool memcheck and
 # --tool racecheck; its absence is stated in the report, not an error.
 # Exits 0 only when every binary passed (and sanitized clean); 1 when one failed or the bundle
 # holds none; 2 on usage.
@@ -86,7 +86,7 @@ san_failed=0
 if [ -n "$sanitizer" ]; then
     for bin in "${bins[@]}"; do
         name="$(basename "$bin")"
-        [ "$name" = gpu_bench ] && continue
+        case "$name" in *bench*) continue ;; esac
         for tool in memcheck racecheck; do
             log="$report_dir/$name.$tool.log"
             echo "==> compute-sanitizer --tool $tool $name"
