@@ -474,8 +474,8 @@ pub fn parse_resource_usage(log: &str) -> Vec<ResourceUsage> {
                     }
                 }
             }
-        } else if line.contains("bytes stack frame") {
-            if let Some(usage) = current.and_then(|i| found.get_mut(i)) {
+        } else if line.contains("bytes stack frame")
+            && let Some(usage) = current.and_then(|i| found.get_mut(i)) {
                 // NVRTC prefixes the line with "ptxas         ."; take each number with the
                 // words after it.
                 for part in line.split(',') {
@@ -490,7 +490,6 @@ pub fn parse_resource_usage(log: &str) -> Vec<ResourceUsage> {
                     }
                 }
             }
-        }
     }
     found
 }

@@ -83,7 +83,7 @@ impl Tensor {
         }
         check_len("Tensor::from_shared_bytes", shape, dtype, len)?;
         let ptr = (*owner).as_ref()[offset..].as_ptr() as usize;
-        let buffer = if ptr % dtype.size() == 0 {
+        let buffer = if ptr.is_multiple_of(dtype.size()) {
             HostBuffer::Shared { owner, offset, len }
         } else {
             HostBuffer::copy_from(&(*owner).as_ref()[offset..offset + len])

@@ -10,7 +10,7 @@ use ragtune_index::npy;
 /// A hand-made .npy (version 1.0) with `header` and `data`.
 fn raw(header: &str, data: &[u8]) -> Vec<u8> {
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

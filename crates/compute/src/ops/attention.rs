@@ -123,7 +123,7 @@ pub(crate) fn check(
         ));
     }
     let dims = AttentionDims { batch: qs[0], sq: qs[1], skv: ks[1], hq: qs[2], hkv: ks[2], d: qs[3] };
-    if dims.hkv == 0 || dims.hq % dims.hkv != 0 {
+    if dims.hkv == 0 || !dims.hq.is_multiple_of(dims.hkv) {
         return Err(ComputeError::shape(
             OP,
             format!(
@@ -132,8 +132,8 @@ pub(crate) fn check(
             ),
         ));
     }
-    if let Some(l) = key_lens {
-        if l.dtype() != DType::I32 || l.shape() != [dims.batch] {
+    if let Some(l) = key_lens
+        && (l.dtype() != DType::I32 || l.shape() != [dims.batch]) {
             return Err(ComputeError::shape(
                 OP,
                 format!(
@@ -144,7 +144,6 @@ pub(crate) fn check(
                 ),
             ));
         }
-    }
     let fits = |rows: Option<usize>| rows.is_some_and(|r| r <= i32::MAX as usize);
     if !fits(dims.batch.checked_mul(dims.sq).and_then(|r| r.checked_mul(dims.hq)))
         || !fits(dims.batch.checked_mul(dims.skv).and_then(|r| r.checked_mul(dims.hkv)))

@@ -92,8 +92,8 @@ pub fn topk_similarity(
     }
     let dt = common_float_dtype(OP, &[queries, base])?;
     let words = n.div_ceil(32);
-    if let Some(a) = allow {
-        if a.dtype() != DType::U32 || a.numel() != words || a.rank() != 1 {
+    if let Some(a) = allow
+        && (a.dtype() != DType::U32 || a.numel() != words || a.rank() != 1) {
             return Err(ComputeError::shape(
                 OP,
                 format!(
@@ -104,7 +104,6 @@ pub fn topk_similarity(
                 ),
             ));
         }
-    }
     let mut all = vec![queries, base];
     all.extend(allow);
     let device = common_device(OP, &all)?;

@@ -117,7 +117,7 @@ fn q6_k(x: &[f32], out: &mut Vec<u8>) {
 /// Encode `x` as `kind`; `Err` when the length is not whole blocks or the type has no encoder.
 pub fn quantize(kind: GgmlType, x: &[f32]) -> Result<Vec<u8>, String> {
     let (per, size) = kind.block();
-    if x.len() % per != 0 {
+    if !x.len().is_multiple_of(per) {
         return Err(format!("{} values are not whole {kind:?} blocks of {per}", x.len()));
     }
     let mut out = Vec::with_capacity(x.len() / per * size);

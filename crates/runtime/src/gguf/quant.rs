@@ -114,7 +114,7 @@ impl GgmlType {
     /// Bytes that `numel` elements take, or why they cannot be stored (not whole blocks).
     pub fn bytes_for(self, numel: u64) -> Result<u64, String> {
         let (per, bytes) = self.block();
-        if numel % per as u64 != 0 {
+        if !numel.is_multiple_of(per as u64) {
             return Err(format!("{numel} elements of {self:?} are not whole blocks of {per}"));
         }
         (numel / per as u64).checked_mul(bytes as u64).ok_or_else(|| format!("{numel} elements overflow"))
@@ -269,7 +269,7 @@ fn q6_k(b: &[u8], y: &mut [f32]) {
 /// cannot decode it.
 pub fn dequantize(kind: GgmlType, bytes: &[u8]) -> Result<Vec<f32>, String> {
     let (per, size) = kind.block();
-    if bytes.len() % size != 0 {
+    if !bytes.len().is_multiple_of(size) {
         return Err(format!("{} bytes are not whole {kind:?} blocks of {size} bytes", bytes.len()));
     }
     let blocks = bytes.len() / size;
