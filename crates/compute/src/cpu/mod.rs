@@ -19,6 +19,7 @@ pub mod optim;
 pub mod rope;
 pub mod softmax;
 pub mod topk;
+pub mod topk_screen;
 
 /// Rows handled per rayon task: enough work to amortise the task, small enough to balance.
 pub(crate) fn rows_per_task(cols: usize) -> usize {

@@ -7,6 +7,8 @@
 //! only when it beats the k-th best seen so far, which after the first few blocks is almost never,
 //! so the scan costs one vectorised compare per score. rayon runs (query block × base slice)
 //! tasks; with few queries the base is split into slices whose partial top-ks are merged.
+//! f32 searches of many queries on a CPU with AVX512_BF16 go through [`topk_screen`] instead: a
+//! bf16 pass with a proven error bound, then exact re-scoring — the same answers, half the work.
 //!
 //! Ranking uses one total order everywhere (CPU, kernels, merges): a candidate is the `u64`
 //! `ordered(key) << 32 | (u32::MAX − row)`, where `key` is the score made "larger is better"
@@ -16,7 +18,8 @@
 
 use rayon::prelude::*;
 
-use crate::dtype::FloatElement;
+use super::topk_screen;
+use crate::dtype::{DType, FloatElement};
 use crate::ops::Similarity;
 
 /// Queries per tile: the tile's SGEMM reuses each packed base block this many times. Measured
@@ -176,15 +179,18 @@ pub fn row_sqnorms(x: &[f32], rows: usize, d: usize) -> Vec<f32> {
     if d == 0 {
         return vec![0.0; rows];
     }
-    x.par_chunks(d)
-        .map(|r| {
-            let mut acc = [0f32; 8];
-            for (i, v) in r.iter().enumerate() {
-                acc[i & 7] += v * v;
-            }
-            acc.iter().sum()
-        })
-        .collect()
+    x.par_chunks(d).map(sqnorm).collect()
+}
+
+/// The sum of squares of one row, in f32 (8 interleaved partial sums): every path that needs a
+/// row's squared norm uses this, so L2 keys agree bit for bit between them.
+#[inline]
+pub fn sqnorm(r: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (i, v) in r.iter().enumerate() {
+        acc[i & 7] += v * v;
+    }
+    acc.iter().sum()
 }
 
 /// `tile[i][j] = q[i] · b[j]` for `q` `[m, d]` and `b` `[n, d]`, single-threaded: the callers
@@ -258,6 +264,13 @@ pub fn search<T: FloatElement>(
     if nq == 0 || n == 0 {
         return vec![Vec::new(); nq];
     }
+    if T::DTYPE == DType::F32 && topk_screen::worthwhile(nq, n, d, k)
+        && let Some(kernel) = topk_screen::fast_kernel() {
+            let (q, b): (&[f32], &[f32]) = (bytemuck::cast_slice(queries), bytemuck::cast_slice(base));
+            if let Some(found) = topk_screen::search(kernel, q, b, nq, n, d, k, similarity, allow) {
+                return found;
+            }
+        }
     let q = crate::cpu::matmul::widen(queries);
     let q: &[f32] = &q;
     let l2 = similarity == Similarity::L2;
