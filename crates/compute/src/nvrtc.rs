@@ -475,21 +475,22 @@ pub fn parse_resource_usage(log: &str) -> Vec<ResourceUsage> {
                 }
             }
         } else if line.contains("bytes stack frame")
-            && let Some(usage) = current.and_then(|i| found.get_mut(i)) {
-                // NVRTC prefixes the line with "ptxas         ."; take each number with the
-                // words after it.
-                for part in line.split(',') {
-                    let words: Vec<&str> = part.split_whitespace().collect();
-                    let Some(at) = words.iter().rposition(|w| w.parse::<u64>().is_ok()) else { continue };
-                    let Ok(number) = words[at].parse::<u64>() else { continue };
-                    match words[at + 1..].join(" ").as_str() {
-                        "bytes stack frame" => usage.stack_frame_bytes = number,
-                        "bytes spill stores" => usage.spill_store_bytes = number,
-                        "bytes spill loads" => usage.spill_load_bytes = number,
-                        _ => {}
-                    }
+            && let Some(usage) = current.and_then(|i| found.get_mut(i))
+        {
+            // NVRTC prefixes the line with "ptxas         ."; take each number with the
+            // words after it.
+            for part in line.split(',') {
+                let words: Vec<&str> = part.split_whitespace().collect();
+                let Some(at) = words.iter().rposition(|w| w.parse::<u64>().is_ok()) else { continue };
+                let Ok(number) = words[at].parse::<u64>() else { continue };
+                match words[at + 1..].join(" ").as_str() {
+                    "bytes stack frame" => usage.stack_frame_bytes = number,
+                    "bytes spill stores" => usage.spill_store_bytes = number,
+                    "bytes spill loads" => usage.spill_load_bytes = number,
+                    _ => {}
                 }
             }
+        }
     }
     found
 }

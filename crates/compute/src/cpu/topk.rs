@@ -264,13 +264,15 @@ pub fn search<T: FloatElement>(
     if nq == 0 || n == 0 {
         return vec![Vec::new(); nq];
     }
-    if T::DTYPE == DType::F32 && topk_screen::worthwhile(nq, n, d, k)
-        && let Some(kernel) = topk_screen::fast_kernel() {
-            let (q, b): (&[f32], &[f32]) = (bytemuck::cast_slice(queries), bytemuck::cast_slice(base));
-            if let Some(found) = topk_screen::search(kernel, q, b, nq, n, d, k, similarity, allow) {
-                return found;
-            }
+    if T::DTYPE == DType::F32
+        && topk_screen::worthwhile(nq, n, d, k)
+        && let Some(kernel) = topk_screen::fast_kernel()
+    {
+        let (q, b): (&[f32], &[f32]) = (bytemuck::cast_slice(queries), bytemuck::cast_slice(base));
+        if let Some(found) = topk_screen::search(kernel, q, b, nq, n, d, k, similarity, allow) {
+            return found;
         }
+    }
     let q = crate::cpu::matmul::widen(queries);
     let q: &[f32] = &q;
     let l2 = similarity == Similarity::L2;

@@ -133,17 +133,18 @@ pub(crate) fn check(
         ));
     }
     if let Some(l) = key_lens
-        && (l.dtype() != DType::I32 || l.shape() != [dims.batch]) {
-            return Err(ComputeError::shape(
-                OP,
-                format!(
-                    "key_lens {:?} of {} must be i32 [{}] (one length per batch entry)",
-                    l.shape(),
-                    l.dtype(),
-                    dims.batch
-                ),
-            ));
-        }
+        && (l.dtype() != DType::I32 || l.shape() != [dims.batch])
+    {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "key_lens {:?} of {} must be i32 [{}] (one length per batch entry)",
+                l.shape(),
+                l.dtype(),
+                dims.batch
+            ),
+        ));
+    }
     let fits = |rows: Option<usize>| rows.is_some_and(|r| r <= i32::MAX as usize);
     if !fits(dims.batch.checked_mul(dims.sq).and_then(|r| r.checked_mul(dims.hq)))
         || !fits(dims.batch.checked_mul(dims.skv).and_then(|r| r.checked_mul(dims.hkv)))

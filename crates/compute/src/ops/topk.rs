@@ -93,17 +93,18 @@ pub fn topk_similarity(
     let dt = common_float_dtype(OP, &[queries, base])?;
     let words = n.div_ceil(32);
     if let Some(a) = allow
-        && (a.dtype() != DType::U32 || a.numel() != words || a.rank() != 1) {
-            return Err(ComputeError::shape(
-                OP,
-                format!(
-                    "the allow bitmap {:?} of {} must be u32 [{words}] (one bit per row of base {:?})",
-                    a.shape(),
-                    a.dtype(),
-                    base.shape()
-                ),
-            ));
-        }
+        && (a.dtype() != DType::U32 || a.numel() != words || a.rank() != 1)
+    {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "the allow bitmap {:?} of {} must be u32 [{words}] (one bit per row of base {:?})",
+                a.shape(),
+                a.dtype(),
+                base.shape()
+            ),
+        ));
+    }
     let mut all = vec![queries, base];
     all.extend(allow);
     let device = common_device(OP, &all)?;

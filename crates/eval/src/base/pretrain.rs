@@ -69,7 +69,7 @@ impl ModelShape {
             eos_token_ids: vec![EOS_ID],
             torch_dtype: Some("float32".into()),
             sliding_window: None,
-        full_attention_layers: Vec::new(),
+            full_attention_layers: Vec::new(),
         }
     }
 }
