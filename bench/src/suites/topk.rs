@@ -103,7 +103,15 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
         &ctx.ceilings,
     )?
     .with_check(check)
-    .with_note(format!("{:.0} QPS", nq as f64 / ours));
+    .with_note(format!(
+        "{:.0} QPS{}",
+        nq as f64 / ours,
+        if ragtune_compute::cpu::topk_screen::fast_kernel().is_some() {
+            "; exact answers through the bf16 screen (AVX512_BF16), so above the f32 FMA ceiling"
+        } else {
+            ""
+        }
+    ));
     if let Some((name, t)) = faiss_peer {
         row = row.with_peer(&name, t);
     }
