@@ -19,6 +19,8 @@ const CASES: &[Case] = &[
     (2, 7, 9, 3, 3, 32, false, Some(&[0, 5])),
     (2, 7, 9, 3, 1, 64, true, Some(&[9, 4])), // len < sq: the first queries see nothing
     (1, 130, 130, 4, 2, 64, true, None),
+    (1, 5, 300, 2, 1, 64, false, None), // three key tiles, every row rescaled across them
+    (1, 260, 260, 2, 2, 32, true, Some(&[260])),
     (1, 9, 9, 2, 1, 20, false, None), // a head_dim no kernel specialises
 ];
 
