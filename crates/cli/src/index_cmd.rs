@@ -42,7 +42,7 @@ pub struct BuildArgs {
     /// Vectors, a 2-D [n, dim] .npy of float32 or float16.
     #[arg(long)]
     vectors: PathBuf,
-    /// Ids, a 1-D [n] .npy of int64 (default: 0..n).
+    /// Ids, a 1-D `[n]` .npy of int64 (default: 0..n).
     #[arg(long)]
     ids: Option<PathBuf>,
     /// ip (inner product), cosine, or l2 (squared distance).
