@@ -69,7 +69,13 @@ pub fn run(args: EmbedArgs, json: bool) -> Result<()> {
         .with_context(|| format!("loading {}", args.model.display()))?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let start = std::time::Instant::now();
-    let vectors = embedder.embed(&refs, args.batch_size)?;
+    let bar = crate::progress::bar(refs.len() as u64, "embedding", "texts", json);
+    let mut vectors = Vec::with_capacity(refs.len());
+    for chunk in refs.chunks(args.batch_size.max(1)) {
+        vectors.extend(embedder.embed(chunk, args.batch_size)?);
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
     let dim = embedder.model.dim();
     npy::write_f32(&args.out, &[vectors.len(), dim], &vectors.concat())
         .with_context(|| format!("writing {}", args.out.display()))?;
