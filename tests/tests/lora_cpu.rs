@@ -8,13 +8,27 @@ use ragtune_tests::{assert_close, random_tensor, rng, tolerance};
 #[test]
 fn shrink_then_expand_adds_each_rows_adapter() {
     let mut r = rng(41);
-    for dtype in DType::FLOATS {
-        let (rows, inp, out, rank, adapters) = (6usize, 19usize, 11usize, 3usize, 2usize);
+    // Interleaved ids, and long runs of one adapter (blocks of 64 rows on the CPU) around rows
+    // without one.
+    let long: Vec<i32> = (0..150)
+        .map(|i| {
+            if i < 70 {
+                0
+            } else if i < 80 {
+                -1
+            } else {
+                1
+            }
+        })
+        .collect();
+    for (dtype, id) in
+        DType::FLOATS.into_iter().flat_map(|d| [(d, vec![0, 1, -1, 1, 0, -1]), (d, long.clone())])
+    {
+        let (rows, inp, out, rank, adapters) = (id.len(), 19usize, 11usize, 3usize, 2usize);
         let (x, xv) = random_tensor(&mut r, &[rows, inp], dtype, 1.0);
         let (a, av) = random_tensor(&mut r, &[adapters, rank, inp], dtype, 1.0);
         let (b, bv) = random_tensor(&mut r, &[adapters, out, rank], dtype, 1.0);
         let (y, yv) = random_tensor(&mut r, &[rows, out], dtype, 1.0);
-        let id: Vec<i32> = vec![0, 1, -1, 1, 0, -1];
         let ids = Tensor::from_slice(&id, &[rows]).unwrap();
         let scales = [1.5f32, -0.25];
         let u = ops::lora_shrink(&x, &a, &ids).unwrap();

@@ -178,7 +178,7 @@ fn unit<T: FloatElement>(
         };
         let s = &mut s[..rows * n];
         // S = Q Kᵀ for the whole tile, then each row masked to its visible keys.
-        gemm_f32(rows, n, d, s, n, false, &qf, d, 1, kp, 1, stride);
+        crate::cpu::matmul::gemm_strided(rows, n, d, s, n, false, &qf, d, 1, kp, 1, stride, 1.0);
         let mut any = false;
         for (r, sr) in s.chunks_exact_mut(n).enumerate() {
             // This row's keys within the tile: [c0, c).
@@ -209,7 +209,7 @@ fn unit<T: FloatElement>(
         }
         if any {
             // acc += P V.
-            gemm_f32(rows, d, n, &mut acc, d, true, s, n, 1, vp, stride, 1);
+            crate::cpu::matmul::gemm_strided(rows, d, n, &mut acc, d, true, s, n, 1, vp, stride, 1, 1.0);
         }
     }
     for (ar, &l) in acc.chunks_exact_mut(d).zip(&sum) {
@@ -218,54 +218,6 @@ fn unit<T: FloatElement>(
         ar.iter_mut().for_each(|a| *a *= inv);
     }
     acc
-}
-
-/// `dst (m × n, row stride dst_rs) = [dst +] lhs (m × k) · rhs (k × n)`, single-threaded (units
-/// already run in parallel). `lhs[i][p]` is at `i·lhs_rs + p·lhs_cs`, `rhs[p][j]` at
-/// `p·rhs_rs + j·rhs_cs`: the strides let K be read transposed and K/V straight from the
-/// `[b, s, h, d]` layout.
-#[allow(clippy::too_many_arguments)]
-fn gemm_f32(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_rs: usize,
-    lhs_cs: usize,
-    rhs: &[f32],
-    rhs_rs: usize,
-    rhs_cs: usize,
-) {
-    assert!(dst.len() >= (m - 1) * dst_rs + n, "gemm_f32: dst too short");
-    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "gemm_f32: lhs too short");
-    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "gemm_f32: rhs too short");
-    // SAFETY: the asserts above bound every index the strides reach.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
-            rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            if accumulate { 1.0 } else { 0.0 },
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
 }
 
 /// Dot product with eight independent partial sums, which the compiler keeps in one SIMD

@@ -89,3 +89,52 @@ pub fn widen<T: Element>(x: &[T]) -> std::borrow::Cow<'_, [f32]> {
         std::borrow::Cow::Owned(x.par_iter().map(|v| v.to_f32()).collect())
     }
 }
+
+/// `dst (m × n, row stride dst_rs) = [dst +] scale · lhs (m × k) · rhs (k × n)`, single-threaded
+/// (callers run one per rayon task). `lhs[i][p]` is at `i·lhs_rs + p·lhs_cs`, `rhs[p][j]` at
+/// `p·rhs_rs + j·rhs_cs`: the strides let an operand be read transposed or in place
+/// from a wider layout (attention's K/V in `[b, s, h, d]`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_strided(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: &[f32],
+    rhs_rs: usize,
+    rhs_cs: usize,
+    scale: f32,
+) {
+    assert!(dst.len() >= (m - 1) * dst_rs + n, "gemm_strided: dst too short");
+    assert!(lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs, "gemm_strided: lhs too short");
+    assert!(rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs, "gemm_strided: rhs too short");
+    // SAFETY: the asserts above bound every index the strides reach.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            scale,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
