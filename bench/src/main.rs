@@ -20,8 +20,12 @@ use ragtune_bench::suites::{self, ALL, Ctx};
 #[derive(Parser)]
 #[command(name = "ragtune-bench", about = "ragtune's CPU benchmarks against ceilings and peers")]
 struct Args {
-    /// all, or one of: gemm, attention, topk, lora, generate, train.
+    /// all, or one of: gemm, attention, topk, lora, generate, train; or gpu-rows (a report from
+    /// the GPU bundle's rows, `--rows FILE`).
     suite: String,
+    /// With `gpu-rows`: the bundle's bench-rows.jsonl.
+    #[arg(long)]
+    rows: Option<PathBuf>,
     /// Small sizes and short budgets (`all --quick` fits in minutes on 2 cores).
     #[arg(long)]
     quick: bool,
@@ -57,10 +61,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<ExitCode> {
+    if args.suite == "gpu-rows" {
+        return gpu_rows(&args);
+    }
     let names: Vec<&str> = match args.suite.as_str() {
         "all" => ALL.to_vec(),
         s if ALL.contains(&s) => vec![s],
-        s => bail!("unknown suite {s:?}: use all or one of {}", ALL.join(", ")),
+        s => bail!("unknown suite {s:?}: use all, gpu-rows or one of {}", ALL.join(", ")),
     };
     // Read the baseline before minutes of benchmarking, so a bad path fails at once.
     let baseline = match &args.baseline {
@@ -154,12 +161,34 @@ fn run(args: Args) -> Result<ExitCode> {
         rows,
         notes,
     };
-    let comparison = baseline.as_ref().map(|(path, base)| {
-        let cmp = compare(base, &report, REGRESSION_THRESHOLD);
+    finish(&report, &dir, baseline.as_ref(), failed)
+}
+
+/// `gpu-rows`: the GPU bundle's rows as a report, compared with `--baseline` like any run.
+fn gpu_rows(args: &Args) -> Result<ExitCode> {
+    let Some(path) = &args.rows else { bail!("gpu-rows needs --rows FILE (the bundle's bench-rows.jsonl)") };
+    let baseline = match &args.baseline {
+        Some(p) => Some((p.clone(), Report::read(p)?)),
+        None => None,
+    };
+    let (folder, started_utc) = utc_now();
+    let report = ragtune_bench::gpu_rows::report_from_rows(path, &started_utc)?;
+    finish(&report, &args.out_root.join(format!("{folder}-gpu")), baseline.as_ref(), false)
+}
+
+/// Writes the report (with the baseline comparison), prints it, and picks the exit code.
+fn finish(
+    report: &Report,
+    dir: &std::path::Path,
+    baseline: Option<&(PathBuf, Report)>,
+    failed: bool,
+) -> Result<ExitCode> {
+    let comparison = baseline.map(|(path, base)| {
+        let cmp = compare(base, report, REGRESSION_THRESHOLD);
         let md = cmp.to_markdown(&path.display().to_string(), base);
         (cmp, md)
     });
-    report.write(&dir, comparison.as_ref().map(|(_, md)| md.as_str())).context("writing the report")?;
+    report.write(dir, comparison.as_ref().map(|(_, md)| md.as_str())).context("writing the report")?;
     println!("\n{}", report.to_markdown(comparison.as_ref().map(|(_, md)| md.as_str())));
     println!("report: {}/report.md and report.json ({:.0} s)", dir.display(), report.wall_s);
     if failed {

@@ -186,6 +186,19 @@ pub fn json_row(
     )
 }
 
+/// The ceilings line of the rows file: what `cargo xtask bench gpu-rows` judges the rows
+/// against (bench/src/gpu_rows.rs), with the device that measured them.
+pub fn ceilings_line(device: &Device, c: &GpuCeilings) -> String {
+    format!(
+        "{{\"ceilings\": {{\"compute_name\": {}, \"compute_flops\": {}, \"bandwidth_name\": {}, \"bandwidth_bytes\": {}}}, \"device\": {}}}",
+        json_str(&c.compute_name),
+        json_num(c.compute_flops),
+        json_str(&c.bandwidth_name),
+        json_num(c.bandwidth_bytes),
+        json_str(&device.describe())
+    )
+}
+
 /// Appends `lines` to the file named by `RAGTUNE_BENCH_ROWS`, when set (run.sh sets it).
 pub fn append_rows(lines: &[String]) {
     let Ok(path) = std::env::var("RAGTUNE_BENCH_ROWS") else { return };

@@ -15,7 +15,9 @@ use ragtune_compute::{DType, Device};
 use ragtune_kernel_emu::{EmuBackend, EmuOptions};
 use ragtune_tests::attention_bench::{measure, table};
 use ragtune_tests::gpu::cuda_or_skip;
-use ragtune_tests::gpu_bench_rows::{GpuCeilings, L2Flush, append_rows, json_row, measure_ceilings};
+use ragtune_tests::gpu_bench_rows::{
+    GpuCeilings, L2Flush, append_rows, ceilings_line, json_row, measure_ceilings,
+};
 use ragtune_tests::{lora_bench, topk_bench};
 
 const REPEATS: usize = 20;
@@ -41,7 +43,9 @@ fn gpu_attention_fused_vs_naive() {
     }
     rows.push(measure(&device, 64, 2048, 64, DType::BF16, REPEATS, &mut flush));
     println!("{}", table(&device, &rows));
-    append_rows(&rows.iter().map(|r| r.json_row(&ceilings, REPEATS)).collect::<Vec<_>>());
+    let lines = std::iter::once(ceilings_line(&device, &ceilings))
+        .chain(rows.iter().map(|r| r.json_row(&ceilings, REPEATS)));
+    append_rows(&lines.collect::<Vec<_>>());
 }
 
 /// The ceilings of this run, printed (each GPU test measures them itself: tests run one at a
@@ -72,7 +76,9 @@ fn gpu_topk_fused_vs_score_gemm() {
         rows.push(topk_bench::measure(&device, 1 << 20, 384, nq, k, dtype, REPEATS, &mut flush));
     }
     println!("{}", topk_bench::table(&device, &rows));
-    append_rows(&rows.iter().map(|r| r.json_row(&c, REPEATS)).collect::<Vec<_>>());
+    let lines =
+        std::iter::once(ceilings_line(&device, &c)).chain(rows.iter().map(|r| r.json_row(&c, REPEATS)));
+    append_rows(&lines.collect::<Vec<_>>());
 }
 
 #[test]
@@ -97,7 +103,9 @@ fn gpu_lora_vs_base_gemm() {
         ));
     }
     println!("{}", lora_bench::table(&device, &rows));
-    append_rows(&rows.iter().map(|r| r.json_row(&c, REPEATS)).collect::<Vec<_>>());
+    let lines =
+        std::iter::once(ceilings_line(&device, &c)).chain(rows.iter().map(|r| r.json_row(&c, REPEATS)));
+    append_rows(&lines.collect::<Vec<_>>());
 }
 
 #[test]
@@ -128,50 +136,98 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     assert!(l.iter().all(|r| r.lora_ms > 0.0 && r.base_ms > 0.0 && r.unfused_ms > 0.0));
     let line = l[1].json_row(&c, 1);
     assert!(line.contains("\"suite\": \"lora\"") && line.contains("unfused LoRA GEMMs"), "{line}");
+    // The rows file the bundle writes reads back as a report (`cargo xtask bench gpu-rows`).
+    let lines: Vec<String> = std::iter::once(ceilings_line(&device, &c))
+        .chain(t.iter().map(|r| r.json_row(&c, 1)))
+        .chain(l.iter().map(|r| r.json_row(&c, 1)))
+        .collect();
+    let path = std::env::temp_dir().join(format!("ragtune-gpu-rows-{}.jsonl", std::process::id()));
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let report = ragtune_bench::gpu_rows::report_from_rows(&path, "now").unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(report.rows.len(), 4);
+    assert_eq!(report.suites, ["lora", "topk"]);
+    assert_eq!(report.machine, device.describe());
+    assert_eq!(report.ceilings.compute_flops, c.compute_flops);
 }
 
-/// `heads=32,seq=4096,d=128,dtype=bf16` → its fields; unknown keys and bad values are errors.
-fn parse_shape(s: &str) -> Result<(usize, usize, usize, DType), String> {
-    let (mut heads, mut seq, mut d, mut dtype) = (32, 4096, 128, DType::BF16);
+/// A profile shape: `key=value` pairs over `defaults` (every key must be one of them); the
+/// `dtype` value is checked separately.
+fn parse_shape(s: &str, defaults: &[(&'static str, usize)]) -> Result<(Vec<usize>, DType), String> {
+    let mut values: Vec<usize> = defaults.iter().map(|&(_, v)| v).collect();
+    let mut dtype = DType::BF16;
     for part in s.split(',').filter(|p| !p.is_empty()) {
         let (k, v) = part.split_once('=').ok_or(format!("{part:?}: write key=value"))?;
-        let num = || v.parse::<usize>().map_err(|_| format!("{k}={v}: not a whole number"));
-        match k {
-            "heads" => heads = num()?,
-            "seq" => seq = num()?,
-            "d" => d = num()?,
-            "dtype" => {
-                dtype = match v {
-                    "bf16" => DType::BF16,
-                    "f16" => DType::F16,
-                    "f32" => DType::F32,
-                    _ => return Err(format!("dtype={v}: use bf16, f16 or f32")),
-                }
-            }
-            _ => return Err(format!("{k}: attention shapes take heads, seq, d, dtype")),
+        if k == "dtype" {
+            dtype = match v {
+                "bf16" => DType::BF16,
+                "f16" => DType::F16,
+                "f32" => DType::F32,
+                _ => return Err(format!("dtype={v}: use bf16, f16 or f32")),
+            };
+            continue;
         }
+        let Some(i) = defaults.iter().position(|&(name, _)| name == k) else {
+            let keys: Vec<&str> = defaults.iter().map(|&(name, _)| name).collect();
+            return Err(format!("{k}: this benchmark's shapes take {}, dtype", keys.join(", ")));
+        };
+        values[i] = v.parse::<usize>().map_err(|_| format!("{k}={v}: not a whole number"))?;
     }
-    Ok((heads, seq, d, dtype))
+    Ok((values, dtype))
 }
 
+const ATTENTION_SHAPE: &[(&str, usize)] = &[("heads", 32), ("seq", 4096), ("d", 128)];
+const TOPK_SHAPE: &[(&str, usize)] = &[("n", 1 << 20), ("d", 384), ("nq", 1024), ("k", 10)];
+const LORA_SHAPE: &[(&str, usize)] =
+    &[("rows", 4096), ("in", 4096), ("out", 4096), ("r", 16), ("adapters", 1)];
+
+/// What `cargo xtask profile KERNEL` runs under ncu: one shape of one family's benchmark, chosen
+/// by `RAGTUNE_PROFILE_KERNEL` (attention, topk, lora) and `RAGTUNE_PROFILE_SHAPE`; nothing when
+/// unset.
 #[test]
 fn gpu_profile_target() {
     let Ok(kernel) = std::env::var("RAGTUNE_PROFILE_KERNEL") else { return };
-    assert_eq!(kernel, "attention", "RAGTUNE_PROFILE_KERNEL={kernel}: only attention has a GPU benchmark");
     let shape = std::env::var("RAGTUNE_PROFILE_SHAPE").unwrap_or_default();
-    let (heads, seq, d, dtype) = parse_shape(&shape).unwrap_or_else(|e| panic!("RAGTUNE_PROFILE_SHAPE: {e}"));
+    let defaults = match kernel.as_str() {
+        "attention" => ATTENTION_SHAPE,
+        "topk" => TOPK_SHAPE,
+        "lora" => LORA_SHAPE,
+        other => panic!("RAGTUNE_PROFILE_KERNEL={other}: GPU benchmarks exist for attention, topk, lora"),
+    };
+    let (v, dtype) = parse_shape(&shape, defaults).unwrap_or_else(|e| panic!("RAGTUNE_PROFILE_SHAPE: {e}"));
     let Some(device) = cuda_or_skip("gpu_profile_target") else { return };
     let mut flush = L2Flush::new(&device, 256 << 20);
-    println!("{}", table(&device, &[measure(&device, heads, seq, d, dtype, 1, &mut flush)]));
+    match kernel.as_str() {
+        "attention" => {
+            println!("{}", table(&device, &[measure(&device, v[0], v[1], v[2], dtype, 1, &mut flush)]))
+        }
+        "topk" => {
+            let row = topk_bench::measure(&device, v[0], v[1], v[2], v[3], dtype, 1, &mut flush);
+            println!("{}", topk_bench::table(&device, &[row]));
+        }
+        _ => {
+            let row = lora_bench::measure(&device, v[0], v[1], v[2], v[3], v[4], dtype, 1, &mut flush);
+            println!("{}", lora_bench::table(&device, &[row]));
+        }
+    }
 }
 
 #[test]
 fn profile_shapes_parse_and_bad_ones_are_named() {
-    assert_eq!(parse_shape("").unwrap(), (32, 4096, 128, DType::BF16));
-    assert_eq!(parse_shape("heads=8,seq=512,d=64,dtype=f16").unwrap(), (8, 512, 64, DType::F16));
-    assert!(parse_shape("seq=big").unwrap_err().contains("seq=big"));
-    assert!(parse_shape("width=3").unwrap_err().contains("width"));
-    assert!(parse_shape("dtype=f8").unwrap_err().contains("bf16"));
+    assert_eq!(parse_shape("", ATTENTION_SHAPE).unwrap(), (vec![32, 4096, 128], DType::BF16));
+    assert_eq!(
+        parse_shape("heads=8,seq=512,d=64,dtype=f16", ATTENTION_SHAPE).unwrap(),
+        (vec![8, 512, 64], DType::F16)
+    );
+    assert_eq!(
+        parse_shape("nq=1,k=100,dtype=f32", TOPK_SHAPE).unwrap(),
+        (vec![1 << 20, 384, 1, 100], DType::F32)
+    );
+    assert_eq!(parse_shape("out=14336,adapters=4", LORA_SHAPE).unwrap().0, vec![4096, 4096, 14336, 16, 4]);
+    assert!(parse_shape("seq=big", ATTENTION_SHAPE).unwrap_err().contains("seq=big"));
+    assert!(parse_shape("width=3", ATTENTION_SHAPE).unwrap_err().contains("heads, seq, d"));
+    assert!(parse_shape("heads=3", TOPK_SHAPE).unwrap_err().contains("n, d, nq, k"));
+    assert!(parse_shape("dtype=f8", LORA_SHAPE).unwrap_err().contains("bf16"));
 }
 
 #[test]

@@ -16,7 +16,7 @@ use ragtune_compute::{DType, Device};
 use ragtune_kernel_emu::EmuBackend;
 use ragtune_runtime::LlamaConfig;
 use ragtune_tests::gpu::cuda_or_skip;
-use ragtune_tests::gpu_bench_rows::{GpuCeilings, append_rows, json_row, measure_ceilings};
+use ragtune_tests::gpu_bench_rows::{GpuCeilings, append_rows, ceilings_line, json_row, measure_ceilings};
 use ragtune_trainer::{FullTrainer, LoraAdapter, LoraConfig, LoraTrainer, Target, TrainBatch};
 
 /// One measured step.
@@ -160,7 +160,7 @@ fn gpu_train_steps() {
     let (rows, seq) = (8, 512);
     let measured = measure(&device, smollm2_config(), rows, seq, 10, true);
     println!("{}", report(&device, &measured, &c, rows * seq));
-    append_rows(&json_rows(&measured, &c));
+    append_rows(&[vec![ceilings_line(&device, &c)], json_rows(&measured, &c)].concat());
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! suite failed, 2 bad arguments or baseline, 3 a regression over 5% against `--baseline`).
 //!
 //! This is the CPU path. On a GPU machine the GPU benchmarks travel in `cargo xtask gpu-bundle`
-//! (tests/tests/gpu_bench.rs), whose run.sh writes rows in the same JSON row format.
+//! (tests/tests/gpu_*bench*.rs), whose run.sh writes rows in the same JSON row format;
+//! `cargo xtask bench gpu-rows FILE [--baseline F]` turns them into the same report.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,6 +82,50 @@ pub fn run(root: &Path, suite: &str, a: BenchArgs) -> Result<()> {
         "cargo xtask bench {suite}: {:.0} s in all (build {build_s:.0} s)",
         start.elapsed().as_secs_f64()
     );
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct GpuRowsArgs {
+    /// The GPU bundle's bench-rows.jsonl (REPORT_DIR of run.sh / target/gpu-check).
+    rows: PathBuf,
+    /// A previous report.json: rows more than 5% slower are flagged and the command fails.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+}
+
+/// `bench gpu-rows FILE`: the GPU rows as `target/bench/<UTC>-gpu/report.{md,json}`, compared
+/// with `--baseline` like a CPU run (exit 3 on a regression).
+pub fn gpu_rows(root: &Path, a: GpuRowsArgs) -> Result<()> {
+    let abs = |p: &Path, what: &str| {
+        std::fs::canonicalize(p).with_context(|| format!("{what} {}: no such file", p.display()))
+    };
+    let rows = abs(&a.rows, "rows file")?;
+    let baseline = a.baseline.as_deref().map(|b| abs(b, "--baseline")).transpose()?;
+    let status = Command::new("cargo")
+        .args(["build", "--release", "-q", "-p", "ragtune-bench", "--bin", "ragtune-bench"])
+        .current_dir(root)
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build --release -p ragtune-bench failed ({status})");
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(|d| root.join(d)).unwrap_or_else(|| root.join("target"));
+    let mut cmd = Command::new(target.join("release/ragtune-bench"));
+    cmd.arg("gpu-rows")
+        .arg("--rows")
+        .arg(&rows)
+        .arg("--out-root")
+        .arg(target.join("bench"))
+        .current_dir(root);
+    if let Some(b) = &baseline {
+        cmd.arg("--baseline").arg(b);
+    }
+    let status = cmd.status().context("running target/release/ragtune-bench")?;
     if !status.success() {
         std::process::exit(status.code().unwrap_or(1));
     }

@@ -68,6 +68,8 @@ enum Bench {
     Train(bench_suite::BenchArgs),
     /// Prefill and decode against the memory-bandwidth floor.
     Generate(bench_suite::BenchArgs),
+    /// A report (and --baseline comparison) from the GPU bundle's bench-rows.jsonl.
+    GpuRows(bench_suite::GpuRowsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Lora(a)) => bench_suite::run(&root, "lora", a),
         Command::Bench(Bench::Train(a)) => bench_suite::run(&root, "train", a),
         Command::Bench(Bench::Generate(a)) => bench_suite::run(&root, "generate", a),
+        Command::Bench(Bench::GpuRows(a)) => bench_suite::gpu_rows(&root, a),
         Command::DemoBase(args) => demo_base::run(&root, args),
         Command::Profile(args) => profile::run(&root, args),
     }

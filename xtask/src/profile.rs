@@ -52,7 +52,8 @@ const STALLS: &[&str] = &[
 ];
 
 /// Kernel families with a GPU benchmark, and the regex ncu selects their kernels by.
-const FAMILIES: &[(&str, &str)] = &[("attention", "regex:attention")];
+const FAMILIES: &[(&str, &str)] =
+    &[("attention", "regex:attention"), ("topk", "regex:topk"), ("lora", "regex:lora")];
 
 fn stall_metric(reason: &str) -> String {
     format!("smsp__average_warps_issue_stalled_{reason}_per_issue_active.ratio")
@@ -60,9 +61,11 @@ fn stall_metric(reason: &str) -> String {
 
 #[derive(Args)]
 pub struct ProfileArgs {
-    /// The kernel family: attention.
+    /// The kernel family: attention, topk or lora.
     kernel: String,
-    /// The benchmark shape, e.g. `heads=32,seq=4096,d=128,dtype=bf16` (attention's default).
+    /// The benchmark shape: attention `heads=32,seq=4096,d=128,dtype=bf16`, topk
+    /// `n=1048576,d=384,nq=1024,k=10,dtype=bf16`, lora `rows=4096,in=4096,out=4096,r=16,adapters=1`
+    /// (the defaults).
     #[arg(long)]
     shape: Option<String>,
 }
