@@ -157,3 +157,28 @@ fn the_op_takes_the_screen_and_agrees_with_the_plain_path() {
         }
     }
 }
+
+#[test]
+fn bf16_and_f16_storage_are_screened_against_their_stored_values() {
+    // The stored values are the truth: the exhaustive reference re-scores the widened rows, and
+    // the screen reads the same rows in their storage type.
+    use half::{bf16, f16};
+    let (n, d, nq) = (4500, 96, 40);
+    let mut r = rng(76);
+    let q = random_vec(&mut r, nq * d, 1.0);
+    let base = random_vec(&mut r, n * d, 1.0);
+    let b16: Vec<bf16> = base.iter().map(|&v| bf16::from_f32(v)).collect();
+    let h16: Vec<f16> = base.iter().map(|&v| f16::from_f32(v)).collect();
+    let wide_b: Vec<f32> = b16.iter().map(|v| v.to_f32()).collect();
+    let wide_h: Vec<f32> = h16.iter().map(|v| v.to_f32()).collect();
+    for sim in [Similarity::Dot, Similarity::L2] {
+        for kernel in kernels() {
+            let want = exhaustive(&q, &wide_b, d, 10, sim, None);
+            let got = topk_screen::search(kernel, &q, &b16, nq, n, d, 10, sim, None).unwrap();
+            assert_eq!(got, want, "bf16 storage, {kernel:?}, {sim:?}");
+            let want = exhaustive(&q, &wide_h, d, 10, sim, None);
+            let got = topk_screen::search(kernel, &q, &h16, nq, n, d, 10, sim, None).unwrap();
+            assert_eq!(got, want, "f16 storage, {kernel:?}, {sim:?}");
+        }
+    }
+}

@@ -7,8 +7,8 @@
 //! only when it beats the k-th best seen so far, which after the first few blocks is almost never,
 //! so the scan costs one vectorised compare per score. rayon runs (query block × base slice)
 //! tasks; with few queries the base is split into slices whose partial top-ks are merged.
-//! f32 searches of many queries on a CPU with AVX512_BF16 go through [`topk_screen`] instead: a
-//! bf16 pass with a proven error bound, then exact re-scoring — the same answers, half the work.
+//! Searches of many queries on a CPU with AVX512_BF16 go through [`topk_screen`] instead: a bf16
+//! pass with a proven error bound, then exact re-scoring — the same answers, half the work.
 //!
 //! Ranking uses one total order everywhere (CPU, kernels, merges): a candidate is the `u64`
 //! `ordered(key) << 32 | (u32::MAX − row)`, where `key` is the score made "larger is better"
@@ -19,7 +19,7 @@
 use rayon::prelude::*;
 
 use super::topk_screen;
-use crate::dtype::{DType, FloatElement};
+use crate::dtype::FloatElement;
 use crate::ops::Similarity;
 
 /// Queries per tile: the tile's SGEMM reuses each packed base block this many times. Measured
@@ -264,14 +264,21 @@ pub fn search<T: FloatElement>(
     if nq == 0 || n == 0 {
         return vec![Vec::new(); nq];
     }
-    if T::DTYPE == DType::F32
-        && topk_screen::worthwhile(nq, n, d, k)
+    if topk_screen::worthwhile(nq, n, d, k)
         && let Some(kernel) = topk_screen::fast_kernel()
+        && let Some(found) = topk_screen::search(
+            kernel,
+            &crate::cpu::matmul::widen(queries),
+            base,
+            nq,
+            n,
+            d,
+            k,
+            similarity,
+            allow,
+        )
     {
-        let (q, b): (&[f32], &[f32]) = (bytemuck::cast_slice(queries), bytemuck::cast_slice(base));
-        if let Some(found) = topk_screen::search(kernel, q, b, nq, n, d, k, similarity, allow) {
-            return found;
-        }
+        return found;
     }
     let q = crate::cpu::matmul::widen(queries);
     let q: &[f32] = &q;

@@ -22,13 +22,16 @@
 //!
 //! Work is split by base slices across rayon tasks; each task converts 64-row blocks to bf16
 //! (`vcvtneps2bf16`) and scores them against every group of 32 queries with an 8-row × 32-query
-//! register tile. Used for f32 search with at least 32 queries where the CPU has AVX512_BF16
+//! register tile. f16 and bf16 storage go the same way (rows widened to f32 first: bf16 rows
+//! round to themselves, f16 rows within the same bound; re-scoring uses the stored values).
+//! Used for searches with at least 32 queries where the CPU has AVX512_BF16
 //! (`RAGTUNE_TOPK_SCREEN=0` turns it off); a portable Rust kernel with the same arithmetic runs
 //! the same logic in tests on any CPU.
 
 use rayon::prelude::*;
 
 use super::topk::{Selector, pack, sqnorm, unpack_key, unpack_row};
+use crate::dtype::{DType, FloatElement};
 use crate::ops::Similarity;
 
 /// Queries per group: two 16-lane vectors.
@@ -89,10 +92,10 @@ struct Queries {
 /// data's norms are not finite or too large to bound (the caller then runs the plain path).
 /// Candidates come back sorted, as [`super::topk::search`] returns them.
 #[allow(clippy::too_many_arguments)]
-pub fn search(
+pub fn search<T: FloatElement>(
     kernel: Kernel,
     q: &[f32],
-    base: &[f32],
+    base: &[T],
     nq: usize,
     n: usize,
     d: usize,
@@ -140,15 +143,26 @@ pub fn search(
                 let t = if lower.len() >= k { unpack_key(lower[k - 1]) } else { f32::NEG_INFINITY };
                 let qrow = &q[qi * d..(qi + 1) * d];
                 let mut exact = Selector::new(k);
+                let mut scratch = Vec::new();
                 for c in cands.iter().flatten().filter(|&&c| unpack_key(c) >= t) {
                     let r = unpack_row(*c);
-                    let x = &base[r * d..(r + 1) * d];
+                    let x = row_f32(&base[r * d..(r + 1) * d], &mut scratch);
                     exact.push(pack(exact_key(qrow, x, qs.sq[qi], similarity), r));
                 }
                 exact.into_sorted()
             })
             .collect(),
     )
+}
+
+/// A stored row as f32: the row itself for f32 storage, else widened into `scratch`.
+fn row_f32<'a, T: FloatElement>(row: &'a [T], scratch: &'a mut Vec<f32>) -> &'a [f32] {
+    if T::DTYPE == DType::F32 {
+        return bytemuck::cast_slice(row);
+    }
+    scratch.clear();
+    scratch.extend(row.iter().map(|v| v.to_f32()));
+    scratch
 }
 
 /// The key re-scoring gives row `x` for query `q`: the f32 dot product, or minus the clamped
@@ -218,6 +232,19 @@ fn bounded_norm(row: &[f32]) -> Option<f32> {
     (n.is_finite() && n < MAX_NORM).then(|| (n * (1.0 + 2f64.powi(-20))) as f32)
 }
 
+/// An upper bound on ‖x‖ from its f32 sum of squares ([`sqnorm`]: d products summed in f32, so
+/// relative error below (d + 2)·2⁻²⁴, doubled for safety), or `None` when not finite or too large
+/// for the bound's products. One multiply per row, where an f64 pass over the row would cost as
+/// much as a tenth of the search.
+fn norm_from_sqnorm(sq: f32, d: usize) -> Option<f32> {
+    let sq = f64::from(sq);
+    (sq.is_finite() && sq < MAX_NORM * MAX_NORM).then(|| {
+        // Plus √d·2⁻⁷⁴ for squares that underflowed to zero (each below 2⁻¹⁴⁹).
+        let n = (sq * (1.0 + (d as f64 + 2.0) * 2f64.powi(-23))).sqrt() + (d as f64).sqrt() * 2f64.powi(-74);
+        (n * (1.0 + 2f64.powi(-20))) as f32
+    })
+}
+
 /// One base slice's findings: per query lane, the best lower bounds and the candidates (packed
 /// with their upper bound as the key).
 struct Part {
@@ -226,10 +253,10 @@ struct Part {
 }
 
 /// What every slice task reads.
-struct Ctx<'a> {
+struct Ctx<'a, T> {
     kernel: Kernel,
     qs: &'a Queries,
-    base: &'a [f32],
+    base: &'a [T],
     d: usize,
     dp: usize,
     groups: usize,
@@ -240,7 +267,7 @@ struct Ctx<'a> {
     allow: Option<&'a [u32]>,
 }
 
-impl Ctx<'_> {
+impl<T: FloatElement> Ctx<'_, T> {
     fn scan_rows(&self, r0: usize, r1: usize) -> Option<Part> {
         let (d, dp, lanes) = (self.d, self.dp, self.groups * QG);
         let mut lower: Vec<Selector> = (0..lanes).map(|_| Selector::new(self.k)).collect();
@@ -251,16 +278,24 @@ impl Ctx<'_> {
         let mut block = vec![0u32; ROW_BLOCK * dp];
         let (mut xn, mut xsq) = ([0f32; ROW_BLOCK], [0f32; ROW_BLOCK]);
         let mut tile = [[0f32; QG]; R];
+        let mut scratch = Vec::new();
         let prune_at = 8 * self.k + 1024;
         let l2 = self.similarity == Similarity::L2;
         let mut b0 = r0;
         while b0 < r1 {
             let rows = ROW_BLOCK.min(r1 - b0);
             for j in 0..rows {
-                let x = &self.base[(b0 + j) * d..(b0 + j + 1) * d];
-                xn[j] = bounded_norm(x)?;
+                let stored = &self.base[(b0 + j) * d..(b0 + j + 1) * d];
+                let x = row_f32(stored, &mut scratch);
                 xsq[j] = sqnorm(x);
-                to_bf16_pairs(self.kernel, x, &mut block[j * dp..(j + 1) * dp]);
+                xn[j] = norm_from_sqnorm(xsq[j], d)?;
+                let pairs = &mut block[j * dp..(j + 1) * dp];
+                if T::DTYPE == DType::BF16 && d % 2 == 0 {
+                    // bf16 rows are already pairs of bf16, element 2p in the low half.
+                    pairs.copy_from_slice(bytemuck::cast_slice(stored));
+                } else {
+                    to_bf16_pairs(self.kernel, x, pairs);
+                }
             }
             block[rows * dp..].fill(0);
             for g in 0..self.groups {
