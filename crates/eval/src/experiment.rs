@@ -1,7 +1,7 @@
 //! The two front doors of the experiment: [`demo`] (the built-in world and base model) and
 //! [`compare`] (a user's config). Both load a model, build a [`Task`], run the arms
 //! ([`crate::run`]), check the literature's claims against the numbers
-//! ([`crate::report::findings`]) and write `report.md`, `report.json` and the charts.
+//! ([`crate::report::findings()`]) and write `report.md`, `report.json` and the charts.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //!
 //! Training clusters a sample of the vectors into `nlist` centroids (k-means, [`crate::kmeans`]).
 //! Each vector is stored in the list of its nearest centroid (squared L2, the k-means cells);
-//! each list is a [`RowStore`] sorted by id. A search scores the queries against the centroids,
+//! each list is a `RowStore` sorted by id. A search scores the queries against the centroids,
 //! probes the `nprobe` best lists of each query (by inner product for the `ip` metric — the
 //! lists most likely to hold large inner products — and by L2 distance otherwise), and runs the
 //! fused similarity + top-k op once per probed list over every query that probes it, so queries

@@ -1,4 +1,4 @@
-//! ragtune-index: vector indexes on any [`Device`](ragtune_compute::Device).
+//! ragtune-index: vector indexes on any [`Device`].
 //!
 //! - [`FlatIndex`]: exact search. Every query is scored against every vector by the fused
 //!   similarity + top-k op of ragtune-compute (`topk_similarity`), on the CPU or a GPU.
@@ -10,7 +10,7 @@
 //! per query the best `k` ids and f32 scores, best first, ties by the smaller id, for any
 //! `k >= 1` (`k > len` gives `len` results); support deletes and [`Filter`]s (an allow-list of ids
 //! or an [`IdBitmap`]) applied inside the search; and save to / load from one checksummed,
-//! versioned file ([`file`]) that loads on any device. [`npy`] reads and writes NumPy arrays.
+//! versioned file ([`mod@file`]) that loads on any device. [`npy`] reads and writes NumPy arrays.
 //!
 //! Every error names the thing and the fix ([`IndexError`]), and an operation that fails has
 //! changed nothing. Unknown ids in `remove` are an error (not a count), so a typo cannot pass

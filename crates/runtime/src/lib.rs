@@ -4,8 +4,8 @@
 //!   encoders; [`weights`]: safetensors (single or sharded, memory-mapped, zero-copy);
 //!   [`gguf`]: GGUF files with dequantisation and the tokenizer from metadata;
 //! - [`llama`]: the decoder forward pass with a KV cache, written only in `ragtune_compute::ops`
-//!   so the same code runs on the CPU and on a GPU; [`generate`]: batched generation with
-//!   sampling ([`sampling`]), stop tokens and streaming; [`score`]: log-likelihood of a
+//!   so the same code runs on the CPU and on a GPU; [`generate()`]: batched generation with
+//!   sampling ([`sampling`]), stop tokens and streaming; [`score()`]: log-likelihood of a
 //!   continuation;
 //! - [`bert`]: sentence embeddings (mean or CLS pooling, L2 normalisation);
 //! - [`tokenizer`]: the `tokenizers` crate with padding and truncation switched off.

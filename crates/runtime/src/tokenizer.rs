@@ -33,7 +33,7 @@ impl Tokenizer {
     }
 
     /// The ids of `text`; `add_special_tokens` adds what the file's post-processor adds
-    /// (BERT's [CLS] … [SEP], a BOS for some decoders).
+    /// (BERT's `[CLS]` … `[SEP]`, a BOS for some decoders).
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
         let enc = self
             .inner

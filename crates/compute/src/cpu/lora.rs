@@ -3,7 +3,7 @@
 //! none), f32 accumulation.
 //!
 //! Rows come in runs of one adapter (a batch of one adapter is a single run; a mixed batch groups
-//! its sequences' rows), so each run — cut into blocks of [`ROWS_PER_TASK`] for the threads — is
+//! its sequences' rows), so each run — cut into blocks of `ROWS_PER_TASK` for the threads — is
 //! one small GEMM with that adapter's matrices (the `gemm` crate): the rank-r products stay a few
 //! percent of the base GEMM's time instead of dominating it as per-row dot products did.
 
@@ -16,7 +16,7 @@ use crate::dtype::{DType, FloatElement};
 const ROWS_PER_TASK: usize = 64;
 
 /// `(first row, end row, id)` of each block: maximal runs of equal ids, cut every
-/// [`ROWS_PER_TASK`] rows.
+/// `ROWS_PER_TASK` rows.
 fn blocks(ids: &[i32]) -> Vec<(usize, usize, i32)> {
     let mut out = Vec::new();
     let mut start = 0;

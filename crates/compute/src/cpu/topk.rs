@@ -1,7 +1,7 @@
 //! Similarity search with top-k selection on the CPU (family `topk`, kernels/topk.cu).
 //!
 //! Scores are never all materialised, let alone sorted. The base is cut into blocks of
-//! [`BASE_BLOCK`] rows; for a block of up to [`QUERY_BLOCK`] queries the scores of the whole
+//! `BASE_BLOCK` rows; for a block of up to `QUERY_BLOCK` queries the scores of the whole
 //! tile come from one single-threaded SGEMM (the `gemm` crate), and each query then scans its
 //! row of the tile against the threshold of its running top-k ([`Selector`]): a candidate is kept
 //! only when it beats the k-th best seen so far, which after the first few blocks is almost never,

@@ -2,7 +2,7 @@
 //! cuBLAS for plain GEMMs.
 //!
 //! Opening a device never panics. cudarc's lazy loader panics when `libcuda.so` is missing, so
-//! [`backend_for`] first asks `is_culib_present()`, then creates the context inside
+//! `backend_for` first asks `is_culib_present()`, then creates the context inside
 //! `catch_unwind` as a second guard, checks NVRTC, and compiles one kernel family so that a
 //! device which cannot build our kernels is reported as unusable up front.
 

@@ -11,7 +11,7 @@
 //! in Old or Reading text.
 //!
 //! Everything random comes from ChaCha8 streams derived from the seed and the thing being drawn
-//! (see [`stream`]): a document does not depend on which other documents were rendered first,
+//! (see `stream`): a document does not depend on which other documents were rendered first,
 //! and nothing depends on hash-map iteration order.
 //!
 //! - [`names`]: the syllable inventory and the name generator;

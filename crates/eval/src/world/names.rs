@@ -25,7 +25,7 @@ const INNER_CODAS: [&str; 8] = ["", "", "", "", "n", "r", "l", "s"];
 /// The last syllable may end in a heavier coda ("-holt", "-mark").
 const FINAL_CODAS: [&str; 14] = ["", "", "", "n", "r", "l", "s", "th", "nd", "rk", "m", "lt", "sk", "x"];
 
-/// Organisation name suffixes ("<Stem> <Suffix>").
+/// Organisation name suffixes ("`<Stem> <Suffix>`").
 pub const ORG_SUFFIXES: [&str; 14] = [
     "Dynamics",
     "Foundry",
@@ -88,7 +88,7 @@ impl NameGen {
         format!("{first} {last}")
     }
 
-    /// "<Stem> <Suffix>".
+    /// "`<Stem> <Suffix>`".
     pub fn organisation(&mut self, rng: &mut ChaCha8Rng) -> String {
         let stem = self.word(rng, 2, 3);
         let suffix = ORG_SUFFIXES.choose(rng).expect("non-empty");

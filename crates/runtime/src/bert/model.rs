@@ -201,7 +201,7 @@ pub struct BertEmbedder {
     pub model: BertModel,
     pub tokenizer: Tokenizer,
     /// Inputs are cut to this many tokens (sentence-transformers' `max_seq_length`, else the
-    /// position count), keeping the final [SEP].
+    /// position count), keeping the final `[SEP]`.
     pub max_tokens: usize,
 }
 
@@ -220,7 +220,7 @@ impl BertEmbedder {
         Ok(BertEmbedder { model, tokenizer, max_tokens })
     }
 
-    /// Token ids of `text` with [CLS]/[SEP], cut to `max_tokens`.
+    /// Token ids of `text` with `[CLS]`/`[SEP]`, cut to `max_tokens`.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
         let mut ids = self.tokenizer.encode(text, true)?;
         if ids.len() > self.max_tokens {

@@ -13,7 +13,7 @@ use crate::error::{Result, RuntimeError};
 pub enum PoolingMode {
     /// Mean over the non-padding tokens.
     Mean,
-    /// The first token's state ([CLS]).
+    /// The first token's state (`[CLS]`).
     Cls,
 }
 

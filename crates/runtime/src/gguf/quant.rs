@@ -6,7 +6,7 @@
 //! | Q4_0 | 32 | 18 | f16 d; 16 × u8 (low nibbles = x[0..16], high = x[16..32]); x = (q − 8)·d |
 //! | Q4_1 | 32 | 20 | f16 d, f16 m; 16 × u8 as Q4_0; x = q·d + m |
 //! | Q8_0 | 32 | 34 | f16 d; 32 × i8; x = q·d |
-//! | Q5_0 | 32 | 22 | f16 d; u32 qh (bit j = 5th bit of x[j]); 16 × u8 as Q4_0; x = (q − 16)·d |
+//! | Q5_0 | 32 | 22 | f16 d; u32 qh (bit j = 5th bit of `x[j]`); 16 × u8 as Q4_0; x = (q − 16)·d |
 //! | Q5_1 | 32 | 24 | f16 d, f16 m; u32 qh; 16 × u8 as Q4_0; x = q·d + m |
 //! | Q2_K | 256 | 84 | 16 × u8 (scale low nibble, min high) per 16; 64 × u8 of 2-bit q; f16 d, f16 dmin; x = d·sc·q − dmin·m |
 //! | Q3_K | 256 | 110 | 32 × u8 hmask; 64 × u8 of 2-bit q; 12 bytes of 6-bit scales per 16; f16 d; x = d·(sc − 32)·(q − 4·!h) |

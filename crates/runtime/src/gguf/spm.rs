@@ -8,7 +8,7 @@
 //! ranked by the score of the merged piece — the recipe of transformers' `LlamaConverter`
 //! (`generate_merges`): every split of every piece into two pieces, ordered by score, then the
 //! longer left part, then the longer right part, then the ids. We build that rather than a
-//! merge loop of our own because the runtime's [`Tokenizer`] is a `tokenizers::Tokenizer`
+//! merge loop of our own because the runtime's [`crate::Tokenizer`] is a `tokenizers::Tokenizer`
 //! (streaming decode, special-token handling and the CLI all go through it).
 //!
 //! Where it could differ from sentencepiece: when two *different* pieces have equal scores,
