@@ -12,7 +12,7 @@ use ragtune_bench::{gemm_flops, random_llama, random_tensor, smollm2_config};
 use ragtune_compute::ops::{self, AdamW};
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::{LlamaConfig, LlamaModel};
-use ragtune_trainer::{FullTrainer, LoraAdapter, LoraConfig, LoraTrainer, Target, TrainBatch};
+use ragtune_trainer::{FullTrainer, LoraAdapter, LoraTrainer, TrainBatch};
 
 const BATCH: usize = 4;
 const SEQ: usize = 128;
@@ -85,14 +85,7 @@ fn main() {
         let model = random_llama(config);
         let n = params(&model);
         let b = batch(model.config.vocab_size);
-        let lora = LoraConfig {
-            r: 16,
-            alpha: 32.0,
-            use_rslora: false,
-            dropout: 0.0,
-            targets: Target::ALL.to_vec(),
-            layers: None,
-        };
+        let lora = ragtune_bench::lora_r16_all_targets();
         let adapter = LoraAdapter::init(lora, &model.config, 0, &Device::Cpu).unwrap();
         let trainable = adapter.num_params();
         let mut trainer = LoraTrainer::new(&model, adapter, AdamW::default()).unwrap();

@@ -42,15 +42,14 @@ pub fn report_from_rows(path: &Path, started_utc: &str) -> Result<Report> {
             if !c.device.is_empty() {
                 devices.insert(c.device);
             }
+            // The best compute and the best bandwidth, each from whichever line measured it.
             ceilings = Some(match ceilings {
-                Some(old) if old.compute_flops >= c.ceilings.compute_flops => {
-                    Ceilings { bandwidth_bytes: old.bandwidth_bytes.max(c.ceilings.bandwidth_bytes), ..old }
-                }
-                Some(old) => Ceilings {
-                    bandwidth_bytes: old.bandwidth_bytes.max(c.ceilings.bandwidth_bytes),
-                    ..c.ceilings
-                },
                 None => c.ceilings,
+                Some(old) => {
+                    let bw = old.bandwidth_bytes.max(c.ceilings.bandwidth_bytes);
+                    let best = if c.ceilings.compute_flops > old.compute_flops { c.ceilings } else { old };
+                    Ceilings { bandwidth_bytes: bw, ..best }
+                }
             });
         } else {
             let row: Row = serde_json::from_value(value)

@@ -113,3 +113,15 @@ pub fn llama_params(m: &LlamaModel) -> usize {
             })
             .sum::<usize>()
 }
+
+/// The benchmarks' adapter: LoRA r = 16, α = 32 on all seven projections, no dropout.
+pub fn lora_r16_all_targets() -> ragtune_trainer::LoraConfig {
+    ragtune_trainer::LoraConfig {
+        r: 16,
+        alpha: 32.0,
+        use_rslora: false,
+        dropout: 0.0,
+        targets: ragtune_trainer::Target::ALL.to_vec(),
+        layers: None,
+    }
+}

@@ -25,6 +25,7 @@ pub struct LoraRow {
     pub rel_err: f64,
 }
 
+#[derive(Clone)]
 struct Layer {
     x: Tensor,
     w: Tensor,
@@ -79,8 +80,7 @@ pub fn measure(
     };
     // Checked on one adapter against the unfused GEMMs on this device, and with all of them
     // against the same layer computed on the CPU.
-    let one =
-        Layer { ids: dev(Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap()), ..clone_layer(&layer) };
+    let one = Layer { ids: dev(Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap()), ..layer.clone() };
     let (a0, b0) = (first(&layer.a, &[r, inp]), first(&layer.b, &[out, r]));
     let unfused: Vec<f64> = one.unfused(&a0, &b0).to_vec_f32().unwrap().into_iter().map(f64::from).collect();
     let err_unfused = rel_err(&one.lora().to_vec_f32().unwrap(), &unfused);
@@ -107,17 +107,6 @@ fn first(stacked: &Tensor, shape: &[usize]) -> Tensor {
     let host = stacked.to_host().unwrap().to_vec_f32().unwrap();
     let t = ops::cast(&Tensor::from_slice(&host[..n], shape).unwrap(), stacked.dtype()).unwrap();
     t.to_device(&stacked.device()).unwrap()
-}
-
-fn clone_layer(l: &Layer) -> Layer {
-    Layer {
-        x: l.x.clone(),
-        w: l.w.clone(),
-        a: l.a.clone(),
-        b: l.b.clone(),
-        ids: l.ids.clone(),
-        scales: l.scales.clone(),
-    }
 }
 
 fn host_layer(l: &Layer) -> Layer {

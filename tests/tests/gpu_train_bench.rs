@@ -17,7 +17,7 @@ use ragtune_kernel_emu::EmuBackend;
 use ragtune_runtime::LlamaConfig;
 use ragtune_tests::gpu::cuda_or_skip;
 use ragtune_tests::gpu_bench_rows::{GpuCeilings, append_rows, ceilings_line, json_row, measure_ceilings};
-use ragtune_trainer::{FullTrainer, LoraAdapter, LoraConfig, LoraTrainer, Target, TrainBatch};
+use ragtune_trainer::{FullTrainer, LoraAdapter, LoraTrainer, TrainBatch};
 
 /// One measured step.
 #[derive(Debug)]
@@ -83,14 +83,7 @@ fn measure(
     let mut out = Vec::new();
     let model = random_llama_on(config.clone(), DType::BF16, device);
     let params = llama_params(&model) as f64;
-    let lora = LoraConfig {
-        r: 16,
-        alpha: 32.0,
-        use_rslora: false,
-        dropout: 0.0,
-        targets: Target::ALL.to_vec(),
-        layers: None,
-    };
+    let lora = ragtune_bench::lora_r16_all_targets();
     let adapter = LoraAdapter::init(lora, &model.config, 0, device).unwrap();
     let mut trainer = LoraTrainer::new(&model, adapter, AdamW::default()).unwrap();
     let check = check_learning("LoRA", vocab, || trainer.train_step(&b, 1e-2).unwrap(), 4);

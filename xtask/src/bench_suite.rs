@@ -31,6 +31,20 @@ pub struct BenchArgs {
     no_python: bool,
 }
 
+/// Builds `ragtune-bench` in release; returns the target directory holding it.
+fn build_runner(root: &Path) -> Result<PathBuf> {
+    println!("building: cargo build --release -p ragtune-bench --bin ragtune-bench");
+    let status = Command::new("cargo")
+        .args(["build", "--release", "-q", "-p", "ragtune-bench", "--bin", "ragtune-bench"])
+        .current_dir(root)
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build --release -p ragtune-bench failed ({status})");
+    }
+    Ok(std::env::var_os("CARGO_TARGET_DIR").map(|d| root.join(d)).unwrap_or_else(|| root.join("target")))
+}
+
 /// Builds and runs the runner for `suite`; exits with its code when it fails.
 pub fn run(root: &Path, suite: &str, a: BenchArgs) -> Result<()> {
     let start = Instant::now();
@@ -42,18 +56,8 @@ pub fn run(root: &Path, suite: &str, a: BenchArgs) -> Result<()> {
         ),
         None => None,
     };
-    println!("building: cargo build --release -p ragtune-bench --bin ragtune-bench");
-    let status = Command::new("cargo")
-        .args(["build", "--release", "-q", "-p", "ragtune-bench", "--bin", "ragtune-bench"])
-        .current_dir(root)
-        .status()
-        .context("running cargo")?;
-    if !status.success() {
-        bail!("cargo build --release -p ragtune-bench failed ({status})");
-    }
+    let target = build_runner(root)?;
     let build_s = start.elapsed().as_secs_f64();
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map(|d| root.join(d)).unwrap_or_else(|| root.join("target"));
     let mut cmd = Command::new(target.join("release/ragtune-bench"));
     cmd.arg(suite).arg("--root").arg(root).arg("--out-root").arg(target.join("bench"));
     cmd.arg("--build-seconds").arg(format!("{build_s:.1}")).current_dir(root);
@@ -105,16 +109,7 @@ pub fn gpu_rows(root: &Path, a: GpuRowsArgs) -> Result<()> {
     };
     let rows = abs(&a.rows, "rows file")?;
     let baseline = a.baseline.as_deref().map(|b| abs(b, "--baseline")).transpose()?;
-    let status = Command::new("cargo")
-        .args(["build", "--release", "-q", "-p", "ragtune-bench", "--bin", "ragtune-bench"])
-        .current_dir(root)
-        .status()
-        .context("running cargo")?;
-    if !status.success() {
-        bail!("cargo build --release -p ragtune-bench failed ({status})");
-    }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map(|d| root.join(d)).unwrap_or_else(|| root.join("target"));
+    let target = build_runner(root)?;
     let mut cmd = Command::new(target.join("release/ragtune-bench"));
     cmd.arg("gpu-rows")
         .arg("--rows")

@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use ragtune_compute::Device;
 use ragtune_compute::ops::AdamW;
 use ragtune_runtime::LlamaConfig;
-use ragtune_trainer::{FullTrainer, LoraAdapter, LoraConfig, LoraTrainer, Target, TrainBatch};
+use ragtune_trainer::{FullTrainer, LoraAdapter, LoraTrainer, TrainBatch};
 
 use super::Ctx;
 use crate::harness::{Budget, median_time};
@@ -65,14 +65,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
         let params = llama_params(&model) as f64;
         let vocab = model.config.vocab_size;
         let b = batch(vocab)?;
-        let lora = LoraConfig {
-            r: 16,
-            alpha: 32.0,
-            use_rslora: false,
-            dropout: 0.0,
-            targets: Target::ALL.to_vec(),
-            layers: None,
-        };
+        let lora = crate::lora_r16_all_targets();
         let adapter = LoraAdapter::init(lora, &model.config, 0, &Device::Cpu)?;
         let trainable = adapter.num_params();
         let mut trainer = LoraTrainer::new(&model, adapter, AdamW::default())?;

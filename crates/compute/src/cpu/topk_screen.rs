@@ -88,7 +88,7 @@ struct Queries {
     sq: Vec<f32>,
 }
 
-/// Search `base` (`n × d` f32) for the best `k` rows of each of the `nq` queries; `None` when the
+/// Search `base` (`n × d`, f32, bf16 or f16) for the best `k` rows of each of the `nq` queries; `None` when the
 /// data's norms are not finite or too large to bound (the caller then runs the plain path).
 /// Candidates come back sorted, as [`super::topk::search`] returns them.
 #[allow(clippy::too_many_arguments)]
