@@ -4,25 +4,51 @@
 //   lora_expand:  y[i, :] += scale[ids[i]] · u[i, :] · B[ids[i]]ᵀ   B stacked [adapters, out, r]
 // The expand adds into the base GEMM's output in place: y is read and written once, and the
 // rank-r intermediate u (r ≪ in, out) is all that goes between the two kernels. f32
-// accumulation for every storage type; rows whose id is -1 get u = 0 and y unchanged.
+// accumulation for every storage type; rows whose id is -1 get u = 0 and y unchanged. Ids live on
+// the device, so the op layer cannot check them without a sync: every kernel reads an id outside
+// 0..adapters as "no adapter" rather than reading outside the stacked weights.
+//
+// The backward, given dy and the saved u (x' = x ⊙ mask under LoRA dropout, else x):
+//   lora_bwd_du:    du[i, :] = scale[id] · dy[i, :] · B[id]                         (a shrink over out)
+//   lora_bwd_dx:    dx[i, :] += mask[i, :] ⊙ (du[i, :] · A[id])      in place on the base's dx
+//   lora_bwd_outer: dB[id] = scale[id] · Σ_i dy[i]ᵀ u[i],  dA[id] = Σ_i du[i]ᵀ x'[i]
+//                   per chunk of rows into a partial buffer, then lora_bwd_reduce sums the chunks
+//                   in a fixed order, so the gradients do not depend on scheduling.
 #include "rt_common.cuh"
 
-// A block per row; the block reduces each of the r dot products over `in`.
+// Accumulators per thread: r is handled RT_LORA_J columns at a time, so x (or dy) is read r/8
+// times from L1 instead of r times, with no per-thread array sized by r.
+#define RT_LORA_J 8
+
+// A block per row; out[row, j] = scale · Σ_k v[row, k] · m[j, k] where m[j, k] lies at
+// m[j·js + k·ks] (A [r, in]: js = in, ks = 1; B [out, r] read as Bᵀ: js = 1, ks = r). Rows with
+// id -1 get zeros.
 template <typename T>
-__device__ __forceinline__ void lora_shrink_row(const T* __restrict__ x, const T* __restrict__ a,
-                                                const int* __restrict__ ids, float* __restrict__ u, int in,
-                                                int r) {
+__device__ __forceinline__ void lora_reduce_row(const T* __restrict__ v, const T* __restrict__ m,
+                                                const int* __restrict__ ids, const float* __restrict__ scales,
+                                                float* __restrict__ out, int len, int r, int js, int ks,
+                                                int adapters) {
     __shared__ float scratch[32];
     const long long row = blockIdx.x;
-    const int id = ids[row];
-    for (int j = 0; j < r; ++j) {
-        float s = 0.0f;
+    const int id = ids[row] < adapters ? ids[row] : -1;
+    const T* mm = m + (long long)(id < 0 ? 0 : id) * r * len;
+    const float scale = id < 0 ? 0.0f : (scales ? scales[id] : 1.0f);
+    for (int j0 = 0; j0 < r; j0 += RT_LORA_J) {
+        float acc[RT_LORA_J];
+#pragma unroll
+        for (int jj = 0; jj < RT_LORA_J; ++jj) acc[jj] = 0.0f;
         if (id >= 0) {
-            const T* aj = a + ((long long)id * r + j) * in;
-            for (int k = threadIdx.x; k < in; k += blockDim.x) s += rt_to_f32(x[row * in + k]) * rt_to_f32(aj[k]);
+            for (int k = threadIdx.x; k < len; k += blockDim.x) {
+                const float g = rt_to_f32(v[row * len + k]);
+#pragma unroll
+                for (int jj = 0; jj < RT_LORA_J; ++jj)
+                    if (j0 + jj < r) acc[jj] += g * rt_to_f32(mm[(long long)(j0 + jj) * js + (long long)k * ks]);
+            }
         }
-        s = rt_block_sum(s, scratch);
-        if (threadIdx.x == 0) u[row * r + j] = s;
+        for (int jj = 0; jj < RT_LORA_J && j0 + jj < r; ++jj) {  // uniform across the block
+            const float s = rt_block_sum(acc[jj], scratch);
+            if (threadIdx.x == 0) out[row * r + j0 + jj] = scale * s;
+        }
     }
 }
 
@@ -30,10 +56,10 @@ __device__ __forceinline__ void lora_shrink_row(const T* __restrict__ x, const T
 template <typename T>
 __device__ __forceinline__ void lora_expand_row(const float* __restrict__ u, const T* __restrict__ b,
                                                 const int* __restrict__ ids, const float* __restrict__ scales,
-                                                T* __restrict__ y, int out, int r) {
+                                                T* __restrict__ y, int out, int r, int adapters) {
     const long long row = blockIdx.x;
     const int id = ids[row];
-    if (id < 0) return;
+    if (id < 0 || id >= adapters) return;
     const float s = scales[id];
     const float* ur = u + row * r;
     for (int o = threadIdx.x; o < out; o += blockDim.x) {
@@ -44,14 +70,95 @@ __device__ __forceinline__ void lora_expand_row(const float* __restrict__ u, con
     }
 }
 
+// A block per row, threads over the inputs: dx[row, k] += mask[row, k] · Σ_j du[row, j] · A[id, j, k]
+// (A's rows are read coalesced). No mask: a null pointer.
+template <typename T>
+__device__ __forceinline__ void lora_bwd_dx_row(const float* __restrict__ du, const T* __restrict__ a,
+                                                const int* __restrict__ ids, const T* __restrict__ mask,
+                                                T* __restrict__ dx, int in, int r, int adapters) {
+    const long long row = blockIdx.x;
+    const int id = ids[row];
+    if (id < 0 || id >= adapters) return;
+    const float* dr = du + row * r;
+    const T* aa = a + (long long)id * r * in;
+    for (int k = threadIdx.x; k < in; k += blockDim.x) {
+        float acc = 0.0f;
+        for (int j = 0; j < r; ++j) acc += dr[j] * rt_to_f32(aa[(long long)j * in + k]);
+        if (mask) acc *= rt_to_f32(mask[row * in + k]);
+        dx[row * in + k] = rt_from_f32<T>(rt_to_f32(dx[row * in + k]) + acc);
+    }
+}
+
+// Per chunk of `chunk_rows` rows and adapter: g[c, j] = scale · Σ_i p[i, c] · mask[i, c] · q[i, j]
+// over the chunk's rows with that adapter. Grid: x over columns (a thread per column), y over
+// groups of RT_LORA_J ranks, z over (chunk, adapter). The block's partial lands at
+// partial[(chunk · adapters + adapter) · cols · r + (transposed ? j · cols + c : c · r + j)]:
+// dB [out, r] from (p = dy, q = u), dA [r, in] from (p = x, mask, q = du).
+template <typename T>
+__device__ __forceinline__ void lora_bwd_outer_block(const T* __restrict__ p, const T* __restrict__ mask,
+                                                     const float* __restrict__ q, const int* __restrict__ ids,
+                                                     const float* __restrict__ scales, float* __restrict__ partial,
+                                                     int rows, int cols, int r, int adapters, int chunk_rows,
+                                                     int transposed) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const int j0 = blockIdx.y * RT_LORA_J;
+    const int chunk = blockIdx.z / adapters, adapter = blockIdx.z % adapters;
+    const int first = chunk * chunk_rows, last = min(rows, first + chunk_rows);
+    if (c >= cols) return;
+    float acc[RT_LORA_J];
+#pragma unroll
+    for (int jj = 0; jj < RT_LORA_J; ++jj) acc[jj] = 0.0f;
+    for (int i = first; i < last; ++i) {
+        if (ids[i] != adapter) continue;  // the same row for every thread: no divergence
+        float g = rt_to_f32(p[(long long)i * cols + c]);
+        if (mask) g *= rt_to_f32(mask[(long long)i * cols + c]);
+        const float* qi = q + (long long)i * r + j0;
+#pragma unroll
+        for (int jj = 0; jj < RT_LORA_J; ++jj)
+            if (j0 + jj < r) acc[jj] += g * qi[jj];
+    }
+    const float scale = scales ? scales[adapter] : 1.0f;
+    float* out = partial + (long long)blockIdx.z * cols * r;
+#pragma unroll
+    for (int jj = 0; jj < RT_LORA_J; ++jj) {
+        if (j0 + jj >= r) break;
+        const long long at = transposed ? (long long)(j0 + jj) * cols + c : (long long)c * r + j0 + jj;
+        out[at] = scale * acc[jj];
+    }
+}
+
+// out[e] = Σ_chunk partial[chunk · n + e], chunks in order (deterministic).
+extern "C" __global__ void lora_bwd_reduce_f32(const float* partial, float* out, int chunks, long long n) {
+    for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += (long long)gridDim.x * blockDim.x) {
+        float s = 0.0f;
+        for (int c = 0; c < chunks; ++c) s += partial[(long long)c * n + e];
+        out[e] = s;
+    }
+}
+
 #define RT_LORA_KERNELS(T, S)                                                                          \
     extern "C" __global__ void lora_shrink_##S(const T* x, const T* a, const int* ids, float* u, int in, \
-                                               int r) {                                                \
-        lora_shrink_row<T>(x, a, ids, u, in, r);                                                       \
+                                               int r, int adapters) {                                  \
+        lora_reduce_row<T>(x, a, ids, nullptr, u, in, r, in, 1, adapters);                            \
     }                                                                                                  \
     extern "C" __global__ void lora_expand_##S(const float* u, const T* b, const int* ids,              \
-                                               const float* scales, T* y, int out, int r) {            \
-        lora_expand_row<T>(u, b, ids, scales, y, out, r);                                              \
+                                               const float* scales, T* y, int out, int r,             \
+                                               int adapters) {                                         \
+        lora_expand_row<T>(u, b, ids, scales, y, out, r, adapters);                                    \
+    }                                                                                                  \
+    extern "C" __global__ void lora_bwd_du_##S(const T* dy, const T* b, const int* ids, const float* scales, \
+                                               float* du, int out, int r, int adapters) {              \
+        lora_reduce_row<T>(dy, b, ids, scales, du, out, r, 1, r, adapters);                            \
+    }                                                                                                  \
+    extern "C" __global__ void lora_bwd_dx_##S(const float* du, const T* a, const int* ids, const T* mask, \
+                                               T* dx, int in, int r, int adapters) {                   \
+        lora_bwd_dx_row<T>(du, a, ids, mask, dx, in, r, adapters);                                     \
+    }                                                                                                  \
+    extern "C" __global__ void lora_bwd_outer_##S(const T* p, const T* mask, const float* q, const int* ids, \
+                                                  const float* scales, float* partial, int rows, int cols, \
+                                                  int r, int adapters, int chunk_rows, int transposed) {   \
+        lora_bwd_outer_block<T>(p, mask, q, ids, scales, partial, rows, cols, r, adapters, chunk_rows,  \
+                                transposed);                                                           \
     }
 
 RT_LORA_KERNELS(float, f32)

@@ -586,6 +586,61 @@ pub fn lora(device: &Device, rng: &mut ChaCha8Rng) {
         ops::lora_expand(&mut dy, &du, &on(device, &b), &on(device, &ids), &scales).unwrap();
         ops::lora_expand(&mut cy, &cu, &b, &ids, &scales).unwrap();
         compare(&format!("lora_expand {dtype}"), &dy, &cy, tolerance(dtype, true));
+        // Device ids are not read back: an id past the bank reads as no adapter (a zero row of
+        // u, y unchanged) instead of reading past the stacked weights.
+        let bad = Tensor::from_slice(&[0i32, adapters as i32, 1, 1000], &[4]).unwrap();
+        let x4 = on(device, &random_tensor(rng, &[4, inp], dtype, 1.0).0);
+        let u4 = ops::lora_shrink(&x4, &on(device, &a), &on(device, &bad)).unwrap().to_vec::<f32>().unwrap();
+        assert!(u4[r..2 * r].iter().chain(&u4[3 * r..]).all(|&v| v == 0.0), "ids past the bank: {u4:?}");
+        assert!(u4[..r].iter().any(|&v| v != 0.0), "id 0 gave a zero row: {u4:?}");
+        // The backward, with and without a dropout mask (zeros and twos), rank 11: a full and a
+        // partial group of 8 ranks on the GPU; 260 rows: two chunks of the outer products.
+        let (rows, r, inp) = (260usize, 11usize, 72usize);
+        let (x, _) = random_tensor(rng, &[rows, inp], dtype, 1.0);
+        let (a, _) = random_tensor(rng, &[adapters, r, inp], dtype, 1.0);
+        let (b, _) = random_tensor(rng, &[adapters, out, r], dtype, 1.0);
+        let (g, _) = random_tensor(rng, &[rows, out], dtype, 1.0);
+        let (dx0, _) = random_tensor(rng, &[rows, inp], dtype, 1.0);
+        let m: Vec<f32> = (0..rows * inp).map(|i| if i % 3 == 0 { 0.0 } else { 2.0 }).collect();
+        let mask = ops::cast(&Tensor::from_slice(&m, &[rows, inp]).unwrap(), dtype).unwrap();
+        // Adapter 2 has no rows below 200: the second chunk carries most of its gradient.
+        let ids: Vec<i32> = (0..rows as i32).map(|i| if i < 200 { i % 3 - 1 } else { 2 }).collect();
+        let ids = Tensor::from_slice(&ids, &[rows]).unwrap();
+        // Both mask cases in f32, one in each half type (the emulator runs a thread at a time).
+        let cases: &[bool] = match dtype {
+            DType::F32 => &[false, true],
+            DType::BF16 => &[true],
+            _ => &[false],
+        };
+        for &masked in cases {
+            let u = ops::lora_shrink(&x, &a, &ids).unwrap();
+            let args = |d: &Device| {
+                let t = |v: &Tensor| on(d, v);
+                (t(&x), t(&mask), t(&g), t(&u), t(&a), t(&b), t(&ids))
+            };
+            let run = |d: &Device| {
+                let (x, mask, g, u, a, b, ids) = args(d);
+                let inputs = ops::LoraBackward {
+                    x: &x,
+                    mask: masked.then_some(&mask),
+                    dy: &g,
+                    u: &u,
+                    a: &a,
+                    b: &b,
+                    ids: &ids,
+                    scales: &scales,
+                };
+                let mut dx = on(d, &dx0);
+                let (da, db) = ops::lora_backward(&inputs, &mut dx).unwrap();
+                (dx, da, db)
+            };
+            let (gdx, gda, gdb) = run(device);
+            let (cdx, cda, cdb) = run(&Device::Cpu);
+            let what = format!("lora_backward {dtype} masked {masked}");
+            compare(&format!("{what} dx"), &gdx, &cdx, tolerance(dtype, true));
+            compare(&format!("{what} dA"), &gda, &cda, 1e-4);
+            compare(&format!("{what} dB"), &gdb, &cdb, 1e-4);
+        }
     }
 }
 

@@ -164,8 +164,11 @@ fn every_emulated_kernel_is_covered_by_the_parity_suite() {
     // The trainer's fused optimizer and loss, and the multi-adapter LoRA path.
     expected.extend(["adamw_f32".to_string(), "cross_entropy_f32".to_string()]);
     for s in floats {
-        expected.extend([format!("lora_shrink_{s}"), format!("lora_expand_{s}")]);
+        for k in ["lora_shrink", "lora_expand", "lora_bwd_du", "lora_bwd_dx", "lora_bwd_outer"] {
+            expected.push(format!("{k}_{s}"));
+        }
     }
+    expected.push("lora_bwd_reduce_f32".to_string());
     for k in
         ["rms_norm_backward_f32", "swiglu_backward_f32", "embedding_backward_f32", "attention_backward_f32"]
     {

@@ -124,8 +124,8 @@ impl StepGrads {
 struct LayerActs {
     x_in: Tensor,
     h1: Tensor,
-    /// The scaled low-rank activations `scale · dropout(x) Aᵀ` of each adapted projection.
-    z: [Option<Tensor>; 7],
+    /// The low-rank activations `u = dropout(x) Aᵀ` of each adapted projection.
+    u: [Option<Tensor>; 7],
     /// The LoRA dropout mask of each adapted projection's input (training with dropout).
     masks: [Option<Tensor>; 7],
     q: Tensor,
@@ -454,34 +454,34 @@ impl Net<'_> {
                     (Some(draw), Some(_)) => Some(draw.mask_tensor(l, t, n, x.last_dim(), dev)?),
                     _ => None,
                 };
-                let (y, z) = lora_forward(x, lin, module, scale, mask.as_ref())?;
+                let (y, u) = lora_forward(x, lin, module, scale, mask.as_ref())?;
                 masks[t.index()] = mask;
-                Ok((y, z))
+                Ok((y, u))
             };
             let [input_norm, post_norm] = &self.norms[l];
             let h1 = ops::rms_norm(&x, input_norm, c.rms_norm_eps)?;
-            let (q, zq) = proj(Target::Q, &layer.q, &h1)?;
-            let (k, zk) = proj(Target::K, &layer.k, &h1)?;
-            let (v, zv) = proj(Target::V, &layer.v, &h1)?;
+            let (q, uq) = proj(Target::Q, &layer.q, &h1)?;
+            let (k, uk) = proj(Target::K, &layer.k, &h1)?;
+            let (v, uv) = proj(Target::V, &layer.v, &h1)?;
             let q = ops::rope(&q.reshape(&[b, s, hq, d])?, &positions, &model.inv_freq)?;
             let k = ops::rope(&k.reshape(&[b, s, hkv, d])?, &positions, &model.inv_freq)?;
             let v = v.reshape(&[b, s, hkv, d])?;
             // The layer's sliding window (Mistral, Qwen2), as the runtime's forward applies it.
             let spec = spec.with_window(c.attention_window(l));
             let attn = ops::attention(&q, &k, &v, spec, None)?.reshape(&[n, hq * d])?;
-            let (o, zo) = proj(Target::O, &layer.o, &attn)?;
+            let (o, uo) = proj(Target::O, &layer.o, &attn)?;
             let x_mid = ops::add(&x, &o)?;
             let h2 = ops::rms_norm(&x_mid, post_norm, c.rms_norm_eps)?;
-            let (gate, zg) = proj(Target::Gate, &layer.gate, &h2)?;
-            let (up, zu) = proj(Target::Up, &layer.up, &h2)?;
+            let (gate, ug) = proj(Target::Gate, &layer.gate, &h2)?;
+            let (up, uu) = proj(Target::Up, &layer.up, &h2)?;
             let act = ops::swiglu(&gate, &up)?;
-            let (down, zd) = proj(Target::Down, &layer.down, &act)?;
+            let (down, ud) = proj(Target::Down, &layer.down, &act)?;
             let x_out = ops::add(&x_mid, &down)?;
             if keep {
                 saved.push(LayerActs {
                     x_in: x,
                     h1,
-                    z: [zq, zk, zv, zo, zg, zu, zd],
+                    u: [uq, uk, uv, uo, ug, uu, ud],
                     masks,
                     q,
                     k,
@@ -530,14 +530,16 @@ impl Net<'_> {
         let positions = Tensor::from_slice(&pos, &[b, s])?.to_device(dev)?;
         let spec = AttentionSpec::new(true, d);
         // Gradients per (layer, target), gathered back into adapter order at the end.
+        // Every row trains the one adapter: id 0 in the LoRA op's row → adapter map.
+        let lora_ids = Tensor::zeros(&[n], DType::I32, dev)?;
         let mut lora: Vec<[Option<(Tensor, Tensor)>; 7]> =
             (0..c.num_layers).map(|_| Default::default()).collect();
         for (l, (layer, acts)) in model.layers.iter().zip(&saved).enumerate().rev() {
             let mut d_proj: [Option<Tensor>; 7] = Default::default();
             let mut d_bias: [Option<Tensor>; 7] = Default::default();
             let mut back = |t: Target, lin: &Linear, x: &Tensor, dy: &Tensor| -> Result<Tensor> {
-                let (z, mask) = (acts.z[t.index()].as_ref(), acts.masks[t.index()].as_ref());
-                let g = lora_backward(x, lin, self.slot(l, t), z, mask, scale, dy, full)?;
+                let (u, mask) = (acts.u[t.index()].as_ref(), acts.masks[t.index()].as_ref());
+                let g = lora_backward(x, lin, self.slot(l, t), u, mask, (scale, &lora_ids), dy, full)?;
                 lora[l][t.index()] = g.lora;
                 d_proj[t.index()] = g.dw;
                 d_bias[t.index()] = g.dbias;
@@ -604,7 +606,8 @@ impl Net<'_> {
 }
 
 /// `y = x Wᵀ (+ bias) + scale · (x' Aᵀ) Bᵀ` with `x' = x ⊙ mask` under LoRA dropout (else x);
-/// returns y and the saved `z = scale · x' Aᵀ`.
+/// returns y and the saved `u = x' Aᵀ`. The rank-r product is scaled before the expand, the
+/// order the runtime's forward with an attached adapter uses, so both round alike.
 fn lora_forward(
     x: &Tensor,
     lin: &Linear,
@@ -618,47 +621,44 @@ fn lora_forward(
         None => Ok((y, None)),
         Some(m) => {
             let dropped = mask.map(|mask| ops::mul(x, mask)).transpose()?;
-            let z = ops::scale(&ops::linear(dropped.as_ref().unwrap_or(x), &m.a)?, scale)?;
-            Ok((ops::add(&y, &ops::linear(&z, &m.b)?)?, Some(z)))
+            let u = ops::linear(dropped.as_ref().unwrap_or(x), &m.a)?;
+            Ok((ops::add(&y, &ops::linear(&ops::scale(&u, scale)?, &m.b)?)?, Some(u)))
         }
     }
 }
 
-/// Backward of [`lora_forward`]: `dx = dy W + (scale · (dy B) A) ⊙ mask`, `dB = dyᵀ z`,
-/// `dA = scale · (dy B)ᵀ x'` (the forward's dropped input `x' = x ⊙ mask`), and with
-/// `want_dw` the base weight's `dW = dyᵀ x` and, when the projection has a bias, its
-/// `db = Σ_rows dy` (full mode).
+/// Backward of [`lora_forward`]: `dx = dy W + mask ⊙ (scale · (dy B) A)`, `dB = scale · dyᵀ u`,
+/// `dA = scale · (dy B)ᵀ x'`, and with `want_dw` the base weight's `dW = dyᵀ x` and, when the
+/// projection has a bias, its `db = Σ_rows dy` (full mode). The adapter's part is one
+/// `ops::lora_backward` (kernels/lora.cu on a GPU): it adds into the base's dx in place and
+/// takes the mask and the scale inside, instead of five GEMMs and elementwise passes. `ids` is
+/// the batch's row → adapter map (all zeros: one adapter).
 #[allow(clippy::too_many_arguments)]
 fn lora_backward(
     x: &Tensor,
     lin: &Linear,
     module: Option<&LoraModule>,
-    z: Option<&Tensor>,
+    u: Option<&Tensor>,
     mask: Option<&Tensor>,
-    scale: f32,
+    (scale, ids): (f32, &Tensor),
     dy: &Tensor,
     want_dw: bool,
 ) -> Result<LinearGrads> {
     let wdt = lin.weight.dtype();
     let xw = if want_dw { Some(ops::cast(x, wdt)?) } else { None };
     let (dx, dw) = ops::linear_backward(xw.as_ref(), &lin.weight, &ops::cast(dy, wdt)?)?;
-    let dx = ops::cast(&dx, DType::F32)?;
+    let mut dx = ops::cast(&dx, DType::F32)?;
     let dw = dw.map(|g| ops::cast(&g, DType::F32)).transpose()?;
     let dbias = match (&lin.bias, want_dw) {
         (Some(_), true) => Some(column_sums(dy)?),
         _ => None,
     };
-    let (Some(m), Some(z)) = (module, z) else { return Ok(LinearGrads { dx, lora: None, dw, dbias }) };
-    let (dz, db) = ops::linear_backward(Some(z), &m.b, dy)?;
-    let du = ops::scale(&dz, scale)?;
-    let dropped = mask.map(|mask| ops::mul(x, mask)).transpose()?;
-    let (dx_lora, da) = ops::linear_backward(Some(dropped.as_ref().unwrap_or(x)), &m.a, &du)?;
-    let dx_lora = match mask {
-        Some(mask) => ops::mul(&dx_lora, mask)?,
-        None => dx_lora,
-    };
-    let (da, db) = (da.expect("x was given"), db.expect("z was given"));
-    Ok(LinearGrads { dx: ops::add(&dx, &dx_lora)?, lora: Some((da, db)), dw, dbias })
+    let (Some(m), Some(u)) = (module, u) else { return Ok(LinearGrads { dx, lora: None, dw, dbias }) };
+    let (r, inp, out) = (m.a.shape()[0], m.a.shape()[1], m.b.shape()[0]);
+    let (a, b) = (m.a.reshape(&[1, r, inp])?, m.b.reshape(&[1, out, r])?);
+    let args = ops::LoraBackward { x, mask, dy, u, a: &a, b: &b, ids, scales: &[scale] };
+    let (da, db) = ops::lora_backward(&args, &mut dx)?;
+    Ok(LinearGrads { dx, lora: Some((da.reshape(&[r, inp])?, db.reshape(&[out, r])?)), dw, dbias })
 }
 
 /// `Σ_rows dy` of `dy` `[N, out]` as `[out]`: a bias's gradient. A `[1, N] · [N, out]` product,

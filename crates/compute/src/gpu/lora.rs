@@ -6,7 +6,8 @@ use super::{output, ptr, row_threads};
 use crate::backend::GpuBackend;
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::launch::{Arg, KernelCall, LaunchDims};
+use crate::launch::{Arg, KernelCall, LaunchDims, blocks_for};
+use crate::ops::LoraBackward;
 use crate::tensor::Tensor;
 
 pub fn lora_shrink(
@@ -27,7 +28,15 @@ pub fn lora_shrink(
             family: "lora",
             function: format!("lora_shrink_{}", x.dtype().kernel_suffix()),
             dims: LaunchDims::linear(rows as u32, row_threads(inp).min(256), 0),
-            args: vec![ptr(x), ptr(a), ptr(ids), Arg::Ptr(u_ptr), Arg::I32(inp as i32), Arg::I32(r as i32)],
+            args: vec![
+                ptr(x),
+                ptr(a),
+                ptr(ids),
+                Arg::Ptr(u_ptr),
+                Arg::I32(inp as i32),
+                Arg::I32(r as i32),
+                Arg::I32(a.shape()[0] as i32),
+            ],
         })
         .map(|()| u)
 }
@@ -60,6 +69,139 @@ pub fn lora_expand(
             Arg::Ptr(y),
             Arg::I32(out as i32),
             Arg::I32(r as i32),
+            Arg::I32(b.shape()[0] as i32),
         ],
+    })
+}
+
+/// Rows per chunk of the outer-product gradients: enough work per block to hide the loop's
+/// start-up, enough chunks to fill a GPU for a few thousand rows.
+const OUTER_CHUNK_ROWS: usize = 256;
+/// The partial sums of all chunks stay under this many floats (64 MiB): more rows per chunk
+/// beyond it.
+const OUTER_PARTIAL_FLOATS: usize = 16 << 20;
+/// Threads per block of the outer-product kernel (a thread per column).
+const OUTER_THREADS: u32 = 128;
+
+/// `du`, then `dx += mask ⊙ du A` in place at `dx`, then dA and dB through per-chunk partials
+/// and an ordered reduction. Returns `(dA, dB)`, f32. The inputs are on the GPU (the op checked
+/// them) and `scales` is their device copy.
+pub fn lora_backward(
+    backend: &Arc<dyn GpuBackend>,
+    t: &LoraBackward,
+    scales: &Tensor,
+    dx: u64,
+) -> Result<(Tensor, Tensor)> {
+    let (rows, inp) = (t.x.shape()[0], t.x.shape()[1]);
+    let (adapters, out, r) = (t.b.shape()[0], t.b.shape()[1], t.b.shape()[2]);
+    let suffix = t.x.dtype().kernel_suffix();
+    let (da, da_ptr) = output(backend, &[adapters, r, inp], DType::F32)?;
+    let (db, db_ptr) = output(backend, &[adapters, out, r], DType::F32)?;
+    let (_du, du_ptr) = output(backend, &[rows, r], DType::F32)?;
+    let mask = t.mask.map_or(Arg::Ptr(0), ptr);
+    if rows > 0 && r > 0 {
+        backend.launch(&KernelCall {
+            family: "lora",
+            function: format!("lora_bwd_du_{suffix}"),
+            dims: LaunchDims::linear(rows as u32, row_threads(out).min(256), 0),
+            args: vec![
+                ptr(t.dy),
+                ptr(t.b),
+                ptr(t.ids),
+                ptr(scales),
+                Arg::Ptr(du_ptr),
+                Arg::I32(out as i32),
+                Arg::I32(r as i32),
+                Arg::I32(adapters as i32),
+            ],
+        })?;
+        if inp > 0 {
+            backend.launch(&KernelCall {
+                family: "lora",
+                function: format!("lora_bwd_dx_{suffix}"),
+                dims: LaunchDims::linear(rows as u32, row_threads(inp).min(256), 0),
+                args: vec![
+                    Arg::Ptr(du_ptr),
+                    ptr(t.a),
+                    ptr(t.ids),
+                    mask,
+                    Arg::Ptr(dx),
+                    Arg::I32(inp as i32),
+                    Arg::I32(r as i32),
+                    Arg::I32(adapters as i32),
+                ],
+            })?;
+        }
+    }
+    // dB [out, r] = scale · Σ dyᵀ u; dA [r, in] = Σ duᵀ (x ⊙ mask).
+    outer(
+        backend,
+        t.dy,
+        Arg::Ptr(0),
+        t.u.device_addr().unwrap_or(0),
+        t.ids,
+        ptr(scales),
+        (out, r, adapters),
+        false,
+        db_ptr,
+    )?;
+    outer(backend, t.x, mask, du_ptr, t.ids, Arg::Ptr(0), (inp, r, adapters), true, da_ptr)?;
+    Ok((da, db))
+}
+
+/// One outer-product gradient `[adapters, cols, r]` (or `[adapters, r, cols]` when `transposed`)
+/// from `p` `[rows, cols]` and `q` f32 `[rows, r]`, written to `dst`.
+#[allow(clippy::too_many_arguments)]
+fn outer(
+    backend: &Arc<dyn GpuBackend>,
+    p: &Tensor,
+    mask: Arg,
+    q: u64,
+    ids: &Tensor,
+    scales: Arg,
+    (cols, r, adapters): (usize, usize, usize),
+    transposed: bool,
+    dst: u64,
+) -> Result<()> {
+    let rows = p.shape()[0];
+    let n = adapters * cols * r;
+    if n == 0 {
+        return Ok(());
+    }
+    let chunk_rows = OUTER_CHUNK_ROWS.max(rows.div_ceil((OUTER_PARTIAL_FLOATS / n).max(1)));
+    let chunks = rows.div_ceil(chunk_rows).max(1);
+    let (_partial, partial_ptr) = output(backend, &[chunks * n], DType::F32)?;
+    backend.launch(&KernelCall {
+        family: "lora",
+        function: format!("lora_bwd_outer_{}", p.dtype().kernel_suffix()),
+        dims: LaunchDims {
+            grid: (
+                blocks_for(cols, OUTER_THREADS as usize),
+                r.div_ceil(8) as u32,
+                (chunks * adapters) as u32,
+            ),
+            block: (OUTER_THREADS, 1, 1),
+            shared_bytes: 0,
+        },
+        args: vec![
+            ptr(p),
+            mask,
+            Arg::Ptr(q),
+            ptr(ids),
+            scales,
+            Arg::Ptr(partial_ptr),
+            Arg::I32(rows as i32),
+            Arg::I32(cols as i32),
+            Arg::I32(r as i32),
+            Arg::I32(adapters as i32),
+            Arg::I32(chunk_rows as i32),
+            Arg::I32(transposed as i32),
+        ],
+    })?;
+    backend.launch(&KernelCall {
+        family: "lora",
+        function: "lora_bwd_reduce_f32".to_string(),
+        dims: super::elementwise_dims(n),
+        args: vec![Arg::Ptr(partial_ptr), Arg::Ptr(dst), Arg::I32(chunks as i32), Arg::I64(n as i64)],
     })
 }

@@ -9,13 +9,19 @@ use crate::error::{ComputeError, Result};
 use crate::tensor::Tensor;
 use crate::{cpu, gpu};
 
-/// Ids must be i32 `[rows]`, each in `-1..adapters` (−1 = no adapter). Returns them (host).
+/// Ids must be i32 `[rows]`, each in `-1..adapters` (−1 = no adapter). Host ids are checked and
+/// returned; device ids are not read back (that would stall the stream at every projection of
+/// every layer): the kernels read an id outside `0..adapters` as no adapter, and callers build
+/// device ids from checked host values.
 fn check_ids(op: &'static str, ids: &Tensor, rows: usize, adapters: usize) -> Result<Vec<i32>> {
     if ids.dtype() != DType::I32 || ids.shape() != [rows] {
         return Err(ComputeError::shape(
             op,
             format!("ids {:?} of {} must be i32 [{rows}]: one adapter id per row", ids.shape(), ids.dtype()),
         ));
+    }
+    if !ids.is_host() {
+        return Ok(Vec::new());
     }
     let v = ids.to_vec::<i32>()?;
     if let Some(i) = v.iter().position(|&id| id < -1 || id >= adapters as i32) {
@@ -115,6 +121,116 @@ pub fn lora_expand(y: &mut Tensor, u: &Tensor, b: &Tensor, ids: &Tensor, scales:
             let s = Tensor::from_slice(scales, &[adapters])?.to_device(&Device::Gpu(backend.clone()))?;
             let addr = y.device_addr_mut()?.unwrap_or(0);
             gpu::lora::lora_expand(&backend, addr, dt, u, b, ids, &s, out, r, rows)
+        }
+    }
+}
+
+/// The inputs of [`lora_backward`]: the forward's `x` `[rows, in]` and optional dropout `mask`
+/// (same shape: the forward shrank `x ⊙ mask`), the output gradient `dy` `[rows, out]`, the
+/// saved `u = (x ⊙ mask) A[id]ᵀ` (f32 `[rows, r]`, from [`lora_shrink`]), A `[adapters, r, in]`,
+/// B `[adapters, out, r]`, ids i32 `[rows]` and one scale per adapter. x, mask, dy, A, B and dx
+/// share a float dtype.
+pub struct LoraBackward<'a> {
+    pub x: &'a Tensor,
+    pub mask: Option<&'a Tensor>,
+    pub dy: &'a Tensor,
+    pub u: &'a Tensor,
+    pub a: &'a Tensor,
+    pub b: &'a Tensor,
+    pub ids: &'a Tensor,
+    pub scales: &'a [f32],
+}
+
+/// The backward of [`lora_shrink`] + [`lora_expand`] (kernels/lora.cu on a GPU): adds the LoRA
+/// path's input gradient `mask ⊙ (scale · dy B[id]) A[id]` into `dx` `[rows, in]` in place (the
+/// base GEMM's dx: no second pass over a separate buffer) and returns `(dA, dB)`, f32 and stacked
+/// like A and B, each adapter's summed over its rows (zeros for an adapter no row uses).
+pub fn lora_backward(t: &LoraBackward, dx: &mut Tensor) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "lora_backward";
+    let (x, dy, u, a, b) = (t.x, t.dy, t.u, t.a, t.b);
+    let ok = x.rank() == 2
+        && dy.rank() == 2
+        && u.rank() == 2
+        && a.rank() == 3
+        && b.rank() == 3
+        && dy.shape()[0] == x.shape()[0]
+        && u.shape()[0] == x.shape()[0]
+        && a.shape()[2] == x.shape()[1]
+        && b.shape()[1] == dy.shape()[1]
+        && a.shape()[0] == b.shape()[0]
+        && a.shape()[1] == u.shape()[1]
+        && b.shape()[2] == u.shape()[1]
+        && dx.shape() == x.shape()
+        && t.mask.is_none_or(|m| m.shape() == x.shape());
+    if !ok {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "x {:?} and dx {:?} must be [rows, in], mask (if any) {:?} like x, dy {:?} [rows, out], u {:?} \
+                 [rows, r], A {:?} [adapters, r, in] and B {:?} [adapters, out, r]",
+                x.shape(),
+                dx.shape(),
+                t.mask.map(|m| m.shape().to_vec()),
+                dy.shape(),
+                u.shape(),
+                a.shape(),
+                b.shape()
+            ),
+        ));
+    }
+    if u.dtype() != DType::F32 {
+        return Err(ComputeError::dtype(
+            OP,
+            format!("u {:?} is {}; lora_shrink makes it f32", u.shape(), u.dtype()),
+        ));
+    }
+    let mut same: Vec<&Tensor> = vec![x, dy, a, b, &*dx];
+    same.extend(t.mask);
+    let dt = super::common_float_dtype(OP, &same)?;
+    let (rows, inp, out, adapters, r) =
+        (x.shape()[0], x.shape()[1], dy.shape()[1], a.shape()[0], a.shape()[1]);
+    if t.scales.len() != adapters || t.scales.iter().any(|s| !s.is_finite()) {
+        return Err(ComputeError::invalid(
+            OP,
+            format!("{} scales for {adapters} adapters: give one finite scale per adapter", t.scales.len()),
+        ));
+    }
+    if [rows, inp, out, r].iter().any(|&n| n > i32::MAX as usize)
+        || adapters * r * inp.max(out) > i64::MAX as usize
+    {
+        return Err(ComputeError::shape(
+            OP,
+            format!("x {:?} / dy {:?} / A {:?}: sizes must fit in 31 bits", x.shape(), dy.shape(), a.shape()),
+        ));
+    }
+    let id = check_ids(OP, t.ids, rows, adapters)?;
+    let mut devices: Vec<&Tensor> = vec![x, dy, u, a, b, t.ids, &*dx];
+    devices.extend(t.mask);
+    match common_device(OP, &devices)? {
+        Device::Cpu => with_float!(dt, T => {
+            let inputs = cpu::lora::LoraBackwardInputs {
+                x: x.as_slice::<T>()?,
+                mask: t.mask.map(|m| m.as_slice::<T>()).transpose()?,
+                dy: dy.as_slice::<T>()?,
+                u: u.as_slice::<f32>()?,
+                a: a.as_slice::<T>()?,
+                b: b.as_slice::<T>()?,
+                ids: &id,
+                scales: t.scales,
+                inp,
+                out,
+                r,
+            };
+            let bytes = dx
+                .host_bytes_mut()
+                .ok_or_else(|| ComputeError::invalid(OP, "dx is not a host tensor".to_string()))?;
+            let (da, db) = cpu::lora::lora_backward(&inputs, bytemuck::cast_slice_mut::<u8, T>(bytes));
+            Ok((Tensor::from_slice(&da, &[adapters, r, inp])?, Tensor::from_slice(&db, &[adapters, out, r])?))
+        }),
+        Device::Gpu(backend) => {
+            let s = Tensor::from_slice(t.scales, &[adapters])?.to_device(&Device::Gpu(backend.clone()))?;
+            let addr = dx.device_addr_mut()?.unwrap_or(0);
+            gpu::lora::lora_backward(&backend, t, &s, addr)
         }
     }
 }
