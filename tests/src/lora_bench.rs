@@ -19,6 +19,9 @@ pub struct LoraRow {
     pub r: usize,
     pub adapters: usize,
     pub dtype: DType,
+    /// The backward (base dx GEMM + `ops::lora_backward`, peers: the dx GEMM alone and the
+    /// unfused GEMMs for one adapter) instead of the forward.
+    pub backward: bool,
     pub lora_ms: f64,
     pub base_ms: f64,
     pub unfused_ms: f64,
@@ -36,6 +39,25 @@ struct Layer {
 }
 
 impl Layer {
+    /// Random weights on `device`; rows cycle through the adapters, whose scales differ.
+    fn random(
+        device: &Device,
+        g: &mut rand_chacha::ChaCha8Rng,
+        (rows, inp, out, r, adapters): (usize, usize, usize, usize, usize),
+        dtype: DType,
+    ) -> Layer {
+        let dev = |t: Tensor| t.to_device(device).unwrap();
+        let ids: Vec<i32> = (0..rows).map(|i| (i % adapters) as i32).collect();
+        Layer {
+            x: dev(random_tensor(g, &[rows, inp], dtype, 1.0).0),
+            w: dev(random_tensor(g, &[out, inp], dtype, 0.05).0),
+            a: dev(random_tensor(g, &[adapters, r, inp], dtype, 0.05).0),
+            b: dev(random_tensor(g, &[adapters, out, r], dtype, 0.05).0),
+            ids: dev(Tensor::from_slice(&ids, &[rows]).unwrap()),
+            scales: (0..adapters).map(|i| 2.0 / (i + 1) as f32).collect(),
+        }
+    }
+
     fn lora(&self) -> Tensor {
         let mut y = ops::linear(&self.x, &self.w).unwrap();
         let u = ops::lora_shrink(&self.x, &self.a, &self.ids).unwrap();
@@ -69,15 +91,7 @@ pub fn measure(
 ) -> LoraRow {
     let mut g = rng(9);
     let dev = |t: Tensor| t.to_device(device).unwrap();
-    let ids: Vec<i32> = (0..rows).map(|i| (i % adapters) as i32).collect();
-    let layer = Layer {
-        x: dev(random_tensor(&mut g, &[rows, inp], dtype, 1.0).0),
-        w: dev(random_tensor(&mut g, &[out, inp], dtype, 0.05).0),
-        a: dev(random_tensor(&mut g, &[adapters, r, inp], dtype, 0.05).0),
-        b: dev(random_tensor(&mut g, &[adapters, out, r], dtype, 0.05).0),
-        ids: dev(Tensor::from_slice(&ids, &[rows]).unwrap()),
-        scales: (0..adapters).map(|i| 2.0 / (i + 1) as f32).collect(),
-    };
+    let layer = Layer::random(device, &mut g, (rows, inp, out, r, adapters), dtype);
     // Checked on one adapter against the unfused GEMMs on this device, and with all of them
     // against the same layer computed on the CPU.
     let one = Layer { ids: dev(Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap()), ..layer.clone() };
@@ -98,7 +112,19 @@ pub fn measure(
     let unfused_ms = median_ms_flushed(device, repeats, flush, || {
         one.unfused(&a0, &b0);
     });
-    LoraRow { rows, inp, out, r, adapters, dtype, lora_ms, base_ms, unfused_ms, rel_err: err }
+    LoraRow {
+        rows,
+        inp,
+        out,
+        r,
+        adapters,
+        dtype,
+        backward: false,
+        lora_ms,
+        base_ms,
+        unfused_ms,
+        rel_err: err,
+    }
 }
 
 /// The first adapter of a stacked `[adapters, ..]` tensor, as `shape` (on its device).
@@ -115,17 +141,34 @@ fn host_layer(l: &Layer) -> Layer {
 }
 
 impl LoraRow {
+    /// The base GEMM plus the rank-r products (two forward, four backward).
     pub fn flops(&self) -> f64 {
-        2.0 * self.rows as f64 * (self.inp * self.out + self.r * (self.inp + self.out)) as f64
+        let rank_products = if self.backward { 2 } else { 1 };
+        2.0 * self.rows as f64 * (self.inp * self.out + rank_products * self.r * (self.inp + self.out)) as f64
     }
 
     /// The row in `cargo xtask bench`'s JSON format: the base GEMM (the bar) and the unfused
     /// GEMMs as peers.
     pub fn json_row(&self, ceilings: &GpuCeilings, repeats: usize) -> String {
-        let bytes = ((self.rows * (self.inp + self.out) + self.inp * self.out) * self.dtype.size()) as f64;
+        let passes = if self.backward { 2 } else { 1 };
+        let bytes =
+            ((self.rows * (self.inp + self.out) * passes + self.inp * self.out) * self.dtype.size()) as f64;
+        let (name, base, unfused) = if self.backward {
+            (
+                "LoRA backward (base dx GEMM + lora_backward)",
+                "base dx GEMM alone",
+                "unfused LoRA backward GEMMs",
+            )
+        } else {
+            (
+                "LoRA layer (base GEMM + shrink + expand)",
+                "base GEMM alone (bar: LoRA ≤ 1.05×)",
+                "unfused LoRA GEMMs",
+            )
+        };
         json_row(
             "lora",
-            "LoRA layer (base GEMM + shrink + expand)",
+            name,
             &format!(
                 "rows={} in={} out={} r={} adapters={} {}",
                 self.rows, self.inp, self.out, self.r, self.adapters, self.dtype
@@ -135,19 +178,19 @@ impl LoraRow {
             self.flops(),
             bytes,
             ceilings,
-            &[
-                ("base GEMM alone (bar: LoRA ≤ 1.05×)", self.base_ms / 1e3),
-                ("unfused LoRA GEMMs", self.unfused_ms / 1e3),
-            ],
+            &[(base, self.base_ms / 1e3), (unfused, self.unfused_ms / 1e3)],
             &format!("vs CPU and unfused: rel err {:.1e}", self.rel_err),
         )
     }
 }
 
-/// A Markdown table of rows, with LoRA/base (the bar) and unfused/LoRA.
+/// A Markdown table of rows, with LoRA/base (the bar, forward) and unfused/LoRA.
 pub fn table(device: &Device, rows: &[LoraRow]) -> String {
+    let backward = rows.first().is_some_and(|r| r.backward);
+    let (what, base) = if backward { ("LoRA backward", "base dx") } else { ("LoRA layer", "base GEMM") };
+    let bar = if backward { "" } else { " (bar ≤ 1.05)" };
     let mut s = format!(
-        "LoRA layer on {device}\n\n| rows | in | out | r | adapters | dtype | LoRA ms | base GEMM ms | LoRA/base (bar ≤ 1.05) | unfused ms | rel err |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "{what} on {device}\n\n| rows | in | out | r | adapters | dtype | LoRA ms | {base} ms | LoRA/base{bar} | unfused ms | rel err |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in rows {
         s += &format!(
@@ -166,4 +209,94 @@ pub fn table(device: &Device, rows: &[LoraRow]) -> String {
         );
     }
     s
+}
+
+/// The backward's inputs on one device.
+struct BackwardInputs {
+    layer: Layer,
+    dy: Tensor,
+    u: Tensor,
+}
+
+impl BackwardInputs {
+    /// dx of the frozen base plus the adapters': `(dx, dA, dB)`.
+    fn lora(&self) -> (Tensor, Tensor, Tensor) {
+        let l = &self.layer;
+        let (mut dx, _) = ops::linear_backward(None, &l.w, &self.dy).unwrap();
+        let args = ops::LoraBackward {
+            x: &l.x,
+            mask: None,
+            dy: &self.dy,
+            u: &self.u,
+            a: &l.a,
+            b: &l.b,
+            ids: &l.ids,
+            scales: &l.scales,
+        };
+        let (da, db) = ops::lora_backward(&args, &mut dx).unwrap();
+        (dx, da, db)
+    }
+
+    /// Adapter 0 on every row, unfused: `(dx, dA, dB)`.
+    fn unfused(&self, a0: &Tensor, b0: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let l = &self.layer;
+        let (dx, _) = ops::linear_backward(None, &l.w, &self.dy).unwrap();
+        let z = ops::cast(&ops::scale(&self.u, l.scales[0]).unwrap(), l.x.dtype()).unwrap();
+        let (dz, db) = ops::linear_backward(Some(&z), b0, &self.dy).unwrap();
+        let du = ops::scale(&dz, l.scales[0]).unwrap();
+        let (dxl, da) = ops::linear_backward(Some(&l.x), a0, &du).unwrap();
+        (ops::add(&dx, &dxl).unwrap(), da.unwrap(), db.unwrap())
+    }
+}
+
+fn values(t: &Tensor) -> Vec<f64> {
+    t.to_vec_f32().unwrap().into_iter().map(f64::from).collect()
+}
+
+/// Check, then time, the backward of one LoRA layer of rank `r` with `adapters` adapters.
+#[allow(clippy::too_many_arguments)]
+pub fn measure_backward(
+    device: &Device,
+    rows: usize,
+    inp: usize,
+    out: usize,
+    r: usize,
+    adapters: usize,
+    dtype: DType,
+    repeats: usize,
+    flush: &mut L2Flush,
+) -> LoraRow {
+    let mut g = rng(10);
+    let dev = |t: Tensor| t.to_device(device).unwrap();
+    let layer = Layer::random(device, &mut g, (rows, inp, out, r, adapters), dtype);
+    let dy = dev(random_tensor(&mut g, &[rows, out], dtype, 1.0).0);
+    let u = ops::lora_shrink(&layer.x, &layer.a, &layer.ids).unwrap();
+    let all = BackwardInputs { layer: layer.clone(), dy: dy.clone(), u };
+    // Checked with all adapters against the CPU, and with one against the unfused GEMMs.
+    let host =
+        BackwardInputs { layer: host_layer(&layer), dy: dy.to_host().unwrap(), u: all.u.to_host().unwrap() };
+    let (got, want) = (all.lora(), host.lora());
+    let mut err = [(&got.0, &want.0), (&got.1, &want.1), (&got.2, &want.2)]
+        .iter()
+        .map(|(a, b)| rel_err(&a.to_vec_f32().unwrap(), &values(b)))
+        .fold(0.0, f64::max);
+    let zeros = dev(Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap());
+    let one_layer = Layer { ids: zeros, ..layer.clone() };
+    let one_u = ops::lora_shrink(&one_layer.x, &one_layer.a, &one_layer.ids).unwrap();
+    let one = BackwardInputs { layer: one_layer, dy, u: one_u };
+    let (a0, b0) = (first(&layer.a, &[r, inp]), first(&layer.b, &[out, r]));
+    let (fused, unfused) = (one.lora(), one.unfused(&a0, &b0));
+    err = err.max(rel_err(&fused.0.to_vec_f32().unwrap(), &values(&unfused.0)));
+    let tol = if dtype == DType::F32 { 1e-4 } else { 2e-2 };
+    assert!(err <= tol, "LoRA backward differs from its references by {err:.2e} ({dtype})");
+    let lora_ms = median_ms_flushed(device, repeats, flush, || {
+        all.lora();
+    });
+    let base_ms = median_ms_flushed(device, repeats, flush, || {
+        ops::linear_backward(None, &layer.w, &all.dy).unwrap();
+    });
+    let unfused_ms = median_ms_flushed(device, repeats, flush, || {
+        one.unfused(&a0, &b0);
+    });
+    LoraRow { rows, inp, out, r, adapters, dtype, backward: true, lora_ms, base_ms, unfused_ms, rel_err: err }
 }

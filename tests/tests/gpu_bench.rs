@@ -86,25 +86,20 @@ fn gpu_lora_vs_base_gemm() {
     let Some(device) = cuda_or_skip("gpu_lora_vs_base_gemm") else { return };
     let c = ceilings(&device);
     let mut flush = L2Flush::new(&device, 256 << 20);
-    let mut rows = Vec::new();
+    let (mut rows, mut back) = (Vec::new(), Vec::new());
     // A Llama-8B-sized attention projection and MLP up-projection over 4096 tokens, r = 16; and
-    // four adapters mixed in one batch.
+    // four adapters mixed in one batch. Forward, then the backward of the same layer (the
+    // trainer's adapted projections on a frozen base).
     for (out, adapters) in [(4096, 1), (14336, 1), (4096, 4)] {
-        rows.push(lora_bench::measure(
-            &device,
-            4096,
-            4096,
-            out,
-            16,
-            adapters,
-            DType::BF16,
-            REPEATS,
-            &mut flush,
-        ));
+        let (n, inp, r, dt) = (4096, 4096, 16, DType::BF16);
+        rows.push(lora_bench::measure(&device, n, inp, out, r, adapters, dt, REPEATS, &mut flush));
+        back.push(lora_bench::measure_backward(&device, n, inp, out, r, adapters, dt, REPEATS, &mut flush));
     }
     println!("{}", lora_bench::table(&device, &rows));
-    let lines =
-        std::iter::once(ceilings_line(&device, &c)).chain(rows.iter().map(|r| r.json_row(&c, REPEATS)));
+    println!("{}", lora_bench::table(&device, &back));
+    let lines = std::iter::once(ceilings_line(&device, &c))
+        .chain(rows.iter().map(|r| r.json_row(&c, REPEATS)))
+        .chain(back.iter().map(|r| r.json_row(&c, REPEATS)));
     append_rows(&lines.collect::<Vec<_>>());
 }
 
@@ -136,6 +131,14 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     assert!(l.iter().all(|r| r.lora_ms > 0.0 && r.base_ms > 0.0 && r.unfused_ms > 0.0));
     let line = l[1].json_row(&c, 1);
     assert!(line.contains("\"suite\": \"lora\"") && line.contains("unfused LoRA GEMMs"), "{line}");
+    let back = [
+        lora_bench::measure_backward(&device, 24, 64, 48, 4, 1, DType::F32, 1, &mut flush),
+        lora_bench::measure_backward(&device, 20, 32, 40, 8, 3, DType::BF16, 1, &mut flush),
+    ];
+    let table = lora_bench::table(&device, &back);
+    assert!(table.contains("| 20 | 32 | 40 | 8 | 3 | bf16 |"), "{table}");
+    assert!(back.iter().all(|r| r.lora_ms > 0.0 && r.base_ms > 0.0 && r.unfused_ms > 0.0));
+    assert!(back[0].json_row(&c, 1).contains("unfused LoRA backward GEMMs"));
     // The rows file the bundle writes reads back as a report (`cargo xtask bench gpu-rows`).
     let lines: Vec<String> = std::iter::once(ceilings_line(&device, &c))
         .chain(t.iter().map(|r| r.json_row(&c, 1)))
