@@ -1,7 +1,8 @@
 //! `lora`: a LoRA layer `y = x Wᵀ + s · (x Aᵀ) Bᵀ` as ragtune serves it (base GEMM, then
 //! `lora_shrink` + `lora_expand`) against its peers in the same run: the plain base GEMM alone
 //! (the bar on a GPU: the LoRA layer ≤ 1.05× of it) and the unfused path (two more GEMMs and an
-//! add over the whole batch). Checked first on sampled rows against an f64 reference.
+//! add over the whole batch). Checked first on sampled rows against an f64 reference. Each shape
+//! also gets the backward's row (`lora_backward.rs`).
 
 use anyhow::Result;
 use ragtune_compute::ops::{self, MatmulSpec};
@@ -109,6 +110,7 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
             .with_peer("unfused LoRA GEMMs", plain)
             .with_check(format!("16 rows vs f64: rel err {err:.1e}")),
         );
+        rows.push(super::lora_backward::row(ctx, (m, k, n, r))?);
     }
     Ok(rows)
 }

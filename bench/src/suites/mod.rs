@@ -7,6 +7,7 @@ pub mod attention;
 pub mod gemm;
 pub mod generate;
 pub mod lora;
+pub mod lora_backward;
 pub mod topk;
 pub mod train;
 
