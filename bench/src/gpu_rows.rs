@@ -126,6 +126,17 @@ mod tests {
     }
 
     #[test]
+    fn ceilings_read_back_bit_for_bit() {
+        // A measured ceiling that serde_json's default float parser read one ulp high (CI saw
+        // ...984 for ...983); the float_roundtrip parser must give it back exactly.
+        let flops = 131296780.08750983f64;
+        let p = write("exact", &format!("{}\n{ROW}\n", ceilings_line(flops, 2.9e12)));
+        let r = report_from_rows(&p, "2026-11-24T00:00:00Z").unwrap();
+        assert_eq!(r.ceilings.compute_flops.to_bits(), flops.to_bits());
+        let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
     fn bad_files_name_the_line() {
         let cases = [
             ("nojson", format!("{}\n{{oops\n", ceilings_line(1e14, 1e12)), "line 2: not JSON"),

@@ -151,6 +151,8 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     assert_eq!(report.rows.len(), 4);
     assert_eq!(report.suites, ["lora", "topk"]);
     assert_eq!(report.machine, device.describe());
+    // Exact: the rows are written with Rust's shortest round-trip form and read with serde_json's
+    // float_roundtrip parser (its default one can be one ulp off).
     assert_eq!(report.ceilings.compute_flops, c.compute_flops);
 }
 
