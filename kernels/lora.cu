@@ -52,40 +52,26 @@ __device__ __forceinline__ void lora_reduce_row(const T* __restrict__ v, const T
     }
 }
 
-// A block per row, threads over the outputs; each output is an r-long dot product.
+// A block per row, threads over the columns: y[row, c] += scale · mask[row, c] · Σ_j v[row, j] ·
+// m[j, c], with m[j, c] at m[j·js + c·ks] (B [out, r] for the expand: js = 1, ks = r, scale[id];
+// A [r, in] for the backward's dx: js = in, ks = 1, coalesced, no scales). A null `scales`
+// means 1, a null `mask` no mask.
 template <typename T>
-__device__ __forceinline__ void lora_expand_row(const float* __restrict__ u, const T* __restrict__ b,
-                                                const int* __restrict__ ids, const float* __restrict__ scales,
-                                                T* __restrict__ y, int out, int r, int adapters) {
+__device__ __forceinline__ void lora_add_row(const float* __restrict__ v, const T* __restrict__ m,
+                                             const int* __restrict__ ids, const float* __restrict__ scales,
+                                             const T* __restrict__ mask, T* __restrict__ y, int len, int r,
+                                             int js, int ks, int adapters) {
     const long long row = blockIdx.x;
     const int id = ids[row];
     if (id < 0 || id >= adapters) return;
-    const float s = scales[id];
-    const float* ur = u + row * r;
-    for (int o = threadIdx.x; o < out; o += blockDim.x) {
-        const T* bo = b + ((long long)id * out + o) * r;
+    const float s = scales ? scales[id] : 1.0f;
+    const float* vr = v + row * r;
+    const T* mm = m + (long long)id * r * len;
+    for (int c = threadIdx.x; c < len; c += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < r; ++j) acc += ur[j] * rt_to_f32(bo[j]);
-        y[row * out + o] = rt_from_f32<T>(rt_to_f32(y[row * out + o]) + s * acc);
-    }
-}
-
-// A block per row, threads over the inputs: dx[row, k] += mask[row, k] · Σ_j du[row, j] · A[id, j, k]
-// (A's rows are read coalesced). No mask: a null pointer.
-template <typename T>
-__device__ __forceinline__ void lora_bwd_dx_row(const float* __restrict__ du, const T* __restrict__ a,
-                                                const int* __restrict__ ids, const T* __restrict__ mask,
-                                                T* __restrict__ dx, int in, int r, int adapters) {
-    const long long row = blockIdx.x;
-    const int id = ids[row];
-    if (id < 0 || id >= adapters) return;
-    const float* dr = du + row * r;
-    const T* aa = a + (long long)id * r * in;
-    for (int k = threadIdx.x; k < in; k += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j < r; ++j) acc += dr[j] * rt_to_f32(aa[(long long)j * in + k]);
-        if (mask) acc *= rt_to_f32(mask[row * in + k]);
-        dx[row * in + k] = rt_from_f32<T>(rt_to_f32(dx[row * in + k]) + acc);
+        for (int j = 0; j < r; ++j) acc += vr[j] * rt_to_f32(mm[(long long)j * js + (long long)c * ks]);
+        if (mask) acc *= rt_to_f32(mask[row * len + c]);
+        y[row * len + c] = rt_from_f32<T>(rt_to_f32(y[row * len + c]) + s * acc);
     }
 }
 
@@ -144,7 +130,7 @@ extern "C" __global__ void lora_bwd_reduce_f32(const float* partial, float* out,
     extern "C" __global__ void lora_expand_##S(const float* u, const T* b, const int* ids,              \
                                                const float* scales, T* y, int out, int r,             \
                                                int adapters) {                                         \
-        lora_expand_row<T>(u, b, ids, scales, y, out, r, adapters);                                    \
+        lora_add_row<T>(u, b, ids, scales, nullptr, y, out, r, 1, r, adapters);                        \
     }                                                                                                  \
     extern "C" __global__ void lora_bwd_du_##S(const T* dy, const T* b, const int* ids, const float* scales, \
                                                float* du, int out, int r, int adapters) {              \
@@ -152,7 +138,7 @@ extern "C" __global__ void lora_bwd_reduce_f32(const float* partial, float* out,
     }                                                                                                  \
     extern "C" __global__ void lora_bwd_dx_##S(const float* du, const T* a, const int* ids, const T* mask, \
                                                T* dx, int in, int r, int adapters) {                   \
-        lora_bwd_dx_row<T>(du, a, ids, mask, dx, in, r, adapters);                                     \
+        lora_add_row<T>(du, a, ids, nullptr, mask, dx, in, r, in, 1, adapters);                        \
     }                                                                                                  \
     extern "C" __global__ void lora_bwd_outer_##S(const T* p, const T* mask, const float* q, const int* ids, \
                                                   const float* scales, float* partial, int rows, int cols, \

@@ -33,6 +33,28 @@ fn check_ids(op: &'static str, ids: &Tensor, rows: usize, adapters: usize) -> Re
     Ok(v)
 }
 
+/// The rank-r activations must be f32, as [`lora_shrink`] makes them.
+fn check_u(op: &'static str, u: &Tensor) -> Result<()> {
+    if u.dtype() != DType::F32 {
+        return Err(ComputeError::dtype(
+            op,
+            format!("u {:?} is {}; lora_shrink makes it f32", u.shape(), u.dtype()),
+        ));
+    }
+    Ok(())
+}
+
+/// One finite scale per adapter.
+fn check_scales(op: &'static str, scales: &[f32], adapters: usize) -> Result<()> {
+    if scales.len() != adapters || scales.iter().any(|s| !s.is_finite()) {
+        return Err(ComputeError::invalid(
+            op,
+            format!("{} scales for {adapters} adapters: give one finite scale per adapter", scales.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// `u[i] = x[i] · A[ids[i]]ᵀ`: x `[rows, in]`, A stacked `[adapters, r, in]` (x's dtype), ids
 /// i32 `[rows]` (−1 = none: a zero row). Returns u, f32 `[rows, r]`.
 pub fn lora_shrink(x: &Tensor, a: &Tensor, ids: &Tensor) -> Result<Tensor> {
@@ -88,20 +110,10 @@ pub fn lora_expand(y: &mut Tensor, u: &Tensor, b: &Tensor, ids: &Tensor, scales:
             ),
         ));
     }
-    if u.dtype() != DType::F32 {
-        return Err(ComputeError::dtype(
-            OP,
-            format!("u {:?} is {}; lora_shrink makes it f32", u.shape(), u.dtype()),
-        ));
-    }
+    check_u(OP, u)?;
     let dt = super::common_float_dtype(OP, &[&*y, b])?;
     let (rows, out, adapters, r) = (y.shape()[0], y.shape()[1], b.shape()[0], u.shape()[1]);
-    if scales.len() != adapters || scales.iter().any(|s| !s.is_finite()) {
-        return Err(ComputeError::invalid(
-            OP,
-            format!("{} scales for {adapters} adapters: give one finite scale per adapter", scales.len()),
-        ));
-    }
+    check_scales(OP, scales, adapters)?;
     if rows > i32::MAX as usize || out > i32::MAX as usize || r > i32::MAX as usize {
         return Err(ComputeError::shape(
             OP,
@@ -178,26 +190,14 @@ pub fn lora_backward(t: &LoraBackward, dx: &mut Tensor) -> Result<(Tensor, Tenso
             ),
         ));
     }
-    if u.dtype() != DType::F32 {
-        return Err(ComputeError::dtype(
-            OP,
-            format!("u {:?} is {}; lora_shrink makes it f32", u.shape(), u.dtype()),
-        ));
-    }
+    check_u(OP, u)?;
     let mut same: Vec<&Tensor> = vec![x, dy, a, b, &*dx];
     same.extend(t.mask);
     let dt = super::common_float_dtype(OP, &same)?;
     let (rows, inp, out, adapters, r) =
         (x.shape()[0], x.shape()[1], dy.shape()[1], a.shape()[0], a.shape()[1]);
-    if t.scales.len() != adapters || t.scales.iter().any(|s| !s.is_finite()) {
-        return Err(ComputeError::invalid(
-            OP,
-            format!("{} scales for {adapters} adapters: give one finite scale per adapter", t.scales.len()),
-        ));
-    }
-    if [rows, inp, out, r].iter().any(|&n| n > i32::MAX as usize)
-        || adapters * r * inp.max(out) > i64::MAX as usize
-    {
+    check_scales(OP, t.scales, adapters)?;
+    if [rows, inp, out, r].iter().any(|&n| n > i32::MAX as usize) {
         return Err(ComputeError::shape(
             OP,
             format!("x {:?} / dy {:?} / A {:?}: sizes must fit in 31 bits", x.shape(), dy.shape(), a.shape()),
