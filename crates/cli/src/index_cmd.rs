@@ -75,7 +75,8 @@ pub struct SearchArgs {
     /// Queries, a 2-D [nq, dim] .npy of float32 or float16.
     #[arg(long)]
     queries: PathBuf,
-    /// Results per query.
+    /// Results per query. A k above the index size is clamped to it (as FAISS does): the
+    /// outputs then have `len` columns.
     #[arg(long)]
     k: usize,
     /// IVF lists probed per query (default: the one saved in the index).
@@ -159,6 +160,22 @@ fn build(a: BuildArgs, json: bool) -> Result<()> {
             a.vectors.display()
         );
     }
+    if let Some(p) = &a.ids {
+        check_unique_ids(p, &ids)?;
+    }
+    if a.nprobe == Some(0) {
+        bail!("--nprobe 0: an IVF search must probe at least 1 list; give --nprobe N with N >= 1");
+    }
+    if let (KindArg::Ivf, Some(nlist)) = (a.kind, a.nlist) {
+        // Checked before anything is sized by nlist: k-means needs a vector per list.
+        if nlist == 0 || nlist > n {
+            bail!(
+                "--nlist {nlist}: must be between 1 and the number of vectors ({n} in {}), as k-means needs at \
+                 least one vector per list; a few times sqrt(n) is usual (the default is 4·sqrt(n))",
+                a.vectors.display()
+            );
+        }
+    }
     let what = || format!("building from {}", a.vectors.display());
     let chunk = chunk_rows(n);
     let index = match a.kind {
@@ -225,7 +242,26 @@ fn build(a: BuildArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Duplicate ids are the ids file's fault: say so (with both rows) before the index is built.
+fn check_unique_ids(path: &std::path::Path, ids: &[u64]) -> Result<()> {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_unstable_by_key(|&i| (ids[i], i));
+    if let Some(w) = order.windows(2).find(|w| ids[w[0]] == ids[w[1]]) {
+        bail!(
+            "--ids {}: id {} appears twice (rows {} and {}); ids must be unique: fix the ids file",
+            path.display(),
+            ids[w[0]],
+            w[0],
+            w[1]
+        );
+    }
+    Ok(())
+}
+
 fn search(a: SearchArgs, json: bool) -> Result<()> {
+    if a.nprobe == Some(0) {
+        bail!("--nprobe 0: an IVF search must probe at least 1 list; give --nprobe N with N >= 1");
+    }
     let device = device(&a.device, json)?;
     let index = AnyIndex::load(&a.index, &device)?;
     let queries = npy::read_vectors(&a.queries)?;

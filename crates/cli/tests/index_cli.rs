@@ -246,3 +246,135 @@ fn bad_input_fails_with_a_clear_message() {
     let e = fails(&["index", "info", p(&idx)]);
     assert!(e.contains("e.rtx") && e.contains("truncated"), "{e}");
 }
+
+/// Issue 17: the sizes a user types never panic and never size an allocation beyond the data.
+#[test]
+fn huge_sizes_are_clamped_or_refused_by_name() {
+    let d = dir().join("huge");
+    std::fs::create_dir_all(&d).unwrap();
+    let (n, dim) = (200, 8);
+    let (vf, qf) = (d.join("v.npy"), d.join("q.npy"));
+    npy::write_f32(&vf, &[n, dim], &rows(n, dim, 11)).unwrap();
+    npy::write_f32(&qf, &[3, dim], &rows(3, dim, 12)).unwrap();
+    let (oi, os) = (d.join("oi.npy"), d.join("os.npy"));
+    for metric in ["ip", "cosine", "l2"] {
+        for kind in ["flat", "ivf"] {
+            let idx = d.join(format!("{metric}-{kind}.rtx"));
+            let mut args = vec![
+                "index",
+                "build",
+                "--vectors",
+                p(&vf),
+                "--metric",
+                metric,
+                "--kind",
+                kind,
+                "--device",
+                "cpu",
+            ];
+            args.extend(["--out", p(&idx)]);
+            ok(&args);
+            for k in ["18446744073709551615", "9223372036854775807", "1000000000"] {
+                let search = [
+                    "index",
+                    "search",
+                    "--index",
+                    p(&idx),
+                    "--queries",
+                    p(&qf),
+                    "--k",
+                    k,
+                    "--device",
+                    "cpu",
+                    "--out-ids",
+                    p(&oi),
+                    "--out-scores",
+                    p(&os),
+                ];
+                ok(&search);
+                let ids = npy::read(&oi).unwrap();
+                assert_eq!(ids.shape, vec![3, n], "{metric} {kind} k {k}: clamped to the index size");
+            }
+        }
+    }
+    let idx = d.join("ivf.rtx");
+    for nlist in ["18446744073709551615", "1000000", "201", "0"] {
+        let e = fails(&[
+            "index",
+            "build",
+            "--vectors",
+            p(&vf),
+            "--metric",
+            "l2",
+            "--kind",
+            "ivf",
+            "--nlist",
+            nlist,
+            "--device",
+            "cpu",
+            "--out",
+            p(&idx),
+        ]);
+        assert!(e.contains(&format!("--nlist {nlist}")) && e.contains("200"), "{e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+    let flat = d.join("l2-flat.rtx");
+    let e = fails(&[
+        "index",
+        "search",
+        "--index",
+        p(&flat),
+        "--queries",
+        p(&qf),
+        "--k",
+        "3",
+        "--nprobe",
+        "0",
+        "--device",
+        "cpu",
+        "--out-ids",
+        p(&oi),
+        "--out-scores",
+        p(&os),
+    ]);
+    assert!(e.contains("--nprobe 0"), "{e}");
+}
+
+#[test]
+fn duplicate_ids_and_empty_rows_name_their_file() {
+    let d = dir().join("blame");
+    std::fs::create_dir_all(&d).unwrap();
+    let (vf, idf, zf) = (d.join("v.npy"), d.join("ids.npy"), d.join("zero.npy"));
+    npy::write_f32(&vf, &[10, 4], &rows(10, 4, 13)).unwrap();
+    npy::write_i64(&idf, &[10], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 3]).unwrap();
+    npy::write_f32(&zf, &[200, 0], &[]).unwrap();
+    let idx = d.join("x.rtx");
+    let e = fails(&[
+        "index",
+        "build",
+        "--vectors",
+        p(&vf),
+        "--ids",
+        p(&idf),
+        "--metric",
+        "ip",
+        "--device",
+        "cpu",
+        "--out",
+        p(&idx),
+    ]);
+    assert!(e.contains("--ids") && e.contains("ids.npy") && e.contains("id 3"), "{e}");
+    let e = fails(&[
+        "index",
+        "build",
+        "--vectors",
+        p(&zf),
+        "--metric",
+        "ip",
+        "--device",
+        "cpu",
+        "--out",
+        p(&idx),
+    ]);
+    assert!(e.contains("zero.npy") && e.contains("[200, 0]"), "{e}");
+}

@@ -227,6 +227,13 @@ pub(crate) fn load(path: &Path) -> Result<Saved> {
     if dim == 0 || nlist == 0 || (kind == Kind::Flat && nlist != 1) {
         return Err(bad(format!("invalid header: dim {dim}, nlist {nlist} for a {} index", kind.name())));
     }
+    if kind == Kind::IvfFlat && nprobe == 0 {
+        return Err(bad(
+            "the IVF header holds nprobe 0, which probes no list and finds nothing: the file was written \
+             wrongly; build the index again (or pass --nprobe N >= 1 when searching a rebuilt one)"
+                .into(),
+        ));
+    }
     let sizes: Vec<usize> = (0..nlist).map(|_| c.u64() as usize).collect();
     if sizes.iter().try_fold(0usize, |a, &s| a.checked_add(s)) != Some(count) {
         return Err(bad(format!("list sizes do not add up to the {count} vectors the header counts")));
@@ -245,6 +252,17 @@ pub(crate) fn load(path: &Path) -> Result<Saved> {
     let ids: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes[c.at..c.at + 8 * count]);
     let mut vec_at = c.at + 8 * count;
     let row_bytes = dim * dtype.size();
+    // A matching checksum proves the bytes are what a writer wrote, not that the writer wrote
+    // numbers: a NaN row would rank first (or last) for every query, so refuse it here.
+    if let Some((pos, value)) = first_non_finite(&bytes[vec_at..vec_at + count * row_bytes], dtype) {
+        let row = pos / dim;
+        return Err(bad(format!(
+            "stored vector row {row} (id {}) holds {value} at column {}: an index must hold finite vectors; \
+             build it again from clean vectors",
+            ids[row],
+            pos % dim
+        )));
+    }
 
     let owner: Arc<dyn ByteOwner> = Arc::new(bytes);
     let mut lists = Vec::with_capacity(nlist);
@@ -270,6 +288,24 @@ pub(crate) fn load(path: &Path) -> Result<Saved> {
         }
     }
     Ok(Saved { kind, metric, dtype, dim, nprobe: nprobe as usize, centroids, lists })
+}
+
+/// The first non-finite value of `bytes` (little-endian `dtype` values) as (index, value).
+fn first_non_finite(bytes: &[u8], dtype: DType) -> Option<(usize, f32)> {
+    match dtype {
+        DType::F16 => bytes.chunks_exact(2).enumerate().find_map(|(i, b)| {
+            let v = half::f16::from_le_bytes([b[0], b[1]]);
+            (!v.is_finite()).then(|| (i, v.to_f32()))
+        }),
+        DType::BF16 => bytes.chunks_exact(2).enumerate().find_map(|(i, b)| {
+            let v = half::bf16::from_le_bytes([b[0], b[1]]);
+            (!v.is_finite()).then(|| (i, v.to_f32()))
+        }),
+        _ => bytes.chunks_exact(4).enumerate().find_map(|(i, b)| {
+            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            (!v.is_finite()).then_some((i, v))
+        }),
+    }
 }
 
 /// What `ragtune index info` shows without loading vectors onto a device.

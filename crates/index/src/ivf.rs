@@ -84,7 +84,9 @@ impl IvfFlatIndex {
             device: device.clone(),
             params,
             centroids: None,
-            lists: (0..params.nlist).map(|_| RowStore::new(dim, dtype)).collect(),
+            // The lists are made by `train`, once it is known that there are at least nlist
+            // vectors: a user's nlist must not size an allocation before the data is checked.
+            lists: Vec::new(),
             owner: HashMap::new(),
         })
     }
@@ -179,6 +181,7 @@ impl IvfFlatIndex {
             kmeans::train(&rows, self.dim, self.params.nlist, &self.params.kmeans, &self.device, progress)?;
         let t = Tensor::from_slice(&c, &[self.params.nlist, self.dim])?.to_device(&self.device)?;
         self.centroids = Some((t, c));
+        self.lists = (0..self.params.nlist).map(|_| RowStore::new(self.dim, self.dtype)).collect();
         Ok(())
     }
 
@@ -246,7 +249,7 @@ impl IvfFlatIndex {
                 first: unknown.into_iter().take(8).collect(),
             });
         }
-        let mut per_list: Vec<Vec<u64>> = vec![Vec::new(); self.params.nlist];
+        let mut per_list: Vec<Vec<u64>> = vec![Vec::new(); self.lists.len()];
         for &id in &sorted {
             per_list[self.owner[&id] as usize].push(id);
         }
@@ -387,7 +390,8 @@ impl IvfFlatIndex {
 
     pub(crate) fn from_saved(saved: Saved, device: &Device) -> Result<IvfFlatIndex> {
         let nlist = saved.lists.len();
-        let params = IvfParams { nlist, nprobe: saved.nprobe.max(1), kmeans: KmeansParams::default() };
+        // `file::load` refuses an IVF file with nprobe 0.
+        let params = IvfParams { nlist, nprobe: saved.nprobe, kmeans: KmeansParams::default() };
         let host = saved.centroids.unwrap_or_default();
         let t = Tensor::from_slice(&host, &[nlist, saved.dim])?.to_device(device)?;
         let mut owner = HashMap::new();

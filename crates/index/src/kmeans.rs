@@ -44,7 +44,7 @@ pub(crate) fn train(
     device: &Device,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<f32>> {
-    let n = points.len() / dim;
+    let n = points.len() / dim.max(1);
     if n < nlist {
         return Err(IndexError::invalid(
             "train",

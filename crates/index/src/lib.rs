@@ -150,6 +150,12 @@ impl AnyIndex {
         nprobe: Option<usize>,
         filter: Option<&Filter>,
     ) -> Result<Vec<SearchResult>> {
+        if nprobe == Some(0) {
+            return Err(IndexError::invalid(
+                "nprobe",
+                "nprobe 0 probes no list and so finds nothing: give nprobe >= 1 (flat indexes ignore it)",
+            ));
+        }
         match self {
             AnyIndex::Flat(i) => i.search(queries, k, filter),
             AnyIndex::Ivf(i) => i.search_nprobe(queries, k, nprobe.unwrap_or(i.nprobe()), filter),

@@ -111,6 +111,16 @@ pub fn read_vectors(path: impl AsRef<Path>) -> Result<Tensor> {
             ),
         ));
     }
+    if a.shape[1] == 0 {
+        return Err(bad(
+            path,
+            format!(
+                "vectors have shape {:?}: a vector needs at least 1 dimension (dim = 0 holds no values); \
+                 save the embeddings themselves, [n, dim] with dim >= 1",
+                a.shape
+            ),
+        ));
+    }
     Ok(Tensor::from_bytes(&a.data, dtype, &a.shape)?)
 }
 

@@ -43,7 +43,9 @@ pub(crate) fn search_store(
     };
     let allow_tensor =
         allow.map(|a| Tensor::from_slice(&a.words, &[a.words.len()])?.to_device(device)).transpose()?;
-    let spec = TopkSpec { k, similarity: metric.similarity() };
+    // k is the user's number; only min(k, rows) results can exist, so that (not k) sizes
+    // every buffer: `--k 18446744073709551615` must cost what `--k <len>` costs.
+    let spec = TopkSpec { k: k.min(store.len()).max(1), similarity: metric.similarity() };
     let found = topk_similarity(queries, base, spec, allow_tensor.as_ref())?;
     let rows = found.rows.to_vec::<i32>()?;
     let scores = found.scores.to_vec::<f32>()?;

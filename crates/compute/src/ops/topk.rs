@@ -113,7 +113,8 @@ pub fn topk_similarity(
         Device::Cpu => with_float!(dt, T => {
             let (qs, bs) = (queries.as_slice::<T>()?, base.as_slice::<T>()?);
             let mask = allow.map(|a| a.as_slice::<u32>()).transpose()?;
-            let results = cpu::topk::search(qs, bs, nq, n, d, spec.k, spec.similarity, mask);
+            // kk, not spec.k: a k beyond the base size must not size the selectors.
+            let results = cpu::topk::search(qs, bs, nq, n, d, kk, spec.similarity, mask);
             let mut scores = vec![0f32; nq * kk];
             let rows = host_tensor::<i32>(&[nq, kk], |r| {
                 cpu::topk::write_results(&results, kk, spec.similarity, r, &mut scores)
