@@ -1,8 +1,10 @@
-//! `ragtune`: the command-line program. One subcommand per job; this issue brings `index`
-//! (build, search, info). Errors print with their chain of causes and exit non-zero; `--json`
-//! turns every report into one JSON object on stdout, for scripts.
+//! `ragtune`: the command-line program. One subcommand per job: `index`, `generate`, `embed`,
+//! `finetune`, `merge`, `demo`, `compare`, `doctor`. Errors print with their chain of
+//! causes and exit non-zero; `--json` turns every report into one JSON object on stdout, for
+//! scripts.
 
 mod demo;
+mod doctor;
 mod embed;
 mod finetune;
 mod generate;
@@ -39,6 +41,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The RAG-vs-fine-tuning experiment on your model and data (experiment.toml).
     Compare(demo::CompareArgs),
+    /// What this machine offers: CPU features, CUDA driver/NVRTC/cuBLAS, kernel compiles, GPU self-test.
+    Doctor(doctor::DoctorArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,5 +55,6 @@ fn main() -> anyhow::Result<()> {
         Command::Merge(args) => merge::run(args, cli.json),
         Command::Demo(args) => demo::run_demo(args, cli.json),
         Command::Compare(args) => demo::run_compare(args, cli.json),
+        Command::Doctor(args) => doctor::run(args, cli.json),
     }
 }

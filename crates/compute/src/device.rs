@@ -51,11 +51,22 @@ impl Device {
 
     /// Like [`Device::auto`] for an explicit spec (`cpu`, `cuda`, `cuda:N`, `auto`); an unknown
     /// spec falls back to the CPU with a reason naming it.
+    ///
+    /// `auto` takes a GPU only once it has passed the self-test ([`crate::selftest::gate`]:
+    /// run the first time on this machine, remembered after); an explicit `cuda` is taken as
+    /// asked.
     pub fn choose(spec: &str) -> DeviceChoice {
         let cpu = |reason: String| DeviceChoice { device: Device::Cpu, cpu_reason: Some(reason) };
+        let automatic = matches!(spec.trim().to_ascii_lowercase().as_str(), "auto" | "");
         match Device::parse_spec(spec) {
             Ok(None) => cpu("the CPU was asked for".into()),
             Ok(Some(ordinal)) => match Device::cuda(ordinal) {
+                Ok(device) if automatic => {
+                    match crate::selftest::gate(&device, &crate::cuda::versions().summary()) {
+                        Ok(()) => DeviceChoice { device, cpu_reason: None },
+                        Err(why) => cpu(why),
+                    }
+                }
                 Ok(device) => DeviceChoice { device, cpu_reason: None },
                 Err(e) => cpu(e.to_string()),
             },

@@ -30,6 +30,7 @@ pub mod memory_meter;
 pub mod nvrtc;
 pub mod ops;
 pub mod safetensors_io;
+pub mod selftest;
 pub mod tensor;
 
 pub use device::{Device, DeviceChoice};

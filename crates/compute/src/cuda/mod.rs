@@ -3,8 +3,11 @@
 //!
 //! Opening a device never panics. cudarc's lazy loader panics when `libcuda.so` is missing, so
 //! `backend_for` first asks `is_culib_present()`, then creates the context inside
-//! `catch_unwind` as a second guard, checks NVRTC, and compiles one kernel family so that a
-//! device which cannot build our kernels is reported as unusable up front.
+//! `catch_unwind` as a second guard, checks NVRTC and cuBLAS (whose loader panics the same way
+//! when `libcublas.so.13` is missing, so the handle is created here, guarded, not at the first
+//! matmul), and compiles one kernel family so that a device which cannot build our kernels is
+//! reported as unusable up front. [`versions`] reports the driver, NVRTC and cuBLAS for
+//! `ragtune doctor`.
 
 mod blas;
 
@@ -24,6 +27,65 @@ use crate::memory_meter::{MemoryMeter, MemoryStats};
 /// The family compiled when a device is opened, to prove NVRTC works for it.
 const PROBE_FAMILY: &str = "elementwise";
 
+/// The cuBLAS library cudarc loads (CUDA 13).
+const CUBLAS_LIB: &str = "libcublas.so.13";
+
+/// The CUDA libraries on this machine, as `ragtune doctor` reports them: each a version
+/// `(major, minor)` or why it is not usable. Never panics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CudaVersions {
+    pub driver: std::result::Result<(i32, i32), String>,
+    pub nvrtc: std::result::Result<(i32, i32), String>,
+    pub cublas: std::result::Result<(i32, i32), String>,
+}
+
+impl CudaVersions {
+    /// One line naming every version (part of the self-test's cache key).
+    pub fn summary(&self) -> String {
+        let v = |r: &std::result::Result<(i32, i32), String>| match r {
+            Ok((a, b)) => format!("{a}.{b}"),
+            Err(_) => "absent".into(),
+        };
+        format!("driver {} nvrtc {} cublas {}", v(&self.driver), v(&self.nvrtc), v(&self.cublas))
+    }
+}
+
+/// The architecture kernels are compiled for on CUDA device `ordinal` (opening it if needed).
+pub fn arch_of(ordinal: usize) -> Result<String> {
+    backend_for(ordinal).map(|b| b.arch().to_string())
+}
+
+/// The driver's CUDA version, NVRTC's and cuBLAS's, probing each library first.
+pub fn versions() -> CudaVersions {
+    // SAFETY (both probes): only whether the shared library can be opened.
+    let driver = if unsafe { cudarc::driver::sys::is_culib_present() } {
+        let mut v = 0;
+        // SAFETY: writes one int.
+        guarded("cuDriverGetVersion", || unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) })
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.result().map_err(|e| format!("cuDriverGetVersion: {e:?}")))
+            .map(|()| (v / 1000, (v % 1000) / 10))
+    } else {
+        Err("no CUDA driver library (libcuda.so): this machine has no NVIDIA driver".into())
+    };
+    let nvrtc = crate::nvrtc::nvrtc_status().map_err(|e| e.to_string());
+    let cublas = if unsafe { cudarc::cublas::sys::is_culib_present() } {
+        use cudarc::cublas::sys::libraryPropertyType_t::{MAJOR_VERSION, MINOR_VERSION};
+        let (mut major, mut minor) = (0, 0);
+        // SAFETY: each call writes one int; no handle is needed.
+        guarded("cublasGetProperty", || unsafe {
+            cudarc::cublas::sys::cublasGetProperty(MAJOR_VERSION, &mut major).result()?;
+            cudarc::cublas::sys::cublasGetProperty(MINOR_VERSION, &mut minor).result()
+        })
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| format!("cublasGetProperty: {e:?}")))
+        .map(|()| (major, minor))
+    } else {
+        Err(format!("{CUBLAS_LIB} was not found on the library path"))
+    };
+    CudaVersions { driver, nvrtc, cublas }
+}
+
 pub struct CudaBackend {
     ordinal: usize,
     name: String,
@@ -32,7 +94,8 @@ pub struct CudaBackend {
     stream: Arc<CudaStream>,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     functions: Mutex<HashMap<String, CudaFunction>>,
-    blas: Mutex<Option<blas::Blas>>,
+    /// Created when the device opens (see the module docs).
+    blas: Mutex<blas::Blas>,
     /// `RAGTUNE_POISON_ALLOCS=1`: fill fresh allocations with 0xFF (NaN in every float type) so
     /// a test sees any output element a kernel forgot to write.
     poison: bool,
@@ -103,11 +166,21 @@ impl CudaBackend {
         let arch = if (major, minor) == (9, 0) { "sm_90a".to_string() } else { format!("sm_{major}{minor}") };
         crate::nvrtc::nvrtc_status()
             .map_err(|e| unavailable(format!("cuda:{ordinal} ({name}) is present, but {e}")))?;
+        // SAFETY: only probes whether the shared library can be opened.
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(unavailable(format!(
+                "cuda:{ordinal} ({name}) is present, but cuBLAS ({CUBLAS_LIB}) was not found: install the CUDA 13 \
+                 cuBLAS library (the nvidia-cublas pip wheel or the toolkit) and put it on the library path, or \
+                 use --device cpu"
+            )));
+        }
         // Raw addresses travel in kernel arguments, so cudarc's per-slice event tracking would
         // see none of the uses; ordering comes from the single stream instead.
         // SAFETY: called before any allocation on this context.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
+        let blas = guarded("cublasCreate", || blas::Blas::new(stream.clone()))?
+            .map_err(|e| unavailable(format!("cuda:{ordinal} ({name}) is present, but {e}")))?;
         let backend = CudaBackend {
             ordinal,
             name,
@@ -116,7 +189,7 @@ impl CudaBackend {
             stream,
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
-            blas: Mutex::new(None),
+            blas: Mutex::new(blas),
             poison: std::env::var("RAGTUNE_POISON_ALLOCS").is_ok_and(|v| v == "1"),
             meter: Arc::new(MemoryMeter::new()),
         };
@@ -296,11 +369,7 @@ impl GpuBackend for CudaBackend {
     }
 
     fn gemm(&self, call: &GemmCall) -> Result<()> {
-        let mut blas = self.blas.lock().unwrap_or_else(|e| e.into_inner());
-        if blas.is_none() {
-            *blas = Some(blas::Blas::new(self.stream.clone())?);
-        }
-        blas.as_ref().expect("initialised above").gemm(call)
+        self.blas.lock().unwrap_or_else(|e| e.into_inner()).gemm(call)
     }
 
     fn synchronize(&self) -> Result<()> {
