@@ -1,6 +1,6 @@
 //! Fused attention against a naive unfused attention (QKᵀ GEMM → causal softmax → PV GEMM, the
 //! scores round-tripping through device memory) on one device, in the same run: checked first,
-//! then timed. TFLOP/s by PERFORMANCE.md's convention, 4·b·h·s²·d, halved when causal.
+//! then timed. TFLOP/s by docs/PERFORMANCE.md's convention, 4·b·h·s²·d, halved when causal.
 //!
 //! Heads are folded into the batch (layout `[b·h, s, 1, d]`) so the naive path needs no
 //! transposes and both paths do the same arithmetic. Each timed repeat follows an L2 flush; rows

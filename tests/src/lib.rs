@@ -1,5 +1,5 @@
 //! Support for ragtune's cross-crate tests: seeded random inputs, f64 reference implementations
-//! of the ops, the relative-error measure and tolerances of ARCHITECTURE.md, and the parity
+//! of the ops, the relative-error measure and tolerances of docs/ARCHITECTURE.md, and the parity
 //! suite that runs every op on a kernel device (the CPU emulation, or a real GPU) against the CPU.
 
 pub mod attention_bench;
@@ -50,7 +50,7 @@ pub fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
     if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
 }
 
-/// The parity tolerance of ARCHITECTURE.md for results stored as `dtype`.
+/// The parity tolerance of docs/ARCHITECTURE.md for results stored as `dtype`.
 pub fn tolerance(dtype: DType, reduction: bool) -> f64 {
     match dtype {
         DType::F32 if reduction => 1e-4,

@@ -4,7 +4,7 @@
 //! the first loss is near ln(vocab), as for any untrained model, and a few steps on the same
 //! batch lower it. Rows: seconds per step (CUDA events), tokens/s, and MFU as the fraction of the
 //! bf16 GEMM ceiling, counting 4·params·tokens FLOPs for LoRA (frozen base: forward + input
-//! gradients) and 6·params·tokens for full training (PERFORMANCE.md; attention left out).
+//! gradients) and 6·params·tokens for full training (docs/PERFORMANCE.md; attention left out).
 //! Without a GPU it is skipped with the reason; the same code runs on the kernel emulator with
 //! a tiny model in `cargo test`.
 
