@@ -5,6 +5,7 @@
 pub mod attention_bench;
 pub mod gpu;
 pub mod gpu_bench_rows;
+pub mod instrumented;
 pub mod lora_bench;
 pub mod memory;
 pub mod parity;

@@ -3,10 +3,14 @@
 //! Design: AdamW updates its three f32 tensors (weights, first and second moments) in place, like
 //! `copy_into` — through the copy-on-write storage of [`Tensor`], so a clone held elsewhere (a
 //! checkpoint being written, say) keeps its values. On a GPU the update is one fused kernel
-//! (`kernels/optim.cu`), in place on the device; clipping's norm is summed on the host for now.
+//! (`kernels/optim.cu`), in place on the device. Clipping's norm is summed where the gradients
+//! live: on a GPU each gradient's sum of squares is one `g · gᵀ` GEMM (`[1, n] × [n, 1]`, a
+//! reduction cuBLAS does at bandwidth), the partial sums are added on the device and only the
+//! one total crosses to the host — not every gradient, every step.
 
 use super::backward::f32_data;
 use super::common_device;
+use super::matmul::MatmulSpec;
 use crate::cpu;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
@@ -114,6 +118,32 @@ pub fn adamw_step(
     Ok(())
 }
 
+fn host_sum_squares(grads: &[Tensor]) -> Result<f64> {
+    let mut total = 0f64;
+    for g in grads {
+        total += cpu::optim::sum_squares(&f32_data("clip_grad_norm", "gradient", g)?);
+    }
+    Ok(total)
+}
+
+/// Σ g² over every gradient, computed on the gradients' device; one f32 comes back.
+fn device_sum_squares(grads: &[Tensor]) -> Result<f64> {
+    let dot = MatmulSpec { trans_b: true, ..MatmulSpec::default() };
+    let mut total: Option<Tensor> = None;
+    for g in grads.iter().filter(|g| g.numel() > 0) {
+        let row = g.reshape(&[1, g.numel()])?;
+        let sq = super::matmul_ex(&row, &row, dot)?;
+        total = Some(match total {
+            None => sq,
+            Some(t) => super::add(&t, &sq)?,
+        });
+    }
+    match total {
+        None => Ok(0.0),
+        Some(t) => Ok(f64::from(t.to_vec_f32()?[0])),
+    }
+}
+
 /// Clip gradients by their global L2 norm, PyTorch's `clip_grad_norm_`: when the norm over all
 /// `grads` exceeds `max_norm`, every gradient is scaled by `max_norm / (norm + 1e-6)`. Returns
 /// the norm before clipping. A NaN or infinite norm is an error (the step must not be applied).
@@ -122,7 +152,6 @@ pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f32) -> Result<f32> {
     if !(max_norm > 0.0 && max_norm.is_finite()) {
         return Err(ComputeError::invalid(OP, format!("max_norm must be finite and > 0, got {max_norm}")));
     }
-    let mut total = 0f64;
     for g in grads.iter() {
         if g.dtype() != DType::F32 {
             return Err(ComputeError::dtype(
@@ -130,8 +159,9 @@ pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f32) -> Result<f32> {
                 format!("gradient {:?} is {}; gradients are f32", g.shape(), g.dtype()),
             ));
         }
-        total += cpu::optim::sum_squares(&f32_data(OP, "gradient", g)?);
     }
+    let on_device = grads.iter().any(|g| !g.is_host());
+    let total = if on_device { device_sum_squares(grads)? } else { host_sum_squares(grads)? };
     let norm = total.sqrt() as f32;
     if !norm.is_finite() {
         return Err(ComputeError::invalid(
