@@ -1,5 +1,7 @@
 //! Launches of kernels/attention.cu: the prefill kernel for many queries, the split-KV decode
-//! pair (split + combine) for a few. Head dims without a specialised kernel run on the host.
+//! pair (split + combine) for a few. A head dim below 128 without a specialised kernel is
+//! zero-padded on the device to the next one (exact: zero dims add nothing to q·k, and the
+//! extra output dims are dropped); above 128 is an error that says so.
 
 use std::sync::Arc;
 
@@ -8,9 +10,9 @@ use crate::backend::GpuBackend;
 use crate::cpu::attention::AttentionDims;
 use crate::device::Device;
 use crate::dtype::DType;
-use crate::error::Result;
+use crate::error::{ComputeError, Result};
 use crate::launch::{Arg, KernelCall, LaunchDims};
-use crate::ops::{self, AttentionSpec};
+use crate::ops::{self, AttentionSpec, MatmulSpec};
 use crate::tensor::Tensor;
 
 /// Head dims the kernels are stamped out for.
@@ -37,10 +39,7 @@ pub fn attention(
 ) -> Result<Tensor> {
     let AttentionDims { batch, sq, skv, hq, hkv, d } = dims;
     if !HEAD_DIMS.contains(&d) {
-        // No kernel for this head dim: correct, if slow, through the host.
-        let lens = key_lens.map(|l| l.to_host()).transpose()?;
-        let out = ops::attention(&q.to_host()?, &k.to_host()?, &v.to_host()?, spec, lens.as_ref())?;
-        return out.to_device(&Device::Gpu(backend.clone()));
+        return padded_head_dim(backend, q, k, v, dims, spec, key_lens);
     }
     let (out, out_ptr) = output(backend, q.shape(), q.dtype())?;
     if batch == 0 || sq == 0 || hq == 0 {
@@ -111,4 +110,45 @@ pub fn attention(
     // `part` must outlive the launches: on a GPU the stream orders its free after them.
     drop(part);
     Ok(out)
+}
+
+/// Attention for a head dim without a kernel: pad q, k and v with zero dims up to the next
+/// stamped-out head dim, run that kernel, and keep the first `d` output dims. The padding and
+/// the un-padding are GEMMs with `[I | 0]` — exact in every dtype (products with 1 and 0, f32
+/// accumulation) — so everything stays on the device.
+fn padded_head_dim(
+    backend: &Arc<dyn GpuBackend>,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    dims: AttentionDims,
+    spec: AttentionSpec,
+    key_lens: Option<&Tensor>,
+) -> Result<Tensor> {
+    let d = dims.d;
+    let Some(&padded) = HEAD_DIMS.iter().find(|&&h| h > d) else {
+        return Err(ComputeError::invalid(
+            "attention",
+            format!(
+                "head_dim {d}: the GPU attention kernels are built for head dims up to {} ({HEAD_DIMS:?}); run \
+                 this model with --device cpu",
+                HEAD_DIMS[HEAD_DIMS.len() - 1]
+            ),
+        ));
+    };
+    let device = Device::Gpu(backend.clone());
+    let mut eye = vec![0f32; d * padded];
+    for i in 0..d {
+        eye[i * padded + i] = 1.0;
+    }
+    let eye = ops::cast(&Tensor::from_slice(&eye, &[d, padded])?, q.dtype())?.to_device(&device)?;
+    let pad = |t: &Tensor| -> Result<Tensor> {
+        let s = t.shape();
+        let rows = s[0] * s[1] * s[2];
+        ops::matmul(&t.reshape(&[rows, d])?, &eye)?.reshape(&[s[0], s[1], s[2], padded])
+    };
+    let out = ops::attention(&pad(q)?, &pad(k)?, &pad(v)?, spec, key_lens)?;
+    let rows = dims.batch * dims.sq * dims.hq;
+    let unpad = MatmulSpec { trans_b: true, ..MatmulSpec::default() };
+    ops::matmul_ex(&out.reshape(&[rows, padded])?, &eye, unpad)?.reshape(q.shape())
 }
