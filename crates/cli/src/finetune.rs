@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use ragtune_compute::ops::AdamW;
 use ragtune_runtime::load_causal_lm;
 use ragtune_trainer::checkpoint::{load_checkpoint, save_checkpoint};
-use ragtune_trainer::data::{Sampler, collate, pack, read_jsonl};
+use ragtune_trainer::data::{Sampler, collate, pack, read_jsonl, read_jsonl_counted};
 use ragtune_trainer::full::FullStepGrads;
 use ragtune_trainer::merge::save_model_folder;
 use ragtune_trainer::peft::save_adapter;
@@ -167,8 +167,11 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     let eos = model.config.eos_token_ids.first().copied();
     // Packed examples are cut into rows afterwards, so each is read whole (up to the context).
     let read_len = if args.pack { model.max_context() } else { args.max_len.min(model.max_context()) };
-    let examples = read_jsonl(&args.data, &tokenizer, eos, read_len)
+    let data = read_jsonl_counted(&args.data, &tokenizer, eos, read_len)
         .with_context(|| format!("reading the training data {}", args.data.display()))?;
+    // Lines with nothing to learn are skipped, and said so in the summary.
+    let skipped = Skipped { count: data.skipped, lines: data.lines, note: data.skipped_note() };
+    let examples = data.examples;
     let examples = if args.pack {
         let rows = pack(&examples, args.max_len.min(model.max_context()));
         if rows.is_empty() {
@@ -190,7 +193,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         }
     };
     if args.mode == Mode::Full {
-        return run_full(&args, json, model, &examples, &eval, eos);
+        return run_full(&args, json, model, &examples, &eval, eos, &skipped);
     }
     let config = LoraConfig {
         r: args.lora_r,
@@ -303,6 +306,8 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         let summary = serde_json::json!({
             "out": args.out.display().to_string(),
             "examples": examples.len(),
+            "skipped_examples": skipped.count,
+            "data_lines": skipped.lines,
             "steps": args.steps,
             "first_step": first_step,
             "trainable_params": params,
@@ -327,8 +332,18 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         if let (Some(b), Some(a)) = (eval_before, eval_after) {
             println!("held-out loss {b:.4} -> {a:.4}");
         }
+        if let Some(note) = &skipped.note {
+            println!("{note}");
+        }
     }
     Ok(())
+}
+
+/// Training lines skipped as too short, for the summary.
+struct Skipped {
+    count: usize,
+    lines: usize,
+    note: Option<String>,
 }
 
 /// `--mode full`: every weight trains; the result is a whole model folder in `--out`.
@@ -339,6 +354,7 @@ fn run_full(
     examples: &[ragtune_trainer::data::Example],
     eval: &[ragtune_trainer::TrainBatch],
     eos: Option<u32>,
+    skipped: &Skipped,
 ) -> Result<()> {
     let optimizer = AdamW { weight_decay: args.weight_decay, ..AdamW::default() };
     let mut trainer = FullTrainer::new(model, optimizer)?;
@@ -376,6 +392,7 @@ fn run_full(
     if json {
         let summary = serde_json::json!({
             "out": args.out.display().to_string(), "mode": "full", "examples": examples.len(),
+            "skipped_examples": skipped.count, "data_lines": skipped.lines,
             "steps": args.steps, "trainable_params": params, "losses": losses, "grad_norms": norms,
             "eval_loss_before": eval_before, "eval_loss_after": eval_after, "tokens": tokens,
             "seconds": secs, "tokens_per_second": tokens as f64 / secs.max(1e-9),
@@ -390,6 +407,9 @@ fn run_full(
             tokens as f64 / secs.max(1e-9),
             args.out.display()
         );
+        if let Some(note) = &skipped.note {
+            println!("{note}");
+        }
     }
     Ok(())
 }

@@ -124,6 +124,22 @@ fn finish_name(finish: FinishReason) -> &'static str {
     }
 }
 
+/// The ids of a prompt that must fit the model's context of `context` tokens, tokenizing at
+/// most `context · 32` bytes of it ([`Tokenizer::encode_prefix`]): a 2M-word prompt costs what a
+/// context-sized one costs, and is refused as too long.
+fn encode_prompt(tokenizer: &Tokenizer, text: &str, context: usize, what: &str) -> Result<Vec<u32>> {
+    let (ids, cut) = tokenizer.encode_prefix(text, context.saturating_add(1), true)?;
+    if cut || ids.len() > context {
+        bail!(
+            "{what} is longer than the model's context of {context} tokens (max_position_embeddings): it is {} \
+             bytes{}; shorten it",
+            text.len(),
+            if cut { String::new() } else { format!(", {} tokens", ids.len()) }
+        );
+    }
+    Ok(ids)
+}
+
 pub fn run(args: GenerateArgs, json: bool) -> Result<()> {
     let device = device(&args.device, json)?;
     let (mut model, tokenizer) = load_causal_lm(&args.model, dtype(&args.dtype)?, device)
@@ -144,7 +160,7 @@ pub fn run(args: GenerateArgs, json: bool) -> Result<()> {
             bail!("--prompt takes one --adapter; to give prompts different adapters use --prompts FILE.jsonl")
         }
     }
-    let prompt_ids = tokenizer.encode(prompt, true)?;
+    let prompt_ids = encode_prompt(&tokenizer, prompt, model.max_context(), "--prompt")?;
     let options = options(&args, &model);
     let mut stream = StreamDecoder::new();
     let mut stdout = std::io::stdout().lock();
@@ -155,7 +171,8 @@ pub fn run(args: GenerateArgs, json: bool) -> Result<()> {
             let _ = stdout.write_all(piece.as_bytes()).and_then(|()| stdout.flush());
         }
         Ok(())
-    })?;
+    })
+    .with_context(|| format!("generating with the model {}", args.model.display()))?;
     let generated = &out[0];
     let text = tokenizer.decode(&generated.tokens, true)?;
     let finish = finish_name(generated.finish);
@@ -248,7 +265,18 @@ fn run_prompts(
     if !adapters.is_empty() {
         attach_bank(&adapters.iter().collect::<Vec<_>>(), model).context("stacking the adapters")?;
     }
-    let encoded = lines.iter().map(|l| tokenizer.encode(&l.prompt, true)).collect::<Result<Vec<_>, _>>()?;
+    let encoded = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            encode_prompt(
+                tokenizer,
+                &l.prompt,
+                model.max_context(),
+                &format!("{} prompt {}", path.display(), i + 1),
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
     let options = options(args, model);
     let mut stdout = std::io::stdout().lock();
     for (start, chunk) in (0..lines.len())
@@ -257,10 +285,11 @@ fn run_prompts(
     {
         let rows = &ids[start..start + chunk.len()];
         let out = if adapters.is_empty() {
-            generate(model, chunk, &options, |_, _| Ok(()))?
+            generate(model, chunk, &options, |_, _| Ok(()))
         } else {
-            generate_with_adapters(model, chunk, Some(rows), &options, |_, _| Ok(()))?
-        };
+            generate_with_adapters(model, chunk, Some(rows), &options, |_, _| Ok(()))
+        }
+        .with_context(|| format!("generating with the model {}", args.model.display()))?;
         for (k, generated) in out.iter().enumerate() {
             let line = &lines[start + k];
             let report = serde_json::json!({

@@ -339,3 +339,59 @@ fn full_mode_writes_a_model_folder_that_answers_like_its_training_data() {
     assert!(err.contains("--dtype f32"), "{err}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Issue 17: one line with nothing to learn is skipped and counted in the summary, with or
+/// without --pack; a file of nothing but such lines is refused naming the file.
+#[test]
+fn a_too_short_line_is_skipped_and_counted() {
+    let d = dir("short");
+    let data = d.join("data.jsonl");
+    std::fs::write(&data, format!("{DATA}{{\"text\": \"\"}}\n")).unwrap();
+    for extra in [&[][..], &["--pack", "--max-len", "16"][..]] {
+        let out = d.join("adapter");
+        let mut args = vec!["--steps", "1"];
+        args.extend_from_slice(extra);
+        let summary = finetune(&data, &out, &args).unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+        assert_eq!(summary["skipped_examples"], 1, "{summary}");
+        assert_eq!(summary["data_lines"], 4, "{summary}");
+    }
+    // The human summary says it in words.
+    let model = model_dir();
+    let r = ragtune(&[
+        "finetune",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        d.join("adapter2").to_str().unwrap(),
+        "--lora-r",
+        "4",
+        "--steps",
+        "1",
+        "--device",
+        "cpu",
+    ]);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success() && stdout.contains("skipped 1 of 4 examples: too short"), "{stdout}");
+    std::fs::write(&data, "{\"text\": \"\"}\n\n{\"text\": \"\"}\n").unwrap();
+    let e = finetune(&data, &d.join("adapter3"), &["--steps", "1"]).unwrap_err();
+    assert!(e.contains("data.jsonl") && e.contains("no examples") && e.contains("all 2 lines"), "{e}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Issue 17: a 20 MB line with --max-len 32 is cut before tokenizing (seconds and megabytes,
+/// not 28 s and 4 GB).
+#[test]
+fn a_huge_line_costs_what_max_len_costs() {
+    let d = dir("huge");
+    let data = d.join("data.jsonl");
+    let sentence = "The quick robot walks to the old library and reads a book about rivers. ";
+    let huge = sentence.repeat(20_000_000 / sentence.len());
+    std::fs::write(&data, format!("{}\n{DATA}", serde_json::json!({ "text": huge }))).unwrap();
+    let start = std::time::Instant::now();
+    let summary = finetune(&data, &d.join("adapter"), &["--steps", "1", "--max-len", "32"]).unwrap();
+    assert_eq!(summary["examples"], 4, "{summary}");
+    assert!(start.elapsed().as_secs_f64() < 20.0, "{:?}", start.elapsed());
+    std::fs::remove_dir_all(&d).unwrap();
+}

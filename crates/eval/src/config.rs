@@ -451,6 +451,17 @@ impl ExperimentConfig {
                     "dim must be at least 1 (the default is 16384)".into(),
                 ));
             }
+            // dim sizes every hashed vector (dim × 4 bytes per passage): bounded before use.
+            (EmbedderKind::Hashed, None, Some(d)) if d > 1 << 20 => {
+                return Err(err(
+                    "embedder",
+                    Some("dim"),
+                    format!(
+                        "dim = {d} is above the limit of 1048576 (2^20): each vector takes dim × 4 bytes per \
+                         passage; the default is 16384"
+                    ),
+                ));
+            }
             _ => {}
         }
         if let Some(p) = &embedder.path {
@@ -521,7 +532,7 @@ impl ExperimentConfig {
         }
         let f = &finetune;
         for (key, ok, need) in [
-            ("r", f.r >= 1, "at least 1"),
+            ("r", (1..=1024).contains(&f.r), "between 1 and 1024 (LoRA ranks are usually 4 .. 256; r is also checked against the model's hidden size)"),
             ("alpha", f.alpha.is_finite() && f.alpha > 0.0, "a positive number"),
             ("epochs", f.epochs >= 1, "at least 1"),
             ("raft_epochs", f.raft_epochs >= 1, "at least 1"),
@@ -550,11 +561,15 @@ impl ExperimentConfig {
         if !(0.0..=1.0).contains(&raft.gold_share) {
             return Err(err("raft", Some("gold_share"), "[raft] gold_share must be between 0 and 1".into()));
         }
-        if eval.bootstrap == 0 {
+        if eval.bootstrap == 0 || eval.bootstrap > 1_000_000 {
             return Err(err(
                 "eval",
                 Some("bootstrap"),
-                "[eval] bootstrap must be at least 1 (try 1000)".into(),
+                format!(
+                    "[eval] bootstrap = {} must be between 1 and 1000000 (resamples; each costs a pass over the \
+                     answers and memory for its score; try 1000)",
+                    eval.bootstrap
+                ),
             ));
         }
         if eval.limit == Some(0) {

@@ -148,7 +148,15 @@ fn parse_llama(f: &Fields<'_>, family: LlamaFamily) -> Result<LlamaConfig> {
         LlamaFamily::Llama => (attention_bias, attention_bias),
     };
     let max_position_embeddings = f.req_usize("max_position_embeddings")?;
-    let num_layers = f.req_usize("num_hidden_layers")?;
+    let num_layers = f.req_layers()?;
+    let vocab_size = f.req_usize("vocab_size")?;
+    let intermediate_size = f.req_usize("intermediate_size")?;
+    // Products of config numbers size tensors and buffers later: they must not overflow (the
+    // loader then checks each one against the tensor actually stored).
+    f.checked_product("num_attention_heads", &[num_heads, head_dim])?;
+    f.checked_product("vocab_size", &[vocab_size, hidden_size, 4])?;
+    f.checked_product("intermediate_size", &[intermediate_size, hidden_size, 4])?;
+    f.checked_product("max_position_embeddings", &[max_position_embeddings, num_kv_heads, head_dim, 4])?;
     // transformers' defaults: an absent `sliding_window` is 4096 for both families, an explicit
     // null none. Qwen2 files carry a window but only use it with `use_sliding_window: true`.
     let window = || -> Result<Option<usize>> {
@@ -171,15 +179,15 @@ fn parse_llama(f: &Fields<'_>, family: LlamaFamily) -> Result<LlamaConfig> {
     };
     Ok(LlamaConfig {
         family,
-        vocab_size: f.req_usize("vocab_size")?,
+        vocab_size,
         hidden_size,
-        intermediate_size: f.req_usize("intermediate_size")?,
+        intermediate_size,
         num_layers,
         num_heads,
         num_kv_heads,
         head_dim,
         max_position_embeddings,
-        rms_norm_eps: f.opt_f64("rms_norm_eps")?.unwrap_or(1e-6) as f32,
+        rms_norm_eps: f.eps("rms_norm_eps", 1e-6)?,
         rope: parse_rope(f, head_dim)?,
         tie_word_embeddings: f.opt_bool("tie_word_embeddings")?.unwrap_or(false),
         qkv_bias,
@@ -310,17 +318,26 @@ fn parse_bert(f: &Fields<'_>) -> Result<BertConfig> {
             format!("{num_heads} heads must be > 0 and divide hidden_size {hidden_size}"),
         ));
     }
-    Ok(BertConfig {
+    let config = BertConfig {
         vocab_size: f.req_usize("vocab_size")?,
         hidden_size,
-        num_layers: f.req_usize("num_hidden_layers")?,
+        num_layers: f.req_layers()?,
         num_heads,
         intermediate_size: f.req_usize("intermediate_size")?,
         max_position_embeddings: f.req_usize("max_position_embeddings")?,
         type_vocab_size: f.opt_usize("type_vocab_size")?.unwrap_or(2),
-        layer_norm_eps: f.opt_f64("layer_norm_eps")?.unwrap_or(1e-12) as f32,
-    })
+        layer_norm_eps: f.eps("layer_norm_eps", 1e-12)?,
+    };
+    f.checked_product("vocab_size", &[config.vocab_size, hidden_size, 4])?;
+    f.checked_product("intermediate_size", &[config.intermediate_size, hidden_size, 4])?;
+    f.checked_product("max_position_embeddings", &[config.max_position_embeddings, hidden_size, 4])?;
+    f.checked_product("type_vocab_size", &[config.type_vocab_size, hidden_size, 4])?;
+    Ok(config)
 }
+
+/// The most layers a config may declare (`num_hidden_layers`): far above any real model, far
+/// below what would make per-layer bookkeeping a memory problem.
+pub const MAX_LAYERS: usize = 4096;
 
 /// Typed access to a JSON object whose errors name the field and the file.
 pub(crate) struct Fields<'a> {
@@ -353,6 +370,53 @@ impl Fields<'_> {
 
     pub fn req_usize(&self, name: &str) -> Result<usize> {
         self.opt_usize(name)?.ok_or_else(|| self.err(name, "is required"))
+    }
+
+    /// `num_hidden_layers`: at least 1 (a model of no layers computes nothing) and at most
+    /// [`MAX_LAYERS`]; the loader then checks it against the layers the weights hold.
+    pub fn req_layers(&self) -> Result<usize> {
+        let n = self.req_usize("num_hidden_layers")?;
+        if n == 0 {
+            return Err(self.err("num_hidden_layers", "0: a model needs at least 1 layer"));
+        }
+        if n > MAX_LAYERS {
+            return Err(self.err(
+                "num_hidden_layers",
+                format!(
+                    "{n} is more than ragtune loads ({MAX_LAYERS}; the largest open models have ~130): the \
+                     file is damaged or not a model config"
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// A normalisation epsilon: a number that stays finite and >= 0 as the f32 the model uses,
+    /// and below 1 (it guards a division by a variance; real models use 1e-5 .. 1e-12).
+    pub fn eps(&self, name: &str, default: f64) -> Result<f32> {
+        let v = self.opt_f64(name)?.unwrap_or(default);
+        let e = v as f32;
+        if !(e.is_finite() && (0.0..1.0).contains(&e)) {
+            return Err(self.err(
+                name,
+                format!(
+                    "{v} is not usable: an epsilon must be >= 0 and < 1 (and finite as an f32); real models \
+                     use 1e-5 .. 1e-12"
+                ),
+            ));
+        }
+        Ok(e)
+    }
+
+    /// The product of `sizes` (config numbers that together size a tensor), or an error naming
+    /// `field` when it does not fit in memory addresses.
+    pub fn checked_product(&self, field: &str, sizes: &[usize]) -> Result<usize> {
+        sizes.iter().try_fold(1usize, |a, &b| a.checked_mul(b)).ok_or_else(|| {
+            self.err(
+                field,
+                format!("the sizes {sizes:?} multiply past what memory can address: the file is damaged"),
+            )
+        })
     }
 
     pub fn opt_f64(&self, name: &str) -> Result<Option<f64>> {

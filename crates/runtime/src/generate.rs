@@ -88,7 +88,7 @@ pub fn generate_with_adapters(
         return Ok(Vec::new());
     }
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let capacity = (longest + options.max_new_tokens).min(model.max_context());
+    let capacity = longest.saturating_add(options.max_new_tokens).min(model.max_context());
     let mut cache = KvCache::new(model, prompts.len(), capacity)?;
     cache.set_adapters(adapters.map(<[i32]>::to_vec))?;
     let mut samplers =

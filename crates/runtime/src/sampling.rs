@@ -74,7 +74,8 @@ impl Sampler {
         }
         if let Some(i) = logits.iter().position(|v| v.is_nan()) {
             return Err(RuntimeError::input(format!(
-                "the model produced NaN logits (token {i}); the weights or the dtype may be unfit"
+                "the model produced NaN logits (token {i}): its weights hold NaN/inf or overflow in this dtype; \
+                 check the model's weight files (and any adapter), or run in f32"
             )));
         }
         let p = &self.params;

@@ -42,6 +42,28 @@ impl Tokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// The ids of at most the first `max_tokens · BYTES_PER_TOKEN` bytes of `text` (cut at a
+    /// char boundary), and whether the text was cut. Costs memory in proportion to
+    /// `max_tokens`, not to the text: a 20 MB line asked for 32 tokens tokenizes 1 KB.
+    ///
+    /// Why the cut does not change the first `max_tokens` ids: tokenizers split text into
+    /// pre-tokens (words, punctuation, whitespace runs) and never merge across them, and a
+    /// token of a byte-level BPE or WordPiece vocabulary covers at most a few dozen bytes
+    /// (real vocabularies: ≤ 16 bytes for all but a few whitespace runs). So the first
+    /// `max_tokens` tokens lie within the first `max_tokens · 32` bytes, and the cut, far
+    /// behind them, only changes tokens after them — which the caller drops anyway.
+    /// Callers that need the whole text (a prompt that must fit) treat `cut == true` as
+    /// "longer than `max_tokens` tokens".
+    pub fn encode_prefix(
+        &self,
+        text: &str,
+        max_tokens: usize,
+        add_special_tokens: bool,
+    ) -> Result<(Vec<u32>, bool)> {
+        let (head, cut) = cut_text(text, max_tokens.saturating_mul(BYTES_PER_TOKEN));
+        Ok((self.encode(head, add_special_tokens)?, cut))
+    }
+
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
         self.inner.decode(ids, skip_special_tokens).map_err(|e| RuntimeError::Tokenizer(e.to_string()))
     }
@@ -57,6 +79,22 @@ impl Tokenizer {
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
     }
+}
+
+/// The bytes of text read per token asked for by [`Tokenizer::encode_prefix`]: a generous
+/// bound on the bytes one token covers (see there).
+pub const BYTES_PER_TOKEN: usize = 32;
+
+/// `text` cut to at most `max_bytes` bytes at a char boundary, and whether it was cut.
+pub fn cut_text(text: &str, max_bytes: usize) -> (&str, bool) {
+    if text.len() <= max_bytes {
+        return (text, false);
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (&text[..end], true)
 }
 
 /// Incremental detokenisation: decodes everything generated so far and hands out the new
@@ -82,5 +120,19 @@ impl StreamDecoder {
         let piece = text[self.emitted..].to_string();
         self.emitted = text.len();
         Ok(piece)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_text;
+
+    #[test]
+    fn cut_text_keeps_whole_characters() {
+        assert_eq!(cut_text("héllo", 100), ("héllo", false));
+        assert_eq!(cut_text("héllo", 2), ("h", true));
+        assert_eq!(cut_text("héllo", 3), ("hé", true));
+        assert_eq!(cut_text("", 0), ("", false));
+        assert_eq!(cut_text("日本", 1), ("", true));
     }
 }

@@ -105,6 +105,11 @@ impl Weights {
         Ok(())
     }
 
+    /// The file (or index) the weights came from, for error messages.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }

@@ -269,3 +269,26 @@ fn sampling_is_seeded_and_filters() {
     let mut s = Sampler::new(params, 0).unwrap();
     assert!(s.sample(&[f32::NAN, 1.0]).is_err());
 }
+
+/// Issue 17: sizes and numbers in config.json are refused by field before anything is sized by
+/// them (no abort on `num_hidden_layers: 1000000000`), naming config.json.
+#[test]
+fn absurd_config_numbers_are_refused_by_field_before_allocating() {
+    for (tag, edit, field, words) in [
+        ("layers-huge", serde_json::json!(1_000_000_000u64), "num_hidden_layers", "1000000000"),
+        ("layers-big", serde_json::json!(3), "num_hidden_layers", "the weights hold 2"),
+        ("layers-zero", serde_json::json!(0), "num_hidden_layers", "at least 1 layer"),
+    ] {
+        let dir = fixture_copy(tag, |c| c["num_hidden_layers"] = edit.clone());
+        let e = load_err(&dir);
+        assert!(e.contains("config.json") && e.contains(field) && e.contains(words), "{tag}: {e}");
+    }
+    for eps in [serde_json::json!(1e308), serde_json::json!(-1.0), serde_json::json!(2.0)] {
+        let dir = fixture_copy("eps", |c| c["rms_norm_eps"] = eps.clone());
+        let e = load_err(&dir);
+        assert!(e.contains("config.json") && e.contains("rms_norm_eps"), "{e}");
+    }
+    let dir = fixture_copy("vocab", |c| c["vocab_size"] = serde_json::json!(u64::MAX / 2));
+    let e = load_err(&dir);
+    assert!(e.contains("config.json") && e.contains("vocab_size"), "{e}");
+}

@@ -22,43 +22,84 @@ pub struct Example {
     pub labels: Vec<i32>,
 }
 
-/// Read a JSONL file: one object per non-empty line, `{"text"}` or `{"prompt", "completion"}`.
-/// The tokenizer adds its special tokens (BOS) to the text or the prompt; `eos`, when given, is
-/// appended to a completion so the model learns to stop. Examples are cut to `max_len` tokens;
-/// an example with nothing to learn after the cut is an error naming its line.
+/// What [`read_jsonl_counted`] read: the examples, and how many lines were skipped for having
+/// nothing to learn (one token, an empty completion, a prompt that fills `max_len`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Data {
+    pub examples: Vec<Example>,
+    /// Non-empty lines skipped as too short to learn from.
+    pub skipped: usize,
+    /// Non-empty lines read (examples + skipped).
+    pub lines: usize,
+}
+
+impl Data {
+    /// "skipped 1 of 35 examples: too short", or `None` when nothing was skipped.
+    pub fn skipped_note(&self) -> Option<String> {
+        (self.skipped > 0).then(|| {
+            format!(
+                "skipped {} of {} examples: too short (nothing to learn: one token, an empty completion, or a \
+                 prompt that fills --max-len)",
+                self.skipped, self.lines
+            )
+        })
+    }
+}
+
+/// [`read_jsonl_counted`]'s examples.
 pub fn read_jsonl(
     path: &Path,
     tokenizer: &Tokenizer,
     eos: Option<u32>,
     max_len: usize,
 ) -> Result<Vec<Example>> {
+    Ok(read_jsonl_counted(path, tokenizer, eos, max_len)?.examples)
+}
+
+/// Read a JSONL file: one object per non-empty line, `{"text"}` or `{"prompt", "completion"}`.
+/// The tokenizer adds its special tokens (BOS) to the text or the prompt; `eos`, when given, is
+/// appended to a completion so the model learns to stop. Examples are cut to `max_len` tokens,
+/// and the text is cut before it is tokenized ([`Tokenizer::encode_prefix`]), so a huge line
+/// costs memory in proportion to `max_len`, not to its length. A line with nothing to learn
+/// after the cut is skipped and counted ([`Data::skipped`]); a file where every line is
+/// skipped is an error naming the file.
+pub fn read_jsonl_counted(
+    path: &Path,
+    tokenizer: &Tokenizer,
+    eos: Option<u32>,
+    max_len: usize,
+) -> Result<Data> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
     let origin = path.display();
     let mut out = Vec::new();
+    let (mut skipped, mut lines, mut first_skipped) = (0usize, 0usize, None);
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
+        lines += 1;
         let at = format!("{origin}:{}", i + 1);
         let v: Value = serde_json::from_str(line)
             .map_err(|e| TrainError::format(&at, format!("not valid JSON: {e}")))?;
         let field = |k: &str| v.get(k).and_then(Value::as_str);
-        let encode = |s: &str, special: bool| -> Result<Vec<i32>> {
-            Ok(tokenizer
-                .encode(s, special)
-                .map_err(|e| TrainError::format(&at, e.to_string()))?
-                .into_iter()
-                .map(|t| t as i32)
-                .collect())
+        // (ids, whether the text was cut before tokenizing).
+        let encode = |s: &str, special: bool| -> Result<(Vec<i32>, bool)> {
+            let (ids, cut) = tokenizer
+                .encode_prefix(s, max_len, special)
+                .map_err(|e| TrainError::format(&at, e.to_string()))?;
+            Ok((ids.into_iter().map(|t| t as i32).collect(), cut))
         };
         let mut ex = match (field("text"), field("prompt"), field("completion")) {
             (Some(t), None, None) => {
-                let ids = encode(t, true)?;
+                let (ids, _) = encode(t, true)?;
                 Example { labels: ids.clone(), ids }
             }
             (None, Some(p), Some(c)) => {
-                let (p, mut c) = (encode(p, true)?, encode(c, false)?);
-                c.extend(eos.map(|e| e as i32));
+                let ((p, _), (mut c, c_cut)) = (encode(p, true)?, encode(c, false)?);
+                // A completion cut short does not end here: no EOS after it.
+                if !c_cut {
+                    c.extend(eos.map(|e| e as i32));
+                }
                 let labels = std::iter::repeat_n(IGNORE_INDEX, p.len()).chain(c.iter().copied()).collect();
                 Example { ids: [p, c].concat(), labels }
             }
@@ -73,19 +114,26 @@ pub fn read_jsonl(
         ex.labels.truncate(max_len);
         // Position t predicts labels[t + 1]: an example needs a counted label after its first token.
         if ex.labels.iter().skip(1).all(|&l| l == IGNORE_INDEX) {
-            return Err(TrainError::format(
-                &at,
-                format!(
-                    "nothing to learn within {max_len} tokens (an empty text or completion, or a prompt that fills --max-len)"
-                ),
-            ));
+            skipped += 1;
+            first_skipped.get_or_insert(i + 1);
+            continue;
         }
         out.push(ex);
     }
-    if out.is_empty() {
+    if lines == 0 {
         return Err(TrainError::format(origin, "no examples: the file has no non-empty lines"));
     }
-    Ok(out)
+    if out.is_empty() {
+        return Err(TrainError::format(
+            origin,
+            format!(
+                "no examples: all {lines} lines have nothing to learn within {max_len} tokens (one token, an empty \
+                 text or completion, or a prompt that fills --max-len; the first is line {})",
+                first_skipped.unwrap_or(0)
+            ),
+        ));
+    }
+    Ok(Data { examples: out, skipped, lines })
 }
 
 /// Packing: the examples' tokens (and labels, prompt masks included) laid end to end in order and

@@ -101,9 +101,21 @@ impl LoraConfig {
         if self.r == 0 {
             return Err(TrainError::input("LoRA rank r must be at least 1"));
         }
+        // A rank above the hidden size adds parameters but no expressiveness, and a user's r
+        // sizes every A and B: refuse it before they are allocated.
+        if self.r > c.hidden_size {
+            return Err(TrainError::input(format!(
+                "LoRA rank r = {} is above the model's hidden size {}: a rank that large cannot add anything \
+                 (real adapters use 4 .. 256); lower r",
+                self.r, c.hidden_size
+            )));
+        }
         crate::dropout::check_probability(self.dropout)?;
-        if !self.alpha.is_finite() {
-            return Err(TrainError::input(format!("lora_alpha must be finite, got {}", self.alpha)));
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err(TrainError::input(format!(
+                "lora_alpha must be finite and >= 0 (the LoRA scale is alpha / r), got {}",
+                self.alpha
+            )));
         }
         if self.targets.is_empty() {
             return Err(TrainError::input(

@@ -51,6 +51,7 @@ pub fn load_adapter(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<
         .map_err(|e| TrainError::format(config_path.display(), format!("not valid JSON: {e}")))?;
     let config = parse_config(&cfg, &config_path.display().to_string())?;
     let selected = TargetModules::from_config(&cfg, &config_path.display().to_string())?;
+    let only_layers = layers_to_transform(&cfg, &config_path.display().to_string(), model.num_layers)?;
     let bytes = read(&weights_path)?;
     let origin = weights_path.display().to_string();
     let st = SafeTensors::deserialize(&bytes)
@@ -68,7 +69,19 @@ pub fn load_adapter(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<
             ));
         }
         let raw = Tensor::from_bytes(view.data(), dtype, view.shape())?;
-        let f32s = Tensor::from_slice(&raw.to_vec_f32()?, view.shape())?;
+        let values = raw.to_vec_f32()?;
+        // A NaN or infinite weight would poison every output (and a merged model for good).
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(TrainError::format(
+                &origin,
+                format!(
+                    "tensor `{name}` holds {} at element {i}: LoRA weights must be finite; the adapter is \
+                     damaged (or its training diverged): retrain it or use an earlier checkpoint",
+                    values[i]
+                ),
+            ));
+        }
+        let f32s = Tensor::from_slice(&values, view.shape())?;
         let slot = pairs.entry((layer, target)).or_default();
         let place = if is_a { &mut slot.0 } else { &mut slot.1 };
         if place.replace(f32s).is_some() {
@@ -97,6 +110,15 @@ pub fn load_adapter(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<
             }
         };
         let module = format!("model.layers.{l}.{}", t.path());
+        if let Some(only) = only_layers.as_ref().filter(|only| !only.contains(&l)) {
+            return Err(TrainError::format(
+                &origin,
+                format!(
+                    "`{key}` adapts layer {l}, which {CONFIG_FILE}'s layers_to_transform ({only:?}) does not \
+                     list: the weights and the config disagree"
+                ),
+            ));
+        }
         if let Some(sel) = selected.as_ref().filter(|s| !s.matches(&module)) {
             return Err(TrainError::format(
                 &origin,
@@ -238,6 +260,25 @@ fn parse_config(cfg: &Value, origin: &str) -> Result<LoraConfig> {
             );
         }
     }
+    // Newer peft fields that change what the adapter computes: refused by name when set.
+    for (name, what) in [
+        (
+            "exclude_modules",
+            "excluding modules from target_modules is not supported: list the targets instead",
+        ),
+        ("layer_replication", "replicated layers are not supported"),
+        ("target_parameters", "LoRA on raw parameters (not linear modules) is not supported"),
+        ("trainable_token_indices", "trainable token embeddings are not supported"),
+    ] {
+        if field(name).is_some_and(|v| !matches!(v, Value::Array(a) if a.is_empty())) {
+            return unsupported(name, what);
+        }
+    }
+    for name in ["lora_bias", "use_qalora", "use_bdlora"] {
+        if field(name).and_then(Value::as_bool) == Some(true) {
+            return unsupported(name, "this LoRA variant is not supported");
+        }
+    }
     for pattern in ["rank_pattern", "alpha_pattern"] {
         if field(pattern).is_some_and(|v| v.as_object().is_none_or(|o| !o.is_empty())) {
             return unsupported(pattern, "per-module rank/alpha overrides are not supported yet");
@@ -247,13 +288,83 @@ fn parse_config(cfg: &Value, origin: &str) -> Result<LoraConfig> {
         field("r").and_then(Value::as_u64).filter(|&r| r > 0).ok_or_else(|| {
             TrainError::format(origin, "field `r` must be a positive integer (the LoRA rank)")
         })? as usize;
-    let alpha = field("lora_alpha")
+    if r > MAX_RANK {
+        return Err(TrainError::format(
+            origin,
+            format!(
+                "field `r`: {r} is above the largest rank ragtune reads ({MAX_RANK}); the file is damaged"
+            ),
+        ));
+    }
+    let alpha64 = field("lora_alpha")
         .and_then(Value::as_f64)
-        .ok_or_else(|| TrainError::format(origin, "field `lora_alpha` must be a number"))?
-        as f32;
-    let dropout = field("lora_dropout").and_then(Value::as_f64).unwrap_or(0.0) as f32;
+        .ok_or_else(|| TrainError::format(origin, "field `lora_alpha` must be a number"))?;
+    let alpha = alpha64 as f32;
+    // The scale alpha / r (or alpha / sqrt(r)) multiplies every update: it must be a finite,
+    // non-negative f32 (a negative alpha flips the adapter's sign; peft never writes one).
+    if !(alpha.is_finite() && alpha >= 0.0) {
+        return Err(TrainError::format(
+            origin,
+            format!(
+                "field `lora_alpha`: {alpha64} is not usable; the LoRA scale alpha / r needs alpha >= 0 and finite \
+                 as an f32 (peft writes e.g. 16 or 32)"
+            ),
+        ));
+    }
+    let dropout64 = field("lora_dropout").and_then(Value::as_f64).unwrap_or(0.0);
+    if !(0.0..1.0).contains(&dropout64) {
+        return Err(TrainError::format(
+            origin,
+            format!("field `lora_dropout`: {dropout64} must be in [0, 1)"),
+        ));
+    }
+    let dropout = dropout64 as f32;
     let use_rslora = field("use_rslora").and_then(Value::as_bool).unwrap_or(false);
     Ok(LoraConfig { r, alpha, use_rslora, dropout, targets: Vec::new(), layers: None })
+}
+
+/// The largest LoRA rank an adapter config may declare (`r`); real adapters use 4 .. 256.
+pub const MAX_RANK: usize = 65536;
+
+/// `layers_to_transform` as peft reads it: an int or a list of ints, the only layer indices
+/// that get LoRA modules (`None`: every layer). `layers_pattern` must name Llama's `layers`.
+fn layers_to_transform(cfg: &Value, origin: &str, num_layers: usize) -> Result<Option<Vec<usize>>> {
+    let bad = |detail: String| TrainError::format(origin, format!("field `layers_to_transform`: {detail}"));
+    let layers = match cfg.get("layers_to_transform") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => vec![n.as_u64().ok_or_else(|| bad(format!("{n} is not a layer index")))?],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_u64().ok_or_else(|| bad(format!("{v} is not a layer index"))))
+            .collect::<Result<Vec<_>>>()?,
+        Some(other) => return Err(bad(format!("{other} must be a layer index or a list of them"))),
+    };
+    let mut out = Vec::with_capacity(layers.len());
+    for l in layers {
+        match usize::try_from(l).ok().filter(|&l| l < num_layers) {
+            Some(l) => out.push(l),
+            None => {
+                return Err(bad(format!(
+                    "layer {l} is not in the model, which has {num_layers} layers (0..{num_layers})"
+                )));
+            }
+        }
+    }
+    match cfg.get("layers_pattern") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(p)) if p == "layers" => {}
+        Some(Value::Array(a)) if a.iter().all(|v| v.as_str() == Some("layers")) => {}
+        Some(other) => {
+            return Err(TrainError::unsupported(
+                origin,
+                "layers_pattern",
+                format!("{other}: Llama-family models number their layers under `layers`"),
+            ));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(Some(out))
 }
 
 /// `(layer, target, is_A)` of a tensor key, after dropping the `base_model.model.` prefix and an

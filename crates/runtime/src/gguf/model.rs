@@ -129,17 +129,30 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<LlamaConfig> {
     };
     let eos: Vec<u32> = opt_u(file, "tokenizer.ggml.eos_token_id")?.map(|e| e as u32).into_iter().collect();
     let theta = opt_f(file, &k("rope.freq_base"))?.unwrap_or(10000.0);
+    let num_layers = req_u(file, &k("block_count"))?;
+    if num_layers == 0 || num_layers > crate::config::MAX_LAYERS {
+        return Err(field_err(
+            file,
+            &k("block_count"),
+            &format!("{num_layers}: a model has between 1 and {} layers", crate::config::MAX_LAYERS),
+        ));
+    }
+    let eps_key = k("attention.layer_norm_rms_epsilon");
+    let eps = opt_f(file, &eps_key)?.unwrap_or(1e-5);
+    if !((eps as f32).is_finite() && (0.0..1.0).contains(&(eps as f32))) {
+        return Err(field_err(file, &eps_key, &format!("{eps}: an epsilon must be >= 0 and < 1")));
+    }
     Ok(LlamaConfig {
         family,
         vocab_size,
         hidden_size,
         intermediate_size: req_u(file, &k("feed_forward_length"))?,
-        num_layers: req_u(file, &k("block_count"))?,
+        num_layers,
         num_heads,
         num_kv_heads,
         head_dim,
         max_position_embeddings: req_u(file, &k("context_length"))?,
-        rms_norm_eps: opt_f(file, &k("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5) as f32,
+        rms_norm_eps: eps as f32,
         rope: RopeConfig { theta, scaling, rotary_dim: head_dim },
         tie_word_embeddings: file.tensor("output.weight").is_none(),
         qkv_bias: file.tensor("blk.0.attn_q.bias").is_some(),

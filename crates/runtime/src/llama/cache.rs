@@ -31,6 +31,17 @@ impl KvCache {
             )));
         }
         let shape = [batch, capacity, c.num_kv_heads, c.head_dim];
+        // batch and capacity come from the request: the cache's size must be computed, not wrapped.
+        shape
+            .iter()
+            .try_fold(model.dtype.size(), |a, &b| a.checked_mul(b))
+            .and_then(|b| b.checked_mul(2 * c.num_layers))
+            .ok_or_else(|| {
+                RuntimeError::input(format!(
+                    "a KV cache for {batch} sequences of {capacity} tokens is too large to address: \
+                     ask for fewer or shorter sequences"
+                ))
+            })?;
         let mut k = Vec::with_capacity(c.num_layers);
         let mut v = Vec::with_capacity(c.num_layers);
         for _ in 0..c.num_layers {

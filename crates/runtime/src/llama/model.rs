@@ -36,6 +36,29 @@ pub struct LlamaModel {
     pub inv_freq: Tensor,
 }
 
+/// `num_hidden_layers` against the layers the weights hold (`model.layers.N.*`), before anything
+/// is sized by it: a config that promises more layers than the files carry is refused by name.
+fn check_layer_count(c: &LlamaConfig, w: &Weights, config_origin: &str) -> Result<()> {
+    let present = w
+        .names()
+        .filter_map(|n| n.strip_prefix("model.layers.")?.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |m| m + 1);
+    if c.num_layers > present {
+        return Err(RuntimeError::Config {
+            path: config_origin.to_string(),
+            field: "num_hidden_layers".into(),
+            detail: format!(
+                "{} layers, but the weights hold {present}: tensor model.layers.{present}.input_layernorm.weight \
+                 is missing from {}; the config does not match these weights",
+                c.num_layers,
+                w.origin()
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl LlamaModel {
     /// Load a Hugging Face folder (`config.json` + safetensors) in `dtype` onto `device`.
     pub fn from_dir(dir: &Path, dtype: DType, device: Device) -> Result<LlamaModel> {
@@ -50,6 +73,7 @@ impl LlamaModel {
             }
         };
         let weights = Weights::open_dir(dir, dtype, device)?;
+        check_layer_count(&config, &weights, &config_path.display().to_string())?;
         LlamaModel::from_weights(config, &weights)
     }
 
@@ -60,8 +84,9 @@ impl LlamaModel {
         let c = &config;
         let (h, i) = (c.hidden_size, c.intermediate_size);
         let (q_out, kv_out) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+        check_layer_count(c, w, "the model config")?;
         let embed = w.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
-        let mut layers = Vec::with_capacity(c.num_layers);
+        let mut layers = Vec::new();
         for l in 0..c.num_layers {
             let p = format!("model.layers.{l}");
             let lin = |name: &str, out, inp, bias| Linear::load(w, &format!("{p}.{name}"), out, inp, bias);

@@ -1,0 +1,69 @@
+//! Issue 17 through the built binary: a huge question is refused as too long at the cost of a
+//! context-sized one, and absurd config numbers give errors naming config.json and the field.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime/llama-gqa/model")
+}
+
+fn dir(case: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ragtune-reliability-{case}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn ragtune(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).env("RUST_BACKTRACE", "0").output().expect("run")
+}
+
+#[test]
+fn a_two_million_word_question_is_refused_quickly() {
+    let d = dir("question");
+    let prompts = d.join("prompts.jsonl");
+    let huge = "word ".repeat(2_000_000);
+    std::fs::write(&prompts, format!("{}\n", serde_json::json!({ "prompt": huge }))).unwrap();
+    let model = model_dir();
+    let start = std::time::Instant::now();
+    let r = ragtune(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompts",
+        prompts.to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && e.contains("prompts.jsonl prompt 1") && e.contains("context of 256 tokens"),
+        "{e}"
+    );
+    assert!(start.elapsed().as_secs_f64() < 20.0, "{:?}", start.elapsed());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn absurd_config_numbers_name_config_json_and_the_field() {
+    let src = model_dir();
+    for (tag, field, value, needle) in [
+        ("layers", "num_hidden_layers", serde_json::json!(1_000_000_000u64), "num_hidden_layers"),
+        ("layers0", "num_hidden_layers", serde_json::json!(0), "at least 1 layer"),
+        ("eps", "rms_norm_eps", serde_json::json!(1e308), "rms_norm_eps"),
+    ] {
+        let d = dir(tag);
+        for f in ["model.safetensors", "tokenizer.json"] {
+            std::fs::copy(src.join(f), d.join(f)).unwrap();
+        }
+        let mut config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+        config[field] = value;
+        std::fs::write(d.join("config.json"), config.to_string()).unwrap();
+        let r = ragtune(&["generate", "--model", d.to_str().unwrap(), "--prompt", "hi", "--device", "cpu"]);
+        let e = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{tag}: a clean error, not a panic or an abort: {e}");
+        assert!(e.contains("config.json") && e.contains(field) && e.contains(needle), "{tag}: {e}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
