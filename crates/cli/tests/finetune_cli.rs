@@ -395,3 +395,40 @@ fn a_huge_line_costs_what_max_len_costs() {
     assert!(start.elapsed().as_secs_f64() < 20.0, "{:?}", start.elapsed());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Issue 17: a killed checkpoint leaves `checkpoint-N.tmp/`; `--resume` on it says what it is and
+/// which checkpoint to resume from, and the next successful checkpoint removes it (and the
+/// temporaries of killed adapter writes).
+#[test]
+fn an_unfinished_checkpoint_is_named_and_cleaned() {
+    let d = dir("killed-ck");
+    let data = d.join("data.jsonl");
+    std::fs::write(&data, DATA).unwrap();
+    let a = d.join("a");
+    finetune(&data, &a, &["--steps", "2", "--checkpoint-every", "2", "--batch-size", "2"]).unwrap();
+    // What kill -9 during checkpoint 4 leaves: a half-written folder.
+    let tmp = a.join("checkpoint-4.tmp");
+    std::fs::create_dir_all(tmp.join("adapter")).unwrap();
+    std::fs::write(tmp.join("optimizer.safetensors"), b"half").unwrap();
+    let stale_adapter = a.join(".adapter_model.safetensors.ragtune-tmp.4294967294.1");
+    std::fs::write(&stale_adapter, b"half").unwrap();
+    let err = finetune(
+        &data,
+        &d.join("b"),
+        &["--steps", "6", "--batch-size", "2", "--resume", tmp.to_str().unwrap()],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("an unfinished checkpoint, written when a run was killed")
+            && err.contains("resume from")
+            && err.contains("checkpoint-2"),
+        "{err}"
+    );
+    // The next successful checkpoint (and adapter save) clean up.
+    finetune(&data, &a, &["--steps", "2", "--checkpoint-every", "2", "--batch-size", "2"]).unwrap();
+    assert!(!tmp.exists(), "the stale checkpoint-4.tmp is removed");
+    if cfg!(target_os = "linux") {
+        assert!(!stale_adapter.exists(), "a dead writer's temporary file is removed");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}

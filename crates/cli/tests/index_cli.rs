@@ -378,3 +378,69 @@ fn duplicate_ids_and_empty_rows_name_their_file() {
     ]);
     assert!(e.contains("zero.npy") && e.contains("[200, 0]"), "{e}");
 }
+
+/// Issue 17: `index build` killed (SIGKILL) at random points leaves the old index or the new one,
+/// never a torn file, and the next successful build removes the killed builds' temporaries.
+#[test]
+fn a_killed_build_leaves_old_or_new_and_no_leftovers() {
+    let d = dir().join("kill");
+    std::fs::create_dir_all(&d).unwrap();
+    let (n, dim) = (40_000, 64);
+    let (va, vb) = (d.join("a.npy"), d.join("b.npy"));
+    npy::write_f32(&va, &[n, dim], &rows(n, dim, 21)).unwrap();
+    npy::write_f32(&vb, &[n, dim], &rows(n, dim, 22)).unwrap();
+    let out = d.join("k.rtx");
+    let build = |v: &Path| {
+        vec![
+            "index".to_string(),
+            "build".into(),
+            "--vectors".into(),
+            p(v).into(),
+            "--metric".into(),
+            "l2".into(),
+            "--device".into(),
+            "cpu".into(),
+            "--out".into(),
+            p(&out).into(),
+        ]
+    };
+    let args_a: Vec<String> = build(&va);
+    ok(&args_a.iter().map(String::as_str).collect::<Vec<_>>());
+    let old = std::fs::read(&out).unwrap();
+    let started = std::time::Instant::now();
+    ok(&build(&vb).iter().map(String::as_str).collect::<Vec<_>>());
+    let full = started.elapsed();
+    let new = std::fs::read(&out).unwrap();
+    assert_ne!(old, new);
+    std::fs::write(&out, &old).unwrap();
+    let mut seed = 0x5eed_u64;
+    for round in 0..8 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let at = full.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64 * 1.2);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ragtune"))
+            .args(build(&vb))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        let _ = child.kill(); // SIGKILL on Unix
+        let _ = child.wait();
+        let now = std::fs::read(&out).unwrap();
+        assert!(now == old || now == new, "round {round}: killed after {at:?}, the index is torn");
+        // Whatever it is, it loads.
+        ok(&["index", "info", p(&out)]);
+        std::fs::write(&out, &old).unwrap();
+    }
+    ok(&build(&vb).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(std::fs::read(&out).unwrap(), new);
+    let leftovers: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".k.rtx."))
+        .collect();
+    if cfg!(target_os = "linux") {
+        assert!(leftovers.is_empty(), "temporaries of killed builds stay behind: {leftovers:?}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -14,9 +14,7 @@
 //! (read-only home, full disk) costs a recompile next time, never an error.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
@@ -237,25 +235,11 @@ fn decode(bytes: &[u8], key: &[u8; 32], kind: ImageKind) -> Option<(String, Vec<
     Some((log, body[HEADER + log_len..].to_vec()))
 }
 
-/// Writes `bytes` to a unique temporary file beside `path`, then renames it over `path`: rename
-/// within a folder is atomic, so readers see the old file or the new one, never a mix.
+/// Writes `bytes` to `path` through ragtune's one atomic writer ([`crate::atomic_file`]):
+/// readers see the old file or the new one, never a mix; stale temporaries are cleaned.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("image");
-    let tmp =
-        dir.join(format!(".{name}.tmp-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    crate::atomic_file::write(path, bytes)
 }
 
 #[cfg(test)]
@@ -266,6 +250,7 @@ mod tests {
     struct TempDir(PathBuf);
     impl TempDir {
         fn new(tag: &str) -> Self {
+            use std::sync::atomic::{AtomicU64, Ordering};
             static N: AtomicU64 = AtomicU64::new(0);
             let dir = std::env::temp_dir().join(format!(
                 "ragtune-kernel-cache-{tag}-{}-{}",

@@ -15,6 +15,7 @@
 //! # Ok::<(), ragtune_compute::ComputeError>(())
 //! ```
 
+pub mod atomic_file;
 pub mod backend;
 pub mod cpu;
 pub mod cuda;

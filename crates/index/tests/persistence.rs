@@ -106,14 +106,14 @@ fn save_is_atomic_and_a_failed_save_leaves_nothing() {
     index.save(&path).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
     let dir = path.parent().unwrap();
-    // Only this file's temporaries (`.atomic.rtx.tmp.*`): other tests save into the same folder
+    // Only this file's temporaries (`.atomic.rtx.ragtune-tmp.*`): other tests save into the same folder
     // at the same time.
     assert!(
         std::fs::read_dir(dir).unwrap().all(|e| !e
             .unwrap()
             .file_name()
             .to_string_lossy()
-            .starts_with(".atomic.rtx.tmp."))
+            .starts_with(".atomic.rtx.ragtune-tmp."))
     );
     // Into a folder that does not exist: an error naming the path, and no file.
     let bad = dir.join("no-such-dir").join("x.rtx");

@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ragtune_compute::{Device, Tensor};
+use ragtune_compute::{Device, Tensor, atomic_file};
 use ragtune_runtime::LlamaConfig;
 use safetensors::{Dtype as StDtype, SafeTensors};
 use serde_json::{Value, json};
@@ -83,7 +83,7 @@ pub fn save_checkpoint(
         TrainError::format(tmp.display(), format!("cannot serialise the optimizer state: {e}"))
     })?;
     let opt_path = tmp.join(OPTIMIZER_FILE);
-    std::fs::write(&opt_path, &optimizer).map_err(|e| TrainError::io(&opt_path, e))?;
+    atomic_file::write(&opt_path, &optimizer).map_err(|e| TrainError::io(&opt_path, e))?;
     let weights_path = tmp.join("adapter").join(WEIGHTS_FILE);
     let weights = std::fs::read(&weights_path).map_err(|e| TrainError::io(&weights_path, e))?;
     let state = json!({
@@ -94,7 +94,7 @@ pub fn save_checkpoint(
         "sha256": { "optimizer": sha256_hex(&optimizer), "adapter": sha256_hex(&weights) },
     });
     let state_path = tmp.join(STATE_FILE);
-    std::fs::write(&state_path, serde_json::to_string_pretty(&state).unwrap_or_default())
+    atomic_file::write(&state_path, serde_json::to_string_pretty(&state).unwrap_or_default().as_bytes())
         .map_err(|e| TrainError::io(&state_path, e))?;
     // Swap in the complete folder: the old checkpoint is only removed once the new one is in place.
     let old = sibling(dir, "old");
@@ -105,10 +105,75 @@ pub fn save_checkpoint(
         std::fs::rename(dir, &old).map_err(|e| TrainError::io(dir, e))?;
     }
     std::fs::rename(&tmp, dir).map_err(|e| TrainError::io(dir, e))?;
+    atomic_file::sync_dir(dir);
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| TrainError::io(&old, e))?;
     }
+    remove_stale_checkpoints(dir);
     Ok(())
+}
+
+/// `(stem, n)` of a checkpoint folder name `stem<n>` (`checkpoint-12` → `("checkpoint-", 12)`).
+fn numbered(name: &str) -> Option<(&str, u64)> {
+    let digits = name.len() - name.bytes().rev().take_while(u8::is_ascii_digit).count();
+    let n = name[digits..].parse().ok()?;
+    Some((&name[..digits], n))
+}
+
+/// After a successful checkpoint: remove what killed runs left beside it — `stem<n>.tmp`
+/// folders (unfinished), and `stem<n>.old` folders whose `stem<n>` is complete. Best effort.
+fn remove_stale_checkpoints(dir: &Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else { return };
+    let Some((stem, _)) = numbered(name) else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let stale = match file_name.rsplit_once('.') {
+            Some((base, "tmp")) => numbered(base).is_some_and(|(s, _)| s == stem),
+            Some((base, "old")) => {
+                numbered(base).is_some_and(|(s, _)| s == stem) && parent.join(base).join(STATE_FILE).is_file()
+            }
+            _ => false,
+        };
+        if stale && entry.path().is_dir() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The complete checkpoint beside `dir` with the highest step (`stem<n>` holding a state file).
+fn latest_complete(dir: &Path, stem: &str) -> Option<PathBuf> {
+    let parent = dir.parent()?;
+    std::fs::read_dir(parent)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (s, n) = numbered(&name)?;
+            (s == stem && e.path().join(STATE_FILE).is_file()).then(|| (n, e.path()))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
+}
+
+/// A `--resume` folder that is the unfinished (`.tmp`) or set-aside (`.old`) side of a
+/// checkpoint swap, as an error that says so and names the checkpoint to resume from.
+fn refuse_side_folder(dir: &Path) -> Result<()> {
+    let Some(name) = dir.file_name().and_then(|n| n.to_str()) else { return Ok(()) };
+    let Some((base, kind)) = name.rsplit_once('.') else { return Ok(()) };
+    let what = match kind {
+        "tmp" => "an unfinished checkpoint, written when a run was killed",
+        "old" => {
+            "a previous checkpoint set aside while the next one was swapped in (the run was killed then)"
+        }
+        _ => return Ok(()),
+    };
+    let Some((stem, _)) = numbered(base) else { return Ok(()) };
+    let fix = match latest_complete(dir, stem) {
+        Some(p) => format!("resume from {} or delete it", p.display()),
+        None => "no complete checkpoint is beside it: delete it and train from the start".to_string(),
+    };
+    Err(TrainError::format(dir.display(), format!("{what}; {fix}")))
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
@@ -120,6 +185,7 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
 /// Read a checkpoint written by [`save_checkpoint`] for `model`, checking its magic, version and
 /// checksums.
 pub fn load_checkpoint(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<Checkpoint> {
+    refuse_side_folder(dir)?;
     let state_path = dir.join(STATE_FILE);
     let origin = state_path.display().to_string();
     let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?;

@@ -476,11 +476,9 @@ fn bytemuck_f32(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// Write to `path.tmp`, then rename over `path`: readers see the old file or the new one.
+/// Through ragtune's one atomic writer ([`ragtune_compute::atomic_file`]): a temporary file
+/// beside `path`, fsynced and renamed over it; readers see the old file or the new one, and
+/// the temporaries of killed writers are removed by the next successful write.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| TrainError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    ragtune_compute::atomic_file::write(path, bytes).map_err(|e| TrainError::io(path, e))
 }
