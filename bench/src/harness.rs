@@ -41,6 +41,38 @@ pub fn median_time(budget: Budget, mut f: impl FnMut()) -> (f64, usize) {
     (median(&mut times), times.len())
 }
 
+/// Times `count` operations alternating, so a shared machine's load falls on all of them alike:
+/// one untimed warm-up call each, then rounds of one timed call each in turn, until every one has
+/// `min_repeats` calls and the rounds took `count · min_seconds` (at most `max_repeats` rounds).
+/// `f(i)` runs operation `i` once and returns its seconds (a peer in another process times itself).
+/// Returns (median seconds, repeats) per operation.
+pub fn alternating_medians(budget: Budget, count: usize, mut f: impl FnMut(usize) -> Result<f64>) -> Result<Vec<(f64, usize)>> {
+    for i in 0..count {
+        f(i)?;
+    }
+    let mut times = vec![Vec::new(); count];
+    let start = Instant::now();
+    let mut rounds = 0;
+    while rounds < budget.max_repeats.max(1)
+        && (rounds < budget.min_repeats || start.elapsed().as_secs_f64() < budget.min_seconds * count as f64)
+    {
+        // Start each round with a different operation: none always runs right after another.
+        for j in 0..count {
+            let i = (j + rounds) % count;
+            times[i].push(f(i)?);
+        }
+        rounds += 1;
+    }
+    Ok(times.into_iter().map(|mut t| (median(&mut t), t.len())).collect())
+}
+
+/// Seconds one call of `f` takes.
+pub fn time_once(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
 /// The median (the upper one of an even count); NaN for no values.
 pub fn median(values: &mut [f64]) -> f64 {
     if values.is_empty() {

@@ -1,14 +1,15 @@
 //! `gemm`: ragtune's CPU matmul (`ops::matmul`, the `gemm` crate underneath) against its peers in
 //! the same run: the `gemm` crate called directly (what the op layer costs) and OpenBLAS through
-//! NumPy (bench/openblas_sgemm.py; the bar: ≥ 90% of OpenBLAS on the same cores). Each product is
-//! checked on sampled rows against an f64 product before it is timed.
+//! NumPy (bench/openblas_sgemm.py; the bar: ≥ 95% of OpenBLAS on the same cores). Each product is
+//! checked on sampled rows against an f64 product before it is timed; the three are then timed
+//! alternating, one call each per round.
 
 use anyhow::{Context, Result};
 use ragtune_compute::ops;
 use ragtune_compute::{DType, Tensor};
 
 use super::Ctx;
-use crate::harness::{check_close, gemm_crate_sgemm, median_time};
+use crate::harness::{alternating_medians, check_close, gemm_crate_sgemm, time_once};
 use crate::report::Row;
 use crate::{gemm_flops, random_tensor};
 
@@ -46,15 +47,25 @@ pub fn spread(m: usize) -> Vec<usize> {
 }
 
 pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
-    let blas = {
-        let repeats = if ctx.quick { "5" } else { "15" };
-        let mut args = vec![repeats.to_string()];
-        args.extend(sizes(ctx.quick).iter().map(|n| format!("{n},{n},{n}")));
-        ctx.python("openblas_sgemm.py", &args, notes)?
+    // OpenBLAS runs in a Python process that answers per call, so its timings alternate with
+    // ragtune's and the gemm crate's round by round: the machine's load falls on all three alike.
+    let mut blas = ctx.python_server("openblas_sgemm.py", notes)?;
+    let blas_name = match &blas {
+        Some(py) => {
+            let name = py.header["blas"].as_str().unwrap_or("OpenBLAS").to_string();
+            let core = py.header["core"].as_str().unwrap_or("unknown");
+            let forced = std::env::var("OPENBLAS_CORETYPE").map(|v| format!(", forced by OPENBLAS_CORETYPE={v}")).unwrap_or_default();
+            notes.push(format!(
+                "{name} (NumPy {}) runs its {core} kernels{forced}, {} threads",
+                py.header["numpy"].as_str().unwrap_or("?"),
+                py.header["threads"]
+            ));
+            name
+        }
+        None => String::new(),
     };
-    let blas_name = blas.as_ref().and_then(|v| v["blas"].as_str()).unwrap_or("OpenBLAS").to_string();
     let mut rows = Vec::new();
-    for (i, &n) in sizes(ctx.quick).iter().enumerate() {
+    for &n in sizes(ctx.quick) {
         let a = random_tensor(2 * n as u64, &[n, n], DType::F32);
         let b = random_tensor(2 * n as u64 + 1, &[n, n], DType::F32);
         let (av, bv) = (a.to_vec_f32()?, b.to_vec_f32()?);
@@ -65,11 +76,26 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
         gemm_crate_sgemm(n, n, n, &av, &bv, &mut direct);
         let (got, want) = sampled_rows(&av, &bv, &direct, n, n, &spread(n));
         check_close(&format!("gemm crate {n}³"), &got, &want, 1e-5)?;
-
-        let (ours, reps) = median_time(ctx.budget, || {
-            std::hint::black_box(ops::matmul(&a, &b).expect("checked above"));
-        });
-        let (peer, _) = median_time(ctx.budget, || gemm_crate_sgemm(n, n, n, &av, &bv, &mut direct));
+        // The peer's own output is checked too: a wrong BLAS is no yardstick.
+        if let Some(py) = &mut blas {
+            let e = py.ask(&format!("shape {n},{n},{n}"))?["rel_err"].as_f64().unwrap_or(f64::INFINITY);
+            if e > 1e-5 {
+                notes.push(format!("{blas_name} at {n}³ left out: its product differs from f64 by {e:.1e}"));
+                blas = None;
+            }
+        }
+        let count = if blas.is_some() { 3 } else { 2 };
+        let medians = alternating_medians(ctx.budget, count, |i| match i {
+            0 => Ok(time_once(|| {
+                std::hint::black_box(ops::matmul(&a, &b).expect("checked above"));
+            })),
+            1 => Ok(time_once(|| gemm_crate_sgemm(n, n, n, &av, &bv, &mut direct))),
+            _ => {
+                let py = blas.as_mut().expect("count is 3 only with a peer");
+                py.ask("time 1")?["times"][0].as_f64().context("openblas_sgemm.py: no time")
+            }
+        })?;
+        let (ours, reps) = medians[0];
         let flops = gemm_flops(n, n, n) as f64;
         let mut row = Row::new(
             "gemm",
@@ -81,21 +107,14 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
             12.0 * (n * n) as f64,
             &ctx.ceilings,
         )?
-        .with_peer("gemm crate", peer)
+        .with_peer("gemm crate", medians[1].0)
         .with_check(format!("16 rows vs f64: rel err {err:.1e}"));
-        if let Some(v) = &blas {
-            let s = &v["shapes"][i];
-            let t = s["median_s"].as_f64().context("openblas_sgemm.py: a shape without median_s")?;
-            let e = s["rel_err"].as_f64().unwrap_or(f64::INFINITY);
-            // The peer's own output is checked too: a wrong BLAS is no yardstick.
-            if e <= 1e-5 {
-                row = row.with_peer(&blas_name, t);
-            } else {
-                notes.push(format!("{blas_name} at {n}³ left out: its product differs from f64 by {e:.1e}"));
-            }
+        if let Some(&(t, _)) = medians.get(2) {
+            row = row.with_peer(&blas_name, t);
         }
         rows.push(row);
     }
+    drop(blas);
     rows.push(linear(ctx)?);
     Ok(rows)
 }
@@ -114,12 +133,13 @@ fn linear(ctx: &Ctx) -> Result<Row> {
     let err = check_close("ops::linear bf16", &got, &want, 1e-2)?;
     let f32_x: Tensor = ops::cast(&x, DType::F32)?;
     let f32_w: Tensor = ops::cast(&w, DType::F32)?;
-    let (ours, reps) = median_time(ctx.budget, || {
-        std::hint::black_box(ops::linear(&x, &w).expect("checked above"));
-    });
-    let (peer, _) = median_time(ctx.budget, || {
-        std::hint::black_box(ops::linear(&f32_x, &f32_w).expect("same shapes"));
-    });
+    let medians = alternating_medians(ctx.budget, 2, |i| {
+        let (x, w) = if i == 0 { (&x, &w) } else { (&f32_x, &f32_w) };
+        Ok(time_once(|| {
+            std::hint::black_box(ops::linear(x, w).expect("checked above"));
+        }))
+    })?;
+    let ((ours, reps), (peer, _)) = (medians[0], medians[1]);
     let bytes = 2.0 * (m * k + n * k) as f64 + 4.0 * (m * n) as f64;
     Ok(Row::new(
         "gemm",

@@ -11,8 +11,9 @@ pub mod lora_backward;
 pub mod topk;
 pub mod train;
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
@@ -52,15 +53,7 @@ impl Ctx {
             notes.push(format!("{script} not run (--no-python)"));
             return Ok(None);
         }
-        let n = threads().to_string();
-        let mut cmd = Command::new("python3");
-        cmd.arg(self.root.join("bench").join(script)).args(args);
-        for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
-            cmd.env(var, &n);
-        }
-        if let Some(p) = &self.python_path {
-            cmd.env("PYTHONPATH", p);
-        }
+        let mut cmd = self.python_command(script, args);
         let out = match cmd.output() {
             Ok(out) => out,
             Err(e) => {
@@ -85,6 +78,105 @@ impl Ctx {
         serde_json::from_str(json)
             .with_context(|| format!("bench/{script} printed no JSON object:\n{text}"))
             .map(Some)
+    }
+
+    /// `python3 bench/SCRIPT ARGS` with every BLAS/OpenMP pool at ragtune's thread count and the
+    /// wheels' PYTHONPATH.
+    fn python_command(&self, script: &str, args: &[String]) -> Command {
+        let n = threads().to_string();
+        let mut cmd = Command::new("python3");
+        cmd.arg(self.root.join("bench").join(script)).args(args);
+        for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
+            cmd.env(var, &n);
+        }
+        if let Some(p) = &self.python_path {
+            cmd.env("PYTHONPATH", p);
+        }
+        cmd
+    }
+
+    /// Starts `python3 bench/SCRIPT --serve`: a peer that answers one JSON line per command, so
+    /// that its timings alternate with ragtune's in one run. `Ok(None)` (with the reason in
+    /// `notes`) when Python peers are off or Python / the module is missing.
+    pub fn python_server(&self, script: &str, notes: &mut Vec<String>) -> Result<Option<PyServer>> {
+        if self.no_python {
+            notes.push(format!("{script} not run (--no-python)"));
+            return Ok(None);
+        }
+        let mut cmd = self.python_command(script, &["--serve".to_string()]);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                notes.push(format!("{script} not run: python3 could not start ({e}); install python3"));
+                return Ok(None);
+            }
+        };
+        let stdin = child.stdin.take().context("python stdin")?;
+        let stdout = BufReader::new(child.stdout.take().context("python stdout")?);
+        let mut server = PyServer { script: script.to_string(), child, stdin, stdout, header: serde_json::Value::Null };
+        match server.read() {
+            Ok(h) => {
+                server.header = h;
+                Ok(Some(server))
+            }
+            Err(e) => {
+                let _ = server.child.kill();
+                let mut stderr = String::new();
+                if let Some(mut err) = server.child.stderr.take() {
+                    let _ = err.read_to_string(&mut stderr);
+                }
+                let _ = server.child.wait();
+                if let Some(line) = stderr.lines().rfind(|l| l.contains("ModuleNotFoundError")) {
+                    notes.push(format!(
+                        "{script} not run: {} (cargo xtask bench installs faiss-cpu and numpy into target/faiss-py)",
+                        line.trim()
+                    ));
+                    return Ok(None);
+                }
+                Err(e.context(format!("bench/{script} --serve failed:\n{stderr}")))
+            }
+        }
+    }
+}
+
+/// A Python peer started with `--serve`: one command line in, one JSON line out.
+pub struct PyServer {
+    script: String,
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// The first line it printed (library versions, threads).
+    pub header: serde_json::Value,
+}
+
+impl PyServer {
+    fn read(&mut self) -> Result<serde_json::Value> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            bail!("bench/{} exited without an answer", self.script);
+        }
+        let v: serde_json::Value = serde_json::from_str(line.trim())
+            .with_context(|| format!("bench/{} printed no JSON object: {line}", self.script))?;
+        if let Some(e) = v.get("error") {
+            bail!("bench/{}: {e}", self.script);
+        }
+        Ok(v)
+    }
+
+    /// Sends one command line and returns its JSON answer.
+    pub fn ask(&mut self, command: &str) -> Result<serde_json::Value> {
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        self.read()
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,4 +1,6 @@
-//! Matrix products on the CPU: the `gemm` crate's blocked, multi-threaded SGEMM.
+//! Matrix products on the CPU: the `gemm` crate's blocked, multi-threaded SGEMM. Its `x86-v4`
+//! feature (workspace Cargo.toml) adds AVX-512 kernels on stable Rust, chosen at run time on a CPU
+//! that has avx512f (AVX2+FMA ones otherwise): no build flag depends on the build machine.
 //!
 //! bf16 and f16 operands are widened to f32 first (O(mk + kn) work next to the O(mnk) product),
 //! so every dtype accumulates in f32. Small batched products (attention heads) run one matrix per
