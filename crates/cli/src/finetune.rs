@@ -134,9 +134,32 @@ fn parse_targets(spec: &str) -> Result<Vec<Target>> {
     Ok(out)
 }
 
+/// The most sequences per micro-batch (`--batch-size`) and micro-batches per step
+/// (`--accumulate`).
+const MAX_BATCH: usize = 65536;
+
 pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     if args.steps == 0 || args.batch_size == 0 || args.accumulate == 0 || args.max_len < 2 {
         bail!("--steps, --batch-size and --accumulate must be at least 1 and --max-len at least 2");
+    }
+    // Sizes a user types size buffers: bounded here, with the reason, before anything is made.
+    for (name, value) in [("--batch-size", args.batch_size), ("--accumulate", args.accumulate)] {
+        if value > MAX_BATCH {
+            bail!(
+                "{name} {value} is above the limit of {MAX_BATCH}: each step holds that many sequences' activations \
+                 (use --accumulate for larger effective batches, up to {MAX_BATCH} × {MAX_BATCH})"
+            );
+        }
+    }
+    let draws =
+        (args.batch_size as u64).checked_mul(args.accumulate as u64).and_then(|b| b.checked_mul(args.steps));
+    if draws.is_none() {
+        bail!(
+            "--steps {} × --batch-size {} × --accumulate {} examples overflow a 64-bit count: lower --steps",
+            args.steps,
+            args.batch_size,
+            args.accumulate
+        );
     }
     if !(args.grad_clip >= 0.0 && args.grad_clip.is_finite()) {
         bail!("--grad-clip {} must be a finite number >= 0 (0 turns clipping off)", args.grad_clip);
@@ -250,7 +273,7 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     if let Some((moments, step)) = resumed {
         trainer.restore(moments, step)?;
         // The same order as the first run: replay the draws of the steps already taken.
-        sampler.take(step as usize * args.batch_size * args.accumulate);
+        sampler.skip(step * (args.batch_size * args.accumulate) as u64);
         first_step = step + 1;
     }
     let eval_before = if eval.is_empty() { None } else { Some(trainer.evaluate(&eval)?) };

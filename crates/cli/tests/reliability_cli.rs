@@ -67,3 +67,35 @@ fn absurd_config_numbers_name_config_json_and_the_field() {
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
+
+#[test]
+fn huge_finetune_sizes_are_refused_by_option() {
+    let d = dir("ft-sizes");
+    let data = d.join("data.jsonl");
+    std::fs::write(&data, "{\"text\": \"The robot watered the plants.\"}\n").unwrap();
+    let model = model_dir();
+    for (opt, value, needle) in [
+        ("--batch-size", "1000000000", "65536"),
+        ("--accumulate", "18446744073709551615", "65536"),
+        ("--lora-r", "100000000", "hidden size"),
+        ("--steps", "18446744073709551615", "overflow"),
+    ] {
+        let r = ragtune(&[
+            "finetune",
+            "--model",
+            model.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            d.join("out").to_str().unwrap(),
+            "--device",
+            "cpu",
+            opt,
+            value,
+        ]);
+        let e = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{opt} {value}: {e}");
+        assert!(e.contains(needle), "{opt} {value}: {e}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -179,6 +179,24 @@ impl Sampler {
         s
     }
 
+    /// Skip the next `k` draws exactly as [`Sampler::take`] would make them (same shuffles),
+    /// without collecting them: a resumed run replays its order in constant memory.
+    pub fn skip(&mut self, k: u64) {
+        if self.order.is_empty() {
+            return;
+        }
+        let mut left = k;
+        while left > 0 {
+            if self.next == self.order.len() {
+                self.order.shuffle(&mut self.rng);
+                self.next = 0;
+            }
+            let step = left.min((self.order.len() - self.next) as u64);
+            self.next += step as usize;
+            left -= step;
+        }
+    }
+
     /// The next `k` example indices (wrapping into a new epoch as needed).
     pub fn take(&mut self, k: usize) -> Vec<usize> {
         let mut out = Vec::with_capacity(k);

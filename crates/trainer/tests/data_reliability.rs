@@ -57,3 +57,16 @@ fn a_huge_line_is_cut_before_tokenizing_and_keeps_the_same_first_tokens() {
     // Tokenizing 2 MB takes seconds in a debug build; 1 KB takes milliseconds.
     assert!(secs < 2.0, "{secs} s: the whole line was tokenized");
 }
+
+#[test]
+fn skipping_draws_equals_taking_them() {
+    use ragtune_trainer::data::Sampler;
+    for k in [0usize, 1, 4, 5, 6, 10, 23] {
+        let mut a = Sampler::new(5, 7);
+        let all = a.take(k + 9);
+        let mut b = Sampler::new(5, 7);
+        b.skip(k as u64);
+        assert_eq!(b.take(9), all[k..], "k = {k}");
+    }
+    Sampler::new(0, 1).skip(u64::MAX);
+}
