@@ -5,8 +5,10 @@
 // vector types, __half / __nv_bfloat16, math intrinsics, atomics and the synchronisation and warp
 // primitives. The primitives call into the fiber scheduler (emu/runtime.cpp): every thread of a
 // block is a fiber on one OS thread, and blocks run one after another, so
-//   * `__shared__` is plain `static` storage: exactly one copy per running block, and
-//     AddressSanitizer reports overruns of it as global-buffer-overflow with file and line;
+//   * `__shared__` is plain `static` storage in a per-file section: exactly one copy per running
+//     block, filled with 0xFF bytes before every block (so reading what this block did not write
+//     gives NaN / -1), and AddressSanitizer reports overruns of it as global-buffer-overflow with
+//     file and line (the ASan build instruments those sections: -fsanitize-sections);
 //   * atomics need no hardware atomicity: fibers switch only inside __syncthreads and warp
 //     collectives, never in the middle of a read-modify-write;
 //   * threadIdx & co. are macros reading the record of the fiber that runs right now.
@@ -39,7 +41,11 @@
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
-#define __shared__ static
+// Every static __shared__ variable of a kernel file lives in that file's own linker section
+// (RT_EMU_SHARED_SECTION, defined by the generated wrapper before it includes the file), so the
+// scheduler can poison all of it before each block and measure how much of it a kernel uses:
+// see `RtEmuKernel::shared_begin`.
+#define __shared__ static __attribute__((section(RT_EMU_SHARED_SECTION)))
 #define __constant__ static
 #define __managed__
 #define __grid_constant__
@@ -624,4 +630,7 @@ struct RtEmuKernel {
     unsigned int param_count;
     const RtEmuParam* params;
     const char* (*signature)();
+    // The kernel file's static __shared__ section ([begin, end), both null when it has none).
+    unsigned char* shared_begin;
+    unsigned char* shared_end;
 };

@@ -11,7 +11,15 @@
 //
 // The order in which runnable fibers are resumed is the launch's Schedule (forward, reverse,
 // seeded random), so code that depends on an ordering CUDA does not promise (a missing
-// __syncthreads) computes different results under different schedules.
+// __syncthreads) computes different results under different schedules. The same Schedule orders
+// the blocks (forward, reverse, a seeded shuffle): CUDA promises no order between blocks either.
+//
+// Shared memory, static and dynamic, is filled with 0xFF bytes before every block (NaN in every
+// float type, -1 in every integer), so a kernel reading shared memory its block did not write
+// computes visibly wrong results instead of the zeros or the previous block's data. The static
+// footprint is measured after the first block as the bytes of the kernel file's __shared__
+// section that no longer hold the poison (a lower bound: bytes never written, or written with
+// 0xFF, are not counted) and checked against the per-block limits the launch passes in.
 //
 // Launches are serialised by a process-wide mutex: static __shared__ storage is one plain static
 // per kernel, which is only "one copy per block" while one block runs at a time.
@@ -26,6 +34,7 @@
 
 #include <exception>
 #include <mutex>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -85,6 +94,8 @@ struct Launch {
     size_t sched_stack_size = 0;
     unsigned char* dyn = nullptr;
     size_t dyn_size = 0;
+    unsigned char* static_begin = nullptr;  // the kernel file's static __shared__ section
+    size_t static_size = 0;
     bool failed = false;
     std::string error;
     int schedule = 0;  // 0 forward, 1 reverse, 2 random
@@ -395,11 +406,28 @@ __attribute__((noinline)) void init_fiber(RtEmuThread& t) {
     makecontext(&t.ctx, fiber_main, 0);
 }
 
+// Static shared memory is poisoned and measured outside AddressSanitizer's view: in the ASan
+// build the section holds redzones between the variables, whose shadow says "never touch" but
+// whose bytes are ordinary memory. Volatile, so the loop is not turned into an (intercepted)
+// memset call.
+__attribute__((no_sanitize_address, noinline)) void poison_static(unsigned char* p, size_t n) {
+    volatile unsigned char* v = p;
+    for (size_t i = 0; i < n; ++i) v[i] = 0xff;
+}
+
+__attribute__((no_sanitize_address, noinline)) size_t static_bytes_written(const unsigned char* p, size_t n) {
+    const volatile unsigned char* v = p;
+    size_t written = 0;
+    for (size_t i = 0; i < n; ++i) written += v[i] != 0xff;
+    return written;
+}
+
 std::string run_block() {
     // Fresh fibers for this block's threads.
     for (unsigned i = 0; i < g.nthreads; ++i) init_fiber(g.threads[i]);
-    // Dynamic shared memory starts as NaN bytes, like nothing a kernel may rely on.
+    // Shared memory starts as NaN bytes in every block, like nothing a kernel may rely on.
     if (g.dyn_size) memset(g.dyn, 0xff, g.dyn_size);
+    if (g.static_size) poison_static(g.static_begin, g.static_size);
 
     // The schedule is a priority order over the block's threads, drawn anew for every barrier
     // interval. Scheduling is depth-first: after each switch the highest-priority runnable thread
@@ -518,8 +546,11 @@ unsigned long long rt_emu_clock() { return ++g.clock; }
 
 // Runs `kernel` over the grid. schedule: 0 forward, 1 reverse, 2 random(seed). Returns 0, or 1
 // with a NUL-terminated message in `err`.
+// static_limit: the most static shared memory a block may use (48 KiB on every GPU);
+// block_limit: the most static + dynamic shared memory a block may use (the device's maximum).
 extern "C" int rt_emu_run(const RtEmuKernel* kernel, void** args, const unsigned* grid, const unsigned* block,
-                          unsigned shared_bytes, int schedule, uint64_t seed, char* err, size_t err_len) {
+                          unsigned shared_bytes, int schedule, uint64_t seed, unsigned static_limit,
+                          unsigned block_limit, char* err, size_t err_len) {
     std::lock_guard<std::mutex> lock(launch_mutex);
     auto report = [&](const std::string& msg) {
         snprintf(err, err_len, "%s", msg.c_str());
@@ -550,19 +581,54 @@ extern "C" int rt_emu_run(const RtEmuKernel* kernel, void** args, const unsigned
         // Exactly the launch's size (even 0), so AddressSanitizer sees any access past it.
         g.dyn = static_cast<unsigned char*>(malloc(shared_bytes));
         if (!g.dyn && shared_bytes) return report("could not allocate dynamic shared memory");
+        g.static_begin = kernel->shared_begin;
+        g.static_size = kernel->shared_begin && kernel->shared_end > kernel->shared_begin
+                            ? (size_t)(kernel->shared_end - kernel->shared_begin)
+                            : 0;
         rt_emu_grid_dim = dim3(grid[0], grid[1], grid[2]);
         rt_emu_block_dim = dim3(block[0], block[1], block[2]);
+        const uint64_t nblocks = (uint64_t)grid[0] * grid[1] * grid[2];
+        // The order the blocks run in: forward, reverse, or a seeded shuffle (Fisher-Yates). A
+        // grid too large to list is walked by a seeded affine bijection i -> (a*i + c) mod n.
+        std::vector<uint64_t> order;
+        uint64_t stride = 1, offset = 0;
+        if (schedule == 2 && nblocks <= (1ull << 22)) {
+            order.resize(nblocks);
+            for (uint64_t i = 0; i < nblocks; ++i) order[i] = i;
+            g.rng = (seed ^ 0xB10C5EEDull) | 1;
+            for (uint64_t i = nblocks; i > 1; --i) std::swap(order[i - 1], order[next_random() % i]);
+        } else if (schedule == 2) {
+            g.rng = (seed ^ 0xB10C5EEDull) | 1;
+            offset = next_random() % nblocks;
+            do stride = next_random() % nblocks | 1; while (std::gcd(stride, nblocks) != 1);
+        }
         std::string error;
-        for (unsigned z = 0; z < grid[2] && error.empty(); ++z)
-            for (unsigned y = 0; y < grid[1] && error.empty(); ++y)
-                for (unsigned x = 0; x < grid[0] && error.empty(); ++x) {
-                    rt_emu_block_idx = uint3{x, y, z};
-                    uint64_t block_id = ((uint64_t)z * grid[1] + y) * grid[0] + x;
-                    g.schedule = schedule;
-                    // Each block gets its own stream (never 0, which xorshift cannot leave).
-                    g.rng = (seed ^ (block_id * 0x9E3779B97F4A7C15ull)) | 1;
-                    error = run_block();
-                }
+        for (uint64_t i = 0; i < nblocks && error.empty(); ++i) {
+            uint64_t block_id = schedule == 1   ? nblocks - 1 - i
+                                : !order.empty() ? order[i]
+                                                 : (uint64_t)(((unsigned __int128)stride * i + offset) % nblocks);
+            unsigned x = (unsigned)(block_id % grid[0]);
+            unsigned y = (unsigned)(block_id / grid[0] % grid[1]);
+            unsigned z = (unsigned)(block_id / ((uint64_t)grid[0] * grid[1]));
+            rt_emu_block_idx = uint3{x, y, z};
+            g.schedule = schedule;
+            // Each block gets its own stream (never 0, which xorshift cannot leave).
+            g.rng = (seed ^ (block_id * 0x9E3779B97F4A7C15ull)) | 1;
+            error = run_block();
+            if (i == 0 && error.empty() && g.static_size) {
+                // What the hardware would have refused at compile or launch time.
+                size_t used = static_bytes_written(g.static_begin, g.static_size);
+                if (used > static_limit)
+                    error = fmt("kernel `%s` uses at least %zu bytes of static __shared__ memory per block; the "
+                                "limit is %u (48 KiB) on every GPU: shrink its tiles, or move them to dynamic "
+                                "shared memory (RT_DYNAMIC_SHARED) with the MaxDynamicSharedMemorySize opt-in",
+                                kernel->name, used, static_limit);
+                else if (used + shared_bytes > block_limit)
+                    error = fmt("kernel `%s` uses %zu bytes of static plus %u bytes of dynamic shared memory "
+                                "per block, over the device maximum of %u: shrink its tiles",
+                                kernel->name, used, shared_bytes, block_limit);
+            }
+        }
         free(g.dyn);
         g.dyn = nullptr;
         rt_emu_current = nullptr;

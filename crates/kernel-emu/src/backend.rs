@@ -278,6 +278,15 @@ impl GpuBackend for EmuBackend {
                 _keep.push(self.owner("launch", &format!("{} argument {i}", call.function), p, 0)?);
             }
         }
+        // The CUDA backend opts a kernel in to more than 48 KiB of dynamic shared memory right
+        // before such a launch (cuFuncSetAttribute); so does this backend, through the same
+        // emulated attribute a raw `launch` checks.
+        if call.dims.shared_bytes > crate::DYNAMIC_SHARED_DEFAULT_BYTES
+            && crate::has_kernel(&call.function)
+            && call.dims.shared_bytes <= crate::MAX_SHARED_BYTES_PER_BLOCK
+        {
+            crate::set_max_dynamic_shared_bytes(&call.function, call.dims.shared_bytes)?;
+        }
         let result = crate::launch(call, &self.opts);
         let guards = self.check_guards(&call.function);
         result.and(guards)

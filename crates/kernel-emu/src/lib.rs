@@ -31,18 +31,26 @@
 //! does not exist (a partial last warp) is an error, as is a thread returning while others wait
 //! at `__syncthreads()`; `__activemask()` returns the lanes that reach it together.
 //!
-//! Limits: static `__shared__` arrays are plain statics, so they start zeroed and keep the
-//! previous block's contents (dynamic shared memory is re-poisoned with 0xFF for every block);
-//! fibers switch only at barriers and warp collectives, so a spin-wait on another thread hangs;
+//! Shared memory as strictly as the hardware, or more: static and dynamic shared memory are
+//! filled with 0xFF bytes (NaN / -1) before every block, so reading shared memory the block did
+//! not write shows in the output; more than 48 KiB of static shared memory per block is refused
+//! (measured after the first block: the bytes of the kernel file's `__shared__` section it
+//! wrote), as is dynamic shared memory over 48 KiB unless the kernel opted in
+//! ([`set_max_dynamic_shared_bytes`], the emulated `cudaFuncSetAttribute`; [`EmuBackend`] does
+//! it as the CUDA backend does) and anything over sm_80's 163 KiB per block. Blocks run one at a
+//! time in the order of the [`Schedule`]: forward, reverse, or a seeded shuffle.
+//!
+//! Limits: fibers switch only at barriers and warp collectives, so a spin-wait on another thread hangs;
 //! each thread has a 256 KiB stack; timing, occupancy and memory ordering between blocks are not
 //! modelled (blocks run one after another).
 
 mod backend;
 mod gemm;
 
+use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use ragtune_compute::ComputeError;
 use ragtune_compute::launch::{Arg, KernelCall, LaunchDims};
@@ -50,16 +58,18 @@ use ragtune_compute::launch::{Arg, KernelCall, LaunchDims};
 pub use backend::EmuBackend;
 pub use gemm::reference_gemm;
 
-/// The order in which the scheduler resumes the runnable threads of a block. CUDA promises no
-/// order between barriers, so a correct kernel computes the same result under every schedule.
+/// The order in which the scheduler runs the blocks of a grid and resumes the runnable threads of
+/// a block. CUDA promises neither, so a correct kernel computes the same result under every
+/// schedule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Schedule {
-    /// Thread 0 first, then 1, 2, ...
+    /// Block 0 first, then 1, 2, ...; within a block thread 0 first, then 1, 2, ...
     #[default]
     Forward,
-    /// The last thread first.
+    /// The last block first; the last thread first.
     Reverse,
-    /// A fresh seeded permutation at every scheduling round (deterministic for a given seed).
+    /// Blocks in a seeded shuffled order; threads in a fresh seeded permutation at every
+    /// scheduling round (deterministic for a given seed).
     Random(u64),
 }
 
@@ -100,6 +110,8 @@ struct RawKernel {
     param_count: u32,
     params: *const RawParam,
     signature: unsafe extern "C" fn() -> *const c_char,
+    shared_begin: *mut u8,
+    shared_end: *mut u8,
 }
 
 unsafe extern "C" {
@@ -113,6 +125,8 @@ unsafe extern "C" {
         shared_bytes: u32,
         schedule: c_int,
         seed: u64,
+        static_limit: u32,
+        block_limit: u32,
         err: *mut c_char,
         err_len: usize,
     ) -> c_int;
@@ -211,8 +225,50 @@ pub fn kernel_signature(name: &str) -> Option<&'static str> {
 }
 
 const OP: &str = "kernel-emu launch";
-/// The largest dynamic shared memory an sm_90 block can opt into (227 KiB).
-pub const MAX_DYNAMIC_SHARED_BYTES: u32 = 227 * 1024;
+/// Static `__shared__` memory per block on every GPU (48 KiB): more is a ptxas error.
+pub const STATIC_SHARED_LIMIT_BYTES: u32 = 48 * 1024;
+/// Dynamic shared memory a launch may request without the `MaxDynamicSharedMemorySize` opt-in.
+pub const DYNAMIC_SHARED_DEFAULT_BYTES: u32 = 48 * 1024;
+/// The most shared memory (static + dynamic) one block may use, opt-in included: sm_80's 163 KiB
+/// (A100), the smallest of the GPUs ragtune targets (H100/H200 allow 227 KiB = 232448 bytes), so
+/// a launch the emulator accepts fits every one of them.
+pub const MAX_SHARED_BYTES_PER_BLOCK: u32 = 166_912;
+
+/// Per-kernel `MaxDynamicSharedMemorySize` attributes, as `cudaFuncSetAttribute` leaves them.
+fn dynamic_opt_ins() -> &'static Mutex<HashMap<String, u32>> {
+    static OPT_INS: OnceLock<Mutex<HashMap<String, u32>>> = OnceLock::new();
+    OPT_INS.get_or_init(Default::default)
+}
+
+/// The emulated `cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+/// bytes)` (cudarc: `CudaFunction::set_attribute`): lets launches of `kernel` request up to
+/// `bytes` of dynamic shared memory. Like the driver's, it persists for the process and is
+/// refused above the device maximum ([`MAX_SHARED_BYTES_PER_BLOCK`]).
+pub fn set_max_dynamic_shared_bytes(kernel: &str, bytes: u32) -> Result<(), ComputeError> {
+    if !has_kernel(kernel) {
+        return Err(ComputeError::Invalid {
+            op: OP,
+            detail: format!("set_max_dynamic_shared_bytes: no kernel named `{kernel}`"),
+        });
+    }
+    if bytes > MAX_SHARED_BYTES_PER_BLOCK {
+        return Err(invalid_launch(
+            kernel,
+            format!(
+                "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES, {bytes}) is over the device maximum \
+                 {MAX_SHARED_BYTES_PER_BLOCK}"
+            ),
+        ));
+    }
+    dynamic_opt_ins().lock().unwrap_or_else(|e| e.into_inner()).insert(kernel.to_string(), bytes);
+    Ok(())
+}
+
+/// The dynamic shared memory launches of `kernel` may request: its opt-in, else 48 KiB.
+pub fn max_dynamic_shared_bytes(kernel: &str) -> u32 {
+    let opted = dynamic_opt_ins().lock().unwrap_or_else(|e| e.into_inner()).get(kernel).copied();
+    opted.unwrap_or(DYNAMIC_SHARED_DEFAULT_BYTES).max(DYNAMIC_SHARED_DEFAULT_BYTES)
+}
 
 fn invalid_launch(function: &str, detail: String) -> ComputeError {
     ComputeError::Cuda {
@@ -250,11 +306,25 @@ fn check_dims(function: &str, dims: &LaunchDims) -> Result<(), ComputeError> {
             format!("grid {:?} exceeds the limits (2^31-1, 65535, 65535)", dims.grid),
         ));
     }
-    if dims.shared_bytes > MAX_DYNAMIC_SHARED_BYTES {
+    if dims.shared_bytes > MAX_SHARED_BYTES_PER_BLOCK {
         return Err(invalid_launch(
             function,
             format!(
-                "{} bytes of dynamic shared memory requested (max {MAX_DYNAMIC_SHARED_BYTES})",
+                "{} bytes of dynamic shared memory requested, over the device maximum \
+                 {MAX_SHARED_BYTES_PER_BLOCK} (sm_80; shrink the tiles)",
+                dims.shared_bytes
+            ),
+        ));
+    }
+    let allowed = max_dynamic_shared_bytes(function);
+    if dims.shared_bytes > allowed {
+        return Err(invalid_launch(
+            function,
+            format!(
+                "{} bytes of dynamic shared memory requested, but the kernel allows {allowed}: above \
+                 {DYNAMIC_SHARED_DEFAULT_BYTES} bytes a launch needs \
+                 cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES) first (set_max_dynamic_shared_bytes \
+                 here, CudaFunction::set_attribute in the CUDA backend)",
                 dims.shared_bytes
             ),
         ));
@@ -407,6 +477,8 @@ pub fn launch(call: &KernelCall, opts: &EmuOptions) -> Result<(), ComputeError> 
             call.dims.shared_bytes,
             schedule,
             seed,
+            STATIC_SHARED_LIMIT_BYTES,
+            MAX_SHARED_BYTES_PER_BLOCK,
             err.as_mut_ptr().cast::<c_char>(),
             err.len(),
         )

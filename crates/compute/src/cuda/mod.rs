@@ -345,6 +345,25 @@ impl GpuBackend for CudaBackend {
 
     fn launch(&self, call: &KernelCall) -> Result<()> {
         let func = self.function(call.family, &call.function)?;
+        // Above 48 KiB of dynamic shared memory the driver refuses the launch unless the kernel
+        // opted in (cudaFuncSetAttribute MaxDynamicSharedMemorySize); the emulator refuses it too.
+        if call.dims.shared_bytes > 48 * 1024 {
+            use cudarc::driver::sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+            let bytes = call.dims.shared_bytes;
+            guarded("cuFuncSetAttribute", || {
+                func.set_attribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes as i32)
+            })?
+            .map_err(|e| {
+                ComputeError::cuda(
+                    format!(
+                        "opting {} in to {bytes} bytes of dynamic shared memory (over this device's \
+                         per-block maximum? shrink the tiles)",
+                        call.function
+                    ),
+                    e,
+                )
+            })?;
+        }
         let mut builder = self.stream.launch_builder(&func);
         for arg in &call.args {
             match arg {
