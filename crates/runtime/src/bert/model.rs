@@ -231,13 +231,23 @@ impl BertEmbedder {
         Ok(ids)
     }
 
-    /// Sentence vectors for `texts`, `batch_size` at a time.
+    /// Sentence vectors for `texts`, in their order, `batch_size` at a time.
+    ///
+    /// Texts are batched by token count (longest first), not in input order: a batch is padded
+    /// to its longest text, so similar lengths together leave almost no padding to compute. Each
+    /// text's vector is the same whichever texts share its batch (padding is masked), so the
+    /// order changes nothing but the time.
     pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(batch_size.max(1)) {
-            let ids = chunk.iter().map(|t| self.tokenize(t)).collect::<Result<Vec<_>>>()?;
-            let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-            out.extend(self.model.embed_ids(&refs)?);
+        let ids = texts.iter().map(|t| self.tokenize(t)).collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        // Stable: equal lengths keep their input order (deterministic batches).
+        order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let mut out = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let refs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            for (&i, v) in chunk.iter().zip(self.model.embed_ids(&refs)?) {
+                out[i] = v;
+            }
         }
         Ok(out)
     }

@@ -1,0 +1,76 @@
+//! Scratch: MiniLM texts/s, the old unsorted path (chunks of `batch` in input order through
+//! `embed_ids`) against `BertEmbedder::embed`, alternating; outputs compared first.
+//!     embed_speed MODEL_DIR [TEXTS] [BATCH] [ROUNDS]
+use std::time::Instant;
+
+use ragtune_compute::{DType, Device};
+use ragtune_runtime::bert::BertEmbedder;
+
+fn texts(n: usize) -> Vec<String> {
+    let words = [
+        "the", "model", "retrieval", "question", "answer", "a", "of", "vector", "index", "search", "fast",
+        "training", "adapter", "token", "in", "for", "with", "document", "passage", "quickly", "brown",
+        "fox", "jumps", "over", "lazy", "dog", "cpu", "memory", "bandwidth", "embedding", "sentence",
+        "transformer", "layer", "attention", "is", "on", "and", "to", "evaluation", "benchmark",
+    ];
+    let mut state = 0x9E3779B97F4A7C15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..n)
+        .map(|_| {
+            let len = 3 + (next() % 28) as usize; // 3..30 words
+            (0..len).map(|_| words[(next() % words.len() as u64) as usize]).collect::<Vec<_>>().join(" ")
+        })
+        .collect()
+}
+
+fn old_embed(e: &BertEmbedder, texts: &[&str], batch: usize) -> Vec<Vec<f32>> {
+    let mut out = Vec::new();
+    for chunk in texts.chunks(batch) {
+        let ids: Vec<Vec<u32>> = chunk.iter().map(|t| e.tokenize(t).unwrap()).collect();
+        let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        out.extend(e.model.embed_ids(&refs).unwrap());
+    }
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::path::PathBuf::from(&args[1]);
+    let n: usize = args.get(2).map_or(2000, |s| s.parse().unwrap());
+    let batch: usize = args.get(3).map_or(32, |s| s.parse().unwrap());
+    let rounds: usize = args.get(4).map_or(3, |s| s.parse().unwrap());
+    let e = BertEmbedder::from_dir(&dir, DType::F32, Device::Cpu).unwrap();
+    let owned = texts(n);
+    let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let a = old_embed(&e, &refs, batch);
+    let b = e.embed(&refs, batch).unwrap();
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max))
+        .fold(0f32, f32::max);
+    println!("{n} texts, batch {batch}: max |old - new| = {worst:.2e}");
+    assert!(worst < 1e-4, "outputs differ");
+    let (mut told, mut tnew) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for j in 0..2 {
+            let t = Instant::now();
+            if (j + round) % 2 == 0 {
+                std::hint::black_box(old_embed(&e, &refs, batch));
+                told.push(t.elapsed().as_secs_f64());
+            } else {
+                std::hint::black_box(e.embed(&refs, batch).unwrap());
+                tnew.push(t.elapsed().as_secs_f64());
+            }
+        }
+    }
+    told.sort_by(f64::total_cmp);
+    tnew.sort_by(f64::total_cmp);
+    let (o, w) = (told[told.len() / 2], tnew[tnew.len() / 2]);
+    println!("old {:.1} texts/s, new {:.1} texts/s, new/old {:.2}×", n as f64 / o, n as f64 / w, o / w);
+}
