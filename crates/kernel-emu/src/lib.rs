@@ -40,6 +40,11 @@
 //! it as the CUDA backend does) and anything over sm_80's 163 KiB per block. Blocks run one at a
 //! time in the order of the [`Schedule`]: forward, reverse, or a seeded shuffle.
 //!
+//! Gap: gcc ignores the section attribute on the `__shared__` statics of *template* functions
+//! (they are COMDAT `.bss` objects), so those (the templated attention and top-k tiles) are
+//! neither poisoned per block nor counted toward the 48 KiB static limit yet; non-template
+//! kernels are covered.
+//!
 //! Limits: fibers switch only at barriers and warp collectives, so a spin-wait on another thread hangs;
 //! each thread has a 256 KiB stack; timing, occupancy and memory ordering between blocks are not
 //! modelled (blocks run one after another).
