@@ -38,6 +38,10 @@ pub struct CompareArgs {
     /// Folder for report.md, report.json, the charts and the artifacts.
     #[arg(long, default_value = "ragtune-compare")]
     out: PathBuf,
+    /// Print the number of questions, the training tokens per arm and an estimated wall time
+    /// (from a short measured calibration), and stop before anything runs.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub fn run_demo(args: DemoArgs, json: bool) -> Result<()> {
@@ -72,6 +76,33 @@ pub fn run_demo(args: DemoArgs, json: bool) -> Result<()> {
 }
 
 pub fn run_compare(args: CompareArgs, json: bool) -> Result<()> {
+    if args.dry_run {
+        let d = ragtune_eval::dryrun::dry_run(&args.config)
+            .with_context(|| format!("dry run of {}", args.config.display()))?;
+        if json {
+            println!("{}", serde_json::to_string(&d)?);
+            return Ok(());
+        }
+        println!("dry run of {} (nothing was trained or written)", args.config.display());
+        println!("questions: {}, corpus passages: {}", d.questions, d.corpus_passages);
+        println!(
+            "calibration: {:.1} ms per answer closed book, {:.1} ms with retrieved passages, {:.3} ms per training token",
+            d.closed_book_answer_ms,
+            d.rag_answer_ms,
+            d.train_seconds_per_token * 1e3
+        );
+        println!("| arm | training tokens | estimated time |");
+        println!("|---|---|---|");
+        for a in &d.arms {
+            println!("| {} | {} | {:.0} s |", a.arm, a.train_tokens, a.seconds);
+        }
+        println!(
+            "estimated wall time: {:.0} s ({:.1} min), besides loading the model",
+            d.estimated_seconds,
+            d.estimated_seconds / 60.0
+        );
+        return Ok(());
+    }
     let report = experiment::compare(&args.config, &args.out, json)
         .with_context(|| format!("running the experiment {}", args.config.display()))?;
     print(&report, &args.out, json)
@@ -108,6 +139,15 @@ fn print(report: &ExperimentReport, out: &std::path::Path, json: bool) -> Result
             None => "cannot tell",
         };
         println!("- [{mark}] {}", f.sentence);
+    }
+    if let Some(d) = &report.decision {
+        match &d.recommendation {
+            Some(r) => println!("\nWhat to choose: {r}"),
+            None => println!("\nWhat to choose: no arm meets every constraint"),
+        }
+        for r in d.reasons.iter().take(2) {
+            println!("  {r}");
+        }
     }
     println!(
         "\nreport written to {} (report.md, report.json, charts) in {:.0} s",

@@ -71,7 +71,9 @@ pub fn run(args: EmbedArgs, json: bool) -> Result<()> {
     let start = std::time::Instant::now();
     let bar = crate::progress::bar(refs.len() as u64, "embedding", "texts", json);
     let mut vectors = Vec::with_capacity(refs.len());
-    for chunk in refs.chunks(args.batch_size.max(1)) {
+    // The embedder sorts each call's texts by length before batching, so hand it many batches at
+    // a time (the progress bar still moves); one batch per call would leave nothing to sort.
+    for chunk in refs.chunks(args.batch_size.max(1).saturating_mul(64)) {
         vectors.extend(embedder.embed(chunk, args.batch_size)?);
         bar.inc(chunk.len() as u64);
     }

@@ -1,8 +1,9 @@
 //! `ragtune`: the command-line program. One subcommand per job: `index`, `generate`, `embed`,
-//! `finetune`, `merge`, `demo`, `compare`, `doctor`. Errors print with their chain of
+//! `finetune`, `merge`, `demo`, `compare`, `decide`, `doctor`. Errors print with their chain of
 //! causes and exit non-zero; `--json` turns every report into one JSON object on stdout, for
 //! scripts.
 
+mod decide;
 mod demo;
 mod doctor;
 mod embed;
@@ -41,6 +42,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// The RAG-vs-fine-tuning experiment on your model and data (experiment.toml).
     Compare(demo::CompareArgs),
+    /// Recompute a finished run's "What to choose" with other traffic, price or budgets.
+    Decide(decide::DecideArgs),
     /// What this machine offers: CPU features, CUDA driver/NVRTC/cuBLAS, kernel compiles, GPU self-test.
     Doctor(doctor::DoctorArgs),
 }
@@ -55,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Command::Merge(args) => merge::run(args, cli.json),
         Command::Demo(args) => demo::run_demo(args, cli.json),
         Command::Compare(args) => demo::run_compare(args, cli.json),
+        Command::Decide(args) => decide::run(args, cli.json),
         Command::Doctor(args) => doctor::run(args, cli.json),
     }
 }

@@ -9,6 +9,14 @@
 //! [`ExperimentConfig::task`] then reads the data files into a [`Task`] (see
 //! [`crate::userdata`] for their formats and errors).
 //!
+//! Without `[data] qa`, the questions are generated from the corpus ([`crate::qgen`], tuned by
+//! `[generate]`) and `ragtune compare` writes them to `OUT/generated/qa.jsonl`, a QA file to
+//! read, edit and pass back as `qa = "…/generated/qa.jsonl"`. The questions are split into dev
+//! (for tuning) and test (what the report is on) by source passage
+//! ([`crate::qgen::split_by_source`]): generated ones always (`dev_share`, default
+//! [`DEFAULT_DEV_SHARE`]), a user's file when `[generate] dev_share` is set or its lines carry
+//! `split`.
+//!
 //! A complete example ([`EXAMPLE`]), every key at its default unless marked optional:
 //!
 #![doc = "```toml"]
@@ -20,11 +28,16 @@ use std::path::{Path, PathBuf};
 use ragtune_compute::{DType, Device};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::decision::DecisionInputs;
 use crate::embed::{BertEmbedder, Embedder, HashedConfig, HashedEmbedder};
 use crate::error::{EvalError, Result};
+use crate::qgen::model::generate_with_model;
+use crate::qgen::{GenerateSettings, Split, generate, split_by_source};
 use crate::run::{LoraSettings, RunSettings};
 use crate::task::{Passage, Task};
-use crate::userdata::{DEFAULT_MAX_WORDS, load_corpus_with, load_qa, load_qa_for};
+use crate::userdata::{
+    DEFAULT_MAX_WORDS, load_corpus_layout, load_corpus_with, load_qa, load_qa_for, load_qa_with_splits,
+};
 
 /// The example config of the module doc, every section filled in.
 pub const EXAMPLE: &str = include_str!("experiment.example.toml");
@@ -164,8 +177,8 @@ impl EmbedderSection {
 pub struct DataSection {
     /// A folder of `.txt`/`.md`, a `.jsonl` file or one text file.
     pub corpus: PathBuf,
-    /// The evaluation questions (JSONL).
-    pub qa: PathBuf,
+    /// The evaluation questions (JSONL); absent: generated from the corpus (`[generate]`).
+    pub qa: Option<PathBuf>,
     /// Questions on knowledge the model already has, for the forgetting probe.
     pub old_qa: Option<PathBuf>,
     /// Training questions with sources, for RAFT.
@@ -176,6 +189,50 @@ pub struct DataSection {
     /// Words per passage, at most, when a folder or text file is split.
     #[serde(default = "default_max_words")]
     pub max_words: usize,
+}
+
+/// The share of questions held out as dev when `[generate] dev_share` is not given and the
+/// questions are generated.
+pub const DEFAULT_DEV_SHARE: f64 = 0.3;
+
+/// `[generate]`: the questions built from the corpus when `[data] qa` is absent, and the
+/// dev/test split.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerateSection {
+    /// Most questions from one passage.
+    pub per_passage: usize,
+    /// Most questions in all.
+    pub max_questions: usize,
+    /// Seeds the questions' choice, options and order, and the split.
+    pub seed: u64,
+    /// Share of the questions held out as dev, by source passage, in `[0, 1)`: default
+    /// [`DEFAULT_DEV_SHARE`] for generated questions; a user's QA file is split only when this
+    /// is set (or its lines carry `split`).
+    pub dev_share: Option<f64>,
+    /// An instruct model (a Hugging Face folder or a `.gguf` file) that writes the questions
+    /// instead of the built-in generator ([`crate::qgen::model`]); it runs on `[model]`'s device.
+    pub model: Option<PathBuf>,
+}
+
+impl Default for GenerateSection {
+    fn default() -> Self {
+        let d = GenerateSettings::default();
+        GenerateSection {
+            per_passage: d.per_passage,
+            max_questions: d.max_questions,
+            seed: d.seed,
+            dev_share: None,
+            model: None,
+        }
+    }
+}
+
+impl GenerateSection {
+    /// The generator's settings.
+    pub fn settings(&self) -> GenerateSettings {
+        GenerateSettings { per_passage: self.per_passage, max_questions: self.max_questions, seed: self.seed }
+    }
 }
 
 /// `[rag]`.
@@ -293,6 +350,10 @@ struct RawConfig {
     raft: RaftSection,
     #[serde(default)]
     eval: EvalSection,
+    #[serde(default)]
+    generate: GenerateSection,
+    #[serde(default)]
+    decision: DecisionInputs,
 }
 
 /// A checked experiment config with absolute (or config-relative resolved) paths.
@@ -309,6 +370,16 @@ pub struct ExperimentConfig {
     pub finetune: FinetuneSection,
     pub raft: RaftSection,
     pub eval: EvalSection,
+    /// `[generate]`: questions from the corpus when `[data] qa` is absent; the dev/test split.
+    pub generate: GenerateSection,
+    /// `[decision]`: traffic, update rate, price, latency budget, horizon and accuracy floor
+    /// for the report's "What to choose" ([`crate::decision`]).
+    pub decision: DecisionInputs,
+}
+
+/// Where `ragtune compare --out OUT` writes generated questions: `OUT/generated/qa.jsonl`.
+pub fn generated_qa_path(out: &Path) -> PathBuf {
+    out.join("generated").join("qa.jsonl")
 }
 
 fn default_device() -> String {
@@ -416,7 +487,18 @@ impl ExperimentConfig {
             }
         };
 
-        let RawConfig { mut model, mut embedder, mut data, arms, rag, finetune, raft, eval } = raw;
+        let RawConfig {
+            mut model,
+            mut embedder,
+            mut data,
+            arms,
+            rag,
+            finetune,
+            raft,
+            eval,
+            decision,
+            mut generate,
+        } = raw;
         model.path = resolve(&model.path);
         must_exist(&model.path, "model", "path")?;
 
@@ -469,13 +551,16 @@ impl ExperimentConfig {
         }
 
         data.corpus = resolve(&data.corpus);
-        data.qa = resolve(&data.qa);
+        data.qa = data.qa.as_deref().map(resolve);
         data.old_qa = data.old_qa.as_deref().map(resolve);
         data.raft_train = data.raft_train.as_deref().map(resolve);
         data.paraphrases = data.paraphrases.iter().map(|p| resolve(p)).collect();
         must_exist(&data.corpus, "data", "corpus")?;
-        must_exist(&data.qa, "data", "qa")?;
-        for (p, key) in [(&data.old_qa, "old_qa"), (&data.raft_train, "raft_train")] {
+        generate.model = generate.model.as_deref().map(resolve);
+        if let Some(p) = &generate.model {
+            must_exist(p, "generate", "model")?;
+        }
+        for (p, key) in [(&data.qa, "qa"), (&data.old_qa, "old_qa"), (&data.raft_train, "raft_train")] {
             if let Some(p) = p {
                 must_exist(p, "data", key)?;
             }
@@ -561,6 +646,19 @@ impl ExperimentConfig {
         if !(0.0..=1.0).contains(&raft.gold_share) {
             return Err(err("raft", Some("gold_share"), "[raft] gold_share must be between 0 and 1".into()));
         }
+        for (key, ok, need) in [
+            ("per_passage", generate.per_passage >= 1, "at least 1"),
+            ("max_questions", generate.max_questions >= 1, "at least 1"),
+            (
+                "dev_share",
+                generate.dev_share.is_none_or(|s| (0.0..1.0).contains(&s)),
+                "at least 0 and below 1 (the share of questions held out for tuning; the default is 0.3)",
+            ),
+        ] {
+            if !ok {
+                return Err(err("generate", Some(key), format!("[generate] {key} must be {need}")));
+            }
+        }
         if eval.bootstrap == 0 || eval.bootstrap > 1_000_000 {
             return Err(err(
                 "eval",
@@ -580,6 +678,10 @@ impl ExperimentConfig {
             ));
         }
 
+        if let Err(e) = decision.check() {
+            return Err(err("decision", Some(e.field), format!("[decision] {e}")));
+        }
+
         Ok(ExperimentConfig {
             file: path.to_path_buf(),
             model,
@@ -590,16 +692,79 @@ impl ExperimentConfig {
             finetune,
             raft,
             eval,
+            generate,
+            decision,
         })
     }
 
     /// Read the data files into a [`Task`]: the corpus, the questions (their sources checked
-    /// against the corpus; cut to `[eval] limit`), and the optional forgetting probe, RAFT
-    /// training questions (each must have a source) and paraphrase rounds.
+    /// against the corpus; generated from the corpus without `[data] qa`; split into test and
+    /// dev, test cut to `[eval] limit`), and the optional forgetting probe, RAFT training
+    /// questions (each must have a source) and paraphrase rounds. Nothing is written.
     pub fn task(&self) -> Result<Task> {
+        self.task_writing(None)
+    }
+
+    /// [`ExperimentConfig::task`]; when the questions are generated and `out` is given, they
+    /// are also written to [`generated_qa_path`]`(out)` (atomically), dev and test, each line
+    /// with its `split`.
+    pub fn task_writing(&self, out: Option<&Path>) -> Result<Task> {
         let d = &self.data;
         let corpus = load_corpus_with(&d.corpus, d.max_words)?;
-        let mut questions = load_qa_for(&d.qa, &corpus, false)?;
+        let (all, pinned, share) = match &d.qa {
+            Some(qa) => {
+                let (questions, pinned) = load_qa_with_splits(qa, &corpus, false)?;
+                (questions, pinned, self.generate.dev_share.unwrap_or(0.0))
+            }
+            None => {
+                let layout = load_corpus_layout(&d.corpus, d.max_words)?;
+                let questions = match &self.generate.model {
+                    None => generate(&layout, &self.generate.settings()),
+                    Some(path) => {
+                        let (model, tok) =
+                            ragtune_runtime::load_causal_lm(path, DType::F32, self.model.device()?)?;
+                        generate_with_model(&layout, &model, &tok, &self.generate.settings())?
+                    }
+                };
+                if questions.is_empty() {
+                    return Err(EvalError::data(
+                        d.corpus.display(),
+                        format!(
+                            "no question could be generated from the corpus ({} passages): it has no sentence that \
+                             states a fact with a name, number, version or defined term in it; write a QA file \
+                             and set [data] qa",
+                            corpus.len()
+                        ),
+                    ));
+                }
+                (questions, Vec::new(), self.generate.dev_share.unwrap_or(DEFAULT_DEV_SHARE))
+            }
+        };
+        let splits = split_by_source(&all, &pinned, share, self.generate.seed);
+        if d.qa.is_none()
+            && let Some(out) = out
+        {
+            let path = generated_qa_path(out);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
+            }
+            crate::report::write::write_atomically(&path, crate::qgen::to_jsonl(&all, &splits).as_bytes())?;
+        }
+        let mut questions = Vec::new();
+        let mut dev_questions = Vec::new();
+        for (q, split) in all.into_iter().zip(&splits) {
+            match split {
+                Split::Dev => dev_questions.push(q),
+                Split::Test => questions.push(q),
+            }
+        }
+        if questions.is_empty() {
+            return Err(EvalError::data(
+                d.qa.as_deref().unwrap_or(&d.corpus).display(),
+                "every question is on the dev side of the split: leave some for the test the report is on \
+                 (fewer \"split\": \"dev\" lines, or a lower [generate] dev_share)",
+            ));
+        }
         if let Some(n) = self.eval.limit {
             questions.truncate(n);
         }
@@ -613,7 +778,12 @@ impl ExperimentConfig {
             Some(p) => load_qa(p)?,
             None => Vec::new(),
         };
-        Ok(Task { corpus, questions, paraphrases, raft_train, old_questions })
+        Ok(Task { corpus, questions, dev_questions, paraphrases, raft_train, old_questions })
+    }
+
+    /// Whether the questions are generated from the corpus (no `[data] qa`).
+    pub fn generates_questions(&self) -> bool {
+        self.data.qa.is_none()
     }
 
     /// Whether the config runs `arm`.

@@ -10,6 +10,7 @@ use ragtune_compute::{DType, Device};
 use ragtune_runtime::{LlamaModel, load_causal_lm};
 
 use crate::config::ExperimentConfig;
+use crate::decision::{DecisionInputs, decide};
 use crate::embed::{Embedder, HashedConfig, HashedEmbedder};
 use crate::error::Result;
 use crate::report::{ExperimentReport, RunInfo, findings::findings, write::write_report};
@@ -33,6 +34,9 @@ pub struct DemoOptions {
     /// A base model folder to use instead of the built-in one (e.g. one retrained with
     /// `cargo xtask demo-base`); its tokenizer must cover the world's text.
     pub model: Option<PathBuf>,
+    /// Traffic, update rate, price and budgets for the report's "What to choose" (the
+    /// defaults: `ragtune decide` recomputes it with others).
+    pub decision: DecisionInputs,
 }
 
 impl DemoOptions {
@@ -46,6 +50,7 @@ impl DemoOptions {
             task: DemoTaskOptions::default(),
             settings: RunSettings { paraphrase_curve: vec![1, 2], ..RunSettings::default() },
             model: None,
+            decision: DecisionInputs::default(),
         }
     }
 }
@@ -105,22 +110,29 @@ pub fn demo(opts: &DemoOptions) -> Result<ExperimentReport> {
         settings: serde_json::json!({ "world": opts.world, "task": opts.task, "run": settings }),
         ..RunInfo::default()
     };
-    finish(&opts.out, info, &task, &model, &opts.device, &embedder, &settings, output, start)
+    let parts = Parts { task: &task, model: &model, device: &opts.device, embedder: &embedder };
+    finish(&opts.out, info, parts, &settings, &opts.decision, output, start)
 }
 
-/// Assemble, write and return the report.
-#[allow(clippy::too_many_arguments)]
+/// What a run used, for the report's run information and findings.
+pub struct Parts<'a> {
+    pub task: &'a Task,
+    pub model: &'a LlamaModel,
+    pub device: &'a Device,
+    pub embedder: &'a dyn Embedder,
+}
+
+/// Assemble the report (findings, the decision under `decision`), write and return it.
 pub fn finish(
     out: &Path,
     mut info: RunInfo,
-    task: &Task,
-    model: &LlamaModel,
-    device: &Device,
-    embedder: &dyn Embedder,
+    parts: Parts<'_>,
     settings: &RunSettings,
+    decision: &DecisionInputs,
     output: RunOutput,
     start: Instant,
 ) -> Result<ExperimentReport> {
+    let Parts { task, model, device, embedder } = parts;
     let findings =
         findings(&output.arms, &output.paraphrase_curve, &task.questions, settings.bootstrap, settings.seed)?;
     info.date = machine::utc_now();
@@ -129,8 +141,14 @@ pub fn finish(
     info.model_params = num_params(model);
     info.embedder = embedder.name();
     info.wall_seconds = start.elapsed().as_secs_f64();
-    let report =
-        ExperimentReport { info, arms: output.arms, paraphrase_curve: output.paraphrase_curve, findings };
+    let mut report = ExperimentReport {
+        info,
+        arms: output.arms,
+        paraphrase_curve: output.paraphrase_curve,
+        findings,
+        decision: None,
+    };
+    report.decision = Some(decide(&report, decision, settings.bootstrap, settings.seed)?);
     write_report(out, &report)?;
     Ok(report)
 }
@@ -139,6 +157,7 @@ pub fn finish(
 pub fn task_sizes(task: &Task) -> Vec<(String, u64)> {
     vec![
         ("questions".to_string(), task.questions.len() as u64),
+        ("dev questions (for tuning, not in the results)".to_string(), task.dev_questions.len() as u64),
         ("corpus passages".to_string(), task.corpus.len() as u64),
         ("paraphrase rounds".to_string(), task.paraphrases.len() as u64),
         ("RAFT training questions".to_string(), task.raft_train.len() as u64),
@@ -146,11 +165,23 @@ pub fn task_sizes(task: &Task) -> Vec<(String, u64)> {
     ]
 }
 
+/// [`task_sizes`], saying where the questions came from when they were generated.
+fn compare_sizes(config: &ExperimentConfig, task: &Task) -> Vec<(String, u64)> {
+    let mut sizes = task_sizes(task);
+    if config.generates_questions() {
+        let all = (task.questions.len() + task.dev_questions.len()) as u64;
+        let row = "questions generated from the corpus (generated/qa.jsonl; dev and test)";
+        sizes.insert(0, (row.to_string(), all));
+    }
+    sizes
+}
+
 /// Run the experiment a config describes; the report goes to `out`.
 pub fn compare(config_path: &Path, out: &Path, quiet: bool) -> Result<ExperimentReport> {
     let start = Instant::now();
     let config = ExperimentConfig::from_file(config_path)?;
-    let task = config.task()?;
+    // Without [data] qa the questions are generated and written to OUT/generated/qa.jsonl.
+    let task = config.task_writing(Some(out))?;
     let mut settings = config.run_settings();
     settings.quiet = quiet;
     run::check_arms(&settings.arms, &task)?;
@@ -162,11 +193,12 @@ pub fn compare(config_path: &Path, out: &Path, quiet: bool) -> Result<Experiment
         title: format!("ragtune compare: {}", config_path.display()),
         model: config.model.path.display().to_string(),
         seeds: vec![("training".to_string(), settings.lora.seed), ("bootstrap".to_string(), settings.seed)],
-        sizes: task_sizes(&task),
+        sizes: compare_sizes(&config, &task),
         settings: serde_json::to_value(&config).unwrap_or_default(),
         ..RunInfo::default()
     };
-    finish(out, info, &task, &model, &device, embedder.as_ref(), &settings, output, start)
+    let parts = Parts { task: &task, model: &model, device: &device, embedder: embedder.as_ref() };
+    finish(out, info, parts, &settings, &config.decision, output, start)
 }
 
 /// Write the demo's task and settings as `ragtune compare` input into `dir`, with `model` as

@@ -3,12 +3,17 @@
 //! - [`world`]: a synthetic knowledge world, deterministic by seed — fictional people,
 //!   organisations and places; documents in several phrasings; free-answer and multiple-choice
 //!   questions with seen and held-out phrasings; entities of different popularity;
+//! - [`qgen`]: questions generated from a user's documents, and the dev/test split;
 //! - [`prompt`]: the text formats the base model was trained on and the arms use;
 //! - [`metrics`]: exact match, token F1, recall@k, bootstrap intervals;
-//! - [`report`]: the results as data, `report.md`, `report.json` and SVG charts.
+//! - [`report`]: the results as data, `report.md`, `report.json` and SVG charts;
+//! - [`decision`]: from the measurements to "choose this, because": costs over a horizon, a
+//!   recommendation with its reasons, the break-even volume.
 
 pub mod base;
 pub mod config;
+pub mod decision;
+pub mod dryrun;
 pub mod embed;
 pub mod error;
 pub mod experiment;
@@ -16,6 +21,7 @@ pub mod export;
 pub mod machine;
 pub mod metrics;
 pub mod prompt;
+pub mod qgen;
 pub mod report;
 pub mod retrieve;
 pub mod run;

@@ -5,15 +5,24 @@
 //!
 //! Every interval is a percentile bootstrap (2.5th and 97.5th percentiles of the resampled
 //! means) drawn from a ChaCha8 generator seeded by the caller, so a run is reproduced exactly
-//! by its seed.
+//! by its seed. Questions about the same source passage are resampled together ([`cluster`]);
+//! arm-vs-arm comparisons add the exact McNemar test and the minimum detectable effect
+//! ([`paired`]).
 
 pub mod answer;
 pub mod bootstrap;
+pub mod cluster;
+pub mod paired;
 pub mod scores;
 
 pub use answer::{exact_match, normalize_answer, recall_at_k, token_f1};
 pub use bootstrap::{bootstrap_mean, group_difference, paired_difference};
-pub use scores::{breakdown, popularity_label, scores_of};
+pub use cluster::{
+    ClusterKeys, cluster_count, cluster_group_difference, cluster_key, cluster_mean,
+    cluster_paired_difference, design_effect,
+};
+pub use paired::{PairedTest, mcnemar_exact, min_detectable_effect, paired_test};
+pub use scores::{breakdown, clustered_breakdown, clustered_scores_of, popularity_label, scores_of};
 
 /// Why an interval could not be computed. Each message names the argument and the fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

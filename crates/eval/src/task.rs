@@ -35,8 +35,13 @@ pub struct QaItem {
 pub struct Task {
     /// What RAG retrieves from and FT trains on.
     pub corpus: Vec<Passage>,
-    /// The evaluation questions (about the corpus's knowledge).
+    /// The evaluation questions (about the corpus's knowledge): the test side of the dev/test
+    /// split when there is one ([`crate::qgen::split_by_source`]).
     pub questions: Vec<QaItem>,
+    /// The dev side of the split: for tuning (learning rate, epochs, `k`), never reported as
+    /// the result. Empty when there is no split.
+    #[serde(default)]
+    pub dev_questions: Vec<QaItem>,
     /// Extra renderings of the corpus for FT-par, grouped by round: `paraphrases[i]` is the
     /// i-th extra paraphrase of (some of) the corpus. Empty: FT-par is not run.
     pub paraphrases: Vec<Vec<Passage>>,

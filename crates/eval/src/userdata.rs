@@ -30,7 +30,9 @@
 //! `sources`) is a passage id or a list of them; a corpus *file* path stands for all the
 //! passages cut from that file ([`load_qa_for`] expands it and checks that every source names a
 //! passage). `phrasing` is `"seen"` or `"held-out"`; `popularity` a non-negative integer;
-//! `meta` anything (ignored, for the user's own bookkeeping). Any other field is an error, so a
+//! `split` `"dev"` or `"test"` pins the question to that side of the dev/test split
+//! ([`crate::qgen::split_by_source`]; generated files carry it); `meta` anything (ignored, for
+//! the user's own bookkeeping). Any other field is an error, so a
 //! misspelt `sorce` cannot silently drop the question's sources.
 //!
 //! Every error names the file and the 1-based line (`qa.jsonl:7: missing field "answer" …`),
@@ -42,13 +44,14 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{EvalError, Result};
+use crate::qgen::Split;
 use crate::task::{Passage, QaItem};
 
 /// Words per passage, at most, when a folder or text-file corpus is split.
 pub const DEFAULT_MAX_WORDS: usize = 120;
 
 const QA_FIELDS: &str =
-    "question, answer, choices, correct, source (or sources), phrasing, popularity, id, meta";
+    "question, answer, choices, correct, source (or sources), phrasing, popularity, split, id, meta";
 const CORPUS_FIELDS: &str = "text, id, meta";
 
 /// `path:line` for error messages.
@@ -65,6 +68,16 @@ fn one_line(text: &str) -> String {
 /// the line they are on.
 fn read_utf8(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| EvalError::io(path, e))?;
+    if let Some(at_byte) = bytes.iter().position(|&b| b == 0) {
+        let line = bytes[..at_byte].iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(EvalError::data(
+            at(path, line),
+            format!(
+                "a binary file, not text (a NUL byte at byte {at_byte}): keep only UTF-8 text files here, or \
+                 convert it to .txt/.md"
+            ),
+        ));
+    }
     match String::from_utf8(bytes) {
         Ok(mut s) => {
             if s.starts_with('\u{feff}') {
@@ -95,6 +108,18 @@ pub fn load_corpus(path: &Path) -> Result<Vec<Passage>> {
 /// words. Errors: a missing path, an unsupported file type, invalid UTF-8 or JSON, a JSONL line
 /// without text, duplicate ids, no passages at all.
 pub fn load_corpus_with(path: &Path, max_words: usize) -> Result<Vec<Passage>> {
+    load_corpus_as(path, max_words, false)
+}
+
+/// [`load_corpus_with`]'s passages (same ids, same words) with the text as the files lay it
+/// out — lines, headings, list bullets and code fences kept — for the question generator
+/// ([`crate::qgen`]), which needs the Markdown structure that the one-line text loses. For each
+/// passage, its whitespace collapsed, the text equals [`load_corpus_with`]'s.
+pub fn load_corpus_layout(path: &Path, max_words: usize) -> Result<Vec<Passage>> {
+    load_corpus_as(path, max_words, true)
+}
+
+fn load_corpus_as(path: &Path, max_words: usize, layout: bool) -> Result<Vec<Passage>> {
     if max_words == 0 {
         return Err(EvalError::config("max_words must be at least 1 (the default is 120)"));
     }
@@ -109,7 +134,7 @@ pub fn load_corpus_with(path: &Path, max_words: usize) -> Result<Vec<Passage>> {
         }
         let mut passages = Vec::new();
         for (file, rel) in files {
-            passages.extend(split_file(&file, &rel, max_words)?);
+            passages.extend(split_file_as(&file, &rel, max_words, layout)?);
         }
         passages
     } else {
@@ -117,7 +142,7 @@ pub fn load_corpus_with(path: &Path, max_words: usize) -> Result<Vec<Passage>> {
             Some("jsonl") => corpus_jsonl(path)?,
             Some("txt" | "md" | "markdown") => {
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                split_file(path, &name, max_words)?
+                split_file_as(path, &name, max_words, layout)?
             }
             _ => {
                 return Err(EvalError::data(
@@ -167,56 +192,74 @@ fn text_files(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     Ok(out)
 }
 
-/// Split one text file into passages `rel#1`, `rel#2`, …
-fn split_file(path: &Path, rel: &str, max_words: usize) -> Result<Vec<Passage>> {
+/// Split one text file into passages `rel#1`, `rel#2`, …, their text on one line, or
+/// (`layout`) as the file has it.
+fn split_file_as(path: &Path, rel: &str, max_words: usize, layout: bool) -> Result<Vec<Passage>> {
     let text = read_utf8(path)?;
-    let chunks = split_text(&text, max_words);
-    Ok(chunks
+    Ok(split_text_spans(&text, max_words)
         .into_iter()
         .enumerate()
-        .map(|(i, text)| Passage { id: format!("{rel}#{}", i + 1), text })
+        .map(|(i, (start, end))| {
+            let piece = &text[start..end];
+            let text = if layout { piece.to_string() } else { one_line(piece) };
+            Passage { id: format!("{rel}#{}", i + 1), text }
+        })
         .collect())
 }
 
 /// Paragraphs (blank-line separated), long ones cut, then greedily merged up to `max_words`.
+#[cfg(test)]
 pub(crate) fn split_text(text: &str, max_words: usize) -> Vec<String> {
-    let mut pieces: Vec<Vec<&str>> = Vec::new();
-    let mut paragraph: Vec<&str> = Vec::new();
+    split_text_spans(text, max_words).into_iter().map(|(s, e)| one_line(&text[s..e])).collect()
+}
+
+/// [`split_text`]'s passages as byte ranges of `text`, from a passage's first word to its last:
+/// every word of `text` is in exactly one range, in order, so `one_line` of a range is the
+/// passage and the range itself keeps the file's lines (headings, lists, code fences).
+pub(crate) fn split_text_spans(text: &str, max_words: usize) -> Vec<(usize, usize)> {
+    // Every word with its byte range.
+    let base = text.as_ptr() as usize;
+    let mut pieces: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut paragraph: Vec<(usize, usize)> = Vec::new();
     for line in text.lines().chain(std::iter::once("")) {
         if line.trim().is_empty() {
             if !paragraph.is_empty() {
-                pieces.extend(cut_paragraph(std::mem::take(&mut paragraph), max_words));
+                pieces.extend(cut_paragraph(std::mem::take(&mut paragraph), max_words, text));
             }
         } else {
-            paragraph.extend(line.split_whitespace());
+            paragraph.extend(line.split_whitespace().map(|w| {
+                let start = w.as_ptr() as usize - base;
+                (start, start + w.len())
+            }));
         }
     }
     let mut passages = Vec::new();
-    let mut current: Vec<&str> = Vec::new();
+    let mut current: Vec<(usize, usize)> = Vec::new();
     for piece in pieces {
         if !current.is_empty() && current.len() + piece.len() > max_words {
-            passages.push(current.join(" "));
+            passages.push((current[0].0, current[current.len() - 1].1));
             current.clear();
         }
         current.extend(piece);
     }
     if !current.is_empty() {
-        passages.push(current.join(" "));
+        passages.push((current[0].0, current[current.len() - 1].1));
     }
     passages
 }
 
 /// A paragraph of at most `max_words` words as is; a longer one packed sentence by sentence
 /// (a word ending in `.`, `!` or `?` ends a sentence) into pieces of at most `max_words`, a
-/// sentence longer than that cut every `max_words` words.
-fn cut_paragraph(words: Vec<&str>, max_words: usize) -> Vec<Vec<&str>> {
+/// sentence longer than that cut every `max_words` words. Words are byte ranges of `text`.
+fn cut_paragraph(words: Vec<(usize, usize)>, max_words: usize, text: &str) -> Vec<Vec<(usize, usize)>> {
     if words.len() <= max_words {
         return vec![words];
     }
-    let mut sentences: Vec<Vec<&str>> = Vec::new();
+    let mut sentences: Vec<Vec<(usize, usize)>> = Vec::new();
     let mut sentence = Vec::new();
-    for w in words {
-        sentence.push(w);
+    for (s, e) in words {
+        sentence.push((s, e));
+        let w = &text[s..e];
         let ends = w.trim_end_matches(['"', '\'', ')', ']', '”', '’']).ends_with(['.', '!', '?']);
         if ends || sentence.len() == max_words {
             sentences.push(std::mem::take(&mut sentence));
@@ -225,8 +268,8 @@ fn cut_paragraph(words: Vec<&str>, max_words: usize) -> Vec<Vec<&str>> {
     if !sentence.is_empty() {
         sentences.push(sentence);
     }
-    let mut pieces: Vec<Vec<&str>> = Vec::new();
-    let mut current: Vec<&str> = Vec::new();
+    let mut pieces: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut current: Vec<(usize, usize)> = Vec::new();
     for s in sentences {
         if !current.is_empty() && current.len() + s.len() > max_words {
             pieces.push(std::mem::take(&mut current));
@@ -375,7 +418,7 @@ fn corpus_jsonl(path: &Path) -> Result<Vec<Passage>> {
 /// Load a QA file (see the module doc). Sources are kept as written; [`load_qa_for`] checks and
 /// expands them against a corpus.
 pub fn load_qa(path: &Path) -> Result<Vec<QaItem>> {
-    Ok(qa_lines(path)?.into_iter().map(|(_, q)| q).collect())
+    Ok(qa_lines(path)?.into_iter().map(|(_, q, _)| q).collect())
 }
 
 /// Load a QA file whose sources refer to `corpus`: a source that is a passage id stays, a
@@ -383,6 +426,15 @@ pub fn load_qa(path: &Path) -> Result<Vec<QaItem>> {
 /// (`notes/a.md#1`, …); a source that names neither is an error naming the line. With
 /// `require_sources`, a question without sources is an error too (RAFT needs its gold passage).
 pub fn load_qa_for(path: &Path, corpus: &[Passage], require_sources: bool) -> Result<Vec<QaItem>> {
+    Ok(load_qa_with_splits(path, corpus, require_sources)?.0)
+}
+
+/// [`load_qa_for`], with each question's `split` field (`None` where the line has none).
+pub fn load_qa_with_splits(
+    path: &Path,
+    corpus: &[Passage],
+    require_sources: bool,
+) -> Result<(Vec<QaItem>, Vec<Option<Split>>)> {
     let by_id: HashMap<&str, ()> = corpus.iter().map(|p| (p.id.as_str(), ())).collect();
     // Passages cut from one file share the id prefix before the last `#`.
     let mut by_file: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -392,7 +444,8 @@ pub fn load_qa_for(path: &Path, corpus: &[Passage], require_sources: bool) -> Re
         }
     }
     let mut out = Vec::new();
-    for (line, mut item) in qa_lines(path)? {
+    let mut splits = Vec::new();
+    for (line, mut item, split) in qa_lines(path)? {
         if require_sources && item.sources.is_empty() {
             return Err(EvalError::data(
                 at(path, line),
@@ -425,15 +478,22 @@ pub fn load_qa_for(path: &Path, corpus: &[Passage], require_sources: bool) -> Re
         }
         item.sources = resolved;
         out.push(item);
+        splits.push(split);
     }
-    Ok(out)
+    Ok((out, splits))
 }
 
-/// Every question of a QA file with its line number.
-fn qa_lines(path: &Path) -> Result<Vec<(usize, QaItem)>> {
+/// Every question of a QA file with its line number and its `split`.
+fn qa_lines(path: &Path) -> Result<Vec<(usize, QaItem, Option<Split>)>> {
     let mut out = Vec::new();
     for (line, obj) in jsonl_objects(path, QA_FIELDS)? {
-        out.push((line, qa_item(&Fields { path, line, obj: &obj })?));
+        let f = Fields { path, line, obj: &obj };
+        let split = match obj.get("split") {
+            None => None,
+            Some(Value::String(s)) if Split::parse(s).is_some() => Split::parse(s),
+            Some(v) => return Err(f.err(format!("\"split\" must be \"dev\" or \"test\", found {v}"))),
+        };
+        out.push((line, qa_item(&f)?, split));
     }
     if out.is_empty() {
         return Err(EvalError::data(
@@ -441,7 +501,7 @@ fn qa_lines(path: &Path) -> Result<Vec<(usize, QaItem)>> {
             "no questions: the file is empty; write one {\"question\": ..., \"answer\": ...} object per line",
         ));
     }
-    check_unique_ids(path, out.iter().map(|(l, q)| (*l, q.id.as_str())))?;
+    check_unique_ids(path, out.iter().map(|(l, q, _)| (*l, q.id.as_str())))?;
     Ok(out)
 }
 
@@ -456,6 +516,7 @@ fn qa_item(f: &Fields) -> Result<QaItem> {
             "sources",
             "phrasing",
             "popularity",
+            "split",
             "id",
             "meta",
         ],

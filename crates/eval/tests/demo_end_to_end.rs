@@ -90,6 +90,26 @@ fn every_arm_runs_on_a_miniature_world() {
     for f in &report.findings {
         assert!(md.contains(&f.sentence), "report.md states: {}", f.sentence);
     }
+    // The decision: latency percentiles and one measured update per arm, and "What to choose"
+    // first in report.md with its chart.
+    for arm in &report.arms {
+        let (p50, p95) = (arm.cost.latency_p50_ms.unwrap(), arm.cost.latency_p95_ms.unwrap());
+        assert!(0.0 < p50 && p50 <= p95, "{}: p50 {p50} p95 {p95}", arm.id);
+        let update = arm.cost.update.as_ref().unwrap_or_else(|| panic!("{}: no update measured", arm.id));
+        assert_eq!(update.seconds > 0.0, arm.id != "base", "{}: {update:?}", arm.id);
+        assert_eq!(
+            update.train_tokens > 0,
+            ["ft", "ft-par", "ft+rag"].contains(&arm.id.as_str()),
+            "{}",
+            arm.id
+        );
+    }
+    let decision = report.decision.as_ref().expect("the report has a decision");
+    assert_eq!(decision.arms.len(), report.arms.len());
+    assert!(decision.recommendation.is_some() && !decision.reasons.is_empty(), "{decision:?}");
+    assert_eq!(back.decision, report.decision);
+    assert!(md.starts_with(&format!("# {}\n\n## What to choose\n", report.info.title)), "{}", &md[..300]);
+    assert!(out.join("decision.svg").is_file());
     let _ = std::fs::remove_dir_all(&out);
 }
 

@@ -373,3 +373,37 @@ fn an_exported_world_task_reads_back_unchanged() {
     s.quiet = settings.quiet;
     assert_eq!(s, settings);
 }
+
+#[test]
+fn the_decision_table_parses_with_defaults_and_bad_values_name_the_key_and_line() {
+    let t = TempDir::new("config-decision");
+    example_files(&t);
+    let c = ExperimentConfig::from_file(&t.write("experiment.toml", EXAMPLE)).unwrap();
+    assert_eq!(
+        (c.decision.queries_per_month, c.decision.price_per_hour, c.decision.min_accuracy),
+        (100_000.0, 1.0, Some(0.6))
+    );
+    let head = "[model]\npath = \"models/SmolLM2-135M\"\n\n[data]\ncorpus = \"data/corpus\"\nqa = \"data/qa.jsonl\"\n";
+    let c = ExperimentConfig::from_file(&t.write("ok.toml", head)).unwrap();
+    assert_eq!(c.decision, ragtune_eval::decision::DecisionInputs::default(), "the defaults");
+    let c = ExperimentConfig::from_file(
+        &t.write("ok.toml", format!("{head}\n[decision]\nqueries_per_month = 10\nhorizon_months = 6\n")),
+    )
+    .unwrap();
+    assert_eq!(
+        (c.decision.queries_per_month, c.decision.horizon_months),
+        (10.0, 6.0),
+        "integers read as numbers"
+    );
+    for (tail, parts) in [
+        (
+            "\n[decision]\nqueries_per_month = 10\nprice_per_hour = -2.5\n",
+            &["bad.toml:10", "[decision] price_per_hour", "-2.5"][..],
+        ),
+        ("\n[decision]\nprice_per_hour = nan\n", &["bad.toml:9", "[decision] price_per_hour"]),
+        ("\n[decision]\nmin_accuracy = 80\n", &["bad.toml:9", "[decision] min_accuracy", "fraction"]),
+        ("\n[decision]\nlatency_budget = 100\n", &["bad.toml:9", "unknown field `latency_budget`"]),
+    ] {
+        assert_error(ExperimentConfig::from_file(&t.write("bad.toml", format!("{head}{tail}"))), parts);
+    }
+}

@@ -62,7 +62,7 @@ pub fn group_difference(a: &[f64], b: &[f64], resamples: usize, seed: u64) -> Re
     Ok(interval(mean(a) - mean(b), diffs, a.len() + b.len()))
 }
 
-fn check(what: &str, values: &[f64], resamples: usize) -> Result<(), MetricsError> {
+pub(super) fn check(what: &str, values: &[f64], resamples: usize) -> Result<(), MetricsError> {
     if values.is_empty() {
         return Err(MetricsError::Empty { what: what.into() });
     }
@@ -87,7 +87,7 @@ fn resampled_mean(values: &[f64], rng: &mut ChaCha8Rng) -> f64 {
     sum / n as f64
 }
 
-fn interval(mean: f64, mut resampled: Vec<f64>, n: usize) -> Interval {
+pub(super) fn interval(mean: f64, mut resampled: Vec<f64>, n: usize) -> Interval {
     resampled.sort_by(f64::total_cmp);
     Interval { mean, lo: percentile(&resampled, LOWER), hi: percentile(&resampled, UPPER), n }
 }

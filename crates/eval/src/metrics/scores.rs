@@ -4,32 +4,66 @@
 
 use super::MetricsError;
 use super::bootstrap::bootstrap_mean;
+use super::cluster::{ClusterKeys, cluster_mean};
 use crate::report::{Breakdown, Interval, QuestionOutcome, Scores};
 
 /// Multiple-choice accuracy, exact match and token F1 of `outcomes`, each with its bootstrap
 /// 95% interval. A metric is taken over the questions that have it (its `n` says how many) and
 /// is `None` when no question has it (no choices, or free answers switched off).
 pub fn scores_of(outcomes: &[QuestionOutcome], resamples: usize, seed: u64) -> Result<Scores, MetricsError> {
-    let mc: Vec<f64> = outcomes.iter().filter_map(|o| o.mc_correct).map(|c| f64::from(u8::from(c))).collect();
-    let em: Vec<f64> = outcomes.iter().filter_map(|o| o.exact_match).collect();
-    let f1: Vec<f64> = outcomes.iter().filter_map(|o| o.token_f1).collect();
+    scores_with(outcomes, None, resamples, seed)
+}
+
+/// [`scores_of`] with cluster-bootstrap intervals ([`cluster_mean`]): `keys` names each
+/// question's cluster (its source passage) by id.
+pub fn clustered_scores_of(
+    outcomes: &[QuestionOutcome],
+    keys: &ClusterKeys,
+    resamples: usize,
+    seed: u64,
+) -> Result<Scores, MetricsError> {
+    scores_with(outcomes, Some(keys), resamples, seed)
+}
+
+fn scores_with(
+    outcomes: &[QuestionOutcome],
+    keys: Option<&ClusterKeys>,
+    resamples: usize,
+    seed: u64,
+) -> Result<Scores, MetricsError> {
+    let metric = |f: &dyn Fn(&QuestionOutcome) -> Option<f64>| -> (Vec<f64>, Vec<&str>) {
+        outcomes.iter().filter_map(|o| Some((f(o)?, o.id.as_str()))).unzip()
+    };
+    let (mc, mc_ids) = metric(&|o| o.mc_correct.map(|c| f64::from(u8::from(c))));
+    let (em, em_ids) = metric(&|o| o.exact_match);
+    let (f1, f1_ids) = metric(&|o| o.token_f1);
+    let interval = |what: &str, values: &[f64], ids: Vec<&str>| match keys {
+        None => interval_of(what, values, None, resamples, seed),
+        Some(k) => interval_of(what, values, Some(&k.keys(ids)), resamples, seed),
+    };
     Ok(Scores {
-        mc_accuracy: interval_of("multiple-choice accuracy", &mc, resamples, seed)?,
-        exact_match: interval_of("exact match", &em, resamples, seed)?,
-        token_f1: interval_of("token F1", &f1, resamples, seed)?,
+        mc_accuracy: interval("multiple-choice accuracy", &mc, mc_ids)?,
+        exact_match: interval("exact match", &em, em_ids)?,
+        token_f1: interval("token F1", &f1, f1_ids)?,
     })
 }
 
 fn interval_of(
     what: &str,
     values: &[f64],
+    keys: Option<&[&str]>,
     resamples: usize,
     seed: u64,
 ) -> Result<Option<Interval>, MetricsError> {
     if values.is_empty() {
         return Ok(None);
     }
-    bootstrap_mean(values, resamples, seed).map(Some).map_err(|e| with_context(e, what))
+    match keys {
+        None => bootstrap_mean(values, resamples, seed),
+        Some(k) => cluster_mean(values, k, resamples, seed),
+    }
+    .map(Some)
+    .map_err(|e| with_context(e, what))
 }
 
 fn with_context(e: MetricsError, what: &str) -> MetricsError {
@@ -56,6 +90,27 @@ pub fn breakdown(
     resamples: usize,
     seed: u64,
 ) -> Result<Vec<Breakdown>, MetricsError> {
+    breakdown_with(outcomes, labels, None, resamples, seed)
+}
+
+/// [`breakdown`] with cluster-bootstrap intervals, as [`clustered_scores_of`].
+pub fn clustered_breakdown(
+    outcomes: &[QuestionOutcome],
+    labels: &[String],
+    keys: &ClusterKeys,
+    resamples: usize,
+    seed: u64,
+) -> Result<Vec<Breakdown>, MetricsError> {
+    breakdown_with(outcomes, labels, Some(keys), resamples, seed)
+}
+
+fn breakdown_with(
+    outcomes: &[QuestionOutcome],
+    labels: &[String],
+    keys: Option<&ClusterKeys>,
+    resamples: usize,
+    seed: u64,
+) -> Result<Vec<Breakdown>, MetricsError> {
     if outcomes.len() != labels.len() {
         return Err(MetricsError::LengthMismatch {
             what: "breakdown: outcomes vs labels".into(),
@@ -74,7 +129,7 @@ pub fn breakdown(
         .map(|label| {
             let group: Vec<QuestionOutcome> =
                 outcomes.iter().zip(labels).filter(|(_, l)| *l == label).map(|(o, _)| o.clone()).collect();
-            let scores = scores_of(&group, resamples, seed).map_err(|e| with_context(e, label))?;
+            let scores = scores_with(&group, keys, resamples, seed).map_err(|e| with_context(e, label))?;
             Ok(Breakdown { label: label.to_string(), scores })
         })
         .collect()
@@ -105,6 +160,7 @@ mod tests {
             token_f1: f1,
             generated: None,
             retrieved_gold: None,
+            cluster: None,
         }
     }
 
@@ -155,6 +211,35 @@ mod tests {
 
         let err = breakdown(&outcomes, &labels[..5], 200, 1).unwrap_err();
         assert!(matches!(err, MetricsError::LengthMismatch { left: 6, right: 5, .. }));
+    }
+
+    #[test]
+    fn clustered_scores_resample_source_passages() {
+        // 40 passages, 5 questions each with the same outcome: the clustered interval is that of
+        // 40 values (wider than the question-level one), the mean and n are the same.
+        let outcomes: Vec<QuestionOutcome> =
+            (0..200).map(|i| outcome(&format!("q{i}"), Some((i / 5) % 3 != 0), None, None)).collect();
+        let questions: Vec<crate::task::QaItem> = (0..200)
+            .map(|i| crate::task::QaItem {
+                id: format!("q{i}"),
+                question: String::new(),
+                answer: String::new(),
+                choices: Vec::new(),
+                correct: None,
+                sources: vec![format!("doc-{}", i / 5)],
+                phrasing: None,
+                popularity: None,
+            })
+            .collect();
+        let keys = ClusterKeys::of(&questions);
+        let plain = scores_of(&outcomes, 2000, 1).unwrap().mc_accuracy.unwrap();
+        let clustered = clustered_scores_of(&outcomes, &keys, 2000, 1).unwrap().mc_accuracy.unwrap();
+        assert_eq!((plain.mean, plain.n), (clustered.mean, clustered.n));
+        assert!(clustered.hi - clustered.lo > 1.8 * (plain.hi - plain.lo), "{clustered:?} vs {plain:?}");
+        let labels: Vec<String> = (0..200).map(|i| if i < 100 { "a" } else { "b" }.to_string()).collect();
+        let b = clustered_breakdown(&outcomes, &labels, &keys, 500, 1).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].scores.mc_accuracy.unwrap().n, 100);
     }
 
     #[test]

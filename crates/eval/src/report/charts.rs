@@ -43,6 +43,15 @@ pub const ACCURACY: (&str, &str) = ("accuracy.svg", "Accuracy per arm, with 95% 
 pub const PARAPHRASES: (&str, &str) =
     ("paraphrases.svg", "FT accuracy against extra paraphrases per document");
 pub const COST: (&str, &str) = ("cost.svg", "Set-up time against accuracy");
+pub const DECISION: (&str, &str) = ("decision.svg", "Total cost over the horizon against monthly queries");
+const LINES: [RGBColor; 6] = [
+    RGBColor(76, 114, 176),
+    RGBColor(221, 132, 82),
+    RGBColor(85, 168, 104),
+    RGBColor(196, 78, 82),
+    RGBColor(129, 114, 179),
+    RGBColor(147, 120, 96),
+];
 
 const SIZE: (u32, u32) = (760, 460);
 const FONT: &str = "sans-serif";
@@ -59,6 +68,9 @@ pub fn chart_files(report: &ExperimentReport) -> Vec<(&'static str, &'static str
     if !curve(report).1.is_empty() {
         out.push(PARAPHRASES);
     }
+    if report.decision.as_ref().is_some_and(|d| !d.arms.is_empty()) {
+        out.push(DECISION);
+    }
     out
 }
 
@@ -70,6 +82,7 @@ pub fn render_charts(report: &ExperimentReport) -> Result<Vec<Chart>, ChartError
             let svg = match file_name {
                 "accuracy.svg" => accuracy_chart(report),
                 "cost.svg" => cost_chart(report),
+                "decision.svg" => decision_chart(report),
                 _ => paraphrase_chart(report),
             }
             .map_err(|detail| ChartError { chart: file_name, detail })?;
@@ -313,6 +326,127 @@ fn cost_chart(report: &ExperimentReport) -> Result<String, String> {
     })
 }
 
+/// Total cost over the horizon (log y) against monthly queries (log x), one line per arm, the
+/// break-even volume and the decision's own volume marked.
+fn decision_chart(report: &ExperimentReport) -> Result<String, String> {
+    let Some(d) = &report.decision else { return Err("no decision".into()) };
+    let i = &d.inputs;
+    let be = d.break_even.as_ref().and_then(|b| b.queries_per_month);
+    let far = [i.queries_per_month, be.unwrap_or(0.0)].into_iter().fold(1e10f64, f64::max);
+    let (x_lo, x_hi) = (1.0, 10f64.powf((far * 10.0).log10().ceil()));
+    let total =
+        |a: &crate::decision::ArmDecision, q: f64| a.total_at(q, i.updates_per_month, i.horizon_months);
+    const SAMPLES: usize = 80;
+    let xs: Vec<f64> = (0..=SAMPLES).map(|k| x_lo * (x_hi / x_lo).powf(k as f64 / SAMPLES as f64)).collect();
+    let positive: Vec<f64> = d
+        .arms
+        .iter()
+        .flat_map(|a| [total(a, x_lo), total(a, x_hi)])
+        .filter(|y| y.is_finite() && *y > 0.0)
+        .collect();
+    let (y_lo, y_hi) =
+        match (positive.iter().copied().reduce(f64::min), positive.iter().copied().reduce(f64::max)) {
+            (Some(lo), Some(hi)) => {
+                let lo = 10f64.powf(lo.log10().floor());
+                (lo, 10f64.powf(hi.log10().ceil()).max(lo * 10.0))
+            }
+            _ => (0.01, 1.0),
+        };
+    let clamp = |y: f64| if y.is_finite() { y.clamp(y_lo, y_hi) } else { y_hi };
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(DECISION.1, (FONT, 20))
+            .margin(16)
+            .margin_right(70)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
+            .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_label_formatter(&|x| crate::decision::text::volume(*x))
+            .y_label_formatter(&|y| crate::decision::text::money(*y))
+            .x_desc("queries per month (log scale)")
+            .y_desc(format!(
+                "total cost over {} (log scale)",
+                crate::decision::text::months(i.horizon_months)
+            ))
+            .light_line_style(TRANSPARENT)
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 15))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (k, a) in d.arms.iter().enumerate() {
+            let color = LINES[k % LINES.len()];
+            let width = if d.recommendation.as_deref() == Some(a.arm.as_str()) { 4 } else { 2 };
+            chart
+                .draw_series(LineSeries::new(
+                    xs.iter().map(|&x| (x, clamp(total(a, x)))),
+                    color.stroke_width(width),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        // Each arm's name at the right end of its line, nudged apart where lines end close
+        // together (15 px between labels at least).
+        let mut ends: Vec<(usize, i32)> = d
+            .arms
+            .iter()
+            .enumerate()
+            .map(|(k, a)| (k, chart.backend_coord(&(x_hi, clamp(total(a, x_hi)))).1))
+            .collect();
+        ends.sort_by_key(|&(k, y)| (y, k));
+        let mut placed: Vec<(usize, i32)> = Vec::with_capacity(ends.len());
+        for &(k, y) in &ends {
+            let y = placed.last().map_or(y, |&(_, prev)| y.max(prev + 15));
+            placed.push((k, y));
+        }
+        for (k, y) in placed {
+            let (a, color) = (&d.arms[k], LINES[k % LINES.len()]);
+            let dy = y - ends.iter().find(|e| e.0 == k).map_or(y, |e| e.1);
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((x_hi, clamp(total(a, x_hi))))
+                        + Text::new(
+                            a.arm.clone(),
+                            (6, dy),
+                            label_style(14, HPos::Left, VPos::Center).color(&color),
+                        ),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        let marker = |x: f64, label: String, color: RGBColor, dy: i32| {
+            let line = PathElement::new(vec![(x, y_lo), (x, y_hi)], color.mix(0.8).stroke_width(1));
+            let text = EmptyElement::at((x, y_hi))
+                + Text::new(label, (4, dy), label_style(13, HPos::Left, VPos::Top));
+            (line, text)
+        };
+        if (x_lo..=x_hi).contains(&i.queries_per_month) && i.queries_per_month > 0.0 {
+            let (line, text) = marker(
+                i.queries_per_month,
+                format!("your volume: {}", crate::decision::text::volume(i.queries_per_month)),
+                RGBColor(150, 150, 150),
+                4,
+            );
+            chart.draw_series(std::iter::once(line)).map_err(|e| e.to_string())?;
+            chart.draw_series(std::iter::once(text)).map_err(|e| e.to_string())?;
+        }
+        if let (Some(q), Some(b)) = (be, &d.break_even)
+            && (x_lo..=x_hi).contains(&q)
+        {
+            let (line, text) =
+                marker(q, format!("break-even: {}", crate::decision::text::volume(q)), INK, 22);
+            chart.draw_series(std::iter::once(line)).map_err(|e| e.to_string())?;
+            chart.draw_series(std::iter::once(text)).map_err(|e| e.to_string())?;
+            if let Some(a) = d.arms.iter().find(|a| a.arm == b.retrieval_arm) {
+                chart
+                    .draw_series(std::iter::once(Circle::new((q, clamp(total(a, q))), 6, INK.filled())))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// `0.1`, `1`, `10`, `1000`: a decade without trailing zeros.
 fn decade_label(x: f64) -> String {
     let s = format!("{x:.3}");
@@ -361,6 +495,7 @@ mod tests {
                 })
                 .collect(),
             findings: Vec::new(),
+            decision: None,
         }
     }
 

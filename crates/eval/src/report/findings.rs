@@ -2,17 +2,26 @@
 //! one run. Each finding has a measured difference with its bootstrap 95% interval, a verdict,
 //! and one sentence written from the numbers — whichever way they fall.
 //!
+//! Every interval is a cluster bootstrap ([`crate::metrics::cluster`]): questions written from
+//! the same source passage (their first `sources` entry) are resampled together, since they
+//! share what makes them easy or hard; a question without a source is a cluster of its own.
+//! Arm-vs-arm findings on right/wrong scores also carry the exact McNemar test and the minimum
+//! detectable effect at this number of questions ([`crate::metrics::paired`]), and say "too few
+//! questions to tell" when the interval includes zero and the observed difference is below
+//! what these questions could detect.
+//!
 //! How each difference is computed (accuracy = multiple-choice accuracy by option likelihood
 //! when both sides have it, else exact match of the generated answers):
 //! - arm vs arm (RAG vs FT, FT with paraphrases vs FT, FT+RAG vs RAG, RAFT vs RAG): the questions
-//!   both arms answered, matched by id; per-question difference; paired bootstrap
-//!   ([`paired_difference`]) — the question's difficulty cancels;
+//!   both arms answered, matched by id; per-question difference; paired cluster bootstrap
+//!   ([`cluster_paired_difference`]) — the question's difficulty cancels;
 //! - forgetting: FT's `forgetting.change` as the runner measured it (after − before on the same
 //!   old questions, paired);
 //! - popularity: per question, RAG's gain over the base model (RAG − base, paired by id); the
 //!   questions are bucketed by [`popularity_label`]; the finding is the least popular bucket's
-//!   mean gain minus the most popular bucket's, with a bootstrap that resamples each bucket
-//!   independently ([`group_difference`]: different questions, nothing to pair);
+//!   mean gain minus the most popular bucket's, with a bootstrap that resamples each bucket's
+//!   clusters independently, or together when a passage has questions in both
+//!   ([`cluster_group_difference`]: different questions, nothing to pair);
 //! - phrasing: FT's accuracy on seen-phrasing questions minus held-out ones, resampled per group.
 //!
 //! A verdict is `Some(true)` when the 95% interval excludes zero in the claimed direction,
@@ -21,14 +30,17 @@
 
 use std::collections::HashMap;
 
-use super::format::{arm_name, negated, percent, points, signed_points};
+use super::format::{arm_name, negated, percent, percent_number, points, signed_points};
 use super::results::{ArmResult, Finding, Interval, ParaphrasePoint, QuestionOutcome, Scores};
-use crate::metrics::{MetricsError, bootstrap_mean, group_difference, paired_difference, popularity_label};
+use crate::metrics::{
+    ClusterKeys, MetricsError, PairedTest, cluster_count, cluster_group_difference, cluster_mean,
+    cluster_paired_difference, paired_test, popularity_label,
+};
 use crate::task::QaItem;
 
 /// Every finding this run can speak to, in a fixed order. `questions` are the evaluation
-/// questions (for their phrasing and popularity labels, matched to outcomes by id); `resamples`
-/// and `seed` drive every bootstrap.
+/// questions (for their phrasing and popularity labels and their source clusters, matched to
+/// outcomes by id); `resamples` and `seed` drive every bootstrap.
 pub fn findings(
     arms: &[ArmResult],
     curve: &[ParaphrasePoint],
@@ -36,7 +48,7 @@ pub fn findings(
     resamples: usize,
     seed: u64,
 ) -> Result<Vec<Finding>, MetricsError> {
-    let ctx = Ctx { arms, resamples, seed };
+    let ctx = Ctx { arms, keys: ClusterKeys::of(questions), resamples, seed };
     let mut out = Vec::new();
     for comparison in &COMPARISONS {
         if let Some(mut f) = ctx.compare(comparison)? {
@@ -111,6 +123,7 @@ const COMPARISONS: [Comparison; 4] = [
 ];
 
 const CANNOT_TELL: &str = "the interval includes zero, so this run cannot tell";
+const TOO_FEW: &str = "so there are too few questions to tell";
 
 /// What is compared: option-likelihood accuracy, or exact match when there are no options.
 #[derive(Clone, Copy, PartialEq)]
@@ -138,6 +151,7 @@ impl Metric {
 
 struct Ctx<'a> {
     arms: &'a [ArmResult],
+    keys: ClusterKeys<'a>,
     resamples: usize,
     seed: u64,
 }
@@ -147,30 +161,60 @@ impl Ctx<'_> {
         self.arms.iter().find(|a| a.id == id)
     }
 
-    fn mean(&self, values: &[f64]) -> Result<Interval, MetricsError> {
-        bootstrap_mean(values, self.resamples, self.seed)
+    /// The cluster of each question id, in order.
+    fn keys<'b>(&'b self, ids: impl IntoIterator<Item = &'b str>) -> Vec<&'b str> {
+        self.keys.keys(ids)
+    }
+
+    fn mean(&self, values: &[f64], keys: &[&str]) -> Result<Interval, MetricsError> {
+        cluster_mean(values, keys, self.resamples, self.seed)
     }
 
     fn compare(&self, c: &Comparison) -> Result<Option<Finding>, MetricsError> {
         let (Some(a), Some(b)) = (self.arm(c.a), self.arm(c.b)) else { return Ok(None) };
         let Some((metric, pairs)) = paired(a, b) else { return Ok(None) };
         let (va, vb): (Vec<f64>, Vec<f64>) = pairs.iter().map(|(_, x, y)| (*x, *y)).unzip();
-        let (ia, ib) = (self.mean(&va)?, self.mean(&vb)?);
-        let d = paired_difference(&va, &vb, self.resamples, self.seed)?;
+        let keys = self.keys(pairs.iter().map(|(id, _, _)| *id));
+        let (ia, ib) = (self.mean(&va, &keys)?, self.mean(&vb, &keys)?);
+        let d = cluster_paired_difference(&va, &vb, &keys, self.resamples, self.seed)?;
+        let test = paired_test(&va, &vb, &keys);
+        let clusters = cluster_count(&keys);
         let holds = verdict(&d);
         let (name_a, name_b) = (capitalised(&arm_name(c.a)), arm_name(c.b));
         let scores = format!("{name_a} answered {}, {name_b} {}", metric.phrase(&ia), percent(&ib));
-        let tail = match holds {
-            Some(true) => format!("{name_a} is ahead by {}, {}", points(&d), c.agree),
-            Some(false) => format!("{name_a} is behind by {}, {}", points(&negated(&d)), c.disagree),
-            None => format!("a difference of {}; {CANNOT_TELL}", points(&d)),
+        let tail = match (holds, test) {
+            (Some(true), _) => format!("{name_a} is ahead by {}, {}", points(&d), c.agree),
+            (Some(false), _) => format!("{name_a} is behind by {}, {}", points(&negated(&d)), c.disagree),
+            (None, Some(t)) if too_few(&t, &d) => format!(
+                "a difference of {}; the interval includes zero and the difference is below the {} these \
+                 questions can detect (80% power), {TOO_FEW}",
+                points(&d),
+                mde_points(t.min_detectable)
+            ),
+            (None, _) => format!("a difference of {}; {CANNOT_TELL}", points(&d)),
         };
+        let mut sentence = format!("{scores}: {tail}.");
+        if let Some(t) = &test {
+            sentence.push(' ');
+            sentence.push_str(&test_sentence(
+                &name_a,
+                &arm_name(c.b),
+                t,
+                !(holds.is_none() && too_few(t, &d)),
+            ));
+        }
+        if let Some(s) = cluster_sentence(d.n, clusters) {
+            sentence.push(' ');
+            sentence.push_str(&s);
+        }
         Ok(Some(Finding {
             id: c.id.into(),
             claim: c.claim.into(),
             difference: Some(d),
             holds,
-            sentence: format!("{scores}: {tail}."),
+            sentence,
+            paired_test: test,
+            clusters: Some(clusters),
         }))
     }
 
@@ -179,26 +223,31 @@ impl Ctx<'_> {
         let Some((metric, pairs)) = paired(rag, base) else { return Ok(None) };
         let popularity: HashMap<&str, usize> =
             questions.iter().filter_map(|q| Some((q.id.as_str(), q.popularity?))).collect();
-        // Buckets keyed by label, ordered by the least popularity seen in them.
-        let mut buckets: Vec<(String, usize, Vec<f64>)> = Vec::new();
+        // Buckets keyed by label, ordered by the least popularity seen in them: (label, least
+        // popularity, gains, the gains' question ids).
+        let mut buckets: Vec<(String, usize, Vec<f64>, Vec<&str>)> = Vec::new();
         for (id, r, b) in &pairs {
             let Some(&p) = popularity.get(id) else { continue };
             let label = popularity_label(p);
-            match buckets.iter_mut().find(|(l, _, _)| *l == label) {
-                Some((_, least, gains)) => {
+            match buckets.iter_mut().find(|(l, _, _, _)| *l == label) {
+                Some((_, least, gains, ids)) => {
                     *least = (*least).min(p);
                     gains.push(r - b);
+                    ids.push(id);
                 }
-                None => buckets.push((label, p, vec![r - b])),
+                None => buckets.push((label, p, vec![r - b], vec![id])),
             }
         }
-        buckets.sort_by_key(|(_, least, _)| *least);
+        buckets.sort_by_key(|(_, least, _, _)| *least);
         let (Some(rare), Some(popular)) = (buckets.first(), buckets.last()) else { return Ok(None) };
         if buckets.len() < 2 {
             return Ok(None);
         }
-        let (g_rare, g_popular) = (self.mean(&rare.2)?, self.mean(&popular.2)?);
-        let d = group_difference(&rare.2, &popular.2, self.resamples, self.seed)?;
+        let (k_rare, k_popular) = (self.keys(rare.3.iter().copied()), self.keys(popular.3.iter().copied()));
+        let (g_rare, g_popular) = (self.mean(&rare.2, &k_rare)?, self.mean(&popular.2, &k_popular)?);
+        let d =
+            cluster_group_difference(&rare.2, &k_rare, &popular.2, &k_popular, self.resamples, self.seed)?;
+        let clusters = cluster_count(&[k_rare.as_slice(), k_popular.as_slice()].concat());
         let holds = verdict(&d);
         let what = match metric {
             Metric::Choice => "multiple-choice accuracy",
@@ -232,7 +281,9 @@ impl Ctx<'_> {
                 .into(),
             difference: Some(d),
             holds,
-            sentence: format!("{scores}: {tail}."),
+            sentence: with_clusters(format!("{scores}: {tail}."), d.n, clusters),
+            paired_test: None,
+            clusters: Some(clusters),
         }))
     }
 
@@ -243,19 +294,28 @@ impl Ctx<'_> {
         let metric =
             if ft.outcomes.iter().any(|o| o.mc_correct.is_some()) { Metric::Choice } else { Metric::Exact };
         let (mut seen, mut held_out) = (Vec::new(), Vec::new());
+        let (mut seen_ids, mut held_ids) = (Vec::new(), Vec::new());
         for o in &ft.outcomes {
             let Some(v) = metric.of(o) else { continue };
             match phrasing.get(o.id.as_str()) {
-                Some(&"seen") => seen.push(v),
-                Some(&"held-out") => held_out.push(v),
+                Some(&"seen") => {
+                    seen.push(v);
+                    seen_ids.push(o.id.as_str());
+                }
+                Some(&"held-out") => {
+                    held_out.push(v);
+                    held_ids.push(o.id.as_str());
+                }
                 _ => {}
             }
         }
         if seen.is_empty() || held_out.is_empty() {
             return Ok(None);
         }
-        let (i_seen, i_held) = (self.mean(&seen)?, self.mean(&held_out)?);
-        let d = group_difference(&seen, &held_out, self.resamples, self.seed)?;
+        let (k_seen, k_held) = (self.keys(seen_ids), self.keys(held_ids));
+        let (i_seen, i_held) = (self.mean(&seen, &k_seen)?, self.mean(&held_out, &k_held)?);
+        let d = cluster_group_difference(&seen, &k_seen, &held_out, &k_held, self.resamples, self.seed)?;
+        let clusters = cluster_count(&[k_seen.as_slice(), k_held.as_slice()].concat());
         let holds = verdict(&d);
         let scores = match metric {
             Metric::Choice => format!(
@@ -292,7 +352,9 @@ impl Ctx<'_> {
                 .into(),
             difference: Some(d),
             holds,
-            sentence: format!("{scores}: {tail}."),
+            sentence: with_clusters(format!("{scores}: {tail}."), d.n, clusters),
+            paired_test: None,
+            clusters: Some(clusters),
         }))
     }
 }
@@ -327,7 +389,79 @@ fn forgetting(arms: &[ArmResult]) -> Option<Finding> {
         difference: Some(d),
         holds,
         sentence: format!("{scores}: {tail}."),
+        paired_test: None,
+        clusters: None,
     })
+}
+
+/// The observed difference is below what these questions can detect (the verdict also needs
+/// the interval to include zero).
+fn too_few(t: &PairedTest, d: &Interval) -> bool {
+    t.min_detectable > d.mean.abs()
+}
+
+/// "Exact McNemar test: p = 0.021 (9 questions only RAG got right, 1 only closed-book FT); the
+/// minimum detectable difference at 80% power is 12 points." (the last part with `mde`).
+fn test_sentence(name_a: &str, name_b: &str, t: &PairedTest, mde: bool) -> String {
+    let question = |n: usize| if n == 1 { "question" } else { "questions" };
+    let mut s = format!(
+        "Exact McNemar test: {} ({} {} only {name_a} got right, {} only {name_b})",
+        p_value(t.p_value),
+        t.only_first,
+        question(t.only_first),
+        t.only_second
+    );
+    if mde {
+        s.push_str(&format!(
+            "; the minimum detectable difference at 80% power is {}",
+            mde_points(t.min_detectable)
+        ));
+    }
+    s.push('.');
+    s
+}
+
+/// "Intervals resample the 40 source passages of the 120 questions together." — only when
+/// some passage has more than one question (otherwise the bootstrap is over questions).
+fn cluster_sentence(questions: usize, clusters: usize) -> Option<String> {
+    (clusters < questions).then(|| {
+        format!(
+            "Intervals resample the {clusters} source passages of the {questions} questions, each with all its \
+             questions."
+        )
+    })
+}
+
+fn with_clusters(sentence: String, questions: usize, clusters: usize) -> String {
+    match cluster_sentence(questions, clusters) {
+        Some(s) => format!("{sentence} {s}"),
+        None => sentence,
+    }
+}
+
+/// `p = 0.021`, `p = 0.0034`, `p < 0.001`, `p = 1`.
+fn p_value(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".into()
+    } else if p >= 0.995 {
+        "p = 1".into()
+    } else {
+        let d = if p >= 0.1 {
+            2
+        } else if p >= 0.01 {
+            3
+        } else {
+            4
+        };
+        format!("p = {p:.d$}")
+    }
+}
+
+/// A minimum detectable effect (a fraction) in points: whole points from 2 up, one decimal below.
+fn mde_points(mde: f64) -> String {
+    let d = if mde >= 0.02 { 0 } else { 1 };
+    let n = percent_number(mde, d);
+    format!("{n} {}", if n == "1" { "point" } else { "points" })
 }
 
 /// "Along the paraphrase curve, …" from its first to its last point, when it has two.
@@ -419,6 +553,7 @@ mod tests {
                     token_f1: None,
                     generated: None,
                     retrieved_gold: None,
+                    cluster: None,
                 })
                 .collect(),
         }
@@ -456,6 +591,22 @@ mod tests {
             f.sentence.contains("RAG is ahead by 60 points")
                 && f.sentence.contains("as the literature reports")
         );
+        // 200 questions: RAG alone right on i mod 10 in 3..=9 (140), FT alone on i mod 10 = 0 (20).
+        let t = f.paired_test.unwrap();
+        assert_eq!(
+            (t.only_first, t.only_second, t.p_value),
+            (140, 20, crate::metrics::mcnemar_exact(140, 20))
+        );
+        assert!(
+            f.sentence.contains(
+                "Exact McNemar test: p < 0.001 (140 questions only RAG got right, 20 only closed-book FT); the \
+                 minimum detectable difference at 80% power is"
+            ),
+            "{}",
+            f.sentence
+        );
+        assert_eq!(f.clusters, Some(200));
+        assert!(!f.sentence.contains("source passages"), "no sources, no clusters to mention");
 
         let loses = [arm("rag", 200, |i| i % 10 < 3), arm("ft", 200, |i| i % 10 != 0)];
         let f = find(&findings(&loses, &[], &[], 1000, 7).unwrap(), "rag-beats-ft").clone();
@@ -472,7 +623,57 @@ mod tests {
         assert_eq!(f.holds, None);
         let d = f.difference.unwrap();
         assert!(d.lo < 0.0 && d.hi > 0.0 && d.mean == 0.0, "{d:?}");
-        assert!(f.sentence.contains("cannot tell"), "{}", f.sentence);
+        // ψ = 1, n = 200: the MDE (Connor) is 20 points, above the observed 0.
+        let t = f.paired_test.unwrap();
+        assert_eq!((t.only_first, t.only_second, t.p_value), (100, 100, 1.0));
+        assert!((t.min_detectable - crate::metrics::min_detectable_effect(200, 200, 1.0)).abs() < 1e-15);
+        assert!(
+            f.sentence.contains(
+                "the interval includes zero and the difference is below the 20 points these questions can detect \
+                 (80% power), so there are too few questions to tell. Exact McNemar test: p = 1 (100 questions \
+                 only RAG got right, 100 only closed-book FT)."
+            ),
+            "{}",
+            f.sentence
+        );
+    }
+
+    #[test]
+    fn questions_from_one_passage_are_resampled_together() {
+        // 240 questions, 4 per passage, the outcome shared within a passage: 60 independent
+        // pieces of evidence. The clustered interval is about √4 = 2 times the width of the
+        // question-level one (paired_difference) and the sentence names the passages.
+        let qs: Vec<QaItem> = (0..240)
+            .map(|i| QaItem { sources: vec![format!("doc-{}", i / 4)], ..question(i, "seen", 1) })
+            .collect();
+        let arms = [arm("rag", 240, |i| (i / 4) % 5 != 0), arm("ft", 240, |i| (i / 4) % 5 < 2)];
+        let f = find(&findings(&arms, &[], &qs, 2000, 4).unwrap(), "rag-beats-ft").clone();
+        let d = f.difference.unwrap();
+        let (va, vb): (Vec<f64>, Vec<f64>) = arms[0]
+            .outcomes
+            .iter()
+            .zip(&arms[1].outcomes)
+            .map(|(a, b)| {
+                (f64::from(u8::from(a.mc_correct.unwrap())), f64::from(u8::from(b.mc_correct.unwrap())))
+            })
+            .unzip();
+        let plain = crate::metrics::paired_difference(&va, &vb, 2000, 4).unwrap();
+        let ratio = (d.hi - d.lo) / (plain.hi - plain.lo);
+        assert!((1.7..2.4).contains(&ratio), "{d:?} vs {plain:?}");
+        assert_eq!((f.clusters, d.n), (Some(60), 240));
+        assert!(
+            f.sentence.ends_with(
+                "Intervals resample the 60 source passages of the 240 questions, each with all its questions."
+            ),
+            "{}",
+            f.sentence
+        );
+        // The design effect (4) enters the MDE: that of 60 independent questions.
+        let t = f.paired_test.unwrap();
+        let discordant = t.only_first + t.only_second;
+        assert!(
+            (t.min_detectable - crate::metrics::min_detectable_effect(60, discordant / 4, 1.0)).abs() < 1e-9
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use super::charts::chart_files;
+use super::charts::{DECISION, chart_files};
 use super::format::{bytes, count, duration, number, percent, points};
 use super::results::{ArmResult, Breakdown, ExperimentReport, Interval, Scores};
 
@@ -17,6 +17,7 @@ pub fn render_markdown(report: &ExperimentReport) -> String {
     let title =
         if report.info.title.trim().is_empty() { "ragtune experiment" } else { report.info.title.trim() };
     let _ = writeln!(md, "# {}\n", one_line(title));
+    what_to_choose(&mut md, report);
     run_info(&mut md, report);
     arms(&mut md, report);
     main_table(&mut md, report);
@@ -29,6 +30,20 @@ pub fn render_markdown(report: &ExperimentReport) -> String {
     charts(&mut md, report);
     settings(&mut md, report);
     md
+}
+
+/// The decision first: the recommendation, its reasons, the per-arm costs and the cost chart.
+fn what_to_choose(md: &mut String, report: &ExperimentReport) {
+    let Some(d) = &report.decision else { return };
+    md.push_str(&crate::decision::text::markdown(d));
+    if let Some((file, title)) = chart_files(report).into_iter().find(|(f, _)| *f == DECISION.0) {
+        let _ = writeln!(md, "![{title}]({file})\n");
+    }
+    md.push_str(
+        "Recompute with other traffic, update rate, price or budget, without re-running an arm: `ragtune \
+         decide --report report.json --queries-per-month N --updates-per-month N --price-per-hour P \
+         --latency-budget-ms L`.\n\n",
+    );
 }
 
 fn run_info(md: &mut String, report: &ExperimentReport) {
@@ -401,6 +416,8 @@ mod tests {
                     difference: Some(iv(0.6, 0.07)),
                     holds: Some(true),
                     sentence: "RAG answered 91% (86–96%) …, as the literature reports.".into(),
+                    paired_test: None,
+                    clusters: None,
                 },
                 Finding {
                     id: "raft-beats-rag".into(),
@@ -408,6 +425,8 @@ mod tests {
                     difference: Some(iv(0.02, 0.04)),
                     holds: None,
                     sentence: "RAFT … so this run cannot tell.".into(),
+                    paired_test: None,
+                    clusters: None,
                 },
                 Finding {
                     id: "ft-rag-adds".into(),
@@ -415,8 +434,11 @@ mod tests {
                     difference: Some(iv(-0.05, 0.03)),
                     holds: Some(false),
                     sentence: "FT+RAG … hurt the use of retrieved context.".into(),
+                    paired_test: None,
+                    clusters: None,
                 },
             ],
+            decision: None,
         }
     }
 
@@ -490,6 +512,7 @@ mod tests {
             arms: Vec::new(),
             paraphrase_curve: Vec::new(),
             findings: Vec::new(),
+            decision: None,
         });
         assert!(md.starts_with("# ragtune experiment"));
         assert!(

@@ -44,6 +44,10 @@ pub struct QuestionOutcome {
     pub generated: Option<String>,
     /// Whether retrieval put the question's source document in the top k.
     pub retrieved_gold: Option<bool>,
+    /// The question's cluster for resampling (its source passage), so a finished report can be
+    /// re-analysed without the task; `None` (older reports): the question is its own cluster.
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 /// What an arm cost to set up and to run.
@@ -66,6 +70,30 @@ pub struct Cost {
     pub tokens_per_answer: f64,
     /// Training tokens processed while setting up (0 for arms without training).
     pub train_tokens: u64,
+    /// Median and 95th percentile of the wall time per question (milliseconds); absent from
+    /// reports written before they were measured.
+    #[serde(default)]
+    pub latency_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub latency_p95_ms: Option<f64>,
+    /// What one knowledge update cost this arm, measured; absent from older reports.
+    #[serde(default)]
+    pub update: Option<UpdateCost>,
+}
+
+/// One knowledge update, measured: a seeded 10% of the corpus passages edited, then absorbed
+/// the way the arm absorbs knowledge (re-embedding and re-indexing the changed passages, or
+/// training on them, or both).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateCost {
+    /// Wall time of the update (seconds).
+    pub seconds: f64,
+    /// Corpus passages the update changed.
+    pub changed_passages: usize,
+    /// Training tokens processed by the update (0 without training).
+    pub train_tokens: u64,
+    /// How the arm absorbed it, in words.
+    pub how: String,
 }
 
 /// Old-population closed-book accuracy before and after an arm's fine-tuning.
@@ -113,6 +141,13 @@ pub struct Finding {
     pub holds: Option<bool>,
     /// One sentence computed from the numbers.
     pub sentence: String,
+    /// Arm-vs-arm on right/wrong scores: discordant questions, exact McNemar p and the minimum
+    /// detectable difference at this n; absent elsewhere and from older reports.
+    #[serde(default)]
+    pub paired_test: Option<crate::metrics::PairedTest>,
+    /// Source-passage clusters the interval resampled (= questions when none has a source).
+    #[serde(default)]
+    pub clusters: Option<usize>,
 }
 
 /// The model, embedder and machine the run used.
@@ -142,4 +177,8 @@ pub struct ExperimentReport {
     pub arms: Vec<ArmResult>,
     pub paraphrase_curve: Vec<ParaphrasePoint>,
     pub findings: Vec<Finding>,
+    /// What to choose, from the measurements and the decision inputs; absent from reports
+    /// written before it was computed.
+    #[serde(default)]
+    pub decision: Option<crate::decision::Decision>,
 }

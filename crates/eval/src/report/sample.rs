@@ -58,6 +58,7 @@ fn outcomes(
                 }),
                 generated: Some(if em { q.answer.clone() } else { "something else".into() }),
                 retrieved_gold: retrieves.then(|| rng.random_bool(0.93)),
+                cluster: None,
             }
         })
         .collect()
@@ -99,6 +100,7 @@ fn arm(
             decode_ms: 4.2,
             tokens_per_answer: if found.is_empty() { 40.0 } else { 210.0 },
             train_tokens: if setup_seconds > 10.0 { 180_000 } else { 0 },
+            ..Cost::default()
         },
         outcomes,
     }
@@ -187,5 +189,6 @@ pub(crate) fn sample_report() -> ExperimentReport {
         arms,
         paraphrase_curve,
         findings,
+        decision: None,
     }
 }

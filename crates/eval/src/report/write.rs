@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::charts::{ACCURACY, COST, ChartError, PARAPHRASES, render_charts};
+use super::charts::{ACCURACY, COST, ChartError, DECISION, PARAPHRASES, render_charts};
 use super::markdown::render_markdown;
 use super::results::ExperimentReport;
 
@@ -44,7 +44,7 @@ pub fn write_report(dir: &Path, report: &ExperimentReport) -> Result<Vec<PathBuf
         write_atomically(&path, bytes)?;
         written.push(path);
     }
-    for (stale, _) in [ACCURACY, COST, PARAPHRASES] {
+    for (stale, _) in [ACCURACY, COST, PARAPHRASES, DECISION] {
         if !files.iter().any(|(name, _)| name == stale) {
             let path = dir.join(stale);
             match fs::remove_file(&path) {

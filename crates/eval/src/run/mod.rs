@@ -12,6 +12,7 @@
 pub mod answer;
 pub mod memory;
 pub mod train;
+pub mod update;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -307,6 +308,7 @@ impl Runner<'_> {
             );
             arms.push(self.arm("raft", &desc, outcomes, cost, forgetting)?);
         }
+        self.measure_updates(&mut arms)?;
         curve.sort_by_key(|p| p.paraphrases);
         arms.sort_by_key(|a| ARMS.iter().position(|x| *x == a.id));
         Ok(RunOutput { arms, paraphrase_curve: curve })
@@ -363,11 +365,14 @@ impl Runner<'_> {
         let bar = self.bar(questions.len(), label);
         let mut outcomes = Vec::with_capacity(questions.len());
         let (mut prefill, mut decode, mut retrieval, mut tokens) = (0.0, 0.0, 0.0, 0usize);
+        let mut latencies = Vec::with_capacity(questions.len());
         for (i, q) in questions.iter().enumerate() {
+            let mut latency = 0.0;
             let (text, gold_found) = match retrieved {
                 None => (prompt::closed_book(&q.question), None),
                 Some(r) => {
                     retrieval += r.ms[i];
+                    latency += r.ms[i];
                     let texts: Vec<&str> =
                         r.passages[i].iter().map(|&p| self.task.corpus[p].text.as_str()).collect();
                     let found = (!q.sources.is_empty())
@@ -379,6 +384,7 @@ impl Runner<'_> {
                 answer(self.model, self.tok, &text, &q.choices, self.settings.max_new_tokens, &self.stops)?;
             prefill += a.prefill_ms;
             decode += a.decode_ms;
+            latencies.push(latency + a.prefill_ms + a.decode_ms);
             tokens += a.prompt_tokens + a.generated_tokens;
             outcomes.push(outcome(q, &a, gold_found));
             bar.inc(1);
@@ -398,6 +404,8 @@ impl Runner<'_> {
             prefill_ms: prefill / n,
             decode_ms: decode / n,
             tokens_per_answer: tokens as f64 / n,
+            latency_p50_ms: update::percentile(&latencies, 0.50),
+            latency_p95_ms: update::percentile(&latencies, 0.95),
             ..Cost::default()
         };
         Ok((outcomes, cost))
@@ -506,7 +514,8 @@ impl Runner<'_> {
     }
 
     fn scores(&self, outcomes: &[QuestionOutcome]) -> Result<Scores> {
-        Ok(metrics::scores_of(outcomes, self.settings.bootstrap, self.settings.seed)?)
+        let keys = metrics::ClusterKeys::of(&self.task.questions);
+        Ok(metrics::clustered_scores_of(outcomes, &keys, self.settings.bootstrap, self.settings.seed)?)
     }
 
     fn arm(
@@ -526,7 +535,8 @@ impl Runner<'_> {
             if labels.iter().all(String::is_empty) {
                 Ok(Vec::new())
             } else {
-                Ok(metrics::breakdown(&outcomes, labels, n, seed)?)
+                let keys = metrics::ClusterKeys::of(qs);
+                Ok(metrics::clustered_breakdown(&outcomes, labels, &keys, n, seed)?)
             }
         };
         let found: Vec<f64> =
@@ -547,7 +557,9 @@ impl Runner<'_> {
             retrieval_recall: if found.is_empty() {
                 None
             } else {
-                Some(metrics::bootstrap_mean(&found, n, seed)?)
+                let keys = metrics::ClusterKeys::of(qs);
+                let ids = outcomes.iter().filter(|o| o.retrieved_gold.is_some()).map(|o| o.id.as_str());
+                Some(metrics::cluster_mean(&found, &keys.keys(ids), n, seed)?)
             },
             forgetting,
             cost,
@@ -564,5 +576,6 @@ fn outcome(q: &QaItem, a: &Answer, retrieved_gold: Option<bool>) -> QuestionOutc
         token_f1: a.text.as_ref().map(|t| metrics::token_f1(t, &q.answer)),
         generated: a.text.clone(),
         retrieved_gold,
+        cluster: q.sources.first().cloned(),
     }
 }

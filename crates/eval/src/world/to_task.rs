@@ -64,5 +64,5 @@ pub fn demo_task(world: &World, opts: &DemoTaskOptions) -> Task {
     picks.truncate(opts.old_question_limit);
     picks.sort_unstable();
     let old_questions = picks.into_iter().map(|i| qa_item(world, old[i].clone())).collect();
-    Task { corpus, questions, paraphrases, raft_train, old_questions }
+    Task { corpus, questions, dev_questions: Vec::new(), paraphrases, raft_train, old_questions }
 }
