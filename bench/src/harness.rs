@@ -46,7 +46,11 @@ pub fn median_time(budget: Budget, mut f: impl FnMut()) -> (f64, usize) {
 /// `min_repeats` calls and the rounds took `count · min_seconds` (at most `max_repeats` rounds).
 /// `f(i)` runs operation `i` once and returns its seconds (a peer in another process times itself).
 /// Returns (median seconds, repeats) per operation.
-pub fn alternating_medians(budget: Budget, count: usize, mut f: impl FnMut(usize) -> Result<f64>) -> Result<Vec<(f64, usize)>> {
+pub fn alternating_medians(
+    budget: Budget,
+    count: usize,
+    mut f: impl FnMut(usize) -> Result<f64>,
+) -> Result<Vec<(f64, usize)>> {
     for i in 0..count {
         f(i)?;
     }

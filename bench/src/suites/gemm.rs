@@ -54,7 +54,9 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
         Some(py) => {
             let name = py.header["blas"].as_str().unwrap_or("OpenBLAS").to_string();
             let core = py.header["core"].as_str().unwrap_or("unknown");
-            let forced = std::env::var("OPENBLAS_CORETYPE").map(|v| format!(", forced by OPENBLAS_CORETYPE={v}")).unwrap_or_default();
+            let forced = std::env::var("OPENBLAS_CORETYPE")
+                .map(|v| format!(", forced by OPENBLAS_CORETYPE={v}"))
+                .unwrap_or_default();
             notes.push(format!(
                 "{name} (NumPy {}) runs its {core} kernels{forced}, {} threads",
                 py.header["numpy"].as_str().unwrap_or("?"),

@@ -114,7 +114,8 @@ impl Ctx {
         };
         let stdin = child.stdin.take().context("python stdin")?;
         let stdout = BufReader::new(child.stdout.take().context("python stdout")?);
-        let mut server = PyServer { script: script.to_string(), child, stdin, stdout, header: serde_json::Value::Null };
+        let mut server =
+            PyServer { script: script.to_string(), child, stdin, stdout, header: serde_json::Value::Null };
         match server.read() {
             Ok(h) => {
                 server.header = h;

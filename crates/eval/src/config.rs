@@ -617,7 +617,11 @@ impl ExperimentConfig {
         }
         let f = &finetune;
         for (key, ok, need) in [
-            ("r", (1..=1024).contains(&f.r), "between 1 and 1024 (LoRA ranks are usually 4 .. 256; r is also checked against the model's hidden size)"),
+            (
+                "r",
+                (1..=1024).contains(&f.r),
+                "between 1 and 1024 (LoRA ranks are usually 4 .. 256; r is also checked against the model's hidden size)",
+            ),
             ("alpha", f.alpha.is_finite() && f.alpha > 0.0, "a positive number"),
             ("epochs", f.epochs >= 1, "at least 1"),
             ("raft_epochs", f.raft_epochs >= 1, "at least 1"),
