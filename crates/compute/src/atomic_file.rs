@@ -1,5 +1,5 @@
 //! The one atomic file writer of ragtune: every crate that saves a file (index, kernel cache,
-//! adapters, merged models, checkpoints, reports) goes through [`write`] / [`write_with`].
+//! adapters, merged models, checkpoints, reports) goes through [`write()`] / [`write_with`].
 //!
 //! The bytes go to a temporary file beside the destination named `.NAME.ragtune-tmp.<pid>.<nanos>`
 //! (recognisable, unique per process and moment, in the same folder so the rename stays on one
