@@ -297,9 +297,8 @@ impl Report {
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    ragtune_compute::atomic_file::write(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `1.23 ms`, `45.6 µs`, `2.31 s`.
@@ -424,7 +423,12 @@ mod tests {
         // A pipe inside a cell is escaped, so the table keeps its columns.
         assert!(md.contains("n=1000 \\| d=8"), "{md}");
         assert!(md.contains("- FAISS skipped: python3 not found") && md.contains("## Against the baseline"));
-        assert!(!dir.join("report.tmp").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -217,14 +217,10 @@ pub fn gate(device: &Device, versions: &str) -> std::result::Result<(), String> 
 }
 
 fn remember(marker: &std::path::Path, report: &SelfTestReport) -> std::io::Result<()> {
-    let dir = marker.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = marker.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(
-        &tmp,
-        format!("{} passed {} checks in {:.2} s\n", report.device, report.checks.len(), report.seconds),
-    )?;
-    std::fs::rename(&tmp, marker)
+    std::fs::create_dir_all(marker.parent().unwrap_or(std::path::Path::new(".")))?;
+    let line =
+        format!("{} passed {} checks in {:.2} s\n", report.device, report.checks.len(), report.seconds);
+    crate::atomic_file::write(marker, line.as_bytes())
 }
 
 #[cfg(test)]

@@ -48,9 +48,7 @@ pub fn export_task(task: &Task, settings: &RunSettings, model: &Path, dir: &Path
     std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
     let write = |name: &str, text: String| -> Result<()> {
         let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).map_err(|e| EvalError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| EvalError::io(&path, e))
+        ragtune_compute::atomic_file::write(&path, text.as_bytes()).map_err(|e| EvalError::io(&path, e))
     };
     write("corpus.jsonl", passages_jsonl(&task.corpus))?;
     write("qa.jsonl", qa_jsonl(&task.questions))?;

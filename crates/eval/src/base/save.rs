@@ -136,13 +136,9 @@ pub fn write_model_folder(model: &LlamaModel, tokenizer_json: &str, dtype: DType
     write_atomic(&out.join("tokenizer.json"), tokenizer.as_bytes())
 }
 
-/// Write `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Write `bytes` to `path` through ragtune's one atomic writer (temporary file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| EvalError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| EvalError::io(path, e))
+    ragtune_compute::atomic_file::write(path, bytes).map_err(|e| EvalError::io(path, e))
 }
 
 #[cfg(test)]

@@ -3,15 +3,13 @@
 //! (serde_json's `float_roundtrip` parsing; its default parser may be one ulp off).
 //!
 //! Everything is rendered in memory first, so a rendering error writes nothing. Each file then
-//! goes to a temporary name beside its destination (`.report.md.tmp.<pid>.<nanos>`), is synced,
+//! goes to a temporary name beside its destination (`.report.md.ragtune-tmp.<pid>.<nanos>`), is synced,
 //! and is renamed over the destination: a crash leaves the old file or the new one, never half
 //! of one. Charts that this report has no data for are removed if an earlier run left them, so
 //! the folder never shows a chart the Markdown does not describe.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::charts::{ACCURACY, COST, ChartError, DECISION, PARAPHRASES, render_charts};
 use super::markdown::render_markdown;
@@ -58,36 +56,12 @@ pub fn write_report(dir: &Path, report: &ExperimentReport) -> Result<Vec<PathBuf
     Ok(written)
 }
 
-/// Write `bytes` to a temporary file beside `path`, sync it, rename it over `path`. On any
+/// Write `bytes` to a temporary file beside `path`, sync it, rename it over `path`
+/// ([`ragtune_compute::atomic_file`], the one writer every ragtune file goes through). On any
 /// error the temporary file is removed and `path` is left as it was.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // The rename is durable once the folder is synced; best effort, as some file systems
-        // refuse to open a folder for syncing.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && let Ok(d) = File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    result.map_err(|source: std::io::Error| {
-        let _ = fs::remove_file(&tmp);
-        ReportError::Io { path: path.to_path_buf(), source }
-    })
-}
-
-/// `dir/.name.tmp.<pid>.<nanos>`: in the destination's folder, so the rename stays on one file
-/// system, and hidden, so a listing mid-write does not show it as a report file.
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    path.with_file_name(format!(".{name}.tmp.{}.{nanos}", std::process::id()))
+    ragtune_compute::atomic_file::write(path, bytes)
+        .map_err(|source| ReportError::Io { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
