@@ -3,8 +3,9 @@
 //! No autograd: [`LoraTrainer::loss_and_grads`] runs a training forward that keeps what each
 //! layer's backward needs, then an explicit backward through the head, the norms, the MLP,
 //! attention and rotary embedding, producing gradients for the adapters only (the base is
-//! frozen, in f32, bf16 or f16; the residual stream, adapters and gradients are f32). Everything is written in `ragtune_compute::ops`, so the same code runs on a GPU
-//! (where the backward ops go through the host until their kernels land).
+//! frozen, in f32, bf16 or f16; the residual stream, adapters and gradients are f32).
+//! Everything is written in `ragtune_compute::ops`, so the same code runs on a GPU, the backward
+//! ops included (their kernels sit beside each family's forward in `kernels/`).
 //!
 //! - [`full`]: full fine-tuning, every weight trainable (pretraining a small model);
 //! - [`lora`]: the adapter — targets, rank, scale (α/r or rsLoRA's α/√r), f32 master weights;
