@@ -9,14 +9,19 @@
 //!
 //! A writer killed with `kill -9` cannot remove its temporary file. So after each successful
 //! write, [`write_with`] removes the destination's stale siblings: `.NAME.ragtune-tmp.*` files
-//! whose process is no longer alive, or that were last modified before the current process
-//! started (a process reusing the dead writer's pid is not that writer). A live writer's file is
-//! recent — it is being written — and is left alone.
+//! whose writing process no longer exists, or that have not been touched for a day (a temporary
+//! file lives for the seconds a save takes; a day-old one whose pid is alive belongs to a
+//! process that reused a dead writer's pid). Files of a live process — another one saving the
+//! same file right now, or another thread of this one — are left alone: removing them would make
+//! that save fail.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A temporary file untouched this long is stale whatever its pid says.
+const STALE_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// The marker between a destination's name and the pid in its temporary files' names.
 pub const TEMP_MARKER: &str = ".ragtune-tmp.";
@@ -91,19 +96,22 @@ pub fn remove_stale(path: &Path) -> usize {
     };
     let Ok(entries) = fs::read_dir(dir) else { return 0 };
     let prefix = format!(".{name}{TEMP_MARKER}");
-    let started = process_start();
     let mut removed = 0;
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = file_name.strip_prefix(&prefix) else { continue };
         let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        let modified = entry.metadata().and_then(|m| m.modified()).ok();
-        let older_than_us = matches!((modified, started), (Some(m), Some(s)) if m < s);
+        let day_old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > STALE_AGE);
         let stale = if pid == std::process::id() {
-            // Our own: only a leftover of an earlier process that had our pid.
-            older_than_us
+            // Our own pid: another thread may be writing it now.
+            day_old
         } else {
-            pid_alive(pid) == Some(false) || older_than_us
+            pid_alive(pid) == Some(false) || day_old
         };
         if stale && fs::remove_file(entry.path()).is_ok() {
             removed += 1;
@@ -119,19 +127,6 @@ fn pid_alive(pid: u32) -> Option<bool> {
         return None;
     }
     Some(proc.join(pid.to_string()).exists())
-}
-
-/// When the current process started: the birth of `/proc/self` on Linux; elsewhere `None`
-/// (then only dead pids make a file stale).
-fn process_start() -> Option<SystemTime> {
-    let stat = fs::read_to_string("/proc/self/stat").ok()?;
-    // Field 22 (starttime, in clock ticks since boot) follows the parenthesised command name.
-    let after = stat.rsplit_once(')')?.1;
-    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
-    let uptime: f64 = fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
-    // USER_HZ is 100 on every Linux ragtune runs on.
-    let age = (uptime - ticks as f64 / 100.0).max(0.0);
-    SystemTime::now().checked_sub(std::time::Duration::from_secs_f64(age))
 }
 
 #[cfg(test)]
@@ -192,13 +187,20 @@ mod tests {
         let dead = d.join(format!(".x.bin{TEMP_MARKER}4294967294.1"));
         let other = d.join(format!(".y.bin{TEMP_MARKER}4294967294.1"));
         let live = d.join(format!(".x.bin{TEMP_MARKER}{}.5", std::process::id()));
-        for f in [&dead, &other, &live] {
+        // pid 1 is always alive: a recent temp of it is left, a two-day-old one is stale.
+        let recent = d.join(format!(".x.bin{TEMP_MARKER}1.7"));
+        let old = d.join(format!(".x.bin{TEMP_MARKER}1.8"));
+        for f in [&dead, &other, &live, &recent, &old] {
             fs::write(f, b"junk").unwrap();
         }
+        let two_days_ago = SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+        File::options().write(true).open(&old).unwrap().set_modified(two_days_ago).unwrap();
         write(&p, b"new").unwrap();
         assert!(!dead.exists(), "a dead writer's temp is removed");
         assert!(other.exists(), "another file's temps are not touched");
-        assert!(live.exists(), "a live writer's recent temp is left alone");
+        assert!(live.exists(), "a live writer's temp (this process, another thread) is left alone");
+        assert!(recent.exists(), "a live process's recent temp is left alone");
+        assert!(!old.exists(), "a day-old temp is stale whatever its pid");
         fs::remove_dir_all(&d).unwrap();
     }
 }
