@@ -76,7 +76,7 @@ pub fn run(args: DoctorArgs, json_out: bool) -> anyhow::Result<()> {
     let ordinal = Device::parse_spec(&args.device)?
         .ok_or_else(|| anyhow::anyhow!("--device cpu: doctor examines a GPU; use auto, cuda or cuda:N"))?;
     let (cpu_name, features) = cpu();
-    let threads = rayon_threads();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let versions = cuda::versions();
     let choice = Device::auto();
     let gpu = Device::cuda(ordinal);
@@ -147,10 +147,6 @@ pub fn run(args: DoctorArgs, json_out: bool) -> anyhow::Result<()> {
         print_text(&report, &versions, &features);
     }
     if broken.is_empty() { Ok(()) } else { anyhow::bail!("{}", broken.join("; ")) }
-}
-
-fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn print_text(r: &Value, v: &cuda::CudaVersions, features: &[&str]) {
