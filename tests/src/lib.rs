@@ -3,9 +3,11 @@
 //! suite that runs every op on a kernel device (the CPU emulation, or a real GPU) against the CPU.
 
 pub mod attention_bench;
+pub mod fuzz;
 pub mod gpu;
 pub mod gpu_bench_rows;
 pub mod instrumented;
+pub mod kill;
 pub mod lora_bench;
 pub mod memory;
 pub mod parity;

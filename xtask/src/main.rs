@@ -10,11 +10,13 @@
 //!   written to `target/bench/<UTC timestamp>/report.{md,json}`; `--baseline` flags regressions.
 //! - `profile KERNEL`: one kernel's GPU benchmark under Nsight Compute, summarised.
 //! - `demo-base`: regenerate the built-in base model (crates/eval/assets/demo-base).
+//! - `fuzz`: every file reader's mutation test at length (10,000+ cases each), release build.
 
 mod bench_index;
 mod bench_suite;
 mod ci;
 mod demo_base;
+mod fuzz;
 mod gpu_bundle;
 mod kernels;
 mod profile;
@@ -46,6 +48,8 @@ enum Command {
     Bench(Bench),
     /// Regenerate the built-in base model (crates/eval/assets/demo-base), release build.
     DemoBase(demo_base::DemoBaseArgs),
+    /// Every file reader's mutation test at length (release build); non-zero exit on any panic.
+    Fuzz(fuzz::FuzzArgs),
     /// One kernel family's GPU benchmark under Nsight Compute (ncu); exit 3 when ncu is absent.
     Profile(profile::ProfileArgs),
 }
@@ -90,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Generate(a)) => bench_suite::run(&root, "generate", a),
         Command::Bench(Bench::GpuRows(a)) => bench_suite::gpu_rows(&root, a),
         Command::DemoBase(args) => demo_base::run(&root, args),
+        Command::Fuzz(args) => fuzz::run(&root, args),
         Command::Profile(args) => profile::run(&root, args),
     }
 }

@@ -1,83 +1,78 @@
 //! Issue 17, item 7: mutation tests of the index crate's readers (.npy and the index file).
-//! Seeded byte mutations (flips, extreme u64s over header fields, truncations, insertions),
-//! half of the index files re-checksummed so the structure checks are reached; each read must
-//! return an error or a value, never panic. A fixed seed and a time budget keep them short.
+//! Byte edits from `ragtune_tests::fuzz::mutate` (flips, extreme u64s over header fields,
+//! truncations, insertions); half of the index files are re-checksummed so the structure checks
+//! behind the SHA-256 are reached, and a loaded index is searched with a huge k. Each read
+//! returns an error or a value: never a panic, an abort or more than 1 GiB.
 
 mod common;
-
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
 
 use common::*;
 use ragtune_compute::{DType, Device};
 use ragtune_index::{AnyIndex, FlatIndex, IvfFlatIndex, IvfParams, Metric, npy};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use ragtune_tests::fuzz::{CountingAlloc, file, fuzz, mutate};
+use rand::Rng;
 use sha2::{Digest, Sha256};
 
-const BUDGET: Duration = Duration::from_secs(2);
-const MAX_CASES: usize = 400;
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
 
-fn mutate(rng: &mut ChaCha8Rng, bytes: &[u8]) -> Vec<u8> {
-    let mut b = bytes.to_vec();
-    for _ in 0..rng.random_range(1..4) {
-        if b.is_empty() {
-            b.push(rng.random());
-            continue;
-        }
-        let at = rng.random_range(0..b.len());
-        match rng.random_range(0..6) {
-            0 => b[at] ^= 1 << rng.random_range(0..8),
-            1 => b[at] = if rng.random() { 0 } else { 0xff },
-            2 => b.truncate(at),
-            3 => {
-                let extra: Vec<u8> = (0..rng.random_range(1..16)).map(|_| rng.random()).collect();
-                b.splice(at..at, extra);
-            }
-            _ => {
-                // An extreme number over a (likely) header field.
-                let v: u64 = [u64::MAX, 1 << 62, 1 << 40, 0, 1, u32::MAX as u64][rng.random_range(0..6)];
-                let at = (at.min(64) / 8) * 8;
-                let end = (at + 8).min(b.len());
-                b[at..end].copy_from_slice(&v.to_le_bytes()[..end - at]);
-            }
-        }
-    }
-    b
-}
-
-fn run(name: &str, seed: u64, original: &[u8], mut check: impl FnMut(&[u8])) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let start = Instant::now();
-    let mut cases = 0;
-    while cases < MAX_CASES && start.elapsed() < BUDGET {
-        let bytes = mutate(&mut rng, original);
-        let outcome = catch_unwind(AssertUnwindSafe(|| check(&bytes)));
-        assert!(outcome.is_ok(), "{name}: case {cases} (seed {seed}) panicked");
-        cases += 1;
-    }
-    assert!(cases >= 20, "{name}: only {cases} cases ran within the budget");
-}
-
+/// Vectors (f32) and ids (i64) files, each read as what it holds: a mutated file must give an
+/// error or a value either way.
 #[test]
-fn mutated_npy_files_never_panic() {
-    let path = temp_path("fuzz.npy");
-    npy::write_f32(&path, &[10, 4], &random_rows(&mut rng(1), 10, 4)).unwrap();
+fn fuzz_npy() {
+    let (vectors, ids) = (temp_path("fuzz-v.npy"), temp_path("fuzz-i.npy"));
+    npy::write_f32(&vectors, &[10, 4], &random_rows(&mut rng(1), 10, 4)).unwrap();
+    npy::write_i64(&ids, &[10], &(0..10).collect::<Vec<_>>()).unwrap();
+    let originals = [std::fs::read(&vectors).unwrap(), std::fs::read(&ids).unwrap()];
+    fuzz(
+        "npy",
+        17,
+        |rng| {
+            let which = rng.random_range(0..2);
+            file(["v.npy", "i.npy"][which], mutate::bytes(rng, &originals[which], 128))
+        },
+        |dir| match dir.join("v.npy").exists() {
+            true => npy::read_vectors(dir.join("v.npy")).map(drop),
+            false => npy::read_ids(dir.join("i.npy")).map(drop),
+        },
+    );
+}
+
+fn fuzz_index(kind: &str, seed: u64, index: AnyIndex, dim: usize, rows: &[f32]) {
+    let path = temp_path(&format!("fuzz-{kind}.rtx"));
+    index.save(&path).unwrap();
     let original = std::fs::read(&path).unwrap();
-    run("npy", 17, &original, |bytes| {
-        std::fs::write(&path, bytes).unwrap();
-        let _ = npy::read_vectors(&path);
-        let _ = npy::read_ids(&path);
-    });
+    let q = tensor(&rows[..dim], dim);
+    fuzz(
+        &format!("index-{kind}"),
+        seed,
+        |rng| {
+            let mut bytes = mutate::bytes(rng, &original, 64);
+            if rng.random() && bytes.len() >= 32 {
+                let body = bytes.len() - 32;
+                let digest = Sha256::digest(&bytes[..body]);
+                bytes[body..].copy_from_slice(&digest);
+            }
+            file("i.rtx", bytes)
+        },
+        |dir| AnyIndex::load(dir.join("i.rtx"), &Device::Cpu)?.search(&q, usize::MAX, None, None),
+    );
 }
 
 #[test]
-fn mutated_index_files_never_panic() {
+fn fuzz_index_flat() {
     let (n, dim) = (64, 4);
     let rows = random_rows(&mut rng(2), n, dim);
-    let ids: Vec<u64> = (0..n as u64).collect();
     let mut flat = FlatIndex::new(dim, Metric::L2, DType::F16, &Device::Cpu).unwrap();
-    flat.add(&tensor(&rows, dim), &ids).unwrap();
+    flat.add(&tensor(&rows, dim), &(0..n as u64).collect::<Vec<_>>()).unwrap();
+    fuzz_index("flat", 18, AnyIndex::Flat(flat), dim, &rows);
+}
+
+#[test]
+fn fuzz_index_ivf() {
+    let (n, dim) = (64, 4);
+    let rows = random_rows(&mut rng(3), n, dim);
+    let ids: Vec<u64> = (0..n as u64).collect();
     let ivf = IvfFlatIndex::build(
         &tensor(&rows, dim),
         &ids,
@@ -87,24 +82,5 @@ fn mutated_index_files_never_panic() {
         IvfParams::new(4),
     )
     .unwrap();
-    let q = tensor(&rows[..dim], dim);
-    for (kind, save) in [("flat", AnyIndex::Flat(flat)), ("ivf", AnyIndex::Ivf(ivf))] {
-        let path = temp_path(&format!("fuzz-{kind}.rtx"));
-        save.save(&path).unwrap();
-        let original = std::fs::read(&path).unwrap();
-        let mut flip = false;
-        run(kind, 18, &original, |bytes| {
-            let mut bytes = bytes.to_vec();
-            flip = !flip;
-            if flip && bytes.len() >= 32 {
-                let body = bytes.len() - 32;
-                let digest = Sha256::digest(&bytes[..body]);
-                bytes[body..].copy_from_slice(&digest);
-            }
-            std::fs::write(&path, &bytes).unwrap();
-            if let Ok(index) = AnyIndex::load(&path, &Device::Cpu) {
-                let _ = index.search(&q, usize::MAX, None, None);
-            }
-        });
-    }
+    fuzz_index("ivf", 18, AnyIndex::Ivf(ivf), dim, &rows);
 }

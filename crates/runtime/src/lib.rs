@@ -8,7 +8,8 @@
 //!   sampling ([`sampling`]), stop tokens and streaming; [`score()`]: log-likelihood of a
 //!   continuation;
 //! - [`bert`]: sentence embeddings (mean or CLS pooling, L2 normalisation);
-//! - [`tokenizer`]: the `tokenizers` crate with padding and truncation switched off.
+//! - [`tokenizer`]: the `tokenizers` crate with padding and truncation switched off, each file
+//!   checked first for what makes that crate panic.
 
 pub mod bert;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod rope;
 pub mod sampling;
 pub mod score;
 pub mod tokenizer;
+mod tokenizer_json;
 pub mod weights;
 
 pub use bert::{BertEmbedder, BertModel, Pooling, PoolingMode};

@@ -1,7 +1,17 @@
 //! A linear layer `y = x Wᵀ (+ b)` over `ops::linear` and `ops::add`, optionally with an
 //! unmerged low-rank adapter (LoRA) on top: `+ scale · (x Aᵀ) Bᵀ`.
+//!
+//! The weight is dense (a [`Tensor`] in the model's dtype) or, for a GGUF file loaded at its
+//! stored precision (`--dtype stored`), a quantized [`QMatrix`] ([`QuantWeight`]) multiplied on
+//! the CPU with quantized activations (`ragtune_compute::cpu::quant`: 8 bits plus an 8-bit
+//! residual, or 8 bits alone for `stored-q8`). A quantized layer takes and returns f32
+//! activations; an adapter on it still adds its f32 delta. Training cannot go through quantized weights:
+//! [`Linear::dense_weight`] says so by name.
 
-use ragtune_compute::{Tensor, ops};
+use std::sync::Arc;
+
+use ragtune_compute::cpu::quant::{ActBits, QMatrix, qmatmul};
+use ragtune_compute::{DType, Device, Tensor, ops};
 
 use crate::error::{Result, RuntimeError};
 use crate::weights::Weights;
@@ -26,9 +36,44 @@ pub struct AdapterBank {
     pub scales: Vec<f32>,
 }
 
+/// A quantized weight and how finely its input activations are quantized (8 bits as llama.cpp,
+/// or 8 bits plus an 8-bit residual; see `ragtune_compute::cpu::quant::acts`).
+#[derive(Clone, Debug)]
+pub struct QuantWeight {
+    pub matrix: Arc<QMatrix>,
+    pub acts: ActBits,
+}
+
+impl QuantWeight {
+    /// `x Wᵀ`: x must be f32 on the CPU with `[.., in]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let q = &self.matrix;
+        if x.rank() == 0 || x.last_dim() != q.cols || x.dtype() != DType::F32 || !x.is_host() {
+            return Err(RuntimeError::input(format!(
+                "a quantized {:?} layer [{}, {}] takes f32 activations [.., {}] on the CPU, not {} {:?}{}",
+                q.kind,
+                q.rows,
+                q.cols,
+                q.cols,
+                x.dtype(),
+                x.shape(),
+                if x.is_host() { "" } else { " on a GPU" }
+            )));
+        }
+        let rows = x.numel() / q.cols;
+        let y = qmatmul(x.as_slice::<f32>()?, rows, q, self.acts);
+        let mut shape = x.shape().to_vec();
+        *shape.last_mut().expect("rank >= 1") = q.rows;
+        Ok(Tensor::from_slice(&y, &shape)?)
+    }
+}
+
 pub struct Linear {
-    /// `[out, in]`, as PyTorch stores it.
+    /// `[out, in]`, as PyTorch stores it; for a quantized layer an empty f32 `[out, 0]`
+    /// placeholder (the weight is [`Linear::quant`]).
     pub weight: Tensor,
+    /// The quantized weight `[out, in]`, when the layer keeps a GGUF file's blocks as stored.
+    pub quant: Option<QuantWeight>,
     pub bias: Option<Tensor>,
     /// An adapter added to the output (see [`Linear::set_lora`]).
     pub lora: Option<LoraDelta>,
@@ -41,21 +86,69 @@ impl Linear {
     pub fn load(w: &Weights, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
         let weight = w.get(&format!("{prefix}.weight"), &[out, inp])?;
         let bias = if bias { Some(w.get(&format!("{prefix}.bias"), &[out])?) } else { None };
-        Ok(Linear { weight, bias, lora: None, bank: None })
+        Ok(Linear { weight, bias, quant: None, lora: None, bank: None })
+    }
+
+    /// A layer over a quantized weight (CPU, f32 activations); `bias` f32 `[out]` when given.
+    pub fn quantized(q: QuantWeight, bias: Option<Tensor>) -> Result<Linear> {
+        if let Some(b) = &bias
+            && (b.shape() != [q.matrix.rows] || b.dtype() != DType::F32 || !b.is_host())
+        {
+            return Err(RuntimeError::input(format!(
+                "the bias of a quantized layer must be f32 [{}] on the CPU, not {} {:?}",
+                q.matrix.rows,
+                b.dtype(),
+                b.shape()
+            )));
+        }
+        let weight = Tensor::zeros(&[q.matrix.rows, 0], DType::F32, &Device::Cpu)?;
+        Ok(Linear { weight, bias, quant: Some(q), lora: None, bank: None })
+    }
+
+    /// `(out, in)` of the weight, dense or quantized.
+    pub fn shape(&self) -> (usize, usize) {
+        match &self.quant {
+            Some(q) => (q.matrix.rows, q.matrix.cols),
+            None => (self.weight.shape()[0], self.weight.shape()[1]),
+        }
+    }
+
+    /// Whether the weight is kept quantized.
+    pub fn is_quantized(&self) -> bool {
+        self.quant.is_some()
+    }
+
+    /// Bytes of weight and bias a forward pass reads.
+    pub fn weight_bytes(&self) -> usize {
+        self.quant.as_ref().map_or(self.weight.size_bytes(), |q| q.matrix.size_bytes())
+            + self.bias.as_ref().map_or(0, Tensor::size_bytes)
+    }
+
+    /// The dense weight, for code that differentiates through it or rewrites it (training,
+    /// merging); a quantized layer is refused by name with the fix.
+    pub fn dense_weight(&self) -> Result<&Tensor> {
+        match &self.quant {
+            Some(q) => Err(RuntimeError::Unsupported(format!(
+                "this layer keeps its {:?} weight quantized as stored (loaded with --dtype stored), \
+                 which inference alone can use; load the model with --dtype f32 (or bf16) to train or merge",
+                q.matrix.kind
+            ))),
+            None => Ok(&self.weight),
+        }
     }
 
     /// Attach (or with `None` remove) an adapter. A must be `[r, in]` and B `[out, r]` for this
     /// layer's `[out, in]` weight, in its dtype.
     pub fn set_lora(&mut self, lora: Option<LoraDelta>) -> Result<()> {
         if let Some(l) = &lora {
-            let (out, inp) = (self.weight.shape()[0], self.weight.shape()[1]);
+            let (out, inp) = self.shape();
             let r = l.a.shape().first().copied().unwrap_or(0);
             if l.a.shape() != [r, inp] || l.b.shape() != [out, r] || r == 0 {
                 return Err(RuntimeError::input(format!(
                     "LoRA A {:?} and B {:?} do not fit the weight {:?}: they must be [r, {inp}] and [{out}, r]",
                     l.a.shape(),
                     l.b.shape(),
-                    self.weight.shape()
+                    [out, inp]
                 )));
             }
             if l.a.dtype() != self.weight.dtype() || l.b.dtype() != self.weight.dtype() {
@@ -96,7 +189,10 @@ impl Linear {
 
     /// The frozen base alone: `x Wᵀ (+ b)`, ignoring an attached adapter.
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
-        let y = ops::linear(x, &self.weight)?;
+        let y = match &self.quant {
+            Some(q) => q.forward(x)?,
+            None => ops::linear(x, &self.weight)?,
+        };
         Ok(match &self.bias {
             Some(b) => ops::add(&y, b)?,
             None => y,

@@ -2,7 +2,12 @@
 //! GGUF metadata. A file's own padding and truncation are switched off (the MiniLM file pads every
 //! input to 128 tokens), so ids are exactly the text's. [`StreamDecoder`] turns ids into text
 //! piece by piece for streaming output without cutting a multi-byte character in half.
+//!
+//! A file is checked before `tokenizers` parses it (`tokenizer_json.rs`: inputs on which
+//! that crate panics or spends memory out of proportion), and every call into the crate runs
+//! under `catch_unwind`, so a panic left in it still reaches the caller as an error.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use crate::error::{Result, RuntimeError};
@@ -13,15 +18,20 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     pub fn from_file(path: &Path) -> Result<Tokenizer> {
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| RuntimeError::Tokenizer(format!("{}: {e}", path.display())))?;
-        Ok(Tokenizer::from_inner(inner))
+        let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::io(path, e))?;
+        Tokenizer::parse(&text, &path.display().to_string())
     }
 
     /// A tokenizer from the text of a `tokenizer.json`.
     pub fn from_json(json: &str) -> Result<Tokenizer> {
-        let inner: tokenizers::Tokenizer =
-            json.parse().map_err(|e| RuntimeError::Tokenizer(format!("invalid tokenizer JSON: {e}")))?;
+        Tokenizer::parse(json, "tokenizer JSON")
+    }
+
+    /// `text` checked, then parsed by `tokenizers`; errors name `origin`.
+    fn parse(text: &str, origin: &str) -> Result<Tokenizer> {
+        crate::tokenizer_json::check(text, origin)?;
+        let inner: tokenizers::Tokenizer = guarded(origin, "reading it", || text.parse())?
+            .map_err(|e| RuntimeError::Tokenizer(format!("{origin}: {e}")))?;
         Ok(Tokenizer::from_inner(inner))
     }
 
@@ -35,10 +45,9 @@ impl Tokenizer {
     /// The ids of `text`; `add_special_tokens` adds what the file's post-processor adds
     /// (BERT's `[CLS]` … `[SEP]`, a BOS for some decoders).
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(text, add_special_tokens)
-            .map_err(|e| RuntimeError::Tokenizer(e.to_string()))?;
+        let enc =
+            guarded("the tokenizer", "encoding a text", || self.inner.encode(text, add_special_tokens))?
+                .map_err(|e| RuntimeError::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 
@@ -65,7 +74,8 @@ impl Tokenizer {
     }
 
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
-        self.inner.decode(ids, skip_special_tokens).map_err(|e| RuntimeError::Tokenizer(e.to_string()))
+        guarded("the tokenizer", "decoding ids", || self.inner.decode(ids, skip_special_tokens))?
+            .map_err(|e| RuntimeError::Tokenizer(e.to_string()))
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -79,6 +89,24 @@ impl Tokenizer {
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
     }
+}
+
+/// `f` (a call into `tokenizers`) with a panic turned into an error naming `origin` and `what`
+/// it was doing: the file's checks cover the panics known in 0.22.2, this the ones not yet found.
+fn guarded<T>(origin: &str, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    // The `tokenizers` state a panic could leave half-updated is its caches, which it reads with
+    // `try_read` and skips when poisoned, so the tokenizer stays usable after a caught panic.
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        RuntimeError::Tokenizer(format!(
+            "{origin}: the tokenizers library failed {what} ({why}); the tokenizer.json is malformed in a way \
+             ragtune does not check yet: compare it with the model's original file"
+        ))
+    })
 }
 
 /// The bytes of text read per token asked for by [`Tokenizer::encode_prefix`]: a generous

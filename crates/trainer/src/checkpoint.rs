@@ -9,7 +9,11 @@
 //!   and the SHA-256 of both safetensors files, checked on load.
 //!
 //! A checkpoint is written into `<dir>.tmp` and renamed over `<dir>` only when complete, so a
-//! crash (or a NaN stopping the run) leaves the previous checkpoint intact.
+//! crash (or a NaN stopping the run) leaves the previous checkpoint intact. Replacing an existing
+//! `<dir>` takes two renames (`<dir>` → `<dir>.old`, then `<dir>.tmp` → `<dir>`); a run killed
+//! between them leaves no `<dir>` and the previous checkpoint whole in `<dir>.old`.
+//! [`load_checkpoint`] of `<dir>` then reads `<dir>.old` and says so ([`Checkpoint::recovered`]),
+//! and the next successful save puts `<dir>.old` back as `<dir>`.
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +41,9 @@ pub struct Checkpoint {
     pub step: u64,
     /// The run's settings as saved (seed, batch size, ...): a resumed run must use the same.
     pub settings: Value,
+    /// Set when the folder asked for was missing and its `.old` side was read instead (a save
+    /// killed between its two renames): what happened, for the caller to show.
+    pub recovered: Option<String>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -120,8 +127,10 @@ fn numbered(name: &str) -> Option<(&str, u64)> {
     Some((&name[..digits], n))
 }
 
-/// After a successful checkpoint: remove what killed runs left beside it — `stem<n>.tmp`
-/// folders (unfinished), and `stem<n>.old` folders whose `stem<n>` is complete. Best effort.
+/// After a successful checkpoint: tidy what killed runs left beside it — remove `stem<n>.tmp`
+/// folders (unfinished) and `stem<n>.old` folders whose `stem<n>` is complete, and rename a
+/// complete `stem<n>.old` whose `stem<n>` is missing (killed between the swap's renames) back to
+/// `stem<n>`, the checkpoint it is. Best effort.
 fn remove_stale_checkpoints(dir: &Path) {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(|n| n.to_str())) else { return };
     let Some((stem, _)) = numbered(name) else { return };
@@ -130,8 +139,14 @@ fn remove_stale_checkpoints(dir: &Path) {
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let stale = match file_name.rsplit_once('.') {
             Some((base, "tmp")) => numbered(base).is_some_and(|(s, _)| s == stem),
-            Some((base, "old")) => {
-                numbered(base).is_some_and(|(s, _)| s == stem) && parent.join(base).join(STATE_FILE).is_file()
+            Some((base, "old")) if numbered(base).is_some_and(|(s, _)| s == stem) => {
+                let base = parent.join(base);
+                if !base.exists() && entry.path().join(STATE_FILE).is_file() {
+                    let _ = std::fs::rename(entry.path(), &base);
+                    false
+                } else {
+                    base.join(STATE_FILE).is_file()
+                }
             }
             _ => false,
         };
@@ -182,10 +197,47 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// A missing `--resume` folder, as an error that says what is beside it and what to pass.
+fn missing(dir: &Path) -> TrainError {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut what = format!("{name} does not exist");
+    if sibling(dir, "tmp").exists() {
+        what.push_str(&format!(
+            "; {name}.tmp beside it is an unfinished checkpoint (the run was killed while writing it)"
+        ));
+    }
+    let fix = match numbered(&name).and_then(|(stem, _)| latest_complete(dir, stem)) {
+        Some(p) => format!("the latest complete checkpoint beside it is {}: pass that", p.display()),
+        None => "no complete checkpoint is beside it: check the path, or train from the start".to_string(),
+    };
+    TrainError::format(dir.display(), format!("{what}; {fix}"))
+}
+
 /// Read a checkpoint written by [`save_checkpoint`] for `model`, checking its magic, version and
-/// checksums.
+/// checksums. When `dir` is missing but `<dir>.old` holds a complete checkpoint (a save killed
+/// between its two renames), that one is read and [`Checkpoint::recovered`] says so.
 pub fn load_checkpoint(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<Checkpoint> {
     refuse_side_folder(dir)?;
+    if dir.exists() {
+        return read_checkpoint(dir, model, device);
+    }
+    let old = sibling(dir, "old");
+    if !old.join(STATE_FILE).is_file() {
+        return Err(missing(dir));
+    }
+    let mut ck = read_checkpoint(&old, model, device)?;
+    ck.recovered = Some(format!(
+        "{} is missing: a save was killed between its two renames, leaving the checkpoint it was \
+         replacing whole in {}; resuming from that one (step {}); the next checkpoint saved beside \
+         it renames it back",
+        dir.display(),
+        old.display(),
+        ck.step
+    ));
+    Ok(ck)
+}
+
+fn read_checkpoint(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<Checkpoint> {
     let state_path = dir.join(STATE_FILE);
     let origin = state_path.display().to_string();
     let text = std::fs::read_to_string(&state_path).map_err(|e| TrainError::io(&state_path, e))?;
@@ -257,5 +309,5 @@ pub fn load_checkpoint(dir: &Path, model: &LlamaConfig, device: &Device) -> Resu
             ])
         })
         .collect::<Result<_>>()?;
-    Ok(Checkpoint { adapter, moments, step, settings: state["settings"].clone() })
+    Ok(Checkpoint { adapter, moments, step, settings: state["settings"].clone(), recovered: None })
 }

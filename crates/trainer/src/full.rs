@@ -86,6 +86,16 @@ impl FullTrainer {
     /// Train every weight of `model`, which must be f32 (its weights are the master weights).
     /// Linear biases (Qwen2's q/k/v) train too.
     pub fn new(mut model: LlamaModel, optimizer: AdamW) -> Result<FullTrainer> {
+        if model
+            .layers
+            .iter()
+            .any(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().any(|lin| lin.is_quantized()))
+        {
+            return Err(TrainError::input(
+                "full fine-tuning trains the model's own weights, which it keeps quantized as stored (--dtype \
+                 stored); load it with --dtype f32",
+            ));
+        }
         if model.dtype != DType::F32 {
             return Err(TrainError::input(format!(
                 "full fine-tuning trains the model's own weights, which must be f32 (it is {}); load it with DType::F32",

@@ -175,6 +175,17 @@ impl<'m> LoraTrainer<'m> {
                 "the base model has an adapter attached; train on a model without one (merge it first)",
             ));
         }
+        // The backward pass multiplies by the dense weights; quantized blocks have none.
+        if model
+            .layers
+            .iter()
+            .any(|l| [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].iter().any(|lin| lin.is_quantized()))
+        {
+            return Err(TrainError::input(
+                "the base model keeps its weights quantized as stored (loaded with --dtype stored); LoRA training \
+                 needs dense weights: load it with --dtype f32 or bf16",
+            ));
+        }
         if adapter.modules.len() != model.config.num_layers {
             return Err(TrainError::input(format!(
                 "the adapter has {} layers but the model {}",

@@ -16,6 +16,7 @@ pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod optim;
+pub mod quant;
 pub mod rope;
 pub mod softmax;
 pub mod topk;

@@ -95,8 +95,22 @@ impl TensorInfo {
         self.dims.iter().rev().map(|&d| d as usize).collect()
     }
 
+    /// The element count, or an error naming the tensor when its dims multiply past a u64 (a
+    /// corrupt shape: the fuzzer's two dims of 2^40 overflowed, a panic in debug builds and a
+    /// wrapped, wrong size in release). Every tensor of a parsed file has passed it.
+    pub fn checked_numel(&self) -> Result<u64> {
+        self.dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d)).ok_or_else(|| {
+            RuntimeError::tensor(
+                &self.name,
+                format!("its dimensions {:?} hold more than 2^64 elements: the file is corrupt", self.dims),
+            )
+        })
+    }
+
+    /// The element count. Exact for every tensor of a parsed [`GgufFile`] (parsing refuses one
+    /// whose count overflows, see [`Self::checked_numel`]); saturates at `u64::MAX` otherwise.
     pub fn numel(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d)).unwrap_or(u64::MAX)
     }
 }
 
@@ -275,7 +289,8 @@ impl GgufFile {
     /// The stored bytes of `info`, checked to lie inside the file.
     pub fn tensor_bytes(&self, info: &TensorInfo) -> Result<&[u8]> {
         let all: &[u8] = (*self.bytes).as_ref();
-        let len = info.kind.bytes_for(info.numel()).map_err(|e| RuntimeError::tensor(&info.name, e))?;
+        let len =
+            info.kind.bytes_for(info.checked_numel()?).map_err(|e| RuntimeError::tensor(&info.name, e))?;
         let start = (self.data_start as u64).checked_add(info.offset);
         let end = start.and_then(|s| s.checked_add(len));
         match (start, end) {

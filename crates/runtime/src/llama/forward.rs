@@ -156,14 +156,14 @@ impl LlamaModel {
         }
         let x = ops::rms_norm(&x, &self.norm, c.rms_norm_eps)?;
         let logits = match want {
-            LogitsWanted::All => ops::linear(&x, &self.lm_head)?,
+            LogitsWanted::All => self.head(&x)?,
             LogitsWanted::Last => {
                 let last: Vec<i32> = (0..batch).map(|b| (b * s + s - 1) as i32).collect();
                 let rows = ops::embedding(
                     &x.reshape(&[batch * s, c.hidden_size])?,
                     &i32_tensor(self, &last, &[batch])?,
                 )?;
-                ops::linear(&rows, &self.lm_head)?
+                self.head(&rows)?
             }
         };
         Ok((logits, layout))

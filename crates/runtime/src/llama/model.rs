@@ -7,7 +7,7 @@ use ragtune_compute::{DType, Device, Tensor};
 
 use crate::config::{LlamaConfig, ModelConfig};
 use crate::error::{Result, RuntimeError};
-use crate::linear::Linear;
+use crate::linear::{Linear, QuantWeight};
 use crate::weights::Weights;
 
 /// One decoder layer's weights (public so the trainer can run its own forward and backward).
@@ -32,6 +32,9 @@ pub struct LlamaModel {
     pub norm: Tensor,
     /// `[vocab, hidden]`; the embedding itself when the weights are tied.
     pub lm_head: Tensor,
+    /// The output layer kept quantized (a GGUF file loaded at its stored precision); when set,
+    /// logits come from it and `lm_head` serves only as the dense tied copy.
+    pub lm_head_quant: Option<QuantWeight>,
     /// f32 `[head_dim / 2]` on the device, scaling included.
     pub inv_freq: Tensor,
 }
@@ -78,6 +81,16 @@ impl LlamaModel {
     }
 
     pub fn from_weights(config: LlamaConfig, w: &Weights) -> Result<LlamaModel> {
+        Self::from_weights_with(config, w, &mut |name, out, inp, bias| Linear::load(w, name, out, inp, bias))
+    }
+
+    /// [`LlamaModel::from_weights`] with the projections made by `linear(prefix, out, in,
+    /// bias)` (the GGUF loader's stored precision hands out quantized layers this way).
+    pub fn from_weights_with(
+        config: LlamaConfig,
+        w: &Weights,
+        linear: &mut dyn FnMut(&str, usize, usize, bool) -> Result<Linear>,
+    ) -> Result<LlamaModel> {
         if !w.dtype.is_float() {
             return Err(RuntimeError::input(format!("models run in f32, bf16 or f16, not {}", w.dtype)));
         }
@@ -89,7 +102,7 @@ impl LlamaModel {
         let mut layers = Vec::new();
         for l in 0..c.num_layers {
             let p = format!("model.layers.{l}");
-            let lin = |name: &str, out, inp, bias| Linear::load(w, &format!("{p}.{name}"), out, inp, bias);
+            let mut lin = |name: &str, out, inp, bias| linear(&format!("{p}.{name}"), out, inp, bias);
             layers.push(Layer {
                 input_norm: w.get(&format!("{p}.input_layernorm.weight"), &[h])?,
                 q: lin("self_attn.q_proj", q_out, h, c.qkv_bias)?,
@@ -125,6 +138,7 @@ impl LlamaModel {
             layers,
             norm,
             lm_head,
+            lm_head_quant: None,
             inv_freq,
         })
     }
@@ -139,7 +153,7 @@ impl LlamaModel {
     /// Bytes of weights read per decoded token: every parameter once (the tied head counted
     /// again, since it is read twice: as a lookup row and as the full output matrix).
     pub fn weight_bytes_per_token(&self) -> usize {
-        let lin = |l: &Linear| l.weight.size_bytes() + l.bias.as_ref().map_or(0, Tensor::size_bytes);
+        let lin = Linear::weight_bytes;
         let layers: usize = self
             .layers
             .iter()
@@ -149,6 +163,15 @@ impl LlamaModel {
                     + [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().map(lin).sum::<usize>()
             })
             .sum();
-        layers + self.norm.size_bytes() + self.lm_head.size_bytes()
+        let head = self.lm_head_quant.as_ref().map_or(self.lm_head.size_bytes(), |q| q.matrix.size_bytes());
+        layers + self.norm.size_bytes() + head
+    }
+
+    /// Logits `x · lm_headᵀ` from the quantized head when there is one.
+    pub(crate) fn head(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.lm_head_quant {
+            Some(q) => q.forward(x),
+            None => Ok(ragtune_compute::ops::linear(x, &self.lm_head)?),
+        }
     }
 }
