@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use ragtune_eval::experiment::{self, DemoOptions};
 use ragtune_eval::report::ExperimentReport;
+use ragtune_eval::task::TaskKind;
 
 use crate::generate::device;
 
@@ -119,14 +120,20 @@ fn print(report: &ExperimentReport, out: &std::path::Path, json: bool) -> Result
         println!("{}", serde_json::to_string(report)?);
         return Ok(());
     }
-    println!("| arm | multiple choice | exact match | set-up s | latency ms |");
+    let (first, second, metrics): (&str, &str, fn(&ragtune_eval::report::Scores) -> _) = match report.task {
+        TaskKind::Qa => ("multiple choice", "exact match", |s| (s.mc_accuracy, s.exact_match)),
+        TaskKind::Classify => ("accuracy", "macro-F1", |s| (s.mc_accuracy, s.macro_f1)),
+        TaskKind::Format => ("format valid", "field exact match", |s| (s.format_valid, s.field_match)),
+    };
+    println!("| arm | {first} | {second} | set-up s | latency ms |");
     println!("|---|---|---|---|---|");
     for a in &report.arms {
+        let (x, y) = metrics(&a.overall);
         println!(
             "| {} | {} | {} | {:.1} | {:.1} |",
             a.id,
-            pct(a.overall.mc_accuracy),
-            pct(a.overall.exact_match),
+            pct(x),
+            pct(y),
             a.cost.setup_seconds,
             a.cost.latency_ms
         );
@@ -147,6 +154,13 @@ fn print(report: &ExperimentReport, out: &std::path::Path, json: bool) -> Result
         }
         for r in d.reasons.iter().take(2) {
             println!("  {r}");
+        }
+    }
+    if !report.tasks.is_empty() {
+        println!("\n| task | recommended | report |\n|---|---|---|");
+        for t in &report.tasks {
+            let r = t.recommendation.as_deref().unwrap_or("none meets every constraint");
+            println!("| {} | {r} | {} |", t.task, out.join(&t.report).display());
         }
     }
     println!(

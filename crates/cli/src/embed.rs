@@ -1,6 +1,10 @@
 //! `ragtune embed`: sentence vectors from a BERT-family model folder for one text per line or
 //! JSONL lines with a `text` field, written as a `<f4` `[n, dim]` `.npy` file (atomically).
+//! Plain lines are borrowed from the input, not copied, and the embedder tokenizes only the
+//! head of each text that its `max_tokens` can use, so a 20 MB line costs the input's bytes and
+//! no more.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -34,7 +38,7 @@ pub struct EmbedArgs {
 
 /// The texts of `input`: a JSON object line contributes its `text` field, any other non-empty
 /// line itself.
-fn texts(input: &str) -> Result<Vec<String>> {
+fn texts(input: &str) -> Result<Vec<Cow<'_, str>>> {
     let mut out = Vec::new();
     for (i, line) in input.lines().enumerate() {
         if line.trim().is_empty() {
@@ -44,11 +48,11 @@ fn texts(input: &str) -> Result<Vec<String>> {
             let value: serde_json::Value =
                 serde_json::from_str(line).with_context(|| format!("line {}: invalid JSON", i + 1))?;
             match value.get("text").and_then(serde_json::Value::as_str) {
-                Some(t) => out.push(t.to_string()),
+                Some(t) => out.push(Cow::Owned(t.to_string())),
                 None => bail!("line {}: a JSON line needs a string field `text`", i + 1),
             }
         } else {
-            out.push(line.to_string());
+            out.push(Cow::Borrowed(line));
         }
     }
     Ok(out)
@@ -67,7 +71,7 @@ pub fn run(args: EmbedArgs, json: bool) -> Result<()> {
     }
     let embedder = BertEmbedder::from_dir(&args.model, dtype(&args.dtype)?, device(&args.device, json)?)
         .with_context(|| format!("loading {}", args.model.display()))?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
     let start = std::time::Instant::now();
     let bar = crate::progress::bar(refs.len() as u64, "embedding", "texts", json);
     let mut vectors = Vec::with_capacity(refs.len());

@@ -239,6 +239,10 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
         Some(dir) => {
             let ck = load_checkpoint(dir, &model.config, &device)
                 .with_context(|| format!("loading the checkpoint {}", dir.display()))?;
+            // On standard error, so a --json summary on standard output stays one object.
+            if let Some(how) = &ck.recovered {
+                eprintln!("note: {how}");
+            }
             let no_dropout = serde_json::json!(0.0);
             for (key, value) in settings.as_object().into_iter().flatten() {
                 // Checkpoints from before --lora-dropout trained without it.

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use ragtune_compute::{DType, Device};
+use ragtune_runtime::loader::{Precision, load_causal_lm_as};
 use ragtune_runtime::{
     FinishReason, GenerateOptions, LlamaModel, SamplingParams, StreamDecoder, Tokenizer, generate,
-    generate_with_adapters, load_causal_lm,
+    generate_with_adapters,
 };
 use ragtune_trainer::LoraAdapter;
 use ragtune_trainer::lora::attach_bank;
@@ -51,7 +52,10 @@ pub struct GenerateArgs {
     top_k: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Weight dtype: f32, bf16 or f16.
+    /// Weight dtype: f32, bf16 or f16; or `stored`: a GGUF file's quant blocks (Q8_0, Q4_0,
+    /// Q4_1, Q4_K, Q6_K) kept as stored and multiplied on the CPU with activations quantized to
+    /// 8 bits plus an 8-bit residual (`stored-q8`: plain 8 bits, as llama.cpp); a model folder
+    /// loads in its own dtype.
     #[arg(long, default_value = "f32")]
     dtype: String,
     /// cpu, cuda, cuda:N or auto.
@@ -76,12 +80,21 @@ pub(crate) fn device(spec: &str, json: bool) -> Result<Device> {
     Device::from_spec(spec).with_context(|| format!("--device {spec}"))
 }
 
-/// A float dtype for `--dtype`.
+/// A float dtype for `--dtype` (commands that need dense weights: training, embedding).
 pub(crate) fn dtype(spec: &str) -> Result<DType> {
-    match DType::parse(spec) {
-        Some(d) if d.is_float() => Ok(d),
-        _ => bail!("--dtype {spec}: use f32, bf16 or f16"),
+    match Precision::parse(spec) {
+        Some(Precision::Dtype(d)) => Ok(d),
+        Some(Precision::Stored | Precision::StoredQ8) => bail!(
+            "--dtype {spec} keeps quantized weights for inference (ragtune generate); this command needs \
+             dense weights: use f32, bf16 or f16"
+        ),
+        None => bail!("--dtype {spec}: use f32, bf16 or f16"),
     }
+}
+
+/// `--dtype` of `ragtune generate`: a float dtype or `stored`.
+pub(crate) fn precision(spec: &str) -> Result<Precision> {
+    Precision::parse(spec).with_context(|| format!("--dtype {spec}: use f32, bf16, f16, stored or stored-q8"))
 }
 
 /// `--adapter` as `(name, folder)`: `NAME=DIR` when the part before the first `=` is a plain
@@ -142,7 +155,7 @@ fn encode_prompt(tokenizer: &Tokenizer, text: &str, context: usize, what: &str) 
 
 pub fn run(args: GenerateArgs, json: bool) -> Result<()> {
     let device = device(&args.device, json)?;
-    let (mut model, tokenizer) = load_causal_lm(&args.model, dtype(&args.dtype)?, device)
+    let (mut model, tokenizer) = load_causal_lm_as(&args.model, precision(&args.dtype)?, device)
         .with_context(|| format!("loading {}", args.model.display()))?;
     if let Some(path) = &args.prompts {
         return run_prompts(&args, path, &mut model, &tokenizer);

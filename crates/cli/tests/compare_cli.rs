@@ -3,23 +3,9 @@
 //! experiment on that model runs its arms and writes the report; a malformed config or QA line
 //! fails naming the file and line.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn dir(case: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ragtune-compare-{case}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ragtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).output().expect("run ragtune")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{fresh_dir, ragtune, stderr};
 
 const CORPUS: &str = r#"{"id": "a", "text": "Here are some facts about Tovin Ressa. Tovin Ressa was born in Maelport. Tovin Ressa works for Quarn Guild."}
 {"id": "b", "text": "This is a short profile of Ilsa Werrin. Ilsa Werrin was born in Dunhollow. Ilsa Werrin works for Pellow Labs."}
@@ -33,7 +19,7 @@ const QA: &str = r#"{"id": "q1", "question": "Where was Tovin Ressa born?", "ans
 
 #[test]
 fn export_then_compare_runs_the_arms_and_writes_the_report() {
-    let d = dir("ok");
+    let d = fresh_dir("compare-ok");
     let export = d.join("export");
     let o = ragtune(&["demo", "--export", export.to_str().unwrap()]);
     assert!(o.status.success(), "demo --export failed: {}", stderr(&o));
@@ -87,7 +73,7 @@ fn export_then_compare_runs_the_arms_and_writes_the_report() {
 
 #[test]
 fn a_malformed_config_or_qa_line_names_the_file_and_line() {
-    let d = dir("bad");
+    let d = fresh_dir("compare-bad");
     std::fs::write(d.join("corpus.jsonl"), CORPUS).unwrap();
     std::fs::write(d.join("qa.jsonl"), QA).unwrap();
     let cfg = d.join("experiment.toml");

@@ -2,19 +2,9 @@
 //! base model it prints the question count, training tokens per arm and a positive estimate,
 //! and writes nothing.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn dir(case: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ragtune-dry-run-{case}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ragtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).output().expect("run ragtune")
-}
+use common::{fresh_dir, ragtune};
 
 const CORPUS: &str = r#"{"id": "a", "text": "Here are some facts about Tovin Ressa. Tovin Ressa was born in Maelport. Tovin Ressa works for Quarn Guild."}
 {"id": "b", "text": "This is a short profile of Ilsa Werrin. Ilsa Werrin was born in Dunhollow. Ilsa Werrin works for Pellow Labs."}
@@ -28,7 +18,7 @@ const QA: &str = r#"{"id": "q1", "question": "Where was Tovin Ressa born?", "ans
 
 #[test]
 fn a_dry_run_counts_and_estimates_without_running() {
-    let d = dir("ok");
+    let d = fresh_dir("dry-run-ok");
     let model = d.join("base-model");
     let o = ragtune(&["demo", "--export", d.join("export").to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -3,25 +3,12 @@
 //! between 10 and 10¹⁰ queries a month and so does the recommendation; bad input (a negative
 //! price, a missing file, a file that is not a report) fails naming the flag or the file.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{fresh_dir, ragtune, stderr};
 use serde_json::{Value, json};
-
-fn dir(case: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ragtune-decide-{case}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ragtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).output().expect("run ragtune")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// An arm answering 18 of 20 questions right (the same ones in every arm).
 fn arm(id: &str, latency_ms: f64, setup_seconds: f64, update_seconds: f64) -> Value {
@@ -78,7 +65,7 @@ fn total(d: &Value, arm: &str) -> f64 {
 
 #[test]
 fn the_order_of_rag_and_ft_flips_with_the_volume() {
-    let d = dir("flip");
+    let d = fresh_dir("decide-flip");
     let report = write_report(&d);
     let low = decide_json(&report, "10");
     let high = decide_json(&report, "1e10");
@@ -103,7 +90,7 @@ fn the_order_of_rag_and_ft_flips_with_the_volume() {
 
 #[test]
 fn bad_input_names_the_flag_or_the_file() {
-    let d = dir("bad");
+    let d = fresh_dir("decide-bad");
     let report = write_report(&d);
     let r = report.to_str().unwrap();
     let o = ragtune(&["decide", "--report", r, "--price-per-hour", "-1"]);

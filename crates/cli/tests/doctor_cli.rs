@@ -2,10 +2,12 @@
 //! features, says why each CUDA library is absent and why `auto` chose the CPU, skips the
 //! kernel compiles and the self-test with the reason, and exits 0 (nothing present is broken).
 
-use std::process::Command;
+mod common;
+
+use common::command;
 
 fn doctor(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ragtune"))
+    command()
         .arg("doctor")
         .args(args)
         // NVRTC absent on purpose (a folder that does not exist): no compile of every family in

@@ -3,26 +3,14 @@
 //! loads back as a PEFT adapter and makes `generate --adapter` answer the trained question, and
 //! bad input fails with a message naming it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{command, dir, model_dir, ragtune};
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::LlamaModel;
 use ragtune_trainer::peft::load_adapter;
-
-fn model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime/llama-gqa/model")
-}
-
-fn dir(case: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ragtune-finetune-{case}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ragtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).output().expect("run ragtune")
-}
 
 const DATA: &str = r#"{"prompt": "Question: What is the capital of France? Answer:", "completion": " Paris."}
 {"text": "The robot watered the plants and counted the clouds."}
@@ -32,7 +20,7 @@ const DATA: &str = r#"{"prompt": "Question: What is the capital of France? Answe
 
 #[test]
 fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
-    let d = dir("ok");
+    let d = dir("finetune-ok");
     let data = d.join("data.jsonl");
     std::fs::write(&data, DATA).unwrap();
     let out = d.join("adapter");
@@ -104,7 +92,7 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
         if let Some(a) = adapter {
             args.extend(["--adapter".to_string(), a.display().to_string()]);
         }
-        let r = Command::new(env!("CARGO_BIN_EXE_ragtune")).args(&args).output().unwrap();
+        let r = command().args(&args).output().unwrap();
         assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
         let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
         v["text"].as_str().unwrap().to_string()
@@ -140,7 +128,7 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
 
 #[test]
 fn finetune_names_bad_input() {
-    let d = dir("bad");
+    let d = dir("finetune-bad");
     let data = d.join("data.jsonl");
     let model = model_dir();
     let out = d.join("adapter");
@@ -175,6 +163,16 @@ fn finetune_names_bad_input() {
 
 /// `finetune --json` with `extra` arguments on the fixture model; the summary, or the error.
 fn finetune(data: &Path, out: &Path, extra: &[&str]) -> Result<serde_json::Value, String> {
+    let r = finetune_output(data, out, extra);
+    if r.status.success() {
+        Ok(serde_json::from_slice(&r.stdout).unwrap())
+    } else {
+        Err(String::from_utf8(r.stderr).unwrap())
+    }
+}
+
+/// [`finetune`]'s run, as the process's output.
+fn finetune_output(data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let model = model_dir();
     let mut args = vec![
         "finetune",
@@ -195,17 +193,12 @@ fn finetune(data: &Path, out: &Path, extra: &[&str]) -> Result<serde_json::Value
         "--json",
     ];
     args.extend_from_slice(extra);
-    let r = ragtune(&args);
-    if r.status.success() {
-        Ok(serde_json::from_slice(&r.stdout).unwrap())
-    } else {
-        Err(String::from_utf8(r.stderr).unwrap())
-    }
+    ragtune(&args)
 }
 
 #[test]
 fn a_resumed_run_continues_the_same_loss_trajectory() {
-    let d = dir("resume");
+    let d = dir("finetune-resume");
     let data = d.join("data.jsonl");
     std::fs::write(&data, DATA).unwrap();
     let (a, b) = (d.join("a"), d.join("b"));
@@ -270,7 +263,7 @@ fn a_resumed_run_continues_the_same_loss_trajectory() {
 
 #[test]
 fn lora_dropout_trains_resumes_on_the_same_masks_and_is_recorded() {
-    let d = dir("dropout");
+    let d = dir("finetune-dropout");
     let data = d.join("data.jsonl");
     std::fs::write(&data, DATA).unwrap();
     let (a, b, c) = (d.join("a"), d.join("b"), d.join("c"));
@@ -306,7 +299,7 @@ fn lora_dropout_trains_resumes_on_the_same_masks_and_is_recorded() {
 
 #[test]
 fn full_mode_writes_a_model_folder_that_answers_like_its_training_data() {
-    let d = dir("full");
+    let d = dir("finetune-full");
     let data = d.join("data.jsonl");
     std::fs::write(&data, DATA).unwrap();
     let out = d.join("model");
@@ -344,7 +337,7 @@ fn full_mode_writes_a_model_folder_that_answers_like_its_training_data() {
 /// without --pack; a file of nothing but such lines is refused naming the file.
 #[test]
 fn a_too_short_line_is_skipped_and_counted() {
-    let d = dir("short");
+    let d = dir("finetune-short");
     let data = d.join("data.jsonl");
     std::fs::write(&data, format!("{DATA}{{\"text\": \"\"}}\n")).unwrap();
     for extra in [&[][..], &["--pack", "--max-len", "16"][..]] {
@@ -384,7 +377,7 @@ fn a_too_short_line_is_skipped_and_counted() {
 /// not 28 s and 4 GB).
 #[test]
 fn a_huge_line_costs_what_max_len_costs() {
-    let d = dir("huge");
+    let d = dir("finetune-huge");
     let data = d.join("data.jsonl");
     let sentence = "The quick robot walks to the old library and reads a book about rivers. ";
     let huge = sentence.repeat(20_000_000 / sentence.len());
@@ -401,7 +394,7 @@ fn a_huge_line_costs_what_max_len_costs() {
 /// temporaries of killed adapter writes).
 #[test]
 fn an_unfinished_checkpoint_is_named_and_cleaned() {
-    let d = dir("killed-ck");
+    let d = dir("finetune-killed-ck");
     let data = d.join("data.jsonl");
     std::fs::write(&data, DATA).unwrap();
     let a = d.join("a");
@@ -430,5 +423,34 @@ fn an_unfinished_checkpoint_is_named_and_cleaned() {
     if cfg!(target_os = "linux") {
         assert!(!stale_adapter.exists(), "a dead writer's temporary file is removed");
     }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// What a save killed between its swap's two renames leaves: no `checkpoint-2`, the checkpoint
+/// whole in `checkpoint-2.old`. `--resume checkpoint-2` resumes from that side and says so on
+/// standard error (the `--json` summary on standard output stays one object); the same run
+/// resumed from the folder put back trains to the same losses.
+#[test]
+fn a_checkpoint_left_in_its_old_side_is_resumed_with_a_note() {
+    let d = dir("finetune-ck-gap");
+    let data = d.join("data.jsonl");
+    std::fs::write(&data, DATA).unwrap();
+    let a = d.join("a");
+    finetune(&data, &a, &["--steps", "2", "--checkpoint-every", "2", "--batch-size", "2"]).unwrap();
+    let ck = a.join("checkpoint-2");
+    let old = a.join("checkpoint-2.old");
+    std::fs::rename(&ck, &old).unwrap();
+    let resume = ["--steps", "4", "--batch-size", "2", "--resume", ck.to_str().unwrap()];
+    let out = finetune_output(&data, &d.join("b"), &resume);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("note:") && err.contains("checkpoint-2 is missing") && err.contains("checkpoint-2.old"),
+        "{err}"
+    );
+    let recovered: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    std::fs::rename(&old, &ck).unwrap();
+    let put_back = finetune(&data, &d.join("c"), &resume).unwrap();
+    assert_eq!(recovered["losses"], put_back["losses"]);
     std::fs::remove_dir_all(&d).unwrap();
 }

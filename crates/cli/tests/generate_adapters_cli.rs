@@ -4,22 +4,16 @@
 //! through the single-prompt form (`--adapter DIR --prompt TEXT`); bad files and names fail with
 //! a message naming them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{model_dir, ragtune};
 use ragtune_compute::{Device, Tensor};
 use ragtune_runtime::LlamaModel;
 use ragtune_trainer::peft::save_adapter;
 use ragtune_trainer::{LoraAdapter, LoraConfig, Target};
 use serde_json::{Value, json};
-
-fn model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime/llama-gqa/model")
-}
-
-fn ragtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).output().expect("run ragtune")
-}
 
 /// A random adapter (B not zero, so it changes the outputs) written as a PEFT folder.
 fn write_adapter(dir: &Path, targets: &[Target], r: usize, seed: u64) {

@@ -2,19 +2,9 @@
 //! Markdown, written to `OUT/generated/qa.jsonl` (each line with its source passage and split),
 //! and the report is on the test split, its sizes saying the questions were generated.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn dir(case: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ragtune-generate-{case}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ragtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).output().expect("run ragtune")
-}
+use common::{fresh_dir, ragtune};
 
 const README: &str = include_str!("../../eval/tests/fixtures/readmes/quillmark.md");
 
@@ -27,7 +17,7 @@ SQL stands for Structured Query Language in the planner's documentation.\n";
 
 #[test]
 fn compare_without_qa_generates_the_questions_and_reports_on_test() {
-    let d = dir("ok");
+    let d = fresh_dir("generate-ok");
     let export = d.join("export");
     let o = ragtune(&["demo", "--export", export.to_str().unwrap()]);
     assert!(o.status.success(), "demo --export failed: {}", String::from_utf8_lossy(&o.stderr));

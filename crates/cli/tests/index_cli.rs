@@ -1,33 +1,13 @@
 //! `ragtune index build|search|info` end to end through the built binary: flat and IVF builds,
 //! outputs equal to the library's search, `--json`, and clear errors with a non-zero exit.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{command, dir, fails, ok, p};
 use ragtune_compute::{DType, Device, Tensor};
 use ragtune_index::{FlatIndex, Metric, npy};
-
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ragtune-cli-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ragtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).output().expect("run ragtune")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = ragtune(args);
-    assert!(out.status.success(), "ragtune {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = ragtune(args);
-    assert!(!out.status.success(), "ragtune {args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
-}
 
 /// Deterministic pseudo-random rows in [-1, 1).
 fn rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
@@ -40,13 +20,9 @@ fn rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 #[test]
 fn build_search_info_flat_matches_the_library() {
-    let d = dir();
+    let d = dir("index");
     let (n, dim, nq) = (500, 24, 7);
     let base = rows(n, dim, 1);
     let queries = rows(nq, dim, 2);
@@ -136,7 +112,7 @@ fn build_search_info_flat_matches_the_library() {
 
 #[test]
 fn ivf_build_and_search_with_json() {
-    let d = dir();
+    let d = dir("index");
     let (n, dim) = (2000, 16);
     let (vf, qf) = (d.join("iv.npy"), d.join("iq.npy"));
     npy::write_f32(&vf, &[n, dim], &rows(n, dim, 3)).unwrap();
@@ -196,7 +172,7 @@ fn ivf_build_and_search_with_json() {
 
 #[test]
 fn bad_input_fails_with_a_clear_message() {
-    let d = dir();
+    let d = dir("index");
     let vf = d.join("e.npy");
     npy::write_f32(&vf, &[4, 3], &rows(4, 3, 5)).unwrap();
     let idx = d.join("e.rtx");
@@ -250,7 +226,7 @@ fn bad_input_fails_with_a_clear_message() {
 /// Issue 17: the sizes a user types never panic and never size an allocation beyond the data.
 #[test]
 fn huge_sizes_are_clamped_or_refused_by_name() {
-    let d = dir().join("huge");
+    let d = dir("index").join("huge");
     std::fs::create_dir_all(&d).unwrap();
     let (n, dim) = (200, 8);
     let (vf, qf) = (d.join("v.npy"), d.join("q.npy"));
@@ -342,7 +318,7 @@ fn huge_sizes_are_clamped_or_refused_by_name() {
 
 #[test]
 fn duplicate_ids_and_empty_rows_name_their_file() {
-    let d = dir().join("blame");
+    let d = dir("index").join("blame");
     std::fs::create_dir_all(&d).unwrap();
     let (vf, idf, zf) = (d.join("v.npy"), d.join("ids.npy"), d.join("zero.npy"));
     npy::write_f32(&vf, &[10, 4], &rows(10, 4, 13)).unwrap();
@@ -383,7 +359,7 @@ fn duplicate_ids_and_empty_rows_name_their_file() {
 /// never a torn file, and the next successful build removes the killed builds' temporaries.
 #[test]
 fn a_killed_build_leaves_old_or_new_and_no_leftovers() {
-    let d = dir().join("kill");
+    let d = dir("index").join("kill");
     std::fs::create_dir_all(&d).unwrap();
     let (n, dim) = (40_000, 64);
     let (va, vb) = (d.join("a.npy"), d.join("b.npy"));
@@ -417,11 +393,7 @@ fn a_killed_build_leaves_old_or_new_and_no_leftovers() {
     for round in 0..8 {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let at = full.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64 * 1.2);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ragtune"))
-            .args(build(&vb))
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = command().args(build(&vb)).stdout(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(at);
         let _ = child.kill(); // SIGKILL on Unix
         let _ = child.wait();

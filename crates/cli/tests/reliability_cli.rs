@@ -1,26 +1,13 @@
 //! Issue 17 through the built binary: a huge question is refused as too long at the cost of a
 //! context-sized one, and absurd config numbers give errors naming config.json and the field.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime/llama-gqa/model")
-}
-
-fn dir(case: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ragtune-reliability-{case}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn ragtune(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ragtune")).args(args).env("RUST_BACKTRACE", "0").output().expect("run")
-}
+use common::{dir, model_dir, ragtune};
 
 #[test]
 fn a_two_million_word_question_is_refused_quickly() {
-    let d = dir("question");
+    let d = dir("reliability-question");
     let prompts = d.join("prompts.jsonl");
     let huge = "word ".repeat(2_000_000);
     std::fs::write(&prompts, format!("{}\n", serde_json::json!({ "prompt": huge }))).unwrap();
@@ -70,7 +57,7 @@ fn absurd_config_numbers_name_config_json_and_the_field() {
 
 #[test]
 fn huge_finetune_sizes_are_refused_by_option() {
-    let d = dir("ft-sizes");
+    let d = dir("reliability-ft-sizes");
     let data = d.join("data.jsonl");
     std::fs::write(&data, "{\"text\": \"The robot watered the plants.\"}\n").unwrap();
     let model = model_dir();

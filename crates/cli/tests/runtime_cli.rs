@@ -2,60 +2,22 @@
 //! through `--json`, streamed text, embeddings in an `.npy` equal to sentence-transformers', and
 //! clear errors with a non-zero exit.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use std::io::Write;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime")
-}
+use common::{fixtures, ok, ragtune, ragtune_stdin, stderr};
 
 fn manifest() -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("manifest.json")).unwrap()).unwrap()
-}
-
-fn ragtune(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ragtune"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run ragtune");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
-}
-
-fn ok(args: &[&str], stdin: Option<&str>) -> String {
-    let out = ragtune(args, stdin);
-    assert!(out.status.success(), "ragtune {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("runtime/manifest.json")).unwrap()).unwrap()
 }
 
 #[test]
 fn generate_greedy_json_matches_transformers() {
     let m = manifest();
-    let model = fixtures().join("llama-gqa/model");
+    let model = fixtures().join("runtime/llama-gqa/model");
     let case = &m["models"]["llama-gqa"]["cases"][1];
     let prompt = case["prompt"].as_str().unwrap();
-    let stdout = ok(
-        &[
-            "generate",
-            "--model",
-            model.to_str().unwrap(),
-            "--prompt",
-            prompt,
-            "--max-tokens",
-            "8",
-            "--device",
-            "cpu",
-            "--json",
-        ],
-        None,
-    );
+    let head = ["generate", "--model", model.to_str().unwrap(), "--prompt", prompt];
+    let stdout = ok(&[&head[..], &["--max-tokens", "8", "--device", "cpu", "--json"]].concat());
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(report["prompt_ids"], case["ids"]);
     assert_eq!(report["output_ids"], case["greedy_ids"]);
@@ -63,23 +25,11 @@ fn generate_greedy_json_matches_transformers() {
 
     // Streamed text (sampling with a seed is reproducible).
     let args = [
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        prompt,
-        "--max-tokens",
-        "6",
-        "--temperature",
-        "0.8",
-        "--top-p",
-        "0.9",
-        "--seed",
-        "7",
-        "--device",
-        "cpu",
-    ];
-    assert_eq!(ok(&args, None), ok(&args, None));
+        &head[..],
+        &["--max-tokens", "6", "--temperature", "0.8", "--top-p", "0.9", "--seed", "7", "--device", "cpu"],
+    ]
+    .concat();
+    assert_eq!(ok(&args), ok(&args));
 }
 
 #[test]
@@ -98,8 +48,8 @@ fn embed_writes_sentence_transformers_vectors() {
         sentences[1],
         sentences[2]
     );
-    let model = fixtures().join("bert-mini/model");
-    ok(
+    let model = fixtures().join("runtime/bert-mini/model");
+    let embedded = ragtune_stdin(
         &[
             "embed",
             "--model",
@@ -111,11 +61,13 @@ fn embed_writes_sentence_transformers_vectors() {
             "--device",
             "cpu",
         ],
-        Some(&input),
+        &input,
     );
+    assert!(embedded.status.success(), "{}", stderr(&embedded));
     let ours = ragtune_index::npy::read_vectors(&out).unwrap();
     assert_eq!(ours.shape(), [3, 32]);
-    let theirs = ragtune_index::npy::read_vectors(fixtures().join("bert-mini/embeddings.npy")).unwrap();
+    let theirs =
+        ragtune_index::npy::read_vectors(fixtures().join("runtime/bert-mini/embeddings.npy")).unwrap();
     let (a, b) = (ours.to_vec_f32().unwrap(), theirs.to_vec_f32().unwrap());
     let num: f64 = a.iter().zip(&b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
     let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
@@ -125,17 +77,15 @@ fn embed_writes_sentence_transformers_vectors() {
 
 #[test]
 fn bad_runtime_input_fails_clearly() {
-    let model = fixtures().join("llama-gqa/model");
-    let out =
-        ragtune(&["generate", "--model", model.to_str().unwrap(), "--prompt", "hi", "--dtype", "i32"], None);
+    let model = fixtures().join("runtime/llama-gqa/model");
+    let out = ragtune(&["generate", "--model", model.to_str().unwrap(), "--prompt", "hi", "--dtype", "i32"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dtype i32"));
-    let out =
-        ragtune(&["generate", "--model", "/nonexistent/model", "--prompt", "hi", "--device", "cpu"], None);
+    let out = ragtune(&["generate", "--model", "/nonexistent/model", "--prompt", "hi", "--device", "cpu"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model"));
-    let bert = fixtures().join("bert-mini/model");
-    let out = ragtune(
+    let bert = fixtures().join("runtime/bert-mini/model");
+    let out = ragtune_stdin(
         &[
             "embed",
             "--model",
@@ -147,8 +97,33 @@ fn bad_runtime_input_fails_clearly() {
             "--device",
             "cpu",
         ],
-        Some("\n"),
+        "\n",
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no texts"));
+}
+
+/// Issue 17, item 2: a 20 MB line is cut before it is tokenized, so `ragtune embed` gives it its
+/// prefix's vector in about the prefix's time. (Tokenizing it whole took 2 GB and 30 s.)
+#[test]
+fn embed_cuts_a_huge_line_before_tokenizing() {
+    let dir = std::env::temp_dir().join(format!("ragtune-embed-huge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sentence = "The robot watered twelve plants in the greenhouse, then it rested. ";
+    // 10 sentences are ~130 tokens, over the fixture's 64: the prefix fills the input.
+    let prefix = sentence.repeat(10);
+    let huge = sentence.repeat(20_000_000 / sentence.len());
+    let (input, out) = (dir.join("texts.txt"), dir.join("vectors.npy"));
+    std::fs::write(&input, format!("{prefix}\n{huge}\n")).unwrap();
+    let model = fixtures().join("runtime/bert-mini/model");
+    let started = std::time::Instant::now();
+    let args = ["embed", "--model", model.to_str().unwrap(), "--input", input.to_str().unwrap()];
+    ok(&[&args[..], &["--out", out.to_str().unwrap(), "--device", "cpu"]].concat());
+    let secs = started.elapsed().as_secs_f64();
+    let v = ragtune_index::npy::read_vectors(&out).unwrap();
+    assert_eq!(v.shape(), [2, 32]);
+    let v = v.to_vec_f32().unwrap();
+    assert_eq!(v[..32], v[32..], "the huge line's vector is its prefix's");
+    assert!(secs < 20.0, "embedding took {secs:.1} s: the line was tokenized whole");
+    std::fs::remove_dir_all(&dir).ok();
 }

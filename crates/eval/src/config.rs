@@ -17,6 +17,11 @@
 //! [`DEFAULT_DEV_SHARE`]), a user's file when `[generate] dev_share` is set or its lines carry
 //! `split`.
 //!
+//! `task = "classify"` or `task = "format"` at the top switches from knowledge QA to a labelled
+//! task ([`crate::labelled`]): `[data] train` and `test` replace the corpus and questions, the
+//! arms are `base`, `rag`, `ft` and `ft+rag`, and `[format] template` names a house format
+//! that is not JSON.
+//!
 //! A complete example ([`EXAMPLE`]), every key at its default unless marked optional:
 //!
 #![doc = "```toml"]
@@ -26,6 +31,7 @@
 use std::path::{Path, PathBuf};
 
 use ragtune_compute::{DType, Device};
+use ragtune_runtime::loader::Precision;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::decision::DecisionInputs;
@@ -34,7 +40,7 @@ use crate::error::{EvalError, Result};
 use crate::qgen::model::generate_with_model;
 use crate::qgen::{GenerateSettings, Split, generate, split_by_source};
 use crate::run::{LoraSettings, RunSettings};
-use crate::task::{Passage, Task};
+use crate::task::{Passage, Task, TaskKind};
 use crate::userdata::{
     DEFAULT_MAX_WORDS, load_corpus_layout, load_corpus_with, load_qa, load_qa_for, load_qa_with_splits,
 };
@@ -89,14 +95,19 @@ pub enum WeightDtype {
     F32,
     Bf16,
     F16,
+    /// A GGUF's quantized blocks kept as stored and multiplied with 8-bit activations (CPU
+    /// only; the arms that answer, not those that train through the weights).
+    Stored,
 }
 
 impl WeightDtype {
-    pub fn dtype(self) -> DType {
+    /// How the runtime loads the model.
+    pub fn precision(self) -> Precision {
         match self {
-            WeightDtype::F32 => DType::F32,
-            WeightDtype::Bf16 => DType::BF16,
-            WeightDtype::F16 => DType::F16,
+            WeightDtype::F32 => Precision::Dtype(DType::F32),
+            WeightDtype::Bf16 => Precision::Dtype(DType::BF16),
+            WeightDtype::F16 => Precision::Dtype(DType::F16),
+            WeightDtype::Stored => Precision::Stored,
         }
     }
 }
@@ -175,8 +186,12 @@ impl EmbedderSection {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// A folder of `.txt`/`.md`, a `.jsonl` file or one text file.
-    pub corpus: PathBuf,
+    /// A folder of `.txt`/`.md`, a `.jsonl` file or one text file (knowledge QA; required there).
+    pub corpus: Option<PathBuf>,
+    /// Labelled training examples (classification, house format): JSONL.
+    pub train: Option<PathBuf>,
+    /// Labelled test examples (classification, house format): JSONL.
+    pub test: Option<PathBuf>,
     /// The evaluation questions (JSONL); absent: generated from the corpus (`[generate]`).
     pub qa: Option<PathBuf>,
     /// Questions on knowledge the model already has, for the forgetting probe.
@@ -212,7 +227,11 @@ pub struct GenerateSection {
     pub dev_share: Option<f64>,
     /// An instruct model (a Hugging Face folder or a `.gguf` file) that writes the questions
     /// instead of the built-in generator ([`crate::qgen::model`]); it runs on `[model]`'s device.
+    /// With `ft-par` and no `[data] paraphrases`, it also writes the paraphrase rounds
+    /// ([`crate::qgen::paraphrase`]).
     pub model: Option<PathBuf>,
+    /// Paraphrase rounds the model writes for `ft-par` when `[data] paraphrases` is empty.
+    pub paraphrase_rounds: usize,
 }
 
 impl Default for GenerateSection {
@@ -224,6 +243,7 @@ impl Default for GenerateSection {
             seed: d.seed,
             dev_share: None,
             model: None,
+            paraphrase_rounds: 1,
         }
     }
 }
@@ -232,6 +252,35 @@ impl GenerateSection {
     /// The generator's settings.
     pub fn settings(&self) -> GenerateSettings {
         GenerateSettings { per_passage: self.per_passage, max_questions: self.max_questions, seed: self.seed }
+    }
+}
+
+/// `[format]`: the house format of a `format` task, when its outputs are not JSON objects.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FormatSection {
+    /// Literal text with `{field}` placeholders, e.g. `"Ticket {id}: {summary}"`.
+    pub template: Option<String>,
+}
+
+/// `[tuning]`: the grids each arm tries on the dev split (only when there are dev questions:
+/// generated ones always have a dev side; a QA file's when `[generate] dev_share` is set or
+/// its lines carry `split`). The choice is made on dev and the report is on test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TuningSection {
+    /// `false`: no tuning; the `[rag]` and `[finetune]` values are used as they are.
+    pub enabled: bool,
+    /// Learning rates each fine-tuned arm tries, each a full training run whose every epoch is
+    /// scored on dev (so the epochs are chosen too); default: `[finetune] lr` and half of it.
+    pub lr: Option<Vec<f32>>,
+    /// Passages per question RAG tries; the best on dev is used by every retrieving arm.
+    pub rag_k: Vec<usize>,
+}
+
+impl Default for TuningSection {
+    fn default() -> Self {
+        TuningSection { enabled: true, lr: None, rag_k: vec![1, 3, 5] }
     }
 }
 
@@ -315,13 +364,16 @@ pub struct EvalSection {
     /// Bootstrap resamples for every interval.
     pub bootstrap: usize,
     pub seed: u64,
-    /// Answer only the first `limit` questions.
+    /// Answer only the first `limit` test questions (and tune on at most `limit` dev ones).
     pub limit: Option<usize>,
+    /// Training seeds per fine-tuned arm: each is trained this many times and its intervals
+    /// span the seeds as well as the questions (1 to 10).
+    pub seeds: usize,
 }
 
 impl Default for EvalSection {
     fn default() -> Self {
-        EvalSection { max_new_tokens: 16, bootstrap: 1000, seed: 0, limit: None }
+        EvalSection { max_new_tokens: 16, bootstrap: 1000, seed: 0, limit: None, seeds: 1 }
     }
 }
 
@@ -336,6 +388,8 @@ struct ArmsSection {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default)]
+    task: TaskKind,
     model: ModelSection,
     #[serde(default)]
     embedder: EmbedderSection,
@@ -354,6 +408,10 @@ struct RawConfig {
     generate: GenerateSection,
     #[serde(default)]
     decision: DecisionInputs,
+    #[serde(default)]
+    format: FormatSection,
+    #[serde(default)]
+    tuning: TuningSection,
 }
 
 /// A checked experiment config with absolute (or config-relative resolved) paths.
@@ -361,6 +419,8 @@ struct RawConfig {
 pub struct ExperimentConfig {
     /// The file it was read from.
     pub file: PathBuf,
+    /// What the experiment adapts the model to: knowledge QA, classification or house format.
+    pub task: TaskKind,
     pub model: ModelSection,
     pub embedder: EmbedderSection,
     pub data: DataSection,
@@ -375,6 +435,10 @@ pub struct ExperimentConfig {
     /// `[decision]`: traffic, update rate, price, latency budget, horizon and accuracy floor
     /// for the report's "What to choose" ([`crate::decision`]).
     pub decision: DecisionInputs,
+    /// `[format]`: a house format's template (`format` tasks whose outputs are not JSON).
+    pub format: FormatSection,
+    /// `[tuning]`: the grids tried on the dev split.
+    pub tuning: TuningSection,
 }
 
 /// Where `ragtune compare --out OUT` writes generated questions: `OUT/generated/qa.jsonl`.
@@ -488,6 +552,9 @@ impl ExperimentConfig {
         };
 
         let RawConfig {
+            task,
+            format,
+            tuning,
             mut model,
             mut embedder,
             mut data,
@@ -550,12 +617,88 @@ impl ExperimentConfig {
             must_exist(p, "embedder", "path")?;
         }
 
-        data.corpus = resolve(&data.corpus);
+        data.corpus = data.corpus.as_deref().map(resolve);
+        data.train = data.train.as_deref().map(resolve);
+        data.test = data.test.as_deref().map(resolve);
         data.qa = data.qa.as_deref().map(resolve);
         data.old_qa = data.old_qa.as_deref().map(resolve);
         data.raft_train = data.raft_train.as_deref().map(resolve);
         data.paraphrases = data.paraphrases.iter().map(|p| resolve(p)).collect();
-        must_exist(&data.corpus, "data", "corpus")?;
+        let kind_name = task.id();
+        match task {
+            TaskKind::Qa => {
+                let Some(corpus) = &data.corpus else {
+                    return Err(err(
+                        "data",
+                        None,
+                        "[data] corpus is missing: a knowledge-QA experiment retrieves from and trains on a corpus                          (a folder of .txt/.md files, a .jsonl file or one text file); for labelled data set                          task = \"classify\" or \"format\" with [data] train and test"
+                            .into(),
+                    ));
+                };
+                must_exist(corpus, "data", "corpus")?;
+                for (set, key) in [(data.train.is_some(), "train"), (data.test.is_some(), "test")] {
+                    if set {
+                        return Err(err(
+                            "data",
+                            Some(key),
+                            format!(
+                                "[data] {key} is for labelled tasks: set task = \"classify\" or \"format\" at the \
+                                 top of the file, or remove it"
+                            ),
+                        ));
+                    }
+                }
+                if format.template.is_some() {
+                    return Err(err(
+                        "format",
+                        Some("template"),
+                        "[format] is for task = \"format\": remove it or set the task".into(),
+                    ));
+                }
+            }
+            TaskKind::Classify | TaskKind::Format => {
+                for (path, key) in [(&data.train, "train"), (&data.test, "test")] {
+                    match path {
+                        Some(p) => must_exist(p, "data", key)?,
+                        None => {
+                            return Err(err(
+                                "data",
+                                None,
+                                format!(
+                                    "[data] {key} is missing: a {kind_name} task reads labelled JSONL files \
+                                     [data] train and test"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                for (set, key) in [
+                    (data.corpus.is_some(), "corpus"),
+                    (data.qa.is_some(), "qa"),
+                    (data.old_qa.is_some(), "old_qa"),
+                    (data.raft_train.is_some(), "raft_train"),
+                    (!data.paraphrases.is_empty(), "paraphrases"),
+                ] {
+                    if set {
+                        return Err(err(
+                            "data",
+                            Some(key),
+                            format!(
+                                "[data] {key} is for knowledge QA; a {kind_name} task reads [data] train and test \
+                                 (its training examples are what rag retrieves and ft learns): remove it"
+                            ),
+                        ));
+                    }
+                }
+                if task == TaskKind::Classify && format.template.is_some() {
+                    return Err(err(
+                        "format",
+                        Some("template"),
+                        "[format] is for task = \"format\": remove it".into(),
+                    ));
+                }
+            }
+        }
         generate.model = generate.model.as_deref().map(resolve);
         if let Some(p) = &generate.model {
             must_exist(p, "generate", "model")?;
@@ -577,9 +720,9 @@ impl ExperimentConfig {
         }
 
         let has_data = |arm: Arm| match arm {
-            Arm::FtPar => !data.paraphrases.is_empty(),
+            Arm::FtPar => !data.paraphrases.is_empty() || generate.model.is_some(),
             Arm::Raft => data.raft_train.is_some(),
-            _ => true,
+            _ => task.arms().contains(&arm.id()),
         };
         let arms = match arms.run {
             None => Arm::ALL.into_iter().filter(|&a| has_data(a)).collect(),
@@ -593,10 +736,17 @@ impl ExperimentConfig {
                     if run[..i].contains(a) {
                         return Err(arm_err(format!("arm \"{}\" is listed twice", a.id())));
                     }
+                    if !task.arms().contains(&a.id()) {
+                        return Err(arm_err(format!(
+                            "arm \"{}\" is for knowledge QA; a {kind_name} task runs {}",
+                            a.id(),
+                            task.arms().join(", ")
+                        )));
+                    }
                     if !has_data(*a) {
                         return Err(arm_err(match a {
-                            Arm::FtPar => "arm \"ft-par\" needs [data] paraphrases = [\"<corpus>\", ...]: add them \
-                                           or drop the arm"
+                            Arm::FtPar => "arm \"ft-par\" needs [data] paraphrases = [\"<corpus>\", ...], or [generate] \
+                                           model = \"<instruct model>\" to write them: add one or drop the arm"
                                 .into(),
                             _ => "arm \"raft\" needs [data] raft_train = \"<qa.jsonl with sources>\": add it or drop \
                                   the arm"
@@ -608,6 +758,19 @@ impl ExperimentConfig {
             }
         };
 
+        if model.dtype == WeightDtype::Stored
+            && let Some(a) = arms.iter().find(|a| !matches!(a, Arm::Base | Arm::Rag))
+        {
+            return Err(err(
+                "model",
+                Some("dtype"),
+                format!(
+                    "dtype = \"stored\" keeps the weights as the file stores them (a GGUF's quantized blocks), which LoRA training cannot run through: \
+                     arm \"{}\" trains; use dtype = \"f32\" (or \"bf16\"), or run only base and rag",
+                    a.id()
+                ),
+            ));
+        }
         if rag.k == 0 {
             return Err(err(
                 "rag",
@@ -652,6 +815,7 @@ impl ExperimentConfig {
         }
         for (key, ok, need) in [
             ("per_passage", generate.per_passage >= 1, "at least 1"),
+            ("paraphrase_rounds", (1..=8).contains(&generate.paraphrase_rounds), "from 1 to 8"),
             ("max_questions", generate.max_questions >= 1, "at least 1"),
             (
                 "dev_share",
@@ -674,6 +838,16 @@ impl ExperimentConfig {
                 ),
             ));
         }
+        if !(1..=10).contains(&eval.seeds) {
+            return Err(err(
+                "eval",
+                Some("seeds"),
+                format!(
+                    "[eval] seeds = {} must be from 1 to 10 (each seed trains every fine-tuned arm once more)",
+                    eval.seeds
+                ),
+            ));
+        }
         if eval.limit == Some(0) {
             return Err(err(
                 "eval",
@@ -682,12 +856,35 @@ impl ExperimentConfig {
             ));
         }
 
+        let lrs = tuning.lr.as_deref().unwrap_or_default();
+        for (key, ok, need) in [
+            (
+                "lr",
+                lrs.len() <= 8
+                    && lrs.iter().all(|l| l.is_finite() && *l > 0.0)
+                    && tuning.lr.as_ref().is_none_or(|l| !l.is_empty()),
+                "a list of 1 to 8 positive learning rates (each is a full training run per fine-tuned arm)",
+            ),
+            (
+                "rag_k",
+                tuning.rag_k.len() <= 8 && tuning.rag_k.iter().all(|k| (1..=64).contains(k)),
+                "a list of at most 8 values, each from 1 to 64 passages",
+            ),
+        ] {
+            if !ok {
+                return Err(err("tuning", Some(key), format!("[tuning] {key} must be {need}")));
+            }
+        }
+
         if let Err(e) = decision.check() {
             return Err(err("decision", Some(e.field), format!("[decision] {e}")));
         }
 
         Ok(ExperimentConfig {
             file: path.to_path_buf(),
+            task,
+            format,
+            tuning,
             model,
             embedder,
             data,
@@ -714,14 +911,32 @@ impl ExperimentConfig {
     /// with its `split`.
     pub fn task_writing(&self, out: Option<&Path>) -> Result<Task> {
         let d = &self.data;
-        let corpus = load_corpus_with(&d.corpus, d.max_words)?;
+        if self.task != TaskKind::Qa {
+            let (train, test) = match (&d.train, &d.test) {
+                (Some(train), Some(test)) => (train, test),
+                _ => return Err(EvalError::config("a labelled task needs [data] train and test")),
+            };
+            let mut task = match self.task {
+                TaskKind::Classify => crate::labelled::classify_task(train, test)?,
+                _ => crate::labelled::format_task(train, test, self.format.template.as_deref())?,
+            };
+            if let Some(n) = self.eval.limit {
+                task.questions.truncate(n);
+            }
+            return Ok(task);
+        }
+        let corpus_path = d
+            .corpus
+            .as_deref()
+            .ok_or_else(|| EvalError::config("[data] corpus is missing (knowledge QA needs it)"))?;
+        let corpus = load_corpus_with(corpus_path, d.max_words)?;
         let (all, pinned, share) = match &d.qa {
             Some(qa) => {
                 let (questions, pinned) = load_qa_with_splits(qa, &corpus, false)?;
                 (questions, pinned, self.generate.dev_share.unwrap_or(0.0))
             }
             None => {
-                let layout = load_corpus_layout(&d.corpus, d.max_words)?;
+                let layout = load_corpus_layout(corpus_path, d.max_words)?;
                 let questions = match &self.generate.model {
                     None => generate(&layout, &self.generate.settings()),
                     Some(path) => {
@@ -732,7 +947,7 @@ impl ExperimentConfig {
                 };
                 if questions.is_empty() {
                     return Err(EvalError::data(
-                        d.corpus.display(),
+                        corpus_path.display(),
                         format!(
                             "no question could be generated from the corpus ({} passages): it has no sentence that \
                              states a fact with a name, number, version or defined term in it; write a QA file \
@@ -764,16 +979,21 @@ impl ExperimentConfig {
         }
         if questions.is_empty() {
             return Err(EvalError::data(
-                d.qa.as_deref().unwrap_or(&d.corpus).display(),
+                d.qa.as_deref().unwrap_or(corpus_path).display(),
                 "every question is on the dev side of the split: leave some for the test the report is on \
                  (fewer \"split\": \"dev\" lines, or a lower [generate] dev_share)",
             ));
         }
         if let Some(n) = self.eval.limit {
+            // The dev side is cut too: tuning answers it once per knob setting.
             questions.truncate(n);
+            dev_questions.truncate(n);
         }
-        let paraphrases =
-            d.paraphrases.iter().map(|p| load_corpus_with(p, d.max_words)).collect::<Result<_>>()?;
+        let paraphrases = if d.paraphrases.is_empty() && self.runs(Arm::FtPar) {
+            self.written_paraphrases(&corpus, out)?
+        } else {
+            d.paraphrases.iter().map(|p| load_corpus_with(p, d.max_words)).collect::<Result<_>>()?
+        };
         let raft_train = match &d.raft_train {
             Some(p) => load_qa_for(p, &corpus, true)?,
             None => Vec::new(),
@@ -782,12 +1002,52 @@ impl ExperimentConfig {
             Some(p) => load_qa(p)?,
             None => Vec::new(),
         };
-        Ok(Task { corpus, questions, dev_questions, paraphrases, raft_train, old_questions })
+        Ok(Task {
+            corpus,
+            questions,
+            dev_questions,
+            paraphrases,
+            raft_train,
+            old_questions,
+            ..Task::default()
+        })
+    }
+
+    /// `ft-par`'s paraphrase rounds written by `[generate] model` (see
+    /// [`crate::qgen::paraphrase`]), also saved as `OUT/generated/paraphrases-N.jsonl` when `out`
+    /// is given.
+    fn written_paraphrases(&self, corpus: &[Passage], out: Option<&Path>) -> Result<Vec<Vec<Passage>>> {
+        let Some(path) = &self.generate.model else { return Ok(Vec::new()) };
+        let (model, tok) = ragtune_runtime::load_causal_lm(path, DType::F32, self.model.device()?)?;
+        let mut writer = crate::qgen::paraphrase::ModelParaphraser::new(&model, &tok);
+        let (rounds, kept) =
+            crate::qgen::paraphrase::paraphrase_rounds(corpus, &mut writer, self.generate.paraphrase_rounds)?;
+        if kept == 0 {
+            return Err(EvalError::data(
+                path.display(),
+                "arm ft-par: no paraphrase written by [generate] model kept every name and number of its passage; \
+                 give [data] paraphrases, use a larger instruct model, or drop the arm",
+            ));
+        }
+        if let Some(out) = out {
+            for (i, round) in rounds.iter().enumerate() {
+                let file = out.join("generated").join(format!("paraphrases-{}.jsonl", i + 1));
+                if let Some(dir) = file.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
+                }
+                let text: String = round
+                    .iter()
+                    .map(|p| serde_json::json!({ "id": p.id, "text": p.text }).to_string() + "\n")
+                    .collect();
+                crate::report::write::write_atomically(&file, text.as_bytes())?;
+            }
+        }
+        Ok(rounds)
     }
 
     /// Whether the questions are generated from the corpus (no `[data] qa`).
     pub fn generates_questions(&self) -> bool {
-        self.data.qa.is_none()
+        self.task == TaskKind::Qa && self.data.qa.is_none()
     }
 
     /// Whether the config runs `arm`.
@@ -819,6 +1079,11 @@ impl ExperimentConfig {
             seed: self.eval.seed,
             paraphrase_curve: f.paraphrase_curve.clone(),
             quiet: false,
+            seeds: self.eval.seeds,
+            tuning: self.tuning.enabled.then(|| crate::run::TuningSettings {
+                lr: self.tuning.lr.clone().unwrap_or_else(|| vec![f.lr, f.lr / 2.0]),
+                rag_k: self.tuning.rag_k.clone(),
+            }),
         }
     }
 }

@@ -12,7 +12,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use ragtune_runtime::load_causal_lm;
 use ragtune_trainer::data::{Example, pack};
 use serde::Serialize;
 
@@ -64,7 +63,11 @@ pub fn dry_run(config_path: &Path) -> Result<DryRun> {
     let settings = config.run_settings();
     run::check_arms(&settings.arms, &task)?;
     let device = config.model.device()?;
-    let (model, tok) = load_causal_lm(&config.model.path, config.model.dtype.dtype(), device)?;
+    let (model, tok) = ragtune_runtime::loader::load_causal_lm_as(
+        &config.model.path,
+        config.model.dtype.precision(),
+        device,
+    )?;
     let eos =
         *model.config.eos_token_ids.first().ok_or_else(|| {
             EvalError::config("the model's config has no eos_token_id: answers could not end")

@@ -1,6 +1,7 @@
 //! A [`Task`] written out in `ragtune compare`'s input formats, with an `experiment.toml` that
 //! runs it: `ragtune demo --export DIR` turns the built-in world into a worked example of
-//! `compare` (and a template for a user's own data).
+//! `compare` (and a template for a user's own data). A classification or house-format task is
+//! written as `train.jsonl` and `test.jsonl` with `task = "classify"` (or `"format"`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -9,7 +10,7 @@ use serde_json::json;
 
 use crate::error::{EvalError, Result};
 use crate::run::RunSettings;
-use crate::task::{Passage, QaItem, Task};
+use crate::task::{HouseFormat, Passage, QaItem, Task, TaskKind};
 
 fn passages_jsonl(ps: &[Passage]) -> String {
     ps.iter().map(|p| json!({ "id": p.id, "text": p.text }).to_string() + "\n").collect()
@@ -50,6 +51,9 @@ pub fn export_task(task: &Task, settings: &RunSettings, model: &Path, dir: &Path
         let path = dir.join(name);
         ragtune_compute::atomic_file::write(&path, text.as_bytes()).map_err(|e| EvalError::io(&path, e))
     };
+    if task.kind != TaskKind::Qa {
+        return export_labelled(task, settings, model, dir, &write);
+    }
     write("corpus.jsonl", passages_jsonl(&task.corpus))?;
     write("qa.jsonl", qa_jsonl(&task.questions))?;
     let mut data = String::from("corpus = \"corpus.jsonl\"\nqa = \"qa.jsonl\"\n");
@@ -70,15 +74,8 @@ pub fn export_task(task: &Task, settings: &RunSettings, model: &Path, dir: &Path
     if !rounds.is_empty() {
         let _ = writeln!(data, "paraphrases = {}", toml_list(&rounds));
     }
+    let mut toml = head(None, model, dir, &data, settings);
     let f = &settings.lora;
-    let mut toml = String::new();
-    let _ = writeln!(toml, "# Written by `ragtune demo --export`: the demo's world as files; run it with");
-    let _ = writeln!(toml, "#   ragtune compare --config {}", dir.join("experiment.toml").display());
-    let _ = writeln!(toml, "\n[model]\npath = \"{}\"\ndtype = \"f32\"\ndevice = \"auto\"", model.display());
-    let _ = writeln!(toml, "\n[embedder]\nkind = \"hashed\"");
-    let _ = writeln!(toml, "\n[data]\n{data}");
-    let _ = writeln!(toml, "[arms]\nrun = {}", toml_list(&settings.arms));
-    let _ = writeln!(toml, "\n[rag]\nk = {}", settings.rag_k);
     let _ = writeln!(
         toml,
         "\n[finetune]\nr = {}\nalpha = {:?}\ntargets = {}\nepochs = {}\nraft_epochs = {}\nlr = {:e}\n\
@@ -104,5 +101,71 @@ pub fn export_task(task: &Task, settings: &RunSettings, model: &Path, dir: &Path
         "\n[eval]\nmax_new_tokens = {}\nbootstrap = {}\nseed = {}",
         settings.max_new_tokens, settings.bootstrap, settings.seed
     );
+    write("experiment.toml", toml)
+}
+
+/// The config's opening: the comment, `task` when not QA, `[model]`, `[embedder]`, `[data]`,
+/// `[arms]` and `[rag]`.
+fn head(task: Option<TaskKind>, model: &Path, dir: &Path, data: &str, settings: &RunSettings) -> String {
+    let mut toml = String::new();
+    let _ = writeln!(toml, "# Written by `ragtune demo --export`: the demo's world as files; run it with");
+    let _ = writeln!(toml, "#   ragtune compare --config {}", dir.join("experiment.toml").display());
+    if let Some(kind) = task {
+        let _ = writeln!(toml, "\ntask = \"{}\"", kind.id());
+    }
+    let _ = writeln!(toml, "\n[model]\npath = \"{}\"\ndtype = \"f32\"\ndevice = \"auto\"", model.display());
+    let _ = writeln!(toml, "\n[embedder]\nkind = \"hashed\"");
+    let _ = writeln!(toml, "\n[data]\n{data}");
+    let _ = writeln!(toml, "[arms]\nrun = {}", toml_list(&settings.arms));
+    let _ = writeln!(toml, "\n[rag]\nk = {}", settings.rag_k);
+    match &settings.tuning {
+        None => {
+            let _ = writeln!(toml, "\n[tuning]\nenabled = false");
+        }
+        Some(t) => {
+            let lr: Vec<String> = t.lr.iter().map(|l| format!("{l:e}")).collect();
+            let k: Vec<String> = t.rag_k.iter().map(|k| k.to_string()).collect();
+            let _ = writeln!(toml, "\n[tuning]\nlr = [{}]\nrag_k = [{}]", lr.join(", "), k.join(", "));
+        }
+    }
+    toml
+}
+
+/// A classification or house-format task: `train.jsonl`, `test.jsonl` and its config.
+fn export_labelled(
+    task: &Task,
+    settings: &RunSettings,
+    model: &Path,
+    dir: &Path,
+    write: &dyn Fn(&str, String) -> Result<()>,
+) -> Result<()> {
+    let (input, target) =
+        if task.kind == TaskKind::Classify { ("text", "label") } else { ("input", "output") };
+    let line =
+        |id: &str, text: &str, out: &str| json!({ "id": id, input: text, target: out }).to_string() + "\n";
+    let train: String =
+        task.corpus.iter().map(|p| line(&p.id, &p.text, p.target.as_deref().unwrap_or_default())).collect();
+    let test: String = task.questions.iter().map(|q| line(&q.id, &q.question, &q.answer)).collect();
+    write("train.jsonl", train)?;
+    write("test.jsonl", test)?;
+    let data = "train = \"train.jsonl\"\ntest = \"test.jsonl\"\n";
+    let mut toml = head(Some(task.kind), model, dir, data, settings);
+    if let Some(HouseFormat::Template { template }) = &task.format {
+        let _ = writeln!(toml, "\n[format]\ntemplate = {}", toml::Value::String(template.clone()));
+    }
+    let f = &settings.lora;
+    let _ = writeln!(
+        toml,
+        "\n[finetune]\nr = {}\nalpha = {:?}\ntargets = {}\nepochs = {}\nlr = {:e}\nbatch_size = {}\nmax_seq = {}\nseed = {}",
+        f.r,
+        f.alpha,
+        toml_list(&f.targets),
+        f.epochs,
+        f.lr,
+        f.batch_size,
+        f.max_seq,
+        f.seed
+    );
+    let _ = writeln!(toml, "\n[eval]\nbootstrap = {}\nseed = {}", settings.bootstrap, settings.seed);
     write("experiment.toml", toml)
 }

@@ -18,6 +18,7 @@ pub mod embed;
 pub mod error;
 pub mod experiment;
 pub mod export;
+pub mod labelled;
 pub mod machine;
 pub mod metrics;
 pub mod prompt;

@@ -1,7 +1,8 @@
 //! The experiment's metrics: how one answer is scored ([`answer`]: SQuAD-style normalisation,
 //! exact match, token F1, retrieval recall@k), how a set of scores becomes a mean with a
 //! bootstrap 95% interval ([`bootstrap`]), and how per-question outcomes become an arm's
-//! [`Scores`](crate::report::Scores) and breakdowns ([`scores`]).
+//! [`Scores`](crate::report::Scores) and breakdowns ([`scores`]). Classification adds macro-F1
+//! and the confusion matrix ([`labels`]); house-format outputs are checked by [`house`].
 //!
 //! Every interval is a percentile bootstrap (2.5th and 97.5th percentiles of the resampled
 //! means) drawn from a ChaCha8 generator seeded by the caller, so a run is reproduced exactly
@@ -12,6 +13,8 @@
 pub mod answer;
 pub mod bootstrap;
 pub mod cluster;
+pub mod house;
+pub mod labels;
 pub mod paired;
 pub mod scores;
 
@@ -19,8 +22,9 @@ pub use answer::{exact_match, normalize_answer, recall_at_k, token_f1};
 pub use bootstrap::{bootstrap_mean, group_difference, paired_difference};
 pub use cluster::{
     ClusterKeys, cluster_count, cluster_group_difference, cluster_key, cluster_mean,
-    cluster_paired_difference, design_effect,
+    cluster_paired_difference, design_effect, seeded_cluster_mean,
 };
+pub use labels::{ClassReport, LabelScore, class_report};
 pub use paired::{PairedTest, mcnemar_exact, min_detectable_effect, paired_test};
 pub use scores::{breakdown, clustered_breakdown, clustered_scores_of, popularity_label, scores_of};
 

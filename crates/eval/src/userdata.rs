@@ -55,12 +55,12 @@ const QA_FIELDS: &str =
 const CORPUS_FIELDS: &str = "text, id, meta";
 
 /// `path:line` for error messages.
-fn at(path: &Path, line: usize) -> String {
+pub(crate) fn at(path: &Path, line: usize) -> String {
     format!("{}:{line}", path.display())
 }
 
 /// Text on one line: whitespace runs (newlines too) become single spaces, ends trimmed.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
@@ -202,7 +202,7 @@ fn split_file_as(path: &Path, rel: &str, max_words: usize, layout: bool) -> Resu
         .map(|(i, (start, end))| {
             let piece = &text[start..end];
             let text = if layout { piece.to_string() } else { one_line(piece) };
-            Passage { id: format!("{rel}#{}", i + 1), text }
+            Passage::new(format!("{rel}#{}", i + 1), text)
         })
         .collect())
 }
@@ -283,7 +283,7 @@ fn cut_paragraph(words: Vec<(usize, usize)>, max_words: usize, text: &str) -> Ve
 }
 
 /// The non-blank lines of a JSONL file as (1-based line number, JSON object).
-fn jsonl_objects(path: &Path, fields: &str) -> Result<Vec<(usize, Map<String, Value>)>> {
+pub(crate) fn jsonl_objects(path: &Path, fields: &str) -> Result<Vec<(usize, Map<String, Value>)>> {
     let text = read_utf8(path)?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -318,7 +318,7 @@ fn jsonl_objects(path: &Path, fields: &str) -> Result<Vec<(usize, Map<String, Va
     Ok(out)
 }
 
-fn kind_of(v: &Value) -> &'static str {
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -330,18 +330,18 @@ fn kind_of(v: &Value) -> &'static str {
 }
 
 /// One JSONL line's object, read field by field with errors that name the file, line and field.
-struct Fields<'a> {
-    path: &'a Path,
-    line: usize,
-    obj: &'a Map<String, Value>,
+pub(crate) struct Fields<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) line: usize,
+    pub(crate) obj: &'a Map<String, Value>,
 }
 
 impl Fields<'_> {
-    fn err(&self, detail: impl Into<String>) -> EvalError {
+    pub(crate) fn err(&self, detail: impl Into<String>) -> EvalError {
         EvalError::data(at(self.path, self.line), detail)
     }
 
-    fn reject_unknown(&self, known: &[&str], listed: &str) -> Result<()> {
+    pub(crate) fn reject_unknown(&self, known: &[&str], listed: &str) -> Result<()> {
         match self.obj.keys().find(|k| !known.contains(&k.as_str())) {
             Some(k) => {
                 Err(self.err(format!("unknown field \"{k}\": the fields are {listed}; rename or remove it")))
@@ -351,7 +351,7 @@ impl Fields<'_> {
     }
 
     /// A non-blank string field, on one line; `None` when absent.
-    fn text(&self, name: &str) -> Result<Option<String>> {
+    pub(crate) fn text(&self, name: &str) -> Result<Option<String>> {
         match self.obj.get(name) {
             None => Ok(None),
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(one_line(s))),
@@ -360,12 +360,12 @@ impl Fields<'_> {
         }
     }
 
-    fn required_text(&self, name: &str) -> Result<String> {
+    pub(crate) fn required_text(&self, name: &str) -> Result<String> {
         self.text(name)?.ok_or_else(|| self.err(format!("missing field \"{name}\": every line needs one")))
     }
 
     /// `id`: a non-blank string or an integer; `line-N` when absent.
-    fn id(&self) -> Result<String> {
+    pub(crate) fn id(&self) -> Result<String> {
         match self.obj.get("id") {
             None => Ok(format!("line-{}", self.line)),
             Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
@@ -387,7 +387,7 @@ impl Fields<'_> {
 }
 
 /// Ids must be unique within a file: the error names both lines.
-fn check_unique_ids<'a>(path: &Path, ids: impl Iterator<Item = (usize, &'a str)>) -> Result<()> {
+pub(crate) fn check_unique_ids<'a>(path: &Path, ids: impl Iterator<Item = (usize, &'a str)>) -> Result<()> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (line, id) in ids {
         if let Some(first) = seen.insert(id, line) {
@@ -406,7 +406,7 @@ fn corpus_jsonl(path: &Path) -> Result<Vec<Passage>> {
         let f = Fields { path, line, obj: &obj };
         f.reject_unknown(&["text", "id", "meta"], CORPUS_FIELDS)?;
         let text = f.required_text("text")?;
-        lines.push((line, Passage { id: f.id()?, text }));
+        lines.push((line, Passage::new(f.id()?, text)));
     }
     check_unique_ids(path, lines.iter().map(|(l, p)| (*l, p.id.as_str())))?;
     Ok(lines.into_iter().map(|(_, p)| p).collect())

@@ -108,8 +108,23 @@ fn every_arm_runs_on_a_miniature_world() {
     assert_eq!(decision.arms.len(), report.arms.len());
     assert!(decision.recommendation.is_some() && !decision.reasons.is_empty(), "{decision:?}");
     assert_eq!(back.decision, report.decision);
-    assert!(md.starts_with(&format!("# {}\n\n## What to choose\n", report.info.title)), "{}", &md[..300]);
+    assert!(md.starts_with(&format!("# {}\n\n## Tasks\n", report.info.title)), "{}", &md[..300]);
+    assert!(md.contains("\n## What to choose\n"));
     assert!(out.join("decision.svg").is_file());
+    // The second task: routing requests (classification), its own report and recommendation,
+    // one line per task in the overview.
+    assert_eq!(report.tasks.len(), 2);
+    assert_eq!(report.tasks[0].recommendation, decision.recommendation);
+    let routed: ExperimentReport =
+        serde_json::from_slice(&std::fs::read(out.join("routing/report.json")).unwrap()).unwrap();
+    assert_eq!(routed.task, ragtune_eval::task::TaskKind::Classify);
+    let routed_ids: Vec<&str> = routed.arms.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(routed_ids, ["base", "rag", "ft", "ft+rag"]);
+    assert!(routed.arms.iter().all(|a| a.overall.macro_f1.is_some() && a.classes.is_some()));
+    let routed_choice = routed.decision.as_ref().and_then(|d| d.recommendation.clone());
+    assert_eq!(report.tasks[1].recommendation, routed_choice);
+    assert_eq!(report.tasks[1].report, "routing/report.md");
+    assert!(md.contains("(routing/report.md)"), "the overview links the routing report");
     let _ = std::fs::remove_dir_all(&out);
 }
 

@@ -143,10 +143,12 @@ fn without_qa_the_questions_are_generated_written_and_read_back() {
     let task2 = c2.task().unwrap();
     assert_eq!(task2.questions, task.questions);
     assert_eq!(task2.dev_questions, task.dev_questions);
-    // [eval] limit cuts the test questions only.
+    // [eval] limit cuts the test questions, and the dev ones tuning answers to the same number.
     let c3 = config(&t, "corpus = \"docs\"", "[generate]\nseed = 3\n\n[eval]\nlimit = 2\n");
     let task3 = c3.task().unwrap();
-    assert_eq!((task3.questions.len(), task3.dev_questions.len()), (2, task.dev_questions.len()));
+    assert!(task.dev_questions.len() > 2);
+    assert_eq!((task3.questions.len(), task3.dev_questions.len()), (2, 2));
+    assert_eq!(task3.dev_questions[..], task.dev_questions[..2]);
 }
 
 #[test]
@@ -206,4 +208,48 @@ fn bad_corpora_and_settings_are_named() {
     assert!(e.contains("per_pasage"), "{e}");
     let e = err(&t, "corpus = \"docs\"", "[generate]\nmodel = \"models/nope.gguf\"\n");
     assert!(e.contains("experiment.toml:7") && e.contains("nope.gguf does not exist"), "{e}");
+}
+
+/// `ft-par` without `[data] paraphrases`: `[generate] model` writes the rounds. The built-in
+/// demo model is no instruct model, so its rewrites may all fail the filter: then the error
+/// names the model and the fixes; whatever is kept sits under its passage's id, keeps the
+/// passage's numbers, and is written to OUT/generated/paraphrases-1.jsonl.
+#[test]
+fn ft_par_gets_paraphrases_written_by_the_generate_model() {
+    let t = TempDir::new("paraphrase");
+    readme_corpus(&t);
+    let model = ragtune_eval::base::write_builtin(&t.path().join("writer")).unwrap();
+    let c = config(
+        &t,
+        "corpus = \"docs\"",
+        &format!("\n[arms]\nrun = [\"ft-par\"]\n\n[generate]\nmodel = \"{}\"\n", model.display()),
+    );
+    let out = t.path().join("out");
+    let corpus = load_corpus_with(&t.path().join("docs"), DEFAULT_MAX_WORDS).unwrap();
+    match c.task_writing(Some(&out)) {
+        Ok(task) => {
+            assert_eq!(task.paraphrases.len(), 1);
+            let written = std::fs::read_to_string(out.join("generated/paraphrases-1.jsonl")).unwrap();
+            assert_eq!(written.lines().count(), task.paraphrases[0].len());
+            for p in &task.paraphrases[0] {
+                let source = corpus.iter().find(|c| c.id == p.id).expect("a corpus id");
+                for number in source.text.split_whitespace().filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+                {
+                    assert!(p.text.contains(number), "{number} kept in {:?}", p.text);
+                }
+            }
+        }
+        Err(e) => {
+            let e = e.to_string();
+            assert!(e.contains("no paraphrase") && e.contains("[data] paraphrases"), "{e}");
+        }
+    }
+    // Without a model, ft-par still needs paraphrases.
+    let e = ExperimentConfig::parse(
+        "[model]\npath = \"model\"\n\n[data]\ncorpus = \"docs\"\n\n[arms]\nrun = [\"ft-par\"]\n",
+        &t.path().join("experiment.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("[generate] model"), "{e}");
 }

@@ -129,7 +129,7 @@ fn character_ngrams_match_misspelt_and_inflected_names() {
 }
 
 fn passages() -> Vec<Passage> {
-    CORPUS.iter().enumerate().map(|(i, t)| Passage { id: format!("p{i}"), text: t.to_string() }).collect()
+    CORPUS.iter().enumerate().map(|(i, t)| Passage::new(format!("p{i}"), t.to_string())).collect()
 }
 
 /// Best `k` by a brute-force cosine in f64 over the embedder's vectors, ties by index.

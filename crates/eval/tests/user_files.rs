@@ -168,7 +168,7 @@ fn sources_resolve_to_passages_and_files_expand() {
     let t = TempDir::new("qa-sources");
     let corpus: Vec<Passage> = ["a.md#1", "a.md#2", "b.md#1", "b.md#2", "b.md#3"]
         .iter()
-        .map(|id| Passage { id: id.to_string(), text: "t".into() })
+        .map(|id| Passage::new(id.to_string(), "t"))
         .collect();
     let p = t.write("qa.jsonl", QA);
     let qa = load_qa_for(&p, &corpus, false).unwrap();
@@ -260,7 +260,7 @@ fn the_example_config_parses_and_loads_its_task() {
     let c = ExperimentConfig::from_file(&path).unwrap();
     // Relative paths resolve against the config's folder, not the working directory.
     assert_eq!(c.model.path, t.path().join("models/SmolLM2-135M"));
-    assert_eq!(c.data.corpus, t.path().join("data/corpus"));
+    assert_eq!(c.data.corpus, Some(t.path().join("data/corpus")));
     assert_eq!(
         c.data.paraphrases,
         [t.path().join("data/paraphrases-1.jsonl"), t.path().join("data/paraphrases-2.jsonl")]

@@ -141,6 +141,8 @@ pub struct Decision {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Metric {
     Choice,
+    /// House format: the share of the reference's fields reproduced.
+    Field,
     F1,
 }
 
@@ -148,6 +150,8 @@ impl Metric {
     fn of(report: &ExperimentReport) -> Option<Metric> {
         if report.arms.iter().any(|a| a.overall.mc_accuracy.is_some()) {
             Some(Metric::Choice)
+        } else if report.arms.iter().any(|a| a.overall.field_match.is_some()) {
+            Some(Metric::Field)
         } else if report.arms.iter().any(|a| a.overall.token_f1.is_some()) {
             Some(Metric::F1)
         } else {
@@ -155,9 +159,11 @@ impl Metric {
         }
     }
 
-    fn name(self) -> &'static str {
+    fn name(self, task: crate::task::TaskKind) -> &'static str {
         match self {
+            Metric::Choice if task == crate::task::TaskKind::Classify => "accuracy",
             Metric::Choice => "multiple-choice accuracy",
+            Metric::Field => "field exact match",
             Metric::F1 => "token F1",
         }
     }
@@ -165,6 +171,7 @@ impl Metric {
     fn interval(self, arm: &ArmResult) -> Option<Interval> {
         match self {
             Metric::Choice => arm.overall.mc_accuracy,
+            Metric::Field => arm.overall.field_match,
             Metric::F1 => arm.overall.token_f1,
         }
     }
@@ -176,6 +183,7 @@ impl Metric {
             .iter()
             .map(|o| match self {
                 Metric::Choice => o.mc_correct.map(|c| f64::from(u8::from(c))),
+                Metric::Field => o.field_match,
                 Metric::F1 => o.token_f1,
             })
             .collect();
@@ -279,7 +287,7 @@ pub fn decide(
     let break_even = break_even(&arms, inputs);
     let mut decision = Decision {
         inputs: inputs.clone(),
-        metric: metric.map(|m| m.name().to_string()).unwrap_or_default(),
+        metric: metric.map(|m| m.name(report.task).to_string()).unwrap_or_default(),
         recommendation,
         reasons: Vec::new(),
         what_would_change: Vec::new(),
@@ -291,6 +299,13 @@ pub fn decide(
     };
     decision.reasons = sentences::reasons(&decision);
     decision.what_would_change = sentences::what_would_change(&decision);
+    if report.task != crate::task::TaskKind::Qa {
+        // "Closed book" is knowledge QA's word; a labelled task's `ft` answers without
+        // demonstrations, and the sentences name it plainly.
+        let plain = |s: &String| s.replace("Closed-book FT", "FT").replace("closed-book FT", "FT");
+        decision.reasons = decision.reasons.iter().map(plain).collect();
+        decision.what_would_change = decision.what_would_change.iter().map(plain).collect();
+    }
     Ok(decision)
 }
 

@@ -24,6 +24,10 @@ const N: usize = 100;
 fn outcomes(correct: usize, shift: usize) -> Vec<QuestionOutcome> {
     (0..N)
         .map(|i| QuestionOutcome {
+            gold_label: None,
+            predicted_label: None,
+            format_valid: None,
+            field_match: None,
             id: format!("q{i}"),
             mc_correct: Some((i + N - shift) % N < correct),
             exact_match: None,
@@ -46,6 +50,8 @@ fn arm(
     let outcomes = outcomes(correct, shift);
     let values: Vec<f64> = outcomes.iter().map(|o| f64::from(u8::from(o.mc_correct.unwrap()))).collect();
     ArmResult {
+        seed_means: Vec::new(),
+        classes: None,
         id: id.into(),
         description: String::new(),
         overall: Scores {
@@ -75,6 +81,9 @@ fn arm(
 
 fn report() -> ExperimentReport {
     ExperimentReport {
+        tuning: None,
+        tasks: Vec::new(),
+        task: Default::default(),
         info: RunInfo::default(),
         arms: vec![
             arm("base", 8.0, 0.0, Some(0.0), 25, 0),

@@ -88,6 +88,49 @@ pub fn cluster_mean(
     Ok(widened(iv, clusters.len()))
 }
 
+/// The mean over training seeds and questions of `per_seed[s][i]` (seed `s`'s score on question
+/// `i`, the questions in the same order for every seed) with a two-stage bootstrap 95% interval:
+/// each resample draws the seeds with replacement and the clusters of questions with
+/// replacement, so the interval holds both the question sampling and the seed-to-seed spread of
+/// training. One seed is [`cluster_mean`].
+pub fn seeded_cluster_mean(
+    per_seed: &[Vec<f64>],
+    keys: &[&str],
+    resamples: usize,
+    seed: u64,
+) -> Result<Interval, MetricsError> {
+    let Some(first) = per_seed.first() else {
+        return Err(MetricsError::Empty { what: "seeded_cluster_mean: no seed".into() });
+    };
+    if per_seed.len() == 1 {
+        return cluster_mean(first, keys, resamples, seed);
+    }
+    for (s, values) in per_seed.iter().enumerate() {
+        check(&format!("seeded_cluster_mean (seed {s})"), values, resamples)?;
+        same_length("seeded_cluster_mean: a seed's values vs cluster keys", values.len(), keys.len())?;
+    }
+    let per_cluster: Vec<Vec<(f64, usize)>> = per_seed.iter().map(|v| totals(v, keys)).collect();
+    let (n_seeds, k) = (per_seed.len(), per_cluster[0].len());
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let means: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let seeds: Vec<usize> = (0..n_seeds).map(|_| rng.random_range(0..n_seeds)).collect();
+            let (mut sum, mut count) = (0.0, 0usize);
+            for _ in 0..k {
+                let c = rng.random_range(0..k);
+                for &s in &seeds {
+                    let (total, m) = per_cluster[s][c];
+                    sum += total;
+                    count += m;
+                }
+            }
+            sum / count as f64
+        })
+        .collect();
+    let all = per_seed.iter().flatten().sum::<f64>() / (n_seeds * first.len()) as f64;
+    Ok(widened(interval(all, means, first.len()), k))
+}
+
 /// The mean of `a[i] − b[i]` with its cluster-bootstrap 95% interval: the same clusters are
 /// drawn for both arms (the pairing is kept, and so is everything a cluster's questions share).
 pub fn cluster_paired_difference(
@@ -489,5 +532,34 @@ mod tests {
         assert!(matches!(cluster_mean(&[1.0], &["a"], 0, 0), Err(MetricsError::ZeroResamples { .. })));
         let err = cluster_paired_difference(&[1.0], &[1.0, 0.0], &["a"], 10, 0).unwrap_err();
         assert!(matches!(err, MetricsError::LengthMismatch { .. }));
+    }
+
+    #[test]
+    fn seeds_widen_the_interval_by_their_spread() {
+        // 60 questions in 30 clusters; three seeds that agree, and three that differ by a
+        // uniform shift of ±0.15 (a training-seed effect the questions cannot show).
+        let base: Vec<f64> = (0..60).map(|i| if i % 5 < 3 { 1.0 } else { 0.0 }).collect();
+        let names: Vec<String> = (0..60).map(|i| format!("c{}", i / 2)).collect();
+        let keys: Vec<&str> = names.iter().map(String::as_str).collect();
+        let same = vec![base.clone(); 3];
+        let one = cluster_mean(&base, &keys, 2000, 5).unwrap();
+        let agree = seeded_cluster_mean(&same, &keys, 2000, 5).unwrap();
+        assert!((agree.mean - one.mean).abs() < 1e-12);
+        let (w1, wa) = (one.hi - one.lo, agree.hi - agree.lo);
+        assert!((wa - w1).abs() < 0.25 * w1, "agreeing seeds add nothing: {w1} vs {wa}");
+        let shifted: Vec<Vec<f64>> =
+            [-0.15, 0.0, 0.15].iter().map(|d| base.iter().map(|v| v + d).collect()).collect();
+        let spread = seeded_cluster_mean(&shifted, &keys, 2000, 5).unwrap();
+        assert!((spread.mean - one.mean).abs() < 1e-12);
+        assert!(
+            spread.hi - spread.lo > 1.3 * w1,
+            "the seed spread widens it: {w1} vs {}",
+            spread.hi - spread.lo
+        );
+        assert_eq!(
+            seeded_cluster_mean(&same[..1], &keys, 500, 1).unwrap(),
+            cluster_mean(&base, &keys, 500, 1).unwrap()
+        );
+        assert!(seeded_cluster_mean(&[], &keys, 10, 0).is_err());
     }
 }

@@ -37,6 +37,8 @@ fn scores_with(
     let (mc, mc_ids) = metric(&|o| o.mc_correct.map(|c| f64::from(u8::from(c))));
     let (em, em_ids) = metric(&|o| o.exact_match);
     let (f1, f1_ids) = metric(&|o| o.token_f1);
+    let (valid, valid_ids) = metric(&|o| o.format_valid.map(|v| f64::from(u8::from(v))));
+    let (fields, fields_ids) = metric(&|o| o.field_match);
     let interval = |what: &str, values: &[f64], ids: Vec<&str>| match keys {
         None => interval_of(what, values, None, resamples, seed),
         Some(k) => interval_of(what, values, Some(&k.keys(ids)), resamples, seed),
@@ -45,7 +47,45 @@ fn scores_with(
         mc_accuracy: interval("multiple-choice accuracy", &mc, mc_ids)?,
         exact_match: interval("exact match", &em, em_ids)?,
         token_f1: interval("token F1", &f1, f1_ids)?,
+        macro_f1: macro_f1_of(outcomes, resamples, seed)?,
+        format_valid: interval("format validity", &valid, valid_ids)?,
+        field_match: interval("field exact match", &fields, fields_ids)?,
     })
+}
+
+/// Macro-F1 over the labels that occur or are predicted among `outcomes` (in order of first
+/// appearance), with its bootstrap interval; `None` without classified outcomes.
+fn macro_f1_of(
+    outcomes: &[QuestionOutcome],
+    resamples: usize,
+    seed: u64,
+) -> Result<Option<Interval>, MetricsError> {
+    let (labels, pairs) = label_pairs(outcomes, &[]);
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    super::labels::bootstrap_macro_f1(&pairs, labels.len(), resamples, seed).map(Some)
+}
+
+/// The label set (`declared` first, in order, then any other label the outcomes name) and the
+/// (gold, predicted) index pairs of the outcomes that have both, restricted to labels that occur
+/// or are predicted: a declared label absent from both sides is dropped, as scikit-learn's
+/// macro average drops it.
+pub fn label_pairs(outcomes: &[QuestionOutcome], declared: &[String]) -> (Vec<String>, Vec<(usize, usize)>) {
+    let both: Vec<(&str, &str)> = outcomes
+        .iter()
+        .filter_map(|o| Some((o.gold_label.as_deref()?, o.predicted_label.as_deref()?)))
+        .collect();
+    let mut labels: Vec<String> = Vec::new();
+    let used = |l: &str| both.iter().any(|(g, p)| *g == l || *p == l);
+    for l in declared.iter().map(String::as_str).chain(both.iter().flat_map(|(g, p)| [*g, *p])) {
+        if used(l) && !labels.iter().any(|x| x == l) {
+            labels.push(l.to_string());
+        }
+    }
+    let index = |l: &str| labels.iter().position(|x| x == l).unwrap_or(0);
+    let pairs = both.iter().map(|(g, p)| (index(g), index(p))).collect();
+    (labels, pairs)
 }
 
 fn interval_of(
@@ -154,6 +194,10 @@ mod tests {
 
     fn outcome(id: &str, mc: Option<bool>, em: Option<f64>, f1: Option<f64>) -> QuestionOutcome {
         QuestionOutcome {
+            gold_label: None,
+            predicted_label: None,
+            format_valid: None,
+            field_match: None,
             id: id.into(),
             mc_correct: mc,
             exact_match: em,

@@ -24,6 +24,7 @@
 
 pub mod distractors;
 pub mod model;
+pub mod paraphrase;
 pub mod questions;
 pub mod sentences;
 pub mod spans;
@@ -224,16 +225,7 @@ fn finish(mut items: Vec<(usize, QaItem)>, settings: &GenerateSettings, rng: &mu
 }
 
 fn empty_item() -> QaItem {
-    QaItem {
-        id: String::new(),
-        question: String::new(),
-        answer: String::new(),
-        choices: Vec::new(),
-        correct: None,
-        sources: Vec::new(),
-        phrasing: None,
-        popularity: None,
-    }
+    QaItem::default()
 }
 
 /// `questions` as a QA file (one JSON object per line: `id`, `question`, `answer`, `choices`,

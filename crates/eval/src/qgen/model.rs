@@ -165,7 +165,7 @@ mod tests {
     }
 
     fn corpus() -> Vec<Passage> {
-        let p = |id: &str, text: &str| Passage { id: id.into(), text: text.into() };
+        let p = |id: &str, text: &str| Passage::new(id, text);
         vec![
             p("a.md#1", "# Quillmark\n\nQuillmark was started by Helena Marsh in 2019 at Northwind Labs."),
             p("b.md#1", "Tessera was written by Marcus Ild in 2016 at Harbor Analytics for time series."),

@@ -4,7 +4,7 @@ use super::spans::{Kind, spans};
 use super::*;
 
 fn passage(id: &str, text: &str) -> Passage {
-    Passage { id: id.to_string(), text: text.to_string() }
+    Passage::new(id, text)
 }
 
 /// The kinds and texts of a sentence's spans.

@@ -44,7 +44,7 @@ pub const PARAPHRASES: (&str, &str) =
     ("paraphrases.svg", "FT accuracy against extra paraphrases per document");
 pub const COST: (&str, &str) = ("cost.svg", "Set-up time against accuracy");
 pub const DECISION: (&str, &str) = ("decision.svg", "Total cost over the horizon against monthly queries");
-const LINES: [RGBColor; 6] = [
+pub(super) const LINES: [RGBColor; 6] = [
     RGBColor(76, 114, 176),
     RGBColor(221, 132, 82),
     RGBColor(85, 168, 104),
@@ -54,9 +54,9 @@ const LINES: [RGBColor; 6] = [
 ];
 
 const SIZE: (u32, u32) = (760, 460);
-const FONT: &str = "sans-serif";
+pub(super) const FONT: &str = "sans-serif";
 const BAR: RGBColor = RGBColor(76, 114, 176);
-const INK: RGBColor = RGBColor(40, 40, 40);
+pub(super) const INK: RGBColor = RGBColor(40, 40, 40);
 
 /// The charts this report has data for, as `(file name, title)`, in the order they are drawn.
 pub fn chart_files(report: &ExperimentReport) -> Vec<(&'static str, &'static str)> {
@@ -71,6 +71,12 @@ pub fn chart_files(report: &ExperimentReport) -> Vec<(&'static str, &'static str
     if report.decision.as_ref().is_some_and(|d| !d.arms.is_empty()) {
         out.push(DECISION);
     }
+    if super::confusion::has_confusion(report) {
+        out.push(super::confusion::CONFUSION);
+    }
+    if super::tuning::has_chart(report) {
+        out.push(super::tuning::TUNING);
+    }
     out
 }
 
@@ -83,6 +89,8 @@ pub fn render_charts(report: &ExperimentReport) -> Result<Vec<Chart>, ChartError
                 "accuracy.svg" => accuracy_chart(report),
                 "cost.svg" => cost_chart(report),
                 "decision.svg" => decision_chart(report),
+                "confusion.svg" => super::confusion::confusion_chart(report),
+                "tuning.svg" => super::tuning::chart(report),
                 _ => paraphrase_chart(report),
             }
             .map_err(|detail| ChartError { chart: file_name, detail })?;
@@ -91,9 +99,14 @@ pub fn render_charts(report: &ExperimentReport) -> Result<Vec<Chart>, ChartError
         .collect()
 }
 
-/// The metric the charts plot: multiple choice when any arm has it.
+/// The metric the charts plot: multiple choice (a classification's accuracy) when any arm has
+/// it, then a house format's field exact match, else exact match.
 fn metric_of(report: &ExperimentReport) -> (fn(&Scores) -> Option<Interval>, &'static str) {
-    if report.arms.iter().any(|a| a.overall.mc_accuracy.is_some()) {
+    if report.task == crate::task::TaskKind::Classify {
+        (|s| s.mc_accuracy, "accuracy (%)")
+    } else if report.arms.iter().any(|a| a.overall.field_match.is_some()) {
+        (|s| s.field_match, "field exact match (%)")
+    } else if report.arms.iter().any(|a| a.overall.mc_accuracy.is_some()) {
         (|s| s.mc_accuracy, "multiple-choice accuracy (%)")
     } else {
         (|s| s.exact_match, "exact match (%)")
@@ -464,6 +477,8 @@ mod tests {
 
     fn arm(id: &str, acc: f64, setup: f64) -> ArmResult {
         ArmResult {
+            seed_means: Vec::new(),
+            classes: None,
             id: id.into(),
             description: String::new(),
             overall: Scores { mc_accuracy: Some(iv(acc)), ..Scores::default() },
@@ -478,6 +493,9 @@ mod tests {
 
     pub(crate) fn report() -> ExperimentReport {
         ExperimentReport {
+            tuning: None,
+            tasks: Vec::new(),
+            task: Default::default(),
             info: RunInfo::default(),
             arms: vec![
                 arm("base", 0.25, 0.0),

@@ -537,6 +537,8 @@ mod tests {
     /// An arm whose question `i` is right exactly when `right(i)`.
     fn arm(id: &str, n: usize, right: impl Fn(usize) -> bool) -> ArmResult {
         ArmResult {
+            seed_means: Vec::new(),
+            classes: None,
             id: id.into(),
             description: String::new(),
             overall: Scores::default(),
@@ -547,6 +549,10 @@ mod tests {
             cost: Cost::default(),
             outcomes: (0..n)
                 .map(|i| QuestionOutcome {
+                    gold_label: None,
+                    predicted_label: None,
+                    format_valid: None,
+                    field_match: None,
                     id: format!("q{i}"),
                     mc_correct: Some(right(i)),
                     exact_match: None,

@@ -1,5 +1,6 @@
 //! `report.md`: the run's set-up, the tables (scores, breakdowns, forgetting, the paraphrase
-//! curve, costs), "What this means" from the computed findings, and links to the charts.
+//! curve, costs), "What this means" from the computed findings, and links to the charts. A
+//! classification or house-format run gets its own results tables ([`super::labelled`]).
 //!
 //! Every figure comes from the [`ExperimentReport`]; nothing is recomputed here. Percentages
 //! carry the decimals their interval warrants ([`super::format`]), a missing measurement is
@@ -17,12 +18,18 @@ pub fn render_markdown(report: &ExperimentReport) -> String {
     let title =
         if report.info.title.trim().is_empty() { "ragtune experiment" } else { report.info.title.trim() };
     let _ = writeln!(md, "# {}\n", one_line(title));
+    tasks_overview(&mut md, report);
     what_to_choose(&mut md, report);
     run_info(&mut md, report);
     arms(&mut md, report);
-    main_table(&mut md, report);
+    if report.task == crate::task::TaskKind::Qa {
+        main_table(&mut md, report);
+    } else {
+        super::labelled::results(&mut md, report);
+    }
     breakdowns(&mut md, report, "By question phrasing", |a| &a.by_phrasing);
     breakdowns(&mut md, report, "By entity popularity", |a| &a.by_popularity);
+    super::tuning::section(&mut md, report);
     forgetting(&mut md, report);
     paraphrase_curve(&mut md, report);
     cost_table(&mut md, report);
@@ -30,6 +37,30 @@ pub fn render_markdown(report: &ExperimentReport) -> String {
     charts(&mut md, report);
     settings(&mut md, report);
     md
+}
+
+/// A multi-task run's overview: task → recommended arm → why, each linking its report.
+fn tasks_overview(md: &mut String, report: &ExperimentReport) {
+    if report.tasks.is_empty() {
+        return;
+    }
+    md.push_str("## Tasks\n\n| task | recommended | why | report |\n|---|---|---|---|\n");
+    for t in &report.tasks {
+        let _ = writeln!(
+            md,
+            "| {} ({}) | {} | {} | [{}]({}) |",
+            cell(&t.task),
+            t.kind.id(),
+            t.recommendation
+                .as_deref()
+                .map(|r| format!("`{}`", cell(r)))
+                .unwrap_or_else(|| "none meets every constraint".into()),
+            cell(&t.why),
+            cell(&t.report),
+            t.report
+        );
+    }
+    md.push_str("\nEach task has its own arms, numbers and recommendation; the sections below are the first task's.\n\n");
 }
 
 /// The decision first: the recommendation, its reasons, the per-arm costs and the cost chart.
@@ -77,7 +108,17 @@ fn arms(md: &mut String, report: &ExperimentReport) {
     }
     md.push_str("## Arms\n\n");
     for a in &report.arms {
-        let _ = writeln!(md, "- `{}`: {}", one_line(&a.id), one_line(&a.description));
+        let seeds = if a.seed_means.is_empty() {
+            String::new()
+        } else {
+            let means: Vec<String> = a.seed_means.iter().map(|m| format!("{:.1}%", 100.0 * m)).collect();
+            format!(
+                " — {} training seeds, each seed's score: {}; its intervals span the seeds",
+                means.len(),
+                means.join(", ")
+            )
+        };
+        let _ = writeln!(md, "- `{}`: {}{seeds}", one_line(&a.id), one_line(&a.description));
     }
     md.push('\n');
 }
@@ -118,12 +159,12 @@ fn main_table(md: &mut String, report: &ExperimentReport) {
     );
 }
 
-fn opt(iv: Option<Interval>) -> String {
+pub(super) fn opt(iv: Option<Interval>) -> String {
     iv.map(|iv| percent(&iv)).unwrap_or_else(|| "—".into())
 }
 
 /// "—" for an arm with nothing to set up (the base model).
-fn setup(seconds: f64) -> String {
+pub(super) fn setup(seconds: f64) -> String {
     if seconds == 0.0 { "—".into() } else { duration(seconds) }
 }
 
@@ -325,7 +366,7 @@ fn settings(md: &mut String, report: &ExperimentReport) {
 }
 
 /// Text safe inside a table cell: one line, pipes escaped.
-fn cell(s: &str) -> String {
+pub(super) fn cell(s: &str) -> String {
     one_line(s).replace('|', "\\|")
 }
 
@@ -344,11 +385,16 @@ mod tests {
 
     fn arm(id: &str, acc: f64) -> ArmResult {
         let scores = Scores {
+            macro_f1: None,
+            format_valid: None,
+            field_match: None,
             mc_accuracy: Some(iv(acc, 0.05)),
             exact_match: Some(iv(acc * 0.8, 0.06)),
             token_f1: None,
         };
         ArmResult {
+            seed_means: Vec::new(),
+            classes: None,
             id: id.into(),
             description: format!("the {id} arm"),
             overall: scores.clone(),
@@ -387,6 +433,9 @@ mod tests {
 
     fn report() -> ExperimentReport {
         ExperimentReport {
+            tuning: None,
+            tasks: Vec::new(),
+            task: Default::default(),
             info: RunInfo {
                 title: "ragtune demo".into(),
                 date: "2026-11-24 10:00".into(),
@@ -508,6 +557,9 @@ mod tests {
     #[test]
     fn an_empty_report_still_renders() {
         let md = render_markdown(&ExperimentReport {
+            tuning: None,
+            tasks: Vec::new(),
+            task: Default::default(),
             info: RunInfo::default(),
             arms: Vec::new(),
             paraphrase_curve: Vec::new(),

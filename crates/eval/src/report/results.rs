@@ -23,6 +23,16 @@ pub struct Scores {
     /// Generated answers (greedy), after normalisation.
     pub exact_match: Option<Interval>,
     pub token_f1: Option<Interval>,
+    /// Classification: the unweighted mean of the per-label F1 (labels that occur or are
+    /// predicted), bootstrap over questions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_f1: Option<Interval>,
+    /// House format: the share of outputs that follow the format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_valid: Option<Interval>,
+    /// House format: the share of the reference's fields reproduced exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_match: Option<Interval>,
 }
 
 /// Scores on a named subset of the questions (`"seen phrasing"`, `"popularity 1"`, …).
@@ -48,6 +58,17 @@ pub struct QuestionOutcome {
     /// re-analysed without the task; `None` (older reports): the question is its own cluster.
     #[serde(default)]
     pub cluster: Option<String>,
+    /// Classification: the gold label and the highest-likelihood label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_label: Option<String>,
+    /// House format: whether the output followed the format, and the share of the reference's
+    /// fields it reproduced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format_valid: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_match: Option<f64>,
 }
 
 /// What an arm cost to set up and to run.
@@ -117,6 +138,13 @@ pub struct ArmResult {
     pub retrieval_recall: Option<Interval>,
     pub forgetting: Option<Forgetting>,
     pub cost: Cost,
+    /// `[eval] seeds` > 1: each training seed's mean of the main metric (the intervals of
+    /// `overall` then span seeds and questions); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seed_means: Vec<f64>,
+    /// Classification: the confusion matrix and per-label scores; absent for other tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<crate::metrics::ClassReport>,
     pub outcomes: Vec<QuestionOutcome>,
 }
 
@@ -171,8 +199,11 @@ pub struct RunInfo {
 }
 
 /// Everything `report.json` holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentReport {
+    /// What the run adapted the model to (`qa` in reports written before there were others).
+    #[serde(default)]
+    pub task: crate::task::TaskKind,
     pub info: RunInfo,
     pub arms: Vec<ArmResult>,
     pub paraphrase_curve: Vec<ParaphrasePoint>,
@@ -181,4 +212,25 @@ pub struct ExperimentReport {
     /// written before it was computed.
     #[serde(default)]
     pub decision: Option<crate::decision::Decision>,
+    /// The demo's overview: one line per task it ran (this report's and the others', each with
+    /// its own report folder); empty for a single-task run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskSummary>,
+    /// The grids tried on the dev split and what was chosen; absent when the run did not tune.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<crate::run::Tuning>,
+}
+
+/// One task of a multi-task run, as the overview table shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// What the task is, in words ("knowledge QA about the world's new people").
+    pub task: String,
+    pub kind: crate::task::TaskKind,
+    /// The recommended arm, when one meets every constraint.
+    pub recommendation: Option<String>,
+    /// The decision's first reason.
+    pub why: String,
+    /// The task's `report.md`, relative to this report's folder.
+    pub report: String,
 }

@@ -46,6 +46,10 @@ fn outcomes(
             let mc = rng.random_bool(p);
             let em = rng.random_bool(p * 0.8);
             QuestionOutcome {
+                gold_label: None,
+                predicted_label: None,
+                format_valid: None,
+                field_match: None,
                 id: q.id.clone(),
                 mc_correct: Some(mc),
                 exact_match: Some(f64::from(u8::from(em))),
@@ -78,6 +82,8 @@ fn arm(
     let found: Vec<f64> =
         outcomes.iter().filter_map(|o| o.retrieved_gold).map(|g| f64::from(u8::from(g))).collect();
     ArmResult {
+        seed_means: Vec::new(),
+        classes: None,
         id: id.into(),
         description: description.into(),
         overall: scores_of(&outcomes, RESAMPLES, SEED).unwrap(),
@@ -173,6 +179,9 @@ pub(crate) fn sample_report() -> ExperimentReport {
         .collect();
     let findings = findings(&arms, &paraphrase_curve, &qs, RESAMPLES, SEED).unwrap();
     ExperimentReport {
+        tuning: None,
+        tasks: Vec::new(),
+        task: Default::default(),
         info: RunInfo {
             title: "ragtune demo (sample)".into(),
             date: "2026-11-24 10:00".into(),

@@ -42,7 +42,9 @@ pub fn write_report(dir: &Path, report: &ExperimentReport) -> Result<Vec<PathBuf
         write_atomically(&path, bytes)?;
         written.push(path);
     }
-    for (stale, _) in [ACCURACY, COST, PARAPHRASES, DECISION] {
+    for (stale, _) in
+        [ACCURACY, COST, PARAPHRASES, DECISION, super::confusion::CONFUSION, super::tuning::TUNING]
+    {
         if !files.iter().any(|(name, _)| name == stale) {
             let path = dir.join(stale);
             match fs::remove_file(&path) {

@@ -8,10 +8,19 @@
 //! are attached to the one base model in turn and detached after, so the base is loaded once.
 //! Forgetting is the closed-book multiple-choice accuracy on the task's `old_questions` with
 //! and without each adapter.
+//!
+//! Classification and house-format tasks ([`TaskKind`]) run `base`, `rag`, `ft` and `ft+rag`
+//! with their own prompts ([`prompt::classify`], [`prompt::house`]): `rag` retrieves the k
+//! nearest *training* examples as demonstrations, `ft` learns input → target from every
+//! training example (closed-prompt → label or output, unpacked). A label is the
+//! highest-likelihood one of the label set (nothing is generated); a house-format output is
+//! generated greedily with a budget of the longest training output plus [`FORMAT_SLACK`] tokens.
 
 pub mod answer;
 pub mod memory;
+pub mod seeds;
 pub mod train;
+pub mod tuning;
 pub mod update;
 
 use std::path::{Path, PathBuf};
@@ -32,11 +41,15 @@ use crate::metrics;
 use crate::prompt;
 use crate::report::{ArmResult, Breakdown, Cost, Forgetting, ParaphrasePoint, QuestionOutcome, Scores};
 use crate::retrieve::Retriever;
-use crate::task::{QaItem, Task};
+use crate::task::{Passage, QaItem, Task, TaskKind};
 use answer::{Answer, answer, stop_tokens};
 use memory::PeakMemory;
 pub use train::LoraSettings;
 use train::{Trained, answer_example, document_example, train_lora};
+pub use tuning::{Tuning, TuningSettings};
+
+/// Tokens a house-format output may run past the longest training output.
+pub const FORMAT_SLACK: usize = 8;
 
 /// Every arm, in the order they run and are reported.
 pub const ARMS: [&str; 6] = ["base", "rag", "ft", "ft-par", "ft+rag", "raft"];
@@ -63,6 +76,17 @@ pub struct RunSettings {
     pub paraphrase_curve: Vec<usize>,
     /// No progress bars (tests).
     pub quiet: bool,
+    /// The grids tried on the dev split ([`tuning`]); `None` or no dev questions: the settings
+    /// above are used as they are.
+    #[serde(default)]
+    pub tuning: Option<TuningSettings>,
+    /// Training seeds per fine-tuned arm ([`seeds`]); 1: one adapter, intervals over questions.
+    #[serde(default = "one")]
+    pub seeds: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for RunSettings {
@@ -78,6 +102,8 @@ impl Default for RunSettings {
             seed: 0,
             paraphrase_curve: Vec::new(),
             quiet: false,
+            tuning: None,
+            seeds: 1,
         }
     }
 }
@@ -86,6 +112,8 @@ impl Default for RunSettings {
 pub struct RunOutput {
     pub arms: Vec<ArmResult>,
     pub paraphrase_curve: Vec<ParaphrasePoint>,
+    /// What was tried on dev and chosen, when the run tuned.
+    pub tuning: Option<Tuning>,
 }
 
 /// Check that every requested arm is known and has the data it needs.
@@ -96,6 +124,13 @@ pub fn check_arms(arms: &[String], task: &Task) -> Result<()> {
     for a in arms {
         if !ARMS.contains(&a.as_str()) {
             return Err(EvalError::config(format!("unknown arm `{a}`; known arms: {}", ARMS.join(", "))));
+        }
+        if !task.kind.arms().contains(&a.as_str()) {
+            return Err(EvalError::config(format!(
+                "arm `{a}` is for knowledge QA; a {} task runs {}",
+                task.kind.id(),
+                task.kind.arms().join(", ")
+            )));
         }
         if a == "ft-par" && task.paraphrases.is_empty() {
             return Err(EvalError::config(
@@ -128,6 +163,19 @@ struct Runner<'a> {
     eos: u32,
     bars: MultiProgress,
     memory: PeakMemory,
+    /// Tokens an answer may generate: the settings' budget for QA, none for classification
+    /// (labels are scored), the longest training output plus [`FORMAT_SLACK`] for house format.
+    answer_budget: usize,
+    /// Passages (or demonstrations) retrieved per question: the settings' `rag_k`, or the one
+    /// chosen on dev.
+    rag_k: usize,
+    /// Each dev question's passages at the largest k tried (tuning only).
+    dev_hits: Vec<Vec<usize>>,
+    /// The LoRA recipe each fine-tuned arm ended with (the tuned learning rate and epochs).
+    recipes: Vec<(String, LoraSettings)>,
+    tuning: Tuning,
+    /// Per arm id, the test outcomes of every extra training seed ([`seeds`]).
+    seed_outcomes: Vec<(String, Vec<Vec<QuestionOutcome>>)>,
 }
 
 /// Retrieval for every question: passage indices and the time each search took.
@@ -165,6 +213,18 @@ pub fn run(
         ProgressDrawTarget::stderr()
     });
     let memory = PeakMemory::new(&model.device);
+    let answer_budget = match task.kind {
+        TaskKind::Qa => settings.max_new_tokens,
+        TaskKind::Classify => 0,
+        TaskKind::Format => {
+            let mut longest = 0;
+            for p in &task.corpus {
+                longest =
+                    longest.max(tok.encode(&prompt::answer(p.target.as_deref().unwrap_or("")), false)?.len());
+            }
+            longest + FORMAT_SLACK
+        }
+    };
     let mut r = Runner {
         model,
         tok,
@@ -176,6 +236,12 @@ pub fn run(
         eos,
         bars,
         memory,
+        answer_budget,
+        rag_k: settings.rag_k.max(1),
+        dev_hits: Vec::new(),
+        recipes: Vec::new(),
+        tuning: Tuning::default(),
+        seed_outcomes: Vec::new(),
     };
     r.run()
 }
@@ -189,6 +255,9 @@ impl Runner<'_> {
         let s = self.settings;
         let mut arms = Vec::new();
         let retrieving = ["rag", "ft+rag", "raft"].iter().any(|a| wants(s, a));
+        if self.tuning() {
+            self.tune_retrieval(retrieving)?;
+        }
         let retrieved = if retrieving { Some(self.retrieve()?) } else { None };
         let fine_tuning = ["ft", "ft-par", "ft+rag", "raft"].iter().any(|a| wants(s, a));
         let old_before = if fine_tuning && !self.task.old_questions.is_empty() {
@@ -199,7 +268,12 @@ impl Runner<'_> {
         if wants(s, "base") {
             self.memory.reset();
             let (outcomes, cost) = self.evaluate("base", None)?;
-            arms.push(self.arm("base", "closed book: the base model alone", outcomes, cost, None)?);
+            let desc = match self.task.kind {
+                TaskKind::Qa => "closed book: the base model alone",
+                TaskKind::Classify => "zero-shot: each label scored after an instruction listing the labels",
+                TaskKind::Format => "zero-shot: an instruction naming the house format",
+            };
+            arms.push(self.arm("base", desc, outcomes, cost, None)?);
         }
         if wants(s, "rag") {
             let ret = retrieved.as_ref().expect("retrieval ran");
@@ -207,14 +281,30 @@ impl Runner<'_> {
             let (outcomes, mut cost) = self.evaluate("rag", Some(ret))?;
             cost.setup_seconds = ret.setup_seconds;
             cost.artifact_bytes = ret.index_bytes;
-            let desc = format!("top-{} retrieved passages before the question", s.rag_k);
+            let desc = match self.task.kind {
+                TaskKind::Qa => format!("top-{} retrieved passages before the question", self.rag_k),
+                _ => format!("the top-{} retrieved training examples as demonstrations", self.rag_k),
+            };
             arms.push(self.arm("rag", &desc, outcomes, cost, None)?);
         }
         let mut ft_scores = None;
         if wants(s, "ft") || wants(s, "ft+rag") {
             self.memory.reset();
-            let docs = self.documents(0)?;
-            let trained = self.train("ft", docs, true, s.lora.epochs)?;
+            let (examples, pack) = match self.task.kind {
+                TaskKind::Qa => (self.documents(0)?, true),
+                _ => (self.labelled_examples(&self.task.corpus)?, false),
+            };
+            let trained = self.train_arm("ft", examples.clone(), pack, &s.lora, false)?;
+            if s.seeds > 1 {
+                let mut evals: Vec<(&str, Option<&Retrieved>)> = Vec::new();
+                if wants(s, "ft") {
+                    evals.push(("ft", None));
+                }
+                if wants(s, "ft+rag") {
+                    evals.push(("ft+rag", retrieved.as_ref()));
+                }
+                self.extra_seeds(&examples, pack, &self.recipe("ft"), &evals)?;
+            }
             let bytes = self.save_adapter("ft", &trained.adapter)?;
             self.attach(&trained.adapter)?;
             let forgetting = self.forgetting(old_before.as_ref(), "ft")?;
@@ -226,8 +316,16 @@ impl Runner<'_> {
                     train_tokens: trained.tokens,
                     ..cost
                 };
-                let desc =
-                    format!("LoRA r={} on the corpus, {} epochs; closed book", s.lora.r, s.lora.epochs);
+                let recipe = self.recipe_text("ft");
+                let desc = match self.task.kind {
+                    TaskKind::Qa => format!("LoRA r={} on the corpus, {recipe}; closed book", s.lora.r),
+                    kind => format!(
+                        "LoRA r={} on the {} training examples (input → {}), {recipe}; no demonstrations",
+                        s.lora.r,
+                        self.task.corpus.len(),
+                        if kind == TaskKind::Classify { "label" } else { "output" },
+                    ),
+                };
                 let arm = self.arm("ft", &desc, outcomes, cost, forgetting.clone())?;
                 ft_scores = Some(arm.overall.clone());
                 arms.push(arm);
@@ -241,14 +339,18 @@ impl Runner<'_> {
                     train_tokens: trained.tokens,
                     ..cost
                 };
-                let desc = "the ft adapter, answering with retrieved passages";
-                arms.push(self.arm("ft+rag", desc, outcomes, cost, forgetting)?);
+                let desc = match self.task.kind {
+                    TaskKind::Qa => "the ft adapter, answering with retrieved passages".to_string(),
+                    _ => format!("the ft adapter, with the top-{} retrieved training examples", self.rag_k),
+                };
+                arms.push(self.arm("ft+rag", &desc, outcomes, cost, forgetting)?);
             }
             self.detach();
         }
         let rounds = self.task.paraphrases.len();
         let mut curve = Vec::new();
-        if let Some(scores) = &ft_scores {
+        // The paraphrase curve is knowledge QA's (labelled tasks have no paraphrase rounds).
+        if let Some(scores) = ft_scores.as_ref().filter(|_| self.task.kind == TaskKind::Qa) {
             curve.push(ParaphrasePoint { paraphrases: 0, scores: scores.clone() });
         }
         if wants(s, "ft-par") {
@@ -266,7 +368,10 @@ impl Runner<'_> {
             }
             self.memory.reset();
             let docs = self.documents(rounds)?;
-            let trained = self.train("ft-par", docs, true, s.lora.epochs)?;
+            let trained = self.train_arm("ft-par", docs.clone(), true, &s.lora, false)?;
+            if s.seeds > 1 {
+                self.extra_seeds(&docs, true, &self.recipe("ft-par"), &[("ft-par", None)])?;
+            }
             let bytes = self.save_adapter("ft-par", &trained.adapter)?;
             self.attach(&trained.adapter)?;
             let forgetting = self.forgetting(old_before.as_ref(), "ft-par")?;
@@ -279,8 +384,9 @@ impl Runner<'_> {
                 ..cost
             };
             let desc = format!(
-                "LoRA r={} on the corpus + {rounds} paraphrase rounds, {} epochs; closed book",
-                s.lora.r, s.lora.epochs
+                "LoRA r={} on the corpus + {rounds} paraphrase rounds, {}; closed book",
+                s.lora.r,
+                self.recipe_text("ft-par")
             );
             let arm = self.arm("ft-par", &desc, outcomes, cost, forgetting)?;
             curve.push(ParaphrasePoint { paraphrases: rounds, scores: arm.overall.clone() });
@@ -290,7 +396,11 @@ impl Runner<'_> {
             let ret = retrieved.as_ref().expect("retrieval ran");
             self.memory.reset();
             let examples = self.raft_examples()?;
-            let trained = self.train("raft", examples, false, s.lora.raft_epochs)?;
+            let raft = LoraSettings { epochs: s.lora.raft_epochs, ..s.lora.clone() };
+            let trained = self.train_arm("raft", examples.clone(), false, &raft, true)?;
+            if s.seeds > 1 {
+                self.extra_seeds(&examples, false, &self.recipe("raft"), &[("raft", Some(ret))])?;
+            }
             let bytes = self.save_adapter("raft", &trained.adapter)?;
             self.attach(&trained.adapter)?;
             let forgetting = self.forgetting(old_before.as_ref(), "raft")?;
@@ -303,15 +413,17 @@ impl Runner<'_> {
                 ..cost
             };
             let desc = format!(
-                "LoRA on question + gold passage + {} distractors → answer ({} epochs); answers with retrieved passages",
-                s.raft_distractors, s.lora.raft_epochs
+                "LoRA on question + gold passage + {} distractors → answer ({}); answers with retrieved passages",
+                s.raft_distractors,
+                self.recipe_text("raft")
             );
             arms.push(self.arm("raft", &desc, outcomes, cost, forgetting)?);
         }
         self.measure_updates(&mut arms)?;
         curve.sort_by_key(|p| p.paraphrases);
         arms.sort_by_key(|a| ARMS.iter().position(|x| *x == a.id));
-        Ok(RunOutput { arms, paraphrase_curve: curve })
+        let tuning = self.tuning().then(|| std::mem::take(&mut self.tuning));
+        Ok(RunOutput { arms, paraphrase_curve: curve, tuning })
     }
 
     fn bar(&self, len: usize, label: &str) -> ProgressBar {
@@ -334,7 +446,7 @@ impl Runner<'_> {
         let retriever = Retriever::build(self.embedder, &self.task.corpus, &self.model.device)?;
         let setup_seconds = start.elapsed().as_secs_f64();
         let index_bytes = retriever.save(&self.workdir.join("corpus.rtidx"))?;
-        let k = self.settings.rag_k.max(1);
+        let k = self.rag_k;
         let (mut passages, mut ms) = (Vec::new(), Vec::new());
         for q in &self.task.questions {
             let t = Instant::now();
@@ -369,24 +481,21 @@ impl Runner<'_> {
         for (i, q) in questions.iter().enumerate() {
             let mut latency = 0.0;
             let (text, gold_found) = match retrieved {
-                None => (prompt::closed_book(&q.question), None),
+                None => (self.prompt(q, &[]), None),
                 Some(r) => {
                     retrieval += r.ms[i];
                     latency += r.ms[i];
-                    let texts: Vec<&str> =
-                        r.passages[i].iter().map(|&p| self.task.corpus[p].text.as_str()).collect();
                     let found = (!q.sources.is_empty())
                         .then(|| r.passages[i].iter().any(|&p| q.sources.contains(&self.task.corpus[p].id)));
-                    (prompt::with_passages(&texts, &q.question), found)
+                    (self.prompt(q, &r.passages[i]), found)
                 }
             };
-            let a: Answer =
-                answer(self.model, self.tok, &text, &q.choices, self.settings.max_new_tokens, &self.stops)?;
+            let a: Answer = answer(self.model, self.tok, &text, &q.choices, self.answer_budget, &self.stops)?;
             prefill += a.prefill_ms;
             decode += a.decode_ms;
             latencies.push(latency + a.prefill_ms + a.decode_ms);
             tokens += a.prompt_tokens + a.generated_tokens;
-            outcomes.push(outcome(q, &a, gold_found));
+            outcomes.push(outcome(self.task, q, &a, gold_found));
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -441,6 +550,40 @@ impl Runner<'_> {
         }))
     }
 
+    /// The prompt for `q` with the corpus passages `shown` (retrieved passages for QA,
+    /// demonstrations for the labelled tasks; none: closed book / zero-shot).
+    fn prompt(&self, q: &QaItem, shown: &[usize]) -> String {
+        let corpus = &self.task.corpus;
+        let demos: Vec<(&str, &str)> = shown
+            .iter()
+            .map(|&p| (corpus[p].text.as_str(), corpus[p].target.as_deref().unwrap_or("")))
+            .collect();
+        match (self.task.kind, &self.task.format) {
+            (TaskKind::Classify, _) => prompt::classify(&self.task.labels, &demos, &q.question),
+            (TaskKind::Format, Some(format)) => {
+                prompt::house(&metrics::house::describe(format), &demos, &q.question)
+            }
+            _ if shown.is_empty() => prompt::closed_book(&q.question),
+            _ => {
+                let texts: Vec<&str> = demos.iter().map(|(t, _)| *t).collect();
+                prompt::with_passages(&texts, &q.question)
+            }
+        }
+    }
+
+    /// Labelled training examples (classification, house format): the zero-shot prompt of each
+    /// passage's text → its target.
+    fn labelled_examples(&self, passages: &[Passage]) -> Result<Vec<Example>> {
+        passages
+            .iter()
+            .map(|p| {
+                let q = QaItem { id: p.id.clone(), question: p.text.clone(), ..QaItem::default() };
+                let target = p.target.as_deref().unwrap_or_default();
+                answer_example(self.tok, &self.prompt(&q, &[]), &prompt::answer(target), self.eos)
+            })
+            .collect()
+    }
+
     /// The corpus plus the first `rounds` paraphrase rounds, as document examples.
     fn documents(&self, rounds: usize) -> Result<Vec<Example>> {
         let extra = self.task.paraphrases.iter().take(rounds).flatten();
@@ -478,13 +621,101 @@ impl Runner<'_> {
     }
 
     fn train(&mut self, label: &str, examples: Vec<Example>, pack: bool, epochs: usize) -> Result<Trained> {
+        let lora = LoraSettings { epochs, ..self.settings.lora.clone() };
+        self.train_with(label, examples, pack, &lora)
+    }
+
+    /// Train an arm: over the dev grid when tuning ([`tuning`]; `with_passages`: dev questions
+    /// are answered with their retrieved passages), else with `lora` as it is. The recipe it
+    /// ends with is kept for its update and its description.
+    fn train_arm(
+        &mut self,
+        arm: &str,
+        examples: Vec<Example>,
+        pack: bool,
+        lora: &LoraSettings,
+        with_passages: bool,
+    ) -> Result<Trained> {
+        if !self.tuning() {
+            self.recipes.push((arm.to_string(), lora.clone()));
+            return self.train_with(arm, examples, pack, lora);
+        }
+        let (hits, k) = (self.dev_hits.clone(), self.rag_k);
+        let shown = move |i: usize| -> Vec<usize> {
+            if with_passages {
+                hits.get(i).map(|h| h.iter().take(k).copied().collect()).unwrap_or_default()
+            } else {
+                Vec::new()
+            }
+        };
+        let (trained, record) = self.train_tuned(arm, examples, pack, lora, &shown)?;
+        let recipe = LoraSettings { lr: record.chosen_lr, epochs: record.chosen_epoch, ..lora.clone() };
+        self.recipes.push((arm.to_string(), recipe));
+        self.tuning.arms.push(record);
+        Ok(trained)
+    }
+
+    /// The recipe `arm` trained with (the configured one when it did not train).
+    fn recipe(&self, arm: &str) -> LoraSettings {
+        self.recipes
+            .iter()
+            .find(|(a, _)| a == arm)
+            .map(|(_, l)| l.clone())
+            .unwrap_or_else(|| self.settings.lora.clone())
+    }
+
+    /// "8 epochs" or "lr 1e-3, 3 epochs (chosen on dev)".
+    fn recipe_text(&self, arm: &str) -> String {
+        let r = self.recipe(arm);
+        if self.tuning.arms.iter().any(|t| t.arm == arm) {
+            format!("lr {:e}, {} epochs (chosen on dev)", r.lr, r.epochs)
+        } else {
+            format!("{} epochs", r.epochs)
+        }
+    }
+
+    /// Tuning's first step: retrieve for the dev questions at the largest k of the grid and,
+    /// when a retrieving arm runs, choose k on dev.
+    fn tune_retrieval(&mut self, retrieving: bool) -> Result<()> {
+        let grid = self.settings.tuning.as_ref().map(|t| t.rag_k.clone()).unwrap_or_default();
+        self.tuning.metric = self.dev_metric().to_string();
+        self.tuning.dev_questions = self.task.dev_questions.len();
+        let k_max =
+            grid.iter().copied().chain([self.rag_k]).max().unwrap_or(1).min(self.task.corpus.len()).max(1);
+        if retrieving {
+            let retriever = Retriever::build(self.embedder, &self.task.corpus, &self.model.device)?;
+            let mut hits = Vec::with_capacity(self.task.dev_questions.len());
+            for q in &self.task.dev_questions {
+                let found = retriever.search(self.embedder, &[q.question.as_str()], k_max)?;
+                hits.push(found.into_iter().next().unwrap_or_default().into_iter().map(|(i, _)| i).collect());
+            }
+            self.dev_hits = hits;
+        }
+        if retrieving && !grid.is_empty() {
+            let trials = self.tune_k(&self.dev_hits.clone(), &grid)?;
+            let best = trials.iter().min_by(|a, b| b.dev_score.total_cmp(&a.dev_score).then(a.k.cmp(&b.k)));
+            if let Some(best) = best {
+                self.rag_k = best.k;
+                self.tuning.rag_k = Some(best.k);
+            }
+            self.tuning.rag = trials;
+        }
+        Ok(())
+    }
+
+    fn train_with(
+        &mut self,
+        label: &str,
+        examples: Vec<Example>,
+        pack: bool,
+        lora: &LoraSettings,
+    ) -> Result<Trained> {
         let bar = self.bar(0, &format!("training {label}"));
-        let trained =
-            train_lora(self.model, examples, pack, epochs, &self.settings.lora, |step, total, loss| {
-                bar.set_length(total as u64);
-                bar.set_position(step as u64);
-                bar.set_message(format!("loss {loss:.3}"));
-            })?;
+        let trained = train_lora(self.model, examples, pack, lora.epochs, lora, |step, total, loss| {
+            bar.set_length(total as u64);
+            bar.set_position(step as u64);
+            bar.set_message(format!("loss {loss:.3}"));
+        })?;
         bar.finish_and_clear();
         Ok(trained)
     }
@@ -527,6 +758,7 @@ impl Runner<'_> {
         forgetting: Option<Forgetting>,
     ) -> Result<ArmResult> {
         let (n, seed) = (self.settings.bootstrap, self.settings.seed);
+        let (overall, seed_means) = self.seeded_scores(id, &outcomes, self.scores(&outcomes)?)?;
         let qs = &self.task.questions;
         let phrasing: Vec<String> = qs.iter().map(|q| q.phrasing.clone().unwrap_or_default()).collect();
         let popularity: Vec<String> =
@@ -544,7 +776,8 @@ impl Runner<'_> {
         Ok(ArmResult {
             id: id.to_string(),
             description: description.to_string(),
-            overall: self.scores(&outcomes)?,
+            overall: overall.clone(),
+            seed_means,
             by_phrasing: by(&phrasing)?,
             by_popularity: {
                 // "1 document", "2–3 documents", "4+ documents": in the order of their counts.
@@ -563,13 +796,33 @@ impl Runner<'_> {
             },
             forgetting,
             cost,
+            classes: match self.task.kind {
+                TaskKind::Classify => {
+                    let (labels, pairs) = metrics::scores::label_pairs(&outcomes, &self.task.labels);
+                    (!pairs.is_empty())
+                        .then(|| metrics::class_report(&pairs, &labels, n, seed))
+                        .transpose()?
+                }
+                _ => None,
+            },
             outcomes,
         })
     }
 }
 
-fn outcome(q: &QaItem, a: &Answer, retrieved_gold: Option<bool>) -> QuestionOutcome {
+fn outcome(task: &Task, q: &QaItem, a: &Answer, retrieved_gold: Option<bool>) -> QuestionOutcome {
+    let classified = task.kind == TaskKind::Classify;
+    let house = match (&task.format, &a.text) {
+        (Some(format), Some(text)) if task.kind == TaskKind::Format => {
+            Some(metrics::house::score_output(format, text, &q.answer))
+        }
+        _ => None,
+    };
     QuestionOutcome {
+        gold_label: classified.then(|| q.answer.clone()),
+        predicted_label: if classified { a.choice.and_then(|c| q.choices.get(c).cloned()) } else { None },
+        format_valid: house.map(|(valid, _)| valid),
+        field_match: house.map(|(_, share)| share),
         id: q.id.clone(),
         mc_correct: if q.choices.is_empty() { None } else { Some(a.choice == q.correct) },
         exact_match: a.text.as_ref().map(|t| metrics::exact_match(t, &q.answer)),

@@ -93,7 +93,22 @@ pub fn train_lora(
     pack_rows: bool,
     epochs: usize,
     settings: &LoraSettings,
+    on_step: impl FnMut(usize, usize, f32),
+) -> Result<Trained> {
+    train_lora_epochs(model, examples, pack_rows, epochs, settings, on_step, |_, _, _| Ok(()))
+}
+
+/// [`train_lora`], calling `on_epoch(epoch, adapter, mean training loss of the epoch)` at the
+/// end of every epoch (1-based; an epoch is `rows / batch` steps of the one cosine schedule
+/// over all epochs, so epoch e of a longer run is early stopping, not a shorter run).
+pub fn train_lora_epochs(
+    model: &LlamaModel,
+    examples: Vec<Example>,
+    pack_rows: bool,
+    epochs: usize,
+    settings: &LoraSettings,
     mut on_step: impl FnMut(usize, usize, f32),
+    mut on_epoch: impl FnMut(usize, &LoraAdapter, f32) -> Result<()>,
 ) -> Result<Trained> {
     let start = Instant::now();
     let max_seq = settings.max_seq.min(model.max_context());
@@ -128,6 +143,7 @@ pub fn train_lora(
     let mut sampler = Sampler::new(rows.len(), settings.seed);
     let pad = model.config.eos_token_ids.first().copied().unwrap_or(0) as i32;
     let (mut tokens, mut first_loss, mut last_loss) = (0u64, f32::NAN, f32::NAN);
+    let (mut done_epochs, mut epoch_loss) = (0usize, (0f64, 0usize));
     for step in 0..steps {
         let picked: Vec<&Example> = sampler.take(batch).into_iter().map(|i| &rows[i]).collect();
         let b = collate(&picked, pad)?;
@@ -148,6 +164,16 @@ pub fn train_lora(
         }
         last_loss = loss;
         on_step(step + 1, steps, loss);
+        epoch_loss.0 += f64::from(loss);
+        epoch_loss.1 += 1;
+        // Epoch e ends at the step nearest e·steps/epochs (steps need not divide evenly).
+        let epochs = epochs.max(1);
+        let epoch = ((step + 1) * epochs) / steps;
+        if epoch > done_epochs {
+            done_epochs = epoch;
+            on_epoch(epoch, &trainer.adapter, (epoch_loss.0 / epoch_loss.1.max(1) as f64) as f32)?;
+            epoch_loss = (0.0, 0);
+        }
     }
     Ok(Trained {
         adapter: trainer.adapter,

@@ -3,7 +3,7 @@
 //!
 //! - `rag`: re-embed and re-index the changed passages (the fitted embedder is kept);
 //! - `ft`: train on the changed passages with the set-up's recipe (same epochs, batch size,
-//!   learning rate). That is what continuing the deployed adapter's training on the edits
+//!   learning rate — those chosen on dev when the run tuned). That is what continuing the deployed adapter's training on the edits
 //!   costs — the same steps on the same tokens; re-training on the whole corpus instead would
 //!   cost the set-up time again, which the report also shows;
 //! - `ft-par`: the same on the changed passages and the same share of every paraphrase round;
@@ -11,6 +11,10 @@
 //! - `raft`: `rag`'s re-index: its adapter learned to read retrieved passages, not the facts,
 //!   so new facts reach it through the index;
 //! - `base`: nothing to rebuild (and nothing learned).
+//!
+//! In a classification or house-format task the "passages" are the labelled training
+//! examples: an update is 10% of them new or changed, `rag` re-indexes them and `ft` trains on
+//! them as labelled examples.
 //!
 //! The update's adapters are thrown away: only their time is kept. Per-question latency
 //! percentiles ([`percentile`]) live here too, as the other half of what the decision needs.
@@ -25,7 +29,7 @@ use super::train::document_example;
 use crate::error::Result;
 use crate::report::{ArmResult, UpdateCost};
 use crate::retrieve::Retriever;
-use crate::task::Passage;
+use crate::task::{Passage, TaskKind};
 
 /// The share of the corpus one update changes.
 pub const UPDATE_SHARE: f64 = 0.1;
@@ -46,10 +50,7 @@ pub fn changed(passages: &[Passage], seed: u64) -> Vec<Passage> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ UPDATE_SALT);
     let mut picked = rand::seq::index::sample(&mut rng, passages.len(), n).into_vec();
     picked.sort_unstable();
-    picked
-        .into_iter()
-        .map(|i| Passage { id: passages[i].id.clone(), text: edit(&passages[i].text) })
-        .collect()
+    picked.into_iter().map(|i| Passage { text: edit(&passages[i].text), ..passages[i].clone() }).collect()
 }
 
 /// The `q`-quantile (0..=1) of `values`, interpolating linearly between order statistics;
@@ -86,11 +87,16 @@ impl Runner<'_> {
             None
         };
         let ft = if has("ft") || has("ft+rag") {
-            let docs = changed
-                .iter()
-                .map(|p| document_example(self.tok, &p.text, self.eos))
-                .collect::<Result<_>>()?;
-            let t = self.train("update: ft", docs, true, s.lora.epochs)?;
+            let t = if self.task.kind == TaskKind::Qa {
+                let docs = changed
+                    .iter()
+                    .map(|p| document_example(self.tok, &p.text, self.eos))
+                    .collect::<Result<_>>()?;
+                self.train_with("update: ft", docs, true, &self.recipe("ft"))?
+            } else {
+                let examples = self.labelled_examples(&changed)?;
+                self.train_with("update: ft", examples, false, &self.recipe("ft"))?
+            };
             Some((t.seconds, t.tokens))
         } else {
             None
@@ -104,12 +110,13 @@ impl Runner<'_> {
                 .iter()
                 .map(|p| document_example(self.tok, &p.text, self.eos))
                 .collect::<Result<_>>()?;
-            let t = self.train("update: ft-par", docs, true, s.lora.epochs)?;
+            let t = self.train_with("update: ft-par", docs, true, &self.recipe("ft-par"))?;
             Some((t.seconds, t.tokens, passages.len() - n))
         } else {
             None
         };
-        let epochs = s.lora.epochs;
+        let epochs = self.recipe("ft").epochs;
+        let par_epochs = self.recipe("ft-par").epochs;
         let index_how = format!("re-embed and re-index the {n} changed passages");
         let train_how = format!(
             "train on the {n} changed passages with the set-up's recipe ({epochs} epochs), what continuing the \
@@ -144,7 +151,7 @@ impl Runner<'_> {
                     train_tokens: tokens,
                     how: format!(
                         "train on the {n} changed passages and {extra} of their paraphrases with the set-up's \
-                         recipe ({epochs} epochs)"
+                         recipe ({par_epochs} epochs)"
                     ),
                 },
                 ("raft", Some(ix), ..) => UpdateCost {
@@ -180,7 +187,7 @@ mod tests {
     #[test]
     fn an_update_edits_a_seeded_tenth_of_the_corpus() {
         let corpus: Vec<Passage> =
-            (0..35).map(|i| Passage { id: format!("p{i}"), text: format!("text {i}") }).collect();
+            (0..35).map(|i| Passage::new(format!("p{i}"), format!("text {i}"))).collect();
         let a = changed(&corpus, 3);
         assert_eq!(a.len(), 4, "ceil(10% of 35)");
         assert_eq!(a, changed(&corpus, 3), "deterministic by seed");

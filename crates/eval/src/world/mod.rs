@@ -18,11 +18,13 @@
 //! - [`templates`]: value lists, document sentences, question phrasings;
 //! - [`documents`]: the corpus and its paraphrase rounds;
 //! - [`questions`]: evaluation and training questions with their choices;
-//! - [`to_task`]: the demo's [`crate::task::Task`].
+//! - [`to_task`]: the demo's [`crate::task::Task`];
+//! - [`routing`]: the demo's second task, routing requests to departments (classification).
 
 pub mod documents;
 pub mod names;
 pub mod questions;
+pub mod routing;
 pub mod templates;
 pub mod to_task;
 
@@ -38,6 +40,7 @@ use crate::error::{EvalError, Result};
 use names::NameGen;
 use templates::{BIRTH_YEARS, FOUNDED_YEARS, HOBBIES, INDUSTRIES, PROFESSIONS};
 
+pub use routing::{RoutingOptions, routing_task};
 pub use to_task::{DemoTaskOptions, demo_task};
 
 /// The world's sizes and seed.
@@ -309,6 +312,7 @@ pub(crate) mod tag {
     pub const EVAL_TEMPLATES: u64 = 6;
     pub const TRAIN_TEMPLATES: u64 = 7;
     pub const OLD_SAMPLE: u64 = 8;
+    pub const ROUTING: u64 = 9;
 }
 
 /// A random stream for one purpose: the seed and `parts` mixed by SplitMix64 steps, so that

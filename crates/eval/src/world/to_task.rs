@@ -42,7 +42,7 @@ fn qa_item(world: &World, q: Question) -> QaItem {
 }
 
 fn passages(docs: Vec<super::Document>) -> Vec<Passage> {
-    docs.into_iter().map(|d| Passage { id: d.id, text: d.text }).collect()
+    docs.into_iter().map(|d| Passage::new(d.id, d.text)).collect()
 }
 
 /// Build the demo task from `world`.
@@ -64,5 +64,5 @@ pub fn demo_task(world: &World, opts: &DemoTaskOptions) -> Task {
     picks.truncate(opts.old_question_limit);
     picks.sort_unstable();
     let old_questions = picks.into_iter().map(|i| qa_item(world, old[i].clone())).collect();
-    Task { corpus, questions, dev_questions: Vec::new(), paraphrases, raft_train, old_questions }
+    Task { corpus, questions, paraphrases, raft_train, old_questions, ..Task::default() }
 }
