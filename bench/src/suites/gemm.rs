@@ -1,14 +1,15 @@
 //! `gemm`: ragtune's CPU matmul (`ops::matmul`, the `gemm` crate underneath) against its peers in
 //! the same run: the `gemm` crate called directly (what the op layer costs) and OpenBLAS through
-//! NumPy (bench/openblas_sgemm.py; the bar: ≥ 95% of OpenBLAS on the same cores). Each product is
-//! checked on sampled rows against an f64 product before it is timed; the three are then timed
+//! NumPy (bench/openblas_sgemm.py; the bar: ≥ 95% of OpenBLAS on the same cores) and PyTorch's
+//! `torch.matmul` (bench/torch_peer.py: MKL or oneDNN, whatever the wheel ships). Each product is
+//! checked on sampled rows against an f64 product before it is timed; all of them are then timed
 //! alternating, one call each per round.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ragtune_compute::ops;
 use ragtune_compute::{DType, Tensor};
 
-use super::Ctx;
+use super::{Ctx, PyServer};
 use crate::harness::{alternating_medians, check_close, gemm_crate_sgemm, time_once};
 use crate::report::Row;
 use crate::{gemm_flops, random_tensor};
@@ -66,6 +67,10 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
         }
         None => String::new(),
     };
+    let mut torch = ctx.python_server(super::TORCH_PEER, notes)?;
+    if let Some(py) = &torch {
+        notes.push(super::torch_note(&py.header));
+    }
     let mut rows = Vec::new();
     for &n in sizes(ctx.quick) {
         let a = random_tensor(2 * n as u64, &[n, n], DType::F32);
@@ -78,24 +83,26 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
         gemm_crate_sgemm(n, n, n, &av, &bv, &mut direct);
         let (got, want) = sampled_rows(&av, &bv, &direct, n, n, &spread(n));
         check_close(&format!("gemm crate {n}³"), &got, &want, 1e-5)?;
-        // The peer's own output is checked too: a wrong BLAS is no yardstick.
-        if let Some(py) = &mut blas {
-            let e = py.ask(&format!("shape {n},{n},{n}"))?["rel_err"].as_f64().unwrap_or(f64::INFINITY);
+        // The peers' own outputs are checked too: a wrong BLAS is no yardstick.
+        let mut peers: Vec<(String, &mut PyServer)> = Vec::new();
+        for (name, server, command) in [
+            (blas_name.clone(), &mut blas, format!("shape {n},{n},{n}")),
+            ("PyTorch".to_string(), &mut torch, format!("sgemm {n},{n},{n}")),
+        ] {
+            let Some(py) = server.as_mut() else { continue };
+            let e = py.ask(&command)?["rel_err"].as_f64().unwrap_or(f64::INFINITY);
             if e > 1e-5 {
-                notes.push(format!("{blas_name} at {n}³ left out: its product differs from f64 by {e:.1e}"));
-                blas = None;
+                notes.push(format!("{name} at {n}³ left out: its product differs from f64 by {e:.1e}"));
+                continue;
             }
+            peers.push((name, py));
         }
-        let count = if blas.is_some() { 3 } else { 2 };
-        let medians = alternating_medians(ctx.budget, count, |i| match i {
+        let medians = alternating_medians(ctx.budget, 2 + peers.len(), |i| match i {
             0 => Ok(time_once(|| {
                 std::hint::black_box(ops::matmul(&a, &b).expect("checked above"));
             })),
             1 => Ok(time_once(|| gemm_crate_sgemm(n, n, n, &av, &bv, &mut direct))),
-            _ => {
-                let py = blas.as_mut().expect("count is 3 only with a peer");
-                py.ask("time 1")?["times"][0].as_f64().context("openblas_sgemm.py: no time")
-            }
+            p => peers[p - 2].1.time_one(),
         })?;
         let (ours, reps) = medians[0];
         let flops = gemm_flops(n, n, n) as f64;
@@ -111,11 +118,12 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
         )?
         .with_peer("gemm crate", medians[1].0)
         .with_check(format!("16 rows vs f64: rel err {err:.1e}"));
-        if let Some(&(t, _)) = medians.get(2) {
-            row = row.with_peer(&blas_name, t);
+        for ((name, _), &(t, _)) in peers.iter().zip(&medians[2..]) {
+            row = row.with_peer(name, t);
         }
         rows.push(row);
     }
+    drop(torch);
     drop(blas);
     rows.push(linear(ctx)?);
     Ok(rows)

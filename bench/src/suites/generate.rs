@@ -2,23 +2,43 @@
 //! on the CPU. Decode must read every weight once per token, so its floor is weight bytes over
 //! the copy bandwidth measured in the same run — the row's fraction of the ceiling is how close
 //! decode comes to it (PERFORMANCE.md: "generation tokens/s at the memory-bandwidth floor").
-//! No peer runs on the CPU here (llama.cpp would be the natural one; it is not in the pinned
-//! toolchain). Checked first: finite logits, and decode after a shorter prefill giving the same
-//! last-token logits as one long prefill (the KV cache is right).
+//! The peer is transformers' LlamaForCausalLM (bench/torch_peer.py) on the very same weights,
+//! written as a Hugging Face folder: its prompt logits must match ragtune's before either is
+//! timed, then the two alternate call by call. Checked first: finite logits, and decode after a
+//! shorter prefill giving the same last-token logits as one long prefill (the KV cache is right),
+//! on both sides.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use ragtune_runtime::{KvCache, LlamaModel, LogitsWanted};
 
-use super::Ctx;
-use crate::harness::{Budget, check_close, median_time};
+use super::{Ctx, PyServer, TORCH_PEER};
+use crate::harness::{Budget, alternating_medians, check_close, time_once};
 use crate::report::Row;
-use crate::{llama_params, random_llama, smollm2_config};
+use crate::{llama_params, random_llama, smollm2_config, write_hf_folder};
 
 fn last_logits(model: &LlamaModel, cache: &mut KvCache, tokens: &[u32]) -> Result<Vec<f32>> {
     Ok(model.forward(cache, &[tokens], LogitsWanted::Last)?.0.to_vec_f32()?)
 }
 
-pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
+/// The PyTorch peer holding `model`'s weights, or `None` with the reason in `notes`.
+pub fn torch_llama(
+    ctx: &Ctx,
+    model: &LlamaModel,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> Result<Option<PyServer>> {
+    let Some(mut py) = ctx.python_server(TORCH_PEER, notes)? else { return Ok(None) };
+    let dir = ctx.scratch.join(name);
+    write_hf_folder(model, &dir).with_context(|| format!("writing {}", dir.display()))?;
+    py.ask(&format!("llama {}", dir.display()))?;
+    Ok(Some(py))
+}
+
+fn csv(tokens: &[u32]) -> String {
+    tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
     let model = random_llama(smollm2_config());
     let vocab = model.config.vocab_size as u32;
     let prompt_len = if ctx.quick { 64 } else { 128 };
@@ -41,42 +61,76 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     let want: Vec<f64> = full.iter().map(|&v| v as f64).collect();
     let err = check_close("decode step vs prefill logits", &stepped, &want, 1e-4)?;
 
+    let mut torch = torch_llama(ctx, &model, "generate-smollm2", notes)?;
+    if let Some(py) = torch.as_mut() {
+        // The same weights must give the same logits, or the peer runs a different model.
+        let theirs: Vec<f32> =
+            serde_json::from_value(py.ask(&format!("prefill {}", csv(&prompt)))?["last_logits"].clone())?;
+        if let Err(e) = check_close("transformers prefill vs ragtune", &theirs, &want, 1e-3) {
+            notes.push(format!("transformers left out of generate: {e:#}"));
+            torch = None;
+        }
+    }
+
     let params = llama_params(&model) as f64;
     let weight_bytes = model.weight_bytes_per_token() as f64;
     let shape = format!("SmolLM2-135M shape, f32, prompt {prompt_len}");
-    let (prefill, reps) = median_time(ctx.budget, || {
-        let mut cache = KvCache::new(&model, 1, prompt_len).expect("checked above");
-        std::hint::black_box(last_logits(&model, &mut cache, &prompt).expect("checked above"));
-    });
-    let prefill_row = Row::new(
+    let count = 1 + torch.is_some() as usize;
+    let prefill = alternating_medians(ctx.budget, count, |i| match i {
+        0 => Ok(time_once(|| {
+            let mut cache = KvCache::new(&model, 1, prompt_len).expect("checked above");
+            std::hint::black_box(last_logits(&model, &mut cache, &prompt).expect("checked above"));
+        })),
+        _ => torch.as_mut().expect("count 2 only with a peer").time_one(),
+    })?;
+    let mut prefill_row = Row::new(
         "generate",
         "prefill",
         &shape,
-        prefill,
-        reps,
+        prefill[0].0,
+        prefill[0].1,
         2.0 * params * prompt_len as f64,
         weight_bytes,
         &ctx.ceilings,
     )?
     .with_check(format!("decode step vs prefill: rel err {err:.1e}"))
-    .with_note(format!("{:.0} tokens/s", prompt_len as f64 / prefill));
+    .with_note(format!("{:.0} tokens/s", prompt_len as f64 / prefill[0].0));
+    if let Some(&(t, _)) = prefill.get(1) {
+        prefill_row = prefill_row.with_peer("transformers", t);
+    }
 
+    if let Some(py) = torch.as_mut() {
+        let e =
+            py.ask(&format!("decode {}", csv(&prompt)))?["step_rel_err"].as_f64().unwrap_or(f64::INFINITY);
+        if e > 1e-4 {
+            notes.push(format!(
+                "transformers left out of decode: its cached step differs from its prefill by {e:.1e}"
+            ));
+            torch = None;
+        }
+    }
+    let count = 1 + torch.is_some() as usize;
     let mut cache = KvCache::new(&model, 1, prompt_len + decode_budget.max_repeats + 1)?;
     last_logits(&model, &mut cache, &prompt)?;
     let mut step = 0u32;
-    let (decode, reps) = median_time(decode_budget, || {
-        step += 1;
-        let token = [(step * 31) % vocab];
-        std::hint::black_box(
-            last_logits(&model, &mut cache, &token).expect("the cache was sized for every step"),
-        );
-    });
-    let decode_row = Row::new(
+    let decode = alternating_medians(decode_budget, count, |i| match i {
+        0 => {
+            step += 1;
+            let token = [(step * 31) % vocab];
+            Ok(time_once(|| {
+                std::hint::black_box(
+                    last_logits(&model, &mut cache, &token).expect("the cache was sized for every step"),
+                );
+            }))
+        }
+        _ => torch.as_mut().expect("count 2 only with a peer").time_one(),
+    })?;
+    let mut decode_row = Row::new(
         "generate",
         "decode, batch 1",
         &format!("SmolLM2-135M shape, f32, context {prompt_len}+"),
-        decode,
-        reps,
+        decode[0].0,
+        decode[0].1,
         2.0 * params,
         weight_bytes,
         &ctx.ceilings,
@@ -84,8 +138,11 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
     .with_check("finite logits; KV cache checked by the prefill row")
     .with_note(format!(
         "{:.1} tokens/s; {:.0} MB of weights per token",
-        1.0 / decode,
+        1.0 / decode[0].0,
         weight_bytes / 1e6
     ));
+    if let Some(&(t, _)) = decode.get(1) {
+        decode_row = decode_row.with_peer("transformers", t);
+    }
     Ok(vec![prefill_row, decode_row])
 }

@@ -4,6 +4,7 @@
 //! out with a note in the report rather than failing the run.
 
 pub mod attention;
+pub mod embed;
 pub mod gemm;
 pub mod generate;
 pub mod lora;
@@ -20,8 +21,25 @@ use anyhow::{Context, Result, bail};
 use crate::harness::{Budget, threads};
 use crate::report::{Ceilings, Row};
 
+/// The PyTorch stack's peer script (bench/torch_peer.py).
+pub const TORCH_PEER: &str = "torch_peer.py";
+
+/// What the PyTorch peer runs with, for the report's notes.
+pub fn torch_note(header: &serde_json::Value) -> String {
+    let v = |k: &str| header[k].as_str().unwrap_or("-").to_string();
+    format!(
+        "PyTorch {} (CPU kernels: {}), transformers {}, peft {}, sentence-transformers {}, {} threads",
+        v("torch"),
+        v("cpu_capability"),
+        v("transformers"),
+        v("peft"),
+        v("sentence_transformers"),
+        header["threads"]
+    )
+}
+
 /// The suites in the order `all` runs them.
-pub const ALL: &[&str] = &["gemm", "attention", "topk", "lora", "generate", "train"];
+pub const ALL: &[&str] = &["gemm", "attention", "topk", "lora", "generate", "train", "embed"];
 
 /// What every suite needs.
 pub struct Ctx {
@@ -34,6 +52,9 @@ pub struct Ctx {
     pub scratch: PathBuf,
     /// PYTHONPATH holding the pinned faiss-cpu and numpy wheels, when installed.
     pub python_path: Option<PathBuf>,
+    /// PYTHONPATH holding the pinned PyTorch stack (torch, transformers, peft,
+    /// sentence-transformers) and the MiniLM model package, when installed.
+    pub torch_path: Option<PathBuf>,
     /// Skip the peers that need Python.
     pub no_python: bool,
 }
@@ -65,10 +86,7 @@ impl Ctx {
         if !out.status.success() {
             if stderr.contains("ModuleNotFoundError") {
                 let line = stderr.lines().rfind(|l| l.contains("ModuleNotFoundError")).unwrap_or("");
-                notes.push(format!(
-                    "{script} not run: {} (cargo xtask bench installs faiss-cpu and numpy into target/faiss-py)",
-                    line.trim()
-                ));
+                notes.push(format!("{script} not run: {} ({})", line.trim(), self.wheels(script).1));
                 return Ok(None);
             }
             bail!("bench/{script} failed ({}):\n{stderr}", out.status);
@@ -89,10 +107,23 @@ impl Ctx {
         for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
             cmd.env(var, &n);
         }
-        if let Some(p) = &self.python_path {
+        if let Some(p) = self.wheels(script).0 {
             cmd.env("PYTHONPATH", p);
         }
         cmd
+    }
+
+    /// The wheel folder a peer script runs with, and the sentence that says how it gets there.
+    /// The PyTorch stack has its own folder: its NumPy need not be the one FAISS was built for.
+    fn wheels(&self, script: &str) -> (Option<&PathBuf>, &'static str) {
+        if script == TORCH_PEER {
+            (
+                self.torch_path.as_ref(),
+                "cargo xtask bench installs torch, transformers, peft and sentence-transformers into target/torch-py",
+            )
+        } else {
+            (self.python_path.as_ref(), "cargo xtask bench installs faiss-cpu and numpy into target/faiss-py")
+        }
     }
 
     /// Starts `python3 bench/SCRIPT --serve`: a peer that answers one JSON line per command, so
@@ -129,10 +160,7 @@ impl Ctx {
                 }
                 let _ = server.child.wait();
                 if let Some(line) = stderr.lines().rfind(|l| l.contains("ModuleNotFoundError")) {
-                    notes.push(format!(
-                        "{script} not run: {} (cargo xtask bench installs faiss-cpu and numpy into target/faiss-py)",
-                        line.trim()
-                    ));
+                    notes.push(format!("{script} not run: {} ({})", line.trim(), self.wheels(script).1));
                     return Ok(None);
                 }
                 Err(e.context(format!("bench/{script} --serve failed:\n{stderr}")))
@@ -171,6 +199,11 @@ impl PyServer {
         self.stdin.flush()?;
         self.read()
     }
+
+    /// Seconds of one call of the peer's current operation, timed in its own process.
+    pub fn time_one(&mut self) -> Result<f64> {
+        self.ask("time 1")?["times"][0].as_f64().with_context(|| format!("bench/{}: no time", self.script))
+    }
 }
 
 impl Drop for PyServer {
@@ -188,8 +221,9 @@ pub fn run(name: &str, ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
         "attention" => attention::run(ctx),
         "topk" => topk::run(ctx, notes),
         "lora" => lora::run(ctx),
-        "generate" => generate::run(ctx),
-        "train" => train::run(ctx),
+        "generate" => generate::run(ctx, notes),
+        "train" => train::run(ctx, notes),
+        "embed" => embed::run(ctx, notes),
         other => bail!("unknown suite {other:?}; the suites are {}", ALL.join(", ")),
     }
 }
