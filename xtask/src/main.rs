@@ -6,7 +6,7 @@
 //! - `gpu-bundle`: the GPU test binaries plus `run.sh`, to copy to a GPU machine.
 //! - `gpu-check`: on a machine with a GPU: `gpu-bundle`, then run it and write a report.
 //! - `bench index`: ragtune's exact CPU search against FAISS `IndexFlatIP` in one run.
-//! - `bench all|gemm|attention|topk|lora|train|generate`: ceilings, rows and peers in one run,
+//! - `bench all|gemm|attention|topk|lora|train|generate|embed`: ceilings, rows and peers in one run,
 //!   written to `target/bench/<UTC timestamp>/report.{md,json}`; `--baseline` flags regressions.
 //! - `profile KERNEL`: one kernel's GPU benchmark under Nsight Compute, summarised.
 //! - `demo-base`: regenerate the built-in base model (crates/eval/assets/demo-base).
@@ -60,7 +60,7 @@ enum Bench {
     Index(bench_index::BenchIndexArgs),
     /// Every suite below, after the ceilings (SGEMM, memcpy); one report.
     All(bench_suite::BenchArgs),
-    /// Matmul vs the gemm crate and OpenBLAS (NumPy).
+    /// Matmul vs the gemm crate, OpenBLAS (NumPy) and torch.matmul.
     Gemm(bench_suite::BenchArgs),
     /// Fused attention vs naive unfused attention.
     Attention(bench_suite::BenchArgs),
@@ -68,10 +68,12 @@ enum Bench {
     Topk(bench_suite::BenchArgs),
     /// LoRA layer vs the base GEMM alone and the unfused LoRA GEMMs.
     Lora(bench_suite::BenchArgs),
-    /// LoRA and full training steps as a fraction of the SGEMM ceiling.
+    /// LoRA and full training steps (LoRA vs PyTorch + peft), against the SGEMM ceiling.
     Train(bench_suite::BenchArgs),
-    /// Prefill and decode against the memory-bandwidth floor.
+    /// Prefill and decode vs transformers, against the memory-bandwidth floor.
     Generate(bench_suite::BenchArgs),
+    /// all-MiniLM-L6-v2 embedding vs sentence-transformers.
+    Embed(bench_suite::BenchArgs),
     /// A report (and --baseline comparison) from the GPU bundle's bench-rows.jsonl.
     GpuRows(bench_suite::GpuRowsArgs),
 }
@@ -92,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Lora(a)) => bench_suite::run(&root, "lora", a),
         Command::Bench(Bench::Train(a)) => bench_suite::run(&root, "train", a),
         Command::Bench(Bench::Generate(a)) => bench_suite::run(&root, "generate", a),
+        Command::Bench(Bench::Embed(a)) => bench_suite::run(&root, "embed", a),
         Command::Bench(Bench::GpuRows(a)) => bench_suite::gpu_rows(&root, a),
         Command::DemoBase(args) => demo_base::run(&root, args),
         Command::Fuzz(args) => fuzz::run(&root, args),
