@@ -15,7 +15,7 @@ use std::time::Instant;
 use ragtune_trainer::data::{Example, pack};
 use serde::Serialize;
 
-use crate::config::ExperimentConfig;
+use crate::config::{Arm, ExperimentConfig};
 use crate::error::{EvalError, Result};
 use crate::prompt;
 use crate::run::answer::{answer, stop_tokens};
@@ -25,7 +25,7 @@ use crate::run::{self, update::UPDATE_SHARE};
 /// One arm's share of the estimate.
 #[derive(Clone, Debug, Serialize)]
 pub struct ArmEstimate {
-    pub arm: String,
+    pub arm: Arm,
     /// Tokens the arm's set-up training processes (batches × padded length), 0 without
     /// training; ft+rag shows ft's (its adapter).
     pub train_tokens: u64,
@@ -98,7 +98,7 @@ pub fn dry_run(config_path: &Path) -> Result<DryRun> {
         Ok(crate::run::update::percentile(&times, 0.5).unwrap_or(0.0))
     };
     let closed_ms = time_answers(false)?;
-    let retrieving = ["rag", "ft+rag", "raft"].iter().any(|a| settings.arms.iter().any(|x| x == a));
+    let retrieving = settings.arms.iter().any(|a| a.retrieves());
     let rag_ms = if retrieving { time_answers(true)? } else { 0.0 };
 
     // Documents, packed as the run packs them.
@@ -129,21 +129,21 @@ pub fn dry_run(config_path: &Path) -> Result<DryRun> {
 
     let n = task.questions.len() as f64;
     let old = task.old_questions.iter().filter(|q| !q.choices.is_empty()).count() as f64;
-    let wants = |a: &str| settings.arms.iter().any(|x| x == a);
+    // ft+rag uses ft's adapter: trained (and updated) once, counted under ft when both run.
+    let shares_ft = |a: Arm| a == Arm::FtRag && settings.arms.contains(&Arm::Ft);
     let mut arms = Vec::new();
     let ft_tokens = doc_tokens(&corpus_rows, lora.epochs);
     let ft_update = train_tokens(update_rows, max_seq, lora.epochs, lora.batch_size);
-    for arm in &settings.arms {
+    for &arm in &settings.arms {
         // Set-up training tokens, other training tokens (the update, the paraphrase curve),
         // answering time.
-        let (tokens, update, answers_ms) = match arm.as_str() {
-            "base" => (0, 0, n * closed_ms),
-            "rag" => (0, 0, n * rag_ms),
-            "ft" => (ft_tokens, ft_update, (n + old) * closed_ms),
-            // ft+rag uses ft's adapter: trained (and updated) once, counted under ft when both run.
-            "ft+rag" if wants("ft") => (ft_tokens, 0, n * rag_ms),
-            "ft+rag" => (ft_tokens, ft_update, n * rag_ms + old * closed_ms),
-            "ft-par" => {
+        let (tokens, update, answers_ms) = match arm {
+            Arm::Base => (0, 0, n * closed_ms),
+            Arm::Rag => (0, 0, n * rag_ms),
+            Arm::Ft => (ft_tokens, ft_update, (n + old) * closed_ms),
+            Arm::FtRag if shares_ft(arm) => (ft_tokens, 0, n * rag_ms),
+            Arm::FtRag => (ft_tokens, ft_update, n * rag_ms + old * closed_ms),
+            Arm::FtPar => {
                 let rows = pack(&docs(task.paraphrases.len())?, max_seq);
                 let tokens = doc_tokens(&rows, lora.epochs);
                 // The paraphrase curve's extra runs: trained and answered, timed with this arm.
@@ -162,7 +162,7 @@ pub fn dry_run(config_path: &Path) -> Result<DryRun> {
                     answered * closed_ms,
                 )
             }
-            "raft" => {
+            Arm::Raft => {
                 // Question + gold and distractor passages → answer, cut at max_seq.
                 let mean_passage = corpus_rows.iter().map(|r| r.ids.len()).sum::<usize>() as f64
                     / task.corpus.len().max(1) as f64;
@@ -174,12 +174,11 @@ pub fn dry_run(config_path: &Path) -> Result<DryRun> {
                     n * rag_ms + old * closed_ms,
                 )
             }
-            _ => (0, 0, 0.0),
         };
         // ft+rag's training is ft's when both run: its time is counted under ft.
-        let trained = if arm == "ft+rag" && wants("ft") { 0 } else { tokens + update };
+        let trained = if shares_ft(arm) { 0 } else { tokens + update };
         let seconds = answers_ms / 1e3 + trained as f64 * per_token;
-        arms.push(ArmEstimate { arm: arm.clone(), train_tokens: tokens, seconds });
+        arms.push(ArmEstimate { arm, train_tokens: tokens, seconds });
     }
     let forgetting_before = if arms.iter().any(|a| a.train_tokens > 0) { old * closed_ms / 1e3 } else { 0.0 };
     let estimated_seconds = arms.iter().map(|a| a.seconds).sum::<f64>() + forgetting_before;

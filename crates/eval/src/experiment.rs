@@ -157,7 +157,7 @@ pub fn demo(opts: &DemoOptions) -> Result<ExperimentReport> {
 /// of 8, 8 epochs) stayed near chance.
 pub fn routing_settings(demo: &RunSettings) -> RunSettings {
     RunSettings {
-        arms: crate::task::TaskKind::Classify.arms().iter().map(|a| a.to_string()).collect(),
+        arms: crate::task::TaskKind::Classify.arms().to_vec(),
         paraphrase_curve: Vec::new(),
         lora: run::LoraSettings { epochs: 10, batch_size: 4, ..demo.lora.clone() },
         ..demo.clone()

@@ -13,6 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Arm;
+
 /// A retrievable, trainable piece of text.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Passage {
@@ -57,10 +59,10 @@ impl TaskKind {
 
     /// The arms this kind of task runs: QA has all six; classification and house format have
     /// no paraphrase rounds and no RAFT passages.
-    pub fn arms(self) -> &'static [&'static str] {
+    pub fn arms(self) -> &'static [Arm] {
         match self {
-            TaskKind::Qa => &["base", "rag", "ft", "ft-par", "ft+rag", "raft"],
-            TaskKind::Classify | TaskKind::Format => &["base", "rag", "ft", "ft+rag"],
+            TaskKind::Qa => &Arm::ALL,
+            TaskKind::Classify | TaskKind::Format => &[Arm::Base, Arm::Rag, Arm::Ft, Arm::FtRag],
         }
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use ragtune_compute::{DType, Device};
 use ragtune_eval::base;
+use ragtune_eval::config::Arm;
 use ragtune_eval::embed::{HashedConfig, HashedEmbedder};
 use ragtune_eval::experiment::{self, DemoOptions};
 use ragtune_eval::report::ExperimentReport;
@@ -144,8 +145,7 @@ fn a_kernel_device_run_reports_peak_device_memory() {
     task.questions.truncate(2);
     let texts: Vec<&str> = task.corpus.iter().map(|p| p.text.as_str()).collect();
     let embedder = HashedEmbedder::fit(&texts, HashedConfig { dim: 512, ..HashedConfig::default() }).unwrap();
-    let settings =
-        RunSettings { arms: vec!["rag".into()], rag_k: 1, max_new_tokens: 1, ..opts.settings.clone() };
+    let settings = RunSettings { arms: vec![Arm::Rag], rag_k: 1, max_new_tokens: 1, ..opts.settings.clone() };
     let output = run::run(&mut model, &tok, &task, &embedder, &settings, &out.join("artifacts")).unwrap();
     let weights = 4 * experiment::num_params(&model);
     let peak = output.arms[0].cost.peak_device_bytes.expect("a device peak");

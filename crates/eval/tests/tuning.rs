@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use ragtune_compute::{DType, Device};
 use ragtune_eval::base;
+use ragtune_eval::config::Arm;
 use ragtune_eval::embed::{HashedConfig, HashedEmbedder};
 use ragtune_eval::run::{self, RunSettings, TuningSettings};
 use ragtune_eval::world::{DemoTaskOptions, World, WorldConfig, demo_task};
@@ -43,7 +44,7 @@ fn knobs_are_chosen_on_dev_and_used_on_test() {
     let texts: Vec<&str> = task.corpus.iter().map(|p| p.text.as_str()).collect();
     let embedder = HashedEmbedder::fit(&texts, HashedConfig { dim: 512, ..HashedConfig::default() }).unwrap();
     let mut settings = RunSettings {
-        arms: vec!["base".into(), "rag".into(), "ft".into(), "ft+rag".into()],
+        arms: vec![Arm::Base, Arm::Rag, Arm::Ft, Arm::FtRag],
         max_new_tokens: 2,
         bootstrap: 20,
         quiet: true,
@@ -90,7 +91,7 @@ fn knobs_are_chosen_on_dev_and_used_on_test() {
 
     // Without dev questions nothing is tuned and the settings are used as given.
     task.dev_questions.clear();
-    settings.arms = vec!["rag".into()];
+    settings.arms = vec![Arm::Rag];
     let output = run::run(&mut model, &tok, &task, &embedder, &settings, &out.join("artifacts")).unwrap();
     assert!(output.tuning.is_none());
     assert!(output.arms[0].description.contains("top-3 "), "{}", output.arms[0].description);
@@ -151,7 +152,7 @@ fn seeds_retrain_each_fine_tuned_arm_and_fold_into_its_interval() {
     let texts: Vec<&str> = task.corpus.iter().map(|p| p.text.as_str()).collect();
     let embedder = HashedEmbedder::fit(&texts, HashedConfig { dim: 512, ..HashedConfig::default() }).unwrap();
     let mut settings = RunSettings {
-        arms: vec!["rag".into(), "ft".into(), "ft+rag".into()],
+        arms: vec![Arm::Rag, Arm::Ft, Arm::FtRag],
         max_new_tokens: 0,
         bootstrap: 50,
         quiet: true,

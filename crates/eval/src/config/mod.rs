@@ -104,7 +104,7 @@ impl ExperimentConfig {
     pub fn run_settings(&self) -> RunSettings {
         let f = &self.finetune;
         RunSettings {
-            arms: self.arms.iter().map(|a| a.id().to_string()).collect(),
+            arms: self.arms.clone(),
             rag_k: self.rag.k,
             raft_distractors: self.raft.distractors,
             raft_gold_share: self.raft.gold_share,

@@ -142,8 +142,11 @@ impl ExperimentConfig {
         if kept == 0 {
             return Err(EvalError::data(
                 path.display(),
-                "arm ft-par: no paraphrase written by [generate] model kept every name and number of its passage; \
-                 give [data] paraphrases, use a larger instruct model, or drop the arm",
+                format!(
+                    "arm {}: no paraphrase written by [generate] model kept every name and number of its passage; \
+                     give [data] paraphrases, use a larger instruct model, or drop the arm",
+                    Arm::FtPar
+                ),
             ));
         }
         if let Some(out) = out {

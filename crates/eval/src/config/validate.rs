@@ -241,38 +241,46 @@ impl ExperimentConfig {
             ));
         }
 
-        let has_data = |arm: Arm| match arm {
-            Arm::FtPar => !data.paraphrases.is_empty() || generate.model.is_some(),
-            Arm::Raft => data.raft_train.is_some(),
-            _ => task.arms().contains(&arm.id()),
+        let has_data = |arm: Arm| {
+            if arm.uses_paraphrases() {
+                !data.paraphrases.is_empty() || generate.model.is_some()
+            } else if arm.uses_raft_train() {
+                data.raft_train.is_some()
+            } else {
+                task.arms().contains(&arm)
+            }
         };
         let arms = match arms.run {
             None => Arm::ALL.into_iter().filter(|&a| has_data(a)).collect(),
             Some(run) => {
                 let arm_err = |detail: String| err("arms", Some("run"), detail);
                 if run.is_empty() {
-                    let known: Vec<&str> = Arm::ALL.iter().map(|a| a.id()).collect();
-                    return Err(arm_err(format!("run = [] runs nothing: list some of {}", known.join(", "))));
+                    return Err(arm_err(format!(
+                        "run = [] runs nothing: list some of {}",
+                        Arm::list(&Arm::ALL)
+                    )));
                 }
                 for (i, a) in run.iter().enumerate() {
                     if run[..i].contains(a) {
-                        return Err(arm_err(format!("arm \"{}\" is listed twice", a.id())));
+                        return Err(arm_err(format!("arm \"{a}\" is listed twice")));
                     }
-                    if !task.arms().contains(&a.id()) {
+                    if !task.arms().contains(a) {
                         return Err(arm_err(format!(
-                            "arm \"{}\" is for knowledge QA; a {kind_name} task runs {}",
-                            a.id(),
-                            task.arms().join(", ")
+                            "arm \"{a}\" is for knowledge QA; a {kind_name} task runs {}",
+                            Arm::list(task.arms())
                         )));
                     }
                     if !has_data(*a) {
-                        return Err(arm_err(match a {
-                            Arm::FtPar => "arm \"ft-par\" needs [data] paraphrases = [\"<corpus>\", ...], or [generate] \
-                                           model = \"<instruct model>\" to write them: add one or drop the arm"
-                                .into(),
-                            _ => "arm \"raft\" needs [data] raft_train = \"<qa.jsonl with sources>\": add it or drop \
-                                  the arm"
-                                .into(),
+                        return Err(arm_err(if a.uses_paraphrases() {
+                            format!(
+                                "arm \"{a}\" needs [data] paraphrases = [\"<corpus>\", ...], or [generate] \
+                                 model = \"<instruct model>\" to write them: add one or drop the arm"
+                            )
+                        } else {
+                            format!(
+                                "arm \"{a}\" needs [data] raft_train = \"<qa.jsonl with sources>\": add it or drop \
+                                 the arm"
+                            )
                         }));
                     }
                 }
@@ -281,15 +289,14 @@ impl ExperimentConfig {
         };
 
         if model.dtype == WeightDtype::Stored
-            && let Some(a) = arms.iter().find(|a| !matches!(a, Arm::Base | Arm::Rag))
+            && let Some(a) = arms.iter().find(|a| a.fine_tuned())
         {
             return Err(err(
                 "model",
                 Some("dtype"),
                 format!(
                     "dtype = \"stored\" keeps the weights as the file stores them (a GGUF's quantized blocks), which LoRA training cannot run through: \
-                     arm \"{}\" trains; use dtype = \"f32\" (or \"bf16\"), or run only base and rag",
-                    a.id()
+                     arm \"{a}\" trains; use dtype = \"f32\" (or \"bf16\"), or run only base and rag"
                 ),
             ));
         }

@@ -32,14 +32,10 @@ use serde::{Deserialize, Serialize};
 
 pub use inputs::{DecisionInputs, InputError};
 
+use crate::config::Arm;
 use crate::error::{EvalError, Result};
 use crate::metrics;
 use crate::report::{ArmResult, ExperimentReport, Interval};
-
-/// Arms that answer with retrieved passages.
-pub const RETRIEVAL_ARMS: [&str; 3] = ["rag", "ft+rag", "raft"];
-/// Fine-tuned arms that answer closed book.
-pub const FINE_TUNED_ARMS: [&str; 2] = ["ft", "ft-par"];
 
 /// One arm, costed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,6 +74,11 @@ pub struct ArmDecision {
 }
 
 impl ArmDecision {
+    /// The arm `arm` names; `None` for a name that is no arm's (a report edited by hand).
+    pub fn as_arm(&self) -> Option<Arm> {
+        Arm::from_id(&self.arm)
+    }
+
     /// Whether the arm may be recommended.
     pub fn eligible(&self) -> bool {
         self.meets_latency && self.meets_min_accuracy && self.not_significantly_worse
@@ -193,7 +194,7 @@ impl Metric {
 
 /// How an arm absorbs a knowledge update when the report did not measure it.
 fn fallback_update(arm: &ArmResult) -> (f64, String) {
-    if arm.id == "base" {
+    if arm.is(Arm::Base) {
         (0.0, "nothing to rebuild (the base model does not learn the change)".into())
     } else {
         (
@@ -251,7 +252,7 @@ pub fn decide(
             Some(u) => (u.seconds, u.how.clone(), true),
             None => {
                 let (s, how) = fallback_update(a);
-                (s, how, a.id == "base")
+                (s, how, a.is(Arm::Base))
             }
         };
         // (latency_ms / 1000) seconds per answer × 1000 answers × price per second.
@@ -344,10 +345,11 @@ fn cheapest<'a>(arms: impl Iterator<Item = &'a ArmDecision>) -> Option<&'a ArmDe
     })
 }
 
-/// The best arm among `ids`, by the decision's own rule: the cheapest that may be chosen;
-/// when none may, the most accurate (ties: the earlier one; without accuracy: the first).
-fn best_of<'a>(arms: &'a [ArmDecision], ids: &[&str]) -> Option<&'a ArmDecision> {
-    let family = || arms.iter().filter(|a| ids.contains(&a.arm.as_str()));
+/// The best arm of a family (the arms `member` holds for), by the decision's own rule: the
+/// cheapest that may be chosen; when none may, the most accurate (ties: the earlier one;
+/// without accuracy: the first).
+fn best_of(arms: &[ArmDecision], member: fn(Arm) -> bool) -> Option<&ArmDecision> {
+    let family = || arms.iter().filter(|a| a.as_arm().is_some_and(member));
     cheapest(family().filter(|a| a.eligible())).or_else(|| {
         family().fold(None, |best, a| match best {
             Some(b) if b.accuracy.map_or(0.0, |i| i.mean) >= a.accuracy.map_or(0.0, |i| i.mean) => Some(b),
@@ -370,8 +372,8 @@ pub(crate) fn volume_line(a: &ArmDecision, inputs: &DecisionInputs) -> (f64, f64
 }
 
 fn break_even(arms: &[ArmDecision], inputs: &DecisionInputs) -> Option<BreakEven> {
-    let r = best_of(arms, &RETRIEVAL_ARMS)?;
-    let f = best_of(arms, &FINE_TUNED_ARMS)?;
+    let r = best_of(arms, Arm::retrieves)?;
+    let f = best_of(arms, Arm::fine_tuned_closed_book)?;
     let (fixed_r, slope_r) = volume_line(r, inputs);
     let (fixed_f, slope_f) = volume_line(f, inputs);
     let q = crossing(fixed_r, slope_r, fixed_f, slope_f);

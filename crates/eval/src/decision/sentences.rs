@@ -3,6 +3,7 @@
 
 use super::text::{money, months, ms, volume};
 use super::{ArmDecision, BreakEven, Decision, DecisionInputs, crossing, volume_line};
+use crate::config::Arm;
 use crate::report::format::{arm_name, negated, percent, percent_number, points, signed_points};
 
 /// `RAG`, `The base model`: an arm's name at the start of a sentence.
@@ -195,11 +196,17 @@ pub(super) fn reasons(d: &Decision) -> Vec<String> {
     match &d.break_even {
         Some(be) => out.push(be.sentence.clone()),
         None => {
-            let has = |ids: &[&str]| d.arms.iter().any(|a| ids.contains(&a.arm.as_str()));
-            let missing = match (has(&super::RETRIEVAL_ARMS), has(&super::FINE_TUNED_ARMS)) {
-                (false, false) => "neither a retrieval arm nor a closed-book fine-tuned arm",
-                (false, true) => "no retrieval arm (rag, ft+rag, raft)",
-                _ => "no closed-book fine-tuned arm (ft, ft-par)",
+            let has = |member: fn(Arm) -> bool| d.arms.iter().any(|a| a.as_arm().is_some_and(member));
+            let family = |member: fn(Arm) -> bool| {
+                let arms: Vec<Arm> = Arm::ALL.into_iter().filter(|&a| member(a)).collect();
+                Arm::list(&arms)
+            };
+            let (retrieval, fine_tuned) =
+                (Arm::retrieves as fn(Arm) -> bool, Arm::fine_tuned_closed_book as fn(Arm) -> bool);
+            let missing = match (has(retrieval), has(fine_tuned)) {
+                (false, false) => "neither a retrieval arm nor a closed-book fine-tuned arm".to_string(),
+                (false, true) => format!("no retrieval arm ({})", family(retrieval)),
+                _ => format!("no closed-book fine-tuned arm ({})", family(fine_tuned)),
             };
             out.push(format!(
                 "This run had {missing}, so there is no break-even volume between retrieval and fine-tuning."

@@ -30,8 +30,9 @@
 
 use std::collections::HashMap;
 
-use super::format::{arm_name, negated, percent, percent_number, points, signed_points};
+use super::format::{negated, percent, percent_number, points, signed_points};
 use super::results::{ArmResult, Finding, Interval, ParaphrasePoint, QuestionOutcome, Scores};
+use crate::config::Arm;
 use crate::metrics::{
     ClusterKeys, MetricsError, PairedTest, cluster_count, cluster_group_difference, cluster_mean,
     cluster_paired_difference, paired_test, popularity_label,
@@ -73,8 +74,8 @@ pub fn findings(
 struct Comparison {
     id: &'static str,
     claim: &'static str,
-    a: &'static str,
-    b: &'static str,
+    a: Arm,
+    b: Arm,
     /// Ends the sentence when `a` is ahead.
     agree: &'static str,
     /// Ends the sentence when `a` is behind.
@@ -86,8 +87,8 @@ const COMPARISONS: [Comparison; 4] = [
         id: "rag-beats-ft",
         claim: "Retrieval beats closed-book fine-tuning on new facts (Ovadia et al. 2023: 87.5% vs 50.4% \
                 on current events with Mistral-7B).",
-        a: "rag",
-        b: "ft",
+        a: Arm::Rag,
+        b: Arm::Ft,
         agree: "as the literature reports",
         disagree: "the opposite of what the literature reports",
     },
@@ -96,8 +97,8 @@ const COMPARISONS: [Comparison; 4] = [
         claim: "Fine-tuning on paraphrases of the documents beats fine-tuning on the documents alone \
                 (Ovadia et al. 2023: 50.4% → 58.8% with 10 paraphrases; Allen-Zhu & Li: knowledge is \
                 extractable when it was seen in varied forms).",
-        a: "ft-par",
-        b: "ft",
+        a: Arm::FtPar,
+        b: Arm::Ft,
         agree: "so paraphrase augmentation helped, as the literature reports",
         disagree: "so paraphrase augmentation hurt here, unlike in the literature",
     },
@@ -106,8 +107,8 @@ const COMPARISONS: [Comparison; 4] = [
         claim: "The gains of fine-tuning and retrieval add up: FT+RAG beats RAG (Balaguer et al. 2024). \
                 Ovadia et al. 2023 saw the opposite (81.0% vs 87.5%): fine-tuning can hurt the use of \
                 retrieved context.",
-        a: "ft+rag",
-        b: "rag",
+        a: Arm::FtRag,
+        b: Arm::Rag,
         agree: "so the gains added up, as Balaguer et al. report",
         disagree: "so fine-tuning hurt the use of retrieved context, as Ovadia et al. saw",
     },
@@ -115,8 +116,8 @@ const COMPARISONS: [Comparison; 4] = [
         id: "raft-beats-rag",
         claim: "Fine-tuning on questions with the golden document among distractors (RAFT) beats plain \
                 RAG (Zhang et al. 2024).",
-        a: "raft",
-        b: "rag",
+        a: Arm::Raft,
+        b: Arm::Rag,
         agree: "as Zhang et al. report",
         disagree: "unlike in Zhang et al. (2024)",
     },
@@ -157,8 +158,8 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn arm(&self, id: &str) -> Option<&ArmResult> {
-        self.arms.iter().find(|a| a.id == id)
+    fn arm(&self, arm: Arm) -> Option<&ArmResult> {
+        self.arms.iter().find(|a| a.is(arm))
     }
 
     /// The cluster of each question id, in order.
@@ -180,7 +181,7 @@ impl Ctx<'_> {
         let test = paired_test(&va, &vb, &keys);
         let clusters = cluster_count(&keys);
         let holds = verdict(&d);
-        let (name_a, name_b) = (capitalised(&arm_name(c.a)), arm_name(c.b));
+        let (name_a, name_b) = (capitalised(c.a.prose_name()), c.b.prose_name().to_string());
         let scores = format!("{name_a} answered {}, {name_b} {}", metric.phrase(&ia), percent(&ib));
         let tail = match (holds, test) {
             (Some(true), _) => format!("{name_a} is ahead by {}, {}", points(&d), c.agree),
@@ -196,12 +197,7 @@ impl Ctx<'_> {
         let mut sentence = format!("{scores}: {tail}.");
         if let Some(t) = &test {
             sentence.push(' ');
-            sentence.push_str(&test_sentence(
-                &name_a,
-                &arm_name(c.b),
-                t,
-                !(holds.is_none() && too_few(t, &d)),
-            ));
+            sentence.push_str(&test_sentence(&name_a, &name_b, t, !(holds.is_none() && too_few(t, &d))));
         }
         if let Some(s) = cluster_sentence(d.n, clusters) {
             sentence.push(' ');
@@ -219,7 +215,7 @@ impl Ctx<'_> {
     }
 
     fn popularity(&self, questions: &[QaItem]) -> Result<Option<Finding>, MetricsError> {
-        let (Some(rag), Some(base)) = (self.arm("rag"), self.arm("base")) else { return Ok(None) };
+        let (Some(rag), Some(base)) = (self.arm(Arm::Rag), self.arm(Arm::Base)) else { return Ok(None) };
         let Some((metric, pairs)) = paired(rag, base) else { return Ok(None) };
         let popularity: HashMap<&str, usize> =
             questions.iter().filter_map(|q| Some((q.id.as_str(), q.popularity?))).collect();
@@ -288,7 +284,7 @@ impl Ctx<'_> {
     }
 
     fn phrasing(&self, questions: &[QaItem]) -> Result<Option<Finding>, MetricsError> {
-        let Some(ft) = self.arm("ft") else { return Ok(None) };
+        let Some(ft) = self.arm(Arm::Ft) else { return Ok(None) };
         let phrasing: HashMap<&str, &str> =
             questions.iter().filter_map(|q| Some((q.id.as_str(), q.phrasing.as_deref()?))).collect();
         let metric =
@@ -361,7 +357,7 @@ impl Ctx<'_> {
 
 /// Closed-book FT's change in accuracy on old facts, as the runner measured it.
 fn forgetting(arms: &[ArmResult]) -> Option<Finding> {
-    let f = arms.iter().find(|a| a.id == "ft")?.forgetting.as_ref()?;
+    let f = arms.iter().find(|a| a.is(Arm::Ft))?.forgetting.as_ref()?;
     let d = f.change;
     // The claim is a drop, so it holds when the change is below zero.
     let holds = verdict(&d).map(|up| !up);

@@ -6,6 +6,7 @@
 //! 0.2 points, two below that. A collapsed interval (width 0) prints whole points.
 
 use super::results::Interval;
+use crate::config::Arm;
 
 /// Decimals for a quantity in percent (or points) whose interval spans `lo..hi` (fractions).
 pub fn decimals(lo: f64, hi: f64) -> usize {
@@ -56,16 +57,12 @@ pub fn negated(iv: &Interval) -> Interval {
     Interval { mean: -iv.mean, lo: -iv.hi, hi: -iv.lo, n: iv.n }
 }
 
-/// How an arm is named in sentences.
+/// How the arm a report calls `id` is named in sentences: its [`Arm::prose_name`], or the id
+/// in backticks when it names no arm.
 pub fn arm_name(id: &str) -> String {
-    match id {
-        "base" => "the base model".into(),
-        "rag" => "RAG".into(),
-        "ft" => "closed-book FT".into(),
-        "ft-par" => "FT with paraphrases".into(),
-        "ft+rag" => "FT+RAG".into(),
-        "raft" => "RAFT".into(),
-        other => format!("`{other}`"),
+    match Arm::from_id(id) {
+        Some(arm) => arm.prose_name().into(),
+        None => format!("`{id}`"),
     }
 }
 

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Arm;
+
 /// A mean with its bootstrap 95% interval over `n` items.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
@@ -126,7 +128,9 @@ pub struct Forgetting {
     pub change: Interval,
 }
 
-/// One arm: `id` is one of `base`, `rag`, `ft`, `ft-par`, `ft+rag`, `raft` (or a user's name).
+/// One arm: `id` is an [`Arm`]'s id as `report.json` spells it (or, in a report edited by
+/// hand, any name: the report is re-read by `ragtune decide`, and an unknown name is reported
+/// as written rather than refused).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArmResult {
     pub id: String,
@@ -146,6 +150,18 @@ pub struct ArmResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<crate::metrics::ClassReport>,
     pub outcomes: Vec<QuestionOutcome>,
+}
+
+impl ArmResult {
+    /// The arm `id` names; `None` for a name that is no arm's.
+    pub fn as_arm(&self) -> Option<Arm> {
+        Arm::from_id(&self.id)
+    }
+
+    /// Whether this is `arm`'s result.
+    pub fn is(&self, arm: Arm) -> bool {
+        self.id == arm.as_str()
+    }
 }
 
 /// Fine-tuning accuracy against the number of extra paraphrases per document.

@@ -10,6 +10,7 @@ use super::results::{
     ArmResult, Cost, ExperimentReport, Forgetting, Interval, ParaphrasePoint, QuestionOutcome, RunInfo,
     Scores,
 };
+use crate::config::Arm;
 use crate::metrics::{bootstrap_mean, breakdown, paired_difference, popularity_label, scores_of};
 use crate::task::QaItem;
 
@@ -70,7 +71,7 @@ fn outcomes(
 
 fn arm(
     qs: &[QaItem],
-    id: &str,
+    id: Arm,
     description: &str,
     outcomes: Vec<QuestionOutcome>,
     setup_seconds: f64,
@@ -84,7 +85,7 @@ fn arm(
     ArmResult {
         seed_means: Vec::new(),
         classes: None,
-        id: id.into(),
+        id: id.to_string(),
         description: description.into(),
         overall: scores_of(&outcomes, RESAMPLES, SEED).unwrap(),
         by_phrasing: breakdown(&outcomes, &phrasing, RESAMPLES, SEED).unwrap(),
@@ -116,10 +117,10 @@ pub(crate) fn sample_report() -> ExperimentReport {
     let qs = questions();
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let mut arms = vec![
-        arm(&qs, "base", "the base model, closed book", outcomes(&qs, 0.27, 0.0, false, &mut rng), 0.0, 0),
+        arm(&qs, Arm::Base, "the base model, closed book", outcomes(&qs, 0.27, 0.0, false, &mut rng), 0.0, 0),
         arm(
             &qs,
-            "rag",
+            Arm::Rag,
             "top-3 passages before the question",
             outcomes(&qs, 0.80, 0.15, true, &mut rng),
             1.3,
@@ -127,7 +128,7 @@ pub(crate) fn sample_report() -> ExperimentReport {
         ),
         arm(
             &qs,
-            "ft",
+            Arm::Ft,
             "LoRA on the corpus, closed book",
             outcomes(&qs, 0.33, 0.0, false, &mut rng),
             96.0,
@@ -135,7 +136,7 @@ pub(crate) fn sample_report() -> ExperimentReport {
         ),
         arm(
             &qs,
-            "ft-par",
+            Arm::FtPar,
             "LoRA on the corpus and 4 paraphrases",
             outcomes(&qs, 0.50, 0.0, false, &mut rng),
             420.0,
@@ -143,7 +144,7 @@ pub(crate) fn sample_report() -> ExperimentReport {
         ),
         arm(
             &qs,
-            "ft+rag",
+            Arm::FtRag,
             "the ft adapter with retrieval",
             outcomes(&qs, 0.82, 0.1, true, &mut rng),
             96.0,
@@ -151,7 +152,7 @@ pub(crate) fn sample_report() -> ExperimentReport {
         ),
         arm(
             &qs,
-            "raft",
+            Arm::Raft,
             "LoRA on question + passages → answer",
             outcomes(&qs, 0.88, 0.05, true, &mut rng),
             240.0,

@@ -35,6 +35,7 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Arm;
 use crate::embed::Embedder;
 use crate::error::{EvalError, Result};
 use crate::metrics;
@@ -51,14 +52,11 @@ pub use tuning::{Tuning, TuningSettings};
 /// Tokens a house-format output may run past the longest training output.
 pub const FORMAT_SLACK: usize = 8;
 
-/// Every arm, in the order they run and are reported.
-pub const ARMS: [&str; 6] = ["base", "rag", "ft", "ft-par", "ft+rag", "raft"];
-
 /// What to run and how.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
-    /// Arm ids to run (a subset of [`ARMS`]).
-    pub arms: Vec<String>,
+    /// The arms to run (reported in the order of [`Arm::ALL`]).
+    pub arms: Vec<Arm>,
     /// Passages retrieved per question.
     pub rag_k: usize,
     /// Distractor passages per RAFT training example.
@@ -92,7 +90,7 @@ fn one() -> usize {
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings {
-            arms: ARMS.iter().map(|s| s.to_string()).collect(),
+            arms: Arm::ALL.to_vec(),
             rag_k: 3,
             raft_distractors: 2,
             raft_gold_share: 0.8,
@@ -117,30 +115,27 @@ pub struct RunOutput {
 }
 
 /// Check that every requested arm is known and has the data it needs.
-pub fn check_arms(arms: &[String], task: &Task) -> Result<()> {
+pub fn check_arms(arms: &[Arm], task: &Task) -> Result<()> {
     if arms.is_empty() {
-        return Err(EvalError::config(format!("no arms to run; choose from {}", ARMS.join(", "))));
+        return Err(EvalError::config(format!("no arms to run; choose from {}", Arm::list(&Arm::ALL))));
     }
-    for a in arms {
-        if !ARMS.contains(&a.as_str()) {
-            return Err(EvalError::config(format!("unknown arm `{a}`; known arms: {}", ARMS.join(", "))));
-        }
-        if !task.kind.arms().contains(&a.as_str()) {
+    for &a in arms {
+        if !task.kind.arms().contains(&a) {
             return Err(EvalError::config(format!(
                 "arm `{a}` is for knowledge QA; a {} task runs {}",
                 task.kind.id(),
-                task.kind.arms().join(", ")
+                Arm::list(task.kind.arms())
             )));
         }
-        if a == "ft-par" && task.paraphrases.is_empty() {
-            return Err(EvalError::config(
-                "arm `ft-par` needs paraphrases of the corpus ([data] paraphrases = [...]); drop the arm or add them",
-            ));
+        if a.uses_paraphrases() && task.paraphrases.is_empty() {
+            return Err(EvalError::config(format!(
+                "arm `{a}` needs paraphrases of the corpus ([data] paraphrases = [...]); drop the arm or add them"
+            )));
         }
-        if a == "raft" && task.raft_train.is_empty() {
-            return Err(EvalError::config(
-                "arm `raft` needs question → answer training pairs with sources ([data] raft_train); drop the arm or add them",
-            ));
+        if a.uses_raft_train() && task.raft_train.is_empty() {
+            return Err(EvalError::config(format!(
+                "arm `{a}` needs question → answer training pairs with sources ([data] raft_train); drop the arm or add them"
+            )));
         }
     }
     if task.questions.is_empty() {
@@ -172,10 +167,10 @@ struct Runner<'a> {
     /// Each dev question's passages at the largest k tried (tuning only).
     dev_hits: Vec<Vec<usize>>,
     /// The LoRA recipe each fine-tuned arm ended with (the tuned learning rate and epochs).
-    recipes: Vec<(String, LoraSettings)>,
+    recipes: Vec<(Arm, LoraSettings)>,
     tuning: Tuning,
-    /// Per arm id, the test outcomes of every extra training seed ([`seeds`]).
-    seed_outcomes: Vec<(String, Vec<Vec<QuestionOutcome>>)>,
+    /// Per arm, the test outcomes of every extra training seed ([`seeds`]).
+    seed_outcomes: Vec<(Arm, Vec<Vec<QuestionOutcome>>)>,
 }
 
 /// Retrieval for every question: passage indices and the time each search took.
@@ -246,77 +241,77 @@ pub fn run(
     r.run()
 }
 
-fn wants(settings: &RunSettings, arm: &str) -> bool {
-    settings.arms.iter().any(|a| a == arm)
+fn wants(settings: &RunSettings, arm: Arm) -> bool {
+    settings.arms.contains(&arm)
 }
 
 impl Runner<'_> {
     fn run(&mut self) -> Result<RunOutput> {
         let s = self.settings;
         let mut arms = Vec::new();
-        let retrieving = ["rag", "ft+rag", "raft"].iter().any(|a| wants(s, a));
+        let retrieving = s.arms.iter().any(|a| a.retrieves());
         if self.tuning() {
             self.tune_retrieval(retrieving)?;
         }
         let retrieved = if retrieving { Some(self.retrieve()?) } else { None };
-        let fine_tuning = ["ft", "ft-par", "ft+rag", "raft"].iter().any(|a| wants(s, a));
+        let fine_tuning = s.arms.iter().any(|a| a.fine_tuned());
         let old_before = if fine_tuning && !self.task.old_questions.is_empty() {
             Some(self.old_accuracy("forgetting probe, base")?)
         } else {
             None
         };
-        if wants(s, "base") {
+        if wants(s, Arm::Base) {
             self.memory.reset();
-            let (outcomes, cost) = self.evaluate("base", None)?;
+            let (outcomes, cost) = self.evaluate(Arm::Base.as_str(), None)?;
             let desc = match self.task.kind {
                 TaskKind::Qa => "closed book: the base model alone",
                 TaskKind::Classify => "zero-shot: each label scored after an instruction listing the labels",
                 TaskKind::Format => "zero-shot: an instruction naming the house format",
             };
-            arms.push(self.arm("base", desc, outcomes, cost, None)?);
+            arms.push(self.arm(Arm::Base, desc, outcomes, cost, None)?);
         }
-        if wants(s, "rag") {
+        if wants(s, Arm::Rag) {
             let ret = retrieved.as_ref().expect("retrieval ran");
             self.memory.reset();
-            let (outcomes, mut cost) = self.evaluate("rag", Some(ret))?;
+            let (outcomes, mut cost) = self.evaluate(Arm::Rag.as_str(), Some(ret))?;
             cost.setup_seconds = ret.setup_seconds;
             cost.artifact_bytes = ret.index_bytes;
             let desc = match self.task.kind {
                 TaskKind::Qa => format!("top-{} retrieved passages before the question", self.rag_k),
                 _ => format!("the top-{} retrieved training examples as demonstrations", self.rag_k),
             };
-            arms.push(self.arm("rag", &desc, outcomes, cost, None)?);
+            arms.push(self.arm(Arm::Rag, &desc, outcomes, cost, None)?);
         }
         let mut ft_scores = None;
-        if wants(s, "ft") || wants(s, "ft+rag") {
+        if wants(s, Arm::Ft) || wants(s, Arm::FtRag) {
             self.memory.reset();
             let (examples, pack) = match self.task.kind {
                 TaskKind::Qa => (self.documents(0)?, true),
                 _ => (self.labelled_examples(&self.task.corpus)?, false),
             };
-            let trained = self.train_arm("ft", examples.clone(), pack, &s.lora, false)?;
+            let trained = self.train_arm(Arm::Ft, examples.clone(), pack, &s.lora, false)?;
             if s.seeds > 1 {
-                let mut evals: Vec<(&str, Option<&Retrieved>)> = Vec::new();
-                if wants(s, "ft") {
-                    evals.push(("ft", None));
+                let mut evals: Vec<(Arm, Option<&Retrieved>)> = Vec::new();
+                if wants(s, Arm::Ft) {
+                    evals.push((Arm::Ft, None));
                 }
-                if wants(s, "ft+rag") {
-                    evals.push(("ft+rag", retrieved.as_ref()));
+                if wants(s, Arm::FtRag) {
+                    evals.push((Arm::FtRag, retrieved.as_ref()));
                 }
-                self.extra_seeds(&examples, pack, &self.recipe("ft"), &evals)?;
+                self.extra_seeds(&examples, pack, &self.recipe(Arm::Ft), &evals)?;
             }
-            let bytes = self.save_adapter("ft", &trained.adapter)?;
+            let bytes = self.save_adapter(Arm::Ft, &trained.adapter)?;
             self.attach(&trained.adapter)?;
-            let forgetting = self.forgetting(old_before.as_ref(), "ft")?;
-            if wants(s, "ft") {
-                let (outcomes, cost) = self.evaluate("ft", None)?;
+            let forgetting = self.forgetting(old_before.as_ref(), Arm::Ft)?;
+            if wants(s, Arm::Ft) {
+                let (outcomes, cost) = self.evaluate(Arm::Ft.as_str(), None)?;
                 let cost = Cost {
                     setup_seconds: trained.seconds,
                     artifact_bytes: bytes,
                     train_tokens: trained.tokens,
                     ..cost
                 };
-                let recipe = self.recipe_text("ft");
+                let recipe = self.recipe_text(Arm::Ft);
                 let desc = match self.task.kind {
                     TaskKind::Qa => format!("LoRA r={} on the corpus, {recipe}; closed book", s.lora.r),
                     kind => format!(
@@ -326,13 +321,13 @@ impl Runner<'_> {
                         if kind == TaskKind::Classify { "label" } else { "output" },
                     ),
                 };
-                let arm = self.arm("ft", &desc, outcomes, cost, forgetting.clone())?;
+                let arm = self.arm(Arm::Ft, &desc, outcomes, cost, forgetting.clone())?;
                 ft_scores = Some(arm.overall.clone());
                 arms.push(arm);
             }
-            if wants(s, "ft+rag") {
+            if wants(s, Arm::FtRag) {
                 let ret = retrieved.as_ref().expect("retrieval ran");
-                let (outcomes, cost) = self.evaluate("ft+rag", Some(ret))?;
+                let (outcomes, cost) = self.evaluate(Arm::FtRag.as_str(), Some(ret))?;
                 let cost = Cost {
                     setup_seconds: trained.seconds + ret.setup_seconds,
                     artifact_bytes: bytes + ret.index_bytes,
@@ -343,7 +338,7 @@ impl Runner<'_> {
                     TaskKind::Qa => "the ft adapter, answering with retrieved passages".to_string(),
                     _ => format!("the ft adapter, with the top-{} retrieved training examples", self.rag_k),
                 };
-                arms.push(self.arm("ft+rag", &desc, outcomes, cost, forgetting)?);
+                arms.push(self.arm(Arm::FtRag, &desc, outcomes, cost, forgetting)?);
             }
             self.detach();
         }
@@ -353,7 +348,7 @@ impl Runner<'_> {
         if let Some(scores) = ft_scores.as_ref().filter(|_| self.task.kind == TaskKind::Qa) {
             curve.push(ParaphrasePoint { paraphrases: 0, scores: scores.clone() });
         }
-        if wants(s, "ft-par") {
+        if wants(s, Arm::FtPar) {
             let mut extra: Vec<usize> =
                 s.paraphrase_curve.iter().copied().filter(|&n| n > 0 && n < rounds).collect();
             extra.sort_unstable();
@@ -368,14 +363,14 @@ impl Runner<'_> {
             }
             self.memory.reset();
             let docs = self.documents(rounds)?;
-            let trained = self.train_arm("ft-par", docs.clone(), true, &s.lora, false)?;
+            let trained = self.train_arm(Arm::FtPar, docs.clone(), true, &s.lora, false)?;
             if s.seeds > 1 {
-                self.extra_seeds(&docs, true, &self.recipe("ft-par"), &[("ft-par", None)])?;
+                self.extra_seeds(&docs, true, &self.recipe(Arm::FtPar), &[(Arm::FtPar, None)])?;
             }
-            let bytes = self.save_adapter("ft-par", &trained.adapter)?;
+            let bytes = self.save_adapter(Arm::FtPar, &trained.adapter)?;
             self.attach(&trained.adapter)?;
-            let forgetting = self.forgetting(old_before.as_ref(), "ft-par")?;
-            let (outcomes, cost) = self.evaluate("ft-par", None)?;
+            let forgetting = self.forgetting(old_before.as_ref(), Arm::FtPar)?;
+            let (outcomes, cost) = self.evaluate(Arm::FtPar.as_str(), None)?;
             self.detach();
             let cost = Cost {
                 setup_seconds: trained.seconds,
@@ -386,25 +381,25 @@ impl Runner<'_> {
             let desc = format!(
                 "LoRA r={} on the corpus + {rounds} paraphrase rounds, {}; closed book",
                 s.lora.r,
-                self.recipe_text("ft-par")
+                self.recipe_text(Arm::FtPar)
             );
-            let arm = self.arm("ft-par", &desc, outcomes, cost, forgetting)?;
+            let arm = self.arm(Arm::FtPar, &desc, outcomes, cost, forgetting)?;
             curve.push(ParaphrasePoint { paraphrases: rounds, scores: arm.overall.clone() });
             arms.push(arm);
         }
-        if wants(s, "raft") {
+        if wants(s, Arm::Raft) {
             let ret = retrieved.as_ref().expect("retrieval ran");
             self.memory.reset();
             let examples = self.raft_examples()?;
             let raft = LoraSettings { epochs: s.lora.raft_epochs, ..s.lora.clone() };
-            let trained = self.train_arm("raft", examples.clone(), false, &raft, true)?;
+            let trained = self.train_arm(Arm::Raft, examples.clone(), false, &raft, true)?;
             if s.seeds > 1 {
-                self.extra_seeds(&examples, false, &self.recipe("raft"), &[("raft", Some(ret))])?;
+                self.extra_seeds(&examples, false, &self.recipe(Arm::Raft), &[(Arm::Raft, Some(ret))])?;
             }
-            let bytes = self.save_adapter("raft", &trained.adapter)?;
+            let bytes = self.save_adapter(Arm::Raft, &trained.adapter)?;
             self.attach(&trained.adapter)?;
-            let forgetting = self.forgetting(old_before.as_ref(), "raft")?;
-            let (outcomes, cost) = self.evaluate("raft", Some(ret))?;
+            let forgetting = self.forgetting(old_before.as_ref(), Arm::Raft)?;
+            let (outcomes, cost) = self.evaluate(Arm::Raft.as_str(), Some(ret))?;
             self.detach();
             let cost = Cost {
                 setup_seconds: trained.seconds + ret.setup_seconds,
@@ -415,13 +410,13 @@ impl Runner<'_> {
             let desc = format!(
                 "LoRA on question + gold passage + {} distractors → answer ({}); answers with retrieved passages",
                 s.raft_distractors,
-                self.recipe_text("raft")
+                self.recipe_text(Arm::Raft)
             );
-            arms.push(self.arm("raft", &desc, outcomes, cost, forgetting)?);
+            arms.push(self.arm(Arm::Raft, &desc, outcomes, cost, forgetting)?);
         }
         self.measure_updates(&mut arms)?;
         curve.sort_by_key(|p| p.paraphrases);
-        arms.sort_by_key(|a| ARMS.iter().position(|x| *x == a.id));
+        arms.sort_by_key(ArmResult::as_arm);
         let tuning = self.tuning().then(|| std::mem::take(&mut self.tuning));
         Ok(RunOutput { arms, paraphrase_curve: curve, tuning })
     }
@@ -539,7 +534,7 @@ impl Runner<'_> {
         Ok(correct)
     }
 
-    fn forgetting(&mut self, before: Option<&Vec<f64>>, arm: &str) -> Result<Option<Forgetting>> {
+    fn forgetting(&mut self, before: Option<&Vec<f64>>, arm: Arm) -> Result<Option<Forgetting>> {
         let Some(before) = before.filter(|b| !b.is_empty()) else { return Ok(None) };
         let after = self.old_accuracy(&format!("forgetting probe, {arm}"))?;
         let (n, seed) = (self.settings.bootstrap, self.settings.seed);
@@ -630,15 +625,15 @@ impl Runner<'_> {
     /// ends with is kept for its update and its description.
     fn train_arm(
         &mut self,
-        arm: &str,
+        arm: Arm,
         examples: Vec<Example>,
         pack: bool,
         lora: &LoraSettings,
         with_passages: bool,
     ) -> Result<Trained> {
         if !self.tuning() {
-            self.recipes.push((arm.to_string(), lora.clone()));
-            return self.train_with(arm, examples, pack, lora);
+            self.recipes.push((arm, lora.clone()));
+            return self.train_with(arm.as_str(), examples, pack, lora);
         }
         let (hits, k) = (self.dev_hits.clone(), self.rag_k);
         let shown = move |i: usize| -> Vec<usize> {
@@ -650,22 +645,22 @@ impl Runner<'_> {
         };
         let (trained, record) = self.train_tuned(arm, examples, pack, lora, &shown)?;
         let recipe = LoraSettings { lr: record.chosen_lr, epochs: record.chosen_epoch, ..lora.clone() };
-        self.recipes.push((arm.to_string(), recipe));
+        self.recipes.push((arm, recipe));
         self.tuning.arms.push(record);
         Ok(trained)
     }
 
     /// The recipe `arm` trained with (the configured one when it did not train).
-    fn recipe(&self, arm: &str) -> LoraSettings {
+    fn recipe(&self, arm: Arm) -> LoraSettings {
         self.recipes
             .iter()
-            .find(|(a, _)| a == arm)
+            .find(|(a, _)| *a == arm)
             .map(|(_, l)| l.clone())
             .unwrap_or_else(|| self.settings.lora.clone())
     }
 
     /// "8 epochs" or "lr 1e-3, 3 epochs (chosen on dev)".
-    fn recipe_text(&self, arm: &str) -> String {
+    fn recipe_text(&self, arm: Arm) -> String {
         let r = self.recipe(arm);
         if self.tuning.arms.iter().any(|t| t.arm == arm) {
             format!("lr {:e}, {} epochs (chosen on dev)", r.lr, r.epochs)
@@ -720,8 +715,8 @@ impl Runner<'_> {
         Ok(trained)
     }
 
-    fn save_adapter(&self, name: &str, adapter: &LoraAdapter) -> Result<u64> {
-        let dir = self.workdir.join(format!("adapter-{name}"));
+    fn save_adapter(&self, arm: Arm, adapter: &LoraAdapter) -> Result<u64> {
+        let dir = self.workdir.join(format!("adapter-{arm}"));
         ragtune_trainer::peft::save_adapter(adapter, &dir, "ragtune-demo-base")?;
         let mut bytes = 0;
         for entry in std::fs::read_dir(&dir).map_err(|e| EvalError::io(&dir, e))? {
@@ -751,7 +746,7 @@ impl Runner<'_> {
 
     fn arm(
         &self,
-        id: &str,
+        id: Arm,
         description: &str,
         outcomes: Vec<QuestionOutcome>,
         cost: Cost,

@@ -10,19 +10,20 @@ use ragtune_trainer::data::Example;
 
 use super::train::LoraSettings;
 use super::{Retrieved, Runner};
+use crate::config::Arm;
 use crate::error::Result;
 use crate::metrics::{self, ClusterKeys};
 use crate::report::{Interval, QuestionOutcome, Scores};
 
 impl Runner<'_> {
-    /// Train the extra seeds of `arms[0]`'s adapter with `lora` and record, for each arm id in
+    /// Train the extra seeds of `arms[0]`'s adapter with `lora` and record, for each arm in
     /// `arms` (with its retrieval, if any), every extra seed's outcomes.
     pub(super) fn extra_seeds(
         &mut self,
         examples: &[Example],
         pack: bool,
         lora: &LoraSettings,
-        arms: &[(&str, Option<&Retrieved>)],
+        arms: &[(Arm, Option<&Retrieved>)],
     ) -> Result<()> {
         for extra in 1..self.settings.seeds.max(1) {
             let lora = LoraSettings { seed: lora.seed.wrapping_add(extra as u64), ..lora.clone() };
@@ -31,9 +32,9 @@ impl Runner<'_> {
             self.attach(&trained.adapter)?;
             for &(arm, retrieved) in arms {
                 let (outcomes, _) = self.evaluate(&format!("{arm}, seed {}", lora.seed), retrieved)?;
-                match self.seed_outcomes.iter_mut().find(|(a, _)| a == arm) {
+                match self.seed_outcomes.iter_mut().find(|(a, _)| *a == arm) {
                     Some((_, sets)) => sets.push(outcomes),
-                    None => self.seed_outcomes.push((arm.to_string(), vec![outcomes])),
+                    None => self.seed_outcomes.push((arm, vec![outcomes])),
                 }
             }
             self.detach();
@@ -45,11 +46,11 @@ impl Runner<'_> {
     /// and each seed's mean of the main metric.
     pub(super) fn seeded_scores(
         &self,
-        arm: &str,
+        arm: Arm,
         first: &[QuestionOutcome],
         scores: Scores,
     ) -> Result<(Scores, Vec<f64>)> {
-        let Some((_, extra)) = self.seed_outcomes.iter().find(|(a, _)| a == arm) else {
+        let Some((_, extra)) = self.seed_outcomes.iter().find(|(a, _)| *a == arm) else {
             return Ok((scores, Vec::new()));
         };
         let sets: Vec<&[QuestionOutcome]> =

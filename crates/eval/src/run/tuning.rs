@@ -27,6 +27,7 @@ use ragtune_trainer::data::Example;
 use super::Runner;
 use super::answer::answer;
 use super::train::{LoraSettings, Trained, train_lora_epochs};
+use crate::config::Arm;
 use crate::error::Result;
 use crate::metrics;
 use crate::prompt;
@@ -60,7 +61,7 @@ pub struct EpochTrial {
 /// A fine-tuned arm's grid and choice.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArmTuning {
-    pub arm: String,
+    pub arm: Arm,
     pub trials: Vec<EpochTrial>,
     pub chosen_lr: f32,
     pub chosen_epoch: usize,
@@ -210,7 +211,7 @@ impl Runner<'_> {
     /// question i is answered with (none for closed-book arms).
     pub(super) fn train_tuned(
         &mut self,
-        arm: &str,
+        arm: Arm,
         examples: Vec<Example>,
         pack: bool,
         lora: &LoraSettings,
@@ -266,8 +267,8 @@ impl Runner<'_> {
             chosen.ok_or_else(|| crate::error::EvalError::training("no epoch was trained"))?;
         let run: Vec<EpochTrial> = trials.iter().filter(|t| t.lr == pick.lr).cloned().collect();
         let record = ArmTuning {
-            arm: arm.to_string(),
-            overfit: overfit_sentence(arm, &run),
+            arm,
+            overfit: overfit_sentence(arm.as_str(), &run),
             trials,
             chosen_lr: pick.lr,
             chosen_epoch: pick.epoch,

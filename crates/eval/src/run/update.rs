@@ -26,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::Runner;
 use super::train::document_example;
+use crate::config::Arm;
 use crate::error::Result;
 use crate::report::{ArmResult, UpdateCost};
 use crate::retrieve::Retriever;
@@ -76,8 +77,9 @@ impl Runner<'_> {
         let s = self.settings;
         let changed = changed(&self.task.corpus, s.seed);
         let n = changed.len();
-        let has = |id: &str| arms.iter().any(|a| a.id == id);
-        let reindex = if ["rag", "ft+rag", "raft"].iter().any(|a| has(a)) {
+        let run: Vec<Arm> = arms.iter().filter_map(ArmResult::as_arm).collect();
+        let has = |arm: Arm| run.contains(&arm);
+        let reindex = if run.iter().any(|a| a.retrieves()) {
             let start = Instant::now();
             let index = Retriever::build(self.embedder, &changed, &self.model.device)?;
             let seconds = start.elapsed().as_secs_f64();
@@ -86,22 +88,23 @@ impl Runner<'_> {
         } else {
             None
         };
-        let ft = if has("ft") || has("ft+rag") {
+        // ft+rag answers with ft's adapter: one training serves both.
+        let ft = if run.iter().any(|a| a.adapter_of() == Some(Arm::Ft)) {
             let t = if self.task.kind == TaskKind::Qa {
                 let docs = changed
                     .iter()
                     .map(|p| document_example(self.tok, &p.text, self.eos))
                     .collect::<Result<_>>()?;
-                self.train_with("update: ft", docs, true, &self.recipe("ft"))?
+                self.train_with("update: ft", docs, true, &self.recipe(Arm::Ft))?
             } else {
                 let examples = self.labelled_examples(&changed)?;
-                self.train_with("update: ft", examples, false, &self.recipe("ft"))?
+                self.train_with("update: ft", examples, false, &self.recipe(Arm::Ft))?
             };
             Some((t.seconds, t.tokens))
         } else {
             None
         };
-        let ft_par = if has("ft-par") {
+        let ft_par = if has(Arm::FtPar) {
             let mut passages = changed.clone();
             for (r, round) in self.task.paraphrases.iter().enumerate() {
                 passages.extend(self::changed(round, s.seed.wrapping_add(r as u64 + 1)));
@@ -110,42 +113,43 @@ impl Runner<'_> {
                 .iter()
                 .map(|p| document_example(self.tok, &p.text, self.eos))
                 .collect::<Result<_>>()?;
-            let t = self.train_with("update: ft-par", docs, true, &self.recipe("ft-par"))?;
+            let t = self.train_with("update: ft-par", docs, true, &self.recipe(Arm::FtPar))?;
             Some((t.seconds, t.tokens, passages.len() - n))
         } else {
             None
         };
-        let epochs = self.recipe("ft").epochs;
-        let par_epochs = self.recipe("ft-par").epochs;
+        let epochs = self.recipe(Arm::Ft).epochs;
+        let par_epochs = self.recipe(Arm::FtPar).epochs;
         let index_how = format!("re-embed and re-index the {n} changed passages");
         let train_how = format!(
             "train on the {n} changed passages with the set-up's recipe ({epochs} epochs), what continuing the \
              adapter's training on them costs"
         );
         for arm in arms.iter_mut() {
-            let update = match (arm.id.as_str(), reindex, ft, ft_par) {
-                ("base", ..) => UpdateCost {
+            let Some(kind) = arm.as_arm() else { continue };
+            let update = match (kind, reindex, ft, ft_par) {
+                (Arm::Base, ..) => UpdateCost {
                     seconds: 0.0,
                     changed_passages: n,
                     train_tokens: 0,
                     how: "nothing to rebuild (the base model does not learn the change)".into(),
                 },
-                ("rag", Some(ix), ..) => {
+                (Arm::Rag, Some(ix), ..) => {
                     UpdateCost { seconds: ix, changed_passages: n, train_tokens: 0, how: index_how.clone() }
                 }
-                ("ft", _, Some((sec, tokens)), _) => UpdateCost {
+                (Arm::Ft, _, Some((sec, tokens)), _) => UpdateCost {
                     seconds: sec,
                     changed_passages: n,
                     train_tokens: tokens,
                     how: train_how.clone(),
                 },
-                ("ft+rag", Some(ix), Some((sec, tokens)), _) => UpdateCost {
+                (Arm::FtRag, Some(ix), Some((sec, tokens)), _) => UpdateCost {
                     seconds: sec + ix,
                     changed_passages: n,
                     train_tokens: tokens,
                     how: format!("{train_how}, then {index_how}"),
                 },
-                ("ft-par", _, _, Some((sec, tokens, extra))) => UpdateCost {
+                (Arm::FtPar, _, _, Some((sec, tokens, extra))) => UpdateCost {
                     seconds: sec,
                     changed_passages: n,
                     train_tokens: tokens,
@@ -154,7 +158,7 @@ impl Runner<'_> {
                          recipe ({par_epochs} epochs)"
                     ),
                 },
-                ("raft", Some(ix), ..) => UpdateCost {
+                (Arm::Raft, Some(ix), ..) => UpdateCost {
                     seconds: ix,
                     changed_passages: n,
                     train_tokens: 0,
