@@ -1,10 +1,12 @@
 //! Matrix products with few rows on the left — the decode step of a language model, where one
 //! token's activations meet every weight matrix. Such a product is bound by reading the weight
 //! once, so it streams B in native precision (no widened copy of a bf16 weight, no packing) and
-//! splits B's columns across threads; each thread keeps all of A's rows in registers/L1.
+//! splits B's columns across threads; each thread keeps all of A's rows in registers/L1. The
+//! dot products run on the widest vector unit the CPU has ([`super::gemv_simd`]).
 
 use rayon::prelude::*;
 
+use super::gemv_simd::{Isa, Stored, row_dots};
 use crate::dtype::{DType, FloatElement};
 
 /// The largest m (rows of A) this path serves; beyond it the blocked GEMM wins.
@@ -26,8 +28,27 @@ pub fn gemv_rows<T: FloatElement>(
     alpha: f32,
     out: &mut [f32],
 ) {
+    gemv_rows_on(Isa::detected(), a, b, m, n, k, trans_b, alpha, out)
+}
+
+/// [`gemv_rows`] on a chosen instruction set (tests run every one the CPU has). Falls back to
+/// [`Isa::Scalar`] when `isa` is not available here.
+#[allow(clippy::too_many_arguments)]
+pub fn gemv_rows_on<T: FloatElement>(
+    isa: Isa,
+    a: &[f32],
+    b: &[T],
+    m: usize,
+    n: usize,
+    k: usize,
+    trans_b: bool,
+    alpha: f32,
+    out: &mut [f32],
+) {
+    assert!(a.len() >= m * k && out.len() >= m * n && b.len() >= n * k, "gemv_rows: short operand");
+    let isa = if isa.available() { isa } else { Isa::Scalar };
     if trans_b {
-        rows_dot(a, b, m, n, k, alpha, out);
+        rows_dot(isa, a, b, m, n, k, alpha, out);
     } else {
         rows_axpy(a, b, m, n, k, alpha, out);
     }
@@ -61,7 +82,22 @@ fn dot(x: &[f32], y: &[f32]) -> f32 {
 }
 
 /// B rows are contiguous (`[n, k]`, a PyTorch weight): each output is a dot product of two rows.
-fn rows_dot<T: FloatElement>(a: &[f32], b: &[T], m: usize, n: usize, k: usize, alpha: f32, out: &mut [f32]) {
+#[allow(clippy::too_many_arguments)]
+fn rows_dot<T: FloatElement>(
+    isa: Isa,
+    a: &[f32],
+    b: &[T],
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    out: &mut [f32],
+) {
+    let stored = match T::DTYPE {
+        DType::F32 => Stored::F32,
+        DType::BF16 => Stored::Bf16,
+        _ => Stored::F16,
+    };
     // Columns per task: enough work to amortise the task, enough tasks to balance.
     let cols = (64 * 1024 / k.max(1)).clamp(8, 1024);
     let mut cols_out = vec![0f32; m * n];
@@ -70,7 +106,11 @@ fn rows_dot<T: FloatElement>(a: &[f32], b: &[T], m: usize, n: usize, k: usize, a
         let mut wide = [0f32; CHUNK];
         for (jj, res) in block.chunks_mut(m).enumerate() {
             let row = &b[(j0 + jj) * k..(j0 + jj + 1) * k];
-            if T::DTYPE == DType::F32 {
+            if isa != Isa::Scalar {
+                // SAFETY: isa is available (checked by gemv_rows_on), `a` holds m rows of k and
+                // `row` k elements of its dtype.
+                unsafe { row_dots(isa, stored, a, m, k, row.as_ptr().cast(), res) };
+            } else if T::DTYPE == DType::F32 {
                 let row: &[f32] = bytemuck::cast_slice(row);
                 for (i, r) in res.iter_mut().enumerate() {
                     *r = dot(&a[i * k..(i + 1) * k], row);

@@ -10,6 +10,7 @@ pub mod cast;
 pub mod elementwise;
 pub mod embed;
 pub mod gemv;
+pub mod gemv_simd;
 pub mod kmeans;
 pub mod lora;
 pub mod loss;
