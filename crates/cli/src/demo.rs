@@ -9,7 +9,7 @@ use ragtune_eval::experiment::{self, DemoOptions};
 use ragtune_eval::report::ExperimentReport;
 use ragtune_eval::task::TaskKind;
 
-use crate::generate::device;
+use crate::args::DeviceArg;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -18,7 +18,7 @@ pub struct DemoArgs {
     out: PathBuf,
     /// `auto` (a CUDA GPU when usable), `cpu`, `cuda` or `cuda:N`.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceArg,
     /// The world's seed (the training and bootstrap seeds follow it).
     #[arg(long)]
     seed: Option<u64>,
@@ -46,7 +46,7 @@ pub struct CompareArgs {
 }
 
 pub fn run_demo(args: DemoArgs, json: bool) -> Result<()> {
-    let mut opts = DemoOptions::new(args.out.clone(), device(&args.device, json)?);
+    let mut opts = DemoOptions::new(args.out.clone(), args.device.open(json)?);
     if let Some(seed) = args.seed {
         opts.seed = seed;
     }

@@ -13,11 +13,13 @@ use clap::Args;
 use ragtune_compute::{Device, cuda, kernel_cache, kernel_sources, selftest};
 use serde_json::{Value, json};
 
+use crate::args::DeviceArg;
+
 #[derive(Args)]
 pub struct DoctorArgs {
     /// The GPU to examine when there is one: `cuda` or `cuda:N` (`auto` means cuda:0).
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceArg,
 }
 
 /// The CPU's name from /proc/cpuinfo and the SIMD features this process can use.
@@ -73,7 +75,9 @@ fn line(r: &Result<(i32, i32), String>) -> String {
 }
 
 pub fn run(args: DoctorArgs, json_out: bool) -> anyhow::Result<()> {
-    let ordinal = Device::parse_spec(&args.device)?
+    let ordinal = args
+        .device
+        .gpu_ordinal()
         .ok_or_else(|| anyhow::anyhow!("--device cpu: doctor examines a GPU; use auto, cuda or cuda:N"))?;
     let (cpu_name, features) = cpu();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use ragtune_index::npy;
 use ragtune_runtime::BertEmbedder;
 
-use crate::generate::{device, dtype};
+use crate::args::{DeviceArg, FloatDtype};
 
 #[derive(clap::Args)]
 pub struct EmbedArgs {
@@ -29,11 +29,11 @@ pub struct EmbedArgs {
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     /// Weight dtype: f32, bf16 or f16.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[arg(long, default_value = "f32", value_parser = FloatDtype::parse_dense)]
+    dtype: FloatDtype,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceArg,
 }
 
 /// The texts of `input`: a JSON object line contributes its `text` field, any other non-empty
@@ -69,7 +69,7 @@ pub fn run(args: EmbedArgs, json: bool) -> Result<()> {
     if texts.is_empty() {
         bail!("{}: no texts to embed (empty input)", args.input);
     }
-    let embedder = BertEmbedder::from_dir(&args.model, dtype(&args.dtype)?, device(&args.device, json)?)
+    let embedder = BertEmbedder::from_dir(&args.model, args.dtype.dtype(), args.device.open(json)?)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
     let start = std::time::Instant::now();

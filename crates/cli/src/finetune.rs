@@ -11,14 +11,14 @@ use anyhow::{Context, Result, bail};
 use ragtune_compute::ops::AdamW;
 use ragtune_runtime::load_causal_lm;
 use ragtune_trainer::checkpoint::{load_checkpoint, save_checkpoint};
-use ragtune_trainer::data::{Sampler, collate, pack, read_jsonl, read_jsonl_counted};
+use ragtune_trainer::data::{Example, Sampler, collate, pack, read_jsonl, read_jsonl_counted};
 use ragtune_trainer::full::FullStepGrads;
 use ragtune_trainer::merge::save_model_folder;
 use ragtune_trainer::peft::save_adapter;
 use ragtune_trainer::schedule::warmup_cosine;
-use ragtune_trainer::{FullTrainer, LoraAdapter, LoraConfig, LoraTrainer, StepGrads, Target};
+use ragtune_trainer::{FullTrainer, LoraAdapter, LoraConfig, LoraTrainer, StepGrads, Target, TrainBatch};
 
-use crate::generate::{device, dtype};
+use crate::args::{DeviceArg, FloatDtype};
 use crate::progress::bar;
 
 /// What trains.
@@ -94,7 +94,7 @@ pub struct FinetuneArgs {
     seed: u64,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceArg,
     /// Write a checkpoint (adapter, optimizer state, step) to OUT/checkpoint-STEP every this
     /// many steps (0 = none).
     #[arg(long, default_value_t = 0)]
@@ -104,8 +104,8 @@ pub struct FinetuneArgs {
     #[arg(long)]
     resume: Option<PathBuf>,
     /// The frozen base's dtype: f32, bf16 or f16 (the adapter always trains in f32).
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[arg(long, default_value = "f32", value_parser = FloatDtype::parse_dense)]
+    dtype: FloatDtype,
 }
 
 fn parse_targets(spec: &str) -> Result<Vec<Target>> {
@@ -179,13 +179,13 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
                 "--mode full writes a Hugging Face folder: --model must be one (with config.json), not a .gguf file"
             );
         }
-        if dtype(&args.dtype)? != ragtune_compute::DType::F32 {
+        if args.dtype != FloatDtype::F32 {
             bail!("--mode full trains f32 master weights: use --dtype f32");
         }
     }
     let targets = parse_targets(&args.targets)?;
-    let device = device(&args.device, json)?;
-    let (model, tokenizer) = load_causal_lm(&args.model, dtype(&args.dtype)?, device.clone())
+    let device = args.device.open(json)?;
+    let (model, tokenizer) = load_causal_lm(&args.model, args.dtype.dtype(), device.clone())
         .with_context(|| format!("loading the model {}", args.model.display()))?;
     let eos = model.config.eos_token_ids.first().copied();
     // Packed examples are cut into rows afterwards, so each is read whole (up to the context).
@@ -287,13 +287,9 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
     let (mut losses, mut tokens) = (Vec::new(), 0usize);
     let mut norms = Vec::new();
     for step in first_step..=args.steps {
-        let mut parts = Vec::with_capacity(args.accumulate);
-        for _ in 0..args.accumulate {
-            let picked: Vec<_> = sampler.take(args.batch_size).into_iter().map(|i| &examples[i]).collect();
-            let batch = collate(&picked, pad)?;
-            tokens += batch.ids.len();
-            parts.push(trainer.loss_and_grads(&batch).with_context(|| format!("step {step}"))?);
-        }
+        let parts = micro_batches(&args, &mut sampler, &examples, pad, &mut tokens, |batch| {
+            trainer.loss_and_grads(batch).with_context(|| format!("step {step}"))
+        })?;
         let mut grads = StepGrads::accumulate(parts)?;
         let loss = grads.loss;
         if !loss.is_finite() {
@@ -374,11 +370,31 @@ struct Skipped {
 }
 
 /// `--mode full`: every weight trains; the result is a whole model folder in `--out`.
+/// One optimizer step's `--accumulate` micro-batches of `--batch-size` examples drawn from
+/// `sampler`, each padded with `pad` and handed to `grads`; their tokens are added to `tokens`.
+fn micro_batches<G>(
+    args: &FinetuneArgs,
+    sampler: &mut Sampler,
+    examples: &[Example],
+    pad: i32,
+    tokens: &mut usize,
+    mut grads: impl FnMut(&TrainBatch) -> Result<G>,
+) -> Result<Vec<G>> {
+    let mut parts = Vec::with_capacity(args.accumulate);
+    for _ in 0..args.accumulate {
+        let picked: Vec<_> = sampler.take(args.batch_size).into_iter().map(|i| &examples[i]).collect();
+        let batch = collate(&picked, pad)?;
+        *tokens += batch.ids.len();
+        parts.push(grads(&batch)?);
+    }
+    Ok(parts)
+}
+
 fn run_full(
     args: &FinetuneArgs,
     json: bool,
     model: ragtune_runtime::LlamaModel,
-    examples: &[ragtune_trainer::data::Example],
+    examples: &[Example],
     eval: &[ragtune_trainer::TrainBatch],
     eos: Option<u32>,
     skipped: &Skipped,
@@ -393,13 +409,9 @@ fn run_full(
     let start = Instant::now();
     let (mut losses, mut norms, mut tokens) = (Vec::new(), Vec::new(), 0usize);
     for step in 1..=args.steps {
-        let mut parts = Vec::with_capacity(args.accumulate);
-        for _ in 0..args.accumulate {
-            let picked: Vec<_> = sampler.take(args.batch_size).into_iter().map(|i| &examples[i]).collect();
-            let batch = collate(&picked, pad)?;
-            tokens += batch.ids.len();
-            parts.push(trainer.loss_and_grads(&batch).with_context(|| format!("step {step}"))?);
-        }
+        let parts = micro_batches(args, &mut sampler, examples, pad, &mut tokens, |batch| {
+            trainer.loss_and_grads(batch).with_context(|| format!("step {step}"))
+        })?;
         let mut grads = FullStepGrads::accumulate(parts)?;
         // The norm is taken even without clipping: a NaN or infinity in the gradients stops
         // the run here, before it reaches the weights or a checkpoint.

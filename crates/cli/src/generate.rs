@@ -12,8 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use ragtune_compute::{DType, Device};
-use ragtune_runtime::loader::{Precision, load_causal_lm_as};
+use ragtune_runtime::loader::load_causal_lm_as;
 use ragtune_runtime::{
     FinishReason, GenerateOptions, LlamaModel, SamplingParams, StreamDecoder, Tokenizer, generate,
     generate_with_adapters,
@@ -21,6 +20,8 @@ use ragtune_runtime::{
 use ragtune_trainer::LoraAdapter;
 use ragtune_trainer::lora::attach_bank;
 use ragtune_trainer::peft::load_adapter;
+
+use crate::args::{DeviceArg, WeightPrecision};
 
 #[derive(clap::Args)]
 pub struct GenerateArgs {
@@ -56,45 +57,16 @@ pub struct GenerateArgs {
     /// Q4_1, Q4_K, Q6_K) kept as stored and multiplied on the CPU with activations quantized to
     /// 8 bits plus an 8-bit residual (`stored-q8`: plain 8 bits, as llama.cpp); a model folder
     /// loads in its own dtype.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
+    #[arg(long, value_enum, ignore_case = true, default_value = "f32")]
+    dtype: WeightPrecision,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceArg,
     /// A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors), applied
     /// without merging. With --prompts, name each one: --adapter NAME=DIR (repeatable), and
     /// each prompt line picks one by name.
     #[arg(long)]
     adapter: Vec<String>,
-}
-
-/// The device for `spec`; says on stderr why the CPU was chosen under `auto`.
-pub(crate) fn device(spec: &str, json: bool) -> Result<Device> {
-    if spec.trim().eq_ignore_ascii_case("auto") {
-        let choice = Device::auto();
-        if let (Some(why), false) = (&choice.cpu_reason, json) {
-            eprintln!("running on the CPU: {why}");
-        }
-        return Ok(choice.device);
-    }
-    Device::from_spec(spec).with_context(|| format!("--device {spec}"))
-}
-
-/// A float dtype for `--dtype` (commands that need dense weights: training, embedding).
-pub(crate) fn dtype(spec: &str) -> Result<DType> {
-    match Precision::parse(spec) {
-        Some(Precision::Dtype(d)) => Ok(d),
-        Some(Precision::Stored | Precision::StoredQ8) => bail!(
-            "--dtype {spec} keeps quantized weights for inference (ragtune generate); this command needs \
-             dense weights: use f32, bf16 or f16"
-        ),
-        None => bail!("--dtype {spec}: use f32, bf16 or f16"),
-    }
-}
-
-/// `--dtype` of `ragtune generate`: a float dtype or `stored`.
-pub(crate) fn precision(spec: &str) -> Result<Precision> {
-    Precision::parse(spec).with_context(|| format!("--dtype {spec}: use f32, bf16, f16, stored or stored-q8"))
 }
 
 /// `--adapter` as `(name, folder)`: `NAME=DIR` when the part before the first `=` is a plain
@@ -154,8 +126,8 @@ fn encode_prompt(tokenizer: &Tokenizer, text: &str, context: usize, what: &str) 
 }
 
 pub fn run(args: GenerateArgs, json: bool) -> Result<()> {
-    let device = device(&args.device, json)?;
-    let (mut model, tokenizer) = load_causal_lm_as(&args.model, precision(&args.dtype)?, device)
+    let device = args.device.open(json)?;
+    let (mut model, tokenizer) = load_causal_lm_as(&args.model, args.dtype.precision(), device)
         .with_context(|| format!("loading {}", args.model.display()))?;
     if let Some(path) = &args.prompts {
         return run_prompts(&args, path, &mut model, &tokenizer);

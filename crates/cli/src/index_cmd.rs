@@ -13,10 +13,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use ragtune_compute::{DType, Device, Tensor};
+use ragtune_compute::Tensor;
 use ragtune_index::{AnyIndex, FlatIndex, IvfFlatIndex, IvfParams, Metric, file, npy};
 use serde_json::json;
 
+use crate::args::{DeviceArg, FloatDtype};
 use crate::progress::bar;
 
 #[derive(Subcommand)]
@@ -57,11 +58,11 @@ pub struct BuildArgs {
     #[arg(long)]
     nprobe: Option<usize>,
     /// How vectors are stored: f32, f16 or bf16 (scores are f32 either way).
-    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
-    dtype: DType,
+    #[arg(long, default_value = "f32", value_parser = FloatDtype::parse_dense)]
+    dtype: FloatDtype,
     /// cpu, cuda, cuda:N or auto (a GPU when usable, else the CPU).
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceArg,
     /// Where to write the index.
     #[arg(long)]
     out: PathBuf,
@@ -84,7 +85,7 @@ pub struct SearchArgs {
     nprobe: Option<usize>,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
-    device: String,
+    device: DeviceArg,
     /// Output ids, int64 [nq, min(k, len)].
     #[arg(long)]
     out_ids: PathBuf,
@@ -103,30 +104,12 @@ fn parse_metric(s: &str) -> Result<Metric, String> {
     Metric::parse(s).ok_or_else(|| format!("unknown metric `{s}`: use ip, cosine or l2"))
 }
 
-fn parse_dtype(s: &str) -> Result<DType, String> {
-    DType::parse(s)
-        .filter(|d| d.is_float())
-        .ok_or_else(|| format!("unknown dtype `{s}`: use f32, f16 or bf16"))
-}
-
 pub fn run(cmd: IndexCommand, json: bool) -> Result<()> {
     match cmd {
         IndexCommand::Build(a) => build(a, json),
         IndexCommand::Search(a) => search(a, json),
         IndexCommand::Info(a) => info(a, json),
     }
-}
-
-/// The device for `spec`; says on stderr why the CPU was chosen under `auto`.
-fn device(spec: &str, json: bool) -> Result<Device> {
-    if spec.trim().eq_ignore_ascii_case("auto") {
-        let choice = Device::auto();
-        if let (Some(why), false) = (&choice.cpu_reason, json) {
-            eprintln!("running on the CPU: {why}");
-        }
-        return Ok(choice.device);
-    }
-    Device::from_spec(spec).with_context(|| format!("--device {spec}"))
 }
 
 /// Rows per add call: large enough that rebuilding the stored tensor stays cheap, small enough
@@ -136,6 +119,25 @@ fn chunk_rows(n: usize) -> usize {
 }
 
 /// Rows `start..end` of a host `[n, dim]` tensor.
+/// Hand `vectors` and their `ids` to `add` `chunk` rows at a time, with a progress bar.
+fn add_in_chunks(
+    vectors: &Tensor,
+    ids: &[u64],
+    chunk: usize,
+    json: bool,
+    mut add: impl FnMut(&Tensor, &[u64]) -> Result<()>,
+) -> Result<()> {
+    let n = ids.len();
+    let pb = bar(n as u64, "adding", "vectors", json);
+    for start in (0..n).step_by(chunk) {
+        let end = (start + chunk).min(n);
+        add(&rows(vectors, start, end)?, &ids[start..end])?;
+        pb.set_position(end as u64);
+    }
+    pb.finish_and_clear();
+    Ok(())
+}
+
 fn rows(t: &Tensor, start: usize, end: usize) -> Result<Tensor> {
     let dim = t.shape()[1];
     let rb = dim * t.dtype().size();
@@ -145,7 +147,7 @@ fn rows(t: &Tensor, start: usize, end: usize) -> Result<Tensor> {
 
 fn build(a: BuildArgs, json: bool) -> Result<()> {
     let started = Instant::now();
-    let device = device(&a.device, json)?;
+    let device = a.device.open(json)?;
     let vectors = npy::read_vectors(&a.vectors)?;
     let (n, dim) = (vectors.shape()[0], vectors.shape()[1]);
     let ids = match &a.ids {
@@ -180,14 +182,8 @@ fn build(a: BuildArgs, json: bool) -> Result<()> {
     let chunk = chunk_rows(n);
     let index = match a.kind {
         KindArg::Flat => {
-            let mut index = FlatIndex::new(dim, a.metric, a.dtype, &device)?;
-            let pb = bar(n as u64, "adding", "vectors", json);
-            for start in (0..n).step_by(chunk) {
-                let end = (start + chunk).min(n);
-                index.add(&rows(&vectors, start, end)?, &ids[start..end]).with_context(what)?;
-                pb.set_position(end as u64);
-            }
-            pb.finish_and_clear();
+            let mut index = FlatIndex::new(dim, a.metric, a.dtype.dtype(), &device)?;
+            add_in_chunks(&vectors, &ids, chunk, json, |v, i| index.add(v, i).with_context(what))?;
             AnyIndex::Flat(index)
         }
         KindArg::Ivf => {
@@ -196,19 +192,13 @@ fn build(a: BuildArgs, json: bool) -> Result<()> {
             if let Some(p) = a.nprobe {
                 params.nprobe = p;
             }
-            let mut index = IvfFlatIndex::new(dim, a.metric, a.dtype, &device, params)?;
+            let mut index = IvfFlatIndex::new(dim, a.metric, a.dtype.dtype(), &device, params)?;
             let pb = bar(params.kmeans.iterations as u64, "k-means", "iterations", json);
             index
                 .train_with_progress(&vectors, &mut |it, _| pb.set_position(it as u64))
                 .with_context(what)?;
             pb.finish_and_clear();
-            let pb = bar(n as u64, "adding", "vectors", json);
-            for start in (0..n).step_by(chunk) {
-                let end = (start + chunk).min(n);
-                index.add(&rows(&vectors, start, end)?, &ids[start..end]).with_context(what)?;
-                pb.set_position(end as u64);
-            }
-            pb.finish_and_clear();
+            add_in_chunks(&vectors, &ids, chunk, json, |v, i| index.add(v, i).with_context(what))?;
             AnyIndex::Ivf(index)
         }
     };
@@ -222,7 +212,7 @@ fn build(a: BuildArgs, json: bool) -> Result<()> {
         println!(
             "{}",
             json!({
-                "out": a.out, "kind": index.kind().name(), "metric": a.metric.name(), "dtype": a.dtype.to_string(),
+                "out": a.out, "kind": index.kind().name(), "metric": a.metric.name(), "dtype": a.dtype.dtype().to_string(),
                 "dim": dim, "count": index.len(), "nlist": nlist, "nprobe": nprobe,
                 "device": device.describe(), "seconds": seconds,
             })
@@ -234,7 +224,7 @@ fn build(a: BuildArgs, json: bool) -> Result<()> {
             index.kind().name(),
             index.len(),
             a.metric,
-            a.dtype,
+            a.dtype.dtype(),
             device.describe(),
             a.out.display()
         );
@@ -262,7 +252,7 @@ fn search(a: SearchArgs, json: bool) -> Result<()> {
     if a.nprobe == Some(0) {
         bail!("--nprobe 0: an IVF search must probe at least 1 list; give --nprobe N with N >= 1");
     }
-    let device = device(&a.device, json)?;
+    let device = a.device.open(json)?;
     let index = AnyIndex::load(&a.index, &device)?;
     let queries = npy::read_vectors(&a.queries)?;
     let started = Instant::now();

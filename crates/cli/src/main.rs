@@ -3,6 +3,7 @@
 //! causes and exit non-zero; `--json` turns every report into one JSON object on stdout, for
 //! scripts.
 
+mod args;
 mod decide;
 mod demo;
 mod doctor;

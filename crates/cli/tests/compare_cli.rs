@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fresh_dir, ragtune, stderr};
+use common::{compare_json, fresh_dir, ragtune, stderr};
 
 const CORPUS: &str = r#"{"id": "a", "text": "Here are some facts about Tovin Ressa. Tovin Ressa was born in Maelport. Tovin Ressa works for Quarn Guild."}
 {"id": "b", "text": "This is a short profile of Ilsa Werrin. Ilsa Werrin was born in Dunhollow. Ilsa Werrin works for Pellow Labs."}
@@ -45,18 +45,7 @@ fn export_then_compare_runs_the_arms_and_writes_the_report() {
          [finetune]\nepochs = 1\nbatch_size = 2\n\n[eval]\nmax_new_tokens = 4\nbootstrap = 50\n",
         export.join("base-model").display()
     );
-    std::fs::write(d.join("experiment.toml"), config).unwrap();
-    let out = d.join("report");
-    let o = ragtune(&[
-        "compare",
-        "--config",
-        d.join("experiment.toml").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "compare failed: {}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("--json prints the report");
+    let (report, out) = compare_json(&d, &config);
     let arms: Vec<&str> =
         report["arms"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(arms, ["base", "rag", "ft", "ft+rag"]);

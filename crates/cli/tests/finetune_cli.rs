@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use common::{command, dir, model_dir, ragtune};
+use common::{dir, finetune_on_fixture, model_dir, p, ragtune};
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::LlamaModel;
 use ragtune_trainer::peft::load_adapter;
@@ -20,9 +20,7 @@ const DATA: &str = r#"{"prompt": "Question: What is the capital of France? Answe
 
 #[test]
 fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
-    let d = dir("finetune-ok");
-    let data = d.join("data.jsonl");
-    std::fs::write(&data, DATA).unwrap();
+    let (d, data) = with_data("finetune-ok");
     let out = d.join("adapter");
     let model = model_dir();
     let args = [
@@ -76,29 +74,8 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
     assert_eq!(adapter.num_params() as u64, summary["trainable_params"].as_u64().unwrap());
 
     // `generate --adapter` answers the trained question; without the adapter it does not.
-    let generate = |adapter: Option<&Path>| {
-        let mut args = vec![
-            "generate".to_string(),
-            "--model".into(),
-            model.display().to_string(),
-            "--prompt".into(),
-            "Question: What is the capital of France? Answer:".into(),
-            "--max-tokens".into(),
-            "8".into(),
-            "--device".into(),
-            "cpu".into(),
-            "--json".into(),
-        ];
-        if let Some(a) = adapter {
-            args.extend(["--adapter".to_string(), a.display().to_string()]);
-        }
-        let r = command().args(&args).output().unwrap();
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
-        v["text"].as_str().unwrap().to_string()
-    };
-    assert_eq!(generate(Some(&out)), " Paris.");
-    assert_ne!(generate(None), " Paris.");
+    assert_eq!(answer(&model, Some(&out)), " Paris.");
+    assert_ne!(answer(&model, None), " Paris.");
     // Merged into the base, the model answers the same without the adapter.
     let merged = d.join("merged");
     let r = ragtune(&[
@@ -111,18 +88,7 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
         merged.to_str().unwrap(),
     ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let mut args = vec![
-        "generate",
-        "--model",
-        merged.to_str().unwrap(),
-        "--prompt",
-        "Question: What is the capital of France? Answer:",
-    ];
-    args.extend(["--max-tokens", "8", "--device", "cpu", "--json"]);
-    let r = ragtune(&args);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
-    assert_eq!(v["text"], " Paris.");
+    assert_eq!(answer(&merged, None), " Paris.");
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -130,25 +96,10 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
 fn finetune_names_bad_input() {
     let d = dir("finetune-bad");
     let data = d.join("data.jsonl");
-    let model = model_dir();
     let out = d.join("adapter");
     let run = |extra: &[&str]| {
-        let mut args = vec![
-            "finetune",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--steps",
-            "1",
-            "--device",
-            "cpu",
-        ];
-        args.extend_from_slice(extra);
-        let r = ragtune(&args);
-        assert!(!r.status.success(), "ragtune {args:?} should fail");
+        let r = finetune_on_fixture(&data, &out, &[&["--steps", "1"], extra].concat());
+        assert!(!r.status.success(), "finetune {extra:?} should fail");
         String::from_utf8(r.stderr).unwrap()
     };
     std::fs::write(&data, "{\"question\": \"?\"}\n").unwrap();
@@ -173,34 +124,43 @@ fn finetune(data: &Path, out: &Path, extra: &[&str]) -> Result<serde_json::Value
 
 /// [`finetune`]'s run, as the process's output.
 fn finetune_output(data: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let model = model_dir();
-    let mut args = vec![
-        "finetune",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--lora-r",
-        "4",
-        "--targets",
-        "q_proj,v_proj,down_proj",
-        "--warmup-steps",
-        "2",
-        "--device",
-        "cpu",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    ragtune(&args)
+    let fixed = ["--lora-r", "4", "--targets", "q_proj,v_proj,down_proj", "--warmup-steps", "2", "--json"];
+    finetune_on_fixture(data, out, &[&fixed[..], extra].concat())
+}
+
+/// A scratch folder for `case` with [`DATA`] in its `data.jsonl`: (folder, data file).
+fn with_data(case: &str) -> (PathBuf, PathBuf) {
+    let d = dir(case);
+    let data = d.join("data.jsonl");
+    std::fs::write(&data, DATA).unwrap();
+    (d, data)
+}
+
+/// [`with_data`], and a two-step run into `a` that checkpoints at step 2: (folder, data, `a`).
+fn checkpointed(case: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let (d, data) = with_data(case);
+    let a = d.join("a");
+    finetune(&data, &a, &["--steps", "2", "--checkpoint-every", "2", "--batch-size", "2"]).unwrap();
+    (d, data, a)
+}
+
+/// What `model` (with `adapter`, if any) generates for the trained question, greedy, 8 tokens.
+fn answer(model: &Path, adapter: Option<&Path>) -> String {
+    let mut args =
+        vec!["generate", "--model", p(model), "--prompt", "Question: What is the capital of France? Answer:"];
+    args.extend(["--max-tokens", "8", "--device", "cpu", "--json"]);
+    if let Some(a) = adapter {
+        args.extend(["--adapter", p(a)]);
+    }
+    let r = ragtune(&args);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    v["text"].as_str().unwrap().to_string()
 }
 
 #[test]
 fn a_resumed_run_continues_the_same_loss_trajectory() {
-    let d = dir("finetune-resume");
-    let data = d.join("data.jsonl");
-    std::fs::write(&data, DATA).unwrap();
+    let (d, data) = with_data("finetune-resume");
     let (a, b) = (d.join("a"), d.join("b"));
     let full = finetune(
         &data,
@@ -263,9 +223,7 @@ fn a_resumed_run_continues_the_same_loss_trajectory() {
 
 #[test]
 fn lora_dropout_trains_resumes_on_the_same_masks_and_is_recorded() {
-    let d = dir("finetune-dropout");
-    let data = d.join("data.jsonl");
-    std::fs::write(&data, DATA).unwrap();
+    let (d, data) = with_data("finetune-dropout");
     let (a, b, c) = (d.join("a"), d.join("b"), d.join("c"));
     let common = ["--steps", "6", "--lr", "1e-2", "--batch-size", "2", "--accumulate", "2"];
     fn with<'a>(common: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
@@ -299,9 +257,7 @@ fn lora_dropout_trains_resumes_on_the_same_masks_and_is_recorded() {
 
 #[test]
 fn full_mode_writes_a_model_folder_that_answers_like_its_training_data() {
-    let d = dir("finetune-full");
-    let data = d.join("data.jsonl");
-    std::fs::write(&data, DATA).unwrap();
+    let (d, data) = with_data("finetune-full");
     let out = d.join("model");
     let summary =
         finetune(&data, &out, &["--mode", "full", "--steps", "20", "--lr", "3e-3", "--batch-size", "3"])
@@ -310,21 +266,7 @@ fn full_mode_writes_a_model_folder_that_answers_like_its_training_data() {
         summary["losses"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert!(losses[19] < 0.1 * losses[0], "{losses:?}");
     assert!(out.join("config.json").is_file() && out.join("tokenizer.json").is_file());
-    let r = ragtune(&[
-        "generate",
-        "--model",
-        out.to_str().unwrap(),
-        "--prompt",
-        "Question: What is the capital of France? Answer:",
-        "--max-tokens",
-        "8",
-        "--device",
-        "cpu",
-        "--json",
-    ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
-    assert_eq!(v["text"], " Paris.");
+    assert_eq!(answer(&out, None), " Paris.");
     // Packed into rows of 16 tokens: more, full rows instead of 3 padded examples.
     let packed = finetune(&data, &d.join("packed"), &["--steps", "2", "--pack", "--max-len", "16"]).unwrap();
     assert!(packed["examples"].as_u64().unwrap() > 3, "{packed}");
@@ -349,22 +291,7 @@ fn a_too_short_line_is_skipped_and_counted() {
         assert_eq!(summary["data_lines"], 4, "{summary}");
     }
     // The human summary says it in words.
-    let model = model_dir();
-    let r = ragtune(&[
-        "finetune",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        d.join("adapter2").to_str().unwrap(),
-        "--lora-r",
-        "4",
-        "--steps",
-        "1",
-        "--device",
-        "cpu",
-    ]);
+    let r = finetune_on_fixture(&data, &d.join("adapter2"), &["--lora-r", "4", "--steps", "1"]);
     let stdout = String::from_utf8_lossy(&r.stdout);
     assert!(r.status.success() && stdout.contains("skipped 1 of 4 examples: too short"), "{stdout}");
     std::fs::write(&data, "{\"text\": \"\"}\n\n{\"text\": \"\"}\n").unwrap();
@@ -394,11 +321,7 @@ fn a_huge_line_costs_what_max_len_costs() {
 /// temporaries of killed adapter writes).
 #[test]
 fn an_unfinished_checkpoint_is_named_and_cleaned() {
-    let d = dir("finetune-killed-ck");
-    let data = d.join("data.jsonl");
-    std::fs::write(&data, DATA).unwrap();
-    let a = d.join("a");
-    finetune(&data, &a, &["--steps", "2", "--checkpoint-every", "2", "--batch-size", "2"]).unwrap();
+    let (d, data, a) = checkpointed("finetune-killed-ck");
     // What kill -9 during checkpoint 4 leaves: a half-written folder.
     let tmp = a.join("checkpoint-4.tmp");
     std::fs::create_dir_all(tmp.join("adapter")).unwrap();
@@ -432,11 +355,7 @@ fn an_unfinished_checkpoint_is_named_and_cleaned() {
 /// resumed from the folder put back trains to the same losses.
 #[test]
 fn a_checkpoint_left_in_its_old_side_is_resumed_with_a_note() {
-    let d = dir("finetune-ck-gap");
-    let data = d.join("data.jsonl");
-    std::fs::write(&data, DATA).unwrap();
-    let a = d.join("a");
-    finetune(&data, &a, &["--steps", "2", "--checkpoint-every", "2", "--batch-size", "2"]).unwrap();
+    let (d, data, a) = checkpointed("finetune-ck-gap");
     let ck = a.join("checkpoint-2");
     let old = a.join("checkpoint-2.old");
     std::fs::rename(&ck, &old).unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fresh_dir, ragtune};
+use common::{compare_json, fresh_dir, ragtune};
 
 const README: &str = include_str!("../../eval/tests/fixtures/readmes/quillmark.md");
 
@@ -31,18 +31,7 @@ fn compare_without_qa_generates_the_questions_and_reports_on_test() {
          [eval]\nmax_new_tokens = 4\nbootstrap = 50\n",
         export.join("base-model").display()
     );
-    std::fs::write(d.join("experiment.toml"), config).unwrap();
-    let out = d.join("report");
-    let o = ragtune(&[
-        "compare",
-        "--config",
-        d.join("experiment.toml").to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(o.status.success(), "compare failed: {}", String::from_utf8_lossy(&o.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("--json prints the report");
+    let (report, out) = compare_json(&d, &config);
 
     let text = std::fs::read_to_string(out.join("generated/qa.jsonl")).expect("generated/qa.jsonl");
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();

@@ -20,6 +20,29 @@ fn rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// `index build --vectors V --metric M --device cpu --out OUT`, then `extra`.
+fn build_args<'a>(vectors: &'a Path, metric: &'a str, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["index", "build", "--vectors", p(vectors), "--metric", metric, "--device", "cpu"];
+    args.extend(["--out", p(out)]);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `index search --index I --queries Q --k K --device cpu --out-ids IDS --out-scores SCORES`,
+/// then `extra`.
+fn search_args<'a>(
+    index: &'a Path,
+    queries: &'a Path,
+    k: &'a str,
+    (ids, scores): (&'a Path, &'a Path),
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["index", "search", "--index", p(index), "--queries", p(queries), "--k", k];
+    args.extend(["--device", "cpu", "--out-ids", p(ids), "--out-scores", p(scores)]);
+    args.extend_from_slice(extra);
+    args
+}
+
 #[test]
 fn build_search_info_flat_matches_the_library() {
     let d = dir("index");
@@ -32,38 +55,10 @@ fn build_search_info_flat_matches_the_library() {
     npy::write_i64(&idf, &[n], &ids).unwrap();
     npy::write_f32(&qf, &[nq, dim], &queries).unwrap();
     let index = d.join("flat.rtx");
-    let out = ok(&[
-        "index",
-        "build",
-        "--vectors",
-        p(&vf),
-        "--ids",
-        p(&idf),
-        "--metric",
-        "cosine",
-        "--device",
-        "cpu",
-        "--out",
-        p(&index),
-    ]);
+    let out = ok(&build_args(&vf, "cosine", &index, &["--ids", p(&idf)]));
     assert!(out.contains("built flat index of 500 24-d vectors"), "{out}");
     let (oi, os) = (d.join("out-ids.npy"), d.join("out-scores.npy"));
-    let out = ok(&[
-        "index",
-        "search",
-        "--index",
-        p(&index),
-        "--queries",
-        p(&qf),
-        "--k",
-        "10",
-        "--device",
-        "cpu",
-        "--out-ids",
-        p(&oi),
-        "--out-scores",
-        p(&os),
-    ]);
+    let out = ok(&search_args(&index, &qf, "10", (&oi, &os), &[]));
     assert!(out.contains("searched 7 queries"), "{out}");
     let got_ids = npy::read(&oi).unwrap();
     assert_eq!((got_ids.shape.clone(), got_ids.dtype), (vec![nq, 10], npy::NpyDType::I64));
@@ -91,22 +86,7 @@ fn build_search_info_flat_matches_the_library() {
     assert_eq!(json["dim"], 24);
 
     // k > len gives len columns.
-    ok(&[
-        "index",
-        "search",
-        "--index",
-        p(&index),
-        "--queries",
-        p(&qf),
-        "--k",
-        "900",
-        "--device",
-        "cpu",
-        "--out-ids",
-        p(&oi),
-        "--out-scores",
-        p(&os),
-    ]);
+    ok(&search_args(&index, &qf, "900", (&oi, &os), &[]));
     assert_eq!(npy::read(&oi).unwrap().shape, vec![nq, n]);
 }
 
@@ -118,50 +98,15 @@ fn ivf_build_and_search_with_json() {
     npy::write_f32(&vf, &[n, dim], &rows(n, dim, 3)).unwrap();
     npy::write_f32(&qf, &[5, dim], &rows(5, dim, 4)).unwrap();
     let index = d.join("ivf.rtx");
-    let out = ok(&[
-        "index",
-        "build",
-        "--vectors",
-        p(&vf),
-        "--metric",
-        "l2",
-        "--kind",
-        "ivf",
-        "--nlist",
-        "16",
-        "--dtype",
-        "f16",
-        "--device",
-        "cpu",
-        "--out",
-        p(&index),
-        "--json",
-    ]);
+    let ivf = ["--kind", "ivf", "--nlist", "16", "--dtype", "f16", "--json"];
+    let out = ok(&build_args(&vf, "l2", &index, &ivf));
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (json["kind"].as_str(), json["nlist"].as_u64(), json["nprobe"].as_u64()),
         (Some("ivf"), Some(16), Some(2))
     );
     let (oi, os) = (d.join("iv-ids.npy"), d.join("iv-scores.npy"));
-    let out = ok(&[
-        "index",
-        "search",
-        "--index",
-        p(&index),
-        "--queries",
-        p(&qf),
-        "--k",
-        "5",
-        "--nprobe",
-        "16",
-        "--device",
-        "cpu",
-        "--out-ids",
-        p(&oi),
-        "--out-scores",
-        p(&os),
-        "--json",
-    ]);
+    let out = ok(&search_args(&index, &qf, "5", (&oi, &os), &["--nprobe", "16", "--json"]));
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["queries"], 5);
     let scores = npy::read_vectors(&os).unwrap().to_vec::<f32>().unwrap();
@@ -184,38 +129,13 @@ fn bad_input_fails_with_a_clear_message() {
     let mut nan = rows(4, 3, 5);
     nan[5] = f32::NAN;
     npy::write_f32(&vf, &[4, 3], &nan).unwrap();
-    let e = fails(&[
-        "index",
-        "build",
-        "--vectors",
-        p(&vf),
-        "--metric",
-        "ip",
-        "--device",
-        "cpu",
-        "--out",
-        p(&idx),
-    ]);
+    let e = fails(&build_args(&vf, "ip", &idx, &[]));
     assert!(e.contains("NaN") && e.contains("row 1"), "{e}");
     assert!(!idx.exists(), "no index is written when the build fails");
     npy::write_f32(&vf, &[4, 3], &rows(4, 3, 5)).unwrap();
-    ok(&["index", "build", "--vectors", p(&vf), "--metric", "ip", "--device", "cpu", "--out", p(&idx)]);
-    let e = fails(&[
-        "index",
-        "search",
-        "--index",
-        p(&idx),
-        "--queries",
-        p(&vf),
-        "--k",
-        "0",
-        "--device",
-        "cpu",
-        "--out-ids",
-        p(&d.join("a.npy")),
-        "--out-scores",
-        p(&d.join("b.npy")),
-    ]);
+    ok(&build_args(&vf, "ip", &idx, &[]));
+    let (a, b) = (d.join("a.npy"), d.join("b.npy"));
+    let e = fails(&search_args(&idx, &vf, "0", (&a, &b), &[]));
     assert!(e.contains("k must be at least 1"), "{e}");
     let bytes = std::fs::read(&idx).unwrap();
     std::fs::write(&idx, &bytes[..bytes.len() - 7]).unwrap();
@@ -236,38 +156,9 @@ fn huge_sizes_are_clamped_or_refused_by_name() {
     for metric in ["ip", "cosine", "l2"] {
         for kind in ["flat", "ivf"] {
             let idx = d.join(format!("{metric}-{kind}.rtx"));
-            let mut args = vec![
-                "index",
-                "build",
-                "--vectors",
-                p(&vf),
-                "--metric",
-                metric,
-                "--kind",
-                kind,
-                "--device",
-                "cpu",
-            ];
-            args.extend(["--out", p(&idx)]);
-            ok(&args);
+            ok(&build_args(&vf, metric, &idx, &["--kind", kind]));
             for k in ["18446744073709551615", "9223372036854775807", "1000000000"] {
-                let search = [
-                    "index",
-                    "search",
-                    "--index",
-                    p(&idx),
-                    "--queries",
-                    p(&qf),
-                    "--k",
-                    k,
-                    "--device",
-                    "cpu",
-                    "--out-ids",
-                    p(&oi),
-                    "--out-scores",
-                    p(&os),
-                ];
-                ok(&search);
+                ok(&search_args(&idx, &qf, k, (&oi, &os), &[]));
                 let ids = npy::read(&oi).unwrap();
                 assert_eq!(ids.shape, vec![3, n], "{metric} {kind} k {k}: clamped to the index size");
             }
@@ -275,44 +166,12 @@ fn huge_sizes_are_clamped_or_refused_by_name() {
     }
     let idx = d.join("ivf.rtx");
     for nlist in ["18446744073709551615", "1000000", "201", "0"] {
-        let e = fails(&[
-            "index",
-            "build",
-            "--vectors",
-            p(&vf),
-            "--metric",
-            "l2",
-            "--kind",
-            "ivf",
-            "--nlist",
-            nlist,
-            "--device",
-            "cpu",
-            "--out",
-            p(&idx),
-        ]);
+        let e = fails(&build_args(&vf, "l2", &idx, &["--kind", "ivf", "--nlist", nlist]));
         assert!(e.contains(&format!("--nlist {nlist}")) && e.contains("200"), "{e}");
         assert!(!e.contains("panicked"), "{e}");
     }
     let flat = d.join("l2-flat.rtx");
-    let e = fails(&[
-        "index",
-        "search",
-        "--index",
-        p(&flat),
-        "--queries",
-        p(&qf),
-        "--k",
-        "3",
-        "--nprobe",
-        "0",
-        "--device",
-        "cpu",
-        "--out-ids",
-        p(&oi),
-        "--out-scores",
-        p(&os),
-    ]);
+    let e = fails(&search_args(&flat, &qf, "3", (&oi, &os), &["--nprobe", "0"]));
     assert!(e.contains("--nprobe 0"), "{e}");
 }
 
@@ -325,33 +184,9 @@ fn duplicate_ids_and_empty_rows_name_their_file() {
     npy::write_i64(&idf, &[10], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 3]).unwrap();
     npy::write_f32(&zf, &[200, 0], &[]).unwrap();
     let idx = d.join("x.rtx");
-    let e = fails(&[
-        "index",
-        "build",
-        "--vectors",
-        p(&vf),
-        "--ids",
-        p(&idf),
-        "--metric",
-        "ip",
-        "--device",
-        "cpu",
-        "--out",
-        p(&idx),
-    ]);
+    let e = fails(&build_args(&vf, "ip", &idx, &["--ids", p(&idf)]));
     assert!(e.contains("--ids") && e.contains("ids.npy") && e.contains("id 3"), "{e}");
-    let e = fails(&[
-        "index",
-        "build",
-        "--vectors",
-        p(&zf),
-        "--metric",
-        "ip",
-        "--device",
-        "cpu",
-        "--out",
-        p(&idx),
-    ]);
+    let e = fails(&build_args(&zf, "ip", &idx, &[]));
     assert!(e.contains("zero.npy") && e.contains("[200, 0]"), "{e}");
 }
 
@@ -366,25 +201,11 @@ fn a_killed_build_leaves_old_or_new_and_no_leftovers() {
     npy::write_f32(&va, &[n, dim], &rows(n, dim, 21)).unwrap();
     npy::write_f32(&vb, &[n, dim], &rows(n, dim, 22)).unwrap();
     let out = d.join("k.rtx");
-    let build = |v: &Path| {
-        vec![
-            "index".to_string(),
-            "build".into(),
-            "--vectors".into(),
-            p(v).into(),
-            "--metric".into(),
-            "l2".into(),
-            "--device".into(),
-            "cpu".into(),
-            "--out".into(),
-            p(&out).into(),
-        ]
-    };
-    let args_a: Vec<String> = build(&va);
-    ok(&args_a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (build_a, build_b) = (build_args(&va, "l2", &out, &[]), build_args(&vb, "l2", &out, &[]));
+    ok(&build_a);
     let old = std::fs::read(&out).unwrap();
     let started = std::time::Instant::now();
-    ok(&build(&vb).iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&build_b);
     let full = started.elapsed();
     let new = std::fs::read(&out).unwrap();
     assert_ne!(old, new);
@@ -393,7 +214,7 @@ fn a_killed_build_leaves_old_or_new_and_no_leftovers() {
     for round in 0..8 {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let at = full.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64 * 1.2);
-        let mut child = command().args(build(&vb)).stdout(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = command().args(&build_b).stdout(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(at);
         let _ = child.kill(); // SIGKILL on Unix
         let _ = child.wait();
@@ -403,7 +224,7 @@ fn a_killed_build_leaves_old_or_new_and_no_leftovers() {
         ok(&["index", "info", p(&out)]);
         std::fs::write(&out, &old).unwrap();
     }
-    ok(&build(&vb).iter().map(String::as_str).collect::<Vec<_>>());
+    ok(&build_b);
     assert_eq!(std::fs::read(&out).unwrap(), new);
     let leftovers: Vec<String> = std::fs::read_dir(&d)
         .unwrap()

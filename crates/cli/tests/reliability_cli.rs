@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dir, model_dir, ragtune};
+use common::{dir, finetune_on_fixture, model_dir, ragtune};
 
 #[test]
 fn a_two_million_word_question_is_refused_quickly() {
@@ -60,26 +60,13 @@ fn huge_finetune_sizes_are_refused_by_option() {
     let d = dir("reliability-ft-sizes");
     let data = d.join("data.jsonl");
     std::fs::write(&data, "{\"text\": \"The robot watered the plants.\"}\n").unwrap();
-    let model = model_dir();
     for (opt, value, needle) in [
         ("--batch-size", "1000000000", "65536"),
         ("--accumulate", "18446744073709551615", "65536"),
         ("--lora-r", "100000000", "hidden size"),
         ("--steps", "18446744073709551615", "overflow"),
     ] {
-        let r = ragtune(&[
-            "finetune",
-            "--model",
-            model.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            d.join("out").to_str().unwrap(),
-            "--device",
-            "cpu",
-            opt,
-            value,
-        ]);
+        let r = finetune_on_fixture(&data, &d.join("out"), &[opt, value]);
         let e = String::from_utf8_lossy(&r.stderr);
         assert_eq!(r.status.code(), Some(1), "{opt} {value}: {e}");
         assert!(e.contains(needle), "{opt} {value}: {e}");

@@ -4,7 +4,16 @@
 
 mod common;
 
-use common::{fixtures, ok, ragtune, ragtune_stdin, stderr};
+use std::path::Path;
+use std::process::Output;
+
+use common::{fixtures, ok, p, ragtune, ragtune_stdin, stderr};
+
+/// `ragtune embed` with the bert-mini fixture on the CPU, `stdin` as its input, into `out`.
+fn embed_stdin(out: &Path, stdin: &str) -> Output {
+    let model = fixtures().join("runtime/bert-mini/model");
+    ragtune_stdin(&["embed", "--model", p(&model), "--input", "-", "--out", p(out), "--device", "cpu"], stdin)
+}
 
 fn manifest() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(fixtures().join("runtime/manifest.json")).unwrap()).unwrap()
@@ -48,21 +57,7 @@ fn embed_writes_sentence_transformers_vectors() {
         sentences[1],
         sentences[2]
     );
-    let model = fixtures().join("runtime/bert-mini/model");
-    let embedded = ragtune_stdin(
-        &[
-            "embed",
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            "-",
-            "--out",
-            out.to_str().unwrap(),
-            "--device",
-            "cpu",
-        ],
-        &input,
-    );
+    let embedded = embed_stdin(&out, &input);
     assert!(embedded.status.success(), "{}", stderr(&embedded));
     let ours = ragtune_index::npy::read_vectors(&out).unwrap();
     assert_eq!(ours.shape(), [3, 32]);
@@ -80,25 +75,16 @@ fn bad_runtime_input_fails_clearly() {
     let model = fixtures().join("runtime/llama-gqa/model");
     let out = ragtune(&["generate", "--model", model.to_str().unwrap(), "--prompt", "hi", "--dtype", "i32"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--dtype i32"));
+    // Refused while the command line is read: the flag, the value and the accepted values.
+    let e = stderr(&out);
+    assert!(
+        e.contains("'i32'") && e.contains("--dtype") && e.contains("f32, bf16, f16, stored, stored-q8"),
+        "{e}"
+    );
     let out = ragtune(&["generate", "--model", "/nonexistent/model", "--prompt", "hi", "--device", "cpu"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/model"));
-    let bert = fixtures().join("runtime/bert-mini/model");
-    let out = ragtune_stdin(
-        &[
-            "embed",
-            "--model",
-            bert.to_str().unwrap(),
-            "--input",
-            "-",
-            "--out",
-            "/tmp/x.npy",
-            "--device",
-            "cpu",
-        ],
-        "\n",
-    );
+    let out = embed_stdin(Path::new("/tmp/x.npy"), "\n");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no texts"));
 }

@@ -83,3 +83,24 @@ pub fn fails(args: &[&str]) -> String {
 pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
+
+/// `ragtune finetune` on the fixture model ([`model_dir`]) with `data`, writing `out`, on the
+/// CPU, then `extra`.
+pub fn finetune_on_fixture(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let model = model_dir();
+    let mut args =
+        vec!["finetune", "--model", p(&model), "--data", p(data), "--out", p(out), "--device", "cpu"];
+    args.extend_from_slice(extra);
+    ragtune(&args)
+}
+
+/// Write `config` as `dir/experiment.toml` and run `ragtune compare --json` on it into
+/// `dir/report`; fails the test unless it succeeded. The printed report, and the output folder.
+pub fn compare_json(dir: &Path, config: &str) -> (serde_json::Value, PathBuf) {
+    let cfg = dir.join("experiment.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let out = dir.join("report");
+    let o = ragtune(&["compare", "--config", p(&cfg), "--out", p(&out), "--json"]);
+    assert!(o.status.success(), "compare failed: {}", stderr(&o));
+    (serde_json::from_slice(&o.stdout).expect("--json prints the report"), out)
+}
