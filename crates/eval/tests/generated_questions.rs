@@ -2,42 +2,17 @@
 //! `[data] qa` left out of a config: the questions written to `OUT/generated/qa.jsonl`, read back
 //! as a QA file, split into dev and test by source passage; bad corpora named in the error.
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use common::TempDir;
 use ragtune_eval::config::{ExperimentConfig, generated_qa_path};
 use ragtune_eval::qgen::{GenerateSettings, generate};
 use ragtune_eval::userdata::{DEFAULT_MAX_WORDS, load_corpus_layout, load_corpus_with, load_qa, load_qa_for};
 
 const README: &str = include_str!("fixtures/readmes/quillmark.md");
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("ragtune-qgen-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-
-    fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.0.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, contents).unwrap();
-        p
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A second document, so that names and terms find distractors in other passages.
 const NOTES: &str = "# Release notes\n\n\

@@ -35,6 +35,15 @@ fn classify_files() -> (String, String) {
     (train, test)
 }
 
+/// A fresh [`dir`] with the classification files written as `train.jsonl` and `test.jsonl`.
+fn classify_dir(case: &str) -> PathBuf {
+    let d = dir(case);
+    let (train, test) = classify_files();
+    std::fs::write(d.join("train.jsonl"), train).unwrap();
+    std::fs::write(d.join("test.jsonl"), test).unwrap();
+    d
+}
+
 fn config(d: &Path, task: &str, extra: &str) -> PathBuf {
     let model = ragtune_eval::base::write_builtin(&d.join("model")).unwrap();
     let text = format!(
@@ -53,10 +62,7 @@ fn ids(report: &ExperimentReport) -> Vec<&str> {
 
 #[test]
 fn classification_runs_every_arm_with_consistent_metrics() {
-    let d = dir("classify");
-    let (train, test) = classify_files();
-    std::fs::write(d.join("train.jsonl"), train).unwrap();
-    std::fs::write(d.join("test.jsonl"), test).unwrap();
+    let d = classify_dir("classify");
     let out = d.join("out");
     let report = compare(&config(&d, "classify", ""), &out, true).unwrap();
     assert_eq!(report.task, TaskKind::Classify);
@@ -153,10 +159,7 @@ fn house_format_runs_every_arm_and_checks_each_output() {
 
 #[test]
 fn labelled_configs_refuse_what_does_not_apply() {
-    let d = dir("config");
-    let (train, test) = classify_files();
-    std::fs::write(d.join("train.jsonl"), train).unwrap();
-    std::fs::write(d.join("test.jsonl"), test).unwrap();
+    let d = classify_dir("config");
     let cfg = config(&d, "classify", "[arms]\nrun = [\"base\", \"raft\"]\n");
     let e = compare(&cfg, &d.join("out"), true).unwrap_err().to_string();
     assert!(e.contains("experiment.toml:") && e.contains("\"raft\" is for knowledge QA"), "{e}");

@@ -5,13 +5,13 @@
 
 use std::path::PathBuf;
 
-use ragtune_compute::{DType, Device};
-use ragtune_eval::base;
+mod common;
+
+use common::{builtin_model, small_world};
 use ragtune_eval::config::Arm;
 use ragtune_eval::embed::{HashedConfig, HashedEmbedder};
 use ragtune_eval::run::{self, RunSettings, TuningSettings};
-use ragtune_eval::world::{DemoTaskOptions, World, WorldConfig, demo_task};
-use ragtune_runtime::load_causal_lm;
+use ragtune_eval::world::{DemoTaskOptions, demo_task};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ragtune-tuning-{name}-{}", std::process::id()));
@@ -22,18 +22,8 @@ fn scratch(name: &str) -> PathBuf {
 #[test]
 fn knobs_are_chosen_on_dev_and_used_on_test() {
     let out = scratch("grid");
-    let model_dir = base::write_builtin(&out.join("model")).unwrap();
-    let (mut model, tok) = load_causal_lm(&model_dir, DType::F32, Device::Cpu).unwrap();
-    let world = World::generate(WorldConfig {
-        old_people: 12,
-        old_orgs: 4,
-        new_people: 6,
-        new_orgs: 4,
-        reading_people: 4,
-        reading_orgs: 4,
-        places: 8,
-        ..WorldConfig::default()
-    });
+    let (mut model, tok) = builtin_model(&out.join("model"));
+    let world = small_world(6);
     let mut task =
         demo_task(&world, &DemoTaskOptions { paraphrase_rounds: 0, raft_per_fact: 0, old_question_limit: 0 });
     // Every third question is dev.
@@ -135,18 +125,8 @@ fn the_tuning_table_has_defaults_and_named_errors() {
 #[test]
 fn seeds_retrain_each_fine_tuned_arm_and_fold_into_its_interval() {
     let out = scratch("seeds");
-    let model_dir = base::write_builtin(&out.join("model")).unwrap();
-    let (mut model, tok) = load_causal_lm(&model_dir, DType::F32, Device::Cpu).unwrap();
-    let world = World::generate(WorldConfig {
-        old_people: 12,
-        old_orgs: 4,
-        new_people: 2,
-        new_orgs: 4,
-        reading_people: 4,
-        reading_orgs: 4,
-        places: 8,
-        ..WorldConfig::default()
-    });
+    let (mut model, tok) = builtin_model(&out.join("model"));
+    let world = small_world(2);
     let task =
         demo_task(&world, &DemoTaskOptions { paraphrase_rounds: 0, raft_per_fact: 0, old_question_limit: 0 });
     let texts: Vec<&str> = task.corpus.iter().map(|p| p.text.as_str()).collect();

@@ -3,42 +3,15 @@
 //! load as the formats document. Each test writes into its own temporary folder (tests run
 //! concurrently).
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::TempDir;
 use ragtune_eval::config::{Arm, EXAMPLE, EmbedderKind, ExperimentConfig, WeightDtype};
 use ragtune_eval::run::{LoraSettings, RunSettings};
 use ragtune_eval::userdata::{load_corpus, load_corpus_with, load_qa, load_qa_for};
 use ragtune_eval::{Passage, QaItem};
-
-/// A fresh folder for one test, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!("ragtune-eval-{name}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    /// Write `contents` to `rel` (creating folders) and return its path.
-    fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.0.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, contents).unwrap();
-        path
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The error's message, asserting it mentions every one of `parts`.
 fn assert_error<T: std::fmt::Debug>(result: ragtune_eval::Result<T>, parts: &[&str]) -> String {

@@ -267,6 +267,31 @@ fn fails_only(a: &ArmDecision, what: &str) -> bool {
 /// The nearest value at which an arm overtakes the recommended one, with that arm.
 type Crossing<'a> = Option<(f64, &'a ArmDecision)>;
 
+/// Where another arm's total crosses `r`'s as one variable (`line` gives an arm's total as
+/// `fixed + slope × variable`) moves from `now`: the nearest crossing above `now` of an arm that
+/// grows more slowly (cheaper beyond it), and the nearest below of one that grows faster
+/// (cheaper under it).
+fn nearest_crossings<'a>(
+    r: &ArmDecision,
+    others: &[&'a ArmDecision],
+    line: impl Fn(&ArmDecision) -> (f64, f64),
+    now: f64,
+) -> (Crossing<'a>, Crossing<'a>) {
+    let (fr, sr) = line(r);
+    let (mut above, mut below): (Crossing, Crossing) = (None, None);
+    for &a in others {
+        let (fa, sa) = line(a);
+        if let Some(x) = crossing(fr, sr, fa, sa) {
+            if sa < sr && x >= now && above.is_none_or(|(y, _)| x < y) {
+                above = Some((x, a));
+            } else if sa > sr && x <= now && below.is_none_or(|(y, _)| x > y) {
+                below = Some((x, a));
+            }
+        }
+    }
+    (above, below)
+}
+
 /// The volumes, update rates, floors and budgets at which another arm would be chosen.
 pub(super) fn what_would_change(d: &Decision) -> Vec<String> {
     let i = &d.inputs;
@@ -302,18 +327,8 @@ pub(super) fn what_would_change(d: &Decision) -> Vec<String> {
     let others: Vec<&ArmDecision> = d.arms.iter().filter(|a| a.eligible() && a.arm != r.arm).collect();
 
     // Monthly volume: the nearest crossing above and below today's volume.
-    let (fr, sr) = volume_line(r, i);
-    let (mut above, mut below): (Crossing, Crossing) = (None, None);
-    for a in &others {
-        let (fa, sa) = volume_line(a, i);
-        if let Some(x) = crossing(fr, sr, fa, sa) {
-            if sa < sr && x >= q && above.is_none_or(|(y, _)| x < y) {
-                above = Some((x, a));
-            } else if sa > sr && x <= q && below.is_none_or(|(y, _)| x > y) {
-                below = Some((x, a));
-            }
-        }
-    }
+    let fr = volume_line(r, i).0;
+    let (above, below) = nearest_crossings(r, &others, |a| volume_line(a, i), q);
     if let Some((x, a)) = above {
         out.push(format!(
             "Above {} queries a month, {} would cost less than {} (its answers cost {} per 1,000, against {}).",
@@ -340,18 +355,7 @@ pub(super) fn what_would_change(d: &Decision) -> Vec<String> {
 
     // Update rate: the same with the updates per month as the variable.
     let upd_line = |a: &ArmDecision| (a.setup_cost + q * m * a.cost_per_query(), m * a.update_cost);
-    let (gr, hr) = upd_line(r);
-    let (mut more, mut fewer): (Crossing, Crossing) = (None, None);
-    for a in &others {
-        let (ga, ha) = upd_line(a);
-        if let Some(x) = crossing(gr, hr, ga, ha) {
-            if ha < hr && x >= u && more.is_none_or(|(y, _)| x < y) {
-                more = Some((x, a));
-            } else if ha > hr && x <= u && fewer.is_none_or(|(y, _)| x > y) {
-                fewer = Some((x, a));
-            }
-        }
-    }
+    let (more, fewer) = nearest_crossings(r, &others, upd_line, u);
     if let Some((x, a)) = more {
         out.push(format!(
             "With more than {} updates a month, {} would cost less than {} (one update costs it {}, against {}).",

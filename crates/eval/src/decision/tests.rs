@@ -15,7 +15,7 @@
 //! (340 − 13) / (0.24 − 0.12) = 2725 queries a month.
 
 use super::*;
-use crate::report::{Cost, ExperimentReport, QuestionOutcome, RunInfo, Scores, UpdateCost};
+use crate::report::{Cost, ExperimentReport, QuestionOutcome, Scores, UpdateCost};
 
 const N: usize = 100;
 
@@ -24,17 +24,9 @@ const N: usize = 100;
 fn outcomes(correct: usize, shift: usize) -> Vec<QuestionOutcome> {
     (0..N)
         .map(|i| QuestionOutcome {
-            gold_label: None,
-            predicted_label: None,
-            format_valid: None,
-            field_match: None,
             id: format!("q{i}"),
             mc_correct: Some((i + N - shift) % N < correct),
-            exact_match: None,
-            token_f1: None,
-            generated: None,
-            retrieved_gold: None,
-            cluster: None,
+            ..QuestionOutcome::default()
         })
         .collect()
 }
@@ -50,18 +42,11 @@ fn arm(
     let outcomes = outcomes(correct, shift);
     let values: Vec<f64> = outcomes.iter().map(|o| f64::from(u8::from(o.mc_correct.unwrap()))).collect();
     ArmResult {
-        seed_means: Vec::new(),
-        classes: None,
         id: id.into(),
-        description: String::new(),
         overall: Scores {
             mc_accuracy: Some(metrics::bootstrap_mean(&values, 500, 0).unwrap()),
             ..Scores::default()
         },
-        by_phrasing: Vec::new(),
-        by_popularity: Vec::new(),
-        retrieval_recall: None,
-        forgetting: None,
         cost: Cost {
             setup_seconds: setup,
             latency_ms,
@@ -76,24 +61,19 @@ fn arm(
             ..Cost::default()
         },
         outcomes,
+        ..ArmResult::default()
     }
 }
 
 fn report() -> ExperimentReport {
     ExperimentReport {
-        tuning: None,
-        tasks: Vec::new(),
-        task: Default::default(),
-        info: RunInfo::default(),
         arms: vec![
             arm("base", 8.0, 0.0, Some(0.0), 25, 0),
             arm("rag", 20.0, 1.0, Some(0.5), 90, 0),
             // 88 right, shifted by 3: wrong on 5 questions rag gets right, right on 3 it misses.
             arm("ft", 10.0, 100.0, Some(10.0), 88, 3),
         ],
-        paraphrase_curve: Vec::new(),
-        findings: Vec::new(),
-        decision: None,
+        ..ExperimentReport::default()
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{ArmDecision, Decision};
-use crate::report::format::{number, percent, signed_points};
+use crate::report::format::{number, percent, signed_points, thousands};
 
 /// Money in the currency of `price_per_hour`: `$0.0042`, `$12.34`, `$1,234`, `$1.23M`.
 pub fn money(x: f64) -> String {
@@ -30,18 +30,6 @@ pub fn money(x: f64) -> String {
         format!("{a:.3e}")
     };
     format!("{}${digits}", if x < 0.0 { "−" } else { "" })
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A volume of queries or updates: `3.5`, `640`, `12k`, `1.25M`, `10B`.

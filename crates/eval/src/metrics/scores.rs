@@ -193,19 +193,7 @@ mod tests {
     use super::*;
 
     fn outcome(id: &str, mc: Option<bool>, em: Option<f64>, f1: Option<f64>) -> QuestionOutcome {
-        QuestionOutcome {
-            gold_label: None,
-            predicted_label: None,
-            format_valid: None,
-            field_match: None,
-            id: id.into(),
-            mc_correct: mc,
-            exact_match: em,
-            token_f1: f1,
-            generated: None,
-            retrieved_gold: None,
-            cluster: None,
-        }
+        QuestionOutcome { id: id.into(), mc_correct: mc, exact_match: em, token_f1: f1, ..Default::default() }
     }
 
     #[test]

@@ -144,7 +144,7 @@ fn perturb(kind: Kind, answer: &str, rng: &mut ChaCha8Rng) -> Option<String> {
             let moved = value * factor;
             let text = if decimals == 0 {
                 let v = moved.round().max(1.0) as u64;
-                if num.contains(',') { with_commas(v) } else { v.to_string() }
+                if num.contains(',') { crate::report::format::thousands(v) } else { v.to_string() }
             } else {
                 format!("{moved:.decimals$}")
             };
@@ -152,16 +152,4 @@ fn perturb(kind: Kind, answer: &str, rng: &mut ChaCha8Rng) -> Option<String> {
         }
         _ => None,
     }
-}
-
-fn with_commas(v: u64) -> String {
-    let s = v.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -14,6 +14,7 @@
 //! nothing to show (no paraphrase curve, no scored arm) is not drawn. Output is a function of
 //! the report alone, so the same report gives byte-identical files.
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -139,6 +140,24 @@ fn pct(x: f64) -> f64 {
 }
 
 /// Draws into a string; plotters' errors become text.
+/// The axes of a chart whose y axis is a percentage (0 to 100 in tens, whole numbers, described
+/// by `y_desc`), in the charts' style: no light grid lines, 15 px labels.
+fn percent_axes<'m, 'a, 'b, X: Ranged, DB: DrawingBackend>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, RangedCoordf64, DB>,
+    y_desc: &str,
+) -> &'m mut MeshStyle<'a, 'b, X, RangedCoordf64, DB> {
+    mesh.y_labels(11)
+        .y_label_formatter(&whole_number)
+        .y_desc(y_desc)
+        .light_line_style(TRANSPARENT)
+        .label_style((FONT, 15))
+        .axis_desc_style((FONT, 15))
+}
+
+fn whole_number(y: &f64) -> String {
+    format!("{y:.0}")
+}
+
 fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>) -> Result<String, String> {
     let mut out = String::new();
     {
@@ -202,19 +221,12 @@ fn accuracy_chart(report: &ExperimentReport) -> Result<String, String> {
                 String::new()
             }
         };
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n + 2)
-            .x_label_formatter(&x_label)
-            .y_labels(11)
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .y_desc(y_desc)
-            .light_line_style(TRANSPARENT)
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 15))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        percent_axes(
+            chart.configure_mesh().disable_x_mesh().x_labels(n + 2).x_label_formatter(&x_label),
+            y_desc,
+        )
+        .draw()
+        .map_err(|e| e.to_string())?;
         chart
             .draw_series(data.iter().enumerate().map(|(i, (_, iv))| {
                 let x = i as f64;
@@ -251,22 +263,19 @@ fn paraphrase_chart(report: &ExperimentReport) -> Result<String, String> {
             .y_label_area_size(60)
             .build_cartesian_2d((first - pad)..(last + pad), 0f64..105f64)
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            // Few enough ticks that they fall on whole numbers of paraphrases.
-            .x_labels(((last - first) as usize + 2).min(12))
-            .x_label_formatter(&|x| {
-                if (x - x.round()).abs() < 1e-6 { format!("{x:.0}") } else { String::new() }
-            })
-            .y_labels(11)
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .x_desc("extra paraphrases per document")
-            .y_desc(y_desc)
-            .light_line_style(TRANSPARENT)
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 15))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        percent_axes(
+            chart
+                .configure_mesh()
+                // Few enough ticks that they fall on whole numbers of paraphrases.
+                .x_labels(((last - first) as usize + 2).min(12))
+                .x_label_formatter(&|x| {
+                    if (x - x.round()).abs() < 1e-6 { format!("{x:.0}") } else { String::new() }
+                })
+                .x_desc("extra paraphrases per document"),
+            y_desc,
+        )
+        .draw()
+        .map_err(|e| e.to_string())?;
         chart
             .draw_series(LineSeries::new(data.iter().map(|(x, iv)| (*x, pct(iv.mean))), BAR.stroke_width(2)))
             .map_err(|e| e.to_string())?;
@@ -314,18 +323,15 @@ fn cost_chart(report: &ExperimentReport) -> Result<String, String> {
             .y_label_area_size(60)
             .build_cartesian_2d((lo..hi).log_scale(), 0f64..105f64)
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_label_formatter(&|x| decade_label(*x))
-            .y_labels(11)
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .x_desc("set-up time (seconds, log scale)")
-            .y_desc(y_desc)
-            .light_line_style(TRANSPARENT)
-            .label_style((FONT, 15))
-            .axis_desc_style((FONT, 15))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        percent_axes(
+            chart
+                .configure_mesh()
+                .x_label_formatter(&|x| decade_label(*x))
+                .x_desc("set-up time (seconds, log scale)"),
+            y_desc,
+        )
+        .draw()
+        .map_err(|e| e.to_string())?;
         let bars: Vec<(f64, Interval)> = points.iter().map(|(x, iv, _)| (*x, *iv)).collect();
         draw_whiskers(&mut chart, &bars)?;
         chart
@@ -469,7 +475,7 @@ fn decade_label(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::results::{Cost, ParaphrasePoint, RunInfo};
+    use crate::report::results::{Cost, ParaphrasePoint};
 
     fn iv(mean: f64) -> Interval {
         Interval { mean, lo: mean - 0.06, hi: mean + 0.05, n: 120 }
@@ -477,26 +483,15 @@ mod tests {
 
     fn arm(id: &str, acc: f64, setup: f64) -> ArmResult {
         ArmResult {
-            seed_means: Vec::new(),
-            classes: None,
             id: id.into(),
-            description: String::new(),
             overall: Scores { mc_accuracy: Some(iv(acc)), ..Scores::default() },
-            by_phrasing: Vec::new(),
-            by_popularity: Vec::new(),
-            retrieval_recall: None,
-            forgetting: None,
             cost: Cost { setup_seconds: setup, ..Cost::default() },
-            outcomes: Vec::new(),
+            ..ArmResult::default()
         }
     }
 
     pub(crate) fn report() -> ExperimentReport {
         ExperimentReport {
-            tuning: None,
-            tasks: Vec::new(),
-            task: Default::default(),
-            info: RunInfo::default(),
             arms: vec![
                 arm("base", 0.25, 0.0),
                 arm("rag", 0.91, 1.4),
@@ -512,8 +507,7 @@ mod tests {
                     scores: Scores { mc_accuracy: Some(iv(m)), ..Scores::default() },
                 })
                 .collect(),
-            findings: Vec::new(),
-            decision: None,
+            ..ExperimentReport::default()
         }
     }
 

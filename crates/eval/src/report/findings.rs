@@ -270,17 +270,15 @@ impl Ctx<'_> {
             ),
             None => format!("a difference of {}; {CANNOT_TELL}", points(&d)),
         };
-        Ok(Some(Finding {
-            id: "rag-helps-rare-entities-most".into(),
-            claim: "Retrieval helps most for unpopular entities: its gain over the base model is larger \
-                    for rarely mentioned entities (Soudani et al. 2024)."
-                .into(),
-            difference: Some(d),
+        Ok(Some(subgroup_finding(
+            "rag-helps-rare-entities-most",
+            "Retrieval helps most for unpopular entities: its gain over the base model is larger \
+             for rarely mentioned entities (Soudani et al. 2024).",
+            d,
             holds,
-            sentence: with_clusters(format!("{scores}: {tail}."), d.n, clusters),
-            paired_test: None,
-            clusters: Some(clusters),
-        }))
+            format!("{scores}: {tail}."),
+            clusters,
+        )))
     }
 
     fn phrasing(&self, questions: &[QaItem]) -> Result<Option<Finding>, MetricsError> {
@@ -341,17 +339,15 @@ impl Ctx<'_> {
             }
             None => format!("a difference of {}; {CANNOT_TELL}", points(&d)),
         };
-        Ok(Some(Finding {
-            id: "ft-held-out-phrasing-drop".into(),
-            claim: "Knowledge learnt by fine-tuning is hard to extract in forms not seen in training: accuracy \
-                    drops on held-out question phrasings (after Allen-Zhu & Li, Physics of Language Models 3.1)."
-                .into(),
-            difference: Some(d),
+        Ok(Some(subgroup_finding(
+            "ft-held-out-phrasing-drop",
+            "Knowledge learnt by fine-tuning is hard to extract in forms not seen in training: accuracy \
+             drops on held-out question phrasings (after Allen-Zhu & Li, Physics of Language Models 3.1).",
+            d,
             holds,
-            sentence: with_clusters(format!("{scores}: {tail}."), d.n, clusters),
-            paired_test: None,
-            clusters: Some(clusters),
-        }))
+            format!("{scores}: {tail}."),
+            clusters,
+        )))
     }
 }
 
@@ -426,6 +422,27 @@ fn cluster_sentence(questions: usize, clusters: usize) -> Option<String> {
              questions."
         )
     })
+}
+
+/// A finding on a difference between two subgroups of the questions (no paired test): the
+/// sentence ends with what the clusters mean for it.
+fn subgroup_finding(
+    id: &str,
+    claim: &str,
+    d: Interval,
+    holds: Option<bool>,
+    sentence: String,
+    clusters: usize,
+) -> Finding {
+    Finding {
+        id: id.into(),
+        claim: claim.into(),
+        difference: Some(d),
+        holds,
+        sentence: with_clusters(sentence, d.n, clusters),
+        paired_test: None,
+        clusters: Some(clusters),
+    }
 }
 
 fn with_clusters(sentence: String, questions: usize, clusters: usize) -> String {
@@ -528,36 +545,20 @@ fn capitalised(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::results::{Cost, Forgetting};
+    use crate::report::results::Forgetting;
 
     /// An arm whose question `i` is right exactly when `right(i)`.
     fn arm(id: &str, n: usize, right: impl Fn(usize) -> bool) -> ArmResult {
         ArmResult {
-            seed_means: Vec::new(),
-            classes: None,
             id: id.into(),
-            description: String::new(),
-            overall: Scores::default(),
-            by_phrasing: Vec::new(),
-            by_popularity: Vec::new(),
-            retrieval_recall: None,
-            forgetting: None,
-            cost: Cost::default(),
             outcomes: (0..n)
                 .map(|i| QuestionOutcome {
-                    gold_label: None,
-                    predicted_label: None,
-                    format_valid: None,
-                    field_match: None,
                     id: format!("q{i}"),
                     mc_correct: Some(right(i)),
-                    exact_match: None,
-                    token_f1: None,
-                    generated: None,
-                    retrieved_gold: None,
-                    cluster: None,
+                    ..Default::default()
                 })
                 .collect(),
+            ..ArmResult::default()
         }
     }
 

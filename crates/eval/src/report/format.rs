@@ -66,6 +66,19 @@ pub fn arm_name(id: &str) -> String {
     }
 }
 
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Bytes in binary units: `812 B`, `14.2 KiB`, `3.1 MiB`, `1.20 GiB`.
 pub fn bytes(b: u64) -> String {
     const K: f64 = 1024.0;

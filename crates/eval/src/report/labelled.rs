@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::format::number;
-use super::markdown::{cell, opt, setup};
+use super::markdown::{cell, opt, row, setup};
 use super::results::ExperimentReport;
 use crate::task::TaskKind;
 
@@ -34,25 +34,12 @@ pub fn results(md: &mut String, report: &ExperimentReport) {
         let s = &a.overall;
         let setup = setup(a.cost.setup_seconds);
         let latency = number(a.cost.latency_ms);
-        if classify {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {setup} | {latency} |",
-                cell(&a.id),
-                opt(s.mc_accuracy),
-                opt(s.macro_f1)
-            );
+        let scores = if classify {
+            vec![opt(s.mc_accuracy), opt(s.macro_f1)]
         } else {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {setup} | {latency} |",
-                cell(&a.id),
-                opt(s.format_valid),
-                opt(s.field_match),
-                opt(s.exact_match),
-                opt(s.token_f1)
-            );
-        }
+            vec![opt(s.format_valid), opt(s.field_match), opt(s.exact_match), opt(s.token_f1)]
+        };
+        row(md, &[vec![cell(&a.id)], scores, vec![setup, latency]].concat());
     }
     md.push_str(if classify {
         "\nAccuracy: the label with the highest log-likelihood after the prompt is the prediction. Macro-F1: \

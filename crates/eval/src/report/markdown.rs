@@ -138,18 +138,19 @@ fn main_table(md: &mut String, report: &ExperimentReport) {
     md.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for a in &report.arms {
         let s = &a.overall;
-        let _ = writeln!(
+        row(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
-            cell(&a.id),
-            opt(s.mc_accuracy),
-            opt(s.exact_match),
-            opt(s.token_f1),
-            opt(a.retrieval_recall),
-            setup(a.cost.setup_seconds),
-            artifact(a.cost.artifact_bytes),
-            number(a.cost.latency_ms),
-            a.cost.tokens_per_answer,
+            &[
+                cell(&a.id),
+                opt(s.mc_accuracy),
+                opt(s.exact_match),
+                opt(s.token_f1),
+                opt(a.retrieval_recall),
+                setup(a.cost.setup_seconds),
+                artifact(a.cost.artifact_bytes),
+                number(a.cost.latency_ms),
+                format!("{:.0}", a.cost.tokens_per_answer),
+            ],
         );
     }
     md.push_str(
@@ -246,14 +247,7 @@ fn forgetting(md: &mut String, report: &ExperimentReport) {
     );
     md.push_str("| arm | before | after | change |\n|---|---|---|---|\n");
     for (a, f) in rows {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} |",
-            cell(&a.id),
-            percent(&f.before),
-            percent(&f.after),
-            points(&f.change)
-        );
+        row(md, &[cell(&a.id), percent(&f.before), percent(&f.after), points(&f.change)]);
     }
     md.push('\n');
 }
@@ -268,14 +262,7 @@ fn paraphrase_curve(md: &mut String, report: &ExperimentReport) {
     md.push_str("| extra paraphrases per document | MC accuracy | EM | F1 |\n|---|---|---|---|\n");
     for p in &curve {
         let s = &p.scores;
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} |",
-            p.paraphrases,
-            opt(s.mc_accuracy),
-            opt(s.exact_match),
-            opt(s.token_f1)
-        );
+        row(md, &[p.paraphrases.to_string(), opt(s.mc_accuracy), opt(s.exact_match), opt(s.token_f1)]);
     }
     md.push('\n');
 }
@@ -292,20 +279,25 @@ fn cost_table(md: &mut String, report: &ExperimentReport) {
     const MIB: f64 = 1024.0 * 1024.0;
     for a in &report.arms {
         let c = &a.cost;
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {:.0} | {} | {} | {} ({} / {} / {}) | {:.0} |",
-            cell(&a.id),
-            setup(c.setup_seconds),
-            if c.train_tokens == 0 { "—".into() } else { count(c.train_tokens) },
-            c.peak_host_bytes as f64 / MIB,
-            c.peak_device_bytes.map(|b| format!("{:.0}", b as f64 / MIB)).unwrap_or_else(|| "—".into()),
-            artifact(c.artifact_bytes),
+        let latency = format!(
+            "{} ({} / {} / {})",
             number(c.latency_ms),
             number(c.retrieval_ms),
             number(c.prefill_ms),
-            number(c.decode_ms),
-            c.tokens_per_answer,
+            number(c.decode_ms)
+        );
+        row(
+            md,
+            &[
+                cell(&a.id),
+                setup(c.setup_seconds),
+                if c.train_tokens == 0 { "—".into() } else { count(c.train_tokens) },
+                format!("{:.0}", c.peak_host_bytes as f64 / MIB),
+                c.peak_device_bytes.map(|b| format!("{:.0}", b as f64 / MIB)).unwrap_or_else(|| "—".into()),
+                artifact(c.artifact_bytes),
+                latency,
+                format!("{:.0}", c.tokens_per_answer),
+            ],
         );
     }
     md.push('\n');
@@ -368,6 +360,11 @@ fn settings(md: &mut String, report: &ExperimentReport) {
 /// Text safe inside a table cell: one line, pipes escaped.
 pub(super) fn cell(s: &str) -> String {
     one_line(s).replace('|', "\\|")
+}
+
+/// One table row of already formatted `cells`: `| a | b | c |` and a newline.
+pub(super) fn row(md: &mut String, cells: &[String]) {
+    let _ = writeln!(md, "| {} |", cells.join(" | "));
 }
 
 fn one_line(s: &str) -> String {

@@ -45,7 +45,7 @@ pub struct Breakdown {
 }
 
 /// One question's outcome under one arm; the order of questions is the same in every arm.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct QuestionOutcome {
     pub id: String,
     /// Whether the highest-likelihood option was the right one.
@@ -131,7 +131,7 @@ pub struct Forgetting {
 /// One arm: `id` is an [`Arm`]'s id as `report.json` spells it (or, in a report edited by
 /// hand, any name: the report is re-read by `ragtune decide`, and an unknown name is reported
 /// as written rather than refused).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArmResult {
     pub id: String,
     pub description: String,

@@ -47,10 +47,6 @@ fn outcomes(
             let mc = rng.random_bool(p);
             let em = rng.random_bool(p * 0.8);
             QuestionOutcome {
-                gold_label: None,
-                predicted_label: None,
-                format_valid: None,
-                field_match: None,
                 id: q.id.clone(),
                 mc_correct: Some(mc),
                 exact_match: Some(f64::from(u8::from(em))),
@@ -63,7 +59,7 @@ fn outcomes(
                 }),
                 generated: Some(if em { q.answer.clone() } else { "something else".into() }),
                 retrieved_gold: retrieves.then(|| rng.random_bool(0.93)),
-                cluster: None,
+                ..Default::default()
             }
         })
         .collect()
@@ -83,8 +79,6 @@ fn arm(
     let found: Vec<f64> =
         outcomes.iter().filter_map(|o| o.retrieved_gold).map(|g| f64::from(u8::from(g))).collect();
     ArmResult {
-        seed_means: Vec::new(),
-        classes: None,
         id: id.to_string(),
         description: description.into(),
         overall: scores_of(&outcomes, RESAMPLES, SEED).unwrap(),
@@ -95,7 +89,6 @@ fn arm(
         } else {
             Some(bootstrap_mean(&found, RESAMPLES, SEED).unwrap())
         },
-        forgetting: None,
         cost: Cost {
             setup_seconds,
             peak_host_bytes: 900 << 20,
@@ -110,6 +103,7 @@ fn arm(
             ..Cost::default()
         },
         outcomes,
+        ..ArmResult::default()
     }
 }
 
