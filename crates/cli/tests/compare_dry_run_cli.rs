@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fresh_dir, ragtune};
+use common::{fresh_dir, p, ragtune};
 
 const CORPUS: &str = r#"{"id": "a", "text": "Here are some facts about Tovin Ressa. Tovin Ressa was born in Maelport. Tovin Ressa works for Quarn Guild."}
 {"id": "b", "text": "This is a short profile of Ilsa Werrin. Ilsa Werrin was born in Dunhollow. Ilsa Werrin works for Pellow Labs."}
@@ -34,15 +34,7 @@ fn a_dry_run_counts_and_estimates_without_running() {
     std::fs::write(d.join("experiment.toml"), config).unwrap();
     let out = d.join("report");
     let cfg = d.join("experiment.toml");
-    let o = ragtune(&[
-        "compare",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--dry-run",
-        "--json",
-    ]);
+    let o = ragtune(&["compare", "--config", p(&cfg), "--out", p(&out), "--dry-run", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["questions"], 3);

@@ -23,37 +23,18 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
     let (d, data) = with_data("finetune-ok");
     let out = d.join("adapter");
     let model = model_dir();
-    let args = [
-        "finetune",
-        "--model",
-        model.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--steps",
-        "30",
-        "--lr",
-        "1e-2",
+    let lora = [
         "--lora-r",
         "4",
         "--lora-alpha",
         "8",
         "--targets",
         "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-        "--batch-size",
-        "3",
-        "--accumulate",
-        "2",
-        "--warmup-steps",
-        "2",
-        "--device",
-        "cpu",
-        "--json",
-        "--eval",
-        data.to_str().unwrap(),
     ];
-    let run = ragtune(&args);
+    let steps =
+        ["--steps", "30", "--lr", "1e-2", "--batch-size", "3", "--accumulate", "2", "--warmup-steps", "2"];
+    let run =
+        finetune_on_fixture(&data, &out, &[&lora[..], &steps, &["--json", "--eval", p(&data)]].concat());
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let losses: Vec<f64> =
@@ -78,15 +59,7 @@ fn finetune_lowers_the_loss_and_writes_a_peft_adapter() {
     assert_ne!(answer(&model, None), " Paris.");
     // Merged into the base, the model answers the same without the adapter.
     let merged = d.join("merged");
-    let r = ragtune(&[
-        "merge",
-        "--model",
-        model.to_str().unwrap(),
-        "--adapter",
-        out.to_str().unwrap(),
-        "--out",
-        merged.to_str().unwrap(),
-    ]);
+    let r = ragtune(&["merge", "--model", p(&model), "--adapter", p(&out), "--out", p(&merged)]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(answer(&merged, None), " Paris.");
     std::fs::remove_dir_all(&d).unwrap();

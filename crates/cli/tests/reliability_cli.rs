@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{dir, finetune_on_fixture, model_dir, ragtune};
+use common::{dir, finetune_on_fixture, model_dir, p, ragtune};
 
 #[test]
 fn a_two_million_word_question_is_refused_quickly() {
@@ -13,15 +13,7 @@ fn a_two_million_word_question_is_refused_quickly() {
     std::fs::write(&prompts, format!("{}\n", serde_json::json!({ "prompt": huge }))).unwrap();
     let model = model_dir();
     let start = std::time::Instant::now();
-    let r = ragtune(&[
-        "generate",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompts",
-        prompts.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let r = ragtune(&["generate", "--model", p(&model), "--prompts", p(&prompts), "--device", "cpu"]);
     let e = String::from_utf8_lossy(&r.stderr);
     assert!(
         !r.status.success() && e.contains("prompts.jsonl prompt 1") && e.contains("context of 256 tokens"),
