@@ -329,25 +329,22 @@ pub(super) fn what_would_change(d: &Decision) -> Vec<String> {
     // Monthly volume: the nearest crossing above and below today's volume.
     let fr = volume_line(r, i).0;
     let (above, below) = nearest_crossings(r, &others, |a| volume_line(a, i), q);
+    // "<past what>, <arm> would cost less than <r> (<because>)."
+    let cheaper_past = |past: String, a: &ArmDecision, because: String| {
+        format!("{past}, {} would cost less than {} ({because}).", name(&a.arm), name(&r.arm))
+    };
     if let Some((x, a)) = above {
-        out.push(format!(
-            "Above {} queries a month, {} would cost less than {} (its answers cost {} per 1,000, against {}).",
-            volume(x),
-            name(&a.arm),
-            name(&r.arm),
+        let per_1000 = format!(
+            "its answers cost {} per 1,000, against {}",
             money(a.cost_per_1000_queries),
             money(r.cost_per_1000_queries)
-        ));
+        );
+        out.push(cheaper_past(format!("Above {} queries a month", volume(x)), a, per_1000));
     }
     if let Some((x, a)) = below {
-        out.push(format!(
-            "Below {} queries a month, {} would cost less than {} (its set-up and updates cost {}, against {}).",
-            volume(x),
-            name(&a.arm),
-            name(&r.arm),
-            money(volume_line(a, i).0),
-            money(fr)
-        ));
+        let fixed =
+            format!("its set-up and updates cost {}, against {}", money(volume_line(a, i).0), money(fr));
+        out.push(cheaper_past(format!("Below {} queries a month", volume(x)), a, fixed));
     }
     if above.is_none() && below.is_none() && !others.is_empty() {
         out.push(format!("No monthly volume would make another eligible arm cheaper than {}.", name(&r.arm)));
@@ -356,25 +353,12 @@ pub(super) fn what_would_change(d: &Decision) -> Vec<String> {
     // Update rate: the same with the updates per month as the variable.
     let upd_line = |a: &ArmDecision| (a.setup_cost + q * m * a.cost_per_query(), m * a.update_cost);
     let (more, fewer) = nearest_crossings(r, &others, upd_line, u);
-    if let Some((x, a)) = more {
-        out.push(format!(
-            "With more than {} updates a month, {} would cost less than {} (one update costs it {}, against {}).",
-            volume(x),
-            name(&a.arm),
-            name(&r.arm),
-            money(a.update_cost),
-            money(r.update_cost)
-        ));
-    }
-    if let Some((x, a)) = fewer {
-        out.push(format!(
-            "With fewer than {} updates a month, {} would cost less than {} (one update costs it {}, against {}).",
-            volume(x),
-            name(&a.arm),
-            name(&r.arm),
-            money(a.update_cost),
-            money(r.update_cost)
-        ));
+    for (crossing, side) in [(more, "more"), (fewer, "fewer")] {
+        if let Some((x, a)) = crossing {
+            let update =
+                format!("one update costs it {}, against {}", money(a.update_cost), money(r.update_cost));
+            out.push(cheaper_past(format!("With {side} than {} updates a month", volume(x)), a, update));
+        }
     }
 
     // Constraints: the cheapest cheaper arm held back by exactly one of them.
