@@ -2,9 +2,9 @@
 //! against the config's folder, then every check that spans sections (an arm without its data,
 //! a labelled task with a corpus, numbers out of range), each error naming the file and line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::sections::RawConfig;
+use super::sections::{DataSection, EmbedderSection, FormatSection, GenerateSection, RawConfig};
 use super::{Arm, EmbedderKind, ExperimentConfig, WeightDtype};
 use crate::error::{EvalError, Result};
 use crate::task::TaskKind;
@@ -49,30 +49,7 @@ impl ExperimentConfig {
             };
             EvalError::data(place, e.message().trim_end())
         })?;
-        let err = |section: &str, key: Option<&str>, detail: String| {
-            let place = match line_of(text, section, key) {
-                Some(line) => format!("{}:{line}", path.display()),
-                None => path.display().to_string(),
-            };
-            EvalError::data(place, detail)
-        };
-        let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: &Path| if p.is_relative() { base.join(p) } else { p.to_path_buf() };
-        let must_exist = |p: &Path, section: &str, key: &str| -> Result<()> {
-            if p.exists() {
-                Ok(())
-            } else {
-                Err(err(
-                    section,
-                    Some(key),
-                    format!(
-                        "[{section}] {key}: {} does not exist (relative paths are relative to the config's folder)",
-                        p.display()
-                    ),
-                ))
-            }
-        };
-
+        let c = Checker { text, path };
         let RawConfig {
             task,
             format,
@@ -88,27 +65,91 @@ impl ExperimentConfig {
             decision,
             mut generate,
         } = raw;
-        model.path = resolve(&model.path);
-        must_exist(&model.path, "model", "path")?;
+        model.path = c.resolve(&model.path);
+        c.must_exist(&model.path, "model", "path")?;
+        c.embedder(&mut embedder)?;
+        c.data(task, &mut data, &format, &mut generate)?;
+        let arms = c.arms(task, arms.run, &data, &generate)?;
+        let config = ExperimentConfig {
+            file: path.to_path_buf(),
+            task,
+            format,
+            tuning,
+            model,
+            embedder,
+            data,
+            arms,
+            rag,
+            finetune,
+            raft,
+            eval,
+            generate,
+            decision,
+        };
+        c.numbers(&config)?;
+        Ok(config)
+    }
+}
 
-        embedder.path = embedder.path.as_deref().map(resolve);
+/// Where a config's errors point (its text, for line numbers, and its path) and what its
+/// relative paths are relative to.
+struct Checker<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Checker<'_> {
+    /// An error at `[section] key` (its line; the section's header when the key is missing).
+    fn err(&self, section: &str, key: Option<&str>, detail: String) -> EvalError {
+        let place = match line_of(self.text, section, key) {
+            Some(line) => format!("{}:{line}", self.path.display()),
+            None => self.path.display().to_string(),
+        };
+        EvalError::data(place, detail)
+    }
+
+    /// `p` against the config's folder when it is relative.
+    fn resolve(&self, p: &Path) -> PathBuf {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        if p.is_relative() { base.join(p) } else { p.to_path_buf() }
+    }
+
+    fn must_exist(&self, p: &Path, section: &str, key: &str) -> Result<()> {
+        if p.exists() {
+            Ok(())
+        } else {
+            Err(self.err(
+                section,
+                Some(key),
+                format!(
+                    "[{section}] {key}: {} does not exist (relative paths are relative to the config's folder)",
+                    p.display()
+                ),
+            ))
+        }
+    }
+
+    /// `[embedder]`: a path only for BERT (and then required, and existing), a width only for
+    /// the hashed embedder, within bounds.
+    fn embedder(&self, embedder: &mut EmbedderSection) -> Result<()> {
+        embedder.path = embedder.path.as_deref().map(|p| self.resolve(p));
         match (embedder.kind, &embedder.path, embedder.dim) {
             (EmbedderKind::Bert, None, _) => {
-                return Err(err(
+                return Err(self.err(
                     "embedder",
                     Some("kind"),
                     "kind = \"bert\" needs path = \"<a sentence-transformers folder>\"".into(),
                 ));
             }
             (EmbedderKind::Bert, _, Some(_)) => {
-                return Err(err(
+                return Err(self.err(
                     "embedder",
                     Some("dim"),
                     "dim is for kind = \"hashed\"; a BERT model has its own width: remove it".into(),
                 ));
             }
             (EmbedderKind::Hashed, Some(_), _) => {
-                return Err(err(
+                return Err(self.err(
                     "embedder",
                     Some("path"),
                     "path is for kind = \"bert\"; the hashed embedder needs no files: remove it or set kind = \"bert\""
@@ -116,7 +157,7 @@ impl ExperimentConfig {
                 ));
             }
             (EmbedderKind::Hashed, None, Some(0)) => {
-                return Err(err(
+                return Err(self.err(
                     "embedder",
                     Some("dim"),
                     "dim must be at least 1 (the default is 16384)".into(),
@@ -124,7 +165,7 @@ impl ExperimentConfig {
             }
             // dim sizes every hashed vector (dim × 4 bytes per passage): bounded before use.
             (EmbedderKind::Hashed, None, Some(d)) if d > 1 << 20 => {
-                return Err(err(
+                return Err(self.err(
                     "embedder",
                     Some("dim"),
                     format!(
@@ -136,31 +177,42 @@ impl ExperimentConfig {
             _ => {}
         }
         if let Some(p) = &embedder.path {
-            must_exist(p, "embedder", "path")?;
+            self.must_exist(p, "embedder", "path")?;
         }
+        Ok(())
+    }
 
-        data.corpus = data.corpus.as_deref().map(resolve);
-        data.train = data.train.as_deref().map(resolve);
-        data.test = data.test.as_deref().map(resolve);
-        data.qa = data.qa.as_deref().map(resolve);
-        data.old_qa = data.old_qa.as_deref().map(resolve);
-        data.raft_train = data.raft_train.as_deref().map(resolve);
-        data.paraphrases = data.paraphrases.iter().map(|p| resolve(p)).collect();
+    /// `[data]` (and `[generate] model`): the files the task kind reads, existing, and none it
+    /// does not read.
+    fn data(
+        &self,
+        task: TaskKind,
+        data: &mut DataSection,
+        format: &FormatSection,
+        generate: &mut GenerateSection,
+    ) -> Result<()> {
+        data.corpus = data.corpus.as_deref().map(|p| self.resolve(p));
+        data.train = data.train.as_deref().map(|p| self.resolve(p));
+        data.test = data.test.as_deref().map(|p| self.resolve(p));
+        data.qa = data.qa.as_deref().map(|p| self.resolve(p));
+        data.old_qa = data.old_qa.as_deref().map(|p| self.resolve(p));
+        data.raft_train = data.raft_train.as_deref().map(|p| self.resolve(p));
+        data.paraphrases = data.paraphrases.iter().map(|p| self.resolve(p)).collect();
         let kind_name = task.id();
         match task {
             TaskKind::Qa => {
                 let Some(corpus) = &data.corpus else {
-                    return Err(err(
+                    return Err(self.err(
                         "data",
                         None,
                         "[data] corpus is missing: a knowledge-QA experiment retrieves from and trains on a corpus                          (a folder of .txt/.md files, a .jsonl file or one text file); for labelled data set                          task = \"classify\" or \"format\" with [data] train and test"
                             .into(),
                     ));
                 };
-                must_exist(corpus, "data", "corpus")?;
+                self.must_exist(corpus, "data", "corpus")?;
                 for (set, key) in [(data.train.is_some(), "train"), (data.test.is_some(), "test")] {
                     if set {
-                        return Err(err(
+                        return Err(self.err(
                             "data",
                             Some(key),
                             format!(
@@ -171,7 +223,7 @@ impl ExperimentConfig {
                     }
                 }
                 if format.template.is_some() {
-                    return Err(err(
+                    return Err(self.err(
                         "format",
                         Some("template"),
                         "[format] is for task = \"format\": remove it or set the task".into(),
@@ -181,9 +233,9 @@ impl ExperimentConfig {
             TaskKind::Classify | TaskKind::Format => {
                 for (path, key) in [(&data.train, "train"), (&data.test, "test")] {
                     match path {
-                        Some(p) => must_exist(p, "data", key)?,
+                        Some(p) => self.must_exist(p, "data", key)?,
                         None => {
-                            return Err(err(
+                            return Err(self.err(
                                 "data",
                                 None,
                                 format!(
@@ -202,7 +254,7 @@ impl ExperimentConfig {
                     (!data.paraphrases.is_empty(), "paraphrases"),
                 ] {
                     if set {
-                        return Err(err(
+                        return Err(self.err(
                             "data",
                             Some(key),
                             format!(
@@ -213,7 +265,7 @@ impl ExperimentConfig {
                     }
                 }
                 if task == TaskKind::Classify && format.template.is_some() {
-                    return Err(err(
+                    return Err(self.err(
                         "format",
                         Some("template"),
                         "[format] is for task = \"format\": remove it".into(),
@@ -221,26 +273,37 @@ impl ExperimentConfig {
                 }
             }
         }
-        generate.model = generate.model.as_deref().map(resolve);
+        generate.model = generate.model.as_deref().map(|p| self.resolve(p));
         if let Some(p) = &generate.model {
-            must_exist(p, "generate", "model")?;
+            self.must_exist(p, "generate", "model")?;
         }
         for (p, key) in [(&data.qa, "qa"), (&data.old_qa, "old_qa"), (&data.raft_train, "raft_train")] {
             if let Some(p) = p {
-                must_exist(p, "data", key)?;
+                self.must_exist(p, "data", key)?;
             }
         }
         for p in &data.paraphrases {
-            must_exist(p, "data", "paraphrases")?;
+            self.must_exist(p, "data", "paraphrases")?;
         }
         if data.max_words == 0 {
-            return Err(err(
+            return Err(self.err(
                 "data",
                 Some("max_words"),
                 "[data] max_words must be at least 1 (the default is 120)".into(),
             ));
         }
+        Ok(())
+    }
 
+    /// `[arms] run`, or by default every arm whose data is there; each listed arm once, of the
+    /// task's kind, with its data.
+    fn arms(
+        &self,
+        task: TaskKind,
+        run: Option<Vec<Arm>>,
+        data: &DataSection,
+        generate: &GenerateSection,
+    ) -> Result<Vec<Arm>> {
         let has_data = |arm: Arm| {
             if arm.uses_paraphrases() {
                 !data.paraphrases.is_empty() || generate.model.is_some()
@@ -250,10 +313,10 @@ impl ExperimentConfig {
                 task.arms().contains(&arm)
             }
         };
-        let arms = match arms.run {
+        Ok(match run {
             None => Arm::ALL.into_iter().filter(|&a| has_data(a)).collect(),
             Some(run) => {
-                let arm_err = |detail: String| err("arms", Some("run"), detail);
+                let arm_err = |detail: String| self.err("arms", Some("run"), detail);
                 if run.is_empty() {
                     return Err(arm_err(format!(
                         "run = [] runs nothing: list some of {}",
@@ -266,7 +329,8 @@ impl ExperimentConfig {
                     }
                     if !task.arms().contains(a) {
                         return Err(arm_err(format!(
-                            "arm \"{a}\" is for knowledge QA; a {kind_name} task runs {}",
+                            "arm \"{a}\" is for knowledge QA; a {} task runs {}",
+                            task.id(),
                             Arm::list(task.arms())
                         )));
                     }
@@ -286,12 +350,19 @@ impl ExperimentConfig {
                 }
                 run
             }
-        };
+        })
+    }
 
+    /// The numbers of every section within their bounds, and `dtype = "stored"` only with arms
+    /// that do not train.
+    fn numbers(&self, c: &ExperimentConfig) -> Result<()> {
+        let ExperimentConfig {
+            model, arms, rag, finetune, data, raft, generate, eval, tuning, decision, ..
+        } = c;
         if model.dtype == WeightDtype::Stored
             && let Some(a) = arms.iter().find(|a| a.fine_tuned())
         {
-            return Err(err(
+            return Err(self.err(
                 "model",
                 Some("dtype"),
                 format!(
@@ -301,7 +372,7 @@ impl ExperimentConfig {
             ));
         }
         if rag.k == 0 {
-            return Err(err(
+            return Err(self.err(
                 "rag",
                 Some("k"),
                 "[rag] k must be at least 1 (passages retrieved per question)".into(),
@@ -322,7 +393,7 @@ impl ExperimentConfig {
             ("max_seq", f.max_seq >= 2, "at least 2"),
         ] {
             if !ok {
-                return Err(err("finetune", Some(key), format!("[finetune] {key} must be {need}")));
+                return Err(self.err("finetune", Some(key), format!("[finetune] {key} must be {need}")));
             }
         }
         let rounds = data.paraphrases.len();
@@ -337,10 +408,14 @@ impl ExperimentConfig {
                      in 1..={rounds} ([data] paraphrases lists {rounds})"
                 )
             };
-            return Err(err("finetune", Some("paraphrase_curve"), detail));
+            return Err(self.err("finetune", Some("paraphrase_curve"), detail));
         }
         if !(0.0..=1.0).contains(&raft.gold_share) {
-            return Err(err("raft", Some("gold_share"), "[raft] gold_share must be between 0 and 1".into()));
+            return Err(self.err(
+                "raft",
+                Some("gold_share"),
+                "[raft] gold_share must be between 0 and 1".into(),
+            ));
         }
         for (key, ok, need) in [
             ("per_passage", generate.per_passage >= 1, "at least 1"),
@@ -353,11 +428,11 @@ impl ExperimentConfig {
             ),
         ] {
             if !ok {
-                return Err(err("generate", Some(key), format!("[generate] {key} must be {need}")));
+                return Err(self.err("generate", Some(key), format!("[generate] {key} must be {need}")));
             }
         }
         if eval.bootstrap == 0 || eval.bootstrap > 1_000_000 {
-            return Err(err(
+            return Err(self.err(
                 "eval",
                 Some("bootstrap"),
                 format!(
@@ -368,7 +443,7 @@ impl ExperimentConfig {
             ));
         }
         if !(1..=10).contains(&eval.seeds) {
-            return Err(err(
+            return Err(self.err(
                 "eval",
                 Some("seeds"),
                 format!(
@@ -378,7 +453,7 @@ impl ExperimentConfig {
             ));
         }
         if eval.limit == Some(0) {
-            return Err(err(
+            return Err(self.err(
                 "eval",
                 Some("limit"),
                 "[eval] limit = 0 answers no question: remove it or raise it".into(),
@@ -401,29 +476,13 @@ impl ExperimentConfig {
             ),
         ] {
             if !ok {
-                return Err(err("tuning", Some(key), format!("[tuning] {key} must be {need}")));
+                return Err(self.err("tuning", Some(key), format!("[tuning] {key} must be {need}")));
             }
         }
 
         if let Err(e) = decision.check() {
-            return Err(err("decision", Some(e.field), format!("[decision] {e}")));
+            return Err(self.err("decision", Some(e.field), format!("[decision] {e}")));
         }
-
-        Ok(ExperimentConfig {
-            file: path.to_path_buf(),
-            task,
-            format,
-            tuning,
-            model,
-            embedder,
-            data,
-            arms,
-            rag,
-            finetune,
-            raft,
-            eval,
-            generate,
-            decision,
-        })
+        Ok(())
     }
 }
