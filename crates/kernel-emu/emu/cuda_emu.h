@@ -133,6 +133,32 @@ void rt_emu_warp_exchange(const char* name, unsigned mask, void* mine, void (*fn
 // active, exactly the lanes a GPU would find converged with the caller.
 unsigned rt_emu_active_mask();
 void* rt_emu_dynamic_shared();
+// cp.async (kernels/include/rt_async.cuh): queue `n` bytes (already read from global memory) for
+// `dst`; commit the queued copies as one group; hand back, one at a time, the copies that
+// `cp.async.wait_group keep` must complete (returns their size, 0 when none is left).
+void rt_emu_cp_async_push(void* dst, const void* data, unsigned n);
+void rt_emu_cp_async_commit();
+unsigned rt_emu_cp_async_pop(unsigned keep, void** dst, void* data);
+// The profiler (emu/profile.cpp): a thread's atomic on `p`; bytes moved by cp.async.
+void rt_emu_prof_atomic(const void* p);
+void rt_emu_prof_cp_async(unsigned bytes);
+// A wide access the emulated instruction makes as one (ldmatrix's 16-byte rows, cp.async): the
+// profiling copy reports it as one n-byte load of `src` / store to `dst` (the compiler would
+// split a plain struct copy into pieces), then copies with no instrumentation.
+#ifdef RT_EMU_PROFILE
+extern "C" void __asan_loadN_noabort(uintptr_t, size_t);
+extern "C" void __asan_storeN_noabort(uintptr_t, size_t);
+__attribute__((no_sanitize_address, noinline, unused)) static void rt_emu_raw_copy(void* dst, const void* src, size_t n) {
+    memcpy(dst, src, n);
+}
+#define RT_EMU_WIDE_LOAD(dst, src, n) \
+    (__asan_loadN_noabort((uintptr_t)(src), (n)), rt_emu_raw_copy((dst), (src), (n)))
+#define RT_EMU_WIDE_STORE(dst, src, n) \
+    (__asan_storeN_noabort((uintptr_t)(dst), (n)), rt_emu_raw_copy((dst), (src), (n)))
+#else
+#define RT_EMU_WIDE_LOAD(dst, src, n) memcpy((dst), (src), (n))
+#define RT_EMU_WIDE_STORE(dst, src, n) memcpy((dst), (src), (n))
+#endif
 [[noreturn]] void rt_emu_trap(const char* what);
 unsigned long long rt_emu_clock();
 
@@ -460,8 +486,17 @@ template <typename T> static inline void __stcs(T* p, T v) { *p = v; }
 template <typename T> static inline void __stwb(T* p, T v) { *p = v; }
 template <typename T> static inline void __stwt(T* p, T v) { *p = v; }
 
+#ifdef RT_EMU_PROFILE
+// The profiling copy counts atomics instead of recording their read and write as plain accesses
+// (the attribute keeps gcc's access instrumentation out of them).
+#define RT_EMU_ATOMIC_ATTR __attribute__((no_sanitize_address, noinline))
+#define RT_EMU_ATOMIC_NOTE(p) rt_emu_prof_atomic(p)
+#else
+#define RT_EMU_ATOMIC_ATTR
+#define RT_EMU_ATOMIC_NOTE(p) ((void)0)
+#endif
 #define RT_EMU_ATOMIC(NAME, T, EXPR) \
-    static inline T NAME(T* p, T v) { T old = *p; *p = (EXPR); return old; }
+    RT_EMU_ATOMIC_ATTR static inline T NAME(T* p, T v) { RT_EMU_ATOMIC_NOTE(p); T old = *p; *p = (EXPR); return old; }
 RT_EMU_ATOMIC(atomicAdd, int, old + v)
 RT_EMU_ATOMIC(atomicAdd, unsigned int, old + v)
 RT_EMU_ATOMIC(atomicAdd, unsigned long long, old + v)
@@ -496,7 +531,8 @@ RT_EMU_ATOMIC(atomicInc, unsigned int, old >= v ? 0u : old + 1u)
 RT_EMU_ATOMIC(atomicDec, unsigned int, (old == 0u || old > v) ? v : old - 1u)
 #undef RT_EMU_ATOMIC
 #define RT_EMU_CAS(T) \
-    static inline T atomicCAS(T* p, T compare, T v) { T old = *p; if (old == compare) *p = v; return old; }
+    RT_EMU_ATOMIC_ATTR static inline T atomicCAS(T* p, T compare, T v) { \
+        RT_EMU_ATOMIC_NOTE(p); T old = *p; if (old == compare) *p = v; return old; }
 RT_EMU_CAS(int)
 RT_EMU_CAS(unsigned int)
 RT_EMU_CAS(unsigned long long)

@@ -24,6 +24,7 @@
 // Launches are serialised by a process-wide mutex: static __shared__ storage is one plain static
 // per kernel, which is only "one copy per block" while one block runs at a time.
 #include "cuda_emu.h"
+#include "profile.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -79,6 +80,15 @@ struct RtEmuThread {
     uint64_t result = 0;
     void (*xfn)(void* const*, void*) = nullptr;
     void* xctx = nullptr;
+    // cp.async copies issued and not yet completed; group -1 = not committed yet.
+    struct CpAsync {
+        void* dst;
+        unsigned char data[16];
+        unsigned n;
+        long group;
+    };
+    std::vector<CpAsync> cp_pending;
+    long cp_groups = 0;  // groups committed so far
 };
 
 namespace {
@@ -262,6 +272,7 @@ bool try_complete(RtEmuThread* t) {
         void* regs[32] = {};
         for (unsigned k = 0; k < 32; ++k)
             if (lanes[k]) regs[k] = reinterpret_cast<void*>(lanes[k]->value);
+        rt_emu_prof_warp_instruction(t->op_name);
         t->xfn(regs, t->xctx);
     }
     uint64_t ballot = 0;
@@ -394,6 +405,8 @@ bool resolve_activemask() {
 __attribute__((noinline)) void init_fiber(RtEmuThread& t) {
     t.state = RUNNABLE;
     t.asan_fake_stack = nullptr;
+    t.cp_pending.clear();
+    t.cp_groups = 0;
 #if RT_EMU_ASAN
     // Frames of a fiber abandoned mid-call (a fault, or the final switch out of fiber_main) left
     // their redzones poisoned; a new fiber on this stack must not trip over them.
@@ -428,6 +441,7 @@ std::string run_block() {
     // Shared memory starts as NaN bytes in every block, like nothing a kernel may rely on.
     if (g.dyn_size) memset(g.dyn, 0xff, g.dyn_size);
     if (g.static_size) poison_static(g.static_begin, g.static_size);
+    rt_emu_prof_block_begin(g.nthreads, g.static_begin, g.static_size, g.dyn, g.dyn_size);
 
     // The schedule is a priority order over the block's threads, drawn anew for every barrier
     // interval. Scheduling is depth-first: after each switch the highest-priority runnable thread
@@ -469,9 +483,13 @@ std::string run_block() {
             at_barrier += t.state == AT_BARRIER;
             at_warp += t.state == AT_WARP;
         }
-        if (exited == g.nthreads) return "";
+        if (exited == g.nthreads) {
+            rt_emu_prof_block_end();
+            return "";
+        }
         if (resolve_activemask()) continue;
         if (at_warp == 0 && exited == 0) {
+            rt_emu_prof_barrier();
             int count = 0;
             for (auto& t : g.threads) count += t.bar_pred != 0;
             for (auto& t : g.threads) {
@@ -537,6 +555,40 @@ unsigned rt_emu_active_mask() {
 }
 
 void* rt_emu_dynamic_shared() { return g.dyn; }
+
+unsigned rt_emu_current_linear() { return rt_emu_current ? rt_emu_current->linear : ~0u; }
+
+void rt_emu_cp_async_push(void* dst, const void* data, unsigned n) {
+    RtEmuThread* t = rt_emu_current;
+    if (n != 4 && n != 8 && n != 16) fail(t, "cp.async of %u bytes (must be 4, 8 or 16)", n);
+    if ((uintptr_t)dst % n != 0) fail(t, "cp.async: shared address %p is not aligned to %u bytes", dst, n);
+    RtEmuThread::CpAsync c{dst, {}, n, -1};
+    memcpy(c.data, data, n);
+    t->cp_pending.push_back(c);
+    rt_emu_prof_cp_async(n);
+}
+
+void rt_emu_cp_async_commit() {
+    RtEmuThread* t = rt_emu_current;
+    for (auto& c : t->cp_pending)
+        if (c.group < 0) c.group = t->cp_groups;
+    t->cp_groups += 1;
+}
+
+// cp.async.wait_group `keep`: every committed group but the `keep` most recent must be complete.
+unsigned rt_emu_cp_async_pop(unsigned keep, void** dst, void* data) {
+    RtEmuThread* t = rt_emu_current;
+    const long limit = t->cp_groups - (long)keep;  // groups below this complete now
+    for (size_t i = 0; i < t->cp_pending.size(); ++i) {
+        const auto c = t->cp_pending[i];
+        if (c.group < 0 || c.group >= limit) continue;
+        t->cp_pending.erase(t->cp_pending.begin() + (long)i);
+        *dst = c.dst;
+        memcpy(data, c.data, c.n);
+        return c.n;
+    }
+    return 0;
+}
 
 void rt_emu_trap(const char* what) { fail(rt_emu_current, "%s", what); }
 

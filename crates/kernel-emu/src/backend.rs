@@ -8,6 +8,10 @@
 //! naming the kernel, the buffer and the offset of the first overwritten byte — the emulator's
 //! answer to compute-sanitizer's memcheck when AddressSanitizer is not on. Pointer arguments
 //! must point into a live buffer (or be null), as device pointers on a GPU must.
+//!
+//! Between [`EmuBackend::start_profiling`] and [`EmuBackend::take_profiles`] every launch runs on
+//! the kernels' profiling copies ([`crate::profile_launch`]), with all live buffers as its
+//! global memory, and its [`LaunchProfile`] is kept.
 
 use std::alloc::{Layout, alloc, dealloc};
 use std::fmt;
@@ -20,7 +24,7 @@ use ragtune_compute::backend::{DeviceMemory, GemmCall, GpuBackend};
 use ragtune_compute::launch::{Arg, KernelCall};
 use ragtune_compute::memory_meter::{MemoryMeter, MemoryStats};
 
-use crate::{EmuOptions, gemm};
+use crate::{EmuOptions, LaunchProfile, gemm};
 
 /// Bytes of guard zone before and after each buffer.
 const GUARD: usize = 256;
@@ -135,6 +139,8 @@ pub struct EmuBackend {
     /// Every buffer handed out; dead entries are pruned as we go.
     buffers: Mutex<Vec<Weak<EmuBuffer>>>,
     meter: Arc<MemoryMeter>,
+    /// Some while profiling: the launches profiled so far.
+    profiles: Mutex<Option<Vec<LaunchProfile>>>,
 }
 
 impl fmt::Debug for EmuBackend {
@@ -156,7 +162,20 @@ impl EmuBackend {
             next_id: AtomicU64::new(1),
             buffers: Mutex::new(Vec::new()),
             meter: Arc::new(MemoryMeter::new()),
+            profiles: Mutex::new(None),
         }
+    }
+
+    /// From now on, profile every launch (see [`crate::profile_launch`]); restarts an ongoing
+    /// session with an empty list.
+    pub fn start_profiling(&self) {
+        *self.profiles.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// Stops profiling and returns the profiles of the launches since
+    /// [`start_profiling`](Self::start_profiling), in launch order (empty if it was not called).
+    pub fn take_profiles(&self) -> Vec<LaunchProfile> {
+        self.profiles.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default()
     }
 
     pub fn options(&self) -> EmuOptions {
@@ -287,7 +306,17 @@ impl GpuBackend for EmuBackend {
         {
             crate::set_max_dynamic_shared_bytes(&call.function, call.dims.shared_bytes)?;
         }
-        let result = crate::launch(call, &self.opts);
+        let profiling = self.profiles.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        let result = if profiling {
+            let global: Vec<(u64, usize)> = self.live_buffers().iter().map(|b| (b.addr(), b.len)).collect();
+            crate::profile_launch(call, &self.opts, &global).map(|p| {
+                if let Some(list) = self.profiles.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    list.push(p);
+                }
+            })
+        } else {
+            crate::launch(call, &self.opts)
+        };
         let guards = self.check_guards(&call.function);
         result.and(guards)
     }

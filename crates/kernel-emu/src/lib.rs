@@ -51,6 +51,7 @@
 
 mod backend;
 mod gemm;
+mod profile;
 
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int, c_void};
@@ -62,6 +63,7 @@ use ragtune_compute::launch::{Arg, KernelCall, LaunchDims};
 
 pub use backend::EmuBackend;
 pub use gemm::reference_gemm;
+pub use profile::{LaunchProfile, profile_launch, profiling_available};
 
 /// The order in which the scheduler runs the blocks of a grid and resumes the runnable threads of
 /// a block. CUDA promises neither, so a correct kernel computes the same result under every
@@ -122,6 +124,8 @@ struct RawKernel {
 unsafe extern "C" {
     static rt_emu_registry: [*const RawKernel; 0];
     static rt_emu_registry_len: u32;
+    static rt_emu_prof_registry: [*const RawKernel; 0];
+    static rt_emu_prof_registry_len: u32;
     fn rt_emu_run(
         kernel: *const RawKernel,
         args: *mut *mut c_void,
@@ -154,35 +158,48 @@ unsafe impl Sync for Kernel {}
 
 fn registry() -> &'static [Kernel] {
     static REGISTRY: OnceLock<Vec<Kernel>> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        // SAFETY: the generated registry holds `rt_emu_registry_len` valid descriptors whose
-        // strings are static NUL-terminated literals.
-        unsafe {
-            let len = rt_emu_registry_len as usize;
-            let table =
-                std::slice::from_raw_parts((&raw const rt_emu_registry).cast::<*const RawKernel>(), len);
-            table
-                .iter()
-                .map(|&raw| {
-                    let k = &*raw;
-                    let params = (0..k.param_count as usize)
-                        .map(|i| {
-                            let p = &*k.params.add(i);
-                            (p.size, p.kind as u8)
-                        })
-                        .collect();
-                    let pretty = CStr::from_ptr((k.signature)()).to_string_lossy();
-                    Kernel {
-                        name: CStr::from_ptr(k.name).to_str().unwrap_or("?"),
-                        family: CStr::from_ptr(k.family).to_str().unwrap_or("?"),
-                        params,
-                        signature: parse_signature(&pretty),
-                        raw,
-                    }
-                })
-                .collect()
-        }
+    // SAFETY: the generated registry holds `rt_emu_registry_len` valid descriptors.
+    REGISTRY
+        .get_or_init(|| unsafe { read_registry((&raw const rt_emu_registry).cast(), rt_emu_registry_len) })
+}
+
+/// The profiling copies (empty in the AddressSanitizer build), found by the kernel's name.
+fn prof_registry() -> &'static [Kernel] {
+    static REGISTRY: OnceLock<Vec<Kernel>> = OnceLock::new();
+    // SAFETY: as for `registry`.
+    REGISTRY.get_or_init(|| unsafe {
+        read_registry((&raw const rt_emu_prof_registry).cast(), rt_emu_prof_registry_len)
     })
+}
+
+/// # Safety
+/// `table` must hold `len` valid descriptors whose strings are static NUL-terminated literals.
+unsafe fn read_registry(table: *const *const RawKernel, len: u32) -> Vec<Kernel> {
+    // SAFETY: the caller's contract.
+    let table = unsafe { std::slice::from_raw_parts(table, len as usize) };
+    table
+        .iter()
+        .map(|&raw| {
+            // SAFETY: the caller's contract: valid descriptors, static strings.
+            let k = unsafe { &*raw };
+            let params = (0..k.param_count as usize)
+                .map(|i| {
+                    // SAFETY: `params` holds `param_count` entries.
+                    let p = unsafe { &*k.params.add(i) };
+                    (p.size, p.kind as u8)
+                })
+                .collect();
+            // SAFETY: static NUL-terminated strings.
+            let (pretty, name, family) = unsafe {
+                (
+                    CStr::from_ptr((k.signature)()).to_string_lossy(),
+                    CStr::from_ptr(k.name).to_str().unwrap_or("?"),
+                    CStr::from_ptr(k.family).to_str().unwrap_or("?"),
+                )
+            };
+            Kernel { name, family, params, signature: parse_signature(&pretty), raw }
+        })
+        .collect()
 }
 
 /// `... [with P = {const float*, float*, int}]` → `const float*, float*, int`.
@@ -398,6 +415,12 @@ fn arg_fits(arg: &Arg, size: u32, kind: u8) -> bool {
 /// Runs `call` on the CPU. Pointer arguments are host addresses the kernel reads and writes
 /// directly. Returns after every block ran, or with the first fault.
 pub fn launch(call: &KernelCall, opts: &EmuOptions) -> Result<(), ComputeError> {
+    let kernel = checked_kernel(call)?;
+    run(call, opts, kernel.raw)
+}
+
+/// The registered kernel `call` names, once the call is one a GPU would accept for it.
+fn checked_kernel(call: &KernelCall) -> Result<&'static Kernel, ComputeError> {
     let name = call.function.as_str();
     let Some(kernel) = find(name) else {
         let close = close_names(name);
@@ -451,6 +474,12 @@ pub fn launch(call: &KernelCall, opts: &EmuOptions) -> Result<(), ComputeError> 
         }
     }
 
+    Ok(kernel)
+}
+
+/// Runs descriptor `raw` (a checked call's kernel, or its profiling copy) over the grid.
+fn run(call: &KernelCall, opts: &EmuOptions, raw: *const RawKernel) -> Result<(), ComputeError> {
+    let name = call.function.as_str();
     // Marshal exactly like cuLaunchKernel: an array of pointers, each to a value of its
     // parameter's natural size (one aligned 8-byte slot per argument holds it).
     let mut slots: Vec<u64> = vec![0; call.args.len()];
@@ -475,7 +504,7 @@ pub fn launch(call: &KernelCall, opts: &EmuOptions) -> Result<(), ComputeError> 
     // the caller's contract (host memory it owns), as with a GPU launch.
     let rc = unsafe {
         rt_emu_run(
-            kernel.raw,
+            raw,
             ptrs.as_mut_ptr(),
             grid.as_ptr(),
             block.as_ptr(),
