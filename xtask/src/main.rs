@@ -16,6 +16,7 @@ mod bench_index;
 mod bench_suite;
 mod ci;
 mod demo_base;
+mod emu_profile;
 mod fuzz;
 mod gpu_bundle;
 mod kernels;
@@ -52,6 +53,8 @@ enum Command {
     Fuzz(fuzz::FuzzArgs),
     /// One kernel family's GPU benchmark under Nsight Compute (ncu); exit 3 when ncu is absent.
     Profile(profile::ProfileArgs),
+    /// Exact memory-access metrics of the kernel families on the CPU emulator (no GPU needed).
+    EmuProfile(emu_profile::EmuProfileArgs),
 }
 
 #[derive(Subcommand)]
@@ -99,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         Command::DemoBase(args) => demo_base::run(&root, args),
         Command::Fuzz(args) => fuzz::run(&root, args),
         Command::Profile(args) => profile::run(&root, args),
+        Command::EmuProfile(args) => emu_profile::run(&root, args),
     }
 }
 
