@@ -55,13 +55,16 @@ struct Row {
     roofline_us_h100: f64,
 }
 
+/// Runs a scenario's op on the (profiled) emulated device.
+type RunOp = Box<dyn Fn(&Device) -> Result<()>>;
+
 /// One op at one shape: what it is called, its nominal flops and output size, how to run it.
 struct Scenario {
     family: &'static str,
     shape: String,
     flops: u64,
     output_elements: u64,
-    run: Box<dyn Fn(&Device) -> Result<()>>,
+    run: RunOp,
 }
 
 fn tensor(device: &Device, shape: &[usize], dtype: DType, seed: usize) -> Result<Tensor> {
