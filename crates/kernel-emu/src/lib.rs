@@ -15,6 +15,10 @@
 //!   memory is guarded host memory (out-of-bounds writes are reported after each launch) and
 //!   whose `gemm` is an f64 reference loop, so ops written against the backend seam run here.
 //!
+//! - [`profile_launch`] / [`EmuBackend::start_profiling`]: run a kernel's instrumented copy and
+//!   get a [`LaunchProfile`] (load efficiency, bank conflicts, atomics, barriers, mma) —
+//!   `cargo xtask emu-profile` runs it over the kernel families.
+//!
 //! Run parity tests under several [`Schedule`]s: a missing barrier changes the result under at
 //! least one of them.
 //!
