@@ -117,9 +117,8 @@ fn main() {
         .flag_if_supported("-Wno-unused-parameter")
         .flag_if_supported("-Wno-unused-variable")
         .flag_if_supported("-Wno-unknown-pragmas");
-    if !asan {
-        build.file(emu_dir.join("profile.cpp"));
-    }
+    // Always built: under ASan it keeps only its entry points (libasan owns the hook names).
+    build.file(emu_dir.join("profile.cpp"));
     let mut prof_entries = Vec::new();
 
     let mut registry_entries = Vec::new();
