@@ -24,7 +24,7 @@ use serde::Serialize;
 
 #[derive(Args)]
 pub struct EmuProfileArgs {
-    /// Kernel families to profile (kernels/<family>.cu); all scenarios when none is given.
+    /// Kernel families to profile (`kernels/<family>.cu`); all scenarios when none is given.
     pub families: Vec<String>,
     /// Also write the rows as JSON here.
     #[arg(long)]
