@@ -147,6 +147,10 @@ pub fn fuzz<T, E: Display>(
         alloc::installed(),
         "fuzz {name}: the test binary must install ragtune_tests::fuzz::CountingAlloc as its global allocator"
     );
+    // The allocator's arming is process-wide: two runs in parallel test threads would disarm
+    // each other's limit, so runs in one binary take turns.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let name: &'static str = Box::leak(name.to_string().into_boxed_str());
     let plan = plan(seed);
     let dir = std::env::temp_dir().join(format!("ragtune-fuzz-{name}-{}", std::process::id()));
