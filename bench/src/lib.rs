@@ -130,32 +130,26 @@ pub fn lora_r16_all_targets() -> ragtune_trainer::LoraConfig {
 /// trainer's model writer), so a Python peer loads exactly the weights ragtune runs. Only what
 /// transformers' LlamaForCausalLM reads is written: the benchmarks' models are plain Llamas.
 pub fn write_hf_folder(model: &LlamaModel, dir: &std::path::Path) -> anyhow::Result<()> {
-    let c = &model.config;
-    let config = serde_json::json!({
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "vocab_size": c.vocab_size,
-        "hidden_size": c.hidden_size,
-        "intermediate_size": c.intermediate_size,
-        "num_hidden_layers": c.num_layers,
-        "num_attention_heads": c.num_heads,
-        "num_key_value_heads": c.num_kv_heads,
-        "head_dim": c.head_dim,
-        "max_position_embeddings": c.max_position_embeddings,
-        "rms_norm_eps": c.rms_norm_eps,
-        "rope_theta": c.rope.theta,
-        "tie_word_embeddings": c.tie_word_embeddings,
-        "attention_bias": false,
-        "mlp_bias": false,
-        "hidden_act": "silu",
-        "bos_token_id": c.bos_token_id,
-        "eos_token_id": c.eos_token_ids.first(),
-        "torch_dtype": "float32",
-    });
+    let config = model.config.llama_config_json("float32");
     let source = dir.with_extension("src");
     std::fs::create_dir_all(&source)?;
     std::fs::write(source.join("config.json"), serde_json::to_string_pretty(&config)?)?;
     ragtune_trainer::merge::save_model_folder(model, &source, dir)?;
     std::fs::remove_dir_all(&source)?;
     Ok(())
+}
+
+/// Greedy decode of `n` new tokens after `prompt` (stop tokens ignored): the tokens and the
+/// decode rate in tokens/s, timed from the first token (which the prefill makes) to the last.
+pub fn greedy_decode_rate(model: &LlamaModel, prompt: &[u32], n: usize) -> (Vec<u32>, f64) {
+    let mut options = ragtune_runtime::GenerateOptions::for_model(model, n);
+    options.stop_tokens.clear();
+    let mut first = None;
+    let out = ragtune_runtime::generate(model, &[prompt.to_vec()], &options, |_, _| {
+        first.get_or_insert_with(std::time::Instant::now);
+        Ok(())
+    })
+    .expect("generate");
+    let secs = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    (out[0].tokens.clone(), (n - 1) as f64 / secs)
 }

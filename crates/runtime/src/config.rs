@@ -70,6 +70,34 @@ impl LlamaConfig {
     pub fn attention_window(&self, layer: usize) -> Option<usize> {
         self.sliding_window.filter(|_| !self.full_attention_layers.contains(&layer))
     }
+
+    /// A plain Llama's `config.json` as transformers' `LlamaForCausalLM` reads it, weights stored
+    /// as `torch_dtype` ("float32", "bfloat16"...): what a writer of a model folder puts beside
+    /// the safetensors. Biases, RoPE scaling and sliding windows are not written (plain Llamas
+    /// have none); callers add or override keys they own (special token ids, for one).
+    pub fn llama_config_json(&self, torch_dtype: &str) -> Value {
+        serde_json::json!({
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.num_layers,
+            "num_attention_heads": self.num_heads,
+            "num_key_value_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "max_position_embeddings": self.max_position_embeddings,
+            "rms_norm_eps": self.rms_norm_eps,
+            "rope_theta": self.rope.theta,
+            "hidden_act": "silu",
+            "attention_bias": false,
+            "mlp_bias": false,
+            "tie_word_embeddings": self.tie_word_embeddings,
+            "bos_token_id": self.bos_token_id,
+            "eos_token_id": self.eos_token_ids.first(),
+            "torch_dtype": torch_dtype,
+        })
+    }
 }
 
 /// The hyper-parameters of a BERT encoder.

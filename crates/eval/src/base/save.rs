@@ -49,34 +49,22 @@ fn torch_dtype(dtype: DType) -> Result<&'static str> {
     })
 }
 
-/// `config.json` for `config` with weights stored in `dtype`.
+/// `config.json` for `config` with weights stored in `dtype`: the runtime's Llama config plus
+/// the demo tokenizer's special ids and the keys transformers writes for a fresh model.
 pub fn config_json(config: &LlamaConfig, dtype: DType) -> Result<serde_json::Value> {
-    let c = config;
-    Ok(json!({
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "vocab_size": c.vocab_size,
-        "hidden_size": c.hidden_size,
-        "intermediate_size": c.intermediate_size,
-        "num_hidden_layers": c.num_layers,
-        "num_attention_heads": c.num_heads,
-        "num_key_value_heads": c.num_kv_heads,
-        "head_dim": c.head_dim,
-        "max_position_embeddings": c.max_position_embeddings,
-        "rms_norm_eps": c.rms_norm_eps,
-        "rope_theta": c.rope.theta,
+    let mut v = config.llama_config_json(torch_dtype(dtype)?);
+    let extra = json!({
         "rope_scaling": null,
-        "hidden_act": "silu",
-        "attention_bias": false,
-        "mlp_bias": false,
-        "tie_word_embeddings": c.tie_word_embeddings,
         "bos_token_id": BOS_ID,
         "eos_token_id": EOS_ID,
         "pad_token_id": PAD_ID,
         "initializer_range": 0.02,
         "use_cache": true,
-        "torch_dtype": torch_dtype(dtype)?,
-    }))
+    });
+    if let (Some(map), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    Ok(v)
 }
 
 /// Write `model` (its weights cast to `dtype`) with its tokenizer into `out`, every file under a
@@ -205,5 +193,17 @@ mod tests {
             }
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    #[test]
+    fn config_json_reproduces_the_shipped_demo_base_config() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo-base/config.json");
+        let shipped: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let ragtune_runtime::ModelConfig::Llama(config) =
+            ragtune_runtime::ModelConfig::from_file(&path).unwrap()
+        else {
+            panic!("the demo base is a Llama");
+        };
+        assert_eq!(config_json(&config, DType::BF16).unwrap(), shipped);
     }
 }
