@@ -1,68 +1,12 @@
 //! Scratch: MiniLM texts/s, the old unsorted path (chunks of `batch` in input order through
 //! `embed_ids`) against `BertEmbedder::embed`, alternating; outputs compared first.
+//! The texts are the `embed` suite's.
 //!     embed_speed MODEL_DIR [TEXTS] [BATCH] [ROUNDS]
 use std::time::Instant;
 
+use ragtune_bench::suites::embed::texts;
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::bert::BertEmbedder;
-
-fn texts(n: usize) -> Vec<String> {
-    let words = [
-        "the",
-        "model",
-        "retrieval",
-        "question",
-        "answer",
-        "a",
-        "of",
-        "vector",
-        "index",
-        "search",
-        "fast",
-        "training",
-        "adapter",
-        "token",
-        "in",
-        "for",
-        "with",
-        "document",
-        "passage",
-        "quickly",
-        "brown",
-        "fox",
-        "jumps",
-        "over",
-        "lazy",
-        "dog",
-        "cpu",
-        "memory",
-        "bandwidth",
-        "embedding",
-        "sentence",
-        "transformer",
-        "layer",
-        "attention",
-        "is",
-        "on",
-        "and",
-        "to",
-        "evaluation",
-        "benchmark",
-    ];
-    let mut state = 0x9E3779B97F4A7C15u64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    (0..n)
-        .map(|_| {
-            let len = 3 + (next() % 28) as usize; // 3..30 words
-            (0..len).map(|_| words[(next() % words.len() as u64) as usize]).collect::<Vec<_>>().join(" ")
-        })
-        .collect()
-}
 
 fn old_embed(e: &BertEmbedder, texts: &[&str], batch: usize) -> Vec<Vec<f32>> {
     let mut out = Vec::new();

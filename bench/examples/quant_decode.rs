@@ -4,25 +4,10 @@
 //!     quant_decode GGUF [NEW_TOKENS] [ROUNDS]
 //! Run with RAYON_NUM_THREADS=2 to match the CI machine kind.
 use std::path::PathBuf;
-use std::time::Instant;
 
+use ragtune_bench::greedy_decode_rate as decode;
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::loader::{Precision, load_causal_lm_as};
-use ragtune_runtime::{GenerateOptions, LlamaModel, generate};
-
-fn decode(model: &LlamaModel, prompt: &[u32], n: usize) -> (Vec<u32>, f64) {
-    let mut options = GenerateOptions::for_model(model, n);
-    options.stop_tokens.clear();
-    // Decode time alone: the first token comes from the prefill, so time from it to the last.
-    let mut first = None;
-    let out = generate(model, &[prompt.to_vec()], &options, |_, _| {
-        first.get_or_insert_with(Instant::now);
-        Ok(())
-    })
-    .expect("generate");
-    let secs = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
-    (out[0].tokens.clone(), (n - 1) as f64 / secs)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
