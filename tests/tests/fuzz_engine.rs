@@ -9,20 +9,11 @@ use ragtune_tests::fuzz::{CountingAlloc, alloc, case_rng, file, fuzz, mutate};
 use rand::Rng;
 use serde_json::json;
 
-/// The allocator's arming and peak are process-wide: tests that arm it must not overlap, or one
-/// test's unarmed stretch lets another's over-limit reservation through.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
 
 #[test]
 fn a_panicking_reader_fails_the_run_and_its_input_is_kept() {
-    let _serial = serial();
     let result = catch_unwind(AssertUnwindSafe(|| {
         fuzz(
             "engine-panics",
@@ -44,7 +35,6 @@ fn a_panicking_reader_fails_the_run_and_its_input_is_kept() {
 
 #[test]
 fn counts_add_up_and_an_allocation_past_the_limit_is_an_error() {
-    let _serial = serial();
     let s = fuzz(
         "engine-memory",
         2,
@@ -68,7 +58,6 @@ fn counts_add_up_and_an_allocation_past_the_limit_is_an_error() {
 
 #[test]
 fn cases_replay_alone_and_differ_from_each_other() {
-    let _serial = serial();
     let input = br#"{"n": 12, "name": "abc", "list": [1, 2, 3]}"#;
     let one = |case| mutate::text(&mut case_rng(9, case), input);
     assert_eq!(one(5), one(5));
@@ -79,7 +68,6 @@ fn cases_replay_alone_and_differ_from_each_other() {
 
 #[test]
 fn structural_mutations_keep_the_format_and_change_a_field() {
-    let _serial = serial();
     let v = json!({"n": 12, "name": "abc", "list": [1, 2, 3], "inner": {"r": 8}});
     let t: toml::Table =
         toml::from_str("[model]\npath = \"m\"\n[eval]\nbootstrap = 1000\nseed = 0\n").unwrap();
