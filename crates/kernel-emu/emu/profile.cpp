@@ -50,7 +50,11 @@ struct Profiler {
     RtEmuProfile totals = {};
 };
 
-Profiler P;
+// Per OS thread: a profiled launch runs its blocks (as fibers) on the thread that started the
+// session, while other threads (parallel tests, other callers) may be running ordinary launches
+// whose scheduler calls the same hooks; a process-wide state counted their ldmatrix and barriers
+// into the session (CI saw 3 ldmatrix for a kernel that issues 1).
+thread_local Profiler P;
 
 bool in_global(uint64_t a, uint64_t n) {
     auto it = std::upper_bound(P.global.begin(), P.global.end(), std::make_pair(a, UINT64_MAX));
@@ -210,7 +214,7 @@ void rt_emu_prof_warp_instruction(const char* name) {
     if (strncmp(name, "ldmatrix", 8) == 0) P.totals.ldmatrix += 1;
 }
 
-// --- the Rust-facing entry points (src/profile.rs; the caller serialises sessions) -------------
+// --- the Rust-facing entry points (src/profile.rs; sessions are per thread) ---------------------
 
 // Starts recording: `ranges` holds `n` (address, length) pairs, the launch's global memory.
 extern "C" void rt_emu_prof_start(const uint64_t* ranges, size_t n) {

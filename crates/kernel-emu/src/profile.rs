@@ -13,8 +13,6 @@
 //! Unavailable in the AddressSanitizer build (libasan owns the hook names): see
 //! [`profiling_available`].
 
-use std::sync::Mutex;
-
 use ragtune_compute::ComputeError;
 use ragtune_compute::launch::KernelCall;
 
@@ -118,9 +116,6 @@ pub fn profiling_available() -> bool {
     !prof_registry().is_empty()
 }
 
-/// One profiling session at a time: the C side's state is process-wide.
-static SESSION: Mutex<()> = Mutex::new(());
-
 /// Runs `call` like [`crate::launch`], on the kernel's profiling copy, and reports its accesses.
 /// `global` lists the launch's global memory as `(address, length in bytes)`: accesses there
 /// are global, accesses to the block's shared memory are shared, anything else (the threads'
@@ -144,8 +139,9 @@ pub fn profile_launch(
         });
     };
     let ranges: Vec<u64> = global.iter().flat_map(|&(a, n)| [a, n as u64]).collect();
-    let _session = SESSION.lock().unwrap_or_else(|e| e.into_inner());
     let mut raw = RawProfile::default();
+    // The C side's session state is per thread and the launch runs its blocks on this thread,
+    // so sessions on other threads, and ordinary launches beside them, do not mix in.
     // SAFETY: `ranges` holds `global.len()` (address, length) pairs and outlives the session,
     // which stop ends; `raw` matches RtEmuProfile's layout.
     let result = unsafe {

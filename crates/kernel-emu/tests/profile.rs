@@ -220,6 +220,38 @@ fn ldmatrix_profiles_as_conflict_free_16_byte_rows() {
 }
 
 #[test]
+fn launches_on_other_threads_do_not_count_into_a_session() {
+    if !profiling_available() {
+        return;
+    }
+    // Another thread keeps issuing ordinary ldmatrix launches while this one profiles; each
+    // session must still see exactly its own one ldmatrix and its own stores.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let noise = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut tile: Vec<u16> = (0..128).map(|i| i as u16).collect();
+                let mut out = vec![0u32; 64];
+                let args = vec![ptr(&mut tile), ptr(&mut out), Arg::I32(2)];
+                run(FAM, "prof_ldmatrix_x1_x2", LaunchDims::linear(1, 32, 0), args, Schedule::Forward)
+                    .unwrap();
+            }
+        })
+    };
+    for _ in 0..50 {
+        let (mut tiles, mut outs) = (aligned(128, |_| 0.0), aligned(128, |_| 0.0));
+        let (tile, out) = (floats(&mut tiles, 128), floats(&mut outs, 128));
+        let bufs = [region(tile), region(out)];
+        let args = vec![ptr(tile), ptr(out), Arg::I32(0)];
+        let p = profile("prof_ldmatrix_x4", LaunchDims::linear(1, 32, 0), args, &bufs).unwrap();
+        assert_eq!((p.ldmatrix, p.shared_accesses), (1, 9), "{p:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    noise.join().unwrap();
+}
+
+#[test]
 fn cp_async_lands_at_the_wait_of_its_group() {
     for bytes in [4, 8, 16] {
         let mut x: Vec<f32> = (0..64).map(|i| i as f32).collect();
