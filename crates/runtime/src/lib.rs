@@ -3,7 +3,7 @@
 //! - [`config`]: `config.json` of Llama-family decoders (`llama`, `mistral`, `qwen2`) and BERT
 //!   encoders; [`weights`]: safetensors (single or sharded, memory-mapped, zero-copy);
 //!   [`gguf`]: GGUF files with dequantisation and the tokenizer from metadata;
-//! - [`llama`]: the decoder forward pass with a KV cache, written only in `ragtune_compute::ops`
+//! - [`llama`]: the decoder's weights under one table of names ([`llama::names`]), its forward pass with a KV cache, written only in `ragtune_compute::ops`
 //!   so the same code runs on the CPU and on a GPU; [`generate()`]: batched generation with
 //!   sampling ([`sampling`]), stop tokens and streaming; [`score()`]: log-likelihood of a
 //!   continuation;
@@ -30,7 +30,7 @@ pub use bert::{BertEmbedder, BertModel, Pooling, PoolingMode};
 pub use config::{BertConfig, LlamaConfig, LlamaFamily, ModelConfig};
 pub use error::{Result, RuntimeError};
 pub use generate::{FinishReason, GenerateOptions, Generated, generate, generate_with_adapters};
-pub use llama::{KvCache, LlamaModel, LogitsWanted};
+pub use llama::{KvCache, LlamaModel, LogitsWanted, Projection, TensorName};
 pub use loader::load_causal_lm;
 pub use rope::{RopeConfig, RopeScaling};
 pub use sampling::{Sampler, SamplingParams};

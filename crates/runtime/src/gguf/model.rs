@@ -1,7 +1,7 @@
 //! A Llama-family decoder from a GGUF file: hyper-parameters from `{arch}.*` metadata (rope
 //! frequency factors from the `rope_freqs.weight` tensor), tensors dequantized to f32, renamed
-//! to Hugging Face names, Q/K rows un-permuted, then handed to [`LlamaModel::from_weights`] like
-//! a safetensors checkpoint.
+//! to Hugging Face names through [`TensorName`], Q/K rows un-permuted, then handed to
+//! [`LlamaModel::from_weights`] like a safetensors checkpoint.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,6 +13,7 @@ use super::reader::{GgufFile, GgufValue};
 use crate::config::{LlamaConfig, LlamaFamily};
 use crate::error::{Result, RuntimeError};
 use crate::llama::LlamaModel;
+use crate::llama::names::{self, Projection, TensorName};
 use crate::rope::{RopeConfig, RopeScaling};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
@@ -118,11 +119,11 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<LlamaConfig> {
             _ => RopeScaling::Factors(factors),
         },
     };
-    let vocab_size = match file.tensor("token_embd.weight") {
+    let vocab_size = match file.tensor(names::GGUF_EMBED) {
         Some(t) if t.dims.len() == 2 => t.dims[1] as usize,
         _ => {
             return Err(RuntimeError::tensor(
-                "token_embd.weight",
+                names::GGUF_EMBED,
                 format!("missing or not 2-D in {}", file.origin()),
             ));
         }
@@ -154,10 +155,10 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<LlamaConfig> {
         max_position_embeddings: req_u(file, &k("context_length"))?,
         rms_norm_eps: eps as f32,
         rope: RopeConfig { theta, scaling, rotary_dim: head_dim },
-        tie_word_embeddings: file.tensor("output.weight").is_none(),
-        qkv_bias: file.tensor("blk.0.attn_q.bias").is_some(),
-        o_bias: file.tensor("blk.0.attn_output.bias").is_some(),
-        mlp_bias: file.tensor("blk.0.ffn_up.bias").is_some(),
+        tie_word_embeddings: file.tensor(names::GGUF_LM_HEAD).is_none(),
+        qkv_bias: file.tensor(&TensorName::Bias(0, Projection::Q).gguf()).is_some(),
+        o_bias: file.tensor(&TensorName::Bias(0, Projection::O).gguf()).is_some(),
+        mlp_bias: file.tensor(&TensorName::Bias(0, Projection::Up).gguf()).is_some(),
         bos_token_id: opt_u(file, "tokenizer.ggml.bos_token_id")?.map(|b| b as u32),
         eos_token_ids: eos,
         torch_dtype: None,
@@ -166,33 +167,17 @@ pub fn config_from_gguf(file: &GgufFile) -> Result<LlamaConfig> {
     })
 }
 
-/// The Hugging Face name of a GGUF tensor name, when it is one the decoder uses.
-pub fn hf_name(gguf: &str) -> Option<String> {
-    let fixed = match gguf {
-        "token_embd.weight" => Some("model.embed_tokens.weight"),
-        "output_norm.weight" => Some("model.norm.weight"),
-        "output.weight" => Some("lm_head.weight"),
-        _ => None,
-    };
-    if let Some(f) = fixed {
-        return Some(f.to_string());
+/// The heads whose rows llama.cpp permuted in tensor `name` of a `config` file: Q and K (weight
+/// and bias) for the llama architecture only; qwen2 files keep Hugging Face's layout.
+pub(super) fn permuted_heads(name: TensorName, config: &LlamaConfig) -> Option<usize> {
+    if config.family != LlamaFamily::Llama {
+        return None;
     }
-    let rest = gguf.strip_prefix("blk.")?;
-    let (layer, part) = rest.split_once('.')?;
-    let (module, suffix) = part.rsplit_once('.')?;
-    let hf = match module {
-        "attn_norm" => "input_layernorm",
-        "attn_q" => "self_attn.q_proj",
-        "attn_k" => "self_attn.k_proj",
-        "attn_v" => "self_attn.v_proj",
-        "attn_output" => "self_attn.o_proj",
-        "ffn_norm" => "post_attention_layernorm",
-        "ffn_gate" => "mlp.gate_proj",
-        "ffn_up" => "mlp.up_proj",
-        "ffn_down" => "mlp.down_proj",
-        _ => return None,
-    };
-    Some(format!("model.layers.{layer}.{hf}.{suffix}"))
+    match name.projection()? {
+        Projection::Q => Some(config.num_heads),
+        Projection::K => Some(config.num_kv_heads),
+        _ => None,
+    }
 }
 
 /// Undo llama.cpp's rotary permutation of Q/K rows: within each head the converter stores the
@@ -218,21 +203,17 @@ pub fn unpermute_rows(data: &[f32], heads: usize, cols: usize) -> Vec<f32> {
 /// Every decoder tensor of `file`, dequantized to f32 host tensors under Hugging Face names.
 pub fn hf_tensors(file: &GgufFile, config: &LlamaConfig) -> Result<HashMap<String, Tensor>> {
     let mut out = HashMap::new();
-    // llama.cpp permutes Q/K for the llama architecture only; qwen2 files keep HF's layout.
-    let permuted = config.family == LlamaFamily::Llama;
     for info in &file.tensors {
-        let Some(name) = hf_name(&info.name) else { continue };
+        let Some(name) = TensorName::from_gguf(&info.name) else { continue };
         let bytes = file.tensor_bytes(info)?;
         let mut data = dequantize(info.kind, bytes)
             .map_err(|e| RuntimeError::tensor(&info.name, format!("{}: {e}", file.origin())))?;
         let shape = info.shape();
         let cols = if shape.len() == 2 { shape[1] } else { 1 };
-        if permuted && name.contains("self_attn.q_proj") {
-            data = unpermute_rows(&data, config.num_heads, cols);
-        } else if permuted && name.contains("self_attn.k_proj") {
-            data = unpermute_rows(&data, config.num_kv_heads, cols);
+        if let Some(heads) = permuted_heads(name, config) {
+            data = unpermute_rows(&data, heads, cols);
         }
-        out.insert(name, Tensor::from_slice(&data, &shape)?);
+        out.insert(name.hf(), Tensor::from_slice(&data, &shape)?);
     }
     Ok(out)
 }

@@ -14,13 +14,14 @@ use std::sync::Arc;
 use ragtune_compute::cpu::quant::{ActBits, QMatrix, QuantKind};
 use ragtune_compute::{DType, Device, Tensor};
 
-use super::model::{config_from_gguf, hf_name, unpermute_rows};
+use super::model::{config_from_gguf, permuted_heads, unpermute_rows};
 use super::quant::{GgmlType, dequantize};
 use super::reader::{GgufFile, TensorInfo};
-use crate::config::{LlamaConfig, LlamaFamily};
+use crate::config::LlamaConfig;
 use crate::error::{Result, RuntimeError};
 use crate::linear::{Linear, QuantWeight};
 use crate::llama::LlamaModel;
+use crate::llama::names::{self, TensorName};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Weights;
 
@@ -58,46 +59,33 @@ pub fn unpermute_order(rows: usize, heads: usize) -> Vec<usize> {
 type Split = (HashMap<String, Tensor>, HashMap<String, QMatrix>);
 
 fn split_tensors(file: &GgufFile, config: &LlamaConfig) -> Result<Split> {
-    let permuted = config.family == LlamaFamily::Llama;
     let (mut dense, mut quant) = (HashMap::new(), HashMap::new());
-    let heads_of = |name: &str| {
-        if !permuted {
-            None
-        } else if name.contains("self_attn.q_proj") {
-            Some(config.num_heads)
-        } else if name.contains("self_attn.k_proj") {
-            Some(config.num_kv_heads)
-        } else {
-            None
-        }
-    };
     let bad =
         |info: &TensorInfo, e: String| RuntimeError::tensor(&info.name, format!("{}: {e}", file.origin()));
     for info in &file.tensors {
-        let Some(name) = hf_name(&info.name) else { continue };
+        let Some(tensor) = TensorName::from_gguf(&info.name) else { continue };
         let shape = info.shape();
         let bytes = file.tensor_bytes(info)?;
-        let is_matrix = shape.len() == 2 && name.ends_with(".weight");
-        let projection = is_matrix && name.starts_with("model.layers.");
-        let head = is_matrix && (name == "lm_head.weight" || name == "model.embed_tokens.weight");
-        if let (Some(kind), true) = (quant_kind(info.kind), projection || head) {
+        let is_matrix = shape.len() == 2;
+        let projection = matches!(tensor, TensorName::Weight(..));
+        let head = matches!(tensor, TensorName::LmHead | TensorName::Embed);
+        if let (Some(kind), true) = (quant_kind(info.kind), is_matrix && (projection || head)) {
             let mut q = QMatrix::from_gguf(kind, shape[0], shape[1], bytes).map_err(|e| bad(info, e))?;
-            if let Some(heads) = heads_of(&name) {
+            if let Some(heads) = permuted_heads(tensor, config) {
                 q = q.select_rows(&unpermute_order(shape[0], heads)).map_err(|e| bad(info, e))?;
             }
-            let lookup = name == "model.embed_tokens.weight";
-            quant.insert(name.clone(), q);
+            quant.insert(tensor.hf(), q);
             // The embedding is looked up by row, and an untied head must exist densely for the
             // model's `lm_head` field: both are also kept as f32.
-            if !(lookup || name == "lm_head.weight") {
+            if !head {
                 continue;
             }
         }
         let mut data = dequantize(info.kind, bytes).map_err(|e| bad(info, e))?;
-        if let Some(heads) = heads_of(&name) {
+        if let Some(heads) = permuted_heads(tensor, config) {
             data = unpermute_rows(&data, heads, if shape.len() == 2 { shape[1] } else { 1 });
         }
-        dense.insert(name, Tensor::from_slice(&data, &shape)?);
+        dense.insert(tensor.hf(), Tensor::from_slice(&data, &shape)?);
     }
     Ok((dense, quant))
 }
@@ -131,7 +119,7 @@ pub fn load_gguf_stored(path: &Path, acts: ActBits, device: Device) -> Result<(L
         let bias = if bias { Some(weights.get(&format!("{prefix}.bias"), &[out])?) } else { None };
         Linear::quantized(QuantWeight { matrix: Arc::new(q), acts }, bias)
     })?;
-    let head = quant.remove(if tied { "model.embed_tokens.weight" } else { "lm_head.weight" });
+    let head = quant.remove(if tied { names::EMBED } else { names::LM_HEAD });
     model.lm_head_quant = head.map(|q| QuantWeight { matrix: Arc::new(q), acts });
     Ok((model, tokenizer))
 }

@@ -8,6 +8,7 @@ use ragtune_compute::{DType, Device, Tensor};
 use crate::config::{LlamaConfig, ModelConfig};
 use crate::error::{Result, RuntimeError};
 use crate::linear::{Linear, QuantWeight};
+use crate::llama::names::{self, LayerNorm, Projection, TensorName};
 use crate::weights::Weights;
 
 /// One decoder layer's weights (public so the trainer can run its own forward and backward).
@@ -21,6 +22,42 @@ pub struct Layer {
     pub gate: Linear,
     pub up: Linear,
     pub down: Linear,
+}
+
+impl Layer {
+    /// The projection `p` of the layer.
+    pub fn projection(&self, p: Projection) -> &Linear {
+        match p {
+            Projection::Q => &self.q,
+            Projection::K => &self.k,
+            Projection::V => &self.v,
+            Projection::O => &self.o,
+            Projection::Gate => &self.gate,
+            Projection::Up => &self.up,
+            Projection::Down => &self.down,
+        }
+    }
+
+    /// The projection `p` of the layer, to change (attach an adapter, update a weight).
+    pub fn projection_mut(&mut self, p: Projection) -> &mut Linear {
+        match p {
+            Projection::Q => &mut self.q,
+            Projection::K => &mut self.k,
+            Projection::V => &mut self.v,
+            Projection::O => &mut self.o,
+            Projection::Gate => &mut self.gate,
+            Projection::Up => &mut self.up,
+            Projection::Down => &mut self.down,
+        }
+    }
+
+    /// The norm `n` of the layer.
+    pub fn norm(&self, n: LayerNorm) -> &Tensor {
+        match n {
+            LayerNorm::Input => &self.input_norm,
+            LayerNorm::PostAttention => &self.post_norm,
+        }
+    }
 }
 
 pub struct LlamaModel {
@@ -44,7 +81,7 @@ pub struct LlamaModel {
 fn check_layer_count(c: &LlamaConfig, w: &Weights, config_origin: &str) -> Result<()> {
     let present = w
         .names()
-        .filter_map(|n| n.strip_prefix("model.layers.")?.split('.').next()?.parse::<usize>().ok())
+        .filter_map(|n| n.strip_prefix(names::LAYERS_PREFIX)?.split('.').next()?.parse::<usize>().ok())
         .max()
         .map_or(0, |m| m + 1);
     if c.num_layers > present {
@@ -52,9 +89,10 @@ fn check_layer_count(c: &LlamaConfig, w: &Weights, config_origin: &str) -> Resul
             path: config_origin.to_string(),
             field: "num_hidden_layers".into(),
             detail: format!(
-                "{} layers, but the weights hold {present}: tensor model.layers.{present}.input_layernorm.weight \
+                "{} layers, but the weights hold {present}: tensor {} \
                  is missing from {}; the config does not match these weights",
                 c.num_layers,
+                TensorName::Norm(present, LayerNorm::Input),
                 w.origin()
             ),
         });
@@ -95,34 +133,35 @@ impl LlamaModel {
             return Err(RuntimeError::input(format!("models run in f32, bf16 or f16, not {}", w.dtype)));
         }
         let c = &config;
-        let (h, i) = (c.hidden_size, c.intermediate_size);
-        let (q_out, kv_out) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+        let h = c.hidden_size;
         check_layer_count(c, w, "the model config")?;
-        let embed = w.get("model.embed_tokens.weight", &[c.vocab_size, h])?;
+        let embed = w.get(names::EMBED, &[c.vocab_size, h])?;
         let mut layers = Vec::new();
         for l in 0..c.num_layers {
-            let p = format!("model.layers.{l}");
-            let mut lin = |name: &str, out, inp, bias| linear(&format!("{p}.{name}"), out, inp, bias);
+            let mut lin = |p: Projection| {
+                let (out, inp) = p.shape(c);
+                linear(&names::projection_module(l, p), out, inp, p.has_bias(c))
+            };
             layers.push(Layer {
-                input_norm: w.get(&format!("{p}.input_layernorm.weight"), &[h])?,
-                q: lin("self_attn.q_proj", q_out, h, c.qkv_bias)?,
-                k: lin("self_attn.k_proj", kv_out, h, c.qkv_bias)?,
-                v: lin("self_attn.v_proj", kv_out, h, c.qkv_bias)?,
-                o: lin("self_attn.o_proj", h, q_out, c.o_bias)?,
-                post_norm: w.get(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
-                gate: lin("mlp.gate_proj", i, h, c.mlp_bias)?,
-                up: lin("mlp.up_proj", i, h, c.mlp_bias)?,
-                down: lin("mlp.down_proj", h, i, c.mlp_bias)?,
+                input_norm: w.get(&TensorName::Norm(l, LayerNorm::Input).hf(), &[h])?,
+                q: lin(Projection::Q)?,
+                k: lin(Projection::K)?,
+                v: lin(Projection::V)?,
+                o: lin(Projection::O)?,
+                post_norm: w.get(&TensorName::Norm(l, LayerNorm::PostAttention).hf(), &[h])?,
+                gate: lin(Projection::Gate)?,
+                up: lin(Projection::Up)?,
+                down: lin(Projection::Down)?,
             });
         }
-        let norm = w.get("model.norm.weight", &[h])?;
+        let norm = w.get(names::FINAL_NORM, &[h])?;
         // Tied models reuse the embedding even when a file carries an (identical) lm_head copy.
         let lm_head = if c.tie_word_embeddings {
             embed.clone()
         } else {
-            w.get_opt("lm_head.weight", &[c.vocab_size, h])?.ok_or_else(|| {
+            w.get_opt(names::LM_HEAD, &[c.vocab_size, h])?.ok_or_else(|| {
                 RuntimeError::tensor(
-                    "lm_head.weight",
+                    names::LM_HEAD,
                     "missing, and tie_word_embeddings is false in config.json (set it to true if the \
                      model reuses its embedding as the output layer)",
                 )
@@ -141,6 +180,43 @@ impl LlamaModel {
             lm_head_quant: None,
             inv_freq,
         })
+    }
+
+    /// The tensor `name` names, when the model holds it (a bias the config does not give, or
+    /// the output layer of a tied model, it does not). A projection kept quantized
+    /// (`--dtype stored`) has no dense weight to hand out and is refused by name.
+    pub fn tensor(&self, name: TensorName) -> Result<Option<&Tensor>> {
+        let layer = |l: usize| {
+            self.layers.get(l).ok_or_else(|| {
+                RuntimeError::tensor(name.hf(), format!("the model has {} layers", self.layers.len()))
+            })
+        };
+        Ok(match name {
+            TensorName::Embed => Some(&self.embed),
+            TensorName::Norm(l, n) => Some(layer(l)?.norm(n)),
+            TensorName::Weight(l, p) => Some(
+                layer(l)?
+                    .projection(p)
+                    .dense_weight()
+                    .map_err(|e| RuntimeError::tensor(name.hf(), e.to_string()))?,
+            ),
+            TensorName::Bias(l, p) => layer(l)?.projection(p).bias.as_ref(),
+            TensorName::FinalNorm => Some(&self.norm),
+            TensorName::LmHead => (!self.config.tie_word_embeddings).then_some(&self.lm_head),
+        })
+    }
+
+    /// Every weight under its Hugging Face name, in [`TensorName::all`]'s canonical order:
+    /// biases where the model has them, the output layer only when it is not tied (the tied
+    /// head is the embedding, not repeated). What every writer of a model folder writes.
+    pub fn named_tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        for name in TensorName::all(&self.config) {
+            if let Some(t) = self.tensor(name)? {
+                out.push((name.hf(), t.clone()));
+            }
+        }
+        Ok(out)
     }
 
     /// The longest context a sequence may reach (prompt and generated tokens together):
