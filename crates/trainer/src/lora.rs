@@ -4,77 +4,18 @@
 
 use ragtune_compute::ops;
 use ragtune_compute::{Device, Tensor};
-use ragtune_runtime::linear::{AdapterBank, Linear, LoraDelta};
+use ragtune_runtime::linear::{AdapterBank, LoraDelta};
+use ragtune_runtime::llama::names;
 use ragtune_runtime::{LlamaConfig, LlamaModel};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, TrainError};
 
-/// The seven projections of a Llama layer LoRA can target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Target {
-    Q,
-    K,
-    V,
-    O,
-    Gate,
-    Up,
-    Down,
-}
-
-impl Target {
-    pub const ALL: [Target; 7] =
-        [Target::Q, Target::K, Target::V, Target::O, Target::Gate, Target::Up, Target::Down];
-
-    /// The module's short name, as in PEFT's `target_modules` (`q_proj`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Target::Q => "q_proj",
-            Target::K => "k_proj",
-            Target::V => "v_proj",
-            Target::O => "o_proj",
-            Target::Gate => "gate_proj",
-            Target::Up => "up_proj",
-            Target::Down => "down_proj",
-        }
-    }
-
-    /// The module's path inside a layer (`self_attn.q_proj`, `mlp.gate_proj`, ...).
-    pub fn path(self) -> &'static str {
-        match self {
-            Target::Q => "self_attn.q_proj",
-            Target::K => "self_attn.k_proj",
-            Target::V => "self_attn.v_proj",
-            Target::O => "self_attn.o_proj",
-            Target::Gate => "mlp.gate_proj",
-            Target::Up => "mlp.up_proj",
-            Target::Down => "mlp.down_proj",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Target> {
-        Target::ALL.into_iter().find(|t| t.name() == name)
-    }
-
-    /// Position in [`Target::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// `(out, in)` of the projection's weight for `config`.
-    pub fn shape(self, c: &LlamaConfig) -> (usize, usize) {
-        let (h, i) = (c.hidden_size, c.intermediate_size);
-        let (q, kv) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
-        match self {
-            Target::Q => (q, h),
-            Target::K | Target::V => (kv, h),
-            Target::O => (h, q),
-            Target::Gate | Target::Up => (i, h),
-            Target::Down => (h, i),
-        }
-    }
-}
+/// The seven projections of a Llama layer LoRA can target: the runtime's
+/// [`Projection`](ragtune_runtime::llama::Projection), whose names (`q_proj`,
+/// `self_attn.q_proj`, ...) come from its one parameter-name table.
+pub use ragtune_runtime::llama::Projection as Target;
 
 /// LoRA hyper-parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -180,7 +121,7 @@ impl LoraAdapter {
 
     /// The PEFT key prefix of a module: `base_model.model.model.layers.{l}.{path}`.
     pub fn peft_prefix(layer: usize, target: Target) -> String {
-        format!("base_model.model.model.layers.{layer}.{}", target.path())
+        format!("base_model.model.{}", names::projection_module(layer, target))
     }
 
     /// How many trainable parameters the adapter holds.
@@ -203,7 +144,7 @@ impl LoraAdapter {
         for (l, t, m) in self.iter() {
             let prep = |x: &Tensor| -> Result<Tensor> { Ok(ops::cast(&x.to_device(&device)?, dtype)?) };
             let delta = LoraDelta { a: prep(&m.a)?, b: prep(&m.b)?, scale };
-            projection(&mut model.layers[l], t).set_lora(Some(delta))?;
+            model.layers[l].projection_mut(t).set_lora(Some(delta))?;
         }
         Ok(())
     }
@@ -252,21 +193,8 @@ pub fn attach_bank(adapters: &[&LoraAdapter], model: &mut LlamaModel) -> Result<
             };
             let bank =
                 AdapterBank { a: put(&a, &[n, r, inp])?, b: put(&b, &[n, out, r])?, scales: scales.clone() };
-            projection(&mut model.layers[l], t).bank = Some(bank);
+            model.layers[l].projection_mut(t).bank = Some(bank);
         }
     }
     Ok(())
-}
-
-/// The projection `target` of a layer.
-fn projection(layer: &mut ragtune_runtime::llama::Layer, target: Target) -> &mut Linear {
-    match target {
-        Target::Q => &mut layer.q,
-        Target::K => &mut layer.k,
-        Target::V => &mut layer.v,
-        Target::O => &mut layer.o,
-        Target::Gate => &mut layer.gate,
-        Target::Up => &mut layer.up,
-        Target::Down => &mut layer.down,
-    }
 }

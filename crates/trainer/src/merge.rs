@@ -5,11 +5,11 @@
 use std::path::Path;
 
 use ragtune_compute::{DType, Device, Tensor, ops};
-use ragtune_runtime::{LlamaModel, Weights};
+use ragtune_runtime::{LlamaModel, TensorName, Weights};
 use safetensors::Dtype as StDtype;
 
 use crate::error::{Result, TrainError};
-use crate::lora::{LoraAdapter, Target};
+use crate::lora::LoraAdapter;
 
 fn st_dtype(name: &str, dtype: DType) -> Result<StDtype> {
     Ok(match dtype {
@@ -45,7 +45,7 @@ pub fn merge_to_folder(model_dir: &Path, adapter: &LoraAdapter, out: &Path) -> R
     let scale = adapter.config.scale();
     let mut merged: std::collections::HashMap<String, Tensor> = std::collections::HashMap::new();
     for (l, t, m) in adapter.iter() {
-        let name = format!("model.layers.{l}.{}.weight", t.path());
+        let name = TensorName::Weight(l, t).hf();
         let w = weights.raw(&name)?;
         let (a, b) = (m.a.to_device(&Device::Cpu)?, m.b.to_device(&Device::Cpu)?);
         let delta = ops::matmul_ex(&b, &a, ops::MatmulSpec { alpha: scale, ..Default::default() })?;
@@ -69,33 +69,10 @@ pub fn merge_to_folder(model_dir: &Path, adapter: &LoraAdapter, out: &Path) -> R
 }
 
 /// Write a fully trained `model` (f32) as a Hugging Face folder in `out`, with the config and
-/// tokenizer files of `source_dir` (the folder it was loaded from).
+/// tokenizer files of `source_dir` (the folder it was loaded from); the tensors and their names
+/// are [`LlamaModel::named_tensors`].
 pub fn save_model_folder(model: &LlamaModel, source_dir: &Path, out: &Path) -> Result<()> {
-    let mut tensors = vec![("model.embed_tokens.weight".to_string(), model.embed.clone())];
-    for (l, layer) in model.layers.iter().enumerate() {
-        let p = format!("model.layers.{l}");
-        tensors.push((format!("{p}.input_layernorm.weight"), layer.input_norm.clone()));
-        tensors.push((format!("{p}.post_attention_layernorm.weight"), layer.post_norm.clone()));
-        for t in Target::ALL {
-            let lin = match t {
-                Target::Q => &layer.q,
-                Target::K => &layer.k,
-                Target::V => &layer.v,
-                Target::O => &layer.o,
-                Target::Gate => &layer.gate,
-                Target::Up => &layer.up,
-                Target::Down => &layer.down,
-            };
-            tensors.push((format!("{p}.{}.weight", t.path()), lin.weight.clone()));
-            if let Some(b) = &lin.bias {
-                tensors.push((format!("{p}.{}.bias", t.path()), b.clone()));
-            }
-        }
-    }
-    tensors.push(("model.norm.weight".to_string(), model.norm.clone()));
-    if !model.config.tie_word_embeddings {
-        tensors.push(("lm_head.weight".to_string(), model.lm_head.clone()));
-    }
+    let tensors = model.named_tensors()?;
     let tensors = tensors.into_iter().map(|(n, t)| Ok((n, t.to_host()?))).collect::<Result<Vec<_>>>()?;
     write_folder(&tensors, source_dir, out)
 }

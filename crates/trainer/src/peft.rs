@@ -20,6 +20,7 @@ use std::path::Path;
 
 use ragtune_compute::{Device, Tensor, safetensors_io};
 use ragtune_runtime::LlamaConfig;
+use ragtune_runtime::llama::names;
 use safetensors::{Dtype as StDtype, SafeTensors};
 use serde_json::{Value, json};
 
@@ -109,7 +110,7 @@ pub fn load_adapter(dir: &Path, model: &LlamaConfig, device: &Device) -> Result<
                 ));
             }
         };
-        let module = format!("model.layers.{l}.{}", t.path());
+        let module = names::projection_module(l, t);
         if let Some(only) = only_layers.as_ref().filter(|only| !only.contains(&l)) {
             return Err(TrainError::format(
                 &origin,
@@ -397,7 +398,7 @@ fn parse_key(name: &str, origin: &str, num_layers: usize) -> Result<(usize, Targ
         )
     };
     let key = name.strip_prefix("base_model.model.").unwrap_or(name);
-    let rest = key.strip_prefix("model.layers.").ok_or_else(bad)?;
+    let rest = key.strip_prefix(names::LAYERS_PREFIX).ok_or_else(bad)?;
     let parts: Vec<&str> = rest.split('.').collect();
     // N . group . proj . lora_X [. adapter_name] . weight
     if !(parts.len() == 5 || parts.len() == 6) || parts[parts.len() - 1] != "weight" {
@@ -410,9 +411,7 @@ fn parse_key(name: &str, origin: &str, num_layers: usize) -> Result<(usize, Targ
             format!("tensor `{name}` is for layer {layer}, but the model has {num_layers} layers"),
         ));
     }
-    let target = Target::from_name(parts[2])
-        .filter(|t| t.path() == format!("{}.{}", parts[1], parts[2]))
-        .ok_or_else(bad)?;
+    let target = Target::from_name(parts[2]).filter(|t| t.parent() == parts[1]).ok_or_else(bad)?;
     let is_a = match parts[3] {
         "lora_A" => true,
         "lora_B" => false,
