@@ -12,7 +12,10 @@ pub mod suites;
 use std::collections::HashMap;
 
 use ragtune_compute::{DType, Device, Tensor, ops};
-use ragtune_runtime::{LlamaConfig, LlamaFamily, LlamaModel, RopeConfig, RopeScaling, Weights};
+use ragtune_runtime::llama::LayerNorm;
+use ragtune_runtime::{
+    LlamaConfig, LlamaFamily, LlamaModel, Projection, RopeConfig, RopeScaling, TensorName, Weights,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -61,34 +64,23 @@ pub fn random_llama(config: LlamaConfig) -> LlamaModel {
     random_llama_on(config, DType::F32, &Device::Cpu)
 }
 
-/// The tensors of [`random_llama`], by their Hugging Face names (host, f32).
+/// The tensors of [`random_llama`], by their Hugging Face names (host, f32). The draw order
+/// (embedding, final norm, then each layer) fixes the seeds, so it stays as it is.
 pub fn random_weights(c: &LlamaConfig) -> HashMap<String, Tensor> {
-    let (h, i, q, kv) =
-        (c.hidden_size, c.intermediate_size, c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
+    let layers = (0..c.num_layers).flat_map(|l| {
+        [TensorName::Norm(l, LayerNorm::Input), TensorName::Norm(l, LayerNorm::PostAttention)]
+            .into_iter()
+            .chain(Projection::ALL.map(|p| TensorName::Weight(l, p)))
+    });
     let mut t = HashMap::new();
-    let mut seed = 0;
-    let mut add = |name: String, shape: &[usize]| {
-        seed += 1;
+    for (seed, name) in (1..).zip([TensorName::Embed, TensorName::FinalNorm].into_iter().chain(layers)) {
+        let shape = name.shape(c);
         let w = if shape.len() == 1 {
-            Tensor::from_slice(&vec![1f32; shape[0]], shape).unwrap()
+            Tensor::from_slice(&vec![1f32; shape[0]], &shape).unwrap()
         } else {
-            ragtune_compute::ops::scale(&random_tensor(seed, shape, DType::F32), 0.05).unwrap()
+            ragtune_compute::ops::scale(&random_tensor(seed, &shape, DType::F32), 0.05).unwrap()
         };
-        t.insert(name, w);
-    };
-    add("model.embed_tokens.weight".into(), &[c.vocab_size, h]);
-    add("model.norm.weight".into(), &[h]);
-    for l in 0..c.num_layers {
-        let p = format!("model.layers.{l}");
-        add(format!("{p}.input_layernorm.weight"), &[h]);
-        add(format!("{p}.post_attention_layernorm.weight"), &[h]);
-        add(format!("{p}.self_attn.q_proj.weight"), &[q, h]);
-        add(format!("{p}.self_attn.k_proj.weight"), &[kv, h]);
-        add(format!("{p}.self_attn.v_proj.weight"), &[kv, h]);
-        add(format!("{p}.self_attn.o_proj.weight"), &[h, q]);
-        add(format!("{p}.mlp.gate_proj.weight"), &[i, h]);
-        add(format!("{p}.mlp.up_proj.weight"), &[i, h]);
-        add(format!("{p}.mlp.down_proj.weight"), &[h, i]);
+        t.insert(name.hf(), w);
     }
     t
 }

@@ -221,7 +221,7 @@ pub fn build_base(
     on(Event::Steps(rows.len() / opts.train.batch.max(1)));
     let config = opts.shape.llama_config(tok.vocab_size());
     let model = pretrain::init_model(config, opts.seed)?;
-    let params = save::named_tensors(&model).iter().map(|(_, t)| t.numel()).sum();
+    let params = model.named_tensors()?.iter().map(|(_, t)| t.numel()).sum();
     let (model, log) = pretrain::pretrain(model, &rows, &opts.train, |s| on(Event::Step(s)))?;
     drop(rows);
     on(Event::Stage("validating"));

@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use ragtune_compute::ops::{self, AdamW};
 use ragtune_compute::{DType, Device, Tensor};
-use ragtune_runtime::{LlamaConfig, LlamaFamily, LlamaModel, RopeConfig, RopeScaling, Weights};
+use ragtune_runtime::{
+    LlamaConfig, LlamaFamily, LlamaModel, Projection, RopeConfig, RopeScaling, TensorName, Weights,
+};
 use ragtune_trainer::FullTrainer;
 use ragtune_trainer::data::{Example, collate};
 use ragtune_trainer::schedule::warmup_cosine;
@@ -80,32 +82,25 @@ impl ModelShape {
 /// residual stream's variance does not grow with depth; norms at 1.
 pub fn init_model(config: LlamaConfig, seed: u64) -> Result<LlamaModel> {
     let c = &config;
-    let (h, i) = (c.hidden_size, c.intermediate_size);
-    let (q, kv) = (c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let residual = 1.0 / (2.0 * c.num_layers as f32).sqrt();
     let mut tensors = HashMap::new();
-    let mut add = |name: String, shape: &[usize], std: f32| -> Result<()> {
+    // The runtime's canonical tensor order fixes the order of the draws.
+    for name in TensorName::all(c) {
+        let shape = name.shape(c);
         let n: usize = shape.iter().product();
-        let values: Vec<f32> =
-            if shape.len() == 1 { vec![1.0; n] } else { (0..n).map(|_| std * normal(&mut rng)).collect() };
-        tensors.insert(name, Tensor::from_slice(&values, shape)?);
-        Ok(())
-    };
-    add("model.embed_tokens.weight".into(), &[c.vocab_size, h], 0.02)?;
-    for l in 0..c.num_layers {
-        let p = format!("model.layers.{l}");
-        add(format!("{p}.input_layernorm.weight"), &[h], 0.0)?;
-        add(format!("{p}.post_attention_layernorm.weight"), &[h], 0.0)?;
-        add(format!("{p}.self_attn.q_proj.weight"), &[q, h], 0.02)?;
-        add(format!("{p}.self_attn.k_proj.weight"), &[kv, h], 0.02)?;
-        add(format!("{p}.self_attn.v_proj.weight"), &[kv, h], 0.02)?;
-        add(format!("{p}.self_attn.o_proj.weight"), &[h, q], 0.02 * residual)?;
-        add(format!("{p}.mlp.gate_proj.weight"), &[i, h], 0.02)?;
-        add(format!("{p}.mlp.up_proj.weight"), &[i, h], 0.02)?;
-        add(format!("{p}.mlp.down_proj.weight"), &[h, i], 0.02 * residual)?;
+        let std = match name {
+            TensorName::Norm(..) | TensorName::FinalNorm | TensorName::Bias(..) => None,
+            TensorName::Weight(_, Projection::O | Projection::Down) => Some(0.02 * residual),
+            TensorName::Embed | TensorName::Weight(..) | TensorName::LmHead => Some(0.02),
+        };
+        let values: Vec<f32> = match (std, name) {
+            (Some(std), _) => (0..n).map(|_| std * normal(&mut rng)).collect(),
+            (None, TensorName::Bias(..)) => vec![0.0; n],
+            (None, _) => vec![1.0; n],
+        };
+        tensors.insert(name.hf(), Tensor::from_slice(&values, &shape)?);
     }
-    add("model.norm.weight".into(), &[h], 0.0)?;
     let weights = Weights::from_tensors(tensors, "initialisation", DType::F32, Device::Cpu);
     Ok(LlamaModel::from_weights(config, &weights)?)
 }
@@ -261,7 +256,7 @@ pub fn pretrain(
 /// model that runs in that dtype.
 pub fn cast_model(model: &LlamaModel, dtype: DType) -> Result<LlamaModel> {
     let mut tensors = HashMap::new();
-    for (name, t) in super::save::named_tensors(model) {
+    for (name, t) in model.named_tensors()? {
         tensors.insert(name, ops::cast(&t, dtype)?);
     }
     let weights = Weights::from_tensors(tensors, "cast", dtype, model.device.clone());

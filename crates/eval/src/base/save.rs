@@ -1,42 +1,17 @@
 //! The base model as a Hugging Face folder: `config.json` (model_type `llama`, tied
-//! embeddings), `model.safetensors` under the usual tensor names, `tokenizer.json`,
-//! `tokenizer_config.json` and `generation_config.json` — what `load_causal_lm` reads, and what
-//! transformers' `LlamaForCausalLM` / `PreTrainedTokenizerFast` read too.
+//! embeddings), `model.safetensors` under the runtime's tensor names
+//! (`LlamaModel::named_tensors`), `tokenizer.json`, `tokenizer_config.json` and
+//! `generation_config.json` — what `load_causal_lm` reads, and what transformers'
+//! `LlamaForCausalLM` / `PreTrainedTokenizerFast` read too.
 
 use std::path::Path;
 
-use ragtune_compute::{DType, Tensor, ops};
+use ragtune_compute::{DType, ops};
 use ragtune_runtime::{LlamaConfig, LlamaModel};
 use serde_json::json;
 
 use super::tokenizer::{BOS_ID, EOS_ID, PAD_ID};
 use crate::error::{EvalError, Result};
-
-/// Every weight under its Hugging Face name (the tied head is not repeated).
-pub fn named_tensors(model: &LlamaModel) -> Vec<(String, Tensor)> {
-    let mut out = vec![("model.embed_tokens.weight".to_string(), model.embed.clone())];
-    for (l, layer) in model.layers.iter().enumerate() {
-        let p = format!("model.layers.{l}");
-        out.push((format!("{p}.input_layernorm.weight"), layer.input_norm.clone()));
-        out.push((format!("{p}.post_attention_layernorm.weight"), layer.post_norm.clone()));
-        for (name, lin) in [
-            ("self_attn.q_proj", &layer.q),
-            ("self_attn.k_proj", &layer.k),
-            ("self_attn.v_proj", &layer.v),
-            ("self_attn.o_proj", &layer.o),
-            ("mlp.gate_proj", &layer.gate),
-            ("mlp.up_proj", &layer.up),
-            ("mlp.down_proj", &layer.down),
-        ] {
-            out.push((format!("{p}.{name}.weight"), lin.weight.clone()));
-        }
-    }
-    out.push(("model.norm.weight".to_string(), model.norm.clone()));
-    if !model.config.tie_word_embeddings {
-        out.push(("lm_head.weight".to_string(), model.lm_head.clone()));
-    }
-    out
-}
 
 fn torch_dtype(dtype: DType) -> Result<&'static str> {
     Ok(match dtype {
@@ -70,7 +45,8 @@ pub fn config_json(config: &LlamaConfig, dtype: DType) -> Result<serde_json::Val
 /// Write `model` (its weights cast to `dtype`) with its tokenizer into `out`, every file under a
 /// temporary name first and then renamed, so an interrupted write leaves no half file.
 pub fn write_model_folder(model: &LlamaModel, tokenizer_json: &str, dtype: DType, out: &Path) -> Result<()> {
-    let tensors = named_tensors(model)
+    let tensors = model
+        .named_tensors()?
         .into_iter()
         .map(|(n, t)| Ok((n, ops::cast(&t.to_host()?, dtype)?)))
         .collect::<Result<Vec<_>>>()?;
