@@ -26,6 +26,9 @@ pub enum RuntimeError {
     /// A feature of a model or file that ragtune does not implement.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// An adapter feature ragtune does not implement (DoRA, `modules_to_save`, ...), in a file.
+    #[error("{path}: unsupported adapter feature `{feature}`: {detail}")]
+    UnsupportedFeature { path: String, feature: String, detail: String },
     /// A bad request: an empty or too long prompt, a bad sampling parameter ...
     #[error("{0}")]
     Input(String),
@@ -42,6 +45,17 @@ impl RuntimeError {
     }
     pub(crate) fn tensor(name: impl Into<String>, detail: impl Into<String>) -> Self {
         RuntimeError::Tensor { name: name.into(), detail: detail.into() }
+    }
+    pub(crate) fn unsupported_feature(
+        path: impl std::fmt::Display,
+        feature: &str,
+        detail: impl Into<String>,
+    ) -> Self {
+        RuntimeError::UnsupportedFeature {
+            path: path.to_string(),
+            feature: feature.to_string(),
+            detail: detail.into(),
+        }
     }
     pub(crate) fn input(detail: impl Into<String>) -> Self {
         RuntimeError::Input(detail.into())

@@ -7,10 +7,13 @@
 //!   so the same code runs on the CPU and on a GPU; [`generate()`]: batched generation with
 //!   sampling ([`sampling`]), stop tokens and streaming; [`score()`]: log-likelihood of a
 //!   continuation;
+//! - [`adapter`]: LoRA adapters at inference — PEFT folders in and out, attached unmerged (one,
+//!   or several in adapter banks for mixed batches), or merged into a model folder;
 //! - [`bert`]: sentence embeddings (mean or CLS pooling, L2 normalisation);
 //! - [`tokenizer`]: the `tokenizers` crate with padding and truncation switched off, each file
 //!   checked first for what makes that crate panic.
 
+pub mod adapter;
 pub mod bert;
 pub mod config;
 pub mod error;

@@ -12,16 +12,12 @@ use ragtune_compute::{Device, Tensor};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 use crate::lora::Target;
 
-/// Check a dropout probability: `0 ≤ p < 1` (p = 1 would drop every input and scale by ∞).
+/// Check a dropout probability: `0 ≤ p < 1` (the runtime's check, which `LoraConfig` uses too).
 pub fn check_probability(p: f32) -> Result<()> {
-    if (0.0..1.0).contains(&p) {
-        Ok(())
-    } else {
-        Err(TrainError::input(format!("lora_dropout must be in [0, 1), got {p}")))
-    }
+    Ok(ragtune_runtime::adapter::check_dropout(p)?)
 }
 
 /// The dropout of one training forward: the probability and what seeds its masks.

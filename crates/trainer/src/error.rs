@@ -36,17 +36,6 @@ impl TrainError {
     pub(crate) fn format(path: impl std::fmt::Display, detail: impl Into<String>) -> Self {
         TrainError::Format { path: path.to_string(), detail: detail.into() }
     }
-    pub(crate) fn unsupported(
-        path: impl std::fmt::Display,
-        feature: &str,
-        detail: impl Into<String>,
-    ) -> Self {
-        TrainError::Unsupported {
-            path: path.to_string(),
-            feature: feature.to_string(),
-            detail: detail.into(),
-        }
-    }
     pub(crate) fn input(detail: impl Into<String>) -> Self {
         TrainError::Input(detail.into())
     }

@@ -8,13 +8,16 @@
 //! ops included (their kernels sit beside each family's forward in `kernels/`).
 //!
 //! - [`full`]: full fine-tuning, every weight trainable (pretraining a small model);
-//! - [`lora`]: the adapter — targets, rank, scale (α/r or rsLoRA's α/√r), f32 master weights;
+//! - [`lora`]: the adapter — targets, rank, scale (α/r or rsLoRA's α/√r), f32 master weights
+//!   (the types live in `ragtune_runtime::adapter`, where inference loads and attaches them);
 //! - [`dropout`]: LoRA dropout on the adapters' inputs, with masks seeded per step and module;
 //! - [`peft`]: PEFT adapter folders in and out (`adapter_config.json` +
-//!   `adapter_model.safetensors`), rejecting what is not supported with an error naming it;
+//!   `adapter_model.safetensors`), rejecting what is not supported with an error naming it
+//!   (the runtime's reader and writer, re-exported);
 //! - [`checkpoint`]: atomic, checksummed checkpoints that resume the same trajectory;
 //! - [`data`]: JSONL examples (`{"text"}` or `{"prompt", "completion"}`), batching, seeded order;
-//! - [`merge`]: an adapter merged into its base, written as a Hugging Face folder;
+//! - [`merge`]: an adapter merged into its base, written as a Hugging Face folder (the
+//!   runtime's writer, re-exported);
 //! - [`train`]: the batch layout, the training forward/backward, gradient accumulation,
 //!   clipping and the AdamW step; [`schedule`]: warmup + cosine.
 
