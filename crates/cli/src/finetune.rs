@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use ragtune_compute::ops::AdamW;
+use ragtune_runtime::adapter::merge::save_model_folder;
+use ragtune_runtime::adapter::peft::save_adapter;
 use ragtune_runtime::load_causal_lm;
 use ragtune_trainer::checkpoint::{load_checkpoint, save_checkpoint};
 use ragtune_trainer::data::{Example, Sampler, collate, pack, read_jsonl, read_jsonl_counted};
 use ragtune_trainer::full::FullStepGrads;
-use ragtune_trainer::merge::save_model_folder;
-use ragtune_trainer::peft::save_adapter;
 use ragtune_trainer::schedule::warmup_cosine;
 use ragtune_trainer::{FullTrainer, LoraAdapter, LoraConfig, LoraTrainer, StepGrads, Target, TrainBatch};
 

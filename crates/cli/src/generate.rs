@@ -12,14 +12,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use ragtune_runtime::adapter::peft::load_adapter;
+use ragtune_runtime::adapter::{LoraAdapter, attach_bank};
 use ragtune_runtime::loader::load_causal_lm_as;
 use ragtune_runtime::{
     FinishReason, GenerateOptions, LlamaModel, SamplingParams, StreamDecoder, Tokenizer, generate,
     generate_with_adapters,
 };
-use ragtune_trainer::LoraAdapter;
-use ragtune_trainer::lora::attach_bank;
-use ragtune_trainer::peft::load_adapter;
 
 use crate::args::{DeviceArg, WeightPrecision};
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use ragtune_runtime::ModelConfig;
-use ragtune_trainer::merge::merge_to_folder;
-use ragtune_trainer::peft::load_adapter;
+use ragtune_runtime::adapter::merge::merge_to_folder;
+use ragtune_runtime::adapter::peft::load_adapter;
 
 #[derive(clap::Args)]
 pub struct MergeArgs {

@@ -732,11 +732,7 @@ impl Runner<'_> {
     }
 
     fn detach(&mut self) {
-        for l in &mut self.model.layers {
-            for p in [&mut l.q, &mut l.k, &mut l.v, &mut l.o, &mut l.gate, &mut l.up, &mut l.down] {
-                p.lora = None;
-            }
-        }
+        ragtune_runtime::adapter::detach(self.model);
     }
 
     fn scores(&self, outcomes: &[QuestionOutcome]) -> Result<Scores> {
