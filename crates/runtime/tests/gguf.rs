@@ -266,11 +266,6 @@ fn write_fixture_gguf(kind: GgmlType, rope_freqs: Option<&[f32]>) -> PathBuf {
     path
 }
 
-fn all_logits(model: &LlamaModel, prompt: &[u32]) -> Vec<f32> {
-    let mut cache = KvCache::new(model, 1, prompt.len()).unwrap();
-    model.forward(&mut cache, &[prompt], LogitsWanted::All).unwrap().0.to_vec_f32().unwrap()
-}
-
 #[test]
 fn tiny_model_round_trips_through_gguf() {
     let m = common::manifest();
@@ -291,8 +286,8 @@ fn tiny_model_round_trips_through_gguf() {
         for case in m["models"]["llama-gqa"]["cases"].as_array().unwrap() {
             let prompt = ids(&case["ids"]);
             assert_eq!(tokenizer.encode(case["prompt"].as_str().unwrap(), true).unwrap(), prompt);
-            let reference: Vec<f64> = all_logits(&hf, &prompt).into_iter().map(f64::from).collect();
-            let err = rel_err(&all_logits(&model, &prompt), &reference);
+            let reference: Vec<f64> = common::all_logits(&hf, &prompt).into_iter().map(f64::from).collect();
+            let err = rel_err(&common::all_logits(&model, &prompt), &reference);
             assert!(err <= tol, "{kind:?}: logits rel err {err:.2e} > {tol:.0e}");
         }
     }
@@ -348,10 +343,10 @@ fn rope_freqs_tensor_matches_llama3_scaling() {
     std::fs::remove_file(&path).ok();
     for case in m["models"]["llama-gqa"]["cases"].as_array().unwrap() {
         let prompt = ids(&case["ids"]);
-        let reference: Vec<f64> = all_logits(&hf, &prompt).into_iter().map(f64::from).collect();
-        let err = rel_err(&all_logits(&model, &prompt), &reference);
+        let reference: Vec<f64> = common::all_logits(&hf, &prompt).into_iter().map(f64::from).collect();
+        let err = rel_err(&common::all_logits(&model, &prompt), &reference);
         assert!(err <= 1e-5, "rope_freqs vs llama3 rope_scaling: logits rel err {err:.2e}");
-        let without = rel_err(&all_logits(&plain, &prompt), &reference);
+        let without = rel_err(&common::all_logits(&plain, &prompt), &reference);
         println!("rope_freqs: rel err {err:.2e}; without the tensor {without:.2e}");
         assert!(without > 1e-3, "the scaling should matter here: {without:.2e}");
     }
@@ -423,7 +418,7 @@ fn check_smollm2(path: &std::path::Path) {
     for case in expected["cases"].as_array().unwrap() {
         let prompt = ids(&case["ids"]);
         assert_eq!(tokenizer.encode(case["prompt"].as_str().unwrap(), true).unwrap(), prompt);
-        let logits = all_logits(&model, &prompt);
+        let logits = common::all_logits(&model, &prompt);
         let v = model.config.vocab_size;
         let last = &logits[(prompt.len() - 1) * v..];
         for (id, want) in
@@ -495,7 +490,8 @@ fn tiny_model_at_stored_precision_matches_its_f32_load() {
         );
         for case in m["models"]["llama-gqa"]["cases"].as_array().unwrap() {
             let prompt = ids(&case["ids"]);
-            let reference: Vec<f64> = all_logits(&dense, &prompt).into_iter().map(f64::from).collect();
+            let reference: Vec<f64> =
+                common::all_logits(&dense, &prompt).into_iter().map(f64::from).collect();
             // One row at a time, so the decode path (integer dot products) runs, not prefill tiles.
             for (model, tol) in [(&stored, 5e-4), (&q8, 5e-2)] {
                 let mut cache = KvCache::new(model, 1, prompt.len()).unwrap();

@@ -41,6 +41,12 @@ pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f64>) {
     (shape, values)
 }
 
+/// The logits of every position of `prompt`, run alone (f32, `[len · vocab]`).
+pub fn all_logits(model: &LlamaModel, prompt: &[u32]) -> Vec<f32> {
+    let mut cache = KvCache::new(model, 1, prompt.len()).unwrap();
+    model.forward(&mut cache, &[prompt], LogitsWanted::All).unwrap().0.to_vec_f32().unwrap()
+}
+
 pub fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
     assert_eq!(out.len(), reference.len());
     if out.iter().any(|v| v.is_nan()) {
@@ -114,4 +120,27 @@ pub fn check_cached_decode(model: &LlamaModel, name: &str, prompt: &[u32]) {
         let reference: Vec<f64> = full[t * v..(t + 1) * v].iter().map(|&x| x as f64).collect();
         assert!(rel_err(&step.to_vec_f32().unwrap(), &reference) < 1e-5, "{name}: position {t}");
     }
+}
+
+/// `adapter_config.json` of the PEFT fixture `tests/fixtures/lora/adapter_init`, for editing.
+pub fn lora_init_config() -> Value {
+    let path = fixtures().join("../lora/adapter_init/adapter_config.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A PEFT adapter folder in the temp dir (named by `tag` and the process) from a config and
+/// `(name, shape, f32 little-endian bytes)` tensors.
+pub fn write_adapter(tag: &str, config: &Value, tensors: &[(String, Vec<usize>, Vec<u8>)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ragtune-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("adapter_config.json"), config.to_string()).unwrap();
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())
+        })
+        .collect();
+    std::fs::write(dir.join("adapter_model.safetensors"), safetensors::serialize(views, None).unwrap())
+        .unwrap();
+    dir
 }

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::LlamaModel;
-use ragtune_trainer::peft::{TargetModules, load_adapter, save_adapter};
-use ragtune_trainer::{LoraAdapter, LoraConfig, Target};
+use ragtune_runtime::adapter::peft::{TargetModules, load_adapter, save_adapter};
+use ragtune_runtime::adapter::{LoraAdapter, LoraConfig};
+use ragtune_runtime::llama::Projection as Target;
 use serde_json::{Value, json};
 
 fn model() -> LlamaModel {

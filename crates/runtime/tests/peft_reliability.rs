@@ -2,13 +2,15 @@
 //! or overflowing `lora_alpha`), and `use_rslora` / `layers_to_transform` are honoured as peft
 //! honours them, when reading and when merging.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use ragtune_compute::{DType, Device};
+use ragtune_runtime::adapter::merge::merge_to_folder;
+use ragtune_runtime::adapter::peft::load_adapter;
 use ragtune_runtime::{LlamaModel, Weights};
-use ragtune_trainer::merge::merge_to_folder;
-use ragtune_trainer::peft::load_adapter;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -38,24 +40,10 @@ fn tensors(fill: f32) -> Named {
         .collect()
 }
 
-fn config() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("lora/adapter_init/adapter_config.json")).unwrap(),
-    )
-    .unwrap()
-}
+use common::lora_init_config as config;
 
 fn write(case: &str, config: &Value, tensors: &Named) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ragtune-peft-rel-{case}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("adapter_config.json"), config.to_string()).unwrap();
-    let views: Vec<_> = tensors
-        .iter()
-        .map(|(n, s, d)| (n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), d).unwrap()))
-        .collect();
-    std::fs::write(dir.join("adapter_model.safetensors"), safetensors::serialize(views, None).unwrap())
-        .unwrap();
-    dir
+    common::write_adapter(&format!("peft-rel-{case}"), config, tensors)
 }
 
 fn load_err(case: &str, config: &Value, tensors: &Named) -> String {

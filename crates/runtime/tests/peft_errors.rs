@@ -3,12 +3,14 @@
 //! pickled `.bin`, embedding LoRA — and the key spellings it must accept (an adapter name, no
 //! `base_model.model.` prefix). Each case edits a copy of the fixture's adapter_init/.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::LlamaModel;
-use ragtune_trainer::peft::load_adapter;
-use safetensors::{Dtype, SafeTensors};
+use ragtune_runtime::adapter::peft::load_adapter;
+use safetensors::SafeTensors;
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -26,24 +28,11 @@ fn tensors() -> Vec<(String, Vec<usize>, Vec<u8>)> {
     st.tensors().into_iter().map(|(n, v)| (n, v.shape().to_vec(), v.data().to_vec())).collect()
 }
 
-fn config() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("lora/adapter_init/adapter_config.json")).unwrap(),
-    )
-    .unwrap()
-}
+use common::lora_init_config as config;
 
 /// Write an adapter folder from edited parts and load it.
 fn load(case: &str, config: &Value, tensors: &[(String, Vec<usize>, Vec<u8>)]) -> Result<usize, String> {
-    let dir = std::env::temp_dir().join(format!("ragtune-peft-{case}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("adapter_config.json"), config.to_string()).unwrap();
-    let views: Vec<_> = tensors
-        .iter()
-        .map(|(n, s, d)| (n.clone(), safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), d).unwrap()))
-        .collect();
-    std::fs::write(dir.join("adapter_model.safetensors"), safetensors::serialize(views, None).unwrap())
-        .unwrap();
+    let dir = common::write_adapter(&format!("peft-{case}"), config, tensors);
     let out =
         load_adapter(&dir, &model().config, &Device::Cpu).map(|a| a.num_params()).map_err(|e| e.to_string());
     std::fs::remove_dir_all(&dir).unwrap();
