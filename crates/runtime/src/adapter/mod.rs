@@ -73,9 +73,10 @@ impl LoraConfig {
             )));
         }
         if self.targets.is_empty() {
-            return Err(RuntimeError::input(
-                "no LoRA target: name at least one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj",
-            ));
+            return Err(RuntimeError::input(format!(
+                "no LoRA target: name at least one of {}",
+                Target::ALL.map(Target::name).join(", ")
+            )));
         }
         if let Some(&bad) = self.layers.iter().flatten().find(|&&l| l >= c.num_layers) {
             return Err(RuntimeError::input(format!(
