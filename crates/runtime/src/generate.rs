@@ -72,7 +72,7 @@ pub fn generate(
 }
 
 /// [`generate`] with each prompt's adapter chosen from the model's adapter banks
-/// (`Linear::bank`, filled by the trainer's `LoraAdapter::attach_bank`): `adapters[i]` for
+/// (`Linear::bank`, filled by [`crate::adapter::attach_bank`]): `adapters[i]` for
 /// prompt `i`, −1 for none. One batch serves them all.
 pub fn generate_with_adapters(
     model: &LlamaModel,

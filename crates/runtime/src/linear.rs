@@ -17,7 +17,7 @@ use crate::error::{Result, RuntimeError};
 use crate::weights::Weights;
 
 /// A LoRA adapter applied without merging: A `[r, in]`, B `[out, r]` in the layer's dtype and on
-/// its device. The trainer's PEFT loader builds these (`LoraAdapter::attach`).
+/// its device. [`crate::adapter::LoraAdapter::attach`] builds these.
 #[derive(Clone, Debug)]
 pub struct LoraDelta {
     pub a: Tensor,
