@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::ELEMS_PER_TASK;
+use super::vexp::{BLOCK, sigmoid};
 use crate::dtype::FloatElement;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,9 +58,13 @@ pub fn erf(x: f32) -> f32 {
 
 /// `out[i] = act(x[i])`.
 pub fn activation<T: FloatElement>(act: Activation, x: &[T], out: &mut [T]) {
-    out.par_chunks_mut(ELEMS_PER_TASK).zip(x.par_chunks(ELEMS_PER_TASK)).for_each(|(o, x)| {
-        for (o, &v) in o.iter_mut().zip(x) {
-            *o = T::from_f32(act.apply(v.to_f32()));
+    out.par_chunks_mut(ELEMS_PER_TASK).zip(x.par_chunks(ELEMS_PER_TASK)).for_each(|(o, x)| match act {
+        // σ on the vector unit (cpu/vexp.rs); GELU's erf is branch-free and vectorizes as is.
+        Activation::Silu => silu_times(x, None, o),
+        Activation::Gelu => {
+            for (o, &v) in o.iter_mut().zip(x) {
+                *o = T::from_f32(act.apply(v.to_f32()));
+            }
         }
     });
 }
@@ -68,11 +73,31 @@ pub fn activation<T: FloatElement>(act: Activation, x: &[T], out: &mut [T]) {
 pub fn swiglu<T: FloatElement>(gate: &[T], up: &[T], out: &mut [T]) {
     out.par_chunks_mut(ELEMS_PER_TASK)
         .zip(gate.par_chunks(ELEMS_PER_TASK).zip(up.par_chunks(ELEMS_PER_TASK)))
-        .for_each(|(o, (g, u))| {
-            for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-                *o = T::from_f32(Activation::Silu.apply(g.to_f32()) * u.to_f32());
+        .for_each(|(o, (g, u))| silu_times(g, Some(u), o));
+}
+
+/// `out[i] = silu(x[i]) · up[i]` (or `silu(x[i])`), a block at a time: x widened to f32, σ of
+/// the block on the vector unit, then the products.
+fn silu_times<T: FloatElement>(x: &[T], up: Option<&[T]>, out: &mut [T]) {
+    let (mut xf, mut sig) = ([0f32; BLOCK], [0f32; BLOCK]);
+    for b0 in (0..out.len()).step_by(BLOCK) {
+        let n = (out.len() - b0).min(BLOCK);
+        xf[..n].iter_mut().zip(&x[b0..b0 + n]).for_each(|(f, v)| *f = v.to_f32());
+        sigmoid(&xf[..n], &mut sig[..n]);
+        let o = &mut out[b0..b0 + n];
+        match up {
+            Some(u) => {
+                for i in 0..n {
+                    o[i] = T::from_f32(xf[i] * sig[i] * u[b0 + i].to_f32());
+                }
             }
-        });
+            None => {
+                for i in 0..n {
+                    o[i] = T::from_f32(xf[i] * sig[i]);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

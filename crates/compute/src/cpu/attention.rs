@@ -200,12 +200,7 @@ fn unit<T: FloatElement>(
             }
             sr[..c0].fill(0.0);
             sr[c..].fill(0.0);
-            let mut row_sum = 0f32;
-            for x in &mut sr[c0..c] {
-                *x = (*x - m).exp();
-                row_sum += *x;
-            }
-            sum[r] += row_sum;
+            sum[r] += crate::cpu::vexp::exp_sub_sum(&mut sr[c0..c], m);
         }
         if any {
             // acc += P V.

@@ -31,11 +31,8 @@ pub fn cross_entropy(
                     continue;
                 }
                 let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for (g, &v) in dl.iter_mut().zip(x) {
-                    *g = (v - m).exp();
-                    sum += *g;
-                }
+                dl.copy_from_slice(x);
+                let sum = crate::cpu::vexp::exp_sub_sum(dl, m);
                 let lse = m + sum.ln();
                 total += f64::from(lse - x[t as usize]);
                 let inv = grad_scale / sum;

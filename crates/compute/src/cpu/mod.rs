@@ -22,6 +22,7 @@ pub mod rope;
 pub mod softmax;
 pub mod topk;
 pub mod topk_screen;
+pub mod vexp;
 
 /// Rows handled per rayon task: enough work to amortise the task, small enough to balance.
 pub(crate) fn rows_per_task(cols: usize) -> usize {

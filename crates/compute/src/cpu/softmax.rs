@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use super::rows_per_task;
+use super::vexp::{BLOCK, exp_sub_sum};
 use crate::dtype::FloatElement;
 
 pub fn softmax<T: FloatElement>(x: &[T], rows: usize, cols: usize, scale: f32, causal: bool, out: &mut [T]) {
@@ -30,25 +31,28 @@ fn softmax_row<T: FloatElement>(x: &[T], scale: f32, out: &mut [T]) {
         return;
     }
     let max = x.iter().fold(f32::NEG_INFINITY, |m, v| m.max(v.to_f32() * scale));
-    let mut sum = 0f32;
-    let mut tmp = [0f32; 256];
-    // Exponentials are computed once: kept in a stack buffer for short rows, recomputed otherwise.
-    if x.len() <= tmp.len() {
-        for (t, v) in tmp.iter_mut().zip(x) {
-            *t = (v.to_f32() * scale - max).exp();
-            sum += *t;
-        }
-        let inv = 1.0 / sum;
-        for (o, t) in out.iter_mut().zip(&tmp) {
-            *o = T::from_f32(t * inv);
-        }
+    let mut tmp = [0f32; BLOCK];
+    let scaled = |x: &[T], t: &mut [f32]| t.iter_mut().zip(x).for_each(|(t, v)| *t = v.to_f32() * scale);
+    // Exponentials are computed once for a short row (kept in the stack buffer), twice for a
+    // long one (a block at a time: once for the sum, once for the output).
+    if x.len() <= BLOCK {
+        let t = &mut tmp[..x.len()];
+        scaled(x, t);
+        let inv = 1.0 / exp_sub_sum(t, max);
+        out.iter_mut().zip(t.iter()).for_each(|(o, t)| *o = T::from_f32(t * inv));
     } else {
-        for v in x {
-            sum += (v.to_f32() * scale - max).exp();
+        let mut sum = 0f32;
+        for b in x.chunks(BLOCK) {
+            let t = &mut tmp[..b.len()];
+            scaled(b, t);
+            sum += exp_sub_sum(t, max);
         }
         let inv = 1.0 / sum;
-        for (o, v) in out.iter_mut().zip(x) {
-            *o = T::from_f32((v.to_f32() * scale - max).exp() * inv);
+        for (o, b) in out.chunks_mut(BLOCK).zip(x.chunks(BLOCK)) {
+            let t = &mut tmp[..b.len()];
+            scaled(b, t);
+            exp_sub_sum(t, max);
+            o.iter_mut().zip(t.iter()).for_each(|(o, t)| *o = T::from_f32(t * inv));
         }
     }
 }
