@@ -86,6 +86,10 @@ fn attention_backward_matches_finite_differences() {
         (2, 3, 6, 2, 1, 4, true, Some(&[6, 4])), // decode over a cache, one sequence shorter
         (1, 4, 4, 3, 3, 5, false, Some(&[3])),   // padding mask, no causality
         (1, 3, 3, 2, 1, 4, true, Some(&[0])),    // no key at all: zero gradients
+        // Several blocks of query rows (the CPU backward takes 64 rows = 32 positions × 2 heads
+        // per block here): causal prefill, and decode-shaped rows over caches of two lengths.
+        (1, 70, 70, 4, 2, 4, true, None),
+        (2, 36, 40, 2, 1, 3, true, Some(&[40, 30])),
     ];
     for &(b, sq, skv, hq, hkv, d, causal, lens) in cases {
         let (q, qv) = rand(&mut r, &[b, sq, hq, d]);

@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use super::attention::{AttentionDims, KeyMask, dot};
+use super::vexp::{BLOCK, sigmoid};
 use super::{ELEMS_PER_TASK, rows_per_task};
 
 /// Gradients of `y = x / sqrt(mean(x²) + eps) · w` over rows of `w.len()`: writes `dx` and
@@ -54,11 +55,18 @@ pub fn swiglu_backward(gate: &[f32], up: &[f32], dy: &[f32], dgate: &mut [f32], 
     dgate.par_chunks_mut(ELEMS_PER_TASK).zip(dup.par_chunks_mut(ELEMS_PER_TASK)).enumerate().for_each(
         |(c, (dg, du))| {
             let at = c * ELEMS_PER_TASK;
-            for i in 0..dg.len() {
-                let (g, u, d) = (gate[at + i], up[at + i], dy[at + i]);
-                let s = 1.0 / (1.0 + (-g).exp());
-                dg[i] = d * u * s * (1.0 + g * (1.0 - s));
-                du[i] = d * g * s;
+            // σ(g) a block at a time on the vector unit, then the products (which vectorize).
+            let mut sig = [0f32; BLOCK];
+            for b0 in (0..dg.len()).step_by(BLOCK) {
+                let n = (dg.len() - b0).min(BLOCK);
+                let (g, u, d) =
+                    (&gate[at + b0..at + b0 + n], &up[at + b0..at + b0 + n], &dy[at + b0..at + b0 + n]);
+                sigmoid(g, &mut sig[..n]);
+                for i in 0..n {
+                    let s = sig[i];
+                    dg[b0 + i] = d[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
+                    du[b0 + i] = d[i] * g[i] * s;
+                }
             }
         },
     );
@@ -87,7 +95,11 @@ pub fn embedding_backward(ids: &[i32], dy: &[f32], d: usize, dtable: &mut [f32])
 /// recomputing the probabilities from q and k (nothing but the inputs is saved):
 /// `ds = p ⊙ (dO·vᵀ − rowsum(p ⊙ dO·vᵀ))`, `dq = scale · ds · k`, `dk = scale · dsᵀ · q`,
 /// `dv = pᵀ · dO`. Work is split by (batch, kv head): a unit owns its kv head's dk/dv rows, so
-/// the sums over the query heads of a GQA group need no atomics.
+/// the sums over the query heads of a GQA group need no atomics. Within a unit, query positions
+/// go in blocks of [`BACKWARD_ROWS`] rows (positions × the group's heads); each block is five
+/// GEMMs over the keys it sees (`S = Q Kᵀ`, `dP = dO Vᵀ`, `dQ = dS K`, `dK += dSᵀ Q`,
+/// `dV += Pᵀ dO`, K and V read in place) with the softmax and `dS` between them — per-pair dot
+/// products and rank-1 updates took a third of a LoRA step of a small model.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
     q: &[f32],
@@ -113,48 +125,13 @@ pub fn attention_backward(
         .map(|u| {
             let (b, hk) = (u / hkv, u % hkv);
             let len = key_lens.map_or(skv, |l| l[b] as usize);
-            let (mut gq, mut gk, mut gv) =
-                (vec![0f32; sq * group * d], vec![0f32; skv * d], vec![0f32; skv * d]);
-            let kv_at = |j: usize| ((b * skv + j) * hkv + hk) * d;
-            let (mut p, mut dp) = (vec![0f32; len], vec![0f32; len]);
-            for i in 0..sq {
-                let seen = mask.visible(i, sq, len);
-                if seen.is_empty() {
-                    continue;
-                }
-                for g in 0..group {
-                    let qa = ((b * sq + i) * hq + hk * group + g) * d;
-                    let (qi, doi) = (&q[qa..qa + d], &dout[qa..qa + d]);
-                    let mut m = f32::NEG_INFINITY;
-                    for j in seen.clone() {
-                        p[j] = scale * dot(qi, &k[kv_at(j)..kv_at(j) + d]);
-                        m = m.max(p[j]);
-                    }
-                    let mut sum = 0f32;
-                    for pj in &mut p[seen.clone()] {
-                        *pj = (*pj - m).exp();
-                        sum += *pj;
-                    }
-                    let mut rowdot = 0f32;
-                    for j in seen.clone() {
-                        p[j] /= sum;
-                        dp[j] = dot(doi, &v[kv_at(j)..kv_at(j) + d]);
-                        rowdot += p[j] * dp[j];
-                    }
-                    let gqi = &mut gq[(i * group + g) * d..(i * group + g + 1) * d];
-                    for j in seen.clone() {
-                        let ds = p[j] * (dp[j] - rowdot) * scale;
-                        let kj = &k[kv_at(j)..kv_at(j) + d];
-                        let (gkj, gvj) = (&mut gk[j * d..(j + 1) * d], &mut gv[j * d..(j + 1) * d]);
-                        for t in 0..d {
-                            gqi[t] += ds * kj[t];
-                            gkj[t] += ds * qi[t];
-                            gvj[t] += p[j] * doi[t];
-                        }
-                    }
-                }
+            let mut grads = (vec![0f32; sq * group * d], vec![0f32; skv * d], vec![0f32; skv * d]);
+            let block = BACKWARD_ROWS.div_ceil(group).max(1);
+            for i0 in (0..sq).step_by(block) {
+                let at = AttentionAt { b, hk, len, positions: i0..(i0 + block).min(sq) };
+                backward_block(q, k, v, dout, dims, mask, scale, &at, &mut grads);
             }
-            (gq, gk, gv)
+            grads
         })
         .collect();
     for (u, (gq, gk, gv)) in units.into_iter().enumerate() {
@@ -169,4 +146,85 @@ pub fn attention_backward(
             dv[at..at + d].copy_from_slice(&gv[j * d..(j + 1) * d]);
         }
     }
+}
+
+/// Query rows (positions × heads of a GQA group) per block of the attention backward: the
+/// block's score rows over 2,048 keys are 512 KiB, and each of its GEMMs has enough rows to run
+/// near the microkernel's speed.
+pub const BACKWARD_ROWS: usize = 64;
+
+/// Which rows one block of the attention backward covers.
+struct AttentionAt {
+    b: usize,
+    hk: usize,
+    /// Valid keys of batch `b`.
+    len: usize,
+    positions: std::ops::Range<usize>,
+}
+
+/// One block of [`attention_backward`]: adds its rows' share to `(dq, dk, dv)` of the unit.
+#[allow(clippy::too_many_arguments)]
+fn backward_block(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    dout: &[f32],
+    dims: AttentionDims,
+    mask: KeyMask,
+    scale: f32,
+    at: &AttentionAt,
+    (gq, gk, gv): &mut (Vec<f32>, Vec<f32>, Vec<f32>),
+) {
+    use super::matmul::gemm_strided;
+    let AttentionDims { sq, skv, hq, hkv, d, .. } = dims;
+    let group = hq / hkv;
+    let AttentionAt { b, hk, len, ref positions } = *at;
+    let rows = positions.len() * group;
+    // Row r = (position positions.start + r / group, query head hk·group + r % group).
+    let visible: Vec<std::ops::Range<usize>> =
+        (0..rows).map(|r| mask.visible(positions.start + r / group, sq, len)).collect();
+    let Some(first) = visible.iter().filter(|r| !r.is_empty()).map(|r| r.start).min() else {
+        return;
+    };
+    let keys = visible.iter().map(|r| r.end).max().unwrap_or(0);
+    let n = keys - first;
+    let (mut qb, mut ob) = (vec![0f32; rows * d], vec![0f32; rows * d]);
+    for r in 0..rows {
+        let src = ((b * sq + positions.start + r / group) * hq + hk * group + r % group) * d;
+        qb[r * d..(r + 1) * d].copy_from_slice(&q[src..src + d]);
+        ob[r * d..(r + 1) * d].copy_from_slice(&dout[src..src + d]);
+    }
+    // K and V rows of this kv head from key `first` on, `hkv · d` apart, read in place.
+    let kv0 = ((b * skv + first) * hkv + hk) * d;
+    let span = (n - 1) * hkv * d + d;
+    let (kp, vp, stride) = (&k[kv0..kv0 + span], &v[kv0..kv0 + span], hkv * d);
+    // S = scale · Q Kᵀ, then P row by row over its visible keys (0 elsewhere).
+    let mut p = vec![0f32; rows * n];
+    gemm_strided(rows, n, d, &mut p, n, false, &qb, d, 1, kp, 1, stride, scale);
+    for (r, pr) in p.chunks_exact_mut(n).enumerate() {
+        let (c0, c1) = (visible[r].start.max(first) - first, visible[r].end.saturating_sub(first).min(n));
+        if c0 >= c1 {
+            pr.fill(0.0);
+            continue;
+        }
+        let m = pr[c0..c1].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let inv = 1.0 / crate::cpu::vexp::exp_sub_sum(&mut pr[c0..c1], m);
+        pr[c0..c1].iter_mut().for_each(|x| *x *= inv);
+        pr[..c0].fill(0.0);
+        pr[c1..].fill(0.0);
+    }
+    // dP = dO Vᵀ; dS = P ⊙ (dP − rowsum(P ⊙ dP)) · scale, in place of dP.
+    let mut ds = vec![0f32; rows * n];
+    gemm_strided(rows, n, d, &mut ds, n, false, &ob, d, 1, vp, 1, stride, 1.0);
+    for (pr, dr) in p.chunks_exact(n).zip(ds.chunks_exact_mut(n)) {
+        let rowdot: f32 = pr.iter().zip(dr.iter()).map(|(p, dp)| p * dp).sum();
+        dr.iter_mut().zip(pr).for_each(|(dp, &p)| *dp = p * (*dp - rowdot) * scale);
+    }
+    // dQ rows = dS K (rows of the unit's dq are [position][group][d], so the block's are contiguous).
+    let q0 = positions.start * group * d;
+    gemm_strided(rows, d, n, &mut gq[q0..q0 + rows * d], d, false, &ds, n, 1, kp, stride, 1, 1.0);
+    // dK += dSᵀ Q, dV += Pᵀ dO over the keys the block saw.
+    let (gk, gv) = (&mut gk[first * d..keys * d], &mut gv[first * d..keys * d]);
+    gemm_strided(n, d, rows, gk, d, true, &ds, 1, n, &qb, d, 1, 1.0);
+    gemm_strided(n, d, rows, gv, d, true, &p, 1, n, &ob, d, 1, 1.0);
 }
