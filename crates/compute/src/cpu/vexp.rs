@@ -15,7 +15,7 @@
 
 use super::gemv_simd::Isa;
 
-/// `xs[i] = exp(xs[i] − m)` for every i; returns Σ xs[i] after the update. A softmax row's
+/// `xs[i] = exp(xs[i] − m)` for every i; returns the sum of the updated `xs`. A softmax row's
 /// numerator and denominator in one pass (m is the row's max, so every argument is ≤ 0).
 pub fn exp_sub_sum(xs: &mut [f32], m: f32) -> f32 {
     exp_sub_sum_on(Isa::detected(), xs, m)
