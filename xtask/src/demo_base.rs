@@ -1,6 +1,6 @@
 //! `cargo xtask demo-base`: regenerate the built-in base model (crates/eval/assets/demo-base).
 //!
-//! The work runs in the release example `ragtune-eval/examples/demo_base.rs` (training must run
+//! The work runs in the release example `crates/demo-base/examples/demo_base.rs` (training must run
 //! optimised, and xtask stays light: it does not link the trainer), which gathers the demo
 //! world, trains the tokenizer, pretrains the model in full mode, validates it and writes the
 //! Hugging Face folder with its TRAINING.md. The same `--tokens` and `--seed` give the same files.
@@ -31,7 +31,7 @@ pub fn run(root: &Path, a: DemoBaseArgs) -> Result<()> {
     let out = if a.out.is_absolute() { a.out.clone() } else { root.join(&a.out) };
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root)
-        .args(["run", "--release", "-p", "ragtune-eval", "--example", "demo_base", "--"])
+        .args(["run", "--release", "-p", "ragtune-demo-base", "--example", "demo_base", "--"])
         .arg("--out")
         .arg(&out);
     if let Some(t) = a.tokens {

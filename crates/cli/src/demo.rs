@@ -57,7 +57,7 @@ pub fn run_demo(args: DemoArgs, json: bool) -> Result<()> {
             Some(m) => std::fs::canonicalize(m).with_context(|| format!("--model {}", m.display()))?,
             None => {
                 let m = dir.join("base-model");
-                ragtune_eval::base::write_builtin(&m).context("writing the built-in base model")?;
+                ragtune_eval::builtin::write_builtin(&m).context("writing the built-in base model")?;
                 std::fs::canonicalize(m)?
             }
         };

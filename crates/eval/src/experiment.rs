@@ -17,7 +17,7 @@ use crate::report::{ExperimentReport, RunInfo, TaskSummary, findings::findings, 
 use crate::run::{self, RunOutput, RunSettings};
 use crate::task::{Task, TaskKind};
 use crate::world::{DemoTaskOptions, RoutingOptions, World, WorldConfig, demo_task, routing_task};
-use crate::{base, machine};
+use crate::{builtin, machine};
 
 /// `ragtune demo`'s choices.
 #[derive(Clone, Debug)]
@@ -87,7 +87,7 @@ pub fn demo(opts: &DemoOptions) -> Result<ExperimentReport> {
         Some(dir) => dir.clone(),
         None => {
             let dir = opts.out.join("base-model");
-            base::write_builtin(&dir)?;
+            builtin::write_builtin(&dir)?;
             dir
         }
     };

@@ -1,5 +1,7 @@
 //! ragtune-eval: the RAG-vs-fine-tuning experiment.
 //!
+//! - [`builtin`]: the built-in base model's files, compiled in (the `ragtune-demo-base` crate
+//!   holds the recipe that built them);
 //! - [`world`]: a synthetic knowledge world, deterministic by seed — fictional people,
 //!   organisations and places; documents in several phrasings; free-answer and multiple-choice
 //!   questions with seen and held-out phrasings; entities of different popularity;
@@ -10,7 +12,7 @@
 //! - [`decision`]: from the measurements to "choose this, because": costs over a horizon, a
 //!   recommendation with its reasons, the break-even volume.
 
-pub mod base;
+pub mod builtin;
 pub mod config;
 pub mod decision;
 pub mod dryrun;

@@ -13,7 +13,7 @@ fn branched_scoring_and_decoding_match_the_runtime() {
     let dir = std::env::temp_dir().join(format!("ragtune-eval-answer-{}", std::process::id()));
     let model_dir = match std::env::var_os("RAGTUNE_DEMO_MODEL") {
         Some(d) => d.into(),
-        None => ragtune_eval::base::write_builtin(&dir).expect("the built-in model is written"),
+        None => ragtune_eval::builtin::write_builtin(&dir).expect("the built-in model is written"),
     };
     let (model, tok) = load_causal_lm(&model_dir, DType::F32, Device::Cpu).unwrap();
     let stops = stop_tokens(&model, &tok).unwrap();

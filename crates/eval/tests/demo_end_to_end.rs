@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use ragtune_compute::{DType, Device};
-use ragtune_eval::base;
+use ragtune_eval::builtin;
 use ragtune_eval::config::Arm;
 use ragtune_eval::embed::{HashedConfig, HashedEmbedder};
 use ragtune_eval::experiment::{self, DemoOptions};
@@ -138,7 +138,7 @@ fn a_kernel_device_run_reports_peak_device_memory() {
     let opts = miniature(out.clone());
     let device = Device::from_backend(std::sync::Arc::new(ragtune_kernel_emu::EmuBackend::default()));
     let model_dir = out.join("base-model");
-    base::write_builtin(&model_dir).unwrap();
+    builtin::write_builtin(&model_dir).unwrap();
     let (mut model, tok) = load_causal_lm(&model_dir, DType::F32, device).unwrap();
     let world = World::generate(opts.world.clone());
     let mut task = demo_task(&world, &opts.task);

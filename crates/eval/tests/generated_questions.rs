@@ -193,7 +193,7 @@ fn bad_corpora_and_settings_are_named() {
 fn ft_par_gets_paraphrases_written_by_the_generate_model() {
     let t = TempDir::new("paraphrase");
     readme_corpus(&t);
-    let model = ragtune_eval::base::write_builtin(&t.path().join("writer")).unwrap();
+    let model = ragtune_eval::builtin::write_builtin(&t.path().join("writer")).unwrap();
     let c = config(
         &t,
         "corpus = \"docs\"",

@@ -45,7 +45,7 @@ fn classify_dir(case: &str) -> PathBuf {
 }
 
 fn config(d: &Path, task: &str, extra: &str) -> PathBuf {
-    let model = ragtune_eval::base::write_builtin(&d.join("model")).unwrap();
+    let model = ragtune_eval::builtin::write_builtin(&d.join("model")).unwrap();
     let text = format!(
         "task = \"{task}\"\n\n[model]\npath = \"{}\"\ndevice = \"cpu\"\n\n[data]\ntrain = \"train.jsonl\"\ntest = \"test.jsonl\"\n\n\
          [rag]\nk = 2\n\n[finetune]\nepochs = 1\nbatch_size = 4\n\n[eval]\nbootstrap = 50\n{extra}",

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use ragtune_compute::Device;
+use ragtune_compute::{DType, Device};
 use ragtune_eval::Passage;
 use ragtune_eval::embed::{BertEmbedder, Embedder, HashedConfig, HashedEmbedder};
 use ragtune_eval::retrieve::Retriever;
@@ -206,11 +206,11 @@ fn bert_fixture() -> PathBuf {
 #[test]
 fn bert_embedder_is_the_runtime_embedder_normalized() {
     let dir = bert_fixture();
-    let e = BertEmbedder::load(&dir, &Device::Cpu).unwrap();
+    let e = BertEmbedder::from_dir(&dir, DType::F32, Device::Cpu).unwrap();
     let texts = ["Mirelda Vostke was born in Karvath.", "Quell Dynamics weaves textiles.", "x"];
-    let rows = e.embed(&texts).unwrap();
+    let rows = Embedder::embed(&e, &texts).unwrap();
     assert_eq!(rows.len(), texts.len() * e.dim());
-    let reference = e.runtime().embed(&texts, 1).unwrap();
+    let reference = e.embed(&texts, 1).unwrap();
     for (row, r) in rows.chunks(e.dim()).zip(&reference) {
         let norm = dot(r, r).sqrt();
         for (a, b) in row.iter().zip(r) {

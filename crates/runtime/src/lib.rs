@@ -6,7 +6,8 @@
 //! - [`llama`]: the decoder's weights under one table of names ([`llama::names`]), its forward pass with a KV cache, written only in `ragtune_compute::ops`
 //!   so the same code runs on the CPU and on a GPU; [`generate()`]: batched generation with
 //!   sampling ([`sampling`]), stop tokens and streaming; [`score()`]: log-likelihood of a
-//!   continuation;
+//!   continuation; [`prefix`]: one prompt prefilled once, then its continuations scored and a
+//!   greedy answer decoded from the same cache;
 //! - [`adapter`]: LoRA adapters at inference — PEFT folders in and out, attached unmerged (one,
 //!   or several in adapter banks for mixed batches), or merged into a model folder;
 //! - [`bert`]: sentence embeddings (mean or CLS pooling, L2 normalisation);
@@ -22,6 +23,7 @@ pub mod gguf;
 pub mod linear;
 pub mod llama;
 pub mod loader;
+pub mod prefix;
 pub mod rope;
 pub mod sampling;
 pub mod score;
@@ -35,6 +37,7 @@ pub use error::{Result, RuntimeError};
 pub use generate::{FinishReason, GenerateOptions, Generated, generate, generate_with_adapters};
 pub use llama::{KvCache, LlamaModel, LogitsWanted, Projection, TensorName};
 pub use loader::load_causal_lm;
+pub use prefix::Prefilled;
 pub use rope::{RopeConfig, RopeScaling};
 pub use sampling::{Sampler, SamplingParams};
 pub use score::{Score, score};

@@ -15,8 +15,8 @@ pub struct Score {
     pub is_greedy: bool,
 }
 
-/// `log_softmax(row)[target]` and whether `target` is the (first) argmax.
-fn log_prob(row: &[f32], target: usize) -> (f64, bool) {
+/// `log_softmax(row)[target]` (in f64) and whether `target` is the (first) argmax.
+pub(crate) fn log_prob(row: &[f32], target: usize) -> (f64, bool) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let lse = row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
     (row[target] as f64 - lse, crate::sampling::argmax(row) == target)
@@ -59,4 +59,17 @@ pub fn score(model: &LlamaModel, pairs: &[(Vec<u32>, Vec<u32>)]) -> Result<Vec<S
             Score { log_likelihood: token_log_probs.iter().sum(), token_log_probs, is_greedy }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_prob_is_a_log_softmax() {
+        let row = [1.0f32, 2.0, 3.0];
+        let z: f64 = row.iter().map(|&v| (v as f64).exp()).sum();
+        assert!((log_prob(&row, 2).0 - (3.0f64.exp() / z).ln()).abs() < 1e-12);
+        assert!(log_prob(&row, 2).1 && !log_prob(&row, 1).1);
+    }
 }

@@ -105,7 +105,7 @@ impl EmbedderSection {
                         "[embedder] kind = \"bert\" needs path = \"<sentence-transformers folder>\"",
                     )
                 })?;
-                Ok(Box::new(BertEmbedder::load(dir, device)?))
+                Ok(Box::new(BertEmbedder::from_dir(dir, DType::F32, device.clone())?))
             }
         }
     }

@@ -6,7 +6,7 @@
 //!   inflected or misspelt forms (through the character n-grams), which is what retrieval over
 //!   a corpus of facts about named entities mostly needs.
 //! - [`BertEmbedder`]: any BERT-family sentence-transformers folder (all-MiniLM-L6-v2, BGE,
-//!   E5) through ragtune-runtime.
+//!   E5): ragtune-runtime's type, an [`Embedder`] here (`bert.rs`), rows normalized.
 //!
 //! Rows are unit length, so the inner product of two vectors is their cosine similarity; the
 //! [`crate::retrieve::Retriever`] relies on that.
@@ -14,8 +14,8 @@
 mod bert;
 mod hashed;
 
-pub use bert::BertEmbedder;
 pub use hashed::{HashedConfig, HashedEmbedder};
+pub use ragtune_runtime::BertEmbedder;
 
 use crate::error::Result;
 

@@ -287,21 +287,25 @@ fn paraphrase_chart(report: &ExperimentReport) -> Result<String, String> {
     })
 }
 
+/// A log axis over the finite positive `values`, widened to whole decades (at least one), so
+/// that it always has labelled ticks; `empty` when there are none.
+fn whole_decades(values: impl Iterator<Item = f64>, empty: (f64, f64)) -> (f64, f64) {
+    let positive: Vec<f64> = values.filter(|v| v.is_finite() && *v > 0.0).collect();
+    match (positive.iter().copied().reduce(f64::min), positive.iter().copied().reduce(f64::max)) {
+        (Some(lo), Some(hi)) => {
+            let first = 10f64.powf(lo.log10().floor());
+            (first, 10f64.powf(hi.log10().ceil()).max(first * 10.0))
+        }
+        _ => empty,
+    }
+}
+
 fn cost_chart(report: &ExperimentReport) -> Result<String, String> {
     let (y_desc, data) = arm_accuracies(report);
     // Whole decades, so the log axis always has labelled ticks. Arms without set-up (the base
     // model, 0 s) are drawn left of the first decade, where no tick could mislabel them, and
     // say so in their label.
-    let positive: Vec<f64> =
-        data.iter().map(|(a, _)| a.cost.setup_seconds).filter(|s| s.is_finite() && *s > 0.0).collect();
-    let (first_decade, hi) =
-        match (positive.iter().copied().reduce(f64::min), positive.iter().copied().reduce(f64::max)) {
-            (Some(lo), Some(hi)) => {
-                let first = 10f64.powf(lo.log10().floor());
-                (first, 10f64.powf(hi.log10().ceil()).max(first * 10.0))
-            }
-            _ => (1.0, 10.0),
-        };
+    let (first_decade, hi) = whole_decades(data.iter().map(|(a, _)| a.cost.setup_seconds), (1.0, 10.0));
     let (lo, no_setup_x) = (first_decade / 4.0, first_decade / 2.2);
     let points: Vec<(f64, Interval, String)> = data
         .iter()
@@ -357,20 +361,8 @@ fn decision_chart(report: &ExperimentReport) -> Result<String, String> {
         |a: &crate::decision::ArmDecision, q: f64| a.total_at(q, i.updates_per_month, i.horizon_months);
     const SAMPLES: usize = 80;
     let xs: Vec<f64> = (0..=SAMPLES).map(|k| x_lo * (x_hi / x_lo).powf(k as f64 / SAMPLES as f64)).collect();
-    let positive: Vec<f64> = d
-        .arms
-        .iter()
-        .flat_map(|a| [total(a, x_lo), total(a, x_hi)])
-        .filter(|y| y.is_finite() && *y > 0.0)
-        .collect();
     let (y_lo, y_hi) =
-        match (positive.iter().copied().reduce(f64::min), positive.iter().copied().reduce(f64::max)) {
-            (Some(lo), Some(hi)) => {
-                let lo = 10f64.powf(lo.log10().floor());
-                (lo, 10f64.powf(hi.log10().ceil()).max(lo * 10.0))
-            }
-            _ => (0.01, 1.0),
-        };
+        whole_decades(d.arms.iter().flat_map(|a| [total(a, x_lo), total(a, x_hi)]), (0.01, 1.0));
     let clamp = |y: f64| if y.is_finite() { y.clamp(y_lo, y_hi) } else { y_hi };
     svg(|root| {
         let mut chart = ChartBuilder::on(root)

@@ -365,41 +365,33 @@ impl World {
             let mut prng = stream(config.seed, &[tag::ENTITIES, p.index()]);
             let people_names: Vec<String> = (0..n_people).map(|_| names.person(&mut rng)).collect();
             let org_names: Vec<String> = (0..n_orgs).map(|_| names.organisation(&mut rng)).collect();
-            for name in &people_names {
-                let facts = vec![
-                    (Attribute::BirthCity, places.choose(&mut prng).expect("places ≥ 4").clone()),
-                    (Attribute::Employer, org_names.choose(&mut prng).expect("orgs ≥ 4 when people").clone()),
-                    (Attribute::Profession, PROFESSIONS.choose(&mut prng).expect("non-empty").to_string()),
-                    (Attribute::BirthYear, prng.random_range(BIRTH_YEARS).to_string()),
-                    (Attribute::Hobby, HOBBIES.choose(&mut prng).expect("non-empty").to_string()),
-                ];
+            // People first, then organisations; each entity's facts are drawn before its
+            // popularity, from the population's own stream.
+            let kinds = people_names.iter().map(|n| (EntityKind::Person, n));
+            for (kind, name) in kinds.chain(org_names.iter().map(|n| (EntityKind::Organisation, n))) {
+                let facts = match kind {
+                    EntityKind::Person => vec![
+                        (Attribute::BirthCity, places.choose(&mut prng).expect("places ≥ 4").clone()),
+                        (
+                            Attribute::Employer,
+                            org_names.choose(&mut prng).expect("orgs ≥ 4 when people").clone(),
+                        ),
+                        (
+                            Attribute::Profession,
+                            PROFESSIONS.choose(&mut prng).expect("non-empty").to_string(),
+                        ),
+                        (Attribute::BirthYear, prng.random_range(BIRTH_YEARS).to_string()),
+                        (Attribute::Hobby, HOBBIES.choose(&mut prng).expect("non-empty").to_string()),
+                    ],
+                    EntityKind::Organisation => vec![
+                        (Attribute::Headquarters, places.choose(&mut prng).expect("places ≥ 4").clone()),
+                        (Attribute::Industry, INDUSTRIES.choose(&mut prng).expect("non-empty").to_string()),
+                        (Attribute::FoundedYear, prng.random_range(FOUNDED_YEARS).to_string()),
+                    ],
+                };
                 let popularity = draw_popularity(&mut prng, config.max_popularity);
                 let id = entities.len();
-                entities.push(Entity {
-                    id,
-                    kind: EntityKind::Person,
-                    name: name.clone(),
-                    population: p,
-                    popularity,
-                    facts,
-                });
-            }
-            for name in &org_names {
-                let facts = vec![
-                    (Attribute::Headquarters, places.choose(&mut prng).expect("places ≥ 4").clone()),
-                    (Attribute::Industry, INDUSTRIES.choose(&mut prng).expect("non-empty").to_string()),
-                    (Attribute::FoundedYear, prng.random_range(FOUNDED_YEARS).to_string()),
-                ];
-                let popularity = draw_popularity(&mut prng, config.max_popularity);
-                let id = entities.len();
-                entities.push(Entity {
-                    id,
-                    kind: EntityKind::Organisation,
-                    name: name.clone(),
-                    population: p,
-                    popularity,
-                    facts,
-                });
+                entities.push(Entity { id, kind, name: name.clone(), population: p, popularity, facts });
             }
         }
         World { config, entities, places }

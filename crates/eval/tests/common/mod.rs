@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use ragtune_compute::{DType, Device};
-use ragtune_eval::base;
+use ragtune_eval::builtin;
 use ragtune_eval::world::{World, WorldConfig};
 use ragtune_runtime::{LlamaModel, Tokenizer, load_causal_lm};
 
@@ -58,6 +58,6 @@ pub fn small_world(new_people: usize) -> World {
 
 /// The built-in base model, written into `dir` and loaded on the CPU in f32.
 pub fn builtin_model(dir: &Path) -> (LlamaModel, Tokenizer) {
-    let model_dir = base::write_builtin(dir).unwrap();
+    let model_dir = builtin::write_builtin(dir).unwrap();
     load_causal_lm(&model_dir, DType::F32, Device::Cpu).unwrap()
 }

@@ -203,7 +203,15 @@ pub struct BertEmbedder {
     /// Inputs are cut to this many tokens (sentence-transformers' `max_seq_length`, else the
     /// position count), keeping the final `[SEP]`.
     pub max_tokens: usize,
+    /// `bert:<folder name>`: says in reports, and in a saved index, which model embedded.
+    pub name: String,
+    /// Texts per forward pass where the caller leaves it to the embedder.
+    pub batch_size: usize,
 }
+
+/// Texts per forward pass by default: large enough to keep a GPU busy, small enough that a
+/// batch of 512-token texts stays within a few hundred MB of activations.
+pub const DEFAULT_BATCH: usize = 32;
 
 impl BertEmbedder {
     pub fn from_dir(dir: &Path, dtype: DType, device: Device) -> Result<BertEmbedder> {
@@ -217,7 +225,15 @@ impl BertEmbedder {
             .map(|n| n as usize);
         let positions = model.config.max_position_embeddings;
         let max_tokens = max_seq.map_or(positions, |m| m.min(positions)).max(2);
-        Ok(BertEmbedder { model, tokenizer, max_tokens })
+        let folder =
+            dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into());
+        Ok(BertEmbedder {
+            model,
+            tokenizer,
+            max_tokens,
+            name: format!("bert:{folder}"),
+            batch_size: DEFAULT_BATCH,
+        })
     }
 
     /// Token ids of `text` with `[CLS]`/`[SEP]`, cut to `max_tokens`.

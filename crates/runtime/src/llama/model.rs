@@ -226,6 +226,16 @@ impl LlamaModel {
         self.config.max_position_embeddings
     }
 
+    /// Whether any projection carries an attached adapter or an adapter bank.
+    pub fn has_adapter(&self) -> bool {
+        self.layers.iter().any(|l| {
+            Projection::ALL
+                .into_iter()
+                .map(|p| l.projection(p))
+                .any(|lin| lin.lora.is_some() || lin.bank.is_some())
+        })
+    }
+
     /// Bytes of weights read per decoded token: every parameter once (the tied head counted
     /// again, since it is read twice: as a lookup row and as the full output matrix).
     pub fn weight_bytes_per_token(&self) -> usize {

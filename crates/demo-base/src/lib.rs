@@ -1,4 +1,4 @@
-//! The built-in base model of the experiment: a small Llama pretrained from scratch by
+//! The recipe that builds the experiment's built-in base model: a small Llama pretrained from scratch by
 //! ragtune's own trainer (full mode) on the Old population of the demo world — its documents,
 //! closed-book questions about it, and passage → answer reading examples — so that it can answer
 //! a question from a passage it is given, and has learned to answer closed-book from what
@@ -9,9 +9,10 @@
 //! - [`pretrain`]: initialisation, packing, the training loop; [`save`]: the Hugging Face folder;
 //! - [`validate`]: closed-book, reading and never-seen accuracies; [`record`]: `TRAINING.md`.
 //!
-//! [`build_base`] runs it all (`cargo xtask demo-base` drives it); the result is committed under
-//! `crates/eval/assets/demo-base/` and compiled into the library ([`builtin_files`],
-//! [`write_builtin`]) so the demo runs from any directory.
+//! [`build_base`] runs it all (`cargo xtask demo-base` drives it, through
+//! `examples/demo_base.rs`); the result is committed under `crates/eval/assets/demo-base/` and
+//! compiled into ragtune-eval ([`ragtune_eval::builtin`]) so the demo runs from any directory
+//! without this crate.
 
 pub mod corpus;
 pub mod pretrain;
@@ -20,11 +21,10 @@ pub mod save;
 pub mod tokenizer;
 pub mod validate;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use ragtune_compute::DType;
-use ragtune_compute::ops::IGNORE_INDEX;
 use ragtune_runtime::Tokenizer;
 use ragtune_trainer::data::Example;
 use rand::SeedableRng;
@@ -32,11 +32,11 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EvalError, Result};
-use crate::prompt;
-use crate::world::WorldConfig;
 pub use corpus::{MixtureOptions, Sources};
 pub use pretrain::{ModelShape, StepInfo, TrainLog, TrainSettings};
+use ragtune_eval::run::train::{answer_example, document_example};
+use ragtune_eval::world::WorldConfig;
+use ragtune_eval::{Result, prompt};
 pub use validate::{Accuracy, Measure};
 
 /// Everything that decides the base model: the same options give the same files.
@@ -110,20 +110,15 @@ pub struct Built {
     pub seconds: f64,
 }
 
-/// A document: BOS, the text, EOS; every token a target.
+/// A document: BOS, the text, EOS; every token a target (the same examples the experiment's
+/// fine-tuning arms train on).
 fn document(tok: &Tokenizer, text: &str) -> Result<Example> {
-    let mut ids: Vec<i32> = tok.encode(text, true)?.into_iter().map(|t| t as i32).collect();
-    ids.push(tokenizer::EOS_ID as i32);
-    Ok(Example { labels: ids.clone(), ids })
+    document_example(tok, text, tokenizer::EOS_ID)
 }
 
 /// A prompt → answer example: BOS, prompt, answer, EOS; loss on the answer and EOS.
 fn answered(tok: &Tokenizer, prompt_text: &str, answer: &str) -> Result<Example> {
-    let p: Vec<i32> = tok.encode(prompt_text, true)?.into_iter().map(|t| t as i32).collect();
-    let mut a: Vec<i32> = tok.encode(&prompt::answer(answer), false)?.into_iter().map(|t| t as i32).collect();
-    a.push(tokenizer::EOS_ID as i32);
-    let labels = std::iter::repeat_n(IGNORE_INDEX, p.len()).chain(a.iter().copied()).collect();
-    Ok(Example { ids: [p, a].concat(), labels })
+    answer_example(tok, prompt_text, &prompt::answer(answer), tokenizer::EOS_ID)
 }
 
 /// Tokenise the mixture for `opts.tokens` training tokens: whole passes over the Old documents
@@ -246,61 +241,12 @@ pub fn build_base(
     Ok(built)
 }
 
-/// The committed model's files, compiled in: `(file name, bytes)`.
-pub fn builtin_files() -> [(&'static str, &'static [u8]); 6] {
-    macro_rules! asset {
-        ($name:literal) => {
-            ($name, include_bytes!(concat!("../../assets/demo-base/", $name)).as_slice())
-        };
-    }
-    [
-        asset!("config.json"),
-        asset!("generation_config.json"),
-        asset!("model.safetensors"),
-        asset!("tokenizer.json"),
-        asset!("tokenizer_config.json"),
-        asset!("TRAINING.md"),
-    ]
-}
-
-/// Write the built-in model into `dir` (created if needed; files already there with the same
-/// bytes are left alone) and return `dir`, ready for `load_causal_lm`.
-pub fn write_builtin(dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| EvalError::io(dir, e))?;
-    for (name, bytes) in builtin_files() {
-        let path = dir.join(name);
-        if std::fs::read(&path).is_ok_and(|old| old == bytes) {
-            continue;
-        }
-        save::write_atomic(&path, bytes)?;
-    }
-    Ok(dir.to_path_buf())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use ragtune_compute::Device;
-    use ragtune_runtime::{GenerateOptions, generate, load_causal_lm};
-
-    #[test]
-    fn write_builtin_writes_a_loadable_model() {
-        let dir = std::env::temp_dir().join(format!("ragtune-builtin-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(write_builtin(&dir).unwrap(), dir);
-        // A second call finds the same bytes and leaves them.
-        write_builtin(&dir).unwrap();
-        for (name, bytes) in builtin_files() {
-            assert_eq!(std::fs::read(dir.join(name)).unwrap(), bytes, "{name}");
-        }
-        let (model, tok) = load_causal_lm(&dir, DType::F32, Device::Cpu).unwrap();
-        assert_eq!(model.config.eos_token_ids, vec![tokenizer::EOS_ID]);
-        assert_eq!(tok.token_to_id("<s>"), Some(tokenizer::BOS_ID));
-        let prompt = tok.encode(&prompt::closed_book("Where was Kesh Dunmere born?"), true).unwrap();
-        let out = generate(&model, &[prompt], &GenerateOptions::for_model(&model, 4), |_, _| Ok(())).unwrap();
-        assert!(!out[0].tokens.is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    use ragtune_eval::builtin::write_builtin;
+    use ragtune_runtime::load_causal_lm;
 
     #[test]
     fn the_committed_model_answers_from_the_passage_it_is_given() {
@@ -312,8 +258,14 @@ mod tests {
         let (model, tok) = load_causal_lm(&write_builtin(&dir).unwrap(), DType::F32, Device::Cpu).unwrap();
         let opts = BaseOptions::default();
         let sources = Sources::gather(&opts.world, &opts.mixture);
-        let items =
-            validate::fresh_reading_items(&opts.world, &sources, crate::world::Phrasing::Seen, 2, 60, 11);
+        let items = validate::fresh_reading_items(
+            &opts.world,
+            &sources,
+            ragtune_eval::world::Phrasing::Seen,
+            2,
+            60,
+            11,
+        );
         assert_eq!(items.len(), 60);
         for item in &items {
             // Independent of the model: the answer is in the passages and the name is new.

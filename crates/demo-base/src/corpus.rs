@@ -1,6 +1,6 @@
 //! The pretraining mixture of the built-in base model, as text.
 //!
-//! Three kinds of example, every one in the formats of [`crate::prompt`]:
+//! Three kinds of example, every one in the formats of [`ragtune_eval::prompt`]:
 //! - **documents** of the Old population: the corpus plus one paraphrase round per epoch (a new
 //!   rendering each time: knowledge is extractable only when it was seen in varied forms,
 //!   Allen-Zhu & Li), every token a target;
@@ -25,8 +25,8 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::prompt;
-use crate::world::{Attribute, Entity, Population, World, WorldConfig};
+use ragtune_eval::prompt;
+use ragtune_eval::world::{Attribute, Entity, Population, World, WorldConfig};
 
 /// What the mixture holds and in which proportions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -145,7 +145,7 @@ pub fn fresh_world_seed(seed: u64) -> u64 {
 }
 
 fn is_person(e: &Entity) -> bool {
-    matches!(e.kind, crate::world::EntityKind::Person)
+    matches!(e.kind, ragtune_eval::world::EntityKind::Person)
 }
 
 /// The entities of `p` in `world` as reading material: corpus documents and the first two

@@ -14,13 +14,12 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, TokenizerBuilder};
 
-use crate::error::{EvalError, Result};
+use ragtune_eval::error::{EvalError, Result};
 
 /// `(token, id)` of the special tokens, in id order.
 pub const SPECIAL_TOKENS: [(&str, u32); 3] = [("<pad>", PAD_ID), ("<s>", BOS_ID), ("</s>", EOS_ID)];
-pub const PAD_ID: u32 = 0;
-pub const BOS_ID: u32 = 1;
-pub const EOS_ID: u32 = 2;
+/// The ids are the built-in model's, which eval loads (one definition for both sides).
+pub use ragtune_eval::builtin::{BOS_ID, EOS_ID, PAD_ID};
 
 /// Train a byte-level BPE tokenizer of `vocab_size` entries (special tokens and the 256 byte
 /// symbols included) on `texts`, and return its `tokenizer.json` text. Deterministic: the same

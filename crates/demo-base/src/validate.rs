@@ -17,11 +17,11 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::corpus::{Sources, fresh_world_seed};
-use super::tokenizer::EOS_ID;
-use crate::error::Result;
-use crate::prompt;
-use crate::world::{Phrasing, Population, Question, World, WorldConfig};
+use crate::corpus::{Sources, fresh_world_seed};
+use crate::tokenizer::EOS_ID;
+use ragtune_eval::error::Result;
+use ragtune_eval::prompt;
+use ragtune_eval::world::{Phrasing, Population, Question, World, WorldConfig};
 
 /// `correct` of `total`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::Built;
+use crate::Built;
 
 fn pct(a: &Option<super::Accuracy>) -> String {
     a.map_or("—".into(), |a| format!("{:.1}% ({}/{})", 100.0 * a.rate(), a.correct, a.total))

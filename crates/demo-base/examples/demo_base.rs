@@ -2,7 +2,7 @@
 //! `cargo xtask demo-base` runs, in release):
 //!
 //! ```text
-//! cargo run --release -p ragtune-eval --example demo_base -- \
+//! cargo run --release -p ragtune-demo-base --example demo_base -- \
 //!     [--out crates/eval/assets/demo-base] [--tokens N] [--seed S]
 //! ```
 //!
@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use ragtune_eval::base::{BaseOptions, Event, build_base};
+use ragtune_demo_base::{BaseOptions, Event, build_base};
 
 fn parse<T: FromStr>(flag: &str, v: &str) -> Result<T>
 where
@@ -65,7 +65,7 @@ fn main() -> Result<()> {
             "--reading-loss-everywhere" => opts.mixture.reading_loss_everywhere = parse(flag, v)?,
             "--validation-limit" => opts.validation_limit = parse(flag, v)?,
             other => {
-                bail!("unknown flag `{other}`; see the doc comment of crates/eval/examples/demo_base.rs")
+                bail!("unknown flag `{other}`; see the doc comment of crates/demo-base/examples/demo_base.rs")
             }
         }
         if flag != "--out" {

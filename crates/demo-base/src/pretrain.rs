@@ -17,8 +17,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::tokenizer::{BOS_ID, EOS_ID, PAD_ID};
-use crate::error::{EvalError, Result};
+use crate::tokenizer::{BOS_ID, EOS_ID, PAD_ID};
+use ragtune_eval::error::{EvalError, Result};
 
 /// The model's shape (a Llama with tied embeddings, no biases).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

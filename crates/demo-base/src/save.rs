@@ -10,8 +10,8 @@ use ragtune_compute::{DType, ops};
 use ragtune_runtime::{LlamaConfig, LlamaModel};
 use serde_json::json;
 
-use super::tokenizer::{BOS_ID, EOS_ID, PAD_ID};
-use crate::error::{EvalError, Result};
+use crate::tokenizer::{BOS_ID, EOS_ID, PAD_ID};
+use ragtune_eval::error::{EvalError, Result};
 
 fn torch_dtype(dtype: DType) -> Result<&'static str> {
     Ok(match dtype {
@@ -108,8 +108,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::base::pretrain::{ModelShape, cast_model, init_model};
-    use crate::base::tokenizer::train_tokenizer;
+    use crate::pretrain::{ModelShape, cast_model, init_model};
+    use crate::tokenizer::train_tokenizer;
     use ragtune_compute::Device;
     use ragtune_runtime::{KvCache, LogitsWanted, load_causal_lm};
 
@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn config_json_reproduces_the_shipped_demo_base_config() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo-base/config.json");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../eval/assets/demo-base/config.json");
         let shipped: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let ragtune_runtime::ModelConfig::Llama(config) =
             ragtune_runtime::ModelConfig::from_file(&path).unwrap()
