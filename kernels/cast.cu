@@ -33,33 +33,17 @@ template <> __device__ __forceinline__ unsigned char rt_store<unsigned char>(dou
             out[i] = rt_store<DT>(rt_load_f64(x[i]));                                               \
     }
 
-RT_CAST_KERNEL(float, f32, bf16_t, bf16)
-RT_CAST_KERNEL(float, f32, f16_t, f16)
-RT_CAST_KERNEL(float, f32, int, i32)
-RT_CAST_KERNEL(float, f32, unsigned int, u32)
-RT_CAST_KERNEL(float, f32, unsigned char, u8)
-RT_CAST_KERNEL(bf16_t, bf16, float, f32)
-RT_CAST_KERNEL(bf16_t, bf16, f16_t, f16)
-RT_CAST_KERNEL(bf16_t, bf16, int, i32)
-RT_CAST_KERNEL(bf16_t, bf16, unsigned int, u32)
-RT_CAST_KERNEL(bf16_t, bf16, unsigned char, u8)
-RT_CAST_KERNEL(f16_t, f16, float, f32)
-RT_CAST_KERNEL(f16_t, f16, bf16_t, bf16)
-RT_CAST_KERNEL(f16_t, f16, int, i32)
-RT_CAST_KERNEL(f16_t, f16, unsigned int, u32)
-RT_CAST_KERNEL(f16_t, f16, unsigned char, u8)
-RT_CAST_KERNEL(int, i32, float, f32)
-RT_CAST_KERNEL(int, i32, bf16_t, bf16)
-RT_CAST_KERNEL(int, i32, f16_t, f16)
-RT_CAST_KERNEL(int, i32, unsigned int, u32)
-RT_CAST_KERNEL(int, i32, unsigned char, u8)
-RT_CAST_KERNEL(unsigned int, u32, float, f32)
-RT_CAST_KERNEL(unsigned int, u32, bf16_t, bf16)
-RT_CAST_KERNEL(unsigned int, u32, f16_t, f16)
-RT_CAST_KERNEL(unsigned int, u32, int, i32)
-RT_CAST_KERNEL(unsigned int, u32, unsigned char, u8)
-RT_CAST_KERNEL(unsigned char, u8, float, f32)
-RT_CAST_KERNEL(unsigned char, u8, bf16_t, bf16)
-RT_CAST_KERNEL(unsigned char, u8, f16_t, f16)
-RT_CAST_KERNEL(unsigned char, u8, int, i32)
-RT_CAST_KERNEL(unsigned char, u8, unsigned int, u32)
+// Every ordered pair of distinct types: a source type and the five others.
+#define RT_CAST_FROM(ST, S, A, AS, B, BS, C, CS, D, DS, E, ES) \
+    RT_CAST_KERNEL(ST, S, A, AS)                                 \
+    RT_CAST_KERNEL(ST, S, B, BS)                                 \
+    RT_CAST_KERNEL(ST, S, C, CS)                                 \
+    RT_CAST_KERNEL(ST, S, D, DS)                                 \
+    RT_CAST_KERNEL(ST, S, E, ES)
+
+RT_CAST_FROM(float, f32, bf16_t, bf16, f16_t, f16, int, i32, unsigned int, u32, unsigned char, u8)
+RT_CAST_FROM(bf16_t, bf16, float, f32, f16_t, f16, int, i32, unsigned int, u32, unsigned char, u8)
+RT_CAST_FROM(f16_t, f16, float, f32, bf16_t, bf16, int, i32, unsigned int, u32, unsigned char, u8)
+RT_CAST_FROM(int, i32, float, f32, bf16_t, bf16, f16_t, f16, unsigned int, u32, unsigned char, u8)
+RT_CAST_FROM(unsigned int, u32, float, f32, bf16_t, bf16, f16_t, f16, int, i32, unsigned char, u8)
+RT_CAST_FROM(unsigned char, u8, float, f32, bf16_t, bf16, f16_t, f16, int, i32, unsigned int, u32)

@@ -5,6 +5,17 @@
 // output) — they are short enough to stay in L1/L2, and it keeps registers free for any width.
 #include "rt_common.cuh"
 
+// The sum of squares of one row, reduced across the block: every thread gets it.
+template <typename T>
+__device__ __forceinline__ float rt_row_sumsq(const T* __restrict__ xr, int cols, float* scratch) {
+    float ss = 0.0f;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+        const float v = rt_to_f32(xr[j]);
+        ss += v * v;
+    }
+    return rt_block_sum(ss, scratch);
+}
+
 template <typename T>
 __device__ __forceinline__ void rms_norm_row(const T* __restrict__ x, const T* __restrict__ w,
                                              T* __restrict__ out, int cols, float eps) {
@@ -12,13 +23,7 @@ __device__ __forceinline__ void rms_norm_row(const T* __restrict__ x, const T* _
     const long long row = blockIdx.x;
     const T* xr = x + row * cols;
     T* orow = out + row * cols;
-    float ss = 0.0f;
-    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
-        const float v = rt_to_f32(xr[j]);
-        ss += v * v;
-    }
-    ss = rt_block_sum(ss, scratch);
-    const float inv = rsqrtf(ss / (float)cols + eps);
+    const float inv = rsqrtf(rt_row_sumsq(xr, cols, scratch) / (float)cols + eps);
     for (int j = threadIdx.x; j < cols; j += blockDim.x)
         orow[j] = rt_from_f32<T>(rt_to_f32(xr[j]) * inv * rt_to_f32(w[j]));
 }
@@ -56,12 +61,7 @@ __device__ __forceinline__ void l2_normalize_row(const T* __restrict__ x, T* __r
     const long long row = blockIdx.x;
     const T* xr = x + row * cols;
     T* orow = out + row * cols;
-    float ss = 0.0f;
-    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
-        const float v = rt_to_f32(xr[j]);
-        ss += v * v;
-    }
-    const float inv = 1.0f / fmaxf(sqrtf(rt_block_sum(ss, scratch)), 1e-12f);
+    const float inv = 1.0f / fmaxf(sqrtf(rt_row_sumsq(xr, cols, scratch)), 1e-12f);
     for (int j = threadIdx.x; j < cols; j += blockDim.x) orow[j] = rt_from_f32<T>(rt_to_f32(xr[j]) * inv);
 }
 

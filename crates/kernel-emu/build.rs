@@ -144,15 +144,7 @@ fn main() {
                 );
             }
             let sym = format!("rt_emu_{prefix}_{}__{name}", ident(&src.family));
-            let sig = format!("RtEmuSig<decltype({name})>");
-            writeln!(
-                wrapper,
-                "static void {name}__emu(void** args) {{ rt_emu_invoke(&{name}, args); }}\n\
-                 extern \"C\" const RtEmuKernel {sym} = {{\"{name}\", \"{family}\", &{name}__emu, {sig}::count, \
-                 {sig}::list, &{sig}::signature, __start_{section}, __stop_{section}}};",
-                family = src.family
-            )
-            .unwrap();
+            descriptor(&mut wrapper, name, &src.family, &sym, &section);
             registry_entries.push(sym);
         }
         let wrapper_path = out.join(format!("emu_{prefix}_{}.cpp", ident(&src.family)));
@@ -224,16 +216,8 @@ fn profiling_wrapper(src: &Source, prefix: &str, kernels: &[String], entries: &m
     .unwrap();
     for name in kernels {
         let sym = format!("rt_emu_p_{prefix}_{}__{name}", ident(&src.family));
-        let sig = format!("RtEmuSig<decltype({name})>");
         // The descriptor's name string is not macro-expanded: it stays the kernel's real name.
-        writeln!(
-            w,
-            "static void {name}__emu(void** args) {{ rt_emu_invoke(&{name}, args); }}\n\
-             extern \"C\" const RtEmuKernel {sym} = {{\"{name}\", \"{family}\", &{name}__emu, {sig}::count, \
-             {sig}::list, &{sig}::signature, __start_{section}, __stop_{section}}};",
-            family = src.family
-        )
-        .unwrap();
+        descriptor(&mut w, name, &src.family, &sym, &section);
         entries.push(sym);
     }
     w
@@ -396,4 +380,18 @@ fn extern_c_blocks(text: &str) -> Vec<std::ops::Range<usize>> {
         pos = i.min(text.len());
     }
     blocks
+}
+
+/// A kernel's trampoline (`name__emu`, arguments read as `cuLaunchKernel` reads them) and its
+/// descriptor `sym`: name, family, parameter list and the bounds of the file's `__shared__`
+/// section.
+fn descriptor(w: &mut String, name: &str, family: &str, sym: &str, section: &str) {
+    let sig = format!("RtEmuSig<decltype({name})>");
+    writeln!(
+        w,
+        "static void {name}__emu(void** args) {{ rt_emu_invoke(&{name}, args); }}\n\
+         extern \"C\" const RtEmuKernel {sym} = {{\"{name}\", \"{family}\", &{name}__emu, {sig}::count, \
+         {sig}::list, &{sig}::signature, __start_{section}, __stop_{section}}};"
+    )
+    .unwrap();
 }

@@ -92,54 +92,36 @@ impl Element for f32 {
         self as f64
     }
 }
-impl Element for bf16 {
-    const DTYPE: DType = DType::BF16;
-    fn to_f32(self) -> f32 {
-        bf16::to_f32(self)
-    }
-    fn from_f32(v: f32) -> Self {
-        bf16::from_f32(v)
-    }
+/// The 16-bit float element types, converted by the `half` crate (round to nearest even).
+macro_rules! half_element {
+    ($($t:ident => $d:ident),*) => {$(
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+            fn to_f32(self) -> f32 {
+                $t::to_f32(self)
+            }
+            fn from_f32(v: f32) -> Self {
+                $t::from_f32(v)
+            }
+        }
+    )*};
 }
-impl Element for f16 {
-    const DTYPE: DType = DType::F16;
-    fn to_f32(self) -> f32 {
-        f16::to_f32(self)
-    }
-    fn from_f32(v: f32) -> Self {
-        f16::from_f32(v)
-    }
+half_element!(bf16 => BF16, f16 => F16);
+/// The integer element types: values convert as Rust's `as` does (saturating from floats).
+macro_rules! integer_element {
+    ($($t:ty => $d:ident),*) => {$(
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            fn from_f32(v: f32) -> Self {
+                v as $t
+            }
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+        }
+    )*};
 }
-impl Element for i32 {
-    const DTYPE: DType = DType::I32;
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    fn from_f32(v: f32) -> Self {
-        v as i32
-    }
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-}
-impl Element for u32 {
-    const DTYPE: DType = DType::U32;
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    fn from_f32(v: f32) -> Self {
-        v as u32
-    }
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-}
-impl Element for u8 {
-    const DTYPE: DType = DType::U8;
-    fn to_f32(self) -> f32 {
-        self as f32
-    }
-    fn from_f32(v: f32) -> Self {
-        v as u8
-    }
-}
+integer_element!(i32 => I32, u32 => U32, u8 => U8);

@@ -1,11 +1,13 @@
 //! What a kernel launch is, independent of who executes it.
 //!
-//! A [`KernelCall`] names a kernel (`family` = the `kernels/<family>.cu` file, `function` = the
-//! `extern "C" __global__` name), a grid/block/shared-memory configuration and the argument list,
+//! A [`KernelCall`] names a kernel (a typed [`Kernel`] handle: the `kernels/<family>.cu` file and
+//! the `extern "C" __global__` name), a grid/block/shared-memory configuration and the argument list,
 //! exactly as `cuLaunchKernel` takes it. The GPU side of every op builds one of these from buffer
 //! addresses; the CUDA backend hands it to the driver, and the CPU emulation of the kernels
 //! (`ragtune-kernel-emu`) runs the very same call on host memory. One code path decides the
 //! arguments for both, so a parity test on the emulator checks the launch logic too.
+
+pub use crate::kernels::Kernel;
 
 /// One kernel argument, by value. Pointers are raw addresses: device addresses on a GPU, host
 /// addresses on the emulator.
@@ -56,10 +58,8 @@ impl LaunchDims {
 /// A complete kernel launch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KernelCall {
-    /// The kernel family: `kernels/<family>.cu`.
-    pub family: &'static str,
-    /// The `extern "C" __global__` function name.
-    pub function: String,
+    /// Which kernel: one of the generated handles of [`crate::kernels`].
+    pub kernel: Kernel,
     pub dims: LaunchDims,
     pub args: Vec<Arg>,
 }

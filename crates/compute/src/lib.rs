@@ -26,6 +26,7 @@ mod gpu;
 pub mod host;
 pub mod kernel_cache;
 pub mod kernel_sources;
+pub mod kernels;
 pub mod launch;
 pub mod memory_meter;
 pub mod nvrtc;

@@ -358,32 +358,24 @@ static inline float rt_emu_f16_bits_to_f32(unsigned short h) {
 struct __nv_bfloat16_raw { unsigned short x; };
 struct __half_raw { unsigned short x; };
 
-struct __align__(2) __nv_bfloat16 {
-    unsigned short __x;
-    __nv_bfloat16() = default;
-    constexpr __nv_bfloat16(const __nv_bfloat16_raw& r) : __x(r.x) {}
-    __nv_bfloat16(float f) : __x(rt_emu_f32_to_bf16_bits(f)) {}
-    __nv_bfloat16(double f) : __x(rt_emu_f32_to_bf16_bits((float)f)) {}
-    __nv_bfloat16(int v) : __x(rt_emu_f32_to_bf16_bits((float)v)) {}
-    __nv_bfloat16(unsigned int v) : __x(rt_emu_f32_to_bf16_bits((float)v)) {}
-    __nv_bfloat16& operator=(const __nv_bfloat16_raw& r) { __x = r.x; return *this; }
-    __nv_bfloat16& operator=(float f) { __x = rt_emu_f32_to_bf16_bits(f); return *this; }
-    operator float() const { return rt_emu_bf16_bits_to_f32(__x); }
-    operator __nv_bfloat16_raw() const { return __nv_bfloat16_raw{__x}; }
-};
-struct __align__(2) __half {
-    unsigned short __x;
-    __half() = default;
-    constexpr __half(const __half_raw& r) : __x(r.x) {}
-    __half(float f) : __x(rt_emu_f32_to_f16_bits(f)) {}
-    __half(double f) : __x(rt_emu_f32_to_f16_bits((float)f)) {}
-    __half(int v) : __x(rt_emu_f32_to_f16_bits((float)v)) {}
-    __half(unsigned int v) : __x(rt_emu_f32_to_f16_bits((float)v)) {}
-    __half& operator=(const __half_raw& r) { __x = r.x; return *this; }
-    __half& operator=(float f) { __x = rt_emu_f32_to_f16_bits(f); return *this; }
-    operator float() const { return rt_emu_f16_bits_to_f32(__x); }
-    operator __half_raw() const { return __half_raw{__x}; }
-};
+// The 16-bit float types: the bits, conversions to and from float (round to nearest even) and
+// from the raw struct, as cuda_bf16.h / cuda_fp16.h define them.
+#define RT_EMU_16BIT_FLOAT(T, RAW, TO_BITS, FROM_BITS)                          \
+    struct __align__(2) T {                                                     \
+        unsigned short __x;                                                     \
+        T() = default;                                                          \
+        constexpr T(const RAW& r) : __x(r.x) {}                                 \
+        T(float f) : __x(TO_BITS(f)) {}                                         \
+        T(double f) : __x(TO_BITS((float)f)) {}                                 \
+        T(int v) : __x(TO_BITS((float)v)) {}                                    \
+        T(unsigned int v) : __x(TO_BITS((float)v)) {}                           \
+        T& operator=(const RAW& r) { __x = r.x; return *this; }                 \
+        T& operator=(float f) { __x = TO_BITS(f); return *this; }               \
+        operator float() const { return FROM_BITS(__x); }                       \
+        operator RAW() const { return RAW{__x}; }                               \
+    };
+RT_EMU_16BIT_FLOAT(__nv_bfloat16, __nv_bfloat16_raw, rt_emu_f32_to_bf16_bits, rt_emu_bf16_bits_to_f32)
+RT_EMU_16BIT_FLOAT(__half, __half_raw, rt_emu_f32_to_f16_bits, rt_emu_f16_bits_to_f32)
 typedef __half half;
 typedef __nv_bfloat16 nv_bfloat16;
 

@@ -294,17 +294,17 @@ impl GpuBackend for EmuBackend {
             if let Arg::Ptr(p) = *arg
                 && p != 0
             {
-                _keep.push(self.owner("launch", &format!("{} argument {i}", call.function), p, 0)?);
+                _keep.push(self.owner("launch", &format!("{} argument {i}", call.kernel.name()), p, 0)?);
             }
         }
         // The CUDA backend opts a kernel in to more than 48 KiB of dynamic shared memory right
         // before such a launch (cuFuncSetAttribute); so does this backend, through the same
         // emulated attribute a raw `launch` checks.
         if call.dims.shared_bytes > crate::DYNAMIC_SHARED_DEFAULT_BYTES
-            && crate::has_kernel(&call.function)
+            && crate::has_kernel(call.kernel.name())
             && call.dims.shared_bytes <= crate::MAX_SHARED_BYTES_PER_BLOCK
         {
-            crate::set_max_dynamic_shared_bytes(&call.function, call.dims.shared_bytes)?;
+            crate::set_max_dynamic_shared_bytes(call.kernel.name(), call.dims.shared_bytes)?;
         }
         let profiling = self.profiles.lock().unwrap_or_else(|e| e.into_inner()).is_some();
         let result = if profiling {
@@ -317,7 +317,7 @@ impl GpuBackend for EmuBackend {
         } else {
             crate::launch(call, &self.opts)
         };
-        let guards = self.check_guards(&call.function);
+        let guards = self.check_guards(call.kernel.name());
         result.and(guards)
     }
 

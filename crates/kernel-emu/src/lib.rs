@@ -425,7 +425,7 @@ pub fn launch(call: &KernelCall, opts: &EmuOptions) -> Result<(), ComputeError> 
 
 /// The registered kernel `call` names, once the call is one a GPU would accept for it.
 fn checked_kernel(call: &KernelCall) -> Result<&'static Kernel, ComputeError> {
-    let name = call.function.as_str();
+    let name = call.kernel.name();
     let Some(kernel) = find(name) else {
         let close = close_names(name);
         let hint = if close.is_empty() {
@@ -437,17 +437,18 @@ fn checked_kernel(call: &KernelCall) -> Result<&'static Kernel, ComputeError> {
             op: OP,
             detail: format!(
                 "no kernel named `{name}` in kernels/{}.cu or any other kernels/*.cu ({hint})",
-                call.family
+                call.kernel.family()
             ),
         });
     };
-    if kernel.family != call.family {
+    if kernel.family != call.kernel.family() {
         return Err(ComputeError::Invalid {
             op: OP,
             detail: format!(
                 "kernel `{name}` is defined in kernels/{}.cu, but the call names family `{}` \
                  (a GPU would look for it in the wrong module)",
-                kernel.family, call.family
+                kernel.family,
+                call.kernel.family()
             ),
         });
     }
@@ -483,7 +484,7 @@ fn checked_kernel(call: &KernelCall) -> Result<&'static Kernel, ComputeError> {
 
 /// Runs descriptor `raw` (a checked call's kernel, or its profiling copy) over the grid.
 fn run(call: &KernelCall, opts: &EmuOptions, raw: *const RawKernel) -> Result<(), ComputeError> {
-    let name = call.function.as_str();
+    let name = call.kernel.name();
     // Marshal exactly like cuLaunchKernel: an array of pointers, each to a value of its
     // parameter's natural size (one aligned 8-byte slot per argument holds it).
     let mut slots: Vec<u64> = vec![0; call.args.len()];

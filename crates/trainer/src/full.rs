@@ -102,12 +102,7 @@ impl FullTrainer {
                 model.dtype
             )));
         }
-        let attached = model.layers.iter().any(|l| {
-            [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
-                .into_iter()
-                .any(|lin| lin.lora.is_some() || lin.bank.is_some())
-        });
-        if attached {
+        if model.has_adapter() {
             return Err(TrainError::input(
                 "the model has an adapter attached; merge it before full fine-tuning",
             ));

@@ -165,12 +165,7 @@ impl<'m> LoraTrainer<'m> {
     /// to f32, while the residual stream, the adapters, the norms and every gradient stay f32.
     pub fn new(model: &'m LlamaModel, adapter: LoraAdapter, optimizer: AdamW) -> Result<LoraTrainer<'m>> {
         check_probability(adapter.config.dropout)?;
-        let attached = model.layers.iter().any(|l| {
-            [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
-                .into_iter()
-                .any(|lin| lin.lora.is_some() || lin.bank.is_some())
-        });
-        if attached {
+        if model.has_adapter() {
             return Err(TrainError::input(
                 "the base model has an adapter attached; train on a model without one (merge it first)",
             ));

@@ -1,5 +1,5 @@
 //! Activations (family `act`, kernels/act.cu): SiLU, exact (erf) GELU and the fused SwiGLU gate
-//! of Llama's MLP, computed in f32.
+//! of Llama's MLP, computed in f32, and the gate's backward.
 
 use rayon::prelude::*;
 
@@ -98,6 +98,28 @@ fn silu_times<T: FloatElement>(x: &[T], up: Option<&[T]>, out: &mut [T]) {
             }
         }
     }
+}
+
+/// Gradients of `silu(gate) · up`: `dgate = dy · up · σ(g)(1 + g(1 − σ(g)))`, `dup = dy · silu(g)`.
+pub fn swiglu_backward(gate: &[f32], up: &[f32], dy: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
+    dgate.par_chunks_mut(ELEMS_PER_TASK).zip(dup.par_chunks_mut(ELEMS_PER_TASK)).enumerate().for_each(
+        |(c, (dg, du))| {
+            let at = c * ELEMS_PER_TASK;
+            // σ(g) a block at a time on the vector unit, then the products (which vectorize).
+            let mut sig = [0f32; BLOCK];
+            for b0 in (0..dg.len()).step_by(BLOCK) {
+                let n = (dg.len() - b0).min(BLOCK);
+                let (g, u, d) =
+                    (&gate[at + b0..at + b0 + n], &up[at + b0..at + b0 + n], &dy[at + b0..at + b0 + n]);
+                sigmoid(g, &mut sig[..n]);
+                for i in 0..n {
+                    let s = sig[i];
+                    dg[b0 + i] = d[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
+                    du[b0 + i] = d[i] * g[i] * s;
+                }
+            }
+        },
+    );
 }
 
 #[cfg(test)]

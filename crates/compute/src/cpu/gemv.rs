@@ -15,32 +15,26 @@ pub const MAX_ROWS: usize = 8;
 /// Elements of B converted per step when B is not f32 (fits L1 next to A's rows).
 const CHUNK: usize = 512;
 
-/// `out = alpha · A · op(B)` for `A` `[m, k]` (already row-major f32, `m ≤ MAX_ROWS`) and `B`
+/// `out = alpha · A · op(B)` for `mnk = [m, n, k]`, `A` `[m, k]` (already row-major f32, `m ≤ MAX_ROWS`) and `B`
 /// `[n, k]` when `trans_b`, else `[k, n]`; `out` is `[m, n]` in f32.
-#[allow(clippy::too_many_arguments)]
 pub fn gemv_rows<T: FloatElement>(
     a: &[f32],
     b: &[T],
-    m: usize,
-    n: usize,
-    k: usize,
+    mnk: [usize; 3],
     trans_b: bool,
     alpha: f32,
     out: &mut [f32],
 ) {
-    gemv_rows_on(Isa::detected(), a, b, m, n, k, trans_b, alpha, out)
+    gemv_rows_on(Isa::detected(), a, b, mnk, trans_b, alpha, out)
 }
 
 /// [`gemv_rows`] on a chosen instruction set (tests run every one the CPU has). Falls back to
 /// [`Isa::Scalar`] when `isa` is not available here.
-#[allow(clippy::too_many_arguments)]
 pub fn gemv_rows_on<T: FloatElement>(
     isa: Isa,
     a: &[f32],
     b: &[T],
-    m: usize,
-    n: usize,
-    k: usize,
+    [m, n, k]: [usize; 3],
     trans_b: bool,
     alpha: f32,
     out: &mut [f32],

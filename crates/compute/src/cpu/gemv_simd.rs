@@ -242,27 +242,14 @@ mod x86 {
         };
     }
 
-    pub(super) unsafe fn dots512(
-        stored: Stored,
-        a: &[f32],
-        m: usize,
-        k: usize,
-        row: *const u8,
-        res: &mut [f32],
-    ) {
-        // SAFETY: forwarded from row_dots' contract.
-        unsafe { by_rows!(dots512_m, m, stored, a, k, row, res) }
+    /// The entry points: a kernel for a row count `m` (1..=8) known only at run time.
+    macro_rules! dispatch_rows {
+        ($($name:ident => $kernel:ident),*) => {$(
+            pub(super) unsafe fn $name(stored: Stored, a: &[f32], m: usize, k: usize, row: *const u8, res: &mut [f32]) {
+                // SAFETY: forwarded from row_dots' contract.
+                unsafe { by_rows!($kernel, m, stored, a, k, row, res) }
+            }
+        )*};
     }
-
-    pub(super) unsafe fn dots256(
-        stored: Stored,
-        a: &[f32],
-        m: usize,
-        k: usize,
-        row: *const u8,
-        res: &mut [f32],
-    ) {
-        // SAFETY: forwarded from row_dots' contract.
-        unsafe { by_rows!(dots256_m, m, stored, a, k, row, res) }
-    }
+    dispatch_rows!(dots512 => dots512_m, dots256 => dots256_m);
 }

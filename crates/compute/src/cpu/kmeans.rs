@@ -21,7 +21,8 @@ pub fn kmeans_assign<T: FloatElement>(
     assign_out: &mut [i32],
     dist_out: &mut [f32],
 ) {
-    topk::topk_similarity(points, centroids, n, c, d, 1, Similarity::L2, None, assign_out, dist_out);
+    let nearest = topk::search(points, centroids, [n, c, d], 1, Similarity::L2, None);
+    topk::write_results(&nearest, 1.min(c), Similarity::L2, assign_out, dist_out);
 }
 
 /// Points per rayon task of the update: enough to amortise a task's c × d partial sums.

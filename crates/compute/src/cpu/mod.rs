@@ -5,7 +5,6 @@
 
 pub mod act;
 pub mod attention;
-pub mod backward;
 pub mod cast;
 pub mod elementwise;
 pub mod embed;

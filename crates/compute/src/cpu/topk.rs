@@ -227,36 +227,12 @@ fn dot_tile(q: &[f32], b: &[f32], m: usize, n: usize, d: usize, tile: &mut [f32]
     }
 }
 
-/// For each of the `nq` queries (rows of `queries`, `d` wide) the best `min(k, n)` rows of
-/// `base`, best first, into `rows_out`/`scores_out` (`nq × min(k, n)`, padded with row −1 and
-/// [`pad_score`] when `allow` leaves fewer). Keys, ties and padding as described in the module
-/// docs. `k ≥ 1`; `allow`, when given, holds at least ⌈n/32⌉ words.
-#[allow(clippy::too_many_arguments)]
-pub fn topk_similarity<T: FloatElement>(
-    queries: &[T],
-    base: &[T],
-    nq: usize,
-    n: usize,
-    d: usize,
-    k: usize,
-    similarity: Similarity,
-    allow: Option<&[u32]>,
-    rows_out: &mut [i32],
-    scores_out: &mut [f32],
-) {
-    let kk = k.min(n);
-    let results = search(queries, base, nq, n, d, k, similarity, allow);
-    write_results(&results, kk, similarity, rows_out, scores_out);
-}
-
-/// The sorted candidates of every query (at most k each).
-#[allow(clippy::too_many_arguments)]
+/// The sorted candidates of every query (at most k each); `[nq, n, d]`: queries, base rows and
+/// their width.
 pub fn search<T: FloatElement>(
     queries: &[T],
     base: &[T],
-    nq: usize,
-    n: usize,
-    d: usize,
+    [nq, n, d]: [usize; 3],
     k: usize,
     similarity: Similarity,
     allow: Option<&[u32]>,
@@ -266,17 +242,8 @@ pub fn search<T: FloatElement>(
     }
     if topk_screen::worthwhile(nq, n, d, k)
         && let Some(kernel) = topk_screen::fast_kernel()
-        && let Some(found) = topk_screen::search(
-            kernel,
-            &crate::cpu::matmul::widen(queries),
-            base,
-            nq,
-            n,
-            d,
-            k,
-            similarity,
-            allow,
-        )
+        && let q = crate::cpu::matmul::widen(queries)
+        && let Some(found) = topk_screen::search(kernel, &q, base, nq, n, d, k, similarity, allow)
     {
         return found;
     }

@@ -344,7 +344,7 @@ impl GpuBackend for CudaBackend {
     }
 
     fn launch(&self, call: &KernelCall) -> Result<()> {
-        let func = self.function(call.family, &call.function)?;
+        let func = self.function(call.kernel.family(), call.kernel.name())?;
         // Above 48 KiB of dynamic shared memory the driver refuses the launch unless the kernel
         // opted in (cudaFuncSetAttribute MaxDynamicSharedMemorySize); the emulator refuses it too.
         if call.dims.shared_bytes > 48 * 1024 {
@@ -358,7 +358,7 @@ impl GpuBackend for CudaBackend {
                     format!(
                         "opting {} in to {bytes} bytes of dynamic shared memory (over this device's \
                          per-block maximum? shrink the tiles)",
-                        call.function
+                        call.kernel.name()
                     ),
                     e,
                 )
@@ -383,7 +383,7 @@ impl GpuBackend for CudaBackend {
         // SAFETY: the argument list is built by the op for exactly this kernel's signature, and
         // every pointer is a live allocation of this context (checked by the op's shape logic).
         unsafe { builder.launch(cfg) }
-            .map_err(|e| ComputeError::cuda(format!("launching {} ({:?})", call.function, d), e))?;
+            .map_err(|e| ComputeError::cuda(format!("launching {} ({:?})", call.kernel.name(), d), e))?;
         Ok(())
     }
 

@@ -1,16 +1,18 @@
 //! Launches of kernels/attention.cu: the prefill kernel for many queries, the split-KV decode
 //! pair (split + combine) for a few. A head dim below 128 without a specialised kernel is
 //! zero-padded on the device to the next one (exact: zero dims add nothing to q·k, and the
-//! extra output dims are dropped); above 128 is an error that says so.
+//! extra output dims are dropped); above 128 is an error that says so. The backward launches
+//! `attention_backward_f32`.
 
 use std::sync::Arc;
 
-use super::{output, ptr};
+use super::{args, output, ptr};
 use crate::backend::GpuBackend;
 use crate::cpu::attention::AttentionDims;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
+use crate::kernels;
 use crate::launch::{Arg, KernelCall, LaunchDims};
 use crate::ops::{self, AttentionSpec, MatmulSpec};
 use crate::tensor::Tensor;
@@ -39,13 +41,12 @@ pub fn attention(
 ) -> Result<Tensor> {
     let AttentionDims { batch, sq, skv, hq, hkv, d } = dims;
     if !HEAD_DIMS.contains(&d) {
-        return padded_head_dim(backend, q, k, v, dims, spec, key_lens);
+        return padded_head_dim(backend, [q, k, v], dims, spec, key_lens);
     }
     let (out, out_ptr) = output(backend, q.shape(), q.dtype())?;
     if batch == 0 || sq == 0 || hq == 0 {
         return Ok(out);
     }
-    let suffix = q.dtype().kernel_suffix();
     let lens = key_lens.map_or(Arg::Ptr(0), ptr);
     let (scale, causal) = (Arg::F32(spec.scale), Arg::I32(spec.causal as i32));
     // 0: no window (the op checked a window is >= 1 and fits in 31 bits).
@@ -58,8 +59,7 @@ pub fn attention(
         args.extend([scale, causal, window]);
         return backend
             .launch(&KernelCall {
-                family: "attention",
-                function: format!("attention_prefill_d{d}_{suffix}"),
+                kernel: kernels::attention::ATTENTION_PREFILL.of(d, q.dtype())?,
                 dims: LaunchDims {
                     grid: (sq.div_ceil(rows) as u32, hq as u32, batch as u32),
                     block: (128, 1, 1),
@@ -86,8 +86,7 @@ pub fn attention(
     args.extend(shape);
     args.extend([scale, causal, window, Arg::I32(per_split as i32), Arg::I32(chunks as i32)]);
     backend.launch(&KernelCall {
-        family: "attention",
-        function: format!("attention_decode_split_d{d}_{suffix}"),
+        kernel: kernels::attention::ATTENTION_DECODE_SPLIT.of(d, q.dtype())?,
         dims: LaunchDims {
             grid: (splits as u32, (hkv * chunks) as u32, batch as u32),
             block: (128, 1, 1),
@@ -96,16 +95,9 @@ pub fn attention(
         args,
     })?;
     backend.launch(&KernelCall {
-        family: "attention",
-        function: format!("attention_decode_combine_d{d}_{suffix}"),
+        kernel: kernels::attention::ATTENTION_DECODE_COMBINE.of(d, q.dtype())?,
         dims: LaunchDims::linear(rows as u32, 128, 0),
-        args: vec![
-            Arg::Ptr(pmax),
-            Arg::Ptr(psum),
-            Arg::Ptr(pacc),
-            Arg::Ptr(out_ptr),
-            Arg::I32(splits as i32),
-        ],
+        args: args![Arg::Ptr(pmax), Arg::Ptr(psum), Arg::Ptr(pacc), Arg::Ptr(out_ptr), splits],
     })?;
     // `part` must outlive the launches: on a GPU the stream orders its free after them.
     drop(part);
@@ -118,9 +110,7 @@ pub fn attention(
 /// accumulation) — so everything stays on the device.
 fn padded_head_dim(
     backend: &Arc<dyn GpuBackend>,
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
+    [q, k, v]: [&Tensor; 3],
     dims: AttentionDims,
     spec: AttentionSpec,
     key_lens: Option<&Tensor>,
@@ -151,4 +141,49 @@ fn padded_head_dim(
     let rows = dims.batch * dims.sq * dims.hq;
     let unpad = MatmulSpec { trans_b: true, ..MatmulSpec::default() };
     ops::matmul_ex(&out.reshape(&[rows, padded])?, &eye, unpad)?.reshape(q.shape())
+}
+
+/// `(dq, dk, dv)` of attention: a block per query row, atomics into zeroed buffers.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_backward(
+    backend: &Arc<dyn GpuBackend>,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    dout: &Tensor,
+    dims: crate::cpu::attention::AttentionDims,
+    spec: crate::ops::AttentionSpec,
+    key_lens: Option<&Tensor>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let device = Device::Gpu(backend.clone());
+    let dq = Tensor::zeros(q.shape(), DType::F32, &device)?;
+    let dk = Tensor::zeros(k.shape(), DType::F32, &device)?;
+    let dv = Tensor::zeros(v.shape(), DType::F32, &device)?;
+    let rows = dims.batch * dims.sq * dims.hq;
+    if rows == 0 || dims.d == 0 || dims.skv == 0 {
+        return Ok((dq, dk, dv));
+    }
+    backend.launch(&KernelCall {
+        kernel: kernels::attention::ATTENTION_BACKWARD_F32,
+        dims: LaunchDims::linear(rows as u32, 128, 0),
+        args: args![
+            q,
+            k,
+            v,
+            dout,
+            &dq,
+            &dk,
+            &dv,
+            key_lens,
+            dims.sq,
+            dims.skv,
+            dims.hq,
+            dims.hkv,
+            dims.d,
+            Arg::I32(i32::from(spec.causal)),
+            spec.scale, // 0: no window (the op checked a window is >= 1 and fits in 31 bits).
+            Arg::I32(spec.window.map_or(0, |w| w as i32))
+        ],
+    })?;
+    Ok((dq, dk, dv))
 }

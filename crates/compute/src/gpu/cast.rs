@@ -2,24 +2,23 @@
 
 use std::sync::Arc;
 
-use super::{elementwise_dims, output, ptr};
+use super::{args, per_element};
 use crate::backend::GpuBackend;
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::launch::{Arg, KernelCall};
+use crate::kernels;
+use crate::launch::Arg;
 use crate::tensor::Tensor;
 
 pub fn cast(backend: &Arc<dyn GpuBackend>, x: &Tensor, to: DType) -> Result<Tensor> {
-    let n = x.numel();
-    let (out, out_ptr) = output(backend, x.shape(), to)?;
-    if n == 0 {
-        return Ok(out);
-    }
-    backend.launch(&KernelCall {
-        family: "cast",
-        function: format!("cast_{}_{}", x.dtype().kernel_suffix(), to.kernel_suffix()),
-        dims: elementwise_dims(n),
-        args: vec![ptr(x), Arg::Ptr(out_ptr), Arg::I64(n as i64)],
-    })?;
-    Ok(out)
+    let from = match x.dtype() {
+        DType::F32 => kernels::cast::CAST_F32,
+        DType::BF16 => kernels::cast::CAST_BF16,
+        DType::F16 => kernels::cast::CAST_F16,
+        DType::I32 => kernels::cast::CAST_I32,
+        DType::U32 => kernels::cast::CAST_U32,
+        DType::U8 => kernels::cast::CAST_U8,
+    };
+    let n = Arg::I64(x.numel() as i64);
+    per_element(backend, (x.shape(), to), from.of(to)?, |out| args![x, out, n])
 }

@@ -2,39 +2,26 @@
 
 use std::sync::Arc;
 
-use super::{elementwise_dims, output, ptr};
+use super::{args, per_element};
 use crate::backend::GpuBackend;
 use crate::cpu::elementwise::BinaryOp;
 use crate::error::Result;
-use crate::launch::{Arg, KernelCall};
+use crate::kernels;
+use crate::launch::Arg;
 use crate::tensor::Tensor;
 
 pub fn binary(backend: &Arc<dyn GpuBackend>, op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let n = a.numel();
-    let (out, out_ptr) = output(backend, a.shape(), a.dtype())?;
-    if n == 0 {
-        return Ok(out);
-    }
-    backend.launch(&KernelCall {
-        family: "elementwise",
-        function: format!("{}_{}", op.name(), a.dtype().kernel_suffix()),
-        dims: elementwise_dims(n),
-        args: vec![ptr(a), ptr(b), Arg::Ptr(out_ptr), Arg::I64(n as i64), Arg::I64(b.numel() as i64)],
-    })?;
-    Ok(out)
+    let kernel = match op {
+        BinaryOp::Add => kernels::elementwise::ADD,
+        BinaryOp::Mul => kernels::elementwise::MUL,
+    };
+    let (n, bn) = (Arg::I64(a.numel() as i64), Arg::I64(b.numel() as i64));
+    per_element(backend, (a.shape(), a.dtype()), kernel.of(a.dtype())?, |out| args![a, b, out, n, bn])
 }
 
 pub fn scale(backend: &Arc<dyn GpuBackend>, x: &Tensor, s: f32) -> Result<Tensor> {
-    let n = x.numel();
-    let (out, out_ptr) = output(backend, x.shape(), x.dtype())?;
-    if n == 0 {
-        return Ok(out);
-    }
-    backend.launch(&KernelCall {
-        family: "elementwise",
-        function: format!("scale_{}", x.dtype().kernel_suffix()),
-        dims: elementwise_dims(n),
-        args: vec![ptr(x), Arg::Ptr(out_ptr), Arg::I64(n as i64), Arg::F32(s)],
-    })?;
-    Ok(out)
+    let n = Arg::I64(x.numel() as i64);
+    per_element(backend, (x.shape(), x.dtype()), kernels::elementwise::SCALE.of(x.dtype())?, |out| {
+        args![x, out, n, s]
+    })
 }

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use super::topk::row_sqnorms;
-use super::{elementwise_dims, output, ptr};
+use super::{args, elementwise_dims, output};
 use crate::backend::GpuBackend;
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::kernels;
 use crate::launch::{Arg, KernelCall, LaunchDims, blocks_for};
 use crate::tensor::Tensor;
 
@@ -30,19 +31,18 @@ pub fn kmeans_assign(
     let pn = row_sqnorms(backend, points)?;
     let cn = row_sqnorms(backend, centroids)?;
     backend.launch(&KernelCall {
-        family: "kmeans",
-        function: format!("kmeans_assign_{}", points.dtype().kernel_suffix()),
+        kernel: kernels::kmeans::KMEANS_ASSIGN.of(points.dtype())?,
         dims: LaunchDims::linear(blocks_for(n, ASSIGN_POINTS), 256, 0),
-        args: vec![
-            ptr(points),
-            ptr(centroids),
+        args: args![
+            points,
+            centroids,
             Arg::Ptr(pn.addr()),
             Arg::Ptr(cn.addr()),
             Arg::Ptr(assign_ptr),
             Arg::Ptr(dist_ptr),
-            Arg::I32(n as i32),
-            Arg::I32(c as i32),
-            Arg::I32(d as i32),
+            n,
+            c,
+            d
         ],
     })?;
     Ok((assign, dist))
@@ -64,39 +64,22 @@ pub fn kmeans_update(
     }
     let dims = elementwise_dims((c * d).max(c));
     backend.launch(&KernelCall {
-        family: "kmeans",
-        function: "kmeans_update_zero".into(),
+        kernel: kernels::kmeans::KMEANS_UPDATE_ZERO,
         dims,
-        args: vec![Arg::Ptr(sums_ptr), Arg::Ptr(counts_ptr), Arg::I32(c as i32), Arg::I32(d as i32)],
+        args: args![Arg::Ptr(sums_ptr), Arg::Ptr(counts_ptr), c, d],
     })?;
     if n > 0 {
         backend.launch(&KernelCall {
-            family: "kmeans",
-            function: format!("kmeans_update_sum_{}", points.dtype().kernel_suffix()),
+            kernel: kernels::kmeans::KMEANS_UPDATE_SUM.of(points.dtype())?,
             dims: elementwise_dims(n * d.max(1)),
-            args: vec![
-                ptr(points),
-                ptr(assign),
-                Arg::Ptr(sums_ptr),
-                Arg::Ptr(counts_ptr),
-                Arg::I32(n as i32),
-                Arg::I32(c as i32),
-                Arg::I32(d as i32),
-            ],
+            args: args![points, assign, Arg::Ptr(sums_ptr), Arg::Ptr(counts_ptr), n, c, d],
         })?;
     }
     if d > 0 {
         backend.launch(&KernelCall {
-            family: "kmeans",
-            function: format!("kmeans_update_finish_{}", old.dtype().kernel_suffix()),
+            kernel: kernels::kmeans::KMEANS_UPDATE_FINISH.of(old.dtype())?,
             dims,
-            args: vec![
-                ptr(old),
-                Arg::Ptr(sums_ptr),
-                Arg::Ptr(counts_ptr),
-                Arg::I32(c as i32),
-                Arg::I32(d as i32),
-            ],
+            args: args![old, Arg::Ptr(sums_ptr), Arg::Ptr(counts_ptr), c, d],
         })?;
     }
     Ok((sums, counts))

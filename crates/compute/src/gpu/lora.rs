@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use super::{output, ptr, row_threads};
+use super::{args, output, ptr, row_threads};
 use crate::backend::GpuBackend;
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::kernels;
 use crate::launch::{Arg, KernelCall, LaunchDims, blocks_for};
 use crate::ops::LoraBackward;
 use crate::tensor::Tensor;
@@ -25,18 +26,9 @@ pub fn lora_shrink(
     }
     backend
         .launch(&KernelCall {
-            family: "lora",
-            function: format!("lora_shrink_{}", x.dtype().kernel_suffix()),
+            kernel: kernels::lora::LORA_SHRINK.of(x.dtype())?,
             dims: LaunchDims::linear(rows as u32, row_threads(inp).min(256), 0),
-            args: vec![
-                ptr(x),
-                ptr(a),
-                ptr(ids),
-                Arg::Ptr(u_ptr),
-                Arg::I32(inp as i32),
-                Arg::I32(r as i32),
-                Arg::I32(a.shape()[0] as i32),
-            ],
+            args: args![x, a, ids, Arg::Ptr(u_ptr), inp, r, a.shape()[0]],
         })
         .map(|()| u)
 }
@@ -58,19 +50,9 @@ pub fn lora_expand(
         return Ok(());
     }
     backend.launch(&KernelCall {
-        family: "lora",
-        function: format!("lora_expand_{}", dtype.kernel_suffix()),
+        kernel: kernels::lora::LORA_EXPAND.of(dtype)?,
         dims: LaunchDims::linear(rows as u32, row_threads(out).min(256), 0),
-        args: vec![
-            ptr(u),
-            ptr(b),
-            ptr(ids),
-            ptr(scales),
-            Arg::Ptr(y),
-            Arg::I32(out as i32),
-            Arg::I32(r as i32),
-            Arg::I32(b.shape()[0] as i32),
-        ],
+        args: args![u, b, ids, scales, Arg::Ptr(y), out, r, b.shape()[0]],
     })
 }
 
@@ -94,42 +76,22 @@ pub fn lora_backward(
 ) -> Result<(Tensor, Tensor)> {
     let (rows, inp) = (t.x.shape()[0], t.x.shape()[1]);
     let (adapters, out, r) = (t.b.shape()[0], t.b.shape()[1], t.b.shape()[2]);
-    let suffix = t.x.dtype().kernel_suffix();
+    let dtype = t.x.dtype();
     let (da, da_ptr) = output(backend, &[adapters, r, inp], DType::F32)?;
     let (db, db_ptr) = output(backend, &[adapters, out, r], DType::F32)?;
     let (_du, du_ptr) = output(backend, &[rows, r], DType::F32)?;
     let mask = t.mask.map_or(Arg::Ptr(0), ptr);
     if rows > 0 && r > 0 {
         backend.launch(&KernelCall {
-            family: "lora",
-            function: format!("lora_bwd_du_{suffix}"),
+            kernel: kernels::lora::LORA_BWD_DU.of(dtype)?,
             dims: LaunchDims::linear(rows as u32, row_threads(out).min(256), 0),
-            args: vec![
-                ptr(t.dy),
-                ptr(t.b),
-                ptr(t.ids),
-                ptr(scales),
-                Arg::Ptr(du_ptr),
-                Arg::I32(out as i32),
-                Arg::I32(r as i32),
-                Arg::I32(adapters as i32),
-            ],
+            args: args![t.dy, t.b, t.ids, scales, Arg::Ptr(du_ptr), out, r, adapters],
         })?;
         if inp > 0 {
             backend.launch(&KernelCall {
-                family: "lora",
-                function: format!("lora_bwd_dx_{suffix}"),
+                kernel: kernels::lora::LORA_BWD_DX.of(dtype)?,
                 dims: LaunchDims::linear(rows as u32, row_threads(inp).min(256), 0),
-                args: vec![
-                    Arg::Ptr(du_ptr),
-                    ptr(t.a),
-                    ptr(t.ids),
-                    mask,
-                    Arg::Ptr(dx),
-                    Arg::I32(inp as i32),
-                    Arg::I32(r as i32),
-                    Arg::I32(adapters as i32),
-                ],
+                args: args![Arg::Ptr(du_ptr), t.a, t.ids, mask, Arg::Ptr(dx), inp, r, adapters],
             })?;
         }
     }
@@ -172,8 +134,7 @@ fn outer(
     let chunks = rows.div_ceil(chunk_rows).max(1);
     let (_partial, partial_ptr) = output(backend, &[chunks * n], DType::F32)?;
     backend.launch(&KernelCall {
-        family: "lora",
-        function: format!("lora_bwd_outer_{}", p.dtype().kernel_suffix()),
+        kernel: kernels::lora::LORA_BWD_OUTER.of(p.dtype())?,
         dims: LaunchDims {
             grid: (
                 blocks_for(cols, OUTER_THREADS as usize),
@@ -183,25 +144,24 @@ fn outer(
             block: (OUTER_THREADS, 1, 1),
             shared_bytes: 0,
         },
-        args: vec![
-            ptr(p),
+        args: args![
+            p,
             mask,
             Arg::Ptr(q),
-            ptr(ids),
+            ids,
             scales,
             Arg::Ptr(partial_ptr),
-            Arg::I32(rows as i32),
-            Arg::I32(cols as i32),
-            Arg::I32(r as i32),
-            Arg::I32(adapters as i32),
-            Arg::I32(chunk_rows as i32),
-            Arg::I32(transposed as i32),
+            rows,
+            cols,
+            r,
+            adapters,
+            chunk_rows,
+            transposed
         ],
     })?;
     backend.launch(&KernelCall {
-        family: "lora",
-        function: "lora_bwd_reduce_f32".to_string(),
+        kernel: kernels::lora::LORA_BWD_REDUCE_F32,
         dims: super::elementwise_dims(n),
-        args: vec![Arg::Ptr(partial_ptr), Arg::Ptr(dst), Arg::I32(chunks as i32), Arg::I64(n as i64)],
+        args: args![Arg::Ptr(partial_ptr), Arg::Ptr(dst), chunks, Arg::I64(n as i64)],
     })
 }

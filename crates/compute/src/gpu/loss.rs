@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use super::{output, ptr, row_threads};
+use super::{args, output, row_threads};
 use crate::backend::GpuBackend;
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::kernels;
 use crate::launch::{Arg, KernelCall, LaunchDims};
 use crate::tensor::Tensor;
 
@@ -26,17 +27,16 @@ pub fn cross_entropy(
         return Ok((dl, loss));
     }
     backend.launch(&KernelCall {
-        family: "loss",
-        function: "cross_entropy_f32".to_string(),
+        kernel: kernels::loss::CROSS_ENTROPY_F32,
         dims: LaunchDims::linear(rows as u32, row_threads(vocab), 0),
-        args: vec![
-            ptr(logits),
-            ptr(targets),
+        args: args![
+            logits,
+            targets,
             Arg::Ptr(dl_ptr),
             Arg::Ptr(loss_ptr),
-            Arg::I32(vocab as i32),
+            vocab,
             Arg::I32(ignore_index),
-            Arg::F32(grad_scale),
+            grad_scale
         ],
     })?;
     Ok((dl, loss))

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use super::{elementwise_dims, ptr};
+use super::{args, elementwise_dims};
 use crate::backend::GpuBackend;
 use crate::error::Result;
+use crate::kernels;
 use crate::launch::{Arg, KernelCall};
 use crate::tensor::Tensor;
 
@@ -33,21 +34,20 @@ pub fn adamw(
         return Ok(());
     }
     backend.launch(&KernelCall {
-        family: "optim",
-        function: "adamw_f32".to_string(),
+        kernel: kernels::optim::ADAMW_F32,
         dims: elementwise_dims(n),
-        args: vec![
+        args: args![
             Arg::Ptr(p),
-            ptr(g),
+            g,
             Arg::Ptr(m),
             Arg::Ptr(v),
             Arg::I64(n as i64),
-            Arg::F32(s.decay),
-            Arg::F32(s.beta1),
-            Arg::F32(s.beta2),
-            Arg::F32(s.eps),
-            Arg::F32(s.step_size),
-            Arg::F32(s.bc2_sqrt),
+            s.decay,
+            s.beta1,
+            s.beta2,
+            s.eps,
+            s.step_size,
+            s.bc2_sqrt
         ],
     })
 }

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use super::{output, ptr, row_threads};
+use super::{args, per_row};
 use crate::backend::GpuBackend;
 use crate::error::Result;
-use crate::launch::{Arg, KernelCall, LaunchDims};
+use crate::kernels;
 use crate::tensor::Tensor;
 
 pub fn softmax(
@@ -16,23 +16,7 @@ pub fn softmax(
     causal: bool,
 ) -> Result<Tensor> {
     let cols = x.last_dim();
-    let total_rows = x.numel() / cols.max(1);
-    let (out, out_ptr) = output(backend, x.shape(), x.dtype())?;
-    if total_rows == 0 || cols == 0 {
-        return Ok(out);
-    }
-    backend.launch(&KernelCall {
-        family: "softmax",
-        function: format!("softmax_{}", x.dtype().kernel_suffix()),
-        dims: LaunchDims::linear(total_rows as u32, row_threads(cols), 0),
-        args: vec![
-            ptr(x),
-            Arg::Ptr(out_ptr),
-            Arg::I32(rows as i32),
-            Arg::I32(cols as i32),
-            Arg::F32(scale),
-            Arg::I32(causal as i32),
-        ],
-    })?;
-    Ok(out)
+    per_row(backend, x, kernels::softmax::SOFTMAX.of(x.dtype())?, cols, |out| {
+        args![x, out, rows, cols, scale, causal]
+    })
 }

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use super::{output, ptr};
+use super::{IntoArg, args, output};
 use crate::backend::{DeviceMemory, GemmCall, GpuBackend};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::Result;
+use crate::kernels;
 use crate::launch::{Arg, KernelCall, LaunchDims, blocks_for};
 use crate::ops::{self, Similarity, TopkResult, TopkSpec};
 use crate::tensor::Tensor;
@@ -32,10 +33,6 @@ fn kcap(kk: usize) -> usize {
     kk.next_power_of_two().max(32)
 }
 
-fn addr(mem: &Arc<dyn DeviceMemory>) -> Arg {
-    Arg::Ptr(mem.addr())
-}
-
 /// Sum of squares of each row of the 2-D tensor `x` (f32 `[rows]`), by `row_sqnorm_*` of
 /// kernels/norm.cu.
 pub(crate) fn row_sqnorms(backend: &Arc<dyn GpuBackend>, x: &Tensor) -> Result<Arc<dyn DeviceMemory>> {
@@ -43,10 +40,9 @@ pub(crate) fn row_sqnorms(backend: &Arc<dyn GpuBackend>, x: &Tensor) -> Result<A
     let mem = backend.alloc(rows.max(1) * 4)?;
     if rows > 0 {
         backend.launch(&KernelCall {
-            family: "norm",
-            function: format!("row_sqnorm_{}", x.dtype().kernel_suffix()),
+            kernel: kernels::norm::ROW_SQNORM.of(x.dtype())?,
             dims: LaunchDims::linear(blocks_for(rows, 8), 256, 0),
-            args: vec![ptr(x), addr(&mem), Arg::I32(rows as i32), Arg::I32(cols as i32)],
+            args: args![x, &mem, rows, cols],
         })?;
     }
     Ok(mem)
@@ -76,52 +72,58 @@ pub fn topk_similarity(
         let r = ops::topk_similarity(&queries.to_host()?, &base.to_host()?, spec, allow.as_ref())?;
         return Ok(TopkResult { rows: r.rows.to_device(&dev)?, scores: r.scores.to_device(&dev)? });
     }
-    let l2 = spec.similarity == Similarity::L2;
-    let allow_arg = allow.map_or(Arg::Ptr(0), ptr);
-    let out = Outputs { rows: Arg::Ptr(rows_ptr), scores: Arg::Ptr(scores_ptr) };
-    let qn = row_sqnorms(backend, queries)?;
+    let s = Search {
+        backend,
+        queries,
+        base,
+        qn: row_sqnorms(backend, queries)?,
+        allow: allow.into_arg(),
+        out: Outputs { rows: rows_ptr, scores: scores_ptr },
+        nq,
+        n,
+        d,
+        kk,
+        l2: spec.similarity == Similarity::L2,
+    };
     if kk > FUSED_MAX_K {
-        radix(backend, queries, base, &qn, allow_arg, out, nq, n, d, kk, l2)?;
+        radix(&s)?;
     } else if nq <= STREAM_MAX_QUERIES {
-        stream(backend, queries, base, &qn, allow_arg, out, nq, n, d, kk, l2)?;
+        stream(&s)?;
     } else {
-        fused(backend, queries, base, &qn, allow_arg, out, nq, n, d, kk, l2)?;
+        fused(&s)?;
     }
     Ok(TopkResult { rows, scores })
 }
 
-/// Where the final rows and scores go.
+/// Where the final rows and scores go (device addresses).
 #[derive(Clone, Copy)]
 struct Outputs {
-    rows: Arg,
-    scores: Arg,
+    rows: u64,
+    scores: u64,
 }
 
-/// Per-(query, slice) candidates → the final `[nq, kk]` results.
-#[allow(clippy::too_many_arguments)]
-fn merge(
-    backend: &Arc<dyn GpuBackend>,
-    cand: &Arc<dyn DeviceMemory>,
+/// One search's operands and sizes, as every path takes them: `nq` queries against `n` base
+/// rows of `d` elements, `kk` results each, `qn` the queries' squared norms.
+struct Search<'a> {
+    backend: &'a Arc<dyn GpuBackend>,
+    queries: &'a Tensor,
+    base: &'a Tensor,
+    qn: Arc<dyn DeviceMemory>,
+    allow: Arg,
     out: Outputs,
     nq: usize,
-    splits: usize,
-    k: usize,
+    n: usize,
+    d: usize,
     kk: usize,
     l2: bool,
-) -> Result<()> {
-    backend.launch(&KernelCall {
-        family: "topk",
-        function: "topk_merge".into(),
-        dims: LaunchDims::linear(nq as u32, 32, (2 * k * 8) as u32),
-        args: vec![
-            addr(cand),
-            out.rows,
-            out.scores,
-            Arg::I32(splits as i32),
-            Arg::I32(k as i32),
-            Arg::I32(kk as i32),
-            Arg::I32(l2 as i32),
-        ],
+}
+
+/// Per-(query, slice) candidates (`k` per slice, `splits` slices) → the final `[nq, kk]` results.
+fn merge(s: &Search, cand: &Arc<dyn DeviceMemory>, splits: usize, k: usize) -> Result<()> {
+    s.backend.launch(&KernelCall {
+        kernel: kernels::topk::TOPK_MERGE,
+        dims: LaunchDims::linear(s.nq as u32, 32, (2 * k * 8) as u32),
+        args: args![cand, Arg::Ptr(s.out.rows), Arg::Ptr(s.out.scores), splits, k, s.kk, s.l2],
     })
 }
 
@@ -133,116 +135,48 @@ fn slices(n: usize, unit: usize, want: usize, min_units: usize) -> (usize, usize
     (units.div_ceil(per).max(1), per * unit)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn fused(
-    backend: &Arc<dyn GpuBackend>,
-    queries: &Tensor,
-    base: &Tensor,
-    qn: &Arc<dyn DeviceMemory>,
-    allow: Arg,
-    out: Outputs,
-    nq: usize,
-    n: usize,
-    d: usize,
-    kk: usize,
-    l2: bool,
-) -> Result<()> {
-    let k = kcap(kk);
-    let qtiles = nq.div_ceil(FUSED_QUERIES);
-    let (splits, rows_per_split) = slices(n, FUSED_ROWS, TARGET_BLOCKS.div_ceil(qtiles), 8);
-    let bn = if l2 { row_sqnorms(backend, base)? } else { backend.alloc(4)? };
-    let cand = backend.alloc(nq * splits * k * 8)?;
-    backend.launch(&KernelCall {
-        family: "topk",
-        function: format!("topk_fused_{}", base.dtype().kernel_suffix()),
+/// Many queries: blocks of 16 queries × a slice of the base, scores from tensor-core tiles.
+fn fused(s: &Search) -> Result<()> {
+    let k = kcap(s.kk);
+    let qtiles = s.nq.div_ceil(FUSED_QUERIES);
+    let (splits, rows_per_split) = slices(s.n, FUSED_ROWS, TARGET_BLOCKS.div_ceil(qtiles), 8);
+    let bn = if s.l2 { row_sqnorms(s.backend, s.base)? } else { s.backend.alloc(4)? };
+    let cand = s.backend.alloc(s.nq * splits * k * 8)?;
+    s.backend.launch(&KernelCall {
+        kernel: kernels::topk::TOPK_FUSED.of(s.base.dtype())?,
         dims: LaunchDims {
             grid: (qtiles as u32, splits as u32, 1),
             block: (128, 1, 1),
             shared_bytes: (FUSED_QUERIES * 2 * k * 8) as u32,
         },
-        args: vec![
-            ptr(queries),
-            ptr(base),
-            addr(qn),
-            addr(&bn),
-            allow,
-            addr(&cand),
-            Arg::I32(nq as i32),
-            Arg::I32(n as i32),
-            Arg::I32(d as i32),
-            Arg::I32(k as i32),
-            Arg::I32(l2 as i32),
-            Arg::I32(rows_per_split as i32),
-        ],
+        args: args![s.queries, s.base, &s.qn, &bn, s.allow, &cand, s.nq, s.n, s.d, k, s.l2, rows_per_split],
     })?;
-    merge(backend, &cand, out, nq, splits, k, kk, l2)
+    merge(s, &cand, splits, k)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn stream(
-    backend: &Arc<dyn GpuBackend>,
-    queries: &Tensor,
-    base: &Tensor,
-    qn: &Arc<dyn DeviceMemory>,
-    allow: Arg,
-    out: Outputs,
-    nq: usize,
-    n: usize,
-    d: usize,
-    kk: usize,
-    l2: bool,
-) -> Result<()> {
-    let k = kcap(kk);
-    let (splits, rows_per_split) = slices(n, STREAM_ROWS, 2 * TARGET_BLOCKS, 2);
-    let cand = backend.alloc(nq * splits * k * 8)?;
-    backend.launch(&KernelCall {
-        family: "topk",
-        function: format!("topk_stream_{}", base.dtype().kernel_suffix()),
-        dims: LaunchDims::linear(splits as u32, 256, (nq * 2 * k * 8) as u32),
-        args: vec![
-            ptr(queries),
-            ptr(base),
-            addr(qn),
-            allow,
-            addr(&cand),
-            Arg::I32(nq as i32),
-            Arg::I32(n as i32),
-            Arg::I32(d as i32),
-            Arg::I32(k as i32),
-            Arg::I32(l2 as i32),
-            Arg::I32(rows_per_split as i32),
-        ],
+/// A few queries: each block streams a slice of the base once for all of them.
+fn stream(s: &Search) -> Result<()> {
+    let k = kcap(s.kk);
+    let (splits, rows_per_split) = slices(s.n, STREAM_ROWS, 2 * TARGET_BLOCKS, 2);
+    let cand = s.backend.alloc(s.nq * splits * k * 8)?;
+    s.backend.launch(&KernelCall {
+        kernel: kernels::topk::TOPK_STREAM.of(s.base.dtype())?,
+        dims: LaunchDims::linear(splits as u32, 256, (s.nq * 2 * k * 8) as u32),
+        args: args![s.queries, s.base, &s.qn, s.allow, &cand, s.nq, s.n, s.d, k, s.l2, rows_per_split],
     })?;
-    merge(backend, &cand, out, nq, splits, k, kk, l2)
+    merge(s, &cand, splits, k)
 }
 
 /// Large k: a GEMM writes the scores of a batch of queries once, then keys in place, then one
 /// radix-select block per query.
-#[allow(clippy::too_many_arguments)]
-fn radix(
-    backend: &Arc<dyn GpuBackend>,
-    queries: &Tensor,
-    base: &Tensor,
-    qn: &Arc<dyn DeviceMemory>,
-    allow: Arg,
-    out: Outputs,
-    nq: usize,
-    n: usize,
-    d: usize,
-    kk: usize,
-    l2: bool,
-) -> Result<()> {
+fn radix(s: &Search) -> Result<()> {
+    let Search { backend, queries, base, allow, out, nq, n, d, kk, l2, .. } = *s;
     let cap = kk.next_power_of_two();
     let batch = (RADIX_SCORE_BYTES / (n * 4)).clamp(1, nq);
     let bn = if l2 { row_sqnorms(backend, base)? } else { backend.alloc(4)? };
     let dots = backend.alloc(batch * n * 4)?;
     let scratch = backend.alloc(batch * cap * 8)?;
-    let (Arg::Ptr(rows0), Arg::Ptr(scores0)) = (out.rows, out.scores) else {
-        unreachable!("outputs are pointers")
-    };
-    let (Arg::Ptr(q0), Arg::Ptr(b0), Arg::Ptr(qn0)) = (ptr(queries), ptr(base), addr(qn)) else {
-        unreachable!("operands are pointers")
-    };
+    let (q0, b0, qn0) = (queries.device_addr().unwrap_or(0), base.device_addr().unwrap_or(0), s.qn.addr());
     let esize = base.dtype().size() as u64;
     for start in (0..nq).step_by(batch) {
         let m = batch.min(nq - start);
@@ -265,32 +199,22 @@ fn radix(
             beta: 0.0,
         })?;
         backend.launch(&KernelCall {
-            family: "topk",
-            function: "topk_radix_keys".into(),
+            kernel: kernels::topk::TOPK_RADIX_KEYS,
             dims: super::elementwise_dims(m * n),
-            args: vec![
-                addr(&dots),
-                Arg::Ptr(qn0 + start as u64 * 4),
-                addr(&bn),
-                allow,
-                Arg::I32(m as i32),
-                Arg::I32(n as i32),
-                Arg::I32(l2 as i32),
-            ],
+            args: args![&dots, Arg::Ptr(qn0 + start as u64 * 4), &bn, allow, m, n, l2],
         })?;
         backend.launch(&KernelCall {
-            family: "topk",
-            function: "topk_radix_select".into(),
+            kernel: kernels::topk::TOPK_RADIX_SELECT,
             dims: LaunchDims::linear(m as u32, 256, 0),
-            args: vec![
-                addr(&dots),
-                addr(&scratch),
-                Arg::Ptr(rows0 + (start * kk * 4) as u64),
-                Arg::Ptr(scores0 + (start * kk * 4) as u64),
-                Arg::I32(n as i32),
-                Arg::I32(kk as i32),
-                Arg::I32(cap as i32),
-                Arg::I32(l2 as i32),
+            args: args![
+                &dots,
+                &scratch,
+                Arg::Ptr(out.rows + (start * kk * 4) as u64),
+                Arg::Ptr(out.scores + (start * kk * 4) as u64),
+                n,
+                kk,
+                cap,
+                l2
             ],
         })?;
     }

@@ -1,7 +1,9 @@
 //! Fused attention forward over the projections' layout `[batch, seq, heads, head_dim]`: GQA,
 //! causal masking aligned for KV caches, sliding windows (Mistral, Qwen2), per-sequence key
-//! lengths (padding / filled cache), f32 accumulation with an online softmax.
+//! lengths (padding / filled cache), f32 accumulation with an online softmax — and its backward
+//! (f32, for training), which recomputes the probabilities from q and k.
 
+use super::f32_operands::{f32_data, f32_only, f32_output, same_shape};
 use super::{common_device, common_float_dtype, host_output, with_float};
 use crate::cpu::attention::{AttentionDims, KeyMask};
 use crate::device::Device;
@@ -73,18 +75,7 @@ pub fn attention(
     match common_device(OP, &all)? {
         Device::Cpu => {
             let lens = key_lens.map(|l| l.as_slice::<i32>()).transpose()?;
-            if let Some(lens) = lens
-                && let Some((i, &l)) = lens.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize > dims.skv)
-            {
-                return Err(ComputeError::invalid(
-                    OP,
-                    format!(
-                        "key_lens[{i}] = {l} lies outside 0..={} (the key length of k {:?})",
-                        dims.skv,
-                        k.shape()
-                    ),
-                ));
-            }
+            check_key_lens(OP, lens, dims.skv, k)?;
             with_float!(dt, T => {
                 let (qs, ks, vs) = (q.as_slice::<T>()?, k.as_slice::<T>()?, v.as_slice::<T>()?);
                 Ok(host_output::<T>(q.shape(), |o| {
@@ -179,4 +170,64 @@ pub(crate) fn check(
         return Err(ComputeError::invalid(OP, format!("scale must be finite, got {}", spec.scale)));
     }
     Ok(dims)
+}
+
+/// An error unless every key length lies in `0..=skv` (the GPU kernels trust them).
+fn check_key_lens(op: &'static str, lens: Option<&[i32]>, skv: usize, k: &Tensor) -> Result<()> {
+    match lens.and_then(|l| l.iter().enumerate().find(|&(_, &l)| l < 0 || l as usize > skv)) {
+        Some((i, l)) => Err(ComputeError::invalid(
+            op,
+            format!("key_lens[{i}] = {l} lies outside 0..={skv} (the key length of k {:?})", k.shape()),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Gradients `(dq, dk, dv)` of [`super::attention`] with the same `spec` and `key_lens`
+/// (causal alignment, sliding window, GQA, masking), given `dout` `[b, sq, hq, d]`. The
+/// probabilities are recomputed from q and k, so nothing but the inputs needs saving. f32; a
+/// query row that saw no key gets a zero gradient.
+pub fn attention_backward(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    dout: &Tensor,
+    spec: AttentionSpec,
+    key_lens: Option<&Tensor>,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "attention_backward";
+    let dims = super::attention::check(q, k, v, spec, key_lens)?;
+    same_shape(OP, ("dout", dout), ("q", q))?;
+    let mut all = vec![q, k, v, dout];
+    all.extend(key_lens);
+    let device = common_device(OP, &all)?;
+    let lens: Option<Vec<i32>> = key_lens.map(|l| l.to_vec::<i32>()).transpose()?;
+    check_key_lens(OP, lens.as_deref(), dims.skv, k)?;
+    if let Device::Gpu(backend) = &device {
+        for (what, t) in [("q", q), ("k", k), ("v", v), ("dout", dout)] {
+            f32_only(OP, what, t)?;
+        }
+        return crate::gpu::attention::attention_backward(backend, q, k, v, dout, dims, spec, key_lens);
+    }
+    let (qs, ks, vs) = (f32_data(OP, "q", q)?, f32_data(OP, "k", k)?, f32_data(OP, "v", v)?);
+    let ds = f32_data(OP, "dout", dout)?;
+    let (mut dq, mut dk, mut dv) = (vec![0f32; qs.len()], vec![0f32; ks.len()], vec![0f32; vs.len()]);
+    cpu::attention::attention_backward(
+        &qs,
+        &ks,
+        &vs,
+        &ds,
+        dims,
+        spec.mask(),
+        spec.scale,
+        lens.as_deref(),
+        &mut dq,
+        &mut dk,
+        &mut dv,
+    );
+    Ok((
+        f32_output(&dq, q.shape(), &device)?,
+        f32_output(&dk, k.shape(), &device)?,
+        f32_output(&dv, v.shape(), &device)?,
+    ))
 }

@@ -1,6 +1,8 @@
-//! Embedding lookup: rows of a `[vocab, d]` table by token id.
+//! Embedding lookup: rows of a `[vocab, d]` table by token id; its backward scatter-adds the
+//! output gradient into a `[vocab, d]` f32 table.
 
 use super::common_device;
+use super::f32_operands::{f32_data, f32_only, f32_output};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
@@ -58,4 +60,45 @@ pub(crate) fn bad_id(pos: usize, id: Option<i32>, vocab: usize) -> ComputeError 
             "ids[{pos}] (flat position): {id} lies outside the vocabulary 0..{vocab}; check the tokenizer matches the model"
         ),
     )
+}
+
+/// Gradient of `embedding(table, ids)` w.r.t. a `[vocab, d]` table, given `dy` `[..ids, d]`:
+/// rows scatter-added by id (a token seen twice gets both rows). f32 `[vocab, d]`.
+pub fn embedding_backward(ids: &Tensor, dy: &Tensor, vocab: usize) -> Result<Tensor> {
+    const OP: &str = "embedding_backward";
+    if ids.dtype() != DType::I32 {
+        return Err(ComputeError::dtype(
+            OP,
+            format!("ids {:?} are {}; token ids must be i32", ids.shape(), ids.dtype()),
+        ));
+    }
+    let d = dy.last_dim();
+    if dy.rank() != ids.rank() + 1 || dy.shape()[..ids.rank()] != *ids.shape() {
+        return Err(ComputeError::shape(
+            OP,
+            format!("dy {:?} must be [..ids {:?}, dim]: one gradient row per id", dy.shape(), ids.shape()),
+        ));
+    }
+    let device = common_device(OP, &[ids, dy])?;
+    let id = ids.to_vec::<i32>()?;
+    if let Some(pos) = cpu::embed::first_bad_id(&id, vocab) {
+        return Err(ComputeError::invalid(
+            OP,
+            format!("ids[{pos}] (flat position) = {} lies outside the vocabulary 0..{vocab}", id[pos]),
+        ));
+    }
+    if let Device::Gpu(backend) = &device {
+        f32_only(OP, "dy", dy)?;
+        if vocab > i32::MAX as usize || id.len() > i32::MAX as usize {
+            return Err(ComputeError::shape(
+                OP,
+                format!("ids {:?} / vocab {vocab}: counts must fit in 31 bits", ids.shape()),
+            ));
+        }
+        return crate::gpu::embed::embedding_backward(backend, ids, dy, vocab);
+    }
+    let ds = f32_data(OP, "dy", dy)?;
+    let mut table = vec![0f32; vocab * d];
+    cpu::embed::embedding_backward(&id, &ds, d, &mut table);
+    f32_output(&table, &[vocab, d], &device)
 }

@@ -2,8 +2,8 @@
 //! the loss and the gradient of the logits in one pass (the logits are the largest activation of
 //! a language model; they are read once).
 
-use super::backward::{f32_data, f32_output};
 use super::common_device;
+use super::f32_operands::{f32_data, f32_output};
 use crate::cpu;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};

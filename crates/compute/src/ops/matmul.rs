@@ -1,4 +1,5 @@
 //! Batched matrix products with either operand transposed; f32 accumulation for every dtype.
+//! `linear_backward` is two of these products, so it runs on any device and dtype.
 
 use super::{common_device, common_float_dtype, host_output, with_float};
 use crate::backend::GemmCall;
@@ -133,10 +134,10 @@ pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
                     if let Ok(o32) = bytemuck::try_cast_slice_mut::<T, f32>(o)
                         && T::DTYPE == crate::DType::F32
                     {
-                        cpu::gemv::gemv_rows(&rows, bv, m, n, k, spec.trans_b, spec.alpha, o32);
+                        cpu::gemv::gemv_rows(&rows, bv, [m, n, k], spec.trans_b, spec.alpha, o32);
                     } else {
                         let mut tmp = vec![0f32; m * n];
-                        cpu::gemv::gemv_rows(&rows, bv, m, n, k, spec.trans_b, spec.alpha, &mut tmp);
+                        cpu::gemv::gemv_rows(&rows, bv, [m, n, k], spec.trans_b, spec.alpha, &mut tmp);
                         narrow(&tmp, o);
                     }
                 }))
@@ -160,4 +161,43 @@ pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
 
 fn narrow<T: Element>(src: &[f32], dst: &mut [T]) {
     cpu::cast::cast(bytemuck::cast_slice(src), crate::DType::F32, bytemuck::cast_slice_mut(dst), T::DTYPE);
+}
+
+/// Gradients of `y = linear(x, w)` (x `[.., in]`, w `[out, in]`) given `dy` `[.., out]`:
+/// `dx = dy · w` `[.., in]`, and when `x` is given, `dw = dyᵀ · x` `[out, in]` summed over every
+/// row. Pass `x = None` for a frozen weight (LoRA's base): only `dx` is computed. Any device and
+/// float dtype (the products are `matmul_ex`).
+pub fn linear_backward(x: Option<&Tensor>, w: &Tensor, dy: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+    const OP: &str = "linear_backward";
+    if w.rank() != 2 || dy.rank() == 0 || dy.last_dim() != w.shape()[0] {
+        return Err(ComputeError::shape(
+            OP,
+            format!("dy {:?} must be [.., out] for the weight {:?} [out, in]", dy.shape(), w.shape()),
+        ));
+    }
+    let (out, inp) = (w.shape()[0], w.shape()[1]);
+    let rows = dy.numel() / out.max(1);
+    let dy2 = dy.reshape(&[rows, out])?;
+    let mut dx_shape = dy.shape().to_vec();
+    *dx_shape.last_mut().expect("rank >= 1") = inp;
+    let dx = matmul_ex(&dy2, w, MatmulSpec::default())?.reshape(&dx_shape)?;
+    let dw = match x {
+        None => None,
+        Some(x) => {
+            if x.shape() != dx_shape.as_slice() {
+                return Err(ComputeError::shape(
+                    OP,
+                    format!(
+                        "x {:?} must be {dx_shape:?} to match dy {:?} and w {:?}",
+                        x.shape(),
+                        dy.shape(),
+                        w.shape()
+                    ),
+                ));
+            }
+            let x2 = x.reshape(&[rows, inp])?;
+            Some(matmul_ex(&dy2, &x2, MatmulSpec { trans_a: true, ..Default::default() })?)
+        }
+    };
+    Ok((dx, dw))
 }

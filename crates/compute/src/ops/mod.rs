@@ -4,11 +4,11 @@
 
 mod act;
 mod attention;
-mod backward;
 mod cast;
 mod copy;
 mod elementwise;
 mod embed;
+mod f32_operands;
 mod kmeans;
 mod lora;
 mod loss;
@@ -19,24 +19,20 @@ mod rope;
 mod softmax;
 mod topk;
 
-pub use act::{gelu, silu, swiglu};
-pub use attention::{AttentionSpec, attention};
-pub use backward::{
-    attention_backward, embedding_backward, linear_backward, rms_norm_backward, rope_backward,
-    swiglu_backward,
-};
+pub use act::{gelu, silu, swiglu, swiglu_backward};
+pub use attention::{AttentionSpec, attention, attention_backward};
 pub use cast::cast;
 pub use copy::copy_into;
 pub use elementwise::{add, mul, scale};
 pub(crate) use embed::bad_id as embed_bad_id;
-pub use embed::embedding;
+pub use embed::{embedding, embedding_backward};
 pub use kmeans::{kmeans_assign, kmeans_update};
 pub use lora::{LoraBackward, lora_backward, lora_expand, lora_shrink};
 pub use loss::{CrossEntropy, IGNORE_INDEX, cross_entropy};
-pub use matmul::{MatmulSpec, linear, matmul, matmul_ex};
-pub use norm::{l2_normalize, layer_norm, rms_norm};
+pub use matmul::{MatmulSpec, linear, linear_backward, matmul, matmul_ex};
+pub use norm::{l2_normalize, layer_norm, rms_norm, rms_norm_backward};
 pub use optim::{AdamW, adamw_step, clip_grad_norm};
-pub use rope::rope;
+pub use rope::{rope, rope_backward};
 pub use softmax::{SoftmaxSpec, softmax};
 pub use topk::{Similarity, TopkResult, TopkSpec, topk_similarity};
 

@@ -1,5 +1,7 @@
-//! `rms_norm` and `layer_norm` over the last dimension.
+//! `rms_norm` and `layer_norm` over the last dimension, and `rms_norm`'s backward (f32, for
+//! training).
 
+use super::f32_operands::{f32_data, f32_only, f32_output, same_shape};
 use super::{common_device, common_float_dtype, host_output, with_float};
 use crate::device::Device;
 use crate::error::{ComputeError, Result};
@@ -87,4 +89,35 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
         }),
         Device::Gpu(b) => gpu::norm::l2_normalize(&b, x),
     }
+}
+
+/// Gradients of `y = rms_norm(x, w, eps)` given `dy`: `(dx, dw)`, f32.
+pub fn rms_norm_backward(x: &Tensor, w: &Tensor, dy: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "rms_norm_backward";
+    same_shape(OP, ("x", x), ("dy", dy))?;
+    if x.rank() == 0 || w.rank() != 1 || w.numel() != x.last_dim() {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "weight {:?} must be [{}] to match the last dimension of x {:?}",
+                w.shape(),
+                x.last_dim(),
+                x.shape()
+            ),
+        ));
+    }
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(ComputeError::invalid(OP, format!("eps must be finite and >= 0, got {eps}")));
+    }
+    let device = common_device(OP, &[x, w, dy])?;
+    if let Device::Gpu(backend) = &device {
+        for (what, t) in [("x", x), ("w", w), ("dy", dy)] {
+            f32_only(OP, what, t)?;
+        }
+        return crate::gpu::norm::rms_norm_backward(backend, x, w, dy, eps);
+    }
+    let (xs, ws, ds) = (f32_data(OP, "x", x)?, f32_data(OP, "w", w)?, f32_data(OP, "dy", dy)?);
+    let mut dx = vec![0f32; xs.len()];
+    let dw = cpu::norm::rms_norm_backward(&xs, &ws, &ds, eps, &mut dx);
+    Ok((f32_output(&dx, x.shape(), &device)?, f32_output(&dw, w.shape(), &device)?))
 }

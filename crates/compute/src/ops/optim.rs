@@ -8,8 +8,8 @@
 //! reduction cuBLAS does at bandwidth), the partial sums are added on the device and only the
 //! one total crosses to the host — not every gradient, every step.
 
-use super::backward::f32_data;
 use super::common_device;
+use super::f32_operands::f32_data;
 use super::matmul::MatmulSpec;
 use crate::cpu;
 use crate::dtype::DType;

@@ -114,7 +114,7 @@ pub fn topk_similarity(
             let (qs, bs) = (queries.as_slice::<T>()?, base.as_slice::<T>()?);
             let mask = allow.map(|a| a.as_slice::<u32>()).transpose()?;
             // kk, not spec.k: a k beyond the base size must not size the selectors.
-            let results = cpu::topk::search(qs, bs, nq, n, d, kk, spec.similarity, mask);
+            let results = cpu::topk::search(qs, bs, [nq, n, d], kk, spec.similarity, mask);
             let mut scores = vec![0f32; nq * kk];
             let rows = host_tensor::<i32>(&[nq, kk], |r| {
                 cpu::topk::write_results(&results, kk, spec.similarity, r, &mut scores)

@@ -1,4 +1,5 @@
-//! Build script of ragtune-compute: embeds every kernel source into the library.
+//! Build script of ragtune-compute: embeds every kernel source into the library, and generates a
+//! typed handle for every kernel in it.
 //!
 //! NVRTC compiles `kernels/<family>.cu` at run time, so the sources must travel inside the
 //! binary: a program built here and copied to a GPU machine (the `gpu-bundle`) has no checkout
@@ -6,6 +7,14 @@
 //! `$OUT_DIR/kernel_sources.rs`, which `src/kernel_sources.rs` includes. The generated file uses
 //! `include_str!` with absolute paths, so cargo tracks each file and the bytes are exactly the
 //! file's bytes.
+//!
+//! It also writes `$OUT_DIR/kernel_handles.rs` (see [`handles`]): a module per family and a
+//! constant per `extern "C" __global__` function, found by [`kernel_names`], so that a launch
+//! naming a kernel that does not exist — a misspelt family, a dtype with no variant stamped
+//! out — fails to compile instead of failing at run time on a GPU.
+
+mod handles;
+mod kernel_names;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -31,11 +40,23 @@ fn main() {
         writeln!(out, "    ({:?}, include_str!({path:?})),", format!("{name}.cuh")).unwrap();
     }
     out.push_str("];\n");
+    write_out("kernel_sources.rs", &out);
 
-    let out_path =
-        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("kernel_sources.rs");
-    if let Err(e) = std::fs::write(&out_path, out) {
-        panic!("could not write {}: {e}", out_path.display());
+    let named: Vec<(String, Vec<String>)> = families
+        .iter()
+        .map(|(family, path)| {
+            let source =
+                std::fs::read_to_string(path).unwrap_or_else(|e| panic!("could not read {path}: {e}"));
+            (family.clone(), kernel_names::kernel_names(&source))
+        })
+        .collect();
+    write_out("kernel_handles.rs", &handles::generate(&named));
+}
+
+fn write_out(name: &str, text: &str) {
+    let path = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join(name);
+    if let Err(e) = std::fs::write(&path, text) {
+        panic!("could not write {}: {e}", path.display());
     }
 }
 

@@ -13,6 +13,9 @@
 //! key their last query can see; with a sliding window they also start at the first key their
 //! first query sees, so a unit's work is proportional to the window, not the context.
 
+mod backward;
+
+pub use backward::attention_backward;
 use rayon::prelude::*;
 
 use crate::dtype::FloatElement;
@@ -90,6 +93,7 @@ pub fn attention<T: FloatElement>(
     let units = batch * blocks * hkv;
     // Each unit returns its rows ([positions of the block][group][d], f32); the scatter below
     // places them. Units write interleaved parts of `out`, so they cannot own slices of it.
+    let inputs = Inputs { q, k, v, dims, mask, scale };
     let results: Vec<Vec<f32>> = (0..units)
         .into_par_iter()
         .map(|u| {
@@ -98,7 +102,7 @@ pub fn attention<T: FloatElement>(
             let i0 = qb * block;
             let i1 = (i0 + block).min(sq);
             let len = key_lens.map_or(dims.skv, |l| l[b] as usize);
-            unit(q, k, v, dims, mask, scale, b, i0..i1, hk, len)
+            unit(&inputs, b, i0..i1, hk, len)
         })
         .collect();
     for (u, rows) in results.iter().enumerate() {
@@ -114,20 +118,27 @@ pub fn attention<T: FloatElement>(
     }
 }
 
-/// One unit: query positions `qs` of batch `b`, the query heads of kv head `hk`.
-#[allow(clippy::too_many_arguments)]
+/// What every unit of work reads: q, k, v in the projections' layout, their sizes, which keys
+/// each query sees and the score scale. The forward and the backward share it.
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a, T> {
+    pub q: &'a [T],
+    pub k: &'a [T],
+    pub v: &'a [T],
+    pub dims: AttentionDims,
+    pub mask: KeyMask,
+    pub scale: f32,
+}
+
+/// One unit: query positions `qs` of batch `b`, the query heads of kv head `hk`, `len` valid keys.
 fn unit<T: FloatElement>(
-    q: &[T],
-    k: &[T],
-    v: &[T],
-    dims: AttentionDims,
-    mask: KeyMask,
-    scale: f32,
+    inputs: &Inputs<T>,
     b: usize,
     qs: std::ops::Range<usize>,
     hk: usize,
     len: usize,
 ) -> Vec<f32> {
+    let Inputs { q, k, v, dims, mask, scale } = *inputs;
     let AttentionDims { sq, skv, hq, hkv, d, .. } = dims;
     let group = hq / hkv;
     let rows = qs.len() * group;

@@ -1,102 +1,17 @@
-//! Backward passes on the CPU (training): RMSNorm, attention, SwiGLU and the embedding
-//! scatter-add. Inputs and outputs are f32 — training keeps activations and gradients in f32 —
-//! and every sum accumulates in f32 as the forward passes do. The kernels of a GPU side
-//! (`kernels/lora.cu`, `loss.cu`, `optim.cu`) are a later step; `ops` routes device tensors
-//! through the host meanwhile.
+//! The attention backward on the CPU (training), beside its forward in `mod.rs`. Inputs and
+//! outputs are f32 — training keeps activations and gradients in f32 — and every sum accumulates
+//! in f32 as the forward does.
 
 use rayon::prelude::*;
 
-use super::attention::{AttentionDims, KeyMask, dot};
-use super::vexp::{BLOCK, sigmoid};
-use super::{ELEMS_PER_TASK, rows_per_task};
+use super::{AttentionDims, Inputs, KeyMask};
 
-/// Gradients of `y = x / sqrt(mean(x²) + eps) · w` over rows of `w.len()`: writes `dx` and
-/// returns `dw` (summed over rows).
-///
-/// With `inv = 1/sqrt(mean(x²)+eps)` and `g = dy · w`: `dx = inv · g − inv³ / n · x · Σ(g · x)`.
-pub fn rms_norm_backward(x: &[f32], w: &[f32], dy: &[f32], eps: f32, dx: &mut [f32]) -> Vec<f32> {
-    let cols = w.len();
-    if cols == 0 {
-        return Vec::new();
-    }
-    let chunk = rows_per_task(cols) * cols;
-    // Each task returns its partial dw; summing the partials keeps the result independent of
-    // the thread count (the chunking is fixed by the shape).
-    let partials: Vec<Vec<f32>> = dx
-        .par_chunks_mut(chunk)
-        .zip(x.par_chunks(chunk).zip(dy.par_chunks(chunk)))
-        .map(|(dx, (x, dy))| {
-            let mut dw = vec![0f32; cols];
-            for ((dx, x), dy) in dx.chunks_mut(cols).zip(x.chunks(cols)).zip(dy.chunks(cols)) {
-                let ms = dot(x, x) / cols as f32;
-                let inv = 1.0 / (ms + eps).sqrt();
-                let mut gx = 0f32;
-                for j in 0..cols {
-                    gx += dy[j] * w[j] * x[j];
-                    dw[j] += dy[j] * x[j] * inv;
-                }
-                let c = inv * inv * inv * gx / cols as f32;
-                for j in 0..cols {
-                    dx[j] = inv * dy[j] * w[j] - c * x[j];
-                }
-            }
-            dw
-        })
-        .collect();
-    let mut dw = vec![0f32; cols];
-    for p in partials {
-        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-    }
-    dw
-}
-
-/// Gradients of `silu(gate) · up`: `dgate = dy · up · σ(g)(1 + g(1 − σ(g)))`, `dup = dy · silu(g)`.
-pub fn swiglu_backward(gate: &[f32], up: &[f32], dy: &[f32], dgate: &mut [f32], dup: &mut [f32]) {
-    dgate.par_chunks_mut(ELEMS_PER_TASK).zip(dup.par_chunks_mut(ELEMS_PER_TASK)).enumerate().for_each(
-        |(c, (dg, du))| {
-            let at = c * ELEMS_PER_TASK;
-            // σ(g) a block at a time on the vector unit, then the products (which vectorize).
-            let mut sig = [0f32; BLOCK];
-            for b0 in (0..dg.len()).step_by(BLOCK) {
-                let n = (dg.len() - b0).min(BLOCK);
-                let (g, u, d) =
-                    (&gate[at + b0..at + b0 + n], &up[at + b0..at + b0 + n], &dy[at + b0..at + b0 + n]);
-                sigmoid(g, &mut sig[..n]);
-                for i in 0..n {
-                    let s = sig[i];
-                    dg[b0 + i] = d[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
-                    du[b0 + i] = d[i] * g[i] * s;
-                }
-            }
-        },
-    );
-}
-
-/// `dtable[ids[i]] += dy[i]` over a `[vocab, d]` table (the op has checked every id). Rows are
-/// split by vocabulary range across tasks, so no two tasks touch the same row.
-pub fn embedding_backward(ids: &[i32], dy: &[f32], d: usize, dtable: &mut [f32]) {
-    if d == 0 {
-        return;
-    }
-    let rows = rows_per_task(d);
-    dtable.par_chunks_mut(rows * d).enumerate().for_each(|(c, block)| {
-        let (lo, hi) = (c * rows, c * rows + block.len() / d);
-        for (i, &id) in ids.iter().enumerate() {
-            let id = id as usize;
-            if id >= lo && id < hi {
-                let dst = &mut block[(id - lo) * d..(id - lo + 1) * d];
-                dst.iter_mut().zip(&dy[i * d..(i + 1) * d]).for_each(|(a, b)| *a += b);
-            }
-        }
-    });
-}
-
-/// Gradients of [`super::attention::attention`] with the same layout, masking and GQA mapping,
+/// Gradients of [`super::attention`] with the same layout, masking and GQA mapping,
 /// recomputing the probabilities from q and k (nothing but the inputs is saved):
 /// `ds = p ⊙ (dO·vᵀ − rowsum(p ⊙ dO·vᵀ))`, `dq = scale · ds · k`, `dk = scale · dsᵀ · q`,
 /// `dv = pᵀ · dO`. Work is split by (batch, kv head): a unit owns its kv head's dk/dv rows, so
 /// the sums over the query heads of a GQA group need no atomics. Within a unit, query positions
-/// go in blocks of [`BACKWARD_ROWS`] rows (positions × the group's heads); each block is five
+/// go in blocks of `BACKWARD_ROWS` (64) rows (positions × the group's heads); each block is five
 /// GEMMs over the keys it sees (`S = Q Kᵀ`, `dP = dO Vᵀ`, `dQ = dS K`, `dK += dSᵀ Q`,
 /// `dV += Pᵀ dO`, K and V read in place) with the softmax and `dS` between them — per-pair dot
 /// products and rank-1 updates took a third of a LoRA step of a small model.
@@ -119,6 +34,7 @@ pub fn attention_backward(
         return;
     }
     let group = hq / hkv;
+    let inputs = Inputs { q, k, v, dims, mask, scale };
     // Per unit: dq rows [sq][group][d], dk and dv rows [skv][d].
     let units: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..batch * hkv)
         .into_par_iter()
@@ -129,7 +45,7 @@ pub fn attention_backward(
             let block = BACKWARD_ROWS.div_ceil(group).max(1);
             for i0 in (0..sq).step_by(block) {
                 let at = AttentionAt { b, hk, len, positions: i0..(i0 + block).min(sq) };
-                backward_block(q, k, v, dout, dims, mask, scale, &at, &mut grads);
+                backward_block(&inputs, dout, &at, &mut grads);
             }
             grads
         })
@@ -163,19 +79,14 @@ struct AttentionAt {
 }
 
 /// One block of [`attention_backward`]: adds its rows' share to `(dq, dk, dv)` of the unit.
-#[allow(clippy::too_many_arguments)]
 fn backward_block(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    inputs: &Inputs<f32>,
     dout: &[f32],
-    dims: AttentionDims,
-    mask: KeyMask,
-    scale: f32,
     at: &AttentionAt,
     (gq, gk, gv): &mut (Vec<f32>, Vec<f32>, Vec<f32>),
 ) {
-    use super::matmul::gemm_strided;
+    use crate::cpu::matmul::gemm_strided;
+    let Inputs { q, k, v, dims, mask, scale } = *inputs;
     let AttentionDims { sq, skv, hq, hkv, d, .. } = dims;
     let group = hq / hkv;
     let AttentionAt { b, hk, len, ref positions } = *at;
