@@ -9,7 +9,7 @@
 use ragtune_compute::ops::{self, AttentionSpec, MatmulSpec, SoftmaxSpec};
 use ragtune_compute::{DType, Device, Tensor};
 
-use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, median_ms_flushed};
+use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, markdown_table, median_ms_flushed};
 use crate::{random_tensor, rel_err, rng};
 
 /// One measured shape.
@@ -89,10 +89,8 @@ impl AttentionRow {
             "attention",
             "fused causal forward",
             &format!("b·h={} s={} d={} {}", self.heads, self.seq, self.head_dim, self.dtype),
-            self.fused_ms / 1e3,
-            repeats,
-            flops,
-            bytes,
+            (self.fused_ms / 1e3, repeats),
+            (flops, bytes),
             ceilings,
             &[("naive unfused", self.naive_ms / 1e3)],
             &format!("vs naive: rel err {:.1e}", self.rel_err),
@@ -102,23 +100,14 @@ impl AttentionRow {
 
 /// A Markdown table of rows, with the fused/naive speed-up.
 pub fn table(device: &Device, rows: &[AttentionRow]) -> String {
-    let mut s = format!(
-        "causal attention on {device}\n\n| b·h | seq | d | dtype | fused ms | fused TFLOP/s | naive ms | naive TFLOP/s | speed-up | rel err |\n|---|---|---|---|---|---|---|---|---|---|\n"
-    );
-    for r in rows {
-        s += &format!(
-            "| {} | {} | {} | {} | {:.3} | {:.2} | {:.3} | {:.2} | {:.2}× | {:.1e} |\n",
-            r.heads,
-            r.seq,
-            r.head_dim,
-            r.dtype,
-            r.fused_ms,
-            r.fused_tflops,
-            r.naive_ms,
-            r.naive_tflops,
-            r.naive_ms / r.fused_ms,
-            r.rel_err
-        );
-    }
-    s
+    let header = "| b·h | seq | d | dtype | fused ms | fused TFLOP/s | naive ms | naive TFLOP/s | speed-up | rel err |";
+    let lines = rows.iter().map(|r| {
+        let AttentionRow { heads, seq, head_dim, dtype, fused_ms, naive_ms, fused_tflops, naive_tflops, rel_err, .. } =
+            r;
+        let speedup = naive_ms / fused_ms;
+        format!(
+            "| {heads} | {seq} | {head_dim} | {dtype} | {fused_ms:.3} | {fused_tflops:.2} | {naive_ms:.3} | {naive_tflops:.2} | {speedup:.2}× | {rel_err:.1e} |"
+        )
+    });
+    markdown_table(&format!("causal attention on {device}"), header, lines)
 }

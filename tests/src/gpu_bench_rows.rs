@@ -136,17 +136,28 @@ fn json_num(v: f64) -> String {
     if v.is_finite() { format!("{v:e}") } else { "0".into() }
 }
 
+/// A Markdown table: `title`, a blank line, the `header` row (`| a | b |`), its separator, then
+/// one line per row.
+pub fn markdown_table(title: &str, header: &str, lines: impl IntoIterator<Item = String>) -> String {
+    let columns = header.matches('|').count().saturating_sub(1);
+    let mut s = format!("{title}\n\n{header}\n|{}\n", "---|".repeat(columns));
+    for line in lines {
+        s += &line;
+        s.push('\n');
+    }
+    s
+}
+
 /// One row in bench/src/report.rs's `Row` format: floor = max(FLOPs / compute ceiling, bytes /
-/// bandwidth ceiling); `peers` as (name, median seconds).
+/// bandwidth ceiling); the row's (median seconds, repeats) and (FLOPs, bytes); `peers` as (name,
+/// median seconds).
 #[allow(clippy::too_many_arguments)]
 pub fn json_row(
     suite: &str,
     name: &str,
     shape: &str,
-    median_s: f64,
-    repeats: usize,
-    flops: f64,
-    bytes: f64,
+    (median_s, repeats): (f64, usize),
+    (flops, bytes): (f64, f64),
     c: &GpuCeilings,
     peers: &[(&str, f64)],
     check: &str,

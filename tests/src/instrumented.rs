@@ -1,13 +1,14 @@
 //! [`Instrumented`]: a kernel device wrapped to count what crosses the seam (launches, GEMMs,
-//! bytes copied back to the host) and, for tests that must see a wrong device fail, to inject a
+//! bytes copied back to the host), to record which kernels ran, and, for tests that must see a wrong device fail, to inject a
 //! fault (every GEMM scaled, or every launch of a named kernel dropped).
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use ragtune_compute::backend::{DeviceMemory, GemmCall, GpuBackend};
 use ragtune_compute::launch::KernelCall;
-use ragtune_compute::{ComputeError, MemoryStats};
+use ragtune_compute::{ComputeError, Device, MemoryStats};
 
 #[derive(Debug)]
 pub struct Instrumented {
@@ -19,9 +20,17 @@ pub struct Instrumented {
     pub launches: AtomicUsize,
     pub gemms: AtomicUsize,
     pub downloaded_bytes: AtomicUsize,
+    /// The name of every kernel launched (dropped ones included).
+    launched: Mutex<BTreeSet<&'static str>>,
 }
 
 impl Instrumented {
+    /// A device on `inner`, counted: the counter (to read afterwards) and the device.
+    pub fn device(inner: Arc<dyn GpuBackend>) -> (Arc<Instrumented>, Device) {
+        let counted = Arc::new(Instrumented::new(inner));
+        (counted.clone(), Device::from_backend(counted))
+    }
+
     /// `inner` without faults.
     pub fn new(inner: Arc<dyn GpuBackend>) -> Instrumented {
         Instrumented::faulty(inner, 1.0, None)
@@ -39,12 +48,18 @@ impl Instrumented {
             launches: AtomicUsize::new(0),
             gemms: AtomicUsize::new(0),
             downloaded_bytes: AtomicUsize::new(0),
+            launched: Mutex::new(BTreeSet::new()),
         }
     }
 
     /// Launches plus GEMMs so far.
     pub fn work(&self) -> usize {
         self.launches.load(Ordering::Relaxed) + self.gemms.load(Ordering::Relaxed)
+    }
+
+    /// The names of the kernels launched so far, sorted.
+    pub fn launched(&self) -> Vec<&'static str> {
+        self.launched.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect()
     }
 
     pub fn downloaded(&self) -> usize {
@@ -76,7 +91,8 @@ impl GpuBackend for Instrumented {
     }
     fn launch(&self, call: &KernelCall) -> Result<(), ComputeError> {
         self.launches.fetch_add(1, Ordering::Relaxed);
-        if self.skip_kernel.is_some_and(|k| call.function.contains(k)) {
+        self.launched.lock().unwrap_or_else(|e| e.into_inner()).insert(call.kernel.name());
+        if self.skip_kernel.is_some_and(|k| call.kernel.name().contains(k)) {
             return Ok(());
         }
         self.inner.launch(call)

@@ -12,6 +12,7 @@ pub mod lora_bench;
 pub mod memory;
 pub mod parity;
 pub mod reference;
+pub mod suites;
 pub mod topk_bench;
 
 use ragtune_compute::{DType, Tensor, ops};

@@ -7,7 +7,7 @@
 use ragtune_compute::ops::{self, MatmulSpec};
 use ragtune_compute::{DType, Device, Tensor};
 
-use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, median_ms_flushed};
+use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, markdown_table, median_ms_flushed};
 use crate::{random_tensor, rel_err, rng};
 
 /// One measured shape.
@@ -28,6 +28,9 @@ pub struct LoraRow {
     pub rel_err: f64,
 }
 
+/// A LoRA layer's shape: `(rows, in, out, rank, adapters)`.
+pub type LayerShape = (usize, usize, usize, usize, usize);
+
 #[derive(Clone)]
 struct Layer {
     x: Tensor,
@@ -43,7 +46,7 @@ impl Layer {
     fn random(
         device: &Device,
         g: &mut rand_chacha::ChaCha8Rng,
-        (rows, inp, out, r, adapters): (usize, usize, usize, usize, usize),
+        (rows, inp, out, r, adapters): LayerShape,
         dtype: DType,
     ) -> Layer {
         let dev = |t: Tensor| t.to_device(device).unwrap();
@@ -75,26 +78,35 @@ impl Layer {
     }
 }
 
+/// A random layer on `device` drawn from the generator seeded with `seed`, the same layer with
+/// every row on adapter 0, and the generator (to draw more from).
+fn random_layers(
+    device: &Device,
+    seed: u64,
+    shape: LayerShape,
+    dtype: DType,
+) -> (Layer, Layer, rand_chacha::ChaCha8Rng) {
+    let mut g = rng(seed);
+    let layer = Layer::random(device, &mut g, shape, dtype);
+    let rows = shape.0;
+    let zeros = Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap().to_device(device).unwrap();
+    let one = Layer { ids: zeros, ..layer.clone() };
+    (layer, one, g)
+}
+
 /// Check, then time, one LoRA layer of rank `r` with `adapters` adapters (rows cycle through them;
 /// the unfused peer is run with one adapter, as it can only apply one).
-#[allow(clippy::too_many_arguments)]
 pub fn measure(
     device: &Device,
-    rows: usize,
-    inp: usize,
-    out: usize,
-    r: usize,
-    adapters: usize,
+    shape: LayerShape,
     dtype: DType,
     repeats: usize,
     flush: &mut L2Flush,
 ) -> LoraRow {
-    let mut g = rng(9);
-    let dev = |t: Tensor| t.to_device(device).unwrap();
-    let layer = Layer::random(device, &mut g, (rows, inp, out, r, adapters), dtype);
+    let (rows, inp, out, r, adapters) = shape;
     // Checked on one adapter against the unfused GEMMs on this device, and with all of them
     // against the same layer computed on the CPU.
-    let one = Layer { ids: dev(Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap()), ..layer.clone() };
+    let (layer, one, _) = random_layers(device, 9, shape, dtype);
     let (a0, b0) = (first(&layer.a, &[r, inp]), first(&layer.b, &[out, r]));
     let unfused: Vec<f64> = one.unfused(&a0, &b0).to_vec_f32().unwrap().into_iter().map(f64::from).collect();
     let err_unfused = rel_err(&one.lora().to_vec_f32().unwrap(), &unfused);
@@ -173,10 +185,8 @@ impl LoraRow {
                 "rows={} in={} out={} r={} adapters={} {}",
                 self.rows, self.inp, self.out, self.r, self.adapters, self.dtype
             ),
-            self.lora_ms / 1e3,
-            repeats,
-            self.flops(),
-            bytes,
+            (self.lora_ms / 1e3, repeats),
+            (self.flops(), bytes),
             ceilings,
             &[(base, self.base_ms / 1e3), (unfused, self.unfused_ms / 1e3)],
             &format!("vs CPU and unfused: rel err {:.1e}", self.rel_err),
@@ -189,26 +199,17 @@ pub fn table(device: &Device, rows: &[LoraRow]) -> String {
     let backward = rows.first().is_some_and(|r| r.backward);
     let (what, base) = if backward { ("LoRA backward", "base dx") } else { ("LoRA layer", "base GEMM") };
     let bar = if backward { "" } else { " (bar ≤ 1.05)" };
-    let mut s = format!(
-        "{what} on {device}\n\n| rows | in | out | r | adapters | dtype | LoRA ms | {base} ms | LoRA/base{bar} | unfused ms | rel err |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+    let header = format!(
+        "| rows | in | out | r | adapters | dtype | LoRA ms | {base} ms | LoRA/base{bar} | unfused ms | rel err |"
     );
-    for r in rows {
-        s += &format!(
-            "| {} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1e} |\n",
-            r.rows,
-            r.inp,
-            r.out,
-            r.r,
-            r.adapters,
-            r.dtype,
-            r.lora_ms,
-            r.base_ms,
-            r.lora_ms / r.base_ms,
-            r.unfused_ms,
-            r.rel_err
-        );
-    }
-    s
+    let lines = rows.iter().map(|r| {
+        let LoraRow { rows, inp, out, r: rank, adapters, dtype, lora_ms, base_ms, unfused_ms, rel_err, .. } = r;
+        let ratio = lora_ms / base_ms;
+        format!(
+            "| {rows} | {inp} | {out} | {rank} | {adapters} | {dtype} | {lora_ms:.3} | {base_ms:.3} | {ratio:.3} | {unfused_ms:.3} | {rel_err:.1e} |"
+        )
+    });
+    markdown_table(&format!("{what} on {device}"), &header, lines)
 }
 
 /// The backward's inputs on one device.
@@ -254,22 +255,16 @@ fn values(t: &Tensor) -> Vec<f64> {
 }
 
 /// Check, then time, the backward of one LoRA layer of rank `r` with `adapters` adapters.
-#[allow(clippy::too_many_arguments)]
 pub fn measure_backward(
     device: &Device,
-    rows: usize,
-    inp: usize,
-    out: usize,
-    r: usize,
-    adapters: usize,
+    shape: LayerShape,
     dtype: DType,
     repeats: usize,
     flush: &mut L2Flush,
 ) -> LoraRow {
-    let mut g = rng(10);
-    let dev = |t: Tensor| t.to_device(device).unwrap();
-    let layer = Layer::random(device, &mut g, (rows, inp, out, r, adapters), dtype);
-    let dy = dev(random_tensor(&mut g, &[rows, out], dtype, 1.0).0);
+    let (rows, inp, out, r, adapters) = shape;
+    let (layer, one_layer, mut g) = random_layers(device, 10, shape, dtype);
+    let dy = random_tensor(&mut g, &[rows, out], dtype, 1.0).0.to_device(device).unwrap();
     let u = ops::lora_shrink(&layer.x, &layer.a, &layer.ids).unwrap();
     let all = BackwardInputs { layer: layer.clone(), dy: dy.clone(), u };
     // Checked with all adapters against the CPU, and with one against the unfused GEMMs.
@@ -280,8 +275,6 @@ pub fn measure_backward(
         .iter()
         .map(|(a, b)| rel_err(&a.to_vec_f32().unwrap(), &values(b)))
         .fold(0.0, f64::max);
-    let zeros = dev(Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap());
-    let one_layer = Layer { ids: zeros, ..layer.clone() };
     let one_u = ops::lora_shrink(&one_layer.x, &one_layer.a, &one_layer.ids).unwrap();
     let one = BackwardInputs { layer: one_layer, dy, u: one_u };
     let (a0, b0) = (first(&layer.a, &[r, inp]), first(&layer.b, &[out, r]));

@@ -284,7 +284,7 @@ pub fn kmeans(device: &Device, rng: &mut ChaCha8Rng) {
 }
 
 /// (batch, sq, skv, hq, hkv, d, causal, key_lens) of the attention parity cases: every
-/// specialised head_dim, GQA groups of 1 and 3, prefill and decode over a cache, padding, a
+/// specialised head_dim in prefill and in decode, GQA groups of 1, 2 and 3, a cache, padding, a
 /// length shorter than the queries, and a head_dim no kernel specialises.
 type AttentionCase = (usize, usize, usize, usize, usize, usize, bool, Option<&'static [i32]>);
 const ATTENTION_CASES: &[AttentionCase] = &[
@@ -297,6 +297,8 @@ const ATTENTION_CASES: &[AttentionCase] = &[
     (1, 65, 65, 2, 2, 80, false, None),
     (1, 1, 300, 2, 1, 64, true, Some(&[257])),
     (1, 5, 5, 1, 1, 20, true, None),
+    (1, 9, 9, 4, 2, 96, true, None),
+    (2, 3, 130, 4, 2, 128, true, Some(&[130, 64])),
 ];
 
 /// Fused attention (kernels/attention.cu): the prefill and the split-KV decode kernels.
@@ -491,10 +493,12 @@ pub fn cross_entropy(device: &Device, rng: &mut ChaCha8Rng) {
     }
 }
 
-/// The training kernels beside their forwards (RMSNorm, SwiGLU, embedding backward) against
-/// the CPU's.
-pub fn backward(device: &Device, rng: &mut ChaCha8Rng) {
-    for (rows, cols) in [(1usize, 1usize), (5, 37), (70, 1100)] {
+/// Shapes of the row-wise backward checks: one element, odd sizes, several blocks of a long row.
+const BACKWARD_SHAPES: [(usize, usize); 3] = [(1, 1), (5, 37), (70, 1100)];
+
+/// The RMSNorm backward kernel (kernels/norm.cu) against the CPU's.
+pub fn rms_norm_backward(device: &Device, rng: &mut ChaCha8Rng) {
+    for (rows, cols) in BACKWARD_SHAPES {
         let (x, _) = random_tensor(rng, &[rows, cols], DType::F32, 2.0);
         let (w, _) = random_tensor(rng, &[cols], DType::F32, 1.0);
         let (dy, _) = random_tensor(rng, &[rows, cols], DType::F32, 1.0);
@@ -503,11 +507,26 @@ pub fn backward(device: &Device, rng: &mut ChaCha8Rng) {
         let (cdx, cdw) = ops::rms_norm_backward(&x, &w, &dy, 1e-5).unwrap();
         compare(&format!("rms_norm_backward dx [{rows}, {cols}]"), &ddx, &cdx, 1e-5);
         compare(&format!("rms_norm_backward dw [{rows}, {cols}]"), &ddw, &cdw, 1e-4);
+    }
+}
+
+/// The SwiGLU backward kernel (kernels/act.cu) against the CPU's.
+pub fn swiglu_backward(device: &Device, rng: &mut ChaCha8Rng) {
+    for (rows, cols) in BACKWARD_SHAPES {
+        let (x, _) = random_tensor(rng, &[rows, cols], DType::F32, 2.0);
         let (u, _) = random_tensor(rng, &[rows, cols], DType::F32, 2.0);
+        let (dy, _) = random_tensor(rng, &[rows, cols], DType::F32, 1.0);
         let (dg, du) = ops::swiglu_backward(&on(device, &x), &on(device, &u), &on(device, &dy)).unwrap();
         let (cg, cu) = ops::swiglu_backward(&x, &u, &dy).unwrap();
         compare(&format!("swiglu_backward dgate [{rows}, {cols}]"), &dg, &cg, 1e-5);
         compare(&format!("swiglu_backward dup [{rows}, {cols}]"), &du, &cu, 1e-5);
+    }
+}
+
+/// The embedding backward kernel (kernels/embed.cu) against the CPU's, with repeated ids.
+pub fn embedding_backward(device: &Device, rng: &mut ChaCha8Rng) {
+    for (rows, cols) in BACKWARD_SHAPES {
+        let (dy, _) = random_tensor(rng, &[rows, cols], DType::F32, 1.0);
         let vocab = 3 + rows / 2;
         let ids: Vec<i32> = (0..rows).map(|i| ((i * 31) % vocab) as i32).collect();
         let ids = Tensor::from_slice(&ids, &[rows]).unwrap();
@@ -642,27 +661,4 @@ pub fn lora(device: &Device, rng: &mut ChaCha8Rng) {
             compare(&format!("{what} dB"), &gdb, &cdb, 1e-4);
         }
     }
-}
-
-/// Every check of the suite, in order.
-pub fn run_all(device: &Device, rng: &mut ChaCha8Rng) {
-    matmul(device, rng);
-    norms(device, rng);
-    l2_normalize(device, rng);
-    topk(device, rng);
-    kmeans(device, rng);
-    softmax(device, rng);
-    elementwise(device, rng);
-    cast(device, rng);
-    swiglu(device, rng);
-    rope(device, rng);
-    embedding(device, rng);
-    copy_into(device, rng);
-    attention(device, rng);
-    sliding_window_attention(device, rng);
-    adamw(device, rng);
-    cross_entropy(device, rng);
-    backward(device, rng);
-    attention_backward(device, rng);
-    lora(device, rng);
 }

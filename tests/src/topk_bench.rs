@@ -9,7 +9,7 @@
 use ragtune_compute::ops::{self, MatmulSpec, Similarity, TopkSpec};
 use ragtune_compute::{DType, Device, Tensor};
 
-use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, median_ms_flushed};
+use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, markdown_table, median_ms_flushed};
 use crate::{random_tensor, rng};
 
 /// One measured shape.
@@ -42,10 +42,8 @@ impl TopkRow {
             "topk",
             "fused similarity + top-k (ip)",
             &format!("n={} d={} nq={} k={} {}", self.n, self.d, self.nq, self.k, self.dtype),
-            self.fused_ms / 1e3,
-            repeats,
-            self.flops(),
-            self.bytes(),
+            (self.fused_ms / 1e3, repeats),
+            (self.flops(), self.bytes()),
             ceilings,
             &[("score GEMM alone (unfused lower bound)", self.gemm_ms / 1e3)],
             &format!("rows agree with the CPU op in {:.2}% of slots", 100.0 * self.agreement),
@@ -101,23 +99,13 @@ fn agreement(rows: &Tensor, want_rows: &Tensor, scores: &Tensor, want_scores: &T
 
 /// A Markdown table of rows, with the GEMM-alone/fused ratio.
 pub fn table(device: &Device, rows: &[TopkRow]) -> String {
-    let mut s = format!(
-        "similarity + top-k on {device}\n\n| n | d | nq | k | dtype | fused ms | TFLOP/s | GB/s | score GEMM ms | GEMM/fused |\n|---|---|---|---|---|---|---|---|---|---|\n"
-    );
-    for r in rows {
-        s += &format!(
-            "| {} | {} | {} | {} | {} | {:.3} | {:.1} | {:.0} | {:.3} | {:.2}× |\n",
-            r.n,
-            r.d,
-            r.nq,
-            r.k,
-            r.dtype,
-            r.fused_ms,
-            r.flops() / r.fused_ms / 1e9,
-            r.bytes() / r.fused_ms / 1e6,
-            r.gemm_ms,
-            r.gemm_ms / r.fused_ms
-        );
-    }
-    s
+    let header = "| n | d | nq | k | dtype | fused ms | TFLOP/s | GB/s | score GEMM ms | GEMM/fused |";
+    let lines = rows.iter().map(|r| {
+        let TopkRow { n, d, nq, k, dtype, fused_ms, gemm_ms, .. } = r;
+        let (tflops, gbps, ratio) = (r.flops() / fused_ms / 1e9, r.bytes() / fused_ms / 1e6, gemm_ms / fused_ms);
+        format!(
+            "| {n} | {d} | {nq} | {k} | {dtype} | {fused_ms:.3} | {tflops:.1} | {gbps:.0} | {gemm_ms:.3} | {ratio:.2}× |"
+        )
+    });
+    markdown_table(&format!("similarity + top-k on {device}"), header, lines)
 }

@@ -93,12 +93,22 @@ fn sliding_window_attention_matches_f64_reference() {
     }
 }
 
+/// Random f32 q `[b, sq, hq, d]` (with its f64 values), then k and v `[b, skv, hkv, d]`, drawn in
+/// that order from `r`.
+fn random_qkv(
+    r: &mut rand_chacha::ChaCha8Rng,
+    (b, sq, skv, hq, hkv, d): (usize, usize, usize, usize, usize, usize),
+) -> ((Tensor, Vec<f64>), Tensor, Tensor) {
+    let q = random_tensor(r, &[b, sq, hq, d], DType::F32, 1.0);
+    let (k, _) = random_tensor(r, &[b, skv, hkv, d], DType::F32, 1.0);
+    let (v, _) = random_tensor(r, &[b, skv, hkv, d], DType::F32, 1.0);
+    (q, k, v)
+}
+
 #[test]
 fn a_window_as_long_as_the_keys_is_full_attention() {
     let mut r = rng(48);
-    let (q, _) = random_tensor(&mut r, &[2, 70, 4, 64], DType::F32, 1.0);
-    let (k, _) = random_tensor(&mut r, &[2, 90, 2, 64], DType::F32, 1.0);
-    let (v, _) = random_tensor(&mut r, &[2, 90, 2, 64], DType::F32, 1.0);
+    let ((q, _), k, v) = random_qkv(&mut r, (2, 70, 90, 4, 2, 64));
     let lens = Tensor::from_slice(&[90i32, 75], &[2]).unwrap();
     let spec = AttentionSpec::new(true, 64);
     let full = ops::attention(&q, &k, &v, spec, Some(&lens)).unwrap().to_vec::<f32>().unwrap();
@@ -114,9 +124,7 @@ fn decode_with_a_window_matches_the_last_rows_of_windowed_prefill() {
     // last 2 rows of the windowed prefill (absolute positions survive the cache offset).
     let mut r = rng(49);
     let (n, h, d, w) = (150, 2, 64, 33);
-    let (q, qv) = random_tensor(&mut r, &[1, n, h, d], DType::F32, 1.0);
-    let (k, _) = random_tensor(&mut r, &[1, n, h, d], DType::F32, 1.0);
-    let (v, _) = random_tensor(&mut r, &[1, n, h, d], DType::F32, 1.0);
+    let ((q, qv), k, v) = random_qkv(&mut r, (1, n, n, h, h, d));
     let spec = AttentionSpec::new(true, d).with_window(Some(w));
     let full = ops::attention(&q, &k, &v, spec, None).unwrap().to_vec::<f32>().unwrap();
     let tail: Vec<f32> = qv[(n - 2) * h * d..].iter().map(|&x| x as f32).collect();
@@ -145,9 +153,7 @@ fn attention_rows_that_see_no_key_are_zero() {
 fn decode_step_matches_the_last_row_of_prefill() {
     // The causal alignment: one query over a cache of n keys equals the last query of a prefill.
     let mut r = rng(43);
-    let (q, _) = random_tensor(&mut r, &[1, 10, 4, 64], DType::F32, 1.0);
-    let (k, _) = random_tensor(&mut r, &[1, 10, 2, 64], DType::F32, 1.0);
-    let (v, _) = random_tensor(&mut r, &[1, 10, 2, 64], DType::F32, 1.0);
+    let ((q, _), k, v) = random_qkv(&mut r, (1, 10, 10, 4, 2, 64));
     let spec = AttentionSpec::new(true, 64);
     let full = ops::attention(&q, &k, &v, spec, None).unwrap().to_vec::<f32>().unwrap();
     let last = Tensor::from_slice(&q.to_vec::<f32>().unwrap()[9 * 256..], &[1, 1, 4, 64]).unwrap();

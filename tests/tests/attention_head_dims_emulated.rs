@@ -12,9 +12,8 @@ use ragtune_tests::{random_tensor, reference, rel_err, rng, tolerance};
 
 #[test]
 fn odd_head_dims_are_padded_on_the_device_and_match_the_reference() {
-    let counted =
-        Arc::new(Instrumented::new(Arc::new(EmuBackend::new(EmuOptions { schedule: Schedule::Forward }))));
-    let device = Device::from_backend(counted.clone());
+    let (counted, device) =
+        Instrumented::device(Arc::new(EmuBackend::new(EmuOptions { schedule: Schedule::Forward })));
     let mut r = rng(43);
     // (batch, sq, skv, hq, hkv, d, causal): prefill and decode shapes, GQA, d below, between and
     // just above the kernels' head dims.

@@ -77,6 +77,29 @@ fn rope_backward_matches_finite_differences() {
     }
 }
 
+/// Checks `attention_backward` under `spec` on fresh random operands of `dims` = (batch, sq, skv,
+/// hq, hkv, head_dim): dq, dk and dv against central differences of `Σ forward(q, k, v) · dout`,
+/// where `forward` is the f64 reference with the same mask.
+fn check_attention_backward(
+    r: &mut rand_chacha::ChaCha8Rng,
+    (b, sq, skv, hq, hkv, d): (usize, usize, usize, usize, usize, usize),
+    spec: AttentionSpec,
+    lens: Option<&[i32]>,
+    name: &str,
+    forward: impl Fn(&[f64], &[f64], &[f64]) -> Vec<f64>,
+) {
+    let (q, qv) = rand(r, &[b, sq, hq, d]);
+    let (k, kv) = rand(r, &[b, skv, hkv, d]);
+    let (v, vv) = rand(r, &[b, skv, hkv, d]);
+    let (dout, dov) = rand(r, &[b, sq, hq, d]);
+    let key_lens = lens.map(|l| Tensor::from_slice(l, &[b]).unwrap());
+    let (dq, dk, dv) = ops::attention_backward(&q, &k, &v, &dout, spec, key_lens.as_ref()).unwrap();
+    let f = |q: &[f64], k: &[f64], v: &[f64]| weighted_sum(&forward(q, k, v), &dov);
+    assert_close(&format!("{name} dq"), &f32s(&dq), &fd(&qv, H, |q| f(q, &kv, &vv)), TOL);
+    assert_close(&format!("{name} dk"), &f32s(&dk), &fd(&kv, H, |k| f(&qv, k, &vv)), TOL);
+    assert_close(&format!("{name} dv"), &f32s(&dv), &fd(&vv, H, |v| f(&qv, &kv, v)), TOL);
+}
+
 #[test]
 fn attention_backward_matches_finite_differences() {
     let mut r = rng(14);
@@ -92,21 +115,11 @@ fn attention_backward_matches_finite_differences() {
         (2, 36, 40, 2, 1, 3, true, Some(&[40, 30])),
     ];
     for &(b, sq, skv, hq, hkv, d, causal, lens) in cases {
-        let (q, qv) = rand(&mut r, &[b, sq, hq, d]);
-        let (k, kv) = rand(&mut r, &[b, skv, hkv, d]);
-        let (v, vv) = rand(&mut r, &[b, skv, hkv, d]);
-        let (dout, dov) = rand(&mut r, &[b, sq, hq, d]);
-        let spec = AttentionSpec::new(causal, d);
-        let key_lens = lens.map(|l| Tensor::from_slice(l, &[b]).unwrap());
-        let (dq, dk, dv) = ops::attention_backward(&q, &k, &v, &dout, spec, key_lens.as_ref()).unwrap();
-        let dims = (b, sq, skv, hq, hkv, d);
-        let f = |q: &[f64], k: &[f64], v: &[f64]| {
-            weighted_sum(&reference::attention(q, k, v, dims, causal, spec.scale as f64, lens), &dov)
-        };
+        let (dims, spec) = ((b, sq, skv, hq, hkv, d), AttentionSpec::new(causal, d));
         let name = format!("attention {dims:?} causal {causal} lens {lens:?}");
-        assert_close(&format!("{name} dq"), &f32s(&dq), &fd(&qv, H, |q| f(q, &kv, &vv)), TOL);
-        assert_close(&format!("{name} dk"), &f32s(&dk), &fd(&kv, H, |k| f(&qv, k, &vv)), TOL);
-        assert_close(&format!("{name} dv"), &f32s(&dv), &fd(&vv, H, |v| f(&qv, &kv, v)), TOL);
+        check_attention_backward(&mut r, dims, spec, lens, &name, |q, k, v| {
+            reference::attention(q, k, v, dims, causal, spec.scale as f64, lens)
+        });
     }
 }
 
@@ -122,23 +135,11 @@ fn sliding_window_attention_backward_matches_finite_differences() {
         (2, 4, 6, 3, 1, 5, 2, Some(&[6, 2])), // left-padded queries (len < sq)
     ];
     for &(b, sq, skv, hq, hkv, d, window, lens) in cases {
-        let (q, qv) = rand(&mut r, &[b, sq, hq, d]);
-        let (k, kv) = rand(&mut r, &[b, skv, hkv, d]);
-        let (v, vv) = rand(&mut r, &[b, skv, hkv, d]);
-        let (dout, dov) = rand(&mut r, &[b, sq, hq, d]);
-        let spec = AttentionSpec::new(true, d).with_window(Some(window));
-        let key_lens = lens.map(|l| Tensor::from_slice(l, &[b]).unwrap());
-        let (dq, dk, dv) = ops::attention_backward(&q, &k, &v, &dout, spec, key_lens.as_ref()).unwrap();
-        let dims = (b, sq, skv, hq, hkv, d);
-        let f = |q: &[f64], k: &[f64], v: &[f64]| {
-            let out =
-                reference::sliding_attention(q, k, v, dims, true, Some(window), spec.scale as f64, lens);
-            weighted_sum(&out, &dov)
-        };
+        let (dims, spec) = ((b, sq, skv, hq, hkv, d), AttentionSpec::new(true, d).with_window(Some(window)));
         let name = format!("attention {dims:?} window {window} lens {lens:?}");
-        assert_close(&format!("{name} dq"), &f32s(&dq), &fd(&qv, H, |q| f(q, &kv, &vv)), TOL);
-        assert_close(&format!("{name} dk"), &f32s(&dk), &fd(&kv, H, |k| f(&qv, k, &vv)), TOL);
-        assert_close(&format!("{name} dv"), &f32s(&dv), &fd(&vv, H, |v| f(&qv, &kv, v)), TOL);
+        check_attention_backward(&mut r, dims, spec, lens, &name, |q, k, v| {
+            reference::sliding_attention(q, k, v, dims, true, Some(window), spec.scale as f64, lens)
+        });
     }
 }
 

@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use ragtune_compute::{Device, Tensor, ops};
+use ragtune_compute::{Tensor, ops};
 use ragtune_kernel_emu::{EmuBackend, EmuOptions, Schedule};
 use ragtune_tests::instrumented::Instrumented;
 use ragtune_tests::{random_vec, rel_err, rng};
 
 #[test]
 fn the_device_norm_matches_the_cpu_and_downloads_four_bytes() {
-    let counted =
-        Arc::new(Instrumented::new(Arc::new(EmuBackend::new(EmuOptions { schedule: Schedule::Forward }))));
-    let device = Device::from_backend(counted.clone());
+    let (counted, device) =
+        Instrumented::device(Arc::new(EmuBackend::new(EmuOptions { schedule: Schedule::Forward })));
     let mut r = rng(41);
     let shapes: [&[usize]; 4] = [&[37, 11], &[0, 5], &[300], &[4, 6, 5]];
     let host: Vec<Vec<f32>> = shapes.iter().map(|s| random_vec(&mut r, s.iter().product(), 1.0)).collect();

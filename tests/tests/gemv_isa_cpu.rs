@@ -18,7 +18,7 @@ fn run<T: ragtune_compute::dtype::FloatElement>(
 ) -> Vec<f32> {
     let b: Vec<T> = b.to_vec::<T>().unwrap();
     let mut out = vec![f32::NAN; m * n];
-    gemv_rows_on(isa, a, &b, m, n, k, true, 0.75, &mut out);
+    gemv_rows_on(isa, a, &b, [m, n, k], true, 0.75, &mut out);
     out
 }
 

@@ -92,8 +92,8 @@ fn gpu_lora_vs_base_gemm() {
     // trainer's adapted projections on a frozen base).
     for (out, adapters) in [(4096, 1), (14336, 1), (4096, 4)] {
         let (n, inp, r, dt) = (4096, 4096, 16, DType::BF16);
-        rows.push(lora_bench::measure(&device, n, inp, out, r, adapters, dt, REPEATS, &mut flush));
-        back.push(lora_bench::measure_backward(&device, n, inp, out, r, adapters, dt, REPEATS, &mut flush));
+        rows.push(lora_bench::measure(&device, (n, inp, out, r, adapters), dt, REPEATS, &mut flush));
+        back.push(lora_bench::measure_backward(&device, (n, inp, out, r, adapters), dt, REPEATS, &mut flush));
     }
     println!("{}", lora_bench::table(&device, &rows));
     println!("{}", lora_bench::table(&device, &back));
@@ -120,8 +120,8 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     assert!(t.iter().all(|r| r.fused_ms > 0.0 && r.gemm_ms > 0.0 && r.agreement >= 0.99));
     assert!(t[0].json_row(&c, 1).contains("\"suite\": \"topk\""));
     let l = [
-        lora_bench::measure(&device, 24, 64, 48, 4, 1, DType::F32, 1, &mut flush),
-        lora_bench::measure(&device, 20, 32, 40, 8, 3, DType::BF16, 1, &mut flush),
+        lora_bench::measure(&device, (24, 64, 48, 4, 1), DType::F32, 1, &mut flush),
+        lora_bench::measure(&device, (20, 32, 40, 8, 3), DType::BF16, 1, &mut flush),
     ];
     let table = lora_bench::table(&device, &l);
     assert!(
@@ -132,8 +132,8 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     let line = l[1].json_row(&c, 1);
     assert!(line.contains("\"suite\": \"lora\"") && line.contains("unfused LoRA GEMMs"), "{line}");
     let back = [
-        lora_bench::measure_backward(&device, 24, 64, 48, 4, 1, DType::F32, 1, &mut flush),
-        lora_bench::measure_backward(&device, 20, 32, 40, 8, 3, DType::BF16, 1, &mut flush),
+        lora_bench::measure_backward(&device, (24, 64, 48, 4, 1), DType::F32, 1, &mut flush),
+        lora_bench::measure_backward(&device, (20, 32, 40, 8, 3), DType::BF16, 1, &mut flush),
     ];
     let table = lora_bench::table(&device, &back);
     assert!(table.contains("| 20 | 32 | 40 | 8 | 3 | bf16 |"), "{table}");
@@ -211,7 +211,7 @@ fn gpu_profile_target() {
             println!("{}", topk_bench::table(&device, &[row]));
         }
         _ => {
-            let row = lora_bench::measure(&device, v[0], v[1], v[2], v[3], v[4], dtype, 1, &mut flush);
+            let row = lora_bench::measure(&device, (v[0], v[1], v[2], v[3], v[4]), dtype, 1, &mut flush);
             println!("{}", lora_bench::table(&device, &[row]));
         }
     }
@@ -266,7 +266,7 @@ fn json_rows_judge_by_the_larger_floor() {
         bandwidth_bytes: 1e12,
     };
     // 1e12 FLOPs (1 ms) vs 1e8 bytes (0.1 ms): compute-bound, floor 1 ms, measured 2 ms.
-    let row = json_row("attention", "f", "s", 2e-3, 5, 1e12, 1e8, &c, &[("naive", 4e-3)], "ok");
+    let row = json_row("attention", "f", "s", (2e-3, 5), (1e12, 1e8), &c, &[("naive", 4e-3)], "ok");
     for field in [
         "\"bound\": \"compute\"",
         "\"unit\": \"TFLOP/s\"",
@@ -277,6 +277,6 @@ fn json_rows_judge_by_the_larger_floor() {
     ] {
         assert!(row.contains(field), "{field} missing from {row}");
     }
-    let row = json_row("decode", "f", "s", 2e-3, 5, 1e9, 1e9, &c, &[], "ok");
+    let row = json_row("decode", "f", "s", (2e-3, 5), (1e9, 1e9), &c, &[], "ok");
     assert!(row.contains("\"bound\": \"memory\"") && row.contains("\"ceiling_fraction\": 5e-1"), "{row}");
 }

@@ -16,7 +16,9 @@ use ragtune_compute::{DType, Device};
 use ragtune_kernel_emu::EmuBackend;
 use ragtune_runtime::LlamaConfig;
 use ragtune_tests::gpu::cuda_or_skip;
-use ragtune_tests::gpu_bench_rows::{GpuCeilings, append_rows, ceilings_line, json_row, measure_ceilings};
+use ragtune_tests::gpu_bench_rows::{
+    GpuCeilings, append_rows, ceilings_line, json_row, markdown_table, measure_ceilings,
+};
 use ragtune_trainer::{FullTrainer, LoraAdapter, LoraTrainer, TrainBatch};
 
 /// One measured step.
@@ -121,28 +123,24 @@ fn measure(
 }
 
 fn report(device: &Device, rows: &[StepRow], c: &GpuCeilings, tokens: usize) -> String {
-    let mut s = format!(
-        "training steps on {device}\n\n| step | shape | s/step | tokens/s | TFLOP/s | MFU (of {:.0} TFLOP/s) | check |\n|---|---|---|---|---|---|---|\n",
+    let header = format!(
+        "| step | shape | s/step | tokens/s | TFLOP/s | MFU (of {:.0} TFLOP/s) | check |",
         c.compute_flops / 1e12
     );
-    for r in rows {
-        s += &format!(
-            "| {} | {} | {:.4} | {:.0} | {:.2} | {:.1}% | {} |\n",
-            r.what,
-            r.shape,
-            r.seconds,
-            tokens as f64 / r.seconds,
-            r.flops / r.seconds / 1e12,
-            100.0 * r.flops / r.seconds / c.compute_flops,
-            r.check
-        );
-    }
-    s
+    let lines = rows.iter().map(|r| {
+        let StepRow { what, shape, seconds, flops, check, .. } = r;
+        let (per_s, tflops, mfu) =
+            (tokens as f64 / seconds, flops / seconds / 1e12, 100.0 * flops / seconds / c.compute_flops);
+        format!("| {what} | {shape} | {seconds:.4} | {per_s:.0} | {tflops:.2} | {mfu:.1}% | {check} |")
+    });
+    markdown_table(&format!("training steps on {device}"), &header, lines)
 }
 
 fn json_rows(rows: &[StepRow], c: &GpuCeilings) -> Vec<String> {
     rows.iter()
-        .map(|r| json_row("train", r.what, &r.shape, r.seconds, r.repeats, r.flops, 0.0, c, &[], &r.check))
+        .map(|r| {
+            json_row("train", r.what, &r.shape, (r.seconds, r.repeats), (r.flops, 0.0), c, &[], &r.check)
+        })
         .collect()
 }
 

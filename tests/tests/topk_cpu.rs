@@ -29,29 +29,50 @@ fn search(q: &Tensor, b: &Tensor, k: usize, sim: Similarity, allow: Option<&Tens
     (r.rows.to_vec::<i32>().unwrap(), r.scores.to_vec::<f32>().unwrap())
 }
 
-#[test]
-fn integer_data_gives_exact_rows_ties_and_scores() {
-    let mut rng = rng(301);
+/// One unfiltered search: the dtype, the case `(nq, n, d, k)`, the similarity, the f64 operands,
+/// the reference's `(row, score)`s per query and the op's rows and scores.
+struct Run<'a> {
+    dtype: DType,
+    case: (usize, usize, usize, usize),
+    sim: Similarity,
+    qv: &'a [f64],
+    bv: &'a [f64],
+    want: Vec<Vec<(i64, f64)>>,
+    rows: Vec<i32>,
+    scores: Vec<f32>,
+}
+
+/// Searches every dtype × `CASES` × similarity on fresh operands from `seed` (integer-valued when
+/// `integer`) and hands each run to `check`.
+fn each_unfiltered_run(seed: u64, integer: bool, mut check: impl FnMut(Run<'_>)) {
+    let mut rng = rng(seed);
     for dtype in DType::FLOATS {
         for &(nq, n, d, k) in CASES {
-            let (q, b, qv, bv) = search_case(&mut rng, nq, n, d, dtype, true);
+            let (q, b, qv, bv) = search_case(&mut rng, nq, n, d, dtype, integer);
             for sim in SIMS {
                 let want = reference::topk(&qv, &bv, d, k, sim == Similarity::L2, None);
                 let (rows, scores) = search(&q, &b, k, sim, None);
-                let kk = k.min(n);
-                for i in 0..nq {
-                    for j in 0..kk {
-                        let (r, s) = want[i][j];
-                        assert_eq!(
-                            (rows[i * kk + j] as i64, scores[i * kk + j] as f64),
-                            (r, s),
-                            "{dtype} {sim:?} nq={nq} n={n} d={d} k={k}: query {i} rank {j}"
-                        );
-                    }
-                }
+                check(Run { dtype, case: (nq, n, d, k), sim, qv: &qv, bv: &bv, want, rows, scores });
             }
         }
     }
+}
+
+#[test]
+fn integer_data_gives_exact_rows_ties_and_scores() {
+    each_unfiltered_run(301, true, |Run { dtype, case: (nq, n, d, k), sim, want, rows, scores, .. }| {
+        let kk = k.min(n);
+        for i in 0..nq {
+            for j in 0..kk {
+                let (r, s) = want[i][j];
+                assert_eq!(
+                    (rows[i * kk + j] as i64, scores[i * kk + j] as f64),
+                    (r, s),
+                    "{dtype} {sim:?} nq={nq} n={n} d={d} k={k}: query {i} rank {j}"
+                );
+            }
+        }
+    });
 }
 
 #[test]
@@ -76,35 +97,27 @@ fn filters_apply_inside_the_search_and_pad_the_tail() {
 
 #[test]
 fn random_data_scores_match_the_f64_reference() {
-    let mut rng = rng(303);
-    for dtype in DType::FLOATS {
-        for &(nq, n, d, k) in CASES {
-            let (q, b, qv, bv) = search_case(&mut rng, nq, n, d, dtype, false);
-            for sim in SIMS {
-                let want = reference::topk(&qv, &bv, d, k, sim == Similarity::L2, None);
-                let (rows, scores) = search(&q, &b, k, sim, None);
-                let want_scores: Vec<f64> = want.iter().flatten().map(|&(_, s)| s).collect();
-                let what = format!("{dtype} {sim:?} nq={nq} n={n} d={d} k={k}");
-                // Operands were rounded to `dtype` before the reference saw them: f32 accuracy.
-                assert_close(&what, &scores, &want_scores, tolerance(DType::F32, true));
-                // Every returned row really has the score reported for it.
-                let kk = k.min(n);
-                let exact: Vec<f64> = rows
-                    .iter()
-                    .enumerate()
-                    .map(|(idx, &r)| {
-                        let (i, r) = (idx / kk, r as usize);
-                        let (qi, br) = (&qv[i * d..(i + 1) * d], &bv[r * d..(r + 1) * d]);
-                        match sim {
-                            Similarity::Dot => qi.iter().zip(br).map(|(x, y)| x * y).sum(),
-                            Similarity::L2 => qi.iter().zip(br).map(|(x, y)| (x - y) * (x - y)).sum(),
-                        }
-                    })
-                    .collect();
-                assert_close(&format!("{what} (rows)"), &scores, &exact, tolerance(DType::F32, true));
-            }
-        }
-    }
+    each_unfiltered_run(303, false, |Run { dtype, case: (nq, n, d, k), sim, qv, bv, want, rows, scores }| {
+        let want_scores: Vec<f64> = want.iter().flatten().map(|&(_, s)| s).collect();
+        let what = format!("{dtype} {sim:?} nq={nq} n={n} d={d} k={k}");
+        // Operands were rounded to `dtype` before the reference saw them: f32 accuracy.
+        assert_close(&what, &scores, &want_scores, tolerance(DType::F32, true));
+        // Every returned row really has the score reported for it.
+        let kk = k.min(n);
+        let exact: Vec<f64> = rows
+            .iter()
+            .enumerate()
+            .map(|(idx, &r)| {
+                let (i, r) = (idx / kk, r as usize);
+                let (qi, br) = (&qv[i * d..(i + 1) * d], &bv[r * d..(r + 1) * d]);
+                match sim {
+                    Similarity::Dot => qi.iter().zip(br).map(|(x, y)| x * y).sum(),
+                    Similarity::L2 => qi.iter().zip(br).map(|(x, y)| (x - y) * (x - y)).sum(),
+                }
+            })
+            .collect();
+        assert_close(&format!("{what} (rows)"), &scores, &exact, tolerance(DType::F32, true));
+    });
 }
 
 #[test]

@@ -58,6 +58,14 @@ fn check(q: &[f32], base: &[f32], d: usize, k: usize, sim: Similarity, allow: Op
     }
 }
 
+/// `nq` random queries and `n` random base rows of dimension `d`, drawn in that order from the
+/// generator seeded with `seed`.
+fn queries_and_base(seed: u64, nq: usize, n: usize, d: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut r = rng(seed);
+    let q = random_vec(&mut r, nq * d, 1.0);
+    (q, random_vec(&mut r, n * d, 1.0))
+}
+
 #[test]
 fn the_screen_equals_exhaustive_rescoring_on_random_data() {
     let mut r = rng(71);
@@ -94,9 +102,7 @@ fn near_ties_inside_the_bound_are_rescored_not_dropped() {
 #[test]
 fn filters_apply_inside_the_screen() {
     let (n, d, nq) = (4200, 48, 35);
-    let mut r = rng(73);
-    let q = random_vec(&mut r, nq * d, 1.0);
-    let base = random_vec(&mut r, n * d, 1.0);
+    let (q, base) = queries_and_base(73, nq, n, d);
     let bitmap = |keep: &dyn Fn(usize) -> bool| {
         let mut b = vec![0u32; n.div_ceil(32)];
         (0..n).filter(|&i| keep(i)).for_each(|i| b[i >> 5] |= 1 << (i & 31));
@@ -114,9 +120,7 @@ fn filters_apply_inside_the_screen() {
 #[test]
 fn exact_keys_match_f64_and_unbounded_data_is_declined() {
     let (n, d, nq) = (4096, 384, 32);
-    let mut r = rng(74);
-    let q = random_vec(&mut r, nq * d, 1.0);
-    let mut base = random_vec(&mut r, n * d, 1.0);
+    let (q, mut base) = queries_and_base(74, nq, n, d);
     let got = topk_screen::search(Kernel::Portable, &q, &base, nq, n, d, 5, Similarity::Dot, None).unwrap();
     for (qi, c) in got.iter().enumerate() {
         for &p in c {
@@ -136,9 +140,7 @@ fn the_op_takes_the_screen_and_agrees_with_the_plain_path() {
     // ops::topk_similarity on f32 with many queries goes through the screen when the CPU has
     // AVX512_BF16; f16 storage never does. Both must give the exhaustive answer's rows.
     let (n, d, nq, k) = (6000, 96, 64, 10);
-    let mut r = rng(75);
-    let q = random_vec(&mut r, nq * d, 1.0);
-    let base = random_vec(&mut r, n * d, 1.0);
+    let (q, base) = queries_and_base(75, nq, n, d);
     let want = exhaustive(&q, &base, d, k, Similarity::Dot, None);
     let qt = Tensor::from_slice(&q, &[nq, d]).unwrap();
     let bt = Tensor::from_slice(&base, &[n, d]).unwrap();
@@ -164,9 +166,7 @@ fn bf16_and_f16_storage_are_screened_against_their_stored_values() {
     // the screen reads the same rows in their storage type.
     use half::{bf16, f16};
     let (n, d, nq) = (4500, 96, 40);
-    let mut r = rng(76);
-    let q = random_vec(&mut r, nq * d, 1.0);
-    let base = random_vec(&mut r, n * d, 1.0);
+    let (q, base) = queries_and_base(76, nq, n, d);
     let b16: Vec<bf16> = base.iter().map(|&v| bf16::from_f32(v)).collect();
     let h16: Vec<f16> = base.iter().map(|&v| f16::from_f32(v)).collect();
     let wide_b: Vec<f32> = b16.iter().map(|v| v.to_f32()).collect();

@@ -232,15 +232,29 @@ pub fn extreme_json(rng: &mut ChaCha8Rng) -> Value {
 
 /// Every path (object keys and array indices) in `v`, containers included.
 fn json_paths(v: &Value, prefix: &mut Vec<Value>, out: &mut Vec<Vec<Value>>) {
-    let children: Vec<(Value, &Value)> = match v {
+    tree_paths(v, &json_children, prefix, out);
+}
+
+fn json_children(v: &Value) -> Vec<(Value, &Value)> {
+    match v {
         Value::Object(m) => m.iter().map(|(k, c)| (json!(k), c)).collect(),
         Value::Array(a) => a.iter().enumerate().map(|(i, c)| (json!(i), c)).collect(),
-        _ => return,
-    };
-    for (key, child) in children {
-        prefix.push(key);
+        _ => Vec::new(),
+    }
+}
+
+/// Every path below `v` in a tree of values, containers included, appended to `out` after
+/// `prefix`: `children` lists a container's (step, child) pairs and nothing for a leaf.
+fn tree_paths<'v, V, S: Clone>(
+    v: &'v V,
+    children: &impl Fn(&'v V) -> Vec<(S, &'v V)>,
+    prefix: &mut Vec<S>,
+    out: &mut Vec<Vec<S>>,
+) {
+    for (step, child) in children(v) {
+        prefix.push(step);
         out.push(prefix.clone());
-        json_paths(child, prefix, out);
+        tree_paths(child, children, prefix, out);
         prefix.pop();
     }
 }
@@ -331,16 +345,14 @@ enum Step {
 }
 
 fn toml_paths(v: &toml::Value, prefix: &mut Vec<Step>, out: &mut Vec<Vec<Step>>) {
-    let children: Vec<(Step, &toml::Value)> = match v {
+    tree_paths(v, &toml_children, prefix, out);
+}
+
+fn toml_children(v: &toml::Value) -> Vec<(Step, &toml::Value)> {
+    match v {
         toml::Value::Table(m) => m.iter().map(|(k, c)| (Step::Key(k.clone()), c)).collect(),
         toml::Value::Array(a) => a.iter().enumerate().map(|(i, c)| (Step::Index(i), c)).collect(),
-        _ => return,
-    };
-    for (step, child) in children {
-        prefix.push(step);
-        out.push(prefix.clone());
-        toml_paths(child, prefix, out);
-        prefix.pop();
+        _ => Vec::new(),
     }
 }
 
