@@ -20,65 +20,20 @@ struct Case {
     dtype: DType,
 }
 
+/// A causal case from `[b, sq, skv, hq, hkv, d]`.
+fn case(name: &'static str, [b, sq, skv, hq, hkv, d]: [usize; 6], dtype: DType) -> Case {
+    Case { name, b, sq, skv, hq, hkv, d, causal: true, dtype }
+}
+
 fn attention(c: &mut Criterion) {
     let mut g = c.benchmark_group("attention");
     g.sample_size(10);
     let cases = [
-        Case {
-            name: "prefill causal b1 s512 h9/3 d64 f32",
-            b: 1,
-            sq: 512,
-            skv: 512,
-            hq: 9,
-            hkv: 3,
-            d: 64,
-            causal: true,
-            dtype: DType::F32,
-        },
-        Case {
-            name: "prefill causal b1 s1024 h8/8 d128 f32",
-            b: 1,
-            sq: 1024,
-            skv: 1024,
-            hq: 8,
-            hkv: 8,
-            d: 128,
-            causal: true,
-            dtype: DType::F32,
-        },
-        Case {
-            name: "prefill causal b1 s512 h9/3 d64 bf16",
-            b: 1,
-            sq: 512,
-            skv: 512,
-            hq: 9,
-            hkv: 3,
-            d: 64,
-            causal: true,
-            dtype: DType::BF16,
-        },
-        Case {
-            name: "decode b1 kv2048 h9/3 d64 f32",
-            b: 1,
-            sq: 1,
-            skv: 2048,
-            hq: 9,
-            hkv: 3,
-            d: 64,
-            causal: true,
-            dtype: DType::F32,
-        },
-        Case {
-            name: "decode b8 kv1024 h9/3 d64 f32",
-            b: 8,
-            sq: 1,
-            skv: 1024,
-            hq: 9,
-            hkv: 3,
-            d: 64,
-            causal: true,
-            dtype: DType::F32,
-        },
+        case("prefill causal b1 s512 h9/3 d64 f32", [1, 512, 512, 9, 3, 64], DType::F32),
+        case("prefill causal b1 s1024 h8/8 d128 f32", [1, 1024, 1024, 8, 8, 128], DType::F32),
+        case("prefill causal b1 s512 h9/3 d64 bf16", [1, 512, 512, 9, 3, 64], DType::BF16),
+        case("decode b1 kv2048 h9/3 d64 f32", [1, 1, 2048, 9, 3, 64], DType::F32),
+        case("decode b8 kv1024 h9/3 d64 f32", [8, 1, 1024, 9, 3, 64], DType::F32),
     ];
     for (i, cs) in cases.iter().enumerate() {
         let seed = 10 * i as u64;
@@ -95,18 +50,13 @@ fn attention(c: &mut Criterion) {
             let qv = q.to_vec_f32().unwrap();
             let last = Tensor::from_slice(&qv[(cs.sq - 1) * row..cs.sq * row], &[1, 1, cs.hq, cs.d]).unwrap();
             let last = ops::cast(&last, cs.dtype).unwrap();
-            let first_k = Tensor::from_slice(
-                &k.to_vec_f32().unwrap()[..cs.skv * cs.hkv * cs.d],
-                &[1, cs.skv, cs.hkv, cs.d],
-            );
-            let first_v = Tensor::from_slice(
-                &v.to_vec_f32().unwrap()[..cs.skv * cs.hkv * cs.d],
-                &[1, cs.skv, cs.hkv, cs.d],
-            );
-            let (fk, fv) = (
-                ops::cast(&first_k.unwrap(), cs.dtype).unwrap(),
-                ops::cast(&first_v.unwrap(), cs.dtype).unwrap(),
-            );
+            // The first sequence's keys or values alone, back in the case's dtype.
+            let first_seq = |t: &Tensor| {
+                let n = cs.skv * cs.hkv * cs.d;
+                let t = Tensor::from_slice(&t.to_vec_f32().unwrap()[..n], &[1, cs.skv, cs.hkv, cs.d]);
+                ops::cast(&t.unwrap(), cs.dtype).unwrap()
+            };
+            let (fk, fv) = (first_seq(&k), first_seq(&v));
             let step = ops::attention(&last, &fk, &fv, spec, None).unwrap().to_vec_f32().unwrap();
             let want = &out[(cs.sq - 1) * row..cs.sq * row];
             let err = step.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);

@@ -8,49 +8,13 @@
 
 use std::time::Instant;
 
-use ragtune_bench::{gemm_flops, random_llama, random_tensor, smollm2_config};
+use ragtune_bench::suites::train::{BATCH, SEQ, batch, check_initial_loss, small_config};
+use ragtune_bench::{gemm_flops, llama_params, random_llama, random_tensor, smollm2_config};
 use ragtune_compute::ops::{self, AdamW};
 use ragtune_compute::{DType, Device};
-use ragtune_runtime::{LlamaConfig, LlamaModel};
-use ragtune_trainer::{FullTrainer, LoraAdapter, LoraTrainer, TrainBatch};
+use ragtune_trainer::{FullTrainer, LoraAdapter, LoraTrainer};
 
-const BATCH: usize = 4;
-const SEQ: usize = 128;
 const STEPS: usize = 3;
-
-/// ~10M parameters: hidden 256, 8 layers, 4 heads / 2 KV heads, MLP 688, vocab 16384, tied.
-fn small_config() -> LlamaConfig {
-    LlamaConfig {
-        vocab_size: 16384,
-        hidden_size: 256,
-        intermediate_size: 688,
-        num_layers: 8,
-        num_heads: 4,
-        num_kv_heads: 2,
-        head_dim: 64,
-        ..smollm2_config()
-    }
-}
-
-fn params(m: &LlamaModel) -> usize {
-    let lin = |l: &ragtune_runtime::linear::Linear| l.weight.numel();
-    m.embed.numel()
-        + m.norm.numel()
-        + m.layers
-            .iter()
-            .map(|l| {
-                l.input_norm.numel()
-                    + l.post_norm.numel()
-                    + [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().map(lin).sum::<usize>()
-            })
-            .sum::<usize>()
-}
-
-fn batch(vocab: usize) -> TrainBatch {
-    let ids: Vec<Vec<i32>> =
-        (0..BATCH).map(|b| (0..SEQ).map(|t| ((b * 7919 + t * 104729) % vocab) as i32).collect()).collect();
-    TrainBatch::from_labels(&ids, &ids).expect("a valid batch")
-}
 
 /// SGEMM FLOP/s at 1024³ (the best of a few runs).
 fn sgemm_rate() -> f64 {
@@ -65,9 +29,10 @@ fn sgemm_rate() -> f64 {
     gemm_flops(1024, 1024, 1024) as f64 / best
 }
 
-/// Seconds per step: one warm-up step, then the mean of `STEPS`.
-fn time_steps(mut step: impl FnMut()) -> f64 {
-    step();
+/// Seconds per step: one warm-up step whose loss must be an untrained model's (checked before
+/// anything is timed), then the mean of `STEPS`.
+fn time_steps(what: &str, vocab: usize, mut step: impl FnMut() -> f32) -> f64 {
+    check_initial_loss(what, step(), vocab).unwrap();
     let t = Instant::now();
     for _ in 0..STEPS {
         step();
@@ -75,45 +40,48 @@ fn time_steps(mut step: impl FnMut()) -> f64 {
     t.elapsed().as_secs_f64() / STEPS as f64
 }
 
+/// One table row; `flops_per_token_param` is 4 for LoRA and 6 for full training.
+fn print_row(
+    name: &str,
+    mode: &str,
+    params: usize,
+    trainable: usize,
+    secs: f64,
+    flops_per_token_param: f64,
+    rate: f64,
+) {
+    let tokens = (BATCH * SEQ) as f64;
+    let frac = flops_per_token_param * params as f64 * tokens / secs / rate;
+    println!(
+        "| {name} | {mode} | {:.1}M ({:.2}M) | {secs:.3} | {:.0} | {:.0}% |",
+        params as f64 / 1e6,
+        trainable as f64 / 1e6,
+        tokens / secs,
+        100.0 * frac
+    );
+}
+
 fn main() {
     let rate = sgemm_rate();
-    let tokens = (BATCH * SEQ) as f64;
     println!("SGEMM 1024³ in this run: {:.0} GFLOP/s; batches of {BATCH} × {SEQ} tokens\n", rate / 1e9);
     println!("| model | mode | params (trainable) | s/step | tokens/s | fraction of SGEMM |");
     println!("|---|---|---|---|---|---|");
     for (name, config) in [("~10M", small_config()), ("SmolLM2-135M shape", smollm2_config())] {
         let model = random_llama(config);
-        let n = params(&model);
-        let b = batch(model.config.vocab_size);
+        let n = llama_params(&model);
+        let vocab = model.config.vocab_size;
+        let b = batch(vocab).unwrap();
         let lora = ragtune_bench::lora_r16_all_targets();
         let adapter = LoraAdapter::init(lora, &model.config, 0, &Device::Cpu).unwrap();
         let trainable = adapter.num_params();
         let mut trainer = LoraTrainer::new(&model, adapter, AdamW::default()).unwrap();
-        let secs = time_steps(|| {
-            trainer.train_step(&b, 1e-4).unwrap();
-        });
-        let frac = 4.0 * n as f64 * tokens / secs / rate;
-        println!(
-            "| {name} | LoRA r=16, 7 targets | {:.1}M ({:.2}M) | {secs:.3} | {:.0} | {:.0}% |",
-            n as f64 / 1e6,
-            trainable as f64 / 1e6,
-            tokens / secs,
-            100.0 * frac
-        );
+        let secs = time_steps(&format!("LoRA {name}"), vocab, || trainer.train_step(&b, 1e-4).unwrap());
+        print_row(name, "LoRA r=16, 7 targets", n, trainable, secs, 4.0, rate);
         drop(trainer);
         if name == "~10M" {
             let mut full = FullTrainer::new(model, AdamW::default()).unwrap();
-            let secs = time_steps(|| {
-                full.train_step(&b, 1e-4).unwrap();
-            });
-            let frac = 6.0 * n as f64 * tokens / secs / rate;
-            println!(
-                "| {name} | full | {:.1}M ({:.1}M) | {secs:.3} | {:.0} | {:.0}% |",
-                n as f64 / 1e6,
-                n as f64 / 1e6,
-                tokens / secs,
-                100.0 * frac
-            );
+            let secs = time_steps(&format!("full {name}"), vocab, || full.train_step(&b, 1e-4).unwrap());
+            print_row(name, "full", n, n, secs, 6.0, rate);
         }
     }
 }

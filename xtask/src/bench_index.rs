@@ -174,24 +174,7 @@ fn run_json(bin: &Path, threads: usize, args: &[&str], more: &[&str]) -> Result<
 
 /// `target/faiss-py` with the pinned wheels, installed once.
 pub(crate) fn install_faiss(root: &Path) -> Result<std::path::PathBuf> {
-    let dir = root.join("target/faiss-py");
-    let marker = dir.join(".installed");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(&WHEELS.join(" ")) {
-        return Ok(dir);
-    }
-    println!("installing {} into {} ...", WHEELS.join(" "), dir.display());
-    let _ = std::fs::remove_dir_all(&dir);
-    let status = Command::new("python3")
-        .args(["-m", "pip", "install", "-q", "--target"])
-        .arg(&dir)
-        .args(WHEELS)
-        .status()
-        .context("running python3 -m pip (install python3-pip)")?;
-    if !status.success() {
-        bail!("pip could not install {}", WHEELS.join(" "));
-    }
-    std::fs::write(&marker, WHEELS.join(" "))?;
-    Ok(dir)
+    crate::wheels::install_once(root, "faiss-py", WHEELS, "")
 }
 
 fn read_ids(path: &Path) -> Result<Vec<i64>> {

@@ -115,24 +115,7 @@ const TORCH_WHEELS: &[&str] = &[
 
 /// Installs [`TORCH_WHEELS`] into target/torch-py once (a marker names what is there).
 fn install_torch(root: &Path) -> Result<PathBuf> {
-    let dir = root.join("target/torch-py");
-    let marker = dir.join(".installed");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(&TORCH_WHEELS.join(" ")) {
-        return Ok(dir);
-    }
-    println!("installing {} into {} (about 6 GB) ...", TORCH_WHEELS.join(" "), dir.display());
-    let _ = std::fs::remove_dir_all(&dir);
-    let status = Command::new("python3")
-        .args(["-m", "pip", "install", "-q", "--target"])
-        .arg(&dir)
-        .args(TORCH_WHEELS)
-        .status()
-        .context("running python3 -m pip (install python3-pip)")?;
-    if !status.success() {
-        bail!("pip could not install {}", TORCH_WHEELS.join(" "));
-    }
-    std::fs::write(&marker, TORCH_WHEELS.join(" "))?;
-    Ok(dir)
+    crate::wheels::install_once(root, "torch-py", TORCH_WHEELS, " (about 6 GB)")
 }
 
 #[derive(Args)]

@@ -21,6 +21,7 @@ mod fuzz;
 mod gpu_bundle;
 mod kernels;
 mod profile;
+mod wheels;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -95,20 +95,12 @@ pub fn run(ctx: &Ctx) -> Result<Vec<Row>> {
         });
         let flops = 2.0 * (m * k * n) as f64 + 2.0 * (m * r * (k + n)) as f64;
         let bytes = 4.0 * (m * k + n * k + r * k + n * r + m * n) as f64;
+        let name = "LoRA layer (shrink + expand)";
         rows.push(
-            Row::new(
-                "lora",
-                "LoRA layer (shrink + expand)",
-                &shape,
-                ours,
-                reps,
-                flops,
-                bytes,
-                &ctx.ceilings,
-            )?
-            .with_peer("base GEMM alone", base)
-            .with_peer("unfused LoRA GEMMs", plain)
-            .with_check(format!("16 rows vs f64: rel err {err:.1e}")),
+            Row::new("lora", name, &shape, ours, reps, flops, bytes, &ctx.ceilings)?
+                .with_peer("base GEMM alone", base)
+                .with_peer("unfused LoRA GEMMs", plain)
+                .with_check(format!("16 rows vs f64: rel err {err:.1e}")),
         );
         rows.push(super::lora_backward::row(ctx, (m, k, n, r))?);
     }

@@ -124,19 +124,11 @@ pub fn row(ctx: &Ctx, (m, k, n, r): (usize, usize, usize, usize)) -> Result<Row>
     });
     let flops = 2.0 * (m * k * n) as f64 + 4.0 * (m * r * (k + n)) as f64;
     let bytes = 4.0 * (2 * m * k + n * k + 2 * (r * k + n * r) + m * n) as f64;
-    Ok(Row::new(
-        "lora",
-        "LoRA backward (dx GEMM + lora_backward)",
-        &shape,
-        ours,
-        reps,
-        flops,
-        bytes,
-        &ctx.ceilings,
-    )?
-    .with_peer("base dx GEMM alone", base)
-    .with_peer("unfused LoRA backward GEMMs", plain)
-    .with_check(format!("16 rows of dx, all of dA, dB vs f64: rel err {err:.1e}")))
+    let name = "LoRA backward (dx GEMM + lora_backward)";
+    Ok(Row::new("lora", name, &shape, ours, reps, flops, bytes, &ctx.ceilings)?
+        .with_peer("base dx GEMM alone", base)
+        .with_peer("unfused LoRA backward GEMMs", plain)
+        .with_check(format!("16 rows of dx, all of dA, dB vs f64: rel err {err:.1e}")))
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! is timed too.
 
 use anyhow::{Context, Result, bail};
-use ragtune_compute::DType;
 use ragtune_compute::ops::{self, Similarity, TopkSpec};
+use ragtune_compute::{DType, Tensor};
 use ragtune_index::npy;
 
 use super::Ctx;
@@ -36,6 +36,13 @@ pub fn recall(got: &[i64], want: &[i64], k: usize) -> f64 {
     hit as f64 / want.len() as f64
 }
 
+/// The rows `topk_similarity` returns for each query, flattened, as i64 (the type
+/// [`exact_topk`] gives).
+fn top_rows(queries: &Tensor, base: &Tensor, spec: TopkSpec) -> Result<Vec<i64>> {
+    let rows = ops::topk_similarity(queries, base, spec, None)?.rows;
+    Ok(rows.to_vec::<i32>()?.into_iter().map(i64::from).collect())
+}
+
 pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
     // The anchor size in both modes: it takes seconds even on 2 cores.
     let (n, d, nq, k) = (100_000, 384, 1000, 10);
@@ -44,12 +51,7 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
     let spec = TopkSpec { k, similarity: Similarity::Dot };
     let (bv, qv) = (base.to_vec_f32()?, queries.to_vec_f32()?);
 
-    let ids: Vec<i64> = ops::topk_similarity(&queries, &base, spec, None)?
-        .rows
-        .to_vec::<i32>()?
-        .into_iter()
-        .map(i64::from)
-        .collect();
+    let ids = top_rows(&queries, &base, spec)?;
     let checked = 16.min(nq);
     let want: Vec<i64> = (0..checked).flat_map(|q| exact_topk(&bv, &qv[q * d..(q + 1) * d], d, k)).collect();
     let r16 = recall(&ids[..checked * k], &want, k);
@@ -118,12 +120,7 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
 
     // One query: every base vector read once for 2·n·d FLOPs — bandwidth-bound.
     let one = random_tensor(13, &[1, d], DType::F32);
-    let got: Vec<i64> = ops::topk_similarity(&one, &base, spec, None)?
-        .rows
-        .to_vec::<i32>()?
-        .into_iter()
-        .map(i64::from)
-        .collect();
+    let got = top_rows(&one, &base, spec)?;
     let r1 = recall(&got, &exact_topk(&bv, &one.to_vec_f32()?, d, k), k);
     if r1 < 0.99 {
         bail!("topk_similarity 1 query: recall@{k} vs an f64 scan is {r1:.3}; not timed");

@@ -21,11 +21,13 @@ use crate::harness::{Budget, alternating_medians, median_time, time_once};
 use crate::report::Row;
 use crate::{llama_params, random_llama, smollm2_config};
 
-const BATCH: usize = 4;
-const SEQ: usize = 128;
+/// Sequences per training batch (the suite's and the criterion bench's).
+pub const BATCH: usize = 4;
+/// Tokens per sequence.
+pub const SEQ: usize = 128;
 
 /// ~10M parameters: hidden 256, 8 layers, 4 heads / 2 KV heads, MLP 688, vocab 16384, tied.
-fn small_config() -> LlamaConfig {
+pub fn small_config() -> LlamaConfig {
     LlamaConfig {
         vocab_size: 16384,
         hidden_size: 256,
@@ -38,7 +40,8 @@ fn small_config() -> LlamaConfig {
     }
 }
 
-fn batch(vocab: usize) -> Result<TrainBatch> {
+/// A fixed `BATCH` × `SEQ` batch of token ids below `vocab`, labels equal to inputs.
+pub fn batch(vocab: usize) -> Result<TrainBatch> {
     let ids: Vec<Vec<i32>> =
         (0..BATCH).map(|b| (0..SEQ).map(|t| ((b * 7919 + t * 104729) % vocab) as i32).collect()).collect();
     Ok(TrainBatch::from_labels(&ids, &ids)?)

@@ -97,7 +97,7 @@ fn remove_then_search_matches_the_reference() {
     let (n, dim) = (200, 8);
     let mut r = rng(3);
     let rows = random_rows(&mut r, n, dim);
-    let ids: Vec<u64> = (0..n as u64).collect();
+    let ids = seq_ids(n);
     let mut index = FlatIndex::new(dim, Metric::L2, DType::F32, &Device::Cpu).unwrap();
     index.add(&tensor(&rows, dim), &ids).unwrap();
     let gone: Vec<u64> = ids.iter().copied().filter(|i| i % 3 == 1).chain([4, 4]).collect();

@@ -72,7 +72,7 @@ fn fuzz_index_flat() {
 fn fuzz_index_ivf() {
     let (n, dim) = (64, 4);
     let rows = random_rows(&mut rng(3), n, dim);
-    let ids: Vec<u64> = (0..n as u64).collect();
+    let ids = seq_ids(n);
     let ivf = IvfFlatIndex::build(
         &tensor(&rows, dim),
         &ids,

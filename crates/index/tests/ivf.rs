@@ -76,7 +76,7 @@ fn filters_removes_and_later_adds() {
     let (n, dim) = (3000, 16);
     let mut r = rng(32);
     let (rows, queries) = clustered(&mut r, n, 5, dim, 10);
-    let ids: Vec<u64> = (0..n as u64).collect();
+    let ids = seq_ids(n);
     let metric = Metric::L2;
     // Train on the first half, add both halves in separate calls (the second out of id order).
     let mut ivf = IvfFlatIndex::new(dim, metric, DType::F32, &Device::Cpu, IvfParams::new(10)).unwrap();

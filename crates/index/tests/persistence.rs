@@ -37,7 +37,7 @@ fn ivf_round_trip_keeps_lists_centroids_and_nprobe() {
     let (n, dim) = (2000, 16);
     let mut r = rng(21);
     let (rows, queries) = clustered(&mut r, n, 20, dim, 12);
-    let ids: Vec<u64> = (0..n as u64).collect();
+    let ids = seq_ids(n);
     let mut p = IvfParams::new(16);
     p.nprobe = 3;
     let mut index =

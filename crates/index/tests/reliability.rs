@@ -21,7 +21,7 @@ fn a_huge_k_is_clamped_to_the_index_size_for_every_metric_and_kind() {
     let (n, dim) = (200, 8);
     let mut r = rng(170);
     let rows = random_rows(&mut r, n, dim);
-    let ids: Vec<u64> = (0..n as u64).collect();
+    let ids = seq_ids(n);
     let q = tensor(&random_rows(&mut r, 3, dim), dim);
     for metric in Metric::ALL {
         let mut flat = FlatIndex::new(dim, metric, DType::F32, &Device::Cpu).unwrap();

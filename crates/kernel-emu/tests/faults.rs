@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::{kernel_fault, ptr, run};
 use ragtune_compute::ComputeError;
 use ragtune_compute::backend::{DeviceMemory, GpuBackend};
-use ragtune_compute::launch::{Arg, KernelCall, LaunchDims};
+use ragtune_compute::launch::{Arg, Kernel, KernelCall, LaunchDims};
 use ragtune_kernel_emu::{EmuBackend, EmuOptions, Schedule};
 
 const FAM: &str = "emu_faults";
@@ -81,12 +81,14 @@ fn reusing_reduction_scratch_without_a_barrier_is_caught() {
     );
 }
 
-fn guarded_launch(kernel: &str, n: usize) -> (Result<(), ComputeError>, Arc<dyn DeviceMemory>, EmuBackend) {
+fn guarded_launch(
+    kernel: &'static str,
+    n: usize,
+) -> (Result<(), ComputeError>, Arc<dyn DeviceMemory>, EmuBackend) {
     let be = EmuBackend::new(EmuOptions::default());
     let y = be.alloc(n * 4).unwrap();
     let r = be.launch(&KernelCall {
-        family: FAM,
-        function: kernel.to_string(),
+        kernel: Kernel::new(FAM, kernel),
         dims: LaunchDims::linear(1, 64, 0),
         args: vec![Arg::Ptr(y.addr()), Arg::I32(n as i32)],
     });
@@ -101,8 +103,7 @@ fn out_of_bounds_write_past_the_end_is_reported() {
     // The guard is re-armed: the next clean launch reports nothing.
     let y2 = be.alloc(64 * 4).unwrap();
     be.launch(&KernelCall {
-        family: FAM,
-        function: "fault_oob_write".into(),
+        kernel: Kernel::new(FAM, "fault_oob_write"),
         dims: LaunchDims::linear(1, 32, 0),
         args: vec![Arg::Ptr(y2.addr()), Arg::I32(40)],
     })
@@ -122,8 +123,7 @@ fn in_bounds_launch_passes_the_guard_check() {
     let be = EmuBackend::default();
     let y = be.alloc(65 * 4).unwrap();
     be.launch(&KernelCall {
-        family: FAM,
-        function: "fault_oob_write".into(),
+        kernel: Kernel::new(FAM, "fault_oob_write"),
         dims: LaunchDims::linear(1, 64, 0),
         args: vec![Arg::Ptr(y.addr()), Arg::I32(64)],
     })
@@ -251,8 +251,7 @@ fn pointers_outside_live_buffers_are_refused() {
     let be = EmuBackend::default();
     let mut host = vec![0f32; 8];
     let r = be.launch(&KernelCall {
-        family: FAM,
-        function: "fault_oob_write".into(),
+        kernel: Kernel::new(FAM, "fault_oob_write"),
         dims: LaunchDims::linear(1, 1, 0),
         args: vec![ptr(&mut host), Arg::I32(0)],
     });

@@ -4,7 +4,7 @@
 
 use half::{bf16, f16};
 use ragtune_compute::backend::GpuBackend;
-use ragtune_compute::launch::{Arg, KernelCall, LaunchDims};
+use ragtune_compute::launch::{Arg, Kernel, KernelCall, LaunchDims};
 use ragtune_kernel_emu::{EmuBackend, EmuOptions, Schedule};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -28,11 +28,14 @@ fn check(m: usize, n: usize, k: usize, is_bf16: bool, b_nk: bool, schedule: Sche
     let da = be.upload(&bytes(&a)).unwrap();
     let db = be.upload(&bytes(&b)).unwrap();
     let dc = be.alloc(m * n * 4).unwrap();
-    let kernel =
-        format!("tc_matmul_{}_{}", if is_bf16 { "bf16" } else { "f16" }, if b_nk { "nk" } else { "kn" });
+    let kernel = match (is_bf16, b_nk) {
+        (true, true) => "tc_matmul_bf16_nk",
+        (true, false) => "tc_matmul_bf16_kn",
+        (false, true) => "tc_matmul_f16_nk",
+        (false, false) => "tc_matmul_f16_kn",
+    };
     be.launch(&KernelCall {
-        family: "tc_matmul",
-        function: kernel.clone(),
+        kernel: Kernel::new("tc_matmul", kernel),
         dims: LaunchDims {
             grid: (n.div_ceil(16) as u32, m.div_ceil(32) as u32, 1),
             block: (128, 1, 1),
@@ -123,8 +126,7 @@ fn mma_fragment_layout_matches_the_ptx_tables() {
     let ptr = |p: *mut u8| Arg::Ptr(p as u64);
     ragtune_kernel_emu::launch(
         &KernelCall {
-            family: "tc_matmul",
-            function: "tc_mma_raw_bf16".into(),
+            kernel: Kernel::new("tc_matmul", "tc_mma_raw_bf16"),
             dims: LaunchDims::linear(1, 32, 0),
             args: vec![
                 ptr(a.as_mut_ptr().cast()),

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{fixtures, ids, manifest, read_npy, rel_err};
+use common::{fixtures, manifest, read_npy, rel_err, unpadded};
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::{BertEmbedder, PoolingMode};
 
@@ -18,13 +18,7 @@ fn bert_matches_sentence_transformers() {
 
     let sentences: Vec<&str> =
         case["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-    let masks: Vec<Vec<u32>> = case["attention_mask_list"].as_array().unwrap().iter().map(ids).collect();
-    let padded: Vec<Vec<u32>> = case["ids_list"].as_array().unwrap().iter().map(ids).collect();
-    let expected_ids: Vec<Vec<u32>> = padded
-        .iter()
-        .zip(&masks)
-        .map(|(p, mk)| p.iter().zip(mk).filter(|(_, m)| **m == 1).map(|(t, _)| *t).collect())
-        .collect();
+    let expected_ids = unpadded(case);
     for (s, want) in sentences.iter().zip(&expected_ids) {
         assert_eq!(&emb.tokenize(s).unwrap(), want, "{s:?}");
     }

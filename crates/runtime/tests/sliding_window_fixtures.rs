@@ -5,9 +5,9 @@
 
 mod common;
 
-use common::{check_cached_decode, check_left_padded_batch, fixtures, ids, read_npy, rel_err};
+use common::{check_cached_decode, check_left_padded_batch, check_prompt_logits, fixtures, ids};
 use ragtune_compute::{DType, Device};
-use ragtune_runtime::{GenerateOptions, KvCache, LlamaModel, LogitsWanted, generate};
+use ragtune_runtime::{GenerateOptions, LlamaModel, generate};
 use serde_json::Value;
 
 const MODELS: [&str; 2] = ["mistral-window", "qwen2-window"];
@@ -42,12 +42,7 @@ fn prompt_logits_past_the_window_match_transformers() {
         let case = &m["models"][name];
         let prompt = ids(&case["prompt_ids"]);
         assert!(prompt.len() > model.config.sliding_window.unwrap());
-        let mut cache = KvCache::new(&model, 1, prompt.len()).unwrap();
-        let (logits, _) = model.forward(&mut cache, &[&prompt], LogitsWanted::All).unwrap();
-        let (shape, reference) = read_npy(&fixtures().join(case["prompt_logits"].as_str().unwrap()));
-        assert_eq!(logits.shape(), [1, shape[0], shape[1]]);
-        let err = rel_err(&logits.to_vec_f32().unwrap(), &reference);
-        assert!(err <= tol, "{name}: prompt logits rel err {err:.2e}");
+        check_prompt_logits(&model, name, &prompt, &case["prompt_logits"], tol);
     }
 }
 

@@ -1,26 +1,15 @@
 //! JSONL training data: prompt masking, EOS on completions, truncation, right-padded batches,
 //! the seeded order, and errors naming the line.
 
-use std::path::Path;
+mod common;
 
-use ragtune_runtime::Tokenizer;
+use common::{tokenizer, write_jsonl};
 use ragtune_trainer::data::{Example, Sampler, collate, pack, read_jsonl};
-
-fn tokenizer() -> Tokenizer {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime/llama-gqa/model");
-    Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap()
-}
-
-fn write(name: &str, text: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("ragtune-data-{name}-{}.jsonl", std::process::id()));
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 #[test]
 fn prompts_are_masked_and_completions_end_with_eos() {
     let tok = tokenizer();
-    let p = write(
+    let p = write_jsonl(
         "ok",
         "{\"prompt\": \"Question: why?\", \"completion\": \" Because.\"}\n\n{\"text\": \"The robot.\"}\n",
     );
@@ -49,7 +38,7 @@ fn prompts_are_masked_and_completions_end_with_eos() {
 #[test]
 fn bad_lines_are_named() {
     let tok = tokenizer();
-    let p = write("bad", "{\"text\": \"fine\"}\n{\"prompt\": \"no completion\"}\n");
+    let p = write_jsonl("bad", "{\"text\": \"fine\"}\n{\"prompt\": \"no completion\"}\n");
     let err = read_jsonl(&p, &tok, None, 512).unwrap_err().to_string();
     assert!(err.contains(":2") && err.contains("completion"), "{err}");
     std::fs::write(&p, "{\"prompt\": \"a long prompt that fills everything\", \"completion\": \" x\"}\n")

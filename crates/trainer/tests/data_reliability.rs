@@ -2,21 +2,10 @@
 //! and counted, not fatal), and a huge line costs memory in proportion to max_len (the text is
 //! cut before it is tokenized, and the cut does not change the ids kept).
 
-use std::path::Path;
+mod common;
 
-use ragtune_runtime::Tokenizer;
+use common::{tokenizer, write_jsonl};
 use ragtune_trainer::data::{read_jsonl, read_jsonl_counted};
-
-fn tokenizer() -> Tokenizer {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime/llama-gqa/model");
-    Tokenizer::from_file(&dir.join("tokenizer.json")).unwrap()
-}
-
-fn write(name: &str, text: &str) -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("ragtune-data-rel-{name}-{}.jsonl", std::process::id()));
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 #[test]
 fn a_one_token_line_is_skipped_and_counted() {
@@ -29,7 +18,7 @@ fn a_one_token_line_is_skipped_and_counted() {
         text.push_str(&format!("{{\"text\": \"The robot {i} walks home.\"}}\n"));
     }
     text.push_str(&format!("{{\"text\": \"{one}\"}}\n"));
-    let p = write("short", &text);
+    let p = write_jsonl("short", &text);
     let data = read_jsonl_counted(&p, &tok, None, 512).unwrap();
     assert_eq!((data.examples.len(), data.skipped, data.lines), (34, 1, 35));
     let note = data.skipped_note().unwrap();
@@ -46,7 +35,7 @@ fn a_huge_line_is_cut_before_tokenizing_and_keeps_the_same_first_tokens() {
     let tok = tokenizer();
     let sentence = "The quick robot walks to the old library and reads a book about rivers. ";
     let huge = sentence.repeat(2_000_000 / sentence.len());
-    let p = write("huge", &format!("{}\n", serde_json::json!({ "text": huge })));
+    let p = write_jsonl("huge", &format!("{}\n", serde_json::json!({ "text": huge })));
     let start = std::time::Instant::now();
     let ex = read_jsonl(&p, &tok, None, 32).unwrap();
     let secs = start.elapsed().as_secs_f64();

@@ -2,7 +2,9 @@
 //! launches a GPU gets (forward kernels, the backward kernels, the fused loss and AdamW) —
 //! against the PyTorch fixture: loss, LoRA gradients and a short AdamW trajectory.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{fixtures, rows};
 use std::sync::Arc;
 
 use ragtune_compute::ops::AdamW;
@@ -12,18 +14,6 @@ use ragtune_runtime::LlamaModel;
 use ragtune_trainer::peft::load_adapter;
 use ragtune_trainer::{LoraTrainer, TrainBatch};
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn rows(v: &Value) -> Vec<Vec<i32>> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect())
-        .collect()
-}
 
 #[test]
 fn a_lora_step_on_the_emulated_device_matches_pytorch() {

@@ -4,6 +4,9 @@
 //! AdamW loss trajectory, the trained adapter and the logits, within the manifest's tolerances;
 //! an adapter it writes must read back identically.
 
+mod common;
+
+use common::{fixtures, rows};
 use std::path::{Path, PathBuf};
 
 use ragtune_compute::ops::AdamW;
@@ -13,20 +16,8 @@ use ragtune_trainer::peft::{load_adapter, save_adapter};
 use ragtune_trainer::{LoraAdapter, LoraTrainer, TrainBatch};
 use serde_json::Value;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn rows(v: &Value) -> Vec<Vec<i32>> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect())
-        .collect()
 }
 
 fn rel_err(out: &[f32], reference: &[f32]) -> f64 {
@@ -92,6 +83,30 @@ fn fixture() -> Fixture {
     let batch = TrainBatch::from_labels(&rows(&b["input_ids"]), &rows(&b["labels"])).unwrap();
     let mask = rows(&b["attention_mask"]).concat();
     Fixture { model, manifest, batch, mask }
+}
+
+/// Relative error of `model`'s logits on the fixture batch's real (unmasked) tokens, each row
+/// run alone, against PEFT's logits with the initial adapter (`lora/init_logits.npy`).
+fn init_logits_rel_err(fx: &Fixture, model: &LlamaModel) -> f64 {
+    let (seq, vocab) = (fx.batch.seq, model.config.vocab_size);
+    let mut ours = Vec::new();
+    for b in 0..fx.batch.batch {
+        let real: Vec<u32> = (0..seq)
+            .filter(|&t| fx.mask[b * seq + t] == 1)
+            .map(|t| fx.batch.ids[b * seq + t] as u32)
+            .collect();
+        let mut cache = ragtune_runtime::KvCache::new(model, 1, seq).unwrap();
+        let (logits, _) = model.forward(&mut cache, &[&real], ragtune_runtime::LogitsWanted::All).unwrap();
+        ours.extend(logits.to_vec::<f32>().unwrap());
+    }
+    let reference = npy_f32(&fixtures().join("lora/init_logits.npy"));
+    let masked: Vec<f32> = reference
+        .chunks(vocab)
+        .zip(&fx.mask)
+        .filter(|(_, m)| **m == 1)
+        .flat_map(|(r, _)| r.to_vec())
+        .collect();
+    rel_err(&ours, &masked)
 }
 
 fn adapter_grads(grads: &ragtune_trainer::StepGrads) -> Vec<(String, Vec<f32>)> {
@@ -256,25 +271,7 @@ fn an_attached_adapter_gives_peft_logits_in_the_runtime_forward() {
     let adapter =
         load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
     adapter.attach(&mut fx.model).unwrap();
-    let (seq, vocab) = (fx.batch.seq, fx.model.config.vocab_size);
-    let mut ours = Vec::new();
-    for b in 0..fx.batch.batch {
-        let real: Vec<u32> = (0..seq)
-            .filter(|&t| fx.mask[b * seq + t] == 1)
-            .map(|t| fx.batch.ids[b * seq + t] as u32)
-            .collect();
-        let mut cache = ragtune_runtime::KvCache::new(&fx.model, 1, seq).unwrap();
-        let (logits, _) = fx.model.forward(&mut cache, &[&real], ragtune_runtime::LogitsWanted::All).unwrap();
-        ours.extend(logits.to_vec::<f32>().unwrap());
-    }
-    let reference = npy_f32(&fixtures().join("lora/init_logits.npy"));
-    let masked: Vec<f32> = reference
-        .chunks(vocab)
-        .zip(&fx.mask)
-        .filter(|(_, m)| **m == 1)
-        .flat_map(|(r, _)| r.to_vec())
-        .collect();
-    let e = rel_err(&ours, &masked);
+    let e = init_logits_rel_err(&fx, &fx.model);
     assert!(e <= 1e-4, "runtime logits with the attached adapter: rel err {e:.3e}");
     // Training on a model that already carries an adapter is refused.
     let err = LoraTrainer::new(&fx.model, adapter, AdamW::default()).err().unwrap().to_string();
@@ -323,25 +320,7 @@ fn a_merged_folder_gives_the_adapters_logits() {
         .unwrap();
     assert!(out.join("tokenizer.json").is_file() && out.join("config.json").is_file());
     let merged = LlamaModel::from_dir(&out, DType::F32, Device::Cpu).unwrap();
-    let (seq, vocab) = (fx.batch.seq, fx.model.config.vocab_size);
-    let mut ours = Vec::new();
-    for b in 0..fx.batch.batch {
-        let real: Vec<u32> = (0..seq)
-            .filter(|&t| fx.mask[b * seq + t] == 1)
-            .map(|t| fx.batch.ids[b * seq + t] as u32)
-            .collect();
-        let mut cache = ragtune_runtime::KvCache::new(&merged, 1, seq).unwrap();
-        let (logits, _) = merged.forward(&mut cache, &[&real], ragtune_runtime::LogitsWanted::All).unwrap();
-        ours.extend(logits.to_vec::<f32>().unwrap());
-    }
-    let reference = npy_f32(&fixtures().join("lora/init_logits.npy"));
-    let masked: Vec<f32> = reference
-        .chunks(vocab)
-        .zip(&fx.mask)
-        .filter(|(_, m)| **m == 1)
-        .flat_map(|(r, _)| r.to_vec())
-        .collect();
-    let e = rel_err(&ours, &masked);
+    let e = init_logits_rel_err(&fx, &merged);
     eprintln!("merged logits rel err {e:.2e}");
     assert!(e <= 1e-4, "merged model logits: rel err {e:.3e}");
     let err = ragtune_trainer::merge::merge_to_folder(&out, &adapter, &out).unwrap_err().to_string();

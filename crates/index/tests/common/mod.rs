@@ -17,6 +17,11 @@ pub fn random_rows(rng: &mut ChaCha8Rng, n: usize, dim: usize) -> Vec<f32> {
     (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
+/// The ids 0, 1, …, n − 1 (one per row, in row order).
+pub fn seq_ids(n: usize) -> Vec<u64> {
+    (0..n as u64).collect()
+}
+
 pub fn tensor(rows: &[f32], dim: usize) -> Tensor {
     Tensor::from_slice(rows, &[rows.len() / dim, dim]).expect("shape")
 }

@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 use ragtune_compute::ComputeError;
-use ragtune_compute::launch::{Arg, KernelCall, LaunchDims};
+use ragtune_compute::launch::{Arg, Kernel, KernelCall, LaunchDims};
 use ragtune_kernel_emu::{EmuOptions, Schedule};
 
 /// A pointer argument to a host slice.
@@ -11,8 +11,14 @@ pub fn ptr<T>(v: &mut [T]) -> Arg {
     Arg::Ptr(v.as_mut_ptr() as u64)
 }
 
+pub fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
 pub fn call(family: &'static str, function: &str, dims: LaunchDims, args: Vec<Arg>) -> KernelCall {
-    KernelCall { family, function: function.to_string(), dims, args }
+    // Test kernels live outside kernels/, so they have no generated handle; a name built with
+    // format! is leaked to get the 'static a handle holds (a few bytes per test launch).
+    KernelCall { kernel: Kernel::new(family, leak(function)), dims, args }
 }
 
 /// Launch on host memory with the given schedule.

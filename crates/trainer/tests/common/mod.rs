@@ -1,4 +1,38 @@
-//! Helpers shared by the trainer's gradient tests.
+//! Helpers shared by the trainer's tests: finite-difference checks for the gradient tests, and
+//! the fixtures' paths, tokenizer and JSON rows for the fixture and data tests (each test file
+//! uses some of them).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use ragtune_runtime::Tokenizer;
+use serde_json::Value;
+
+/// The repository's `tests/fixtures`.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+}
+
+/// A JSON array of arrays of integers (a fixture's token rows).
+pub fn rows(v: &Value) -> Vec<Vec<i32>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i32).collect())
+        .collect()
+}
+
+/// The tokenizer of the `llama-gqa` runtime fixture.
+pub fn tokenizer() -> Tokenizer {
+    Tokenizer::from_file(&fixtures().join("runtime/llama-gqa/model/tokenizer.json")).unwrap()
+}
+
+/// `text` written to a JSONL file in the temporary folder, named after `name` and this process.
+pub fn write_jsonl(name: &str, text: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("ragtune-data-{name}-{}.jsonl", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
 
 /// The derivative of a loss at weights `base` along `dirn`, by Richardson-extrapolated central
 /// differences (error O(h⁴)): `loss_at(w)` is the loss, in f64, with the weights set to `w`.
