@@ -1,13 +1,16 @@
 // runtime.cpp — the fiber scheduler that gives emulated kernels CUDA's execution semantics.
 //
 // One launch = blocks run one after another on the calling OS thread; the threads of a block are
-// fibers (ucontext) with small reusable stacks. A fiber runs until it reaches a block barrier or
-// a warp collective, where it deposits what it contributes and yields. Warp collectives complete
-// as soon as the last lane named in the mask arrives (that lane computes every participant's
-// result by the PTX rules); a barrier completes when every live fiber of the block waits at it.
-// When nothing can run and the block is not finished, the kernel is wrong (a fiber exited while
-// others wait at a barrier, a mask names a lane that never arrives, lanes disagree on a mask):
-// the block is abandoned and the launch returns a message — never a hang, never an abort.
+// fibers with small reusable stacks (on x86-64 a hand-written switch of the callee-saved
+// registers; elsewhere ucontext, whose swapcontext also saves the signal mask with a system call
+// per switch and made the kernel tests spend a third of their time in the kernel). A fiber runs
+// until it reaches a block barrier or a warp collective, where it deposits what it contributes and
+// yields. Warp collectives complete as soon as the last lane named in the mask arrives (that lane
+// computes every participant's result by the PTX rules); a barrier completes when every live fiber
+// of the block waits at it. When nothing can run and the block is not finished, the kernel is
+// wrong (a fiber exited while others wait at a barrier, a mask names a lane that never arrives,
+// lanes disagree on a mask): the block is abandoned and the launch returns a message — never a
+// hang, never an abort.
 //
 // The order in which runnable fibers are resumed is the launch's Schedule (forward, reverse,
 // seeded random), so code that depends on an ordering CUDA does not promise (a missing
@@ -59,13 +62,94 @@ enum State { RUNNABLE, AT_BARRIER, AT_WARP, EXITED };
 // Fiber stacks: sized for kernels with sizeable per-thread arrays (and ASan's larger frames).
 constexpr size_t kStackSize = 256 * 1024;
 
+void fiber_main();
+
+#if defined(__x86_64__)
+// A suspended context is its stack pointer; everything else the SysV ABI asks a callee to keep
+// (rbx, rbp, r12-r15, the SSE control/status word and the x87 control word) is pushed on the
+// suspended stack itself. No signal mask: fibers never change it.
+struct FiberContext {
+    void* sp = nullptr;
+};
+
+extern "C" void rt_emu_switch_stack(void** save_sp, void* load_sp);
+asm(R"(
+    .text
+    .p2align 4
+    .globl rt_emu_switch_stack
+    .hidden rt_emu_switch_stack
+    .type rt_emu_switch_stack, @function
+rt_emu_switch_stack:
+    .cfi_startproc
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .cfi_endproc
+    .size rt_emu_switch_stack, .-rt_emu_switch_stack
+)");
+
+void context_switch(FiberContext* save, FiberContext* load) { rt_emu_switch_stack(&save->sp, load->sp); }
+
+// A fresh context on `stack` whose first switch "returns" into fiber_main, laid out as the
+// switch pops it: control words, six registers, the return address, then a null return address
+// for fiber_main itself (it never returns).
+void context_init(FiberContext* c, char* stack, size_t size) {
+    auto* top = reinterpret_cast<uint64_t*>(reinterpret_cast<uintptr_t>(stack + size) & ~uintptr_t(15));
+    // fiber_main's (null) return address, at 8 mod 16 as a call would leave it.
+    uint64_t* sp = top - 1;
+    sp[0] = 0;
+    *--sp = reinterpret_cast<uint64_t>(&fiber_main);
+    for (int i = 0; i < 6; ++i) *--sp = 0;  // rbp, rbx, r12-r15
+    uint32_t mxcsr;
+    uint16_t fpucw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fpucw));
+    *--sp = uint64_t(mxcsr) | uint64_t(fpucw) << 32;
+    c->sp = sp;
+}
+#else
+struct FiberContext {
+    ucontext_t uc;
+};
+
+void context_switch(FiberContext* save, FiberContext* load) { swapcontext(&save->uc, &load->uc); }
+
+// Out of line: getcontext "returns twice" in the compiler's eyes, which would make it assume the
+// caller's locals may be clobbered (we never resume this context; makecontext replaces it).
+__attribute__((noinline)) void context_init(FiberContext* c, char* stack, size_t size) {
+    getcontext(&c->uc);
+    c->uc.uc_stack.ss_sp = stack;
+    c->uc.uc_stack.ss_size = size;
+    c->uc.uc_link = nullptr;
+    makecontext(&c->uc, fiber_main, 0);
+}
+#endif
+
 }  // namespace
 
 struct RtEmuThread {
     uint3 tid;  // first member: rt_emu_thread_idx() reads it through the opaque pointer
     unsigned linear = 0, warp = 0, lane = 0;
     State state = RUNNABLE;
-    ucontext_t ctx;
+    FiberContext ctx;
     char* stack = nullptr;  // usable stack (a PROT_NONE guard page sits below it)
     void* asan_fake_stack = nullptr;
     // __syncthreads_{count,and,or}
@@ -98,7 +182,7 @@ struct Launch {
     void** args = nullptr;
     unsigned nthreads = 0;
     std::vector<RtEmuThread> threads;
-    ucontext_t sched_ctx;
+    FiberContext sched_ctx;
     void* sched_fake_stack = nullptr;
     const void* sched_stack_bottom = nullptr;
     size_t sched_stack_size = 0;
@@ -149,7 +233,7 @@ void switch_to_fiber(RtEmuThread* t) {
 #if RT_EMU_ASAN
     __sanitizer_start_switch_fiber(&g.sched_fake_stack, t->stack, kStackSize);
 #endif
-    swapcontext(&g.sched_ctx, &t->ctx);
+    context_switch(&g.sched_ctx, &t->ctx);
 #if RT_EMU_ASAN
     __sanitizer_finish_switch_fiber(g.sched_fake_stack, nullptr, nullptr);
 #endif
@@ -162,7 +246,7 @@ void switch_to_scheduler(RtEmuThread* t, bool final) {
 #else
     (void)final;
 #endif
-    swapcontext(&t->ctx, &g.sched_ctx);
+    context_switch(&t->ctx, &g.sched_ctx);
 #if RT_EMU_ASAN
     __sanitizer_finish_switch_fiber(t->asan_fake_stack, nullptr, nullptr);
 #endif
@@ -400,9 +484,7 @@ bool resolve_activemask() {
     return woke;
 }
 
-// Out of line: getcontext "returns twice" in the compiler's eyes, which would make it assume the
-// caller's locals may be clobbered (we never resume this context; makecontext replaces it).
-__attribute__((noinline)) void init_fiber(RtEmuThread& t) {
+void init_fiber(RtEmuThread& t) {
     t.state = RUNNABLE;
     t.asan_fake_stack = nullptr;
     t.cp_pending.clear();
@@ -412,11 +494,7 @@ __attribute__((noinline)) void init_fiber(RtEmuThread& t) {
     // their redzones poisoned; a new fiber on this stack must not trip over them.
     __asan_unpoison_memory_region(t.stack, kStackSize);
 #endif
-    getcontext(&t.ctx);
-    t.ctx.uc_stack.ss_sp = t.stack;
-    t.ctx.uc_stack.ss_size = kStackSize;
-    t.ctx.uc_link = nullptr;
-    makecontext(&t.ctx, fiber_main, 0);
+    context_init(&t.ctx, t.stack, kStackSize);
 }
 
 // Static shared memory is poisoned and measured outside AddressSanitizer's view: in the ASan
