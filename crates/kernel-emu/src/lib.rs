@@ -27,9 +27,10 @@
 //! every test binary that uses this crate, so no `LD_PRELOAD` or `ASAN_OPTIONS` is needed
 //! (`ASAN_OPTIONS=detect_leaks=0` silences LeakSanitizer if another crate leaks on purpose).
 //! Overruns of host buffers, of static `__shared__` arrays and of dynamic shared memory are then
-//! reported with the `.cu` file and line, and abort the test process. Use a separate target dir
-//! (`CARGO_TARGET_DIR=target/asan`) so the two variants do not rebuild each other. [`sanitizer`]
-//! tells which variant is running.
+//! reported with the `.cu` file and line, and abort the test process. Switching the variable
+//! rebuilds only this crate and relinks what uses it (a separate `CARGO_TARGET_DIR` keeps both
+//! variants built, at the cost of a second build of every dependency). [`sanitizer`] tells which
+//! variant is running.
 //!
 //! Stricter than a GPU, on purpose: a warp collective whose mask names a lane that has exited or
 //! does not exist (a partial last warp) is an error, as is a thread returning while others wait
