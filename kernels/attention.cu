@@ -417,27 +417,56 @@ RT_ATTN_ALL_D(float, f32, rt_attn_prefill_scalar)
 RT_ATTN_ALL_D(bf16_t, bf16, rt_attn_prefill_mma)
 RT_ATTN_ALL_D(f16_t, f16, rt_attn_prefill_mma)
 
-// Training: attention_backward_f32 — the gradients of the forward above (same layout, GQA,
-// key_lens, causal alignment and sliding window), recomputing the probabilities from q and k. The first,
-// simple variant: a block per query row (batch, position, head); its threads split the keys.
-// Three passes over the visible keys: the scores' max; the softmax sum and
-// D = sum_j p_j (dO · v_j); then ds_j = p_j (dO · v_j - D) and the updates
-// dq_i += scale ds_j k_j, dk_j += scale ds_j q_i, dv_j += p_j dO_i, accumulated with atomics
-// into buffers the op zeroes (the rows of a GQA group and of all queries meet in dk/dv).
-// f32 only (training keeps activations in f32). A tiled, tensor-core variant is a later step.
-__device__ __forceinline__ float rt_attn_dot(const float* a, const float* b, int d) {
+// Training: the gradients of the forward above (same layout, GQA, key_lens, causal alignment and
+// sliding window), recomputing the probabilities from q and k, in two kernels that own their
+// outputs — no atomics, so the result is also the same bit for bit from run to run:
+//   attention_backward_dq_f32   a block per query row r = (batch, position, head). One pass over
+//     the visible keys gives the row's log-sum-exp L and D = sum_j p_j (dO · v_j) (online, as the
+//     forward's softmax); a second gives dq = scale · sum_j ds_j k_j with
+//     ds_j = p_j (dO · v_j - D). L and D go to `stats` for the second kernel.
+//   attention_backward_dkv_f32  a block per key row (batch, key, kv head): over the query rows
+//     that see the key (every head of its GQA group), dk = scale · sum ds q and dv = sum p dO.
+// In both, the block's own two rows (q and dO, or k and v) are staged in shared memory, and a
+// warp takes one (query, key) pair at a time with its lanes splitting the head dim, so the other
+// rows are read as contiguous 128-byte warp accesses; a lane accumulates the dims it owns (shared
+// memory, one row per warp: any head dim works) and the warps' rows are summed at the end.
+// f32 only: training keeps activations in f32.
+#define RT_ATTN_BWD_WARPS 4
+
+__device__ __forceinline__ float rt_attn_warp_dot(const float* a, const float* b, int d, int lane) {
     float s = 0.0f;
-    for (int t = 0; t < d; ++t) s += a[t] * b[t];
-    return s;
+    for (int t = lane; t < d; t += 32) s += a[t] * b[t];
+    return rt_warp_sum(s);
 }
 
-extern "C" __global__ void attention_backward_f32(const float* __restrict__ q, const float* __restrict__ k,
-                                                  const float* __restrict__ v, const float* __restrict__ dout,
-                                                  float* __restrict__ dq, float* __restrict__ dk,
-                                                  float* __restrict__ dv, const int* __restrict__ key_lens, int sq,
-                                                  int skv, int hq, int hkv, int d, int causal, float scale,
-                                                  int window) {
+// Adds the per-warp accumulator rows acc[w * d ...] and writes the sum to out[0..d).
+__device__ __forceinline__ void rt_attn_bwd_store(const float* acc, float* out, int d) {
+    __syncthreads();
+    for (int t = threadIdx.x; t < d; t += blockDim.x) {
+        float sum = 0.0f;
+        for (int w = 0; w < RT_ATTN_BWD_WARPS; ++w) sum += acc[w * d + t];
+        out[t] = sum;
+    }
+}
+
+// Copies the block's own rows a and b (d floats each) to shared memory at to and to + d.
+__device__ __forceinline__ void rt_attn_bwd_stage(const float* a, const float* b, float* to, int d) {
+    for (int t = threadIdx.x; t < d; t += blockDim.x) {
+        to[t] = a[t];
+        to[d + t] = b[t];
+    }
+    __syncthreads();
+}
+
+// Launch: RT_ATTN_BWD_WARPS * 32 threads, (RT_ATTN_BWD_WARPS + 2) * d floats of dynamic shared
+// memory.
+extern "C" __global__ void attention_backward_dq_f32(const float* __restrict__ q, const float* __restrict__ k,
+                                                     const float* __restrict__ v, const float* __restrict__ dout,
+                                                     float* __restrict__ dq, float* __restrict__ stats,
+                                                     const int* __restrict__ key_lens, int sq, int skv, int hq,
+                                                     int hkv, int d, int causal, float scale, int window) {
     __shared__ float scratch[32];
+    RT_DYNAMIC_SHARED(float, acc);
     const long long r = blockIdx.x;  // ((b * sq) + i) * hq + h
     const int h = (int)(r % hq);
     const int i = (int)((r / hq) % sq);
@@ -445,31 +474,85 @@ extern "C" __global__ void attention_backward_f32(const float* __restrict__ q, c
     const int hk = h / (hq / hkv);
     const int len = rt_attn_len(key_lens, b, skv);
     const int n = rt_attn_visible(i, sq, len, causal), j0 = rt_attn_first(i, sq, len, causal, window);
-    if (n == j0) return;  // dq stays zero: the row saw no key
-    const float* qi = q + r * d;
-    const float* doi = dout + r * d;
-    float* dqi = dq + r * d;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const float* qi = acc + RT_ATTN_BWD_WARPS * d;
+    const float* doi = qi + d;
+    rt_attn_bwd_stage(q + r * d, dout + r * d, acc + RT_ATTN_BWD_WARPS * d, d);
     const long long kv0 = ((long long)b * skv) * hkv + hk;  // row of key 0 of this kv head
-    float m = -CUDART_INF_F;
-    for (int j = j0 + threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, scale * rt_attn_dot(qi, k + (kv0 + (long long)j * hkv) * d, d));
-    m = rt_block_max(m, scratch);
-    float l = 0.0f, dsum = 0.0f;
-    for (int j = j0 + threadIdx.x; j < n; j += blockDim.x) {
+    // Pass 1, online over this warp's keys: running max m, sum l of exp(s - m), and
+    // dsum = sum exp(s - m) (dO · v_j).
+    float m = -CUDART_INF_F, l = 0.0f, dsum = 0.0f;
+    for (int j = j0 + warp; j < n; j += RT_ATTN_BWD_WARPS) {
         const long long at = (kv0 + (long long)j * hkv) * d;
-        const float e = expf(scale * rt_attn_dot(qi, k + at, d) - m);
-        l += e;
-        dsum += e * rt_attn_dot(doi, v + at, d);
+        const float s = scale * rt_attn_warp_dot(qi, k + at, d, lane);
+        const float dp = rt_attn_warp_dot(doi, v + at, d, lane);
+        const float mn = fmaxf(m, s);
+        const float c = expf(m - mn), e = expf(s - mn);
+        l = l * c + e;
+        dsum = dsum * c + e * dp;
+        m = mn;
     }
-    l = rt_block_sum(l, scratch);
-    const float big_d = rt_block_sum(dsum, scratch) / l;
-    for (int j = j0 + threadIdx.x; j < n; j += blockDim.x) {
+    const float big_m = rt_block_max(m, scratch);
+    // Every lane of a warp holds its warp's (m, l, dsum): lane 0 speaks for it. A warp that saw
+    // no key adds 0.
+    const float c = lane != 0 || m == -CUDART_INF_F ? 0.0f : expf(m - big_m);
+    const float big_l = rt_block_sum(l * c, scratch);
+    const float big_d = n > j0 ? rt_block_sum(dsum * c, scratch) / big_l : 0.0f;
+    const float lse = n > j0 ? big_m + logf(big_l) : CUDART_INF_F;  // +inf: p = 0 for every key
+    if (threadIdx.x == 0) {
+        stats[2 * r] = lse;
+        stats[2 * r + 1] = big_d;
+    }
+    // Pass 2: dq over the same keys, each warp into its own accumulator row.
+    float* mine = acc + warp * d;
+    for (int t = lane; t < d; t += 32) mine[t] = 0.0f;
+    for (int j = j0 + warp; j < n; j += RT_ATTN_BWD_WARPS) {
         const long long at = (kv0 + (long long)j * hkv) * d;
-        const float p = expf(scale * rt_attn_dot(qi, k + at, d) - m) / l;
-        const float ds = p * (rt_attn_dot(doi, v + at, d) - big_d) * scale;
-        for (int t = 0; t < d; ++t) {
-            atomicAdd(&dqi[t], ds * k[at + t]);
-            atomicAdd(&dk[at + t], ds * qi[t]);
-            atomicAdd(&dv[at + t], p * doi[t]);
+        const float p = expf(scale * rt_attn_warp_dot(qi, k + at, d, lane) - lse);
+        const float ds = p * (rt_attn_warp_dot(doi, v + at, d, lane) - big_d) * scale;
+        for (int t = lane; t < d; t += 32) mine[t] += ds * k[at + t];
+    }
+    rt_attn_bwd_store(acc, dq + r * d, d);
+}
+
+// Launch: RT_ATTN_BWD_WARPS * 32 threads, (2 * RT_ATTN_BWD_WARPS + 2) * d floats of dynamic
+// shared memory; `stats` as attention_backward_dq_f32 wrote it.
+extern "C" __global__ void attention_backward_dkv_f32(const float* __restrict__ q, const float* __restrict__ k,
+                                                      const float* __restrict__ v, const float* __restrict__ dout,
+                                                      const float* __restrict__ stats, float* __restrict__ dk,
+                                                      float* __restrict__ dv, const int* __restrict__ key_lens,
+                                                      int sq, int skv, int hq, int hkv, int d, int causal,
+                                                      float scale, int window) {
+    RT_DYNAMIC_SHARED(float, acc);
+    const long long row = blockIdx.x;  // ((b * skv) + j) * hkv + hk
+    const int hk = (int)(row % hkv);
+    const int j = (int)((row / hkv) % skv);
+    const int b = (int)(row / ((long long)hkv * skv));
+    const int group = hq / hkv;
+    const int len = rt_attn_len(key_lens, b, skv);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const float* kj = acc + 2 * RT_ATTN_BWD_WARPS * d;
+    const float* vj = kj + d;
+    rt_attn_bwd_stage(k + row * d, v + row * d, acc + 2 * RT_ATTN_BWD_WARPS * d, d);
+    float* dk_acc = acc + warp * d;
+    float* dv_acc = acc + (RT_ATTN_BWD_WARPS + warp) * d;
+    for (int t = lane; t < d; t += 32) dk_acc[t] = dv_acc[t] = 0.0f;
+    // The query rows of this kv head's group, position-major; a row takes part when key j lies in
+    // its visible range (the condition is the same for every lane, so warps never diverge).
+    for (int g = warp; g < sq * group; g += RT_ATTN_BWD_WARPS) {
+        const int i = g / group, h = hk * group + g % group;
+        const int n = rt_attn_visible(i, sq, len, causal), j0 = rt_attn_first(i, sq, len, causal, window);
+        if (j < j0 || j >= n) continue;
+        const long long r = ((long long)b * sq + i) * hq + h;
+        const float* qi = q + r * d;
+        const float* doi = dout + r * d;
+        const float p = expf(scale * rt_attn_warp_dot(qi, kj, d, lane) - stats[2 * r]);
+        const float ds = p * (rt_attn_warp_dot(doi, vj, d, lane) - stats[2 * r + 1]) * scale;
+        for (int t = lane; t < d; t += 32) {
+            dk_acc[t] += ds * qi[t];
+            dv_acc[t] += p * doi[t];
         }
     }
+    rt_attn_bwd_store(acc, dk + row * d, d);
+    rt_attn_bwd_store(acc + RT_ATTN_BWD_WARPS * d, dv + row * d, d);
 }

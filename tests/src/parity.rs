@@ -548,9 +548,11 @@ type AttentionBackwardCase = (usize, usize, usize, usize, usize, usize, bool, Op
 pub fn attention_backward(device: &Device, rng: &mut ChaCha8Rng) {
     // (batch, sq, skv, hq, hkv, head_dim, causal, key_lens)
     // The last three with sliding windows (the case's window): prefill past the window, decode
-    // over a cache longer than it, left-padded queries.
-    let cases: [(AttentionBackwardCase, Option<usize>); 7] = [
+    // over a cache longer than it, left-padded queries. Head dim 40: a lane owns two dims, one of
+    // them only in the first 8 lanes.
+    let cases: [(AttentionBackwardCase, Option<usize>); 8] = [
         ((2, 5, 5, 4, 2, 8, true, None), None),
+        ((1, 6, 9, 4, 2, 40, false, None), None),
         ((2, 3, 70, 2, 1, 16, true, Some(vec![70, 41])), None),
         ((1, 4, 4, 3, 3, 5, false, Some(vec![3])), None),
         ((1, 3, 3, 2, 1, 4, true, Some(vec![0])), None),

@@ -2,7 +2,9 @@
 //! pair (split + combine) for a few. A head dim below 128 without a specialised kernel is
 //! zero-padded on the device to the next one (exact: zero dims add nothing to q·k, and the
 //! extra output dims are dropped); above 128 is an error that says so. The backward launches
-//! `attention_backward_f32`.
+//! `attention_backward_dq_f32` (dq and each query row's softmax statistics) and then
+//! `attention_backward_dkv_f32` (dk and dv per key row): each kernel owns its outputs, so no
+//! atomics and no zeroed buffers.
 
 use std::sync::Arc;
 
@@ -12,7 +14,7 @@ use crate::cpu::attention::AttentionDims;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
-use crate::kernels;
+use crate::kernels::{self, Kernel};
 use crate::launch::{Arg, KernelCall, LaunchDims};
 use crate::ops::{self, AttentionSpec, MatmulSpec};
 use crate::tensor::Tensor;
@@ -143,7 +145,11 @@ fn padded_head_dim(
     ops::matmul_ex(&out.reshape(&[rows, padded])?, &eye, unpad)?.reshape(q.shape())
 }
 
-/// `(dq, dk, dv)` of attention: a block per query row, atomics into zeroed buffers.
+/// Warps per block of the backward kernels (`RT_ATTN_BWD_WARPS` in kernels/attention.cu).
+const BACKWARD_WARPS: usize = 4;
+
+/// `(dq, dk, dv)` of attention: a block per query row for dq, then a block per key row for dk
+/// and dv, which reads the query rows' log-sum-exp and `D = Σ p (dO·v)` the first one saved.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
     backend: &Arc<dyn GpuBackend>,
@@ -151,39 +157,63 @@ pub fn attention_backward(
     k: &Tensor,
     v: &Tensor,
     dout: &Tensor,
-    dims: crate::cpu::attention::AttentionDims,
-    spec: crate::ops::AttentionSpec,
+    dims: AttentionDims,
+    spec: AttentionSpec,
     key_lens: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let device = Device::Gpu(backend.clone());
-    let dq = Tensor::zeros(q.shape(), DType::F32, &device)?;
-    let dk = Tensor::zeros(k.shape(), DType::F32, &device)?;
-    let dv = Tensor::zeros(v.shape(), DType::F32, &device)?;
     let rows = dims.batch * dims.sq * dims.hq;
-    if rows == 0 || dims.d == 0 || dims.skv == 0 {
-        return Ok((dq, dk, dv));
+    let key_rows = dims.batch * dims.skv * dims.hkv;
+    if rows == 0 || key_rows == 0 || dims.d == 0 {
+        let device = Device::Gpu(backend.clone());
+        return Ok((
+            Tensor::zeros(q.shape(), DType::F32, &device)?,
+            Tensor::zeros(k.shape(), DType::F32, &device)?,
+            Tensor::zeros(v.shape(), DType::F32, &device)?,
+        ));
     }
-    backend.launch(&KernelCall {
-        kernel: kernels::attention::ATTENTION_BACKWARD_F32,
-        dims: LaunchDims::linear(rows as u32, 128, 0),
-        args: args![
-            q,
-            k,
-            v,
-            dout,
-            &dq,
-            &dk,
-            &dv,
+    let (dq, dq_ptr) = output(backend, q.shape(), DType::F32)?;
+    let (dk, dk_ptr) = output(backend, k.shape(), DType::F32)?;
+    let (dv, dv_ptr) = output(backend, v.shape(), DType::F32)?;
+    let (stats, stats_ptr) = output(backend, &[rows, 2], DType::F32)?;
+    let threads = (BACKWARD_WARPS * 32) as u32;
+    // Shared memory: an accumulator row per warp (two in the second kernel) and the block's own
+    // two rows.
+    let row_bytes = dims.d * std::mem::size_of::<f32>();
+    // 0: no window (the op checked a window is >= 1 and fits in 31 bits).
+    let window = spec.window.map_or(0, |w| w as i32);
+    // Both kernels take (q, k, v, dout, their outputs, key_lens, the shape, the mask).
+    let launch = |kernel: Kernel, blocks: usize, shared_rows: usize, outputs: Vec<Arg>| {
+        let mut all = args![q, k, v, dout];
+        all.extend(outputs);
+        all.extend(args![
             key_lens,
             dims.sq,
             dims.skv,
             dims.hq,
             dims.hkv,
             dims.d,
-            Arg::I32(i32::from(spec.causal)),
-            spec.scale, // 0: no window (the op checked a window is >= 1 and fits in 31 bits).
-            Arg::I32(spec.window.map_or(0, |w| w as i32))
-        ],
-    })?;
+            spec.causal,
+            spec.scale,
+            window
+        ]);
+        let shared = (shared_rows * row_bytes) as u32;
+        backend.launch(&KernelCall {
+            kernel,
+            dims: LaunchDims::linear(blocks as u32, threads, shared),
+            args: all,
+        })
+    };
+    launch(
+        kernels::attention::ATTENTION_BACKWARD_DQ_F32,
+        rows,
+        BACKWARD_WARPS + 2,
+        args![Arg::Ptr(dq_ptr), Arg::Ptr(stats_ptr)],
+    )?;
+    launch(
+        kernels::attention::ATTENTION_BACKWARD_DKV_F32,
+        key_rows,
+        2 * BACKWARD_WARPS + 2,
+        args![&stats, Arg::Ptr(dk_ptr), Arg::Ptr(dv_ptr)],
+    )?;
     Ok((dq, dk, dv))
 }
