@@ -53,9 +53,9 @@ __device__ __forceinline__ void lora_reduce_row(const T* __restrict__ v, const T
 }
 
 // A block per row, threads over the columns: y[row, c] += scale · mask[row, c] · Σ_j v[row, j] ·
-// m[j, c], with m[j, c] at m[j·js + c·ks] (B [out, r] for the expand: js = 1, ks = r, scale[id];
-// A [r, in] for the backward's dx: js = in, ks = 1, coalesced, no scales). A null `scales`
-// means 1, a null `mask` no mask.
+// m[j, c], with m[j, c] at m[j·js + c·ks] (A [r, in] for the backward's dx: js = in, ks = 1,
+// coalesced, no scales; the expand reads B by rows and has its own, lora_expand_row below). A
+// null `scales` means 1, a null `mask` no mask.
 template <typename T>
 __device__ __forceinline__ void lora_add_row(const float* __restrict__ v, const T* __restrict__ m,
                                              const int* __restrict__ ids, const float* __restrict__ scales,
@@ -72,6 +72,59 @@ __device__ __forceinline__ void lora_add_row(const float* __restrict__ v, const 
         for (int j = 0; j < r; ++j) acc += vr[j] * rt_to_f32(mm[(long long)j * js + (long long)c * ks]);
         if (mask) acc *= rt_to_f32(mask[row * len + c]);
         y[row * len + c] = rt_from_f32<T>(rt_to_f32(y[row * len + c]) + s * acc);
+    }
+}
+
+// B [out, r] is read by output column, but a column's r weights lie together (row c of B): a
+// thread per column reading its own weights would touch a separate 32-byte sector per lane. So a
+// warp stages B[c0 .. c0+32, j0 .. j0+16) — 16 rows x 16 ranks, consecutive lanes on consecutive
+// addresses — in shared memory as f32, and each lane then reads its own column from there. The
+// tile is row-major 32 x 16 with the rank index XOR-swizzled by (row >> 1) & 15: the staging
+// stores (lanes 0-15 on an even row, 16-31 on the odd one) and the reads (a lane per row, one
+// rank) then both fall on 32 distinct banks.
+#define RT_LORA_TILE_J 16
+
+__device__ __forceinline__ int rt_lora_tile_at(int row, int j) { return row * RT_LORA_TILE_J + (j ^ ((row >> 1) & 15)); }
+
+template <typename T>
+__device__ __forceinline__ void rt_lora_stage_bt(float* tile, const T* __restrict__ m, int c0, int j0, int cols, int r,
+                                                 int lane) {
+    for (int e = 0; e < 32 * RT_LORA_TILE_J / 32; ++e) {
+        const int idx = e * 32 + lane, row = idx / RT_LORA_TILE_J, j = idx % RT_LORA_TILE_J;
+        const int c = c0 + row, jr = j0 + j;
+        tile[rt_lora_tile_at(row, j)] = c < cols && jr < r ? rt_to_f32(m[(long long)c * r + jr]) : 0.0f;
+    }
+    __syncwarp();
+}
+
+// A block per row, a warp per 32 output columns: y[row, c] += scale[id] · Σ_j u[row, j] ·
+// B[id][c, j]. Rows with id -1 (or past the bank) are left as they are. Dynamic shared memory:
+// 32 · RT_LORA_TILE_J floats per warp.
+template <typename T>
+__device__ __forceinline__ void lora_expand_row(const float* __restrict__ u, const T* __restrict__ b,
+                                                const int* __restrict__ ids, const float* __restrict__ scales,
+                                                T* __restrict__ y, int out, int r, int adapters) {
+    RT_DYNAMIC_SHARED(float, tiles);
+    const long long row = blockIdx.x;
+    const int id = ids[row];
+    if (id < 0 || id >= adapters) return;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    const float s = scales ? scales[id] : 1.0f;
+    const float* ur = u + row * r;
+    const T* bb = b + (long long)id * out * r;
+    float* tile = tiles + warp * 32 * RT_LORA_TILE_J;
+    for (int c0 = warp * 32; c0 < out; c0 += warps * 32) {  // the same trip count for a whole warp
+        float acc = 0.0f;
+        for (int j0 = 0; j0 < r; j0 += RT_LORA_TILE_J) {
+            rt_lora_stage_bt(tile, bb, c0, j0, out, r, lane);
+            // u's 16 ranks in one coalesced load, then handed round the warp by shuffles.
+            const float uj = j0 + (lane & 15) < r ? ur[j0 + (lane & 15)] : 0.0f;
+            for (int j = 0; j < RT_LORA_TILE_J; ++j)
+                acc += __shfl_sync(RT_FULL_MASK, uj, j) * tile[rt_lora_tile_at(lane, j)];
+            __syncwarp();  // the tile is restaged next
+        }
+        const int c = c0 + lane;
+        if (c < out) y[row * out + c] = rt_from_f32<T>(rt_to_f32(y[row * out + c]) + s * acc);
     }
 }
 
@@ -130,7 +183,7 @@ extern "C" __global__ void lora_bwd_reduce_f32(const float* partial, float* out,
     extern "C" __global__ void lora_expand_##S(const float* u, const T* b, const int* ids,              \
                                                const float* scales, T* y, int out, int r,             \
                                                int adapters) {                                         \
-        lora_add_row<T>(u, b, ids, scales, nullptr, y, out, r, 1, r, adapters);                        \
+        lora_expand_row<T>(u, b, ids, scales, y, out, r, adapters);                                   \
     }                                                                                                  \
     extern "C" __global__ void lora_bwd_du_##S(const T* dy, const T* b, const int* ids, const float* scales, \
                                                float* du, int out, int r, int adapters) {              \

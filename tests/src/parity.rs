@@ -614,6 +614,16 @@ pub fn lora(device: &Device, rng: &mut ChaCha8Rng) {
         let u4 = ops::lora_shrink(&x4, &on(device, &a), &on(device, &bad)).unwrap().to_vec::<f32>().unwrap();
         assert!(u4[r..2 * r].iter().chain(&u4[3 * r..]).all(|&v| v == 0.0), "ids past the bank: {u4:?}");
         assert!(u4[..r].iter().any(|&v| v != 0.0), "id 0 gave a zero row: {u4:?}");
+        // The expand stages B in tiles of 32 columns x 16 ranks per warp: rank 20 takes a full
+        // and a partial tile, 70 columns three warps, the last one partial.
+        let (r2, out2) = (20usize, 70usize);
+        let (u2, _) = random_tensor(rng, &[rows, r2], DType::F32, 1.0);
+        let (b2, _) = random_tensor(rng, &[adapters, out2, r2], dtype, 1.0);
+        let (y2, _) = random_tensor(rng, &[rows, out2], dtype, 1.0);
+        let (mut dy2, mut cy2) = (on(device, &y2), y2.clone());
+        ops::lora_expand(&mut dy2, &on(device, &u2), &on(device, &b2), &on(device, &ids), &scales).unwrap();
+        ops::lora_expand(&mut cy2, &u2, &b2, &ids, &scales).unwrap();
+        compare(&format!("lora_expand r {r2} out {out2} {dtype}"), &dy2, &cy2, tolerance(dtype, true));
         // The backward, with and without a dropout mask (zeros and twos), rank 11: a full and a
         // partial group of 8 ranks on the GPU; 260 rows: two chunks of the outer products.
         let (rows, r, inp) = (260usize, 11usize, 72usize);

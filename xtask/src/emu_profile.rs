@@ -151,6 +151,35 @@ fn scenarios() -> Vec<Scenario> {
             }),
         },
         Scenario {
+            family: "lora",
+            shape: format!("lora backward bf16 rows{lrows} in{lin} r{lr} out{lout} adapters{adapters}"),
+            // du, dx, dA and dB: four rank-r products of the forward's size.
+            flops: (4 * lrows * lr * (lin + lout)) as u64,
+            output_elements: (lrows * lin + adapters * lr * (lin + lout)) as u64,
+            run: Box::new(move |d| {
+                let x = tensor(d, &[lrows, lin], DType::BF16, 16)?;
+                let a = tensor(d, &[adapters, lr, lin], DType::BF16, 17)?;
+                let b = tensor(d, &[adapters, lout, lr], DType::BF16, 18)?;
+                let dy = tensor(d, &[lrows, lout], DType::BF16, 19)?;
+                let ids: Vec<i32> = (0..lrows as i32).map(|i| i % adapters as i32).collect();
+                let ids = Tensor::from_slice(&ids, &[lrows])?.to_device(d)?;
+                let u = ops::lora_shrink(&x, &a, &ids)?;
+                let mut dx = tensor(d, &[lrows, lin], DType::BF16, 20)?;
+                let t = ops::LoraBackward {
+                    x: &x,
+                    mask: None,
+                    dy: &dy,
+                    u: &u,
+                    a: &a,
+                    b: &b,
+                    ids: &ids,
+                    scales: &[0.5; 2],
+                };
+                ops::lora_backward(&t, &mut dx)?;
+                Ok(())
+            }),
+        },
+        Scenario {
             family: "norm",
             shape: format!("rms_norm f32 [{rows}, {cols}]"),
             flops: (4 * rows * cols) as u64,

@@ -49,12 +49,17 @@ pub fn lora_expand(
     if rows == 0 || out == 0 {
         return Ok(());
     }
+    let threads = row_threads(out).min(256);
     backend.launch(&KernelCall {
         kernel: kernels::lora::LORA_EXPAND.of(dtype)?,
-        dims: LaunchDims::linear(rows as u32, row_threads(out).min(256), 0),
+        // A staged 32 x 16 f32 tile of B per warp (kernels/lora.cu, lora_expand_row).
+        dims: LaunchDims::linear(rows as u32, threads, threads / 32 * EXPAND_TILE_BYTES),
         args: args![u, b, ids, scales, Arg::Ptr(y), out, r, b.shape()[0]],
     })
 }
+
+/// Shared memory per warp of the expand: `32 · RT_LORA_TILE_J` f32.
+const EXPAND_TILE_BYTES: u32 = 32 * 16 * 4;
 
 /// Rows per chunk of the outer-product gradients: enough work per block to hide the loop's
 /// start-up, enough chunks to fill a GPU for a few thousand rows.
