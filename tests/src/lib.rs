@@ -1,8 +1,10 @@
 //! Support for ragtune's cross-crate tests: seeded random inputs, f64 reference implementations
-//! of the ops, the relative-error measure and tolerances of docs/ARCHITECTURE.md, and the parity
-//! suite that runs every op on a kernel device (the CPU emulation, or a real GPU) against the CPU.
+//! of the ops, the relative-error measure and tolerances of docs/ARCHITECTURE.md, the parity
+//! suite that runs every op on a kernel device (the CPU emulation, or a real GPU) against the CPU,
+//! and the device checks that do the same for whole models, indexes and training steps.
 
 pub mod attention_bench;
+pub mod device_checks;
 pub mod fuzz;
 pub mod gpu;
 pub mod gpu_bench_rows;

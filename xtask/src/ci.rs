@@ -22,7 +22,8 @@ pub const ASAN_EMU_COMMAND: &str = "cargo test -p ragtune-kernel-emu";
 /// overrun in a kernel is reported with its `.cu` line. The other `ragtune-tests` binaries launch
 /// no kernel, so sanitizing them would only cost time.
 pub const ASAN_KERNELS_COMMAND: &str = "cargo test -p ragtune-tests --test kernels_emulated --test memory_emulated \
-     --test attention_head_dims_emulated --test selftest_emulated --test clip_grad_emulated --test gpu_bench";
+     --test attention_head_dims_emulated --test selftest_emulated --test clip_grad_emulated --test gpu_bench \
+     --test device_checks_emulated";
 /// The environment of the AddressSanitizer runs. Leak checking is off because the test harness keeps
 /// allocations alive at exit; `verify_asan_link_order=0` because the ASan runtime is loaded by a
 /// Rust test binary, not linked first.

@@ -1,6 +1,8 @@
 //! The whole training step on a kernel device — the CPU emulation of `kernels/*.cu`, the same
 //! launches a GPU gets (forward kernels, the backward kernels, the fused loss and AdamW) —
-//! against the PyTorch fixture: loss, LoRA gradients and a short AdamW trajectory.
+//! against the PyTorch fixture: loss, LoRA gradients and a short AdamW trajectory. The same
+//! steps against the CPU (LoRA dropout, full fine-tuning with biases) are device checks of
+//! ragtune-tests (`device_checks::train_step`), which the GPU bundle runs too.
 
 mod common;
 
@@ -59,63 +61,5 @@ fn a_lora_step_on_the_emulated_device_matches_pytorch() {
         let loss = trainer.train_step(&batch, 1e-2).unwrap() as f64;
         let want = manifest["trajectory_f64"][k].as_f64().unwrap();
         assert!((loss - want).abs() <= 1e-4, "step {k}: {loss} vs {want}");
-    }
-}
-
-fn rel_err(got: &[f32], want: &[f32]) -> f64 {
-    let (num, den) = got.iter().zip(want).fold((0f64, 0f64), |(n, d), (a, b)| {
-        (n + (f64::from(*a) - f64::from(*b)).powi(2), d + f64::from(*b).powi(2))
-    });
-    (num / den).sqrt()
-}
-
-/// LoRA dropout (masks uploaded and applied with device ops) and full mode's bias gradients
-/// (a device product) on the kernel device give the CPU's numbers.
-#[test]
-fn dropout_and_bias_gradients_on_the_emulated_device_match_the_cpu() {
-    let emu = Device::from_backend(Arc::new(EmuBackend::new(EmuOptions { schedule: Schedule::Forward })));
-    let dir = fixtures();
-    let b: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("lora/batch.json")).unwrap()).unwrap();
-    let batch = TrainBatch::from_labels(&rows(&b["input_ids"]), &rows(&b["labels"])).unwrap();
-    let lora = |device: &Device| {
-        let model =
-            LlamaModel::from_dir(&dir.join("runtime/llama-gqa/model"), DType::F32, device.clone()).unwrap();
-        let mut adapter = load_adapter(&dir.join("lora/adapter_init"), &model.config, device).unwrap();
-        adapter.config.dropout = 0.25;
-        let mut trainer = LoraTrainer::new(&model, adapter, AdamW::default()).unwrap();
-        trainer.dropout_seed = 17;
-        let g = trainer.loss_and_grads(&batch).unwrap();
-        let values: Vec<Vec<f32>> = g
-            .grads
-            .iter()
-            .flat_map(|(_, _, a, b)| [a.to_vec::<f32>().unwrap(), b.to_vec::<f32>().unwrap()])
-            .collect();
-        (g.loss, values, trainer.loss(&batch).unwrap())
-    };
-    let (cpu, on_emu) = (lora(&Device::Cpu), lora(&emu));
-    assert!((cpu.0 - on_emu.0).abs() <= 1e-5 * cpu.0, "dropout loss {} vs {}", on_emu.0, cpu.0);
-    assert!((cpu.0 - cpu.2).abs() > 1e-4, "dropout must change the training loss");
-    for (g, r) in on_emu.1.iter().zip(&cpu.1) {
-        assert!(rel_err(g, r) <= 1e-4, "dropout gradient rel err {:.3e}", rel_err(g, r));
-    }
-    let full = |device: &Device| {
-        let model =
-            LlamaModel::from_dir(&dir.join("runtime/qwen2-bias/model"), DType::F32, device.clone()).unwrap();
-        let trainer = ragtune_trainer::FullTrainer::new(model, AdamW::default()).unwrap();
-        let g = trainer.loss_and_grads(&batch).unwrap();
-        let biases: Vec<Vec<f32>> = g
-            .grads
-            .layers
-            .iter()
-            .flat_map(|l| l.bias.iter().flatten().map(|t| t.to_vec::<f32>().unwrap()).collect::<Vec<_>>())
-            .collect();
-        (g.loss, biases)
-    };
-    let (cpu, on_emu) = (full(&Device::Cpu), full(&emu));
-    assert!((cpu.0 - on_emu.0).abs() <= 1e-5 * cpu.0, "full loss {} vs {}", on_emu.0, cpu.0);
-    assert_eq!(cpu.1.len(), 6);
-    for (g, r) in on_emu.1.iter().zip(&cpu.1) {
-        assert!(rel_err(g, r) <= 1e-4, "bias gradient rel err {:.3e}", rel_err(g, r));
     }
 }
