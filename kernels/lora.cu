@@ -21,8 +21,8 @@
 #define RT_LORA_J 8
 
 // A block per row; out[row, j] = scale · Σ_k v[row, k] · m[j, k] where m[j, k] lies at
-// m[j·js + k·ks] (A [r, in]: js = in, ks = 1; B [out, r] read as Bᵀ: js = 1, ks = r). Rows with
-// id -1 get zeros.
+// m[j·js + k·ks] (the shrink: A [r, in], js = in, ks = 1, coalesced; the backward's du reads B
+// by rows and has its own, lora_bwd_du_row below). Rows with id -1 get zeros.
 template <typename T>
 __device__ __forceinline__ void lora_reduce_row(const T* __restrict__ v, const T* __restrict__ m,
                                                 const int* __restrict__ ids, const float* __restrict__ scales,
@@ -52,26 +52,35 @@ __device__ __forceinline__ void lora_reduce_row(const T* __restrict__ v, const T
     }
 }
 
-// A block per row, threads over the columns: y[row, c] += scale · mask[row, c] · Σ_j v[row, j] ·
-// m[j, c], with m[j, c] at m[j·js + c·ks] (A [r, in] for the backward's dx: js = in, ks = 1,
-// coalesced, no scales; the expand reads B by rows and has its own, lora_expand_row below). A
-// null `scales` means 1, a null `mask` no mask.
+// A block per row, a warp per 32 columns: dx[row, c] += mask[row, c] · Σ_j du[row, j] · A[id][j, c]
+// (A [r, in]: coalesced along c). du's row is read 32 ranks at a time in one coalesced load and
+// handed round the warp by shuffles, not re-read by every lane. A null `mask` means no mask; rows
+// with id -1 (or past the bank) are left as they are.
 template <typename T>
-__device__ __forceinline__ void lora_add_row(const float* __restrict__ v, const T* __restrict__ m,
-                                             const int* __restrict__ ids, const float* __restrict__ scales,
-                                             const T* __restrict__ mask, T* __restrict__ y, int len, int r,
-                                             int js, int ks, int adapters) {
+__device__ __forceinline__ void lora_bwd_dx_row(const float* __restrict__ du, const T* __restrict__ a,
+                                                const int* __restrict__ ids, const T* __restrict__ mask,
+                                                T* __restrict__ dx, int in, int r, int adapters) {
     const long long row = blockIdx.x;
     const int id = ids[row];
     if (id < 0 || id >= adapters) return;
-    const float s = scales ? scales[id] : 1.0f;
-    const float* vr = v + row * r;
-    const T* mm = m + (long long)id * r * len;
-    for (int c = threadIdx.x; c < len; c += blockDim.x) {
+    const int lane = threadIdx.x & 31;
+    const float* dur = du + row * r;
+    const T* aa = a + (long long)id * r * in;
+    for (int cw = threadIdx.x - lane; cw < in; cw += blockDim.x) {  // the same trip count for a whole warp
+        const int c = cw + lane;
+        const bool live = c < in;
         float acc = 0.0f;
-        for (int j = 0; j < r; ++j) acc += vr[j] * rt_to_f32(mm[(long long)j * js + (long long)c * ks]);
-        if (mask) acc *= rt_to_f32(mask[row * len + c]);
-        y[row * len + c] = rt_from_f32<T>(rt_to_f32(y[row * len + c]) + s * acc);
+        for (int j0 = 0; j0 < r; j0 += 32) {
+            const float dj = j0 + lane < r ? dur[j0 + lane] : 0.0f;
+            const int n = min(32, r - j0);
+            for (int j = 0; j < n; ++j) {
+                const float w = __shfl_sync(RT_FULL_MASK, dj, j);
+                if (live) acc += w * rt_to_f32(aa[(long long)(j0 + j) * in + c]);
+            }
+        }
+        if (!live) continue;
+        if (mask) acc *= rt_to_f32(mask[row * in + c]);
+        dx[row * in + c] = rt_from_f32<T>(rt_to_f32(dx[row * in + c]) + acc);
     }
 }
 
@@ -128,6 +137,42 @@ __device__ __forceinline__ void lora_expand_row(const float* __restrict__ u, con
     }
 }
 
+// A block per row: du[row, j] = scale[id] · Σ_c dy[row, c] · B[id][c, j], B staged tile by tile
+// as for the expand (a warp per 32 columns, 16 ranks at a time), each lane summing its column's
+// share of 16 ranks before the block adds them up. Rows with id -1 (or past the bank) get zeros.
+// Dynamic shared memory: 32 · RT_LORA_TILE_J floats per warp.
+template <typename T>
+__device__ __forceinline__ void lora_bwd_du_row(const T* __restrict__ dy, const T* __restrict__ b,
+                                                const int* __restrict__ ids, const float* __restrict__ scales,
+                                                float* __restrict__ du, int out, int r, int adapters) {
+    __shared__ float scratch[32];
+    RT_DYNAMIC_SHARED(float, tiles);
+    const long long row = blockIdx.x;
+    const int id = ids[row] < adapters ? ids[row] : -1;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    const float scale = id < 0 ? 0.0f : (scales ? scales[id] : 1.0f);
+    const T* bb = b + (long long)(id < 0 ? 0 : id) * out * r;
+    float* tile = tiles + warp * 32 * RT_LORA_TILE_J;
+    for (int j0 = 0; j0 < r; j0 += RT_LORA_TILE_J) {
+        float acc[RT_LORA_TILE_J];
+#pragma unroll
+        for (int j = 0; j < RT_LORA_TILE_J; ++j) acc[j] = 0.0f;
+        if (id >= 0) {
+            for (int c0 = warp * 32; c0 < out; c0 += warps * 32) {  // the same trip count for a whole warp
+                rt_lora_stage_bt(tile, bb, c0, j0, out, r, lane);
+                const float g = c0 + lane < out ? rt_to_f32(dy[row * out + c0 + lane]) : 0.0f;
+#pragma unroll
+                for (int j = 0; j < RT_LORA_TILE_J; ++j) acc[j] += g * tile[rt_lora_tile_at(lane, j)];
+                __syncwarp();  // the tile is restaged next
+            }
+        }
+        for (int j = 0; j < RT_LORA_TILE_J && j0 + j < r; ++j) {  // uniform across the block
+            const float sum = rt_block_sum(acc[j], scratch);
+            if (threadIdx.x == 0) du[row * r + j0 + j] = scale * sum;
+        }
+    }
+}
+
 // Per chunk of `chunk_rows` rows and adapter: g[c, j] = scale · Σ_i p[i, c] · mask[i, c] · q[i, j]
 // over the chunk's rows with that adapter. Grid: x over columns (a thread per column), y over
 // groups of RT_LORA_J ranks, z over (chunk, adapter). The block's partial lands at
@@ -139,23 +184,38 @@ __device__ __forceinline__ void lora_bwd_outer_block(const T* __restrict__ p, co
                                                      const float* __restrict__ scales, float* __restrict__ partial,
                                                      int rows, int cols, int r, int adapters, int chunk_rows,
                                                      int transposed) {
+    // Every thread reads the same ids[i] and q[i, j0 .. j0+8) for a row: staged 32 rows at a time
+    // by the whole block in coalesced loads instead of as broadcast loads of one float per sector.
+    __shared__ int s_ids[32];
+    __shared__ float s_q[32][RT_LORA_J];
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const bool live = c < cols;  // no early return: every thread helps stage and meets the barriers
     const int j0 = blockIdx.y * RT_LORA_J;
     const int chunk = blockIdx.z / adapters, adapter = blockIdx.z % adapters;
     const int first = chunk * chunk_rows, last = min(rows, first + chunk_rows);
-    if (c >= cols) return;
     float acc[RT_LORA_J];
 #pragma unroll
     for (int jj = 0; jj < RT_LORA_J; ++jj) acc[jj] = 0.0f;
-    for (int i = first; i < last; ++i) {
-        if (ids[i] != adapter) continue;  // the same row for every thread: no divergence
-        float g = rt_to_f32(p[(long long)i * cols + c]);
-        if (mask) g *= rt_to_f32(mask[(long long)i * cols + c]);
-        const float* qi = q + (long long)i * r + j0;
+    for (int i0 = first; i0 < last; i0 += 32) {
+        const int n = min(32, last - i0);
+        __syncthreads();  // the previous rows are read
+        for (int e = threadIdx.x; e < 32; e += blockDim.x) s_ids[e] = e < n ? ids[i0 + e] : -1;
+        for (int e = threadIdx.x; e < 32 * RT_LORA_J; e += blockDim.x) {
+            const int ii = e / RT_LORA_J, jj = e % RT_LORA_J;
+            s_q[ii][jj] = ii < n && j0 + jj < r ? q[(long long)(i0 + ii) * r + j0 + jj] : 0.0f;
+        }
+        __syncthreads();
+        if (!live) continue;
+        for (int ii = 0; ii < n; ++ii) {
+            if (s_ids[ii] != adapter) continue;  // the same row for every thread: no divergence
+            const long long i = i0 + ii;
+            float g = rt_to_f32(p[i * cols + c]);
+            if (mask) g *= rt_to_f32(mask[i * cols + c]);
 #pragma unroll
-        for (int jj = 0; jj < RT_LORA_J; ++jj)
-            if (j0 + jj < r) acc[jj] += g * qi[jj];
+            for (int jj = 0; jj < RT_LORA_J; ++jj) acc[jj] += g * s_q[ii][jj];
+        }
     }
+    if (!live) return;
     const float scale = scales ? scales[adapter] : 1.0f;
     float* out = partial + (long long)blockIdx.z * cols * r;
 #pragma unroll
@@ -187,11 +247,11 @@ extern "C" __global__ void lora_bwd_reduce_f32(const float* partial, float* out,
     }                                                                                                  \
     extern "C" __global__ void lora_bwd_du_##S(const T* dy, const T* b, const int* ids, const float* scales, \
                                                float* du, int out, int r, int adapters) {              \
-        lora_reduce_row<T>(dy, b, ids, scales, du, out, r, 1, r, adapters);                            \
+        lora_bwd_du_row<T>(dy, b, ids, scales, du, out, r, adapters);                                 \
     }                                                                                                  \
     extern "C" __global__ void lora_bwd_dx_##S(const float* du, const T* a, const int* ids, const T* mask, \
                                                T* dx, int in, int r, int adapters) {                   \
-        lora_add_row<T>(du, a, ids, nullptr, mask, dx, in, r, in, 1, adapters);                        \
+        lora_bwd_dx_row<T>(du, a, ids, mask, dx, in, r, adapters);                                     \
     }                                                                                                  \
     extern "C" __global__ void lora_bwd_outer_##S(const T* p, const T* mask, const float* q, const int* ids, \
                                                   const float* scales, float* partial, int rows, int cols, \

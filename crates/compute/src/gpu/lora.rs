@@ -49,17 +49,19 @@ pub fn lora_expand(
     if rows == 0 || out == 0 {
         return Ok(());
     }
-    let threads = row_threads(out).min(256);
     backend.launch(&KernelCall {
         kernel: kernels::lora::LORA_EXPAND.of(dtype)?,
-        // A staged 32 x 16 f32 tile of B per warp (kernels/lora.cu, lora_expand_row).
-        dims: LaunchDims::linear(rows as u32, threads, threads / 32 * EXPAND_TILE_BYTES),
+        dims: b_tile_dims(rows, out),
         args: args![u, b, ids, scales, Arg::Ptr(y), out, r, b.shape()[0]],
     })
 }
 
-/// Shared memory per warp of the expand: `32 · RT_LORA_TILE_J` f32.
-const EXPAND_TILE_BYTES: u32 = 32 * 16 * 4;
+/// A block per row over `cols` columns of B `[cols, r]`, with the staged 32 × 16 f32 tile of B
+/// per warp (`32 · RT_LORA_TILE_J` floats) that the expand and du kernels read B through.
+fn b_tile_dims(rows: usize, cols: usize) -> LaunchDims {
+    let threads = row_threads(cols).min(256);
+    LaunchDims::linear(rows as u32, threads, threads / 32 * (32 * 16 * 4))
+}
 
 /// Rows per chunk of the outer-product gradients: enough work per block to hide the loop's
 /// start-up, enough chunks to fill a GPU for a few thousand rows.
@@ -89,7 +91,7 @@ pub fn lora_backward(
     if rows > 0 && r > 0 {
         backend.launch(&KernelCall {
             kernel: kernels::lora::LORA_BWD_DU.of(dtype)?,
-            dims: LaunchDims::linear(rows as u32, row_threads(out).min(256), 0),
+            dims: b_tile_dims(rows, out),
             args: args![t.dy, t.b, t.ids, scales, Arg::Ptr(du_ptr), out, r, adapters],
         })?;
         if inp > 0 {
