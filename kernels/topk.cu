@@ -54,17 +54,26 @@ __device__ __forceinline__ float tk_key(float dot, float qn, float bn, int l2) {
 }
 __device__ __forceinline__ unsigned int tk_lane() { return threadIdx.x & 31u; }
 
-// Bitonic sort, descending, of buf[0..len) (len a power of two) by one warp.
+// Where element i of a candidate buffer lives. The bitonic steps of stride s < 16 have a
+// half-warp (one phase of an 8-byte shared access) touch 16 elements of a 32-element span that
+// share bit log2(s): they would fall on 8 of the 16 eight-byte bank pairs, 2 ways each.
+// Reversing the low 4 bits in every odd 16-element block gives the other half the bank pairs the
+// first half leaves free, for every such stride at once; runs of 16 aligned elements (strides
+// >= 16, the final copy-out) stay a permutation of all 16. 2K is a power of two, so the slot
+// stays in the buffer.
+__device__ __forceinline__ int tk_slot(int i) { return i ^ (((i >> 4) & 1) * 15); }
+
+// Bitonic sort, descending, of buf[0..len) (len a power of two) by one warp, in tk_slot order.
 __device__ __forceinline__ void tk_warp_sort(u64* buf, int len) {
     for (int size = 2; size <= len; size <<= 1) {
         for (int stride = size >> 1; stride > 0; stride >>= 1) {
             for (int i = (int)tk_lane(); i < len / 2; i += 32) {
                 const int lo = 2 * stride * (i / stride) + (i % stride), hi = lo + stride;
                 const bool desc = (lo & size) == 0;
-                const u64 a = buf[lo], b = buf[hi];
+                const u64 a = buf[tk_slot(lo)], b = buf[tk_slot(hi)];
                 if ((a < b) == desc) {
-                    buf[lo] = b;
-                    buf[hi] = a;
+                    buf[tk_slot(lo)] = b;
+                    buf[tk_slot(hi)] = a;
                 }
             }
             __syncwarp();
@@ -72,8 +81,8 @@ __device__ __forceinline__ void tk_warp_sort(u64* buf, int len) {
     }
 }
 
-// A query's running top-k, owned by one warp: buf[0..2K) holds unsorted candidates (count of
-// them), all better than thr; when it would overflow it is sorted and cut to the best K, and
+// A query's running top-k, owned by one warp: buf[0..2K) (in tk_slot order) holds unsorted
+// candidates (count of them), all better than thr; when it would overflow it is sorted and cut to the best K, and
 // thr becomes the K-th. Count and thr live in shared memory between calls; within a call every
 // lane holds the same copy.
 struct TkState {
@@ -87,25 +96,25 @@ __device__ __forceinline__ void tk_push(u64* buf, TkState& st, int K, u64 cand) 
     unsigned int m = __ballot_sync(RT_FULL_MASK, take);
     if (m == 0) return;
     if (st.count + __popc(m) > 2 * K) {
-        for (int i = st.count + (int)tk_lane(); i < 2 * K; i += 32) buf[i] = 0;
+        for (int i = st.count + (int)tk_lane(); i < 2 * K; i += 32) buf[tk_slot(i)] = 0;
         __syncwarp();
         tk_warp_sort(buf, 2 * K);
-        st.thr = buf[K - 1];
+        st.thr = buf[tk_slot(K - 1)];
         st.count = K;
         take = cand > st.thr;
         m = __ballot_sync(RT_FULL_MASK, take);
     }
-    if (take) buf[st.count + __popc(m & ((1u << tk_lane()) - 1u))] = cand;
+    if (take) buf[tk_slot(st.count + __popc(m & ((1u << tk_lane()) - 1u)))] = cand;
     st.count += __popc(m);
     __syncwarp();
 }
 
 // Sort the buffer and write its best K (0-padded) to out[0..K).
 __device__ __forceinline__ void tk_finish(u64* buf, const TkState& st, int K, u64* out) {
-    for (int i = st.count + (int)tk_lane(); i < 2 * K; i += 32) buf[i] = 0;
+    for (int i = st.count + (int)tk_lane(); i < 2 * K; i += 32) buf[tk_slot(i)] = 0;
     __syncwarp();
     tk_warp_sort(buf, 2 * K);
-    for (int i = (int)tk_lane(); i < K; i += 32) out[i] = buf[i];
+    for (int i = (int)tk_lane(); i < K; i += 32) out[i] = buf[tk_slot(i)];
     __syncwarp();
 }
 
@@ -276,11 +285,11 @@ extern "C" __global__ void topk_merge(const u64* cand, int* rows, float* scores,
     st.thr = 0;
     const int total = splits * K;
     for (int g = 0; g < total; g += 32) tk_push(buf, st, K, g + lane < total ? c[g + lane] : 0);
-    for (int i = st.count + lane; i < 2 * K; i += 32) buf[i] = 0;
+    for (int i = st.count + lane; i < 2 * K; i += 32) buf[tk_slot(i)] = 0;
     __syncwarp();
     tk_warp_sort(buf, 2 * K);
     for (int j = lane; j < kk; j += 32) {
-        const u64 p = buf[j];
+        const u64 p = buf[tk_slot(j)];
         const float key = tk_unordered((unsigned int)(p >> 32));
         rows[(size_t)qi * kk + j] = p ? (int)(0xffffffffu - (unsigned int)p) : -1;
         scores[(size_t)qi * kk + j] = p ? (l2 ? 0.0f - key : key) : (l2 ? CUDART_INF_F : -CUDART_INF_F);
