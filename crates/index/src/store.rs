@@ -3,13 +3,15 @@
 //! Keeping rows in id order is what makes the search op's tie-break (the smaller row index
 //! first) an id tie-break, with no extra work at search time. Appending ids larger than every
 //! stored id — the common case — is a plain concatenation; other adds merge. Tensors are
-//! immutable, so a change builds the new rows on the host and uploads them once; callers batch
-//! their adds. `merged`/`without` return a new store and leave `self` untouched, so an index can
+//! immutable, so a change builds a new row tensor; callers batch their adds. On the host the
+//! rows are merged byte by byte; on a GPU the stored rows never leave the device: the new rows
+//! are uploaded beside them and one gather (the embedding op) puts every row in id order, or
+//! keeps the rows a removal leaves. `merged`/`without` return a new store and leave `self` untouched, so an index can
 //! prepare every change first and commit it only when nothing can fail any more.
 
 use std::sync::Arc;
 
-use ragtune_compute::{ByteOwner, DType, Device, Tensor};
+use ragtune_compute::{ByteOwner, DType, Device, Tensor, ops};
 
 use crate::error::{IndexError, Result};
 
@@ -53,6 +55,9 @@ impl RowStore {
         if new_ids.is_empty() {
             return Ok(self.clone());
         }
+        if let Some(old) = self.vectors.as_ref().filter(|_| matches!(device, Device::Gpu(_))) {
+            return self.merged_on_device(old, new_ids, new_rows, device);
+        }
         let new_bytes =
             new_rows.host_bytes().ok_or_else(|| internal("merged: new rows must be on the host"))?;
         let old = self.host_vectors()?;
@@ -89,6 +94,19 @@ impl RowStore {
         if remove.is_empty() {
             return Ok(self.clone());
         }
+        if let Some(old) = self.vectors.as_ref().filter(|_| matches!(device, Device::Gpu(_))) {
+            let mut r = remove.iter().peekable();
+            let (mut ids, mut rows) = (Vec::new(), Vec::new());
+            for (row, &id) in self.ids.iter().enumerate() {
+                if r.peek() == Some(&&id) {
+                    r.next();
+                } else {
+                    ids.push(id);
+                    rows.push(row);
+                }
+            }
+            return self.gathered(old, ids, &rows, device);
+        }
         let old = self.host_vectors()?;
         let old_bytes = old.as_ref().and_then(|t| t.host_bytes()).unwrap_or(&[]);
         let rb = self.row_bytes();
@@ -104,6 +122,54 @@ impl RowStore {
             bytes.extend_from_slice(&old_bytes[row * rb..(row + 1) * rb]);
         }
         self.with_rows(ids, bytes, device)
+    }
+
+    /// [`RowStore::merged`] for rows on a GPU: `[old; new]` on the device (the new rows uploaded,
+    /// the old ones copied device to device), then gathered into id order unless the new ids all
+    /// come after the old ones.
+    fn merged_on_device(
+        &self,
+        old: &Tensor,
+        new_ids: &[u64],
+        new_rows: &Tensor,
+        device: &Device,
+    ) -> Result<RowStore> {
+        let (n_old, n_new) = (self.ids.len(), new_ids.len());
+        let mut both = Tensor::zeros(&[n_old + n_new, self.dim], self.dtype, device)?;
+        ops::copy_into(&mut both, old, 0)?;
+        ops::copy_into(&mut both, &new_rows.to_device(device)?, n_old * self.dim)?;
+        if self.ids.last().is_none_or(|&last| last < new_ids[0]) {
+            let ids = self.ids.iter().chain(new_ids).copied().collect();
+            return Ok(RowStore { dim: self.dim, dtype: self.dtype, ids, vectors: Some(both) });
+        }
+        // Merge the two sorted id lists, remembering where each row sits in `both`.
+        let (mut ids, mut rows) = (Vec::with_capacity(n_old + n_new), Vec::with_capacity(n_old + n_new));
+        let (mut i, mut j) = (0, 0);
+        while i < n_old || j < n_new {
+            if j == n_new || (i < n_old && self.ids[i] < new_ids[j]) {
+                ids.push(self.ids[i]);
+                rows.push(i);
+                i += 1;
+            } else {
+                ids.push(new_ids[j]);
+                rows.push(n_old + j);
+                j += 1;
+            }
+        }
+        self.gathered(&both, ids, &rows, device)
+    }
+
+    /// A store holding `ids`, whose rows are `rows` of `from` (a device tensor), gathered on the
+    /// device.
+    fn gathered(&self, from: &Tensor, ids: Vec<u64>, rows: &[usize], device: &Device) -> Result<RowStore> {
+        if ids.is_empty() {
+            return Ok(RowStore { dim: self.dim, dtype: self.dtype, ids, vectors: None });
+        }
+        // Row counts of an index fit in 31 bits: the search kernels index rows with i32 too.
+        let index: Vec<i32> = rows.iter().map(|&r| r as i32).collect();
+        let index = Tensor::from_slice(&index, &[index.len()])?.to_device(device)?;
+        let vectors = ops::embedding(from, &index)?;
+        Ok(RowStore { dim: self.dim, dtype: self.dtype, ids, vectors: Some(vectors) })
     }
 
     /// A store holding `ids` and their row bytes, uploaded to `device` (no copy on the CPU:
