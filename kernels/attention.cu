@@ -55,9 +55,14 @@ __device__ __forceinline__ void rt_attn_load_tile(T* dst, const T* src, long lon
     constexpr int VPR = D * (int)sizeof(T) / 16;  // vectors per row
     for (int idx = threadIdx.x; idx < RT_ATTN_BK * VPR; idx += blockDim.x) {
         const int r = idx / VPR, c = idx % VPR;
-        uint4 v = make_uint4(0u, 0u, 0u, 0u);
-        if (r < rows) v = reinterpret_cast<const uint4*>(src + r * stride)[c];
-        reinterpret_cast<uint4*>(dst + r * LD)[c] = v;
+        uint4* to = reinterpret_cast<uint4*>(dst + r * LD) + c;
+        // A plain copy of the vector, not through a local: the emulator's compiler turns a local
+        // uint4 assigned on one branch into four 4-byte loads (a GPU compiler keeps one 16-byte
+        // load either way), and the profiler would count those.
+        if (r < rows)
+            *to = reinterpret_cast<const uint4*>(src + r * stride)[c];
+        else
+            *to = make_uint4(0u, 0u, 0u, 0u);
     }
 }
 
@@ -176,18 +181,27 @@ __device__ __forceinline__ void rt_attn_prefill_mma(const T* __restrict__ q, con
         __syncthreads();  // the next tile overwrites ks / vs
     }
 
+    // The output tile goes through shared memory (the K buffer, free after the loop's last
+    // barrier) so that it leaves in whole 16-byte vectors per row: written straight from the
+    // accumulator layout, each store would cover 4 bytes of every 16.
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         l[r] += __shfl_xor_sync(RT_FULL_MASK, l[r], 1);
         l[r] += __shfl_xor_sync(RT_FULL_MASK, l[r], 2);
-        if (row[r] >= sq) continue;
         const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;  // no key seen: zeros
-        T* orow = out + (((long long)b * sq + row[r]) * hq + h) * D;
+        T* srow = ks + (warp * 16 + g + 8 * r) * LD;
 #pragma unroll
-        for (int n = 0; n < NB; ++n) {
-            orow[n * 8 + 2 * t] = rt_from_f32<T>(o[n][2 * r] * inv);
-            orow[n * 8 + 2 * t + 1] = rt_from_f32<T>(o[n][2 * r + 1] * inv);
-        }
+        for (int n = 0; n < NB; ++n)
+            *reinterpret_cast<unsigned int*>(srow + n * 8 + 2 * t) =
+                rt_mma_pack(rt_from_f32<T>(o[n][2 * r] * inv), rt_from_f32<T>(o[n][2 * r + 1] * inv));
+    }
+    __syncthreads();
+    constexpr int VPR = D * (int)sizeof(T) / 16;  // 16-byte vectors per row
+    for (int idx = threadIdx.x; idx < RT_ATTN_BQ * VPR; idx += blockDim.x) {
+        const int r = idx / VPR, c = idx % VPR;
+        if (q0 + r >= sq) break;  // rows only grow with idx
+        T* orow = out + (((long long)b * sq + q0 + r) * hq + h) * D;
+        reinterpret_cast<uint4*>(orow)[c] = reinterpret_cast<const uint4*>(ks + r * LD)[c];
     }
 }
 
