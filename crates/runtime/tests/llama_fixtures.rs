@@ -7,9 +7,20 @@ use common::{
     check_cached_decode, check_left_padded_batch, check_prompt_logits, fixtures, greedy, greedy_max_new, ids,
     load_f32, logits_tol, manifest, read_npy,
 };
-use ragtune_runtime::{Tokenizer, score};
+use ragtune_runtime::{LlamaModel, Tokenizer, score};
+use serde_json::Value;
 
 const MODELS: [&str; 2] = ["llama-gqa", "qwen2-bias"];
+
+/// `f(model name, model, case, its prompt ids)` for each recorded prompt case of each model.
+fn each_case(m: &Value, mut f: impl FnMut(&str, &LlamaModel, &Value, Vec<u32>)) {
+    for name in MODELS {
+        let model = load_f32(name);
+        for case in m["models"][name]["cases"].as_array().unwrap() {
+            f(name, &model, case, ids(&case["ids"]));
+        }
+    }
+}
 
 #[test]
 fn tokenizer_reproduces_prompt_ids() {
@@ -27,26 +38,18 @@ fn tokenizer_reproduces_prompt_ids() {
 fn prompt_logits_match_transformers() {
     let m = manifest();
     let tol = logits_tol(&m);
-    for name in MODELS {
-        let model = load_f32(name);
-        for case in m["models"][name]["cases"].as_array().unwrap() {
-            let prompt = ids(&case["ids"]);
-            check_prompt_logits(&model, &format!("{name} {}", case["name"]), &prompt, &case["logits"], tol);
-        }
-    }
+    each_case(&m, |name, model, case, prompt| {
+        check_prompt_logits(model, &format!("{name} {}", case["name"]), &prompt, &case["logits"], tol)
+    });
 }
 
 #[test]
 fn greedy_matches_transformers() {
     let m = manifest();
     let max_new = greedy_max_new(&m);
-    for name in MODELS {
-        let model = load_f32(name);
-        for case in m["models"][name]["cases"].as_array().unwrap() {
-            let prompt = ids(&case["ids"]);
-            assert_eq!(greedy(&model, prompt, max_new), ids(&case["greedy_ids"]), "{name} {}", case["name"]);
-        }
-    }
+    each_case(&m, |name, model, case, prompt| {
+        assert_eq!(greedy(model, prompt, max_new), ids(&case["greedy_ids"]), "{name} {}", case["name"]);
+    });
 }
 
 /// Two prompts of different lengths in one batch: prefill logits where transformers' attention

@@ -9,6 +9,7 @@ use common::{
     check_cached_decode, check_left_padded_batch, check_prompt_logits, greedy, greedy_max_new, ids, load_f32,
     logits_tol, manifest_named,
 };
+use ragtune_runtime::LlamaModel;
 use serde_json::Value;
 
 const MODELS: [&str; 2] = ["mistral-window", "qwen2-window"];
@@ -16,6 +17,14 @@ const MODELS: [&str; 2] = ["mistral-window", "qwen2-window"];
 /// The recorded outputs of the window fixtures.
 fn manifest() -> Value {
     manifest_named("sliding_window.json")
+}
+
+/// `f(model name, model, its recorded case, the case's prompt ids)` for each model.
+fn each_model(m: &Value, mut f: impl FnMut(&str, &LlamaModel, &Value, Vec<u32>)) {
+    for name in MODELS {
+        let case = &m["models"][name];
+        f(name, &load_f32(name), case, ids(&case["prompt_ids"]));
+    }
 }
 
 #[test]
@@ -34,25 +43,19 @@ fn windows_apply_to_the_layers_transformers_applies_them_to() {
 fn prompt_logits_past_the_window_match_transformers() {
     let m = manifest();
     let tol = logits_tol(&m);
-    for name in MODELS {
-        let model = load_f32(name);
-        let case = &m["models"][name];
-        let prompt = ids(&case["prompt_ids"]);
+    each_model(&m, |name, model, case, prompt| {
         assert!(prompt.len() > model.config.sliding_window.unwrap());
-        check_prompt_logits(&model, name, &prompt, &case["prompt_logits"], tol);
-    }
+        check_prompt_logits(model, name, &prompt, &case["prompt_logits"], tol);
+    });
 }
 
 #[test]
 fn greedy_continuation_past_the_window_matches_transformers() {
     let m = manifest();
     let max_new = greedy_max_new(&m);
-    for name in MODELS {
-        let model = load_f32(name);
-        let case = &m["models"][name];
-        let prompt = ids(&case["prompt_ids"]);
-        assert_eq!(greedy(&model, prompt, max_new), ids(&case["greedy_ids"]), "{name}");
-    }
+    each_model(&m, |name, model, case, prompt| {
+        assert_eq!(greedy(model, prompt, max_new), ids(&case["greedy_ids"]), "{name}");
+    });
 }
 
 /// A left-padded batch of a 19- and a 9-token prompt: the window counts each sequence's real
