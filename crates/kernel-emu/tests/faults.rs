@@ -81,17 +81,29 @@ fn reusing_reduction_scratch_without_a_barrier_is_caught() {
     );
 }
 
+/// One block of `threads` threads of `kernel` (one of the guarded-write kernels: `y`, `n`) on
+/// device buffer `y`.
+fn launch_writer(
+    be: &EmuBackend,
+    kernel: &'static str,
+    threads: u32,
+    y: &dyn DeviceMemory,
+    n: usize,
+) -> Result<(), ComputeError> {
+    be.launch(&KernelCall {
+        kernel: Kernel::new(FAM, kernel),
+        dims: LaunchDims::linear(1, threads, 0),
+        args: vec![Arg::Ptr(y.addr()), Arg::I32(n as i32)],
+    })
+}
+
 fn guarded_launch(
     kernel: &'static str,
     n: usize,
 ) -> (Result<(), ComputeError>, Arc<dyn DeviceMemory>, EmuBackend) {
     let be = EmuBackend::new(EmuOptions::default());
     let y = be.alloc(n * 4).unwrap();
-    let r = be.launch(&KernelCall {
-        kernel: Kernel::new(FAM, kernel),
-        dims: LaunchDims::linear(1, 64, 0),
-        args: vec![Arg::Ptr(y.addr()), Arg::I32(n as i32)],
-    });
+    let r = launch_writer(&be, kernel, 64, y.as_ref(), n);
     (r, y, be)
 }
 
@@ -102,12 +114,7 @@ fn out_of_bounds_write_past_the_end_is_reported() {
     assert!(d.contains("160 bytes") && d.contains("offset 160") && d.contains("0 bytes past its end"), "{d}");
     // The guard is re-armed: the next clean launch reports nothing.
     let y2 = be.alloc(64 * 4).unwrap();
-    be.launch(&KernelCall {
-        kernel: Kernel::new(FAM, "fault_oob_write"),
-        dims: LaunchDims::linear(1, 32, 0),
-        args: vec![Arg::Ptr(y2.addr()), Arg::I32(40)],
-    })
-    .unwrap();
+    launch_writer(&be, "fault_oob_write", 32, y2.as_ref(), 40).unwrap();
 }
 
 #[test]
@@ -122,12 +129,7 @@ fn in_bounds_launch_passes_the_guard_check() {
     // 64 threads write y[i] for i <= n = 64: all of y[0..64], nothing beyond 65 elements.
     let be = EmuBackend::default();
     let y = be.alloc(65 * 4).unwrap();
-    be.launch(&KernelCall {
-        kernel: Kernel::new(FAM, "fault_oob_write"),
-        dims: LaunchDims::linear(1, 64, 0),
-        args: vec![Arg::Ptr(y.addr()), Arg::I32(64)],
-    })
-    .unwrap();
+    launch_writer(&be, "fault_oob_write", 64, y.as_ref(), 64).unwrap();
     let mut out = vec![0u8; 65 * 4];
     be.download(y.as_ref(), &mut out).unwrap();
     // Thread 64 does not exist in a 64-thread launch: element 64 keeps the NaN poison.
