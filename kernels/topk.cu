@@ -54,19 +54,23 @@ __device__ __forceinline__ float tk_key(float dot, float qn, float bn, int l2) {
 }
 __device__ __forceinline__ unsigned int tk_lane() { return threadIdx.x & 31u; }
 
+// Compare-exchange pair i of a descending bitonic sort's (size, stride) stage: the one step the
+// warp sort below and the block sort of the radix path share.
+__device__ __forceinline__ void tk_bitonic_exchange(u64* buf, int i, int size, int stride) {
+    const int lo = 2 * stride * (i / stride) + (i % stride), hi = lo + stride;
+    const bool desc = (lo & size) == 0;
+    const u64 a = buf[lo], b = buf[hi];
+    if ((a < b) == desc) {
+        buf[lo] = b;
+        buf[hi] = a;
+    }
+}
+
 // Bitonic sort, descending, of buf[0..len) (len a power of two) by one warp.
 __device__ __forceinline__ void tk_warp_sort(u64* buf, int len) {
     for (int size = 2; size <= len; size <<= 1) {
         for (int stride = size >> 1; stride > 0; stride >>= 1) {
-            for (int i = (int)tk_lane(); i < len / 2; i += 32) {
-                const int lo = 2 * stride * (i / stride) + (i % stride), hi = lo + stride;
-                const bool desc = (lo & size) == 0;
-                const u64 a = buf[lo], b = buf[hi];
-                if ((a < b) == desc) {
-                    buf[lo] = b;
-                    buf[hi] = a;
-                }
-            }
+            for (int i = (int)tk_lane(); i < len / 2; i += 32) tk_bitonic_exchange(buf, i, size, stride);
             __syncwarp();
         }
     }
@@ -382,15 +386,7 @@ extern "C" __global__ void topk_radix_select(const unsigned int* keys, u64* scra
     // stages make each stage's writes visible to the next).
     for (int size = 2; size <= cap; size <<= 1) {
         for (int stride = size >> 1; stride > 0; stride >>= 1) {
-            for (int i = tid; i < cap / 2; i += blockDim.x) {
-                const int lo = 2 * stride * (i / stride) + (i % stride), hi = lo + stride;
-                const bool desc = (lo & size) == 0;
-                const u64 a = out[lo], b = out[hi];
-                if ((a < b) == desc) {
-                    out[lo] = b;
-                    out[hi] = a;
-                }
-            }
+            for (int i = tid; i < cap / 2; i += blockDim.x) tk_bitonic_exchange(out, i, size, stride);
             __syncthreads();
         }
     }
