@@ -288,6 +288,26 @@ __device__ __forceinline__ void rt_attn_fill_row(rt_attn_scalar_smem<D>& sm, int
     for (int dd = threadIdx.x; dd < D; dd += blockDim.x) sm.qs[r][dd] = at < 0 ? 0.0f : rt_to_f32(q[at + dd]) * scale;
 }
 
+// Runs keys [kbeg, kend) of kv head `hk` (batch `b`) over the staged rows, then hands each live
+// row's running max, sum and unnormalised accumulator (its lane's DL dims) to `emit(at, lane, m,
+// l, acc)`. Prefill normalises into out; the split decode writes partials for the combine.
+template <typename T, int D, typename Emit>
+__device__ __forceinline__ void rt_attn_scalar_rows(rt_attn_scalar_smem<D>& sm, const T* __restrict__ k,
+                                                    const T* __restrict__ v, int b, int skv, int hkv, int hk,
+                                                    int kbeg, int kend, Emit emit) {
+    constexpr int DL = (D + 31) / 32;
+    const long long kv_stride = (long long)hkv * D;
+    const long long kv0 = ((long long)b * skv * hkv + hk) * D;
+    float m[RT_ATTN_RPW], l[RT_ATTN_RPW], acc[RT_ATTN_RPW][DL];
+    rt_attn_scalar<T, D>(sm, k + kv0, v + kv0, kv_stride, kbeg, kend, m, l, acc);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (int rr = 0; rr < RT_ATTN_RPW; ++rr) {
+        const long long at = sm.row_q[warp * RT_ATTN_RPW + rr];
+        if (at < 0) continue;
+        emit(at, lane, m[rr], l[rr], acc[rr]);
+    }
+}
+
 template <typename T, int D>
 __device__ __forceinline__ void rt_attn_prefill_scalar(const T* __restrict__ q, const T* __restrict__ k,
                                                        const T* __restrict__ v, const int* __restrict__ key_lens,
@@ -308,18 +328,12 @@ __device__ __forceinline__ void rt_attn_prefill_scalar(const T* __restrict__ q, 
     __syncthreads();
     const int kend = rt_attn_visible(min(q0 + RT_ATTN_SR, sq) - 1, sq, len, causal);
     const int kbeg = rt_attn_first(q0, sq, len, causal, window);
-    const long long kv_stride = (long long)hkv * D;
-    const long long kv0 = ((long long)b * skv * hkv + hk) * D;
-    float m[RT_ATTN_RPW], l[RT_ATTN_RPW], acc[RT_ATTN_RPW][DL];
-    rt_attn_scalar<T, D>(sm, k + kv0, v + kv0, kv_stride, kbeg, kend, m, l, acc);
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    for (int rr = 0; rr < RT_ATTN_RPW; ++rr) {
-        const long long at = sm.row_q[warp * RT_ATTN_RPW + rr];
-        if (at < 0) continue;
-        const float inv = l[rr] > 0.0f ? 1.0f / l[rr] : 0.0f;
-        for (int c = 0; c < DL; ++c)
-            if (lane + 32 * c < D) out[at + lane + 32 * c] = rt_from_f32<T>(acc[rr][c] * inv);
-    }
+    rt_attn_scalar_rows<T, D>(sm, k, v, b, skv, hkv, hk, kbeg, kend,
+                              [&](long long at, int lane, float, float l, const float* acc) {
+                                  const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+                                  for (int c = 0; c < DL; ++c)
+                                      if (lane + 32 * c < D) out[at + lane + 32 * c] = rt_from_f32<T>(acc[c] * inv);
+                              });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,22 +368,16 @@ __device__ __forceinline__ void rt_attn_decode_split(const T* __restrict__ q, co
     }
     __syncthreads();
     const int kbeg = min(klo, kvis) + split * keys_per_split, kend = min(kbeg + keys_per_split, kvis);
-    const long long kv_stride = (long long)hkv * D;
-    const long long kv0 = ((long long)b * skv * hkv + hk) * D;
-    float m[RT_ATTN_RPW], l[RT_ATTN_RPW], acc[RT_ATTN_RPW][DL];
-    rt_attn_scalar<T, D>(sm, k + kv0, v + kv0, kv_stride, kbeg, kend, m, l, acc);
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    for (int rr = 0; rr < RT_ATTN_RPW; ++rr) {
-        const long long at = sm.row_q[warp * RT_ATTN_RPW + rr];
-        if (at < 0) continue;
-        const long long slot = (at / D) * splits + split;  // at / D: the row's index in out
-        if (lane == 0) {
-            pmax[slot] = m[rr];
-            psum[slot] = l[rr];
-        }
-        for (int c = 0; c < DL; ++c)
-            if (lane + 32 * c < D) pacc[slot * D + lane + 32 * c] = acc[rr][c];
-    }
+    rt_attn_scalar_rows<T, D>(sm, k, v, b, skv, hkv, hk, kbeg, kend,
+                              [&](long long at, int lane, float m, float l, const float* acc) {
+                                  const long long slot = (at / D) * splits + split;  // at / D: the row's index in out
+                                  if (lane == 0) {
+                                      pmax[slot] = m;
+                                      psum[slot] = l;
+                                  }
+                                  for (int c = 0; c < DL; ++c)
+                                      if (lane + 32 * c < D) pacc[slot * D + lane + 32 * c] = acc[c];
+                              });
 }
 
 // A block per output row; thread d combines dim d over the splits:

@@ -20,6 +20,18 @@
 // times from L1 instead of r times, with no per-thread array sized by r.
 #define RT_LORA_J 8
 
+// The end of a row's group of J ranks from j0: each thread's partial sums added up over the block,
+// and thread 0 stores scale · sum at out_row[j0 + j] (ranks past r skipped). The loop bound is
+// uniform across the block, as rt_block_sum needs.
+template <int J>
+__device__ __forceinline__ void rt_lora_store_sums(const float (&acc)[J], float* scratch, float* __restrict__ out_row,
+                                                   int j0, int r, float scale) {
+    for (int j = 0; j < J && j0 + j < r; ++j) {
+        const float sum = rt_block_sum(acc[j], scratch);
+        if (threadIdx.x == 0) out_row[j0 + j] = scale * sum;
+    }
+}
+
 // A block per row; out[row, j] = scale · Σ_k v[row, k] · m[j, k] where m[j, k] lies at
 // m[j·js + k·ks] (the shrink: A [r, in], js = in, ks = 1, coalesced; the backward's du reads B
 // by rows and has its own, lora_bwd_du_row below). Rows with id -1 get zeros.
@@ -45,10 +57,7 @@ __device__ __forceinline__ void lora_reduce_row(const T* __restrict__ v, const T
                     if (j0 + jj < r) acc[jj] += g * rt_to_f32(mm[(long long)(j0 + jj) * js + (long long)k * ks]);
             }
         }
-        for (int jj = 0; jj < RT_LORA_J && j0 + jj < r; ++jj) {  // uniform across the block
-            const float s = rt_block_sum(acc[jj], scratch);
-            if (threadIdx.x == 0) out[row * r + j0 + jj] = scale * s;
-        }
+        rt_lora_store_sums(acc, scratch, out + row * r, j0, r, scale);
     }
 }
 
@@ -166,10 +175,7 @@ __device__ __forceinline__ void lora_bwd_du_row(const T* __restrict__ dy, const 
                 __syncwarp();  // the tile is restaged next
             }
         }
-        for (int j = 0; j < RT_LORA_TILE_J && j0 + j < r; ++j) {  // uniform across the block
-            const float sum = rt_block_sum(acc[j], scratch);
-            if (threadIdx.x == 0) du[row * r + j0 + j] = scale * sum;
-        }
+        rt_lora_store_sums(acc, scratch, du + row * r, j0, r, scale);
     }
 }
 

@@ -63,19 +63,25 @@ __device__ __forceinline__ unsigned int tk_lane() { return threadIdx.x & 31u; }
 // stays in the buffer.
 __device__ __forceinline__ int tk_slot(int i) { return i ^ (((i >> 4) & 1) * 15); }
 
+// Compare-exchange pair i of a descending bitonic sort's (size, stride) stage: the one step the
+// warp sort below (buffers in tk_slot order, `swizzled`) and the block sort of the radix path
+// (plain order) share.
+__device__ __forceinline__ void tk_bitonic_exchange(u64* buf, int i, int size, int stride, bool swizzled) {
+    const int lo = 2 * stride * (i / stride) + (i % stride), hi = lo + stride;
+    const bool desc = (lo & size) == 0;
+    const int at_lo = swizzled ? tk_slot(lo) : lo, at_hi = swizzled ? tk_slot(hi) : hi;
+    const u64 a = buf[at_lo], b = buf[at_hi];
+    if ((a < b) == desc) {
+        buf[at_lo] = b;
+        buf[at_hi] = a;
+    }
+}
+
 // Bitonic sort, descending, of buf[0..len) (len a power of two) by one warp, in tk_slot order.
 __device__ __forceinline__ void tk_warp_sort(u64* buf, int len) {
     for (int size = 2; size <= len; size <<= 1) {
         for (int stride = size >> 1; stride > 0; stride >>= 1) {
-            for (int i = (int)tk_lane(); i < len / 2; i += 32) {
-                const int lo = 2 * stride * (i / stride) + (i % stride), hi = lo + stride;
-                const bool desc = (lo & size) == 0;
-                const u64 a = buf[tk_slot(lo)], b = buf[tk_slot(hi)];
-                if ((a < b) == desc) {
-                    buf[tk_slot(lo)] = b;
-                    buf[tk_slot(hi)] = a;
-                }
-            }
+            for (int i = (int)tk_lane(); i < len / 2; i += 32) tk_bitonic_exchange(buf, i, size, stride, true);
             __syncwarp();
         }
     }
@@ -391,15 +397,7 @@ extern "C" __global__ void topk_radix_select(const unsigned int* keys, u64* scra
     // stages make each stage's writes visible to the next).
     for (int size = 2; size <= cap; size <<= 1) {
         for (int stride = size >> 1; stride > 0; stride >>= 1) {
-            for (int i = tid; i < cap / 2; i += blockDim.x) {
-                const int lo = 2 * stride * (i / stride) + (i % stride), hi = lo + stride;
-                const bool desc = (lo & size) == 0;
-                const u64 a = out[lo], b = out[hi];
-                if ((a < b) == desc) {
-                    out[lo] = b;
-                    out[hi] = a;
-                }
-            }
+            for (int i = tid; i < cap / 2; i += blockDim.x) tk_bitonic_exchange(out, i, size, stride, false);
             __syncthreads();
         }
     }

@@ -199,16 +199,7 @@ pub fn measure_ceilings() -> Ceilings {
 
 /// "AMD EPYC 7B13, 2 cores, Linux x86_64" from /proc/cpuinfo where there is one.
 pub fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(str::trim)
-                .map(String::from)
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpu = ragtune_compute::cpu::model_name().unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!("{cpu}, {cores} cores, {} {}", std::env::consts::OS, std::env::consts::ARCH)
 }

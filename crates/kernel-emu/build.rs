@@ -65,23 +65,8 @@ fn main() {
     let header = emu_dir.join("cuda_emu.h");
     let compiler = cc::Build::new().cpp(true).get_compiler();
 
-    let mut build = cc::Build::new();
-    build
-        .cpp(true)
-        .flag("-std=c++17")
-        .flag("-include")
-        .flag(header.to_str().expect("utf-8 path"))
-        .define("RAGTUNE_EMU", None)
-        .include(&include_dir)
-        // Stand-ins for <cuda_fp16.h> & co., for kernels that include them directly.
-        .include(emu_dir.join("include"))
-        .include(&emu_dir)
-        // Kernels pun freely (float4 loads of bf16 rows); CUDA compilers allow it, so must we.
-        .flag("-fno-strict-aliasing")
-        .flag_if_supported("-Wno-unused-parameter")
-        .flag_if_supported("-Wno-unused-variable")
-        .flag_if_supported("-Wno-unknown-pragmas")
-        .file(emu_dir.join("runtime.cpp"));
+    let mut build = emu_build(&header, &include_dir, &emu_dir);
+    build.file(emu_dir.join("runtime.cpp"));
     if asan {
         // gcc leaves globals in user-named sections uninstrumented unless told: the static
         // __shared__ sections must keep their redzones so overruns are still reported.
@@ -92,31 +77,19 @@ fn main() {
     }
 
     // The profiling copy: same sources, every memory access a call into emu/profile.cpp.
-    let mut prof_build = cc::Build::new();
+    let mut prof_build = emu_build(&header, &include_dir, &emu_dir);
     prof_build
-        .cpp(true)
-        .flag("-std=c++17")
-        .flag("-include")
-        .flag(header.to_str().expect("utf-8 path"))
-        .define("RAGTUNE_EMU", None)
         .define("RT_EMU_PROFILE", None)
         // Optimised whatever the profile: a float4 / uint4 access must stay one 16-byte access,
         // as on a GPU, not be split into the pieces an unoptimised struct copy makes.
         .opt_level(2)
-        .include(&include_dir)
-        .include(emu_dir.join("include"))
-        .include(&emu_dir)
-        .flag("-fno-strict-aliasing")
         .flag("-fsanitize=kernel-address")
         .flag("--param")
         .flag("asan-instrumentation-with-call-threshold=0")
         .flag("--param")
         .flag("asan-stack=0")
         .flag("--param")
-        .flag("asan-globals=0")
-        .flag_if_supported("-Wno-unused-parameter")
-        .flag_if_supported("-Wno-unused-variable")
-        .flag_if_supported("-Wno-unknown-pragmas");
+        .flag("asan-globals=0");
     // Always built: under ASan it keeps only its entry points (libasan owns the hook names).
     build.file(emu_dir.join("profile.cpp"));
     let mut prof_entries = Vec::new();
@@ -394,4 +367,27 @@ fn descriptor(w: &mut String, name: &str, family: &str, sym: &str, section: &str
          {sig}::list, &{sig}::signature, __start_{section}, __stop_{section}}};"
     )
     .unwrap();
+}
+
+/// The settings the emulator build and its profiling copy share: C++17 with the CUDA stand-in
+/// header forced in, RAGTUNE_EMU, the kernel and stand-in include folders, and the warnings kernel
+/// code trips that mean nothing on the host.
+fn emu_build(header: &Path, include_dir: &Path, emu_dir: &Path) -> cc::Build {
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .flag("-std=c++17")
+        .flag("-include")
+        .flag(header.to_str().expect("utf-8 path"))
+        .define("RAGTUNE_EMU", None)
+        .include(include_dir)
+        // Stand-ins for <cuda_fp16.h> & co., for kernels that include them directly.
+        .include(emu_dir.join("include"))
+        .include(emu_dir)
+        // Kernels pun freely (float4 loads of bf16 rows); CUDA compilers allow it, so must we.
+        .flag("-fno-strict-aliasing")
+        .flag_if_supported("-Wno-unused-parameter")
+        .flag_if_supported("-Wno-unused-variable")
+        .flag_if_supported("-Wno-unknown-pragmas");
+    build
 }

@@ -78,90 +78,44 @@ __device__ __forceinline__ unsigned int rt_smem_addr(const void* p) {
 }
 #endif
 
-// --- ldmatrix -----------------------------------------------------------------------------------
-__device__ __forceinline__ void rt_ldmatrix_x1(unsigned int r[1], const void* row) {
+// --- ldmatrix and cp.async ----------------------------------------------------------------------
+// The variants differ only in the PTX's shape/cache words and operand lists (and, emulated, in
+// the template arguments), so one macro per instruction stamps them out.
 #ifdef RAGTUNE_EMU
-    rt_ldm_emu<1, false>(r, row);
+#define RT_LDMATRIX_DEFINE(NAME, NUM, TRANS, SHAPE, OPERANDS, ...)                                        \
+    __device__ __forceinline__ void NAME(unsigned int r[NUM], const void* row) { rt_ldm_emu<NUM, TRANS>(r, row); }
+#define RT_CP_ASYNC_DEFINE(NAME, CACHE, BYTES)                                                              \
+    __device__ __forceinline__ void NAME(void* dst_smem, const void* src) { rt_cp_async_emu<BYTES>(dst_smem, src); }
 #else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n" : "=r"(r[0]) : "r"(rt_smem_addr(row)));
+#define RT_LDMATRIX_DEFINE(NAME, NUM, TRANS, SHAPE, OPERANDS, ...)                                        \
+    __device__ __forceinline__ void NAME(unsigned int r[NUM], const void* row) {                            \
+        asm volatile("ldmatrix.sync.aligned.m8n8." SHAPE ".shared.b16 " OPERANDS ";\n"                      \
+                     : __VA_ARGS__                                                                          \
+                     : "r"(rt_smem_addr(row)));                                                             \
+    }
+#define RT_CP_ASYNC_DEFINE(NAME, CACHE, BYTES)                                                              \
+    __device__ __forceinline__ void NAME(void* dst_smem, const void* src) {                                 \
+        asm volatile("cp.async." #CACHE ".shared.global [%0], [%1], " #BYTES ";\n" ::"r"(rt_smem_addr(dst_smem)), \
+                     "l"(src)                                                                               \
+                     : "memory");                                                                           \
+    }
 #endif
-}
-__device__ __forceinline__ void rt_ldmatrix_x2(unsigned int r[2], const void* row) {
-#ifdef RAGTUNE_EMU
-    rt_ldm_emu<2, false>(r, row);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
-                 : "r"(rt_smem_addr(row)));
-#endif
-}
-__device__ __forceinline__ void rt_ldmatrix_x4(unsigned int r[4], const void* row) {
-#ifdef RAGTUNE_EMU
-    rt_ldm_emu<4, false>(r, row);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(rt_smem_addr(row)));
-#endif
-}
-__device__ __forceinline__ void rt_ldmatrix_x1_trans(unsigned int r[1], const void* row) {
-#ifdef RAGTUNE_EMU
-    rt_ldm_emu<1, true>(r, row);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n"
-                 : "=r"(r[0])
-                 : "r"(rt_smem_addr(row)));
-#endif
-}
-__device__ __forceinline__ void rt_ldmatrix_x2_trans(unsigned int r[2], const void* row) {
-#ifdef RAGTUNE_EMU
-    rt_ldm_emu<2, true>(r, row);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
-                 : "=r"(r[0]), "=r"(r[1])
-                 : "r"(rt_smem_addr(row)));
-#endif
-}
-__device__ __forceinline__ void rt_ldmatrix_x4_trans(unsigned int r[4], const void* row) {
-#ifdef RAGTUNE_EMU
-    rt_ldm_emu<4, true>(r, row);
-#else
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(rt_smem_addr(row)));
-#endif
-}
-
-// --- cp.async -----------------------------------------------------------------------------------
-__device__ __forceinline__ void rt_cp_async4(void* dst_smem, const void* src) {
-#ifdef RAGTUNE_EMU
-    rt_cp_async_emu<4>(dst_smem, src);
-#else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(rt_smem_addr(dst_smem)), "l"(src) : "memory");
-#endif
-}
-__device__ __forceinline__ void rt_cp_async8(void* dst_smem, const void* src) {
-#ifdef RAGTUNE_EMU
-    rt_cp_async_emu<8>(dst_smem, src);
-#else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(rt_smem_addr(dst_smem)), "l"(src) : "memory");
-#endif
-}
-__device__ __forceinline__ void rt_cp_async16(void* dst_smem, const void* src) {
-#ifdef RAGTUNE_EMU
-    rt_cp_async_emu<16>(dst_smem, src);
-#else
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(rt_smem_addr(dst_smem)), "l"(src) : "memory");
-#endif
-}
+RT_LDMATRIX_DEFINE(rt_ldmatrix_x1, 1, false, "x1", "{%0}, [%1]", "=r"(r[0]))
+RT_LDMATRIX_DEFINE(rt_ldmatrix_x2, 2, false, "x2", "{%0, %1}, [%2]", "=r"(r[0]), "=r"(r[1]))
+RT_LDMATRIX_DEFINE(rt_ldmatrix_x4, 4, false, "x4", "{%0, %1, %2, %3}, [%4]", "=r"(r[0]), "=r"(r[1]), "=r"(r[2]),
+                   "=r"(r[3]))
+RT_LDMATRIX_DEFINE(rt_ldmatrix_x1_trans, 1, true, "x1.trans", "{%0}, [%1]", "=r"(r[0]))
+RT_LDMATRIX_DEFINE(rt_ldmatrix_x2_trans, 2, true, "x2.trans", "{%0, %1}, [%2]", "=r"(r[0]), "=r"(r[1]))
+RT_LDMATRIX_DEFINE(rt_ldmatrix_x4_trans, 4, true, "x4.trans", "{%0, %1, %2, %3}, [%4]", "=r"(r[0]), "=r"(r[1]),
+                   "=r"(r[2]), "=r"(r[3]))
+RT_CP_ASYNC_DEFINE(rt_cp_async4, ca, 4)
+RT_CP_ASYNC_DEFINE(rt_cp_async8, ca, 8)
+RT_CP_ASYNC_DEFINE(rt_cp_async16, ca, 16)
 // The L2-only form (.cg: bypasses L1; 16 bytes only, as PTX requires).
-__device__ __forceinline__ void rt_cp_async16_cg(void* dst_smem, const void* src) {
-#ifdef RAGTUNE_EMU
-    rt_cp_async_emu<16>(dst_smem, src);
-#else
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(rt_smem_addr(dst_smem)), "l"(src) : "memory");
-#endif
-}
+RT_CP_ASYNC_DEFINE(rt_cp_async16_cg, cg, 16)
+#undef RT_LDMATRIX_DEFINE
+#undef RT_CP_ASYNC_DEFINE
+
 __device__ __forceinline__ void rt_cp_async_commit() {
 #ifdef RAGTUNE_EMU
     rt_emu_cp_async_commit();

@@ -75,35 +75,30 @@ template <bool Bf16> inline void rt_mma_emu_compute(void* const* lanes, void*) {
 #endif
 
 // d = A·B + c for one 16x8x16 tile held in the warp's registers (layout above). d may alias c.
-__device__ __forceinline__ void rt_mma_m16n8k16_bf16(float d[4], const unsigned int a[4], const unsigned int b[2],
-                                                     const float c[4]) {
+// The bf16 and f16 instructions differ only in the input type's name in the PTX (and, emulated,
+// in how the halves decode), so one macro stamps out both: rt_mma_m16n8k16_bf16 and _f16.
 #ifdef RAGTUNE_EMU
-    rt_mma_emu_regs regs = {a, b, c, d};
-    rt_emu_warp_exchange("mma.sync.m16n8k16.bf16", 0xffffffffu, &regs, rt_mma_emu_compute<true>, nullptr);
+#define RT_MMA_M16N8K16_DEFINE(TY, IS_BF16)                                                                \
+    __device__ __forceinline__ void rt_mma_m16n8k16_##TY(float d[4], const unsigned int a[4],               \
+                                                         const unsigned int b[2], const float c[4]) {       \
+        rt_mma_emu_regs regs = {a, b, c, d};                                                                \
+        rt_emu_warp_exchange("mma.sync.m16n8k16." #TY, 0xffffffffu, &regs, rt_mma_emu_compute<IS_BF16>,     \
+                             nullptr);                                                                      \
+    }
 #else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
-          "f"(c[3]));
+#define RT_MMA_M16N8K16_DEFINE(TY, IS_BF16)                                                                 \
+    __device__ __forceinline__ void rt_mma_m16n8k16_##TY(float d[4], const unsigned int a[4],               \
+                                                         const unsigned int b[2], const float c[4]) {       \
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." #TY "." #TY ".f32 "                           \
+                     "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"                          \
+                     : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])                                       \
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]),         \
+                       "f"(c[1]), "f"(c[2]), "f"(c[3]));                                                    \
+    }
 #endif
-}
-
-__device__ __forceinline__ void rt_mma_m16n8k16_f16(float d[4], const unsigned int a[4], const unsigned int b[2],
-                                                    const float c[4]) {
-#ifdef RAGTUNE_EMU
-    rt_mma_emu_regs regs = {a, b, c, d};
-    rt_emu_warp_exchange("mma.sync.m16n8k16.f16", 0xffffffffu, &regs, rt_mma_emu_compute<false>, nullptr);
-#else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};\n"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
-          "f"(c[3]));
-#endif
-}
+RT_MMA_M16N8K16_DEFINE(bf16, true)
+RT_MMA_M16N8K16_DEFINE(f16, false)
+#undef RT_MMA_M16N8K16_DEFINE
 
 // Overloads by element type, for templated kernels.
 __device__ __forceinline__ void rt_mma_m16n8k16(float d[4], const unsigned int a[4], const unsigned int b[2],

@@ -24,15 +24,7 @@ pub struct DoctorArgs {
 
 /// The CPU's name from /proc/cpuinfo and the SIMD features this process can use.
 fn cpu() -> (String, Vec<&'static str>) {
-    let name = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let name = ragtune_compute::cpu::model_name().unwrap_or_else(|| std::env::consts::ARCH.to_string());
     #[allow(unused_mut)]
     let mut features = Vec::new();
     #[cfg(target_arch = "x86_64")]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{command, dir, fails, ok, p};
 use ragtune_compute::{DType, Device, Tensor};
@@ -18,6 +18,18 @@ fn rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
+}
+
+/// `n` × `dim` of [`rows`] from `seed`, written to `path` as an f32 `.npy`.
+fn write_rows(path: &Path, n: usize, dim: usize, seed: u64) {
+    npy::write_f32(path, &[n, dim], &rows(n, dim, seed)).unwrap();
+}
+
+/// A folder of its own for one test inside the binary's shared `index` scratch folder.
+fn case_dir(name: &str) -> PathBuf {
+    let d = dir("index").join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 /// `index build --vectors V --metric M --device cpu --out OUT`, then `extra`.
@@ -95,8 +107,8 @@ fn ivf_build_and_search_with_json() {
     let d = dir("index");
     let (n, dim) = (2000, 16);
     let (vf, qf) = (d.join("iv.npy"), d.join("iq.npy"));
-    npy::write_f32(&vf, &[n, dim], &rows(n, dim, 3)).unwrap();
-    npy::write_f32(&qf, &[5, dim], &rows(5, dim, 4)).unwrap();
+    write_rows(&vf, n, dim, 3);
+    write_rows(&qf, 5, dim, 4);
     let index = d.join("ivf.rtx");
     let ivf = ["--kind", "ivf", "--nlist", "16", "--dtype", "f16", "--json"];
     let out = ok(&build_args(&vf, "l2", &index, &ivf));
@@ -119,7 +131,7 @@ fn ivf_build_and_search_with_json() {
 fn bad_input_fails_with_a_clear_message() {
     let d = dir("index");
     let vf = d.join("e.npy");
-    npy::write_f32(&vf, &[4, 3], &rows(4, 3, 5)).unwrap();
+    write_rows(&vf, 4, 3, 5);
     let idx = d.join("e.rtx");
     let e = fails(&["index", "build", "--vectors", p(&vf), "--metric", "hamming", "--out", p(&idx)]);
     assert!(e.contains("use ip, cosine or l2"), "{e}");
@@ -132,7 +144,7 @@ fn bad_input_fails_with_a_clear_message() {
     let e = fails(&build_args(&vf, "ip", &idx, &[]));
     assert!(e.contains("NaN") && e.contains("row 1"), "{e}");
     assert!(!idx.exists(), "no index is written when the build fails");
-    npy::write_f32(&vf, &[4, 3], &rows(4, 3, 5)).unwrap();
+    write_rows(&vf, 4, 3, 5);
     ok(&build_args(&vf, "ip", &idx, &[]));
     let (a, b) = (d.join("a.npy"), d.join("b.npy"));
     let e = fails(&search_args(&idx, &vf, "0", (&a, &b), &[]));
@@ -146,12 +158,11 @@ fn bad_input_fails_with_a_clear_message() {
 /// Issue 17: the sizes a user types never panic and never size an allocation beyond the data.
 #[test]
 fn huge_sizes_are_clamped_or_refused_by_name() {
-    let d = dir("index").join("huge");
-    std::fs::create_dir_all(&d).unwrap();
+    let d = case_dir("huge");
     let (n, dim) = (200, 8);
     let (vf, qf) = (d.join("v.npy"), d.join("q.npy"));
-    npy::write_f32(&vf, &[n, dim], &rows(n, dim, 11)).unwrap();
-    npy::write_f32(&qf, &[3, dim], &rows(3, dim, 12)).unwrap();
+    write_rows(&vf, n, dim, 11);
+    write_rows(&qf, 3, dim, 12);
     let (oi, os) = (d.join("oi.npy"), d.join("os.npy"));
     for metric in ["ip", "cosine", "l2"] {
         for kind in ["flat", "ivf"] {
@@ -177,10 +188,9 @@ fn huge_sizes_are_clamped_or_refused_by_name() {
 
 #[test]
 fn duplicate_ids_and_empty_rows_name_their_file() {
-    let d = dir("index").join("blame");
-    std::fs::create_dir_all(&d).unwrap();
+    let d = case_dir("blame");
     let (vf, idf, zf) = (d.join("v.npy"), d.join("ids.npy"), d.join("zero.npy"));
-    npy::write_f32(&vf, &[10, 4], &rows(10, 4, 13)).unwrap();
+    write_rows(&vf, 10, 4, 13);
     npy::write_i64(&idf, &[10], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 3]).unwrap();
     npy::write_f32(&zf, &[200, 0], &[]).unwrap();
     let idx = d.join("x.rtx");
@@ -194,12 +204,11 @@ fn duplicate_ids_and_empty_rows_name_their_file() {
 /// never a torn file, and the next successful build removes the killed builds' temporaries.
 #[test]
 fn a_killed_build_leaves_old_or_new_and_no_leftovers() {
-    let d = dir("index").join("kill");
-    std::fs::create_dir_all(&d).unwrap();
+    let d = case_dir("kill");
     let (n, dim) = (40_000, 64);
     let (va, vb) = (d.join("a.npy"), d.join("b.npy"));
-    npy::write_f32(&va, &[n, dim], &rows(n, dim, 21)).unwrap();
-    npy::write_f32(&vb, &[n, dim], &rows(n, dim, 22)).unwrap();
+    write_rows(&va, n, dim, 21);
+    write_rows(&vb, n, dim, 22);
     let out = d.join("k.rtx");
     let (build_a, build_b) = (build_args(&va, "l2", &out, &[]), build_args(&vb, "l2", &out, &[]));
     ok(&build_a);

@@ -107,26 +107,15 @@ fn loader_options() -> CompileOptions {
 
 /// Everything that decides the image, hashed: a cache file whose key differs is not used.
 fn cache_key(family: &str, source: &str, arch: &str, nvrtc_version: (i32, i32)) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    let mut piece = |bytes: &[u8]| {
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    };
-    piece(b"ragtune-kernel-cache-v1");
-    // The source is hashed here rather than via source_hash(family), so the key also covers a
+    // The given source is hashed rather than source_hash(family)'s, so the key also covers a
     // source that is not (or no longer) the embedded one.
-    piece(family.as_bytes());
-    piece(source.as_bytes());
-    for (name, text) in kernel_sources::headers() {
-        piece(name.as_bytes());
-        piece(text.as_bytes());
-    }
-    piece(arch.as_bytes());
-    piece(format!("{}.{}", nvrtc_version.0, nvrtc_version.1).as_bytes());
-    for option in nvrtc::compile_options(arch, &loader_options()) {
-        piece(option.as_bytes());
-    }
-    hasher.finalize().into()
+    kernel_sources::hash_with_headers(b"ragtune-kernel-cache-v1", family, source, |piece| {
+        piece(arch.as_bytes());
+        piece(format!("{}.{}", nvrtc_version.0, nvrtc_version.1).as_bytes());
+        for option in nvrtc::compile_options(arch, &loader_options()) {
+            piece(option.as_bytes());
+        }
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {

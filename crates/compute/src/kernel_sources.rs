@@ -40,18 +40,31 @@ pub fn headers() -> &'static [(&'static str, &'static str)] {
 /// An unknown family hashes as an empty source (callers look the family up first).
 pub fn source_hash(family: &str) -> [u8; 32] {
     let source = self::family(family).map_or("", |k| k.source);
+    hash_with_headers(b"ragtune-kernel-source-v1", family, source, |_| {})
+}
+
+/// SHA-256 of length-prefixed pieces: `tag`, the family's name, `source`, every header's name and
+/// text, then whatever `more` feeds the piece function. [`source_hash`] and the kernel cache's key
+/// share it, so both cover the headers the same way.
+pub(crate) fn hash_with_headers(
+    tag: &[u8],
+    family: &str,
+    source: &str,
+    more: impl FnOnce(&mut dyn FnMut(&[u8])),
+) -> [u8; 32] {
     let mut hasher = Sha256::new();
     let mut piece = |bytes: &[u8]| {
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     };
-    piece(b"ragtune-kernel-source-v1");
+    piece(tag);
     piece(family.as_bytes());
     piece(source.as_bytes());
     for (name, text) in HEADERS {
         piece(name.as_bytes());
         piece(text.as_bytes());
     }
+    more(&mut piece);
     hasher.finalize().into()
 }
 

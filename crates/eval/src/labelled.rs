@@ -185,15 +185,25 @@ mod tests {
         p
     }
 
+    /// A fresh folder `name` with `train.jsonl` and `test.jsonl` holding `train` and `test`:
+    /// (folder, train path, test path).
+    fn split(
+        name: &str,
+        train: &str,
+        test: &str,
+    ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+        let dir = tempdir(name);
+        let (train, test) = (file(&dir, "train.jsonl", train), file(&dir, "test.jsonl", test));
+        (dir, train, test)
+    }
+
     #[test]
     fn classify_reads_labels_in_order_and_makes_choices() {
-        let dir = tempdir("classify");
-        let train = file(
-            &dir,
-            "train.jsonl",
+        let (_, train, test) = split(
+            "classify",
             "{\"text\": \"refund please\", \"label\": \"billing\"}\n\n{\"text\": \"app crashes\", \"label\": \"bug\", \"id\": 7}\n{\"text\": \"charged twice\", \"label\": \"billing\"}\n",
+            "{\"text\": \"it froze\", \"label\": \"bug\"}\n",
         );
-        let test = file(&dir, "test.jsonl", "{\"text\": \"it froze\", \"label\": \"bug\"}\n");
         let t = classify_task(&train, &test).unwrap();
         assert_eq!(t.kind, TaskKind::Classify);
         assert_eq!(t.labels, ["billing", "bug"]);
@@ -206,15 +216,9 @@ mod tests {
 
     #[test]
     fn classify_errors_name_the_file_and_line() {
-        let dir = tempdir("errors");
-        let train = file(
-            &dir,
-            "train.jsonl",
+        let (dir, train, test) = split(
+            "errors",
             "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n",
-        );
-        let test = file(
-            &dir,
-            "test.jsonl",
             "{\"text\": \"c\", \"label\": \"x\"}\n{\"text\": \"d\", \"label\": \"z\"}\n",
         );
         let e = classify_task(&train, &test).unwrap_err().to_string();
@@ -238,15 +242,9 @@ mod tests {
 
     #[test]
     fn format_infers_json_fields_or_uses_the_template() {
-        let dir = tempdir("format");
-        let train = file(
-            &dir,
-            "train.jsonl",
+        let (dir, train, test) = split(
+            "format",
             "{\"input\": \"printer jam\", \"output\": {\"team\": \"it\", \"urgent\": false}}\n{\"input\": \"fire\", \"output\": \"{\\\"team\\\": \\\"facilities\\\", \\\"urgent\\\": true, \\\"note\\\": \\\"now\\\"}\"}\n",
-        );
-        let test = file(
-            &dir,
-            "test.jsonl",
             "{\"input\": \"leak\", \"output\": {\"team\": \"facilities\", \"urgent\": true}}\n",
         );
         let t = format_task(&train, &test, None).unwrap();

@@ -4,15 +4,7 @@
 /// E.g. `"AMD EPYC 9B14 (2 logical cores), linux x86_64"`.
 pub fn describe() -> String {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string());
+    let cpu = ragtune_compute::cpu::model_name().unwrap_or_else(|| "unknown CPU".to_string());
     format!("{cpu} ({cores} logical cores), {} {}", std::env::consts::OS, std::env::consts::ARCH)
 }
 

@@ -45,7 +45,12 @@ fn snapshot_ivf(i: &IvfFlatIndex) -> (Vec<usize>, Vec<SearchResult>) {
 /// Every bad call: (what, the call).
 type BadCall<T> = (&'static str, Box<dyn Fn(&mut T) -> Result<(), IndexError>>);
 
-fn bad_adds<T: 'static>(add: fn(&mut T, &Tensor, &[u64]) -> ragtune_index::Result<()>) -> Vec<BadCall<T>> {
+/// The bad calls both kinds of index share: adds, a remove of an unknown id, a search with k = 0.
+fn bad_calls<T: 'static>(
+    add: fn(&mut T, &Tensor, &[u64]) -> ragtune_index::Result<()>,
+    remove: fn(&mut T, &[u64]) -> ragtune_index::Result<()>,
+    search: fn(&T, &Tensor, usize) -> ragtune_index::Result<()>,
+) -> Vec<BadCall<T>> {
     let good = random_rows(&mut rng(12), 3, DIM);
     let mut nan = good.clone();
     nan[DIM + 2] = f32::NAN;
@@ -72,16 +77,28 @@ fn bad_adds<T: 'static>(add: fn(&mut T, &Tensor, &[u64]) -> ragtune_index::Resul
             let g = good.clone();
             Box::new(move |i: &mut T| add(i, &Tensor::from_slice(&g, &[3 * DIM]).unwrap(), &[1, 2, 3]))
         }),
+        ("remove unknown", Box::new(move |i: &mut T| remove(i, &[100, 999]))),
+        ("k = 0", Box::new(move |i: &mut T| search(i, &probe(), 0))),
     ]
+}
+
+/// [`bad_calls`] for index type `T`: both kinds name their add, remove and search alike, with no
+/// trait between them, so a macro passes the same three for each.
+macro_rules! bad_calls {
+    ($t:ty) => {
+        bad_calls::<$t>(
+            <$t>::add,
+            |i, ids| i.remove(ids).map(|_| ()),
+            |i, q, k| i.search(q, k, None).map(|_| ()),
+        )
+    };
 }
 
 #[test]
 fn flat_bad_input_is_refused_and_nothing_changes() {
     let mut index = flat(Metric::InnerProduct);
     let before = snapshot_flat(&index);
-    let mut calls = bad_adds::<FlatIndex>(FlatIndex::add);
-    calls.push(("remove unknown", Box::new(|i: &mut FlatIndex| i.remove(&[100, 999]).map(|_| ()))));
-    calls.push(("k = 0", Box::new(|i: &mut FlatIndex| i.search(&probe(), 0, None).map(|_| ()))));
+    let mut calls = bad_calls!(FlatIndex);
     calls.push((
         "query dim",
         Box::new(|i: &mut FlatIndex| i.search(&tensor(&[1.0; DIM + 1], DIM + 1), 3, None).map(|_| ())),
@@ -136,9 +153,7 @@ fn cosine_refuses_zero_vectors() {
 fn ivf_bad_input_is_refused_and_nothing_changes() {
     let mut index = ivf();
     let before = snapshot_ivf(&index);
-    let mut calls = bad_adds::<IvfFlatIndex>(IvfFlatIndex::add);
-    calls.push(("remove unknown", Box::new(|i: &mut IvfFlatIndex| i.remove(&[100, 999]).map(|_| ()))));
-    calls.push(("k = 0", Box::new(|i: &mut IvfFlatIndex| i.search(&probe(), 0, None).map(|_| ()))));
+    let mut calls = bad_calls!(IvfFlatIndex);
     calls.push((
         "nprobe = 0",
         Box::new(|i: &mut IvfFlatIndex| i.search_nprobe(&probe(), 3, 0, None).map(|_| ())),

@@ -65,8 +65,7 @@ fn filters_are_applied_inside_the_search() {
     let ids: Vec<u64> = (0..n as u64).map(|i| i * 3).collect();
     let queries = random_rows(&mut r, 4, dim);
     for metric in Metric::ALL {
-        let mut index = FlatIndex::new(dim, metric, DType::F32, &Device::Cpu).unwrap();
-        index.add(&tensor(&rows, dim), &ids).unwrap();
+        let index = flat_index(&rows, dim, &ids, metric, DType::F32);
         let base = held(&rows, dim, metric, DType::F32);
         let qs = held(&queries, dim, metric, DType::F32);
         // Every 10th id, plus ids the index does not hold (never returned).
@@ -98,8 +97,7 @@ fn remove_then_search_matches_the_reference() {
     let mut r = rng(3);
     let rows = random_rows(&mut r, n, dim);
     let ids = seq_ids(n);
-    let mut index = FlatIndex::new(dim, Metric::L2, DType::F32, &Device::Cpu).unwrap();
-    index.add(&tensor(&rows, dim), &ids).unwrap();
+    let mut index = flat_index(&rows, dim, &ids, Metric::L2, DType::F32);
     let gone: Vec<u64> = ids.iter().copied().filter(|i| i % 3 == 1).chain([4, 4]).collect();
     let removed = index.remove(&gone).unwrap();
     assert_eq!(removed, gone.len() - 2);

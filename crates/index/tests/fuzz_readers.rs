@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use ragtune_compute::{DType, Device};
-use ragtune_index::{AnyIndex, FlatIndex, IvfFlatIndex, IvfParams, Metric, npy};
+use ragtune_index::{AnyIndex, IvfFlatIndex, IvfParams, Metric, npy};
 use ragtune_tests::fuzz::{CountingAlloc, file, fuzz, mutate};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -63,8 +63,7 @@ fn fuzz_index(kind: &str, seed: u64, index: AnyIndex, dim: usize, rows: &[f32]) 
 fn fuzz_index_flat() {
     let (n, dim) = (64, 4);
     let rows = random_rows(&mut rng(2), n, dim);
-    let mut flat = FlatIndex::new(dim, Metric::L2, DType::F16, &Device::Cpu).unwrap();
-    flat.add(&tensor(&rows, dim), &(0..n as u64).collect::<Vec<_>>()).unwrap();
+    let flat = flat_index(&rows, dim, &(0..n as u64).collect::<Vec<_>>(), Metric::L2, DType::F16);
     fuzz_index("flat", 18, AnyIndex::Flat(flat), dim, &rows);
 }
 

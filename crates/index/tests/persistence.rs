@@ -16,8 +16,7 @@ fn flat_round_trip_every_metric_and_dtype() {
     let q = tensor(&random_rows(&mut r, 5, dim), dim);
     for metric in Metric::ALL {
         for dtype in [DType::F32, DType::F16, DType::BF16] {
-            let mut index = FlatIndex::new(dim, metric, dtype, &Device::Cpu).unwrap();
-            index.add(&tensor(&rows, dim), &ids).unwrap();
+            let mut index = flat_index(&rows, dim, &ids, metric, dtype);
             index.remove(&[12, 23]).unwrap();
             let path = temp_path(&format!("flat-{metric}-{dtype}.rtx"));
             index.save(&path).unwrap();

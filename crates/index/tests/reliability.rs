@@ -24,8 +24,7 @@ fn a_huge_k_is_clamped_to_the_index_size_for_every_metric_and_kind() {
     let ids = seq_ids(n);
     let q = tensor(&random_rows(&mut r, 3, dim), dim);
     for metric in Metric::ALL {
-        let mut flat = FlatIndex::new(dim, metric, DType::F32, &Device::Cpu).unwrap();
-        flat.add(&tensor(&rows, dim), &ids).unwrap();
+        let flat = flat_index(&rows, dim, &ids, metric, DType::F32);
         let ivf = IvfFlatIndex::build(
             &tensor(&rows, dim),
             &ids,
@@ -62,8 +61,7 @@ fn a_huge_nlist_is_refused_by_training_before_anything_is_sized_by_it() {
 fn nprobe_zero_is_refused_for_both_kinds() {
     let dim = 4;
     let rows = random_rows(&mut rng(172), 50, dim);
-    let mut flat = FlatIndex::new(dim, Metric::L2, DType::F32, &Device::Cpu).unwrap();
-    flat.add(&tensor(&rows, dim), &(0..50).collect::<Vec<u64>>()).unwrap();
+    let flat = flat_index(&rows, dim, &(0..50).collect::<Vec<u64>>(), Metric::L2, DType::F32);
     let any = AnyIndex::Flat(flat);
     let e = any.search(&tensor(&rows[..dim], dim), 3, Some(0), None).unwrap_err().to_string();
     assert!(e.contains("nprobe"), "{e}");

@@ -403,24 +403,21 @@ static inline short __half_as_short(__half v) { return (short)v.__x; }
 static inline __half __ushort_as_half(unsigned short b) { return rt_emu_f16_from_bits(b); }
 static inline __half __short_as_half(short b) { return rt_emu_f16_from_bits((unsigned short)b); }
 
-static inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b) { return __nv_bfloat162{__float2bfloat16(a), __float2bfloat16(b)}; }
-static inline __nv_bfloat162 __float22bfloat162_rn(float2 v) { return __floats2bfloat162_rn(v.x, v.y); }
-static inline __nv_bfloat162 __float2bfloat162_rn(float a) { return __floats2bfloat162_rn(a, a); }
-static inline __nv_bfloat162 __halves2bfloat162(__nv_bfloat16 a, __nv_bfloat16 b) { return __nv_bfloat162{a, b}; }
-static inline float2 __bfloat1622float2(__nv_bfloat162 v) { return make_float2(__bfloat162float(v.x), __bfloat162float(v.y)); }
-static inline float __low2float(__nv_bfloat162 v) { return __bfloat162float(v.x); }
-static inline float __high2float(__nv_bfloat162 v) { return __bfloat162float(v.y); }
-static inline __nv_bfloat16 __low2bfloat16(__nv_bfloat162 v) { return v.x; }
-static inline __nv_bfloat16 __high2bfloat16(__nv_bfloat162 v) { return v.y; }
-static inline __half2 __floats2half2_rn(float a, float b) { return __half2{__float2half(a), __float2half(b)}; }
-static inline __half2 __float22half2_rn(float2 v) { return __floats2half2_rn(v.x, v.y); }
-static inline __half2 __float2half2_rn(float a) { return __floats2half2_rn(a, a); }
-static inline __half2 __halves2half2(__half a, __half b) { return __half2{a, b}; }
-static inline float2 __half22float2(__half2 v) { return make_float2(__half2float(v.x), __half2float(v.y)); }
-static inline float __low2float(__half2 v) { return __half2float(v.x); }
-static inline float __high2float(__half2 v) { return __half2float(v.y); }
-static inline __half __low2half(__half2 v) { return v.x; }
-static inline __half __high2half(__half2 v) { return v.y; }
+// Pair constructors and accessors. CUDA names them after the pair type (`P`: bfloat162, half2) or
+// the element type (`S`: bfloat16, half) but they do the same for both; one macro stamps both out.
+#define RT_EMU_H16_PAIR(T2, T, P, S, TO_F, FROM_F)                                                        \
+    static inline T2 __floats2##P##_rn(float a, float b) { return T2{FROM_F(a), FROM_F(b)}; }              \
+    static inline T2 __float22##P##_rn(float2 v) { return __floats2##P##_rn(v.x, v.y); }                   \
+    static inline T2 __float2##P##_rn(float a) { return __floats2##P##_rn(a, a); }                         \
+    static inline T2 __halves2##P(T a, T b) { return T2{a, b}; }                                           \
+    static inline float2 __##P##2float2(T2 v) { return make_float2(TO_F(v.x), TO_F(v.y)); }                \
+    static inline float __low2float(T2 v) { return TO_F(v.x); }                                           \
+    static inline float __high2float(T2 v) { return TO_F(v.y); }                                          \
+    static inline T __low2##S(T2 v) { return v.x; }                                                        \
+    static inline T __high2##S(T2 v) { return v.y; }
+RT_EMU_H16_PAIR(__nv_bfloat162, __nv_bfloat16, bfloat162, bfloat16, __bfloat162float, __float2bfloat16)
+RT_EMU_H16_PAIR(__half2, __half, half2, half, __half2float, __float2half)
+#undef RT_EMU_H16_PAIR
 
 // Arithmetic, comparisons and intrinsics on the 16-bit types. CUDA overloads the same names
 // (__hadd, __hmax, hexp...) for both types; one macro stamps both sets out.

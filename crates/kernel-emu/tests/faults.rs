@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{kernel_fault, ptr, run};
+use common::{block_fault, kernel_fault, ptr, run, run_block};
 use ragtune_compute::ComputeError;
 use ragtune_compute::backend::{DeviceMemory, GpuBackend};
 use ragtune_compute::launch::{Arg, Kernel, KernelCall, LaunchDims};
@@ -81,17 +81,29 @@ fn reusing_reduction_scratch_without_a_barrier_is_caught() {
     );
 }
 
+/// One block of `threads` threads of `kernel` (one of the guarded-write kernels: `y`, `n`) on
+/// device buffer `y`.
+fn launch_writer(
+    be: &EmuBackend,
+    kernel: &'static str,
+    threads: u32,
+    y: &dyn DeviceMemory,
+    n: usize,
+) -> Result<(), ComputeError> {
+    be.launch(&KernelCall {
+        kernel: Kernel::new(FAM, kernel),
+        dims: LaunchDims::linear(1, threads, 0),
+        args: vec![Arg::Ptr(y.addr()), Arg::I32(n as i32)],
+    })
+}
+
 fn guarded_launch(
     kernel: &'static str,
     n: usize,
 ) -> (Result<(), ComputeError>, Arc<dyn DeviceMemory>, EmuBackend) {
     let be = EmuBackend::new(EmuOptions::default());
     let y = be.alloc(n * 4).unwrap();
-    let r = be.launch(&KernelCall {
-        kernel: Kernel::new(FAM, kernel),
-        dims: LaunchDims::linear(1, 64, 0),
-        args: vec![Arg::Ptr(y.addr()), Arg::I32(n as i32)],
-    });
+    let r = launch_writer(&be, kernel, 64, y.as_ref(), n);
     (r, y, be)
 }
 
@@ -102,12 +114,7 @@ fn out_of_bounds_write_past_the_end_is_reported() {
     assert!(d.contains("160 bytes") && d.contains("offset 160") && d.contains("0 bytes past its end"), "{d}");
     // The guard is re-armed: the next clean launch reports nothing.
     let y2 = be.alloc(64 * 4).unwrap();
-    be.launch(&KernelCall {
-        kernel: Kernel::new(FAM, "fault_oob_write"),
-        dims: LaunchDims::linear(1, 32, 0),
-        args: vec![Arg::Ptr(y2.addr()), Arg::I32(40)],
-    })
-    .unwrap();
+    launch_writer(&be, "fault_oob_write", 32, y2.as_ref(), 40).unwrap();
 }
 
 #[test]
@@ -122,12 +129,7 @@ fn in_bounds_launch_passes_the_guard_check() {
     // 64 threads write y[i] for i <= n = 64: all of y[0..64], nothing beyond 65 elements.
     let be = EmuBackend::default();
     let y = be.alloc(65 * 4).unwrap();
-    be.launch(&KernelCall {
-        kernel: Kernel::new(FAM, "fault_oob_write"),
-        dims: LaunchDims::linear(1, 64, 0),
-        args: vec![Arg::Ptr(y.addr()), Arg::I32(64)],
-    })
-    .unwrap();
+    launch_writer(&be, "fault_oob_write", 64, y.as_ref(), 64).unwrap();
     let mut out = vec![0u8; 65 * 4];
     be.download(y.as_ref(), &mut out).unwrap();
     // Thread 64 does not exist in a 64-thread launch: element 64 keeps the NaN poison.
@@ -140,26 +142,10 @@ fn in_bounds_launch_passes_the_guard_check() {
 fn exit_while_others_wait_at_a_barrier_is_an_error_not_a_hang() {
     for s in Schedule::STANDARD {
         let mut y = vec![0f32; 64];
-        let d = kernel_fault(
-            run(
-                FAM,
-                "fault_exit_before_barrier",
-                LaunchDims::linear(1, 64, 0),
-                vec![ptr(&mut y), Arg::I32(40)],
-                s,
-            ),
-            "fault_exit_before_barrier",
-        );
+        let d = block_fault(FAM, "fault_exit_before_barrier", 64, vec![ptr(&mut y), Arg::I32(40)], s);
         assert!(d.contains("returned while") && d.contains("__syncthreads"), "{d}");
         // With every thread in range the same kernel is fine.
-        run(
-            FAM,
-            "fault_exit_before_barrier",
-            LaunchDims::linear(1, 64, 0),
-            vec![ptr(&mut y), Arg::I32(64)],
-            s,
-        )
-        .unwrap();
+        run_block(FAM, "fault_exit_before_barrier", 64, vec![ptr(&mut y), Arg::I32(64)], s);
         assert_eq!(y[0], 63.0);
     }
 }
@@ -169,81 +155,44 @@ fn shuffle_naming_an_exited_lane_is_an_error() {
     for s in Schedule::STANDARD {
         let mut x = vec![1f32; 32];
         let mut y = vec![0f32; 1];
-        let d = kernel_fault(
-            run(
-                FAM,
-                "fault_shfl_exited_lane",
-                LaunchDims::linear(1, 32, 0),
-                vec![ptr(&mut x), ptr(&mut y), Arg::I32(20)],
-                s,
-            ),
-            "fault_shfl_exited_lane",
-        );
+        let d =
+            block_fault(FAM, "fault_shfl_exited_lane", 32, vec![ptr(&mut x), ptr(&mut y), Arg::I32(20)], s);
         assert!(d.contains("__shfl_xor_sync") && d.contains("exited"), "{s}: {d}");
-        run(
-            FAM,
-            "fault_shfl_exited_lane",
-            LaunchDims::linear(1, 32, 0),
-            vec![ptr(&mut x), ptr(&mut y), Arg::I32(32)],
-            s,
-        )
-        .unwrap();
+        run_block(FAM, "fault_shfl_exited_lane", 32, vec![ptr(&mut x), ptr(&mut y), Arg::I32(32)], s);
         assert_eq!(y[0], 32.0);
     }
 }
 
 #[test]
 fn malformed_collectives_are_errors() {
+    // (kernel, schedule, does the fault's message say what went wrong). Each kernel takes one
+    // buffer of 32 4-byte words (the ballot's unsigned, the others' float); host memory has no
+    // type, so one buffer serves them all.
+    type Says = fn(&str) -> bool;
+    let cases: [(&str, Schedule, Says); 4] = [
+        ("fault_shfl_not_in_own_mask", Schedule::Forward, |d| d.contains("not in its own mask")),
+        ("fault_shfl_source_outside_mask", Schedule::Reverse, |d| {
+            d.contains("reads lane 4") || d.contains("reads lane")
+        }),
+        ("fault_barrier_vs_collective", Schedule::Forward, |d| {
+            d.contains("__ballot_sync") && d.contains("__syncthreads")
+        }),
+        ("fault_trap", Schedule::Forward, |d| d.contains("__trap") && d.contains("thread (3,0,0)")),
+    ];
     let mut y = vec![0f32; 32];
-    let d = kernel_fault(
-        run(
-            FAM,
-            "fault_shfl_not_in_own_mask",
-            LaunchDims::linear(1, 32, 0),
-            vec![ptr(&mut y)],
-            Schedule::Forward,
-        ),
-        "fault_shfl_not_in_own_mask",
-    );
-    assert!(d.contains("not in its own mask"), "{d}");
-    let d = kernel_fault(
-        run(
-            FAM,
-            "fault_shfl_source_outside_mask",
-            LaunchDims::linear(1, 32, 0),
-            vec![ptr(&mut y)],
-            Schedule::Reverse,
-        ),
-        "fault_shfl_source_outside_mask",
-    );
-    assert!(d.contains("reads lane 4") || d.contains("reads lane"), "{d}");
-    let mut u = vec![0u32; 32];
-    let d = kernel_fault(
-        run(
-            FAM,
-            "fault_barrier_vs_collective",
-            LaunchDims::linear(1, 32, 0),
-            vec![ptr(&mut u)],
-            Schedule::Forward,
-        ),
-        "fault_barrier_vs_collective",
-    );
-    assert!(d.contains("__ballot_sync") && d.contains("__syncthreads"), "{d}");
-    let d = kernel_fault(
-        run(FAM, "fault_trap", LaunchDims::linear(1, 32, 0), vec![ptr(&mut y)], Schedule::Forward),
-        "fault_trap",
-    );
-    assert!(d.contains("__trap") && d.contains("thread (3,0,0)"), "{d}");
+    for (kernel, schedule, says) in cases {
+        let d = block_fault(FAM, kernel, 32, vec![ptr(&mut y)], schedule);
+        assert!(says(&d), "{d}");
+    }
     // The emulator is usable after each fault.
     let mut x = vec![1f32; 32];
-    run(
+    run_block(
         FAM,
         "fault_shfl_exited_lane",
-        LaunchDims::linear(1, 32, 0),
+        32,
         vec![ptr(&mut x), ptr(&mut y), Arg::I32(32)],
         Schedule::Forward,
-    )
-    .unwrap();
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{call, ptr, run};
+use common::{call, ptr, run, run_block};
 use ragtune_compute::launch::{Arg, LaunchDims};
 use ragtune_compute::{Device, Tensor, ops};
 use ragtune_kernel_emu::{
@@ -24,6 +24,27 @@ fn profile(function: &str, dims: LaunchDims, args: Vec<Arg>, bufs: &[(u64, usize
         return None;
     }
     Some(profile_launch(&call(FAM, function, dims, args), &EmuOptions::default(), bufs).unwrap())
+}
+
+/// Profiles `function` reading `x` and writing `y` (both counted), with `scalars` after them.
+fn profile_xy(
+    function: &str,
+    dims: LaunchDims,
+    x: &mut [f32],
+    y: &mut [f32],
+    scalars: Vec<Arg>,
+) -> Option<LaunchProfile> {
+    let bufs = [region(x), region(y)];
+    let mut args = vec![ptr(x), ptr(y)];
+    args.extend(scalars);
+    profile(function, dims, args, &bufs)
+}
+
+/// Profiles one ldmatrix.x4 (untransposed) on zeroed 256-byte-aligned tiles.
+fn profile_ldmatrix_x4() -> Option<LaunchProfile> {
+    let (mut tiles, mut outs) = (aligned(128, |_| 0.0), aligned(128, |_| 0.0));
+    let (tile, out) = (floats(&mut tiles, 128), floats(&mut outs, 128));
+    profile_xy("prof_ldmatrix_x4", LaunchDims::linear(1, 32, 0), tile, out, vec![Arg::I32(0)])
 }
 
 fn region<T>(v: &[T]) -> (u64, usize) {
@@ -54,9 +75,10 @@ fn a_coalesced_copy_uses_every_byte_it_fetches() {
     let n = 256;
     let (mut xs, mut ys) = (aligned(n, |i| i as f32), aligned(n, |_| 0.0));
     let (x, y) = (floats(&mut xs, n), floats(&mut ys, n));
-    let bufs = [region(x), region(y)];
-    let args = vec![ptr(x), ptr(y), Arg::I32(n as i32)];
-    let Some(p) = profile("prof_copy", LaunchDims::linear(2, 128, 0), args, &bufs) else { return };
+    let Some(p) = profile_xy("prof_copy", LaunchDims::linear(2, 128, 0), x, y, vec![Arg::I32(n as i32)])
+    else {
+        return;
+    };
     assert_eq!(y, x, "the profiling copy computes what the kernel computes");
     assert_eq!(p.global_loads, 8, "one warp-wide load per warp: {p:?}");
     assert_eq!(p.global_load_bytes, 4 * n as u64);
@@ -75,9 +97,10 @@ fn strided_reads_waste_the_rest_of_each_sector() {
         let n = 64;
         let (mut xs, mut ys) = (aligned(n * stride, |_| 1.0), aligned(n, |_| 0.0));
         let (x, y) = (floats(&mut xs, n * stride), floats(&mut ys, n));
-        let bufs = [region(x), region(y)];
-        let args = vec![ptr(x), ptr(y), Arg::I32(stride as i32), Arg::I32(n as i32)];
-        let Some(p) = profile("prof_strided_read", LaunchDims::linear(1, 64, 0), args, &bufs) else { return };
+        let scalars = vec![Arg::I32(stride as i32), Arg::I32(n as i32)];
+        let Some(p) = profile_xy("prof_strided_read", LaunchDims::linear(1, 64, 0), x, y, scalars) else {
+            return;
+        };
         assert_eq!(p.global_load_bytes, 4 * n as u64, "stride {stride}");
         assert_eq!(p.load_efficiency(), efficiency, "stride {stride}: {p:?}");
         assert_eq!(p.store_efficiency(), 1.0, "stride {stride}");
@@ -89,9 +112,10 @@ fn a_shared_column_read_conflicts_32_ways_unless_padded() {
     for (pad, column_ways) in [(0, 32), (1, 1)] {
         let mut x: Vec<f32> = (0..1024).map(|i| i as f32).collect();
         let mut y = vec![0f32; 1024];
-        let bufs = [region(&x), region(&y)];
-        let args = vec![ptr(&mut x), ptr(&mut y), Arg::I32(pad)];
-        let Some(p) = profile("prof_smem_columns", LaunchDims::linear(1, 32, 0), args, &bufs) else { return };
+        let dims = LaunchDims::linear(1, 32, 0);
+        let Some(p) = profile_xy("prof_smem_columns", dims, &mut x, &mut y, vec![Arg::I32(pad)]) else {
+            return;
+        };
         // y is the transpose of x: the shared accesses were the ones intended.
         for r in 0..32 {
             for c in 0..32 {
@@ -111,9 +135,8 @@ fn a_shared_column_read_conflicts_32_ways_unless_padded() {
 fn a_shared_broadcast_is_not_a_conflict() {
     let (mut xs, mut ys) = (aligned(1, |_| 7.0), aligned(64, |_| 0.0));
     let (x, y) = (floats(&mut xs, 1), floats(&mut ys, 64));
-    let bufs = [region(x), region(y)];
-    let args = vec![ptr(x), ptr(y), Arg::I32(0)];
-    let Some(p) = profile("prof_smem_broadcast", LaunchDims::linear(1, 64, 0), args, &bufs) else { return };
+    let dims = LaunchDims::linear(1, 64, 0);
+    let Some(p) = profile_xy("prof_smem_broadcast", dims, x, y, vec![Arg::I32(0)]) else { return };
     assert!(y.iter().all(|&v| v == 7.0));
     // lane 0's store, then one broadcast load per warp: all conflict free.
     assert_eq!((p.shared_accesses, p.shared_ways_sum), (3, 3), "{p:?}");
@@ -164,7 +187,7 @@ fn ldmatrix_x4_hands_out_the_mma_fragment_layout() {
         let mut tile: Vec<u16> = (0..256).map(|i| tile_value(i / 16, i % 16)).collect();
         let mut out = vec![0u32; 128];
         let args = vec![ptr(&mut tile), ptr(&mut out), Arg::I32(trans as i32)];
-        run(FAM, "prof_ldmatrix_x4", LaunchDims::linear(1, 32, 0), args, Schedule::Random(3)).unwrap();
+        run_block(FAM, "prof_ldmatrix_x4", 32, args, Schedule::Random(3));
         for lane in 0..32 {
             let (g, t) = (lane / 4, lane % 4);
             for i in 0..4 {
@@ -188,7 +211,7 @@ fn ldmatrix_x1_x2_read_only_the_first_lanes_rows() {
         let mut tile: Vec<u16> = (0..128).map(|i| i as u16 + 1).collect();
         let mut out = vec![0u32; 64];
         let args = vec![ptr(&mut tile), ptr(&mut out), Arg::I32(num as i32)];
-        run(FAM, "prof_ldmatrix_x1_x2", LaunchDims::linear(1, 32, 0), args, Schedule::Forward).unwrap();
+        run_block(FAM, "prof_ldmatrix_x1_x2", 32, args, Schedule::Forward);
         for lane in 0..32 {
             for i in 0..2 {
                 // Matrix i = rows 8i..8i+8 of the 16x8 tile; lane gets row lane/4, words lane%4.
@@ -206,11 +229,7 @@ fn ldmatrix_x1_x2_read_only_the_first_lanes_rows() {
 
 #[test]
 fn ldmatrix_profiles_as_conflict_free_16_byte_rows() {
-    let (mut tiles, mut outs) = (aligned(128, |_| 0.0), aligned(128, |_| 0.0));
-    let (tile, out) = (floats(&mut tiles, 128), floats(&mut outs, 128));
-    let bufs = [region(tile), region(out)];
-    let args = vec![ptr(tile), ptr(out), Arg::I32(0)];
-    let Some(p) = profile("prof_ldmatrix_x4", LaunchDims::linear(1, 32, 0), args, &bufs) else { return };
+    let Some(p) = profile_ldmatrix_x4() else { return };
     assert_eq!(p.ldmatrix, 1, "{p:?}");
     // 8 stores of 2-byte elements (conflict free: 32 lanes, 16 words), 1 ldmatrix: each
     // quarter-warp reads 8 rows of 16 bytes at a 32-byte pitch = banks 0-3, 8-11, ... twice:
@@ -234,17 +253,12 @@ fn launches_on_other_threads_do_not_count_into_a_session() {
                 let mut tile: Vec<u16> = (0..128).map(|i| i as u16).collect();
                 let mut out = vec![0u32; 64];
                 let args = vec![ptr(&mut tile), ptr(&mut out), Arg::I32(2)];
-                run(FAM, "prof_ldmatrix_x1_x2", LaunchDims::linear(1, 32, 0), args, Schedule::Forward)
-                    .unwrap();
+                run_block(FAM, "prof_ldmatrix_x1_x2", 32, args, Schedule::Forward);
             }
         })
     };
     for _ in 0..50 {
-        let (mut tiles, mut outs) = (aligned(128, |_| 0.0), aligned(128, |_| 0.0));
-        let (tile, out) = (floats(&mut tiles, 128), floats(&mut outs, 128));
-        let bufs = [region(tile), region(out)];
-        let args = vec![ptr(tile), ptr(out), Arg::I32(0)];
-        let p = profile("prof_ldmatrix_x4", LaunchDims::linear(1, 32, 0), args, &bufs).unwrap();
+        let p = profile_ldmatrix_x4().unwrap();
         assert_eq!((p.ldmatrix, p.shared_accesses), (1, 9), "{p:?}");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{call, ptr, run};
+use common::{call, ptr, run, run_block};
 use half::{bf16, f16};
 use ragtune_compute::ComputeError;
 use ragtune_compute::launch::{Arg, LaunchDims};
@@ -41,20 +41,14 @@ fn shuffles_match_cuda_semantics() {
                 for arg in [0, 1, 3, 5, 8, 17, 31] {
                     let mut inp = input.clone();
                     let mut out = vec![0i32; n as usize];
-                    run(
-                        FAM,
-                        "emu_shfl",
-                        LaunchDims::linear(1, n as u32, 0),
-                        vec![
-                            ptr(&mut inp),
-                            ptr(&mut out),
-                            Arg::I32(mode),
-                            Arg::I32(arg),
-                            Arg::I32(width as i32),
-                        ],
-                        schedule,
-                    )
-                    .unwrap();
+                    let args = vec![
+                        ptr(&mut inp),
+                        ptr(&mut out),
+                        Arg::I32(mode),
+                        Arg::I32(arg),
+                        Arg::I32(width as i32),
+                    ];
+                    run_block(FAM, "emu_shfl", n as u32, args, schedule);
                     for t in 0..n as usize {
                         let warp = t / 32 * 32;
                         let want = expected_shfl(mode, t % 32, arg, width, &input[warp..warp + 32]);
@@ -75,14 +69,13 @@ fn shuffle_hand_cases() {
     let mut inp: Vec<i32> = (0..32).collect();
     let mut out = vec![0i32; 32];
     let mut go = |mode: i32, arg: i32, width: i32, out: &mut Vec<i32>| {
-        run(
+        run_block(
             FAM,
             "emu_shfl",
-            LaunchDims::linear(1, 32, 0),
+            32,
             vec![ptr(&mut inp), ptr(out), Arg::I32(mode), Arg::I32(arg), Arg::I32(width)],
             Schedule::Reverse,
-        )
-        .unwrap();
+        );
     };
     go(3, 16, 32, &mut out); // xor 16: swap halves
     assert_eq!(&out[..3], &[16, 17, 18]);
@@ -103,14 +96,7 @@ fn shuffle_with_per_lane_sources_and_8_byte_values() {
     for schedule in Schedule::STANDARD {
         let mut inp: Vec<f64> = (0..64).map(|i| i as f64 * 1.5 + 0.25).collect();
         let mut out = vec![0f64; 64];
-        run(
-            FAM,
-            "emu_shfl_permute",
-            LaunchDims::linear(1, 64, 0),
-            vec![ptr(&mut inp), ptr(&mut out)],
-            schedule,
-        )
-        .unwrap();
+        run_block(FAM, "emu_shfl_permute", 64, vec![ptr(&mut inp), ptr(&mut out)], schedule);
         for t in 0..64 {
             let src = t / 32 * 32 + (t % 32 * 7 + 3) % 32;
             assert_eq!(out[t], inp[src]);
@@ -123,14 +109,7 @@ fn divergent_half_warp_masks() {
     for schedule in Schedule::STANDARD {
         let mut inp: Vec<f32> = (0..32).map(|i| i as f32).collect();
         let mut out = vec![0f32; 32];
-        run(
-            FAM,
-            "emu_shfl_half_masks",
-            LaunchDims::linear(1, 32, 0),
-            vec![ptr(&mut inp), ptr(&mut out)],
-            schedule,
-        )
-        .unwrap();
+        run_block(FAM, "emu_shfl_half_masks", 32, vec![ptr(&mut inp), ptr(&mut out)], schedule);
         for t in 0..16 {
             assert_eq!(out[t], (t ^ 1) as f32);
         }
@@ -147,14 +126,7 @@ fn votes() {
         // warp 0: lanes 1, 5, 31; warp 1: everyone, but only lanes 32..52 (n = 53) stay.
         let mut pred: Vec<i32> = (0..64).map(|t| i32::from(t >= 32 || t == 1 || t == 5 || t == 31)).collect();
         let mut out = vec![0u32; 10];
-        run(
-            FAM,
-            "emu_vote",
-            LaunchDims::linear(1, 64, 0),
-            vec![ptr(&mut pred), ptr(&mut out), Arg::I32(53)],
-            schedule,
-        )
-        .unwrap();
+        run_block(FAM, "emu_vote", 64, vec![ptr(&mut pred), ptr(&mut out), Arg::I32(53)], schedule);
         assert_eq!(out[0], (1 << 1) | (1 << 5) | (1 << 31));
         assert_eq!(&out[1..5], &[1, 0, 0xffff_ffff, 1]);
         let stayed = (1u32 << 21) - 1;
@@ -167,14 +139,7 @@ fn match_and_reduce() {
     for schedule in Schedule::STANDARD {
         let mut inp: Vec<i32> = (0..32).map(|t| if t % 3 == 0 { -7 } else { t }).collect();
         let mut out = vec![0u32; 96];
-        run(
-            FAM,
-            "emu_match_reduce",
-            LaunchDims::linear(1, 32, 0),
-            vec![ptr(&mut inp), ptr(&mut out)],
-            schedule,
-        )
-        .unwrap();
+        run_block(FAM, "emu_match_reduce", 32, vec![ptr(&mut inp), ptr(&mut out)], schedule);
         let threes: u32 = (0..32).filter(|t| t % 3 == 0).map(|t| 1u32 << t).sum();
         let sum: i32 = inp.iter().sum();
         for t in 0..32 {
@@ -191,14 +156,7 @@ fn syncthreads_votes() {
     for schedule in Schedule::STANDARD {
         let mut pred: Vec<i32> = (0..96).map(|t| i32::from(t % 4 == 0)).collect();
         let mut out = vec![0i32; 3 * 96];
-        run(
-            FAM,
-            "emu_sync_votes",
-            LaunchDims::linear(1, 96, 0),
-            vec![ptr(&mut pred), ptr(&mut out)],
-            schedule,
-        )
-        .unwrap();
+        run_block(FAM, "emu_sync_votes", 96, vec![ptr(&mut pred), ptr(&mut out)], schedule);
         for t in 0..96 {
             assert_eq!(&out[3 * t..3 * t + 3], &[24, 0, 1]);
         }
@@ -385,14 +343,13 @@ fn macro_stamped_kernels_are_registered() {
     );
     let mut x: Vec<u16> = [1.0f32, -2.0, 3.5].iter().map(|&v| bf16::from_f32(v).to_bits()).collect();
     let mut y = vec![0u16; 3];
-    run(
+    run_block(
         FAM,
         "emu_scale_bf16",
-        LaunchDims::linear(1, 32, 0),
+        32,
         vec![ptr(&mut x), ptr(&mut y), Arg::F32(2.0), Arg::I32(3)],
         Schedule::Forward,
-    )
-    .unwrap();
+    );
     let y: Vec<f32> = y.iter().map(|&b| bf16::from_bits(b).to_f32()).collect();
     assert_eq!(y, [2.0, -4.0, 7.0]);
 }
@@ -471,6 +428,6 @@ fn registry_lists_every_kernel() {
 #[test]
 fn kernels_declared_in_an_extern_c_block_run() {
     let mut out = vec![0i32; 8];
-    run(FAM, "emu_in_c_block", LaunchDims::linear(1, 8, 0), vec![ptr(&mut out)], Schedule::Forward).unwrap();
+    run_block(FAM, "emu_in_c_block", 8, vec![ptr(&mut out)], Schedule::Forward);
     assert_eq!(out, [0, 2, 4, 6, 8, 10, 12, 14]);
 }

@@ -120,6 +120,20 @@ impl ModelConfig {
         ModelConfig::from_json(&text, &path.display().to_string())
     }
 
+    /// Read `config.json` in `dir` and keep it if `pick` accepts its architecture; otherwise an
+    /// Unsupported error "`<path>` `mismatch`". Each model's `from_dir` starts here.
+    pub(crate) fn from_dir_as<T>(
+        dir: &Path,
+        pick: impl FnOnce(ModelConfig) -> Option<T>,
+        mismatch: &str,
+    ) -> Result<(std::path::PathBuf, T)> {
+        let path = dir.join("config.json");
+        match pick(ModelConfig::from_file(&path)?) {
+            Some(config) => Ok((path, config)),
+            None => Err(RuntimeError::Unsupported(format!("{} {mismatch}", path.display()))),
+        }
+    }
+
     /// Parse the text of a `config.json`; `origin` names it in errors.
     pub fn from_json(text: &str, origin: &str) -> Result<ModelConfig> {
         let value: Value = serde_json::from_str(text)

@@ -4,15 +4,22 @@
 mod common;
 
 use common::{
-    check_cached_decode, check_left_padded_batch, check_prompt_logits, fixtures, ids, manifest, read_npy,
+    check_cached_decode, check_left_padded_batch, check_prompt_logits, fixtures, greedy, greedy_max_new, ids,
+    load_f32, logits_tol, manifest, read_npy,
 };
-use ragtune_compute::{DType, Device};
-use ragtune_runtime::{GenerateOptions, LlamaModel, Tokenizer, generate, score};
+use ragtune_runtime::{LlamaModel, Tokenizer, score};
+use serde_json::Value;
 
 const MODELS: [&str; 2] = ["llama-gqa", "qwen2-bias"];
 
-fn load(name: &str) -> LlamaModel {
-    LlamaModel::from_dir(&fixtures().join(name).join("model"), DType::F32, Device::Cpu).expect("model loads")
+/// `f(model name, model, case, its prompt ids)` for each recorded prompt case of each model.
+fn each_case(m: &Value, mut f: impl FnMut(&str, &LlamaModel, &Value, Vec<u32>)) {
+    for name in MODELS {
+        let model = load_f32(name);
+        for case in m["models"][name]["cases"].as_array().unwrap() {
+            f(name, &model, case, ids(&case["ids"]));
+        }
+    }
 }
 
 #[test]
@@ -30,30 +37,19 @@ fn tokenizer_reproduces_prompt_ids() {
 #[test]
 fn prompt_logits_match_transformers() {
     let m = manifest();
-    let tol = m["tolerances"]["logits_rel_err"].as_f64().unwrap();
-    for name in MODELS {
-        let model = load(name);
-        for case in m["models"][name]["cases"].as_array().unwrap() {
-            let prompt = ids(&case["ids"]);
-            check_prompt_logits(&model, &format!("{name} {}", case["name"]), &prompt, &case["logits"], tol);
-        }
-    }
+    let tol = logits_tol(&m);
+    each_case(&m, |name, model, case, prompt| {
+        check_prompt_logits(model, &format!("{name} {}", case["name"]), &prompt, &case["logits"], tol)
+    });
 }
 
 #[test]
 fn greedy_matches_transformers() {
     let m = manifest();
-    let max_new = m["greedy"]["max_new_tokens"].as_u64().unwrap() as usize;
-    for name in MODELS {
-        let model = load(name);
-        for case in m["models"][name]["cases"].as_array().unwrap() {
-            let prompt = ids(&case["ids"]);
-            let out =
-                generate(&model, &[prompt], &GenerateOptions::for_model(&model, max_new), |_, _| Ok(()))
-                    .unwrap();
-            assert_eq!(out[0].tokens, ids(&case["greedy_ids"]), "{name} {}", case["name"]);
-        }
-    }
+    let max_new = greedy_max_new(&m);
+    each_case(&m, |name, model, case, prompt| {
+        assert_eq!(greedy(model, prompt, max_new), ids(&case["greedy_ids"]), "{name} {}", case["name"]);
+    });
 }
 
 /// Two prompts of different lengths in one batch: prefill logits where transformers' attention
@@ -61,26 +57,26 @@ fn greedy_matches_transformers() {
 #[test]
 fn batched_prefill_and_decode_match_transformers() {
     let m = manifest();
-    let tol = m["tolerances"]["logits_rel_err"].as_f64().unwrap();
-    let max_new = m["greedy"]["max_new_tokens"].as_u64().unwrap() as usize;
+    let tol = logits_tol(&m);
+    let max_new = greedy_max_new(&m);
     for name in MODELS {
         let batch = &m["models"][name]["batch"];
         let pad = batch["pad_token_id"].as_u64().unwrap() as u32;
-        check_left_padded_batch(&load(name), name, batch, tol, max_new, pad);
+        check_left_padded_batch(&load_f32(name), name, batch, tol, max_new, pad);
     }
 }
 
 /// Decoding token by token through the cache gives the same logits as one prefill.
 #[test]
 fn cached_decode_equals_full_prefill() {
-    check_cached_decode(&load("llama-gqa"), "llama-gqa", &[0, 321, 351, 303, 224, 41, 85, 291]);
+    check_cached_decode(&load_f32("llama-gqa"), "llama-gqa", &[0, 321, 351, 303, 224, 41, 85, 291]);
 }
 
 /// The log-likelihood of a continuation equals the sum of log-softmax of transformers' logits.
 #[test]
 fn score_matches_reference_log_softmax() {
     let m = manifest();
-    let model = load("llama-gqa");
+    let model = load_f32("llama-gqa");
     let case = &m["models"]["llama-gqa"]["cases"][0];
     let full = ids(&case["ids"]);
     let (_, reference) = read_npy(&fixtures().join(case["logits"].as_str().unwrap()));

@@ -5,19 +5,14 @@
 
 mod common;
 
-use common::{fixtures, ids, manifest};
-use ragtune_compute::{DType, Device};
-use ragtune_runtime::{GenerateOptions, LlamaModel, Prefilled, generate, score};
-
-fn load(name: &str) -> LlamaModel {
-    LlamaModel::from_dir(&fixtures().join(name).join("model"), DType::F32, Device::Cpu).expect("model loads")
-}
+use common::{greedy_max_new, ids, load_f32, manifest};
+use ragtune_runtime::{GenerateOptions, Prefilled, generate, score};
 
 #[test]
 fn branched_scores_equal_score_from_scratch() {
     let m = manifest();
     for name in ["llama-gqa", "qwen2-bias"] {
-        let model = load(name);
+        let model = load_f32(name);
         for case in m["models"][name]["cases"].as_array().unwrap() {
             let full = ids(&case["ids"]);
             let split = full.len() / 2;
@@ -44,9 +39,9 @@ fn branched_scores_equal_score_from_scratch() {
 #[test]
 fn greedy_equals_generate_and_scoring_first_changes_nothing() {
     let m = manifest();
-    let max_new = m["greedy"]["max_new_tokens"].as_u64().unwrap() as usize;
+    let max_new = greedy_max_new(&m);
     for name in ["llama-gqa", "qwen2-bias"] {
-        let model = load(name);
+        let model = load_f32(name);
         for case in m["models"][name]["cases"].as_array().unwrap() {
             let prompt = ids(&case["ids"]);
             let opts = GenerateOptions::for_model(&model, max_new);
@@ -67,7 +62,7 @@ fn greedy_equals_generate_and_scoring_first_changes_nothing() {
 
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
-    let model = load("llama-gqa");
+    let model = load_f32("llama-gqa");
     let max = model.max_context();
     assert!(Prefilled::new(&model, &[], 4).is_err());
     let e = Prefilled::new(&model, &[1, 2], max).err().unwrap().to_string();

@@ -8,34 +8,23 @@ mod writers;
 use std::path::Path;
 
 use ragtune_compute::Device;
-use ragtune_tests::kill;
+use ragtune_trainer::LoraAdapter;
 use ragtune_trainer::peft::{load_adapter, save_adapter};
 use writers::*;
 
+/// What the child does over and over, and the parent once per round.
+fn save(adapter: &LoraAdapter, target: &Path) {
+    save_adapter(adapter, target, "llama-gqa").unwrap();
+}
+
 #[test]
 fn child_saves_adapters() {
-    kill::serve("adapter", |_| {
-        let model = model();
-        let versions = [adapter(&model, 1), adapter(&model, 2)];
-        move |target: &Path, new: bool| save_adapter(&versions[new as usize], target, "llama-gqa").unwrap()
-    });
+    serve_adapter_writer("adapter", save);
 }
 
 #[test]
 fn a_killed_adapter_save_leaves_old_or_new_and_no_leftovers() {
-    let model = model();
-    let versions = [adapter(&model, 1), adapter(&model, 2)];
-    let target = scratch("adapter").join("adapter");
-    kill::check_writer(
-        "child_saves_adapters",
-        "adapter",
-        &target,
-        31,
-        |new| save_adapter(&versions[new as usize], &target, "llama-gqa").unwrap(),
-        |round| {
-            let loaded = load_adapter(&target, &model.config, &Device::Cpu);
-            assert!(loaded.is_ok(), "round {round}: {:?}", loaded.err());
-        },
-    );
-    std::fs::remove_dir_all(target.parent().unwrap()).unwrap();
+    check_adapter_writer("child_saves_adapters", "adapter", "adapter", 31, save, |model, target| {
+        load_adapter(target, &model.config, &Device::Cpu)
+    });
 }

@@ -37,8 +37,7 @@ fn first_b(adapter: &LoraAdapter) -> Vec<f32> {
 #[test]
 fn child_saves_checkpoints() {
     kill::serve("checkpoint", |_| {
-        let model = model();
-        let versions = [adapter(&model, 1), adapter(&model, 2)];
+        let versions = two_adapters(&model());
         move |target: &Path, new: bool| save(target, &versions[new as usize], 1 + new as u64)
     });
 }

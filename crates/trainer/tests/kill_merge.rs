@@ -9,36 +9,23 @@ use std::path::Path;
 
 use ragtune_compute::{DType, Device};
 use ragtune_runtime::LlamaModel;
-use ragtune_tests::kill;
+use ragtune_trainer::LoraAdapter;
 use ragtune_trainer::merge::merge_to_folder;
 use writers::*;
 
+/// What the child does over and over, and the parent once per round.
+fn merge(adapter: &LoraAdapter, target: &Path) {
+    merge_to_folder(&model_dir(), adapter, target).unwrap();
+}
+
 #[test]
 fn child_merges() {
-    kill::serve("merge", |_| {
-        let model = model();
-        let versions = [adapter(&model, 1), adapter(&model, 2)];
-        move |target: &Path, new: bool| {
-            merge_to_folder(&model_dir(), &versions[new as usize], target).unwrap()
-        }
-    });
+    serve_adapter_writer("merge", merge);
 }
 
 #[test]
 fn a_killed_merge_leaves_old_or_new_and_no_leftovers() {
-    let model = model();
-    let versions = [adapter(&model, 1), adapter(&model, 2)];
-    let target = scratch("merge").join("merged");
-    kill::check_writer(
-        "child_merges",
-        "merge",
-        &target,
-        33,
-        |new| merge_to_folder(&model_dir(), &versions[new as usize], &target).unwrap(),
-        |round| {
-            let loaded = LlamaModel::from_dir(&target, DType::F32, Device::Cpu);
-            assert!(loaded.is_ok(), "round {round}: {:?}", loaded.err());
-        },
-    );
-    std::fs::remove_dir_all(target.parent().unwrap()).unwrap();
+    check_adapter_writer("child_merges", "merge", "merged", 33, merge, |_, target| {
+        LlamaModel::from_dir(target, DType::F32, Device::Cpu)
+    });
 }

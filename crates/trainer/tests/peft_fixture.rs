@@ -132,11 +132,22 @@ fn optimizer(m: &Value) -> (AdamW, f32) {
     (hp, f(&o["lr"]))
 }
 
+/// PEFT's initial adapter (`lora/adapter_init`) for `model`.
+fn initial_adapter(model: &LlamaModel) -> LoraAdapter {
+    load_adapter(&fixtures().join("lora/adapter_init"), &model.config, &Device::Cpu).unwrap()
+}
+
+/// A trainer of the initial adapter on the fixture's f32 model with the manifest's AdamW, and
+/// the manifest's learning rate.
+fn initial_trainer(fx: &Fixture) -> (LoraTrainer<'_>, f32) {
+    let (hp, lr) = optimizer(&fx.manifest);
+    (LoraTrainer::new(&fx.model, initial_adapter(&fx.model), hp).unwrap(), lr)
+}
+
 #[test]
 fn step0_loss_and_lora_gradients_match_pytorch() {
     let fx = fixture();
-    let adapter =
-        load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
+    let adapter = initial_adapter(&fx.model);
     assert_eq!(adapter.config.scale(), fx.manifest["lora"]["scale"].as_f64().unwrap() as f32);
     let (hp, _) = optimizer(&fx.manifest);
     let trainer = LoraTrainer::new(&fx.model, adapter, hp).unwrap();
@@ -177,10 +188,7 @@ fn step0_loss_and_lora_gradients_match_pytorch() {
 #[test]
 fn ten_adamw_steps_follow_the_pytorch_trajectory() {
     let fx = fixture();
-    let adapter =
-        load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
-    let (hp, lr) = optimizer(&fx.manifest);
-    let mut trainer = LoraTrainer::new(&fx.model, adapter, hp).unwrap();
+    let (mut trainer, lr) = initial_trainer(&fx);
     let want: Vec<f64> =
         fx.manifest["trajectory_f64"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let mut got = Vec::new();
@@ -234,10 +242,7 @@ fn ten_adamw_steps_follow_the_pytorch_trajectory() {
 #[test]
 fn accumulated_micro_batches_give_the_full_batch_gradient() {
     let fx = fixture();
-    let adapter =
-        load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
-    let (hp, _) = optimizer(&fx.manifest);
-    let trainer = LoraTrainer::new(&fx.model, adapter, hp).unwrap();
+    let (trainer, _) = initial_trainer(&fx);
     let full = trainer.loss_and_grads(&fx.batch).unwrap();
     let seq = fx.batch.seq;
     let row = |b: usize| TrainBatch {
@@ -268,8 +273,7 @@ fn accumulated_micro_batches_give_the_full_batch_gradient() {
 #[test]
 fn an_attached_adapter_gives_peft_logits_in_the_runtime_forward() {
     let mut fx = fixture();
-    let adapter =
-        load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
+    let adapter = initial_adapter(&fx.model);
     adapter.attach(&mut fx.model).unwrap();
     let e = init_logits_rel_err(&fx, &fx.model);
     assert!(e <= 1e-4, "runtime logits with the attached adapter: rel err {e:.3e}");
@@ -287,8 +291,7 @@ fn a_bf16_or_f16_base_trains_within_half_precision_tolerances() {
     for dtype in [DType::BF16, DType::F16] {
         let model =
             LlamaModel::from_dir(&fixtures().join("runtime/llama-gqa/model"), dtype, Device::Cpu).unwrap();
-        let adapter =
-            load_adapter(&fixtures().join("lora/adapter_init"), &model.config, &Device::Cpu).unwrap();
+        let adapter = initial_adapter(&model);
         let mut trainer = LoraTrainer::new(&model, adapter, hp).unwrap();
         let grads = trainer.loss_and_grads(&fx.batch).unwrap();
         let loss_err = (grads.loss as f64 - want).abs() / want;
@@ -313,8 +316,7 @@ fn a_bf16_or_f16_base_trains_within_half_precision_tolerances() {
 #[test]
 fn a_merged_folder_gives_the_adapters_logits() {
     let fx = fixture();
-    let adapter =
-        load_adapter(&fixtures().join("lora/adapter_init"), &fx.model.config, &Device::Cpu).unwrap();
+    let adapter = initial_adapter(&fx.model);
     let out = std::env::temp_dir().join(format!("ragtune-merged-{}", std::process::id()));
     ragtune_trainer::merge::merge_to_folder(&fixtures().join("runtime/llama-gqa/model"), &adapter, &out)
         .unwrap();

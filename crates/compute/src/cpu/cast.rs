@@ -66,38 +66,37 @@ pub fn bytes_to_f32(bytes: &[u8], dtype: DType) -> Vec<f32> {
 /// go through); `false` when the pair is not one of these or the bytes are not aligned.
 fn fast_float_cast(src: &[u8], from: DType, dst: &mut [u8], to: DType) -> bool {
     use half::slice::HalfFloatSliceExt;
-    let n = ELEMS_PER_TASK;
     match (from, to) {
-        (DType::F32, DType::BF16 | DType::F16) => {
-            let (Ok(s), Ok(d)) =
-                (bytemuck::try_cast_slice::<u8, f32>(src), bytemuck::try_cast_slice_mut::<u8, u16>(dst))
-            else {
-                return false;
-            };
-            d.par_chunks_mut(n).zip(s.par_chunks(n)).for_each(|(d, s)| {
-                if to == DType::BF16 {
-                    bytemuck::cast_slice_mut::<u16, bf16>(d).convert_from_f32_slice(s)
-                } else {
-                    bytemuck::cast_slice_mut::<u16, f16>(d).convert_from_f32_slice(s)
-                }
-            });
-            true
-        }
-        (DType::BF16 | DType::F16, DType::F32) => {
-            let (Ok(s), Ok(d)) =
-                (bytemuck::try_cast_slice::<u8, u16>(src), bytemuck::try_cast_slice_mut::<u8, f32>(dst))
-            else {
-                return false;
-            };
-            d.par_chunks_mut(n).zip(s.par_chunks(n)).for_each(|(d, s)| {
-                if from == DType::BF16 {
-                    bytemuck::cast_slice::<u16, bf16>(s).convert_to_f32_slice(d)
-                } else {
-                    bytemuck::cast_slice::<u16, f16>(s).convert_to_f32_slice(d)
-                }
-            });
-            true
-        }
+        (DType::F32, DType::BF16 | DType::F16) => par_convert::<f32, u16>(src, dst, |s, d| {
+            if to == DType::BF16 {
+                bytemuck::cast_slice_mut::<u16, bf16>(d).convert_from_f32_slice(s)
+            } else {
+                bytemuck::cast_slice_mut::<u16, f16>(d).convert_from_f32_slice(s)
+            }
+        }),
+        (DType::BF16 | DType::F16, DType::F32) => par_convert::<u16, f32>(src, dst, |s, d| {
+            if from == DType::BF16 {
+                bytemuck::cast_slice::<u16, bf16>(s).convert_to_f32_slice(d)
+            } else {
+                bytemuck::cast_slice::<u16, f16>(s).convert_to_f32_slice(d)
+            }
+        }),
         _ => false,
     }
+}
+
+/// `convert` over matching chunks of `src` as `S` and `dst` as `D`, in parallel; `false` (and
+/// nothing written) when either is not aligned for its type.
+fn par_convert<S: bytemuck::Pod + Sync, D: bytemuck::Pod + Send>(
+    src: &[u8],
+    dst: &mut [u8],
+    convert: impl Fn(&[S], &mut [D]) + Sync,
+) -> bool {
+    let n = ELEMS_PER_TASK;
+    let (Ok(s), Ok(d)) = (bytemuck::try_cast_slice::<u8, S>(src), bytemuck::try_cast_slice_mut::<u8, D>(dst))
+    else {
+        return false;
+    };
+    d.par_chunks_mut(n).zip(s.par_chunks(n)).for_each(|(d, s)| convert(s, d));
+    true
 }

@@ -28,5 +28,13 @@ pub(crate) fn rows_per_task(cols: usize) -> usize {
     (16 * 1024 / cols.max(1)).clamp(1, 4096)
 }
 
+/// The CPU's model name (`model name` in /proc/cpuinfo), where there is one: for the reports and
+/// diagnostics that say what machine ran (`ragtune doctor`, the experiment and bench reports).
+pub fn model_name() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    line.split_once(':').map(|(_, v)| v.trim().to_string())
+}
+
 /// Elements per rayon task for elementwise work.
 pub(crate) const ELEMS_PER_TASK: usize = 32 * 1024;

@@ -23,6 +23,14 @@ pub trait QuestionWriter {
     fn write(&mut self, sentence: &str, answer: &str) -> Result<String>;
 }
 
+/// Whether `tok` speaks ChatML (has `<|im_start|>`), and the tokens that end a reply: the model's
+/// end-of-sequence ids and ChatML's `<|im_end|>`. The question writer and the paraphraser share them.
+pub(crate) fn chat_and_stops(model: &LlamaModel, tok: &Tokenizer) -> (bool, Vec<u32>) {
+    let mut stops = model.config.eos_token_ids.clone();
+    stops.extend(tok.token_to_id("<|im_end|>"));
+    (tok.token_to_id("<|im_start|>").is_some(), stops)
+}
+
 /// A causal language model as a [`QuestionWriter`].
 pub struct ModelWriter<'a> {
     model: &'a LlamaModel,
@@ -35,15 +43,14 @@ pub struct ModelWriter<'a> {
 
 impl<'a> ModelWriter<'a> {
     pub fn new(model: &'a LlamaModel, tok: &'a Tokenizer) -> ModelWriter<'a> {
-        let mut stops = model.config.eos_token_ids.clone();
-        stops.extend(tok.token_to_id("<|im_end|>"));
+        let (chat, mut stops) = chat_and_stops(model, tok);
         // A question is one line.
         for id in 0..tok.vocab_size() as u32 {
             if tok.decode(&[id], false).is_ok_and(|t| t.contains('\n')) {
                 stops.push(id);
             }
         }
-        ModelWriter { model, tok, max_new_tokens: 48, chat: tok.token_to_id("<|im_start|>").is_some(), stops }
+        ModelWriter { model, tok, max_new_tokens: 48, chat, stops }
     }
 
     /// The prompt: the task with one worked example, then `sentence` and `answer`.

@@ -10,6 +10,7 @@
 
 use ragtune_runtime::{GenerateOptions, LlamaModel, Tokenizer, generate};
 
+use super::model::chat_and_stops;
 use crate::error::Result;
 use crate::task::Passage;
 
@@ -29,9 +30,8 @@ pub struct ModelParaphraser<'a> {
 
 impl<'a> ModelParaphraser<'a> {
     pub fn new(model: &'a LlamaModel, tok: &'a Tokenizer) -> ModelParaphraser<'a> {
-        let mut stops = model.config.eos_token_ids.clone();
-        stops.extend(tok.token_to_id("<|im_end|>"));
-        ModelParaphraser { model, tok, chat: tok.token_to_id("<|im_start|>").is_some(), stops }
+        let (chat, stops) = chat_and_stops(model, tok);
+        ModelParaphraser { model, tok, chat, stops }
     }
 
     /// The prompt: the task with one worked example, then `text`.

@@ -38,6 +38,7 @@ use crate::metrics::{
     cluster_paired_difference, paired_test, popularity_label,
 };
 use crate::task::QaItem;
+use crate::world::names::capitalise;
 
 /// Every finding this run can speak to, in a fixed order. `questions` are the evaluation
 /// questions (for their phrasing and popularity labels and their source clusters, matched to
@@ -181,7 +182,7 @@ impl Ctx<'_> {
         let test = paired_test(&va, &vb, &keys);
         let clusters = cluster_count(&keys);
         let holds = verdict(&d);
-        let (name_a, name_b) = (capitalised(c.a.prose_name()), c.b.prose_name().to_string());
+        let (name_a, name_b) = (capitalise(c.a.prose_name()), c.b.prose_name().to_string());
         let scores = format!("{name_a} answered {}, {name_b} {}", metric.phrase(&ia), percent(&ib));
         let tail = match (holds, test) {
             (Some(true), _) => format!("{name_a} is ahead by {}, {}", points(&d), c.agree),
@@ -531,14 +532,6 @@ fn verdict(d: &Interval) -> Option<bool> {
         Some(false)
     } else {
         None
-    }
-}
-
-fn capitalised(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

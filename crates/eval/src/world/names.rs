@@ -101,7 +101,8 @@ impl NameGen {
     }
 }
 
-fn capitalise(w: &str) -> String {
+/// `w` with its first letter upper-cased (the world's names; the report's sentence starts too).
+pub(crate) fn capitalise(w: &str) -> String {
     let mut c = w.chars();
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),

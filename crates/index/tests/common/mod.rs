@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use half::{bf16, f16};
-use ragtune_compute::{DType, Tensor};
-use ragtune_index::{Metric, SearchResult};
+use ragtune_compute::{DType, Device, Tensor};
+use ragtune_index::{FlatIndex, Metric, SearchResult};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -112,6 +112,13 @@ pub fn tolerance(dtype: DType) -> f64 {
         DType::F16 => 2e-3,
         _ => 1e-2,
     }
+}
+
+/// A CPU flat index of `rows` (`dim` wide) under `ids`.
+pub fn flat_index(rows: &[f32], dim: usize, ids: &[u64], metric: Metric, dtype: DType) -> FlatIndex {
+    let mut index = FlatIndex::new(dim, metric, dtype, &Device::Cpu).unwrap();
+    index.add(&tensor(rows, dim), ids).unwrap();
+    index
 }
 
 /// Well-separated Gaussian clusters: `n` points in `clusters` blobs, plus `nq` queries drawn

@@ -32,6 +32,23 @@ pub fn run(
     ragtune_kernel_emu::launch(&call(family, function, dims, args), &EmuOptions { schedule })
 }
 
+/// Launch one block of `threads` threads on host memory with the given schedule; panics if the
+/// launch fails (most tests run a single block).
+pub fn run_block(family: &'static str, function: &str, threads: u32, args: Vec<Arg>, schedule: Schedule) {
+    run(family, function, LaunchDims::linear(1, threads, 0), args, schedule).unwrap();
+}
+
+/// The message of the kernel fault a one-block launch of `threads` threads must end in.
+pub fn block_fault(
+    family: &'static str,
+    function: &str,
+    threads: u32,
+    args: Vec<Arg>,
+    schedule: Schedule,
+) -> String {
+    kernel_fault(run(family, function, LaunchDims::linear(1, threads, 0), args, schedule), function)
+}
+
 /// The message of a kernel fault, or a panic naming what came back instead.
 pub fn kernel_fault(r: Result<(), ComputeError>, function: &str) -> String {
     match r {

@@ -60,16 +60,14 @@ fn i32_tensor(device: &Device, values: &[i32], shape: &[usize]) -> Result<Tensor
 impl BertModel {
     /// Load a Hugging Face / sentence-transformers folder in `dtype` onto `device`.
     pub fn from_dir(dir: &Path, dtype: DType, device: Device) -> Result<BertModel> {
-        let config_path = dir.join("config.json");
-        let config = match ModelConfig::from_file(&config_path)? {
-            ModelConfig::Bert(c) => c,
-            ModelConfig::Llama(_) => {
-                return Err(RuntimeError::Unsupported(format!(
-                    "{} describes a decoder; sentence embeddings need a BERT-family encoder",
-                    config_path.display()
-                )));
-            }
-        };
+        let (_, config) = ModelConfig::from_dir_as(
+            dir,
+            |c| match c {
+                ModelConfig::Bert(c) => Some(c),
+                ModelConfig::Llama(_) => None,
+            },
+            "describes a decoder; sentence embeddings need a BERT-family encoder",
+        )?;
         let weights = Weights::open_dir(dir, dtype, device)?;
         BertModel::from_weights(config, Pooling::from_dir(dir)?, &weights)
     }

@@ -103,16 +103,14 @@ fn check_layer_count(c: &LlamaConfig, w: &Weights, config_origin: &str) -> Resul
 impl LlamaModel {
     /// Load a Hugging Face folder (`config.json` + safetensors) in `dtype` onto `device`.
     pub fn from_dir(dir: &Path, dtype: DType, device: Device) -> Result<LlamaModel> {
-        let config_path = dir.join("config.json");
-        let config = match ModelConfig::from_file(&config_path)? {
-            ModelConfig::Llama(c) => c,
-            ModelConfig::Bert(_) => {
-                return Err(RuntimeError::Unsupported(format!(
-                    "{} describes a BERT encoder; it embeds text but cannot generate (use `ragtune embed`)",
-                    config_path.display()
-                )));
-            }
-        };
+        let (config_path, config) = ModelConfig::from_dir_as(
+            dir,
+            |c| match c {
+                ModelConfig::Llama(c) => Some(c),
+                ModelConfig::Bert(_) => None,
+            },
+            "describes a BERT encoder; it embeds text but cannot generate (use `ragtune embed`)",
+        )?;
         let weights = Weights::open_dir(dir, dtype, device)?;
         check_layer_count(&config, &weights, &config_path.display().to_string())?;
         LlamaModel::from_weights(config, &weights)

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ragtune_compute::{DType, Device};
 use ragtune_runtime::{GenerateOptions, KvCache, LlamaModel, LogitsWanted, generate};
 use serde_json::Value;
 
@@ -12,9 +13,36 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/runtime")
 }
 
+/// The decoder fixtures' manifest (`manifest.json`).
 pub fn manifest() -> Value {
-    let text = std::fs::read_to_string(fixtures().join("manifest.json")).expect("manifest.json");
+    manifest_named("manifest.json")
+}
+
+/// A manifest of recorded outputs in the fixtures folder.
+pub fn manifest_named(file: &str) -> Value {
+    let text = std::fs::read_to_string(fixtures().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     serde_json::from_str(&text).expect("manifest JSON")
+}
+
+/// The manifest's logits tolerance (relative error).
+pub fn logits_tol(manifest: &Value) -> f64 {
+    manifest["tolerances"]["logits_rel_err"].as_f64().unwrap()
+}
+
+/// How many tokens the manifest's greedy continuations ran for.
+pub fn greedy_max_new(manifest: &Value) -> usize {
+    manifest["greedy"]["max_new_tokens"].as_u64().unwrap() as usize
+}
+
+/// The fixture model `name` in f32 on the CPU.
+pub fn load_f32(name: &str) -> LlamaModel {
+    LlamaModel::from_dir(&fixtures().join(name).join("model"), DType::F32, Device::Cpu).expect("model loads")
+}
+
+/// The greedy continuation of one prompt, up to `max_new` tokens.
+pub fn greedy(model: &LlamaModel, prompt: Vec<u32>, max_new: usize) -> Vec<u32> {
+    let opts = GenerateOptions::for_model(model, max_new);
+    generate(model, &[prompt], &opts, |_, _| Ok(())).unwrap().remove(0).tokens
 }
 
 /// A little-endian `.npy` file of `<f4` or `<i8`: (shape, values as f64).

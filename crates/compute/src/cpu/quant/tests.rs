@@ -40,6 +40,25 @@ fn random_matrix(kind: QuantKind, rows: usize, cols: usize, seed: u64) -> QMatri
     QMatrix::from_gguf(kind, rows, cols, &bytes).unwrap()
 }
 
+/// Every quant type with a random `n`×`k` matrix (seed `seed` + the type's index) and `m` rows
+/// of random activations (seed `seed` + 10 + the index).
+fn random_cases(
+    n: usize,
+    k: usize,
+    m: usize,
+    seed: u64,
+) -> impl Iterator<Item = (QuantKind, QMatrix, Vec<f32>)> {
+    KINDS
+        .into_iter()
+        .zip(0u64..)
+        .map(move |(kind, t)| (kind, random_matrix(kind, n, k, seed + t), random_x(m * k, seed + 10 + t)))
+}
+
+/// Every integer path on this CPU: both activation precisions on each available ISA.
+fn integer_paths() -> impl Iterator<Item = (ActBits, Isa)> {
+    [ActBits::I8, ActBits::Fine].into_iter().flat_map(|b| Isa::available().into_iter().map(move |i| (b, i)))
+}
+
 fn random_x(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     (0..n).map(|_| rng.random_range(-2.0f32..2.0)).collect()
@@ -80,14 +99,9 @@ fn reference(w: &QMatrix, x: &[f32], m: usize, bits: ActBits) -> (Vec<f64>, Vec<
 
 #[test]
 fn integer_dot_matches_dequantized_f64_for_every_type_and_isa() {
-    for (t, kind) in KINDS.into_iter().enumerate() {
-        let (n, k, m) = (7, 512, 3);
-        let w = random_matrix(kind, n, k, 10 + t as u64);
-        let x = random_x(m * k, 20 + t as u64);
-        for (bits, isa) in [ActBits::I8, ActBits::Fine]
-            .into_iter()
-            .flat_map(|b| Isa::available().into_iter().map(move |i| (b, i)))
-        {
+    let (n, k, m) = (7, 512, 3);
+    for (kind, w, x) in random_cases(n, k, m, 10) {
+        for (bits, isa) in integer_paths() {
             let (want, bound, _) = reference(&w, &x, m, bits);
             let got = qmatmul_on(Path::Integer(isa, bits), &x, m, &w);
             let mut worst = 0f64;
@@ -129,10 +143,7 @@ fn exactly_quantized_activations_leave_only_summation_error() {
         let w = random_matrix(kind, n, k, 40);
         let (want, _, _) = reference(&w, &x, m, ActBits::I8);
         let wf = w.dequantize();
-        for (bits, isa) in [ActBits::I8, ActBits::Fine]
-            .into_iter()
-            .flat_map(|b| Isa::available().into_iter().map(move |i| (b, i)))
-        {
+        for (bits, isa) in integer_paths() {
             let got = qmatmul_on(Path::Integer(isa, bits), &x, m, &w);
             for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
                 let (r, j) = (i / n, i % n);
@@ -157,14 +168,9 @@ fn exactly_quantized_activations_leave_only_summation_error() {
 /// differ only by f32 rounding of the scaled sums, within γ·Σ|terms|.
 #[test]
 fn simd_paths_agree_with_scalar() {
-    for (t, kind) in KINDS.into_iter().enumerate() {
-        let (n, k, m) = (33, 1024, 2);
-        let w = random_matrix(kind, n, k, 50 + t as u64);
-        let x = random_x(m * k, 60 + t as u64);
-        for (bits, isa) in [ActBits::I8, ActBits::Fine]
-            .into_iter()
-            .flat_map(|b| Isa::available().into_iter().map(move |i| (b, i)))
-        {
+    let (n, k, m) = (33, 1024, 2);
+    for (kind, w, x) in random_cases(n, k, m, 50) {
+        for (bits, isa) in integer_paths() {
             let (_, _, sum_part) = reference(&w, &x, m, bits);
             let scalar = qmatmul_on(Path::Integer(Isa::Scalar, bits), &x, m, &w);
             let got = qmatmul_on(Path::Integer(isa, bits), &x, m, &w);
