@@ -4,7 +4,7 @@
 mod common;
 
 use common::{
-    check_cached_decode, check_left_padded_batch, check_prompt_logits, fixtures, greedy, greedy_max_new, ids,
+    check_cached_decode, check_prompt_logits, check_recorded_batches, fixtures, greedy, greedy_max_new, ids,
     load_f32, logits_tol, manifest, read_npy,
 };
 use ragtune_runtime::{LlamaModel, Tokenizer, score};
@@ -56,14 +56,7 @@ fn greedy_matches_transformers() {
 /// mask is 1, and the greedy continuations (transformers pads a finished row with pad ids).
 #[test]
 fn batched_prefill_and_decode_match_transformers() {
-    let m = manifest();
-    let tol = logits_tol(&m);
-    let max_new = greedy_max_new(&m);
-    for name in MODELS {
-        let batch = &m["models"][name]["batch"];
-        let pad = batch["pad_token_id"].as_u64().unwrap() as u32;
-        check_left_padded_batch(&load_f32(name), name, batch, tol, max_new, pad);
-    }
+    check_recorded_batches(&manifest(), &MODELS, |batch| batch["pad_token_id"].as_u64().unwrap() as u32);
 }
 
 /// Decoding token by token through the cache gives the same logits as one prefill.

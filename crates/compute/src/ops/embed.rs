@@ -3,6 +3,7 @@
 
 use super::common_device;
 use super::f32_operands::{f32_data, f32_only, f32_output};
+use super::require_dtype;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
@@ -21,12 +22,7 @@ pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     if table.rank() != 2 {
         return Err(ComputeError::shape(OP, format!("table {:?} must be [vocab, dim]", table.shape())));
     }
-    if ids.dtype() != DType::I32 {
-        return Err(ComputeError::dtype(
-            OP,
-            format!("ids {:?} are {}; token ids must be i32", ids.shape(), ids.dtype()),
-        ));
-    }
+    require_dtype(OP, ids, DType::I32, ("ids", "are"), "token ids must be i32")?;
     let (vocab, d) = (table.shape()[0], table.shape()[1]);
     if ids.numel() > i32::MAX as usize || vocab > i32::MAX as usize {
         return Err(ComputeError::shape(
@@ -66,12 +62,7 @@ pub(crate) fn bad_id(pos: usize, id: Option<i32>, vocab: usize) -> ComputeError 
 /// rows scatter-added by id (a token seen twice gets both rows). f32 `[vocab, d]`.
 pub fn embedding_backward(ids: &Tensor, dy: &Tensor, vocab: usize) -> Result<Tensor> {
     const OP: &str = "embedding_backward";
-    if ids.dtype() != DType::I32 {
-        return Err(ComputeError::dtype(
-            OP,
-            format!("ids {:?} are {}; token ids must be i32", ids.shape(), ids.dtype()),
-        ));
-    }
+    require_dtype(OP, ids, DType::I32, ("ids", "are"), "token ids must be i32")?;
     let d = dy.last_dim();
     if dy.rank() != ids.rank() + 1 || dy.shape()[..ids.rank()] != *ids.shape() {
         return Err(ComputeError::shape(

@@ -7,32 +7,24 @@ use std::borrow::Cow;
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
+use crate::ops::require_dtype;
 use crate::tensor::Tensor;
 
 /// The f32 elements of `t`, borrowed on the host, downloaded from a device.
 pub(crate) fn f32_data<'a>(op: &'static str, what: &str, t: &'a Tensor) -> Result<Cow<'a, [f32]>> {
-    if t.dtype() != DType::F32 {
-        return Err(ComputeError::dtype(
-            op,
-            format!(
-                "{what} {:?} is {}; backward ops take f32 (cast activations and gradients with ops::cast)",
-                t.shape(),
-                t.dtype()
-            ),
-        ));
-    }
+    require_dtype(
+        op,
+        t,
+        DType::F32,
+        (what, "is"),
+        "backward ops take f32 (cast activations and gradients with ops::cast)",
+    )?;
     if t.is_host() { Ok(Cow::Borrowed(t.as_slice::<f32>()?)) } else { Ok(Cow::Owned(t.to_vec::<f32>()?)) }
 }
 
 /// An error unless `t` is f32 (the training kernels take f32 only).
 pub(crate) fn f32_only(op: &'static str, what: &str, t: &Tensor) -> Result<()> {
-    if t.dtype() != DType::F32 {
-        return Err(ComputeError::dtype(
-            op,
-            format!("{what} {:?} is {}; backward ops take f32 (cast with ops::cast)", t.shape(), t.dtype()),
-        ));
-    }
-    Ok(())
+    require_dtype(op, t, DType::F32, (what, "is"), "backward ops take f32 (cast with ops::cast)")
 }
 
 /// An f32 tensor of `data` on `device`.

@@ -2,6 +2,7 @@
 //! one batch can serve sequences that use different adapters (or none) — y = x Wᵀ from the base
 //! GEMM, then `y += scale[id] · (x A[id]ᵀ) B[id]ᵀ` without another GEMM over the whole batch.
 
+use super::require_dtype;
 use super::{common_device, with_float};
 use crate::device::Device;
 use crate::dtype::DType;
@@ -35,13 +36,7 @@ fn check_ids(op: &'static str, ids: &Tensor, rows: usize, adapters: usize) -> Re
 
 /// The rank-r activations must be f32, as [`lora_shrink`] makes them.
 fn check_u(op: &'static str, u: &Tensor) -> Result<()> {
-    if u.dtype() != DType::F32 {
-        return Err(ComputeError::dtype(
-            op,
-            format!("u {:?} is {}; lora_shrink makes it f32", u.shape(), u.dtype()),
-        ));
-    }
-    Ok(())
+    require_dtype(op, u, DType::F32, ("u", "is"), "lora_shrink makes it f32")
 }
 
 /// One finite scale per adapter.

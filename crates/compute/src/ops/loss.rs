@@ -4,6 +4,7 @@
 
 use super::common_device;
 use super::f32_operands::{f32_data, f32_output};
+use super::require_dtype;
 use crate::cpu;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
@@ -34,12 +35,7 @@ pub struct CrossEntropy {
 /// and the per-row losses go through the host.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor, ignore_index: i32) -> Result<CrossEntropy> {
     const OP: &str = "cross_entropy";
-    if targets.dtype() != DType::I32 {
-        return Err(ComputeError::dtype(
-            OP,
-            format!("targets {:?} are {}; they must be i32 token ids", targets.shape(), targets.dtype()),
-        ));
-    }
+    require_dtype(OP, targets, DType::I32, ("targets", "are"), "they must be i32 token ids")?;
     if logits.rank() == 0
         || logits.rank() != targets.rank() + 1
         || logits.shape()[..targets.rank()] != *targets.shape()
@@ -67,16 +63,13 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, ignore_index: i32) -> Re
         ));
     }
     let count = t.iter().filter(|&&x| x != ignore_index).count();
-    if logits.dtype() != DType::F32 {
-        return Err(ComputeError::dtype(
-            OP,
-            format!(
-                "logits {:?} are {}; the loss takes f32 logits (cast them with ops::cast)",
-                logits.shape(),
-                logits.dtype()
-            ),
-        ));
-    }
+    require_dtype(
+        OP,
+        logits,
+        DType::F32,
+        ("logits", "are"),
+        "the loss takes f32 logits (cast them with ops::cast)",
+    )?;
     if vocab > i32::MAX as usize || t.len() > u32::MAX as usize {
         return Err(ComputeError::shape(
             OP,

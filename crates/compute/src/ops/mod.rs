@@ -60,6 +60,24 @@ pub(crate) fn common_device(op: &'static str, tensors: &[&Tensor]) -> Result<Dev
     Ok(first)
 }
 
+/// `Ok` when `t` is `want`; otherwise `op`'s dtype error "`name` [shape] `verb` dtype; `advice`"
+/// (`verb`: "is" or "are"). The single-dtype operand checks of the ops share it.
+pub(crate) fn require_dtype(
+    op: &'static str,
+    t: &Tensor,
+    want: DType,
+    (name, verb): (&str, &str),
+    advice: &str,
+) -> Result<()> {
+    if t.dtype() != want {
+        return Err(ComputeError::dtype(
+            op,
+            format!("{name} {:?} {verb} {}; {advice}", t.shape(), t.dtype()),
+        ));
+    }
+    Ok(())
+}
+
 /// Operands must share one floating-point dtype.
 pub(crate) fn common_float_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
     let dt = tensors[0].dtype();

@@ -11,6 +11,7 @@
 use super::common_device;
 use super::f32_operands::f32_data;
 use super::matmul::MatmulSpec;
+use super::require_dtype;
 use crate::cpu;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
@@ -77,12 +78,7 @@ pub fn adamw_step(
     let bc2_sqrt = bc2.sqrt() as f32;
     if let crate::device::Device::Gpu(backend) = &device {
         for (what, t) in [("param", &*param), ("grad", grad), ("m", &*m), ("v", &*v)] {
-            if t.dtype() != DType::F32 {
-                return Err(ComputeError::dtype(
-                    OP,
-                    format!("{what} {:?} is {}; AdamW updates f32 master weights", t.shape(), t.dtype()),
-                ));
-            }
+            require_dtype(OP, t, DType::F32, (what, "is"), "AdamW updates f32 master weights")?;
         }
         // Each of the three gets storage of its own first (copy-on-write), as on the host.
         let (pa, ma, va) = (param.device_addr_mut()?, m.device_addr_mut()?, v.device_addr_mut()?);
@@ -153,12 +149,7 @@ pub fn clip_grad_norm(grads: &mut [Tensor], max_norm: f32) -> Result<f32> {
         return Err(ComputeError::invalid(OP, format!("max_norm must be finite and > 0, got {max_norm}")));
     }
     for g in grads.iter() {
-        if g.dtype() != DType::F32 {
-            return Err(ComputeError::dtype(
-                OP,
-                format!("gradient {:?} is {}; gradients are f32", g.shape(), g.dtype()),
-            ));
-        }
+        require_dtype(OP, g, DType::F32, ("gradient", "is"), "gradients are f32")?;
     }
     let on_device = grads.iter().any(|g| !g.is_host());
     let total = if on_device { device_sum_squares(grads)? } else { host_sum_squares(grads)? };

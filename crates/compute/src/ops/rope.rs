@@ -1,6 +1,7 @@
 //! Rotary position embedding in Hugging Face's "rotate_half" layout. Its backward is the inverse
 //! rotation — the forward with negated frequencies — so it runs on any device and dtype.
 
+use super::require_dtype;
 use super::scale;
 use super::{common_device, common_float_dtype, host_output, with_float};
 use crate::device::Device;
@@ -67,11 +68,6 @@ pub fn rope(x: &Tensor, positions: &Tensor, inv_freq: &Tensor) -> Result<Tensor>
 /// gradient is `dy` turned back by the same angles — `rope` with negated frequencies (the angle
 /// `p · (−f)` is exactly the negated forward angle). Any device and float dtype.
 pub fn rope_backward(dy: &Tensor, positions: &Tensor, inv_freq: &Tensor) -> Result<Tensor> {
-    if inv_freq.dtype() != DType::F32 {
-        return Err(ComputeError::dtype(
-            "rope_backward",
-            format!("inv_freq {:?} is {}; it must be f32 as for rope", inv_freq.shape(), inv_freq.dtype()),
-        ));
-    }
+    require_dtype("rope_backward", inv_freq, DType::F32, ("inv_freq", "is"), "it must be f32 as for rope")?;
     rope(dy, positions, &scale(inv_freq, -1.0)?)
 }

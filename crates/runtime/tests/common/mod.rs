@@ -112,6 +112,16 @@ pub fn unpadded(batch: &Value) -> Vec<Vec<u32>> {
         .collect()
 }
 
+/// [`check_left_padded_batch`] on the recorded batch of each of `models` in manifest `m`, at its
+/// tolerance and greedy length, with the pad id `pad` gives for the batch.
+pub fn check_recorded_batches(m: &Value, models: &[&str], pad: impl Fn(&Value) -> u32) {
+    let (tol, max_new) = (logits_tol(m), greedy_max_new(m));
+    for &name in models {
+        let batch = &m["models"][name]["batch"];
+        check_left_padded_batch(&load_f32(name), name, batch, tol, max_new, pad(batch));
+    }
+}
+
 /// A fixture's left-padded batch (`ids_list`, `attention_mask_list`, `logits`, `greedy_ids`):
 /// our prefill logits where transformers' mask is 1 (rel err ≤ `tol`), and the batched greedy
 /// continuations of `max_new` tokens (transformers pads a row that stopped early with `pad`).
