@@ -55,37 +55,28 @@ impl RowStore {
         if new_ids.is_empty() {
             return Ok(self.clone());
         }
+        let (ids, rows) = merge_order(&self.ids, new_ids);
+        let appended = rows.iter().enumerate().all(|(i, &r)| i == r);
         if let Some(old) = self.vectors.as_ref().filter(|_| matches!(device, Device::Gpu(_))) {
-            return self.merged_on_device(old, new_ids, new_rows, device);
+            // `[old; new]` on the device (the old rows copied device to device), then gathered
+            // into id order unless the new ids all come after the old ones.
+            let mut both = Tensor::zeros(&[ids.len(), self.dim], self.dtype, device)?;
+            ops::copy_into(&mut both, old, 0)?;
+            ops::copy_into(&mut both, &new_rows.to_device(device)?, self.ids.len() * self.dim)?;
+            if appended {
+                return Ok(RowStore { dim: self.dim, dtype: self.dtype, ids, vectors: Some(both) });
+            }
+            return self.gathered(&both, ids, &rows, device);
         }
         let new_bytes =
             new_rows.host_bytes().ok_or_else(|| internal("merged: new rows must be on the host"))?;
         let old = self.host_vectors()?;
         let old_bytes = old.as_ref().and_then(|t| t.host_bytes()).unwrap_or(&[]);
-        let rb = self.row_bytes();
-        let total = self.ids.len() + new_ids.len();
-        let mut bytes = Vec::with_capacity(total * rb);
-        let mut ids = Vec::with_capacity(total);
-        if self.ids.last().is_none_or(|&last| last < new_ids[0]) {
-            ids.extend_from_slice(&self.ids);
-            ids.extend_from_slice(new_ids);
-            bytes.extend_from_slice(old_bytes);
-            bytes.extend_from_slice(new_bytes);
+        let bytes = if appended {
+            [old_bytes, new_bytes].concat()
         } else {
-            let (mut i, mut j) = (0, 0);
-            while i < self.ids.len() || j < new_ids.len() {
-                let take_old = j == new_ids.len() || (i < self.ids.len() && self.ids[i] < new_ids[j]);
-                if take_old {
-                    ids.push(self.ids[i]);
-                    bytes.extend_from_slice(&old_bytes[i * rb..(i + 1) * rb]);
-                    i += 1;
-                } else {
-                    ids.push(new_ids[j]);
-                    bytes.extend_from_slice(&new_bytes[j * rb..(j + 1) * rb]);
-                    j += 1;
-                }
-            }
-        }
+            row_bytes_of(old_bytes, new_bytes, &rows, self.row_bytes())
+        };
         self.with_rows(ids, bytes, device)
     }
 
@@ -94,69 +85,13 @@ impl RowStore {
         if remove.is_empty() {
             return Ok(self.clone());
         }
+        let (ids, rows) = kept_order(&self.ids, remove);
         if let Some(old) = self.vectors.as_ref().filter(|_| matches!(device, Device::Gpu(_))) {
-            let mut r = remove.iter().peekable();
-            let (mut ids, mut rows) = (Vec::new(), Vec::new());
-            for (row, &id) in self.ids.iter().enumerate() {
-                if r.peek() == Some(&&id) {
-                    r.next();
-                } else {
-                    ids.push(id);
-                    rows.push(row);
-                }
-            }
             return self.gathered(old, ids, &rows, device);
         }
         let old = self.host_vectors()?;
         let old_bytes = old.as_ref().and_then(|t| t.host_bytes()).unwrap_or(&[]);
-        let rb = self.row_bytes();
-        let keep = self.ids.len() - remove.len();
-        let (mut ids, mut bytes) = (Vec::with_capacity(keep), Vec::with_capacity(keep * rb));
-        let mut r = remove.iter().peekable();
-        for (row, &id) in self.ids.iter().enumerate() {
-            if r.peek() == Some(&&id) {
-                r.next();
-                continue;
-            }
-            ids.push(id);
-            bytes.extend_from_slice(&old_bytes[row * rb..(row + 1) * rb]);
-        }
-        self.with_rows(ids, bytes, device)
-    }
-
-    /// [`RowStore::merged`] for rows on a GPU: `[old; new]` on the device (the new rows uploaded,
-    /// the old ones copied device to device), then gathered into id order unless the new ids all
-    /// come after the old ones.
-    fn merged_on_device(
-        &self,
-        old: &Tensor,
-        new_ids: &[u64],
-        new_rows: &Tensor,
-        device: &Device,
-    ) -> Result<RowStore> {
-        let (n_old, n_new) = (self.ids.len(), new_ids.len());
-        let mut both = Tensor::zeros(&[n_old + n_new, self.dim], self.dtype, device)?;
-        ops::copy_into(&mut both, old, 0)?;
-        ops::copy_into(&mut both, &new_rows.to_device(device)?, n_old * self.dim)?;
-        if self.ids.last().is_none_or(|&last| last < new_ids[0]) {
-            let ids = self.ids.iter().chain(new_ids).copied().collect();
-            return Ok(RowStore { dim: self.dim, dtype: self.dtype, ids, vectors: Some(both) });
-        }
-        // Merge the two sorted id lists, remembering where each row sits in `both`.
-        let (mut ids, mut rows) = (Vec::with_capacity(n_old + n_new), Vec::with_capacity(n_old + n_new));
-        let (mut i, mut j) = (0, 0);
-        while i < n_old || j < n_new {
-            if j == n_new || (i < n_old && self.ids[i] < new_ids[j]) {
-                ids.push(self.ids[i]);
-                rows.push(i);
-                i += 1;
-            } else {
-                ids.push(new_ids[j]);
-                rows.push(n_old + j);
-                j += 1;
-            }
-        }
-        self.gathered(&both, ids, &rows, device)
+        self.with_rows(ids, row_bytes_of(old_bytes, &[], &rows, self.row_bytes()), device)
     }
 
     /// A store holding `ids`, whose rows are `rows` of `from` (a device tensor), gathered on the
@@ -219,4 +154,50 @@ pub(crate) fn check_unique(ids: &[u64]) -> Result<()> {
 
 fn internal(detail: &str) -> IndexError {
     IndexError::invalid("row store", detail.to_string())
+}
+
+/// The ids of `old` and `new` (both strictly ascending, disjoint) in one ascending list, and for
+/// each the row it comes from in `[old; new]`.
+fn merge_order(old: &[u64], new: &[u64]) -> (Vec<u64>, Vec<usize>) {
+    let (mut ids, mut rows) =
+        (Vec::with_capacity(old.len() + new.len()), Vec::with_capacity(old.len() + new.len()));
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        if j == new.len() || (i < old.len() && old[i] < new[j]) {
+            ids.push(old[i]);
+            rows.push(i);
+            i += 1;
+        } else {
+            ids.push(new[j]);
+            rows.push(old.len() + j);
+            j += 1;
+        }
+    }
+    (ids, rows)
+}
+
+/// The ids of `held` not in `remove` (both strictly ascending), and the row each sits in.
+fn kept_order(held: &[u64], remove: &[u64]) -> (Vec<u64>, Vec<usize>) {
+    let mut r = remove.iter().peekable();
+    let (mut ids, mut rows) = (Vec::new(), Vec::new());
+    for (row, &id) in held.iter().enumerate() {
+        if r.peek() == Some(&&id) {
+            r.next();
+        } else {
+            ids.push(id);
+            rows.push(row);
+        }
+    }
+    (ids, rows)
+}
+
+/// The bytes of `rows` of `[old; new]`, rows of `rb` bytes.
+fn row_bytes_of(old: &[u8], new: &[u8], rows: &[usize], rb: usize) -> Vec<u8> {
+    let n_old = old.len() / rb.max(1);
+    let mut out = Vec::with_capacity(rows.len() * rb);
+    for &r in rows {
+        let (src, i) = if r < n_old { (old, r) } else { (new, r - n_old) };
+        out.extend_from_slice(&src[i * rb..(i + 1) * rb]);
+    }
+    out
 }
