@@ -163,11 +163,11 @@ pub fn dry_run(config_path: &Path) -> Result<DryRun> {
                 )
             }
             Arm::Raft => {
-                // Question + gold and distractor passages → answer, cut at max_seq.
+                // Question + gold and distractor passages → answer, cut at the model's context.
                 let mean_passage = corpus_rows.iter().map(|r| r.ids.len()).sum::<usize>() as f64
                     / task.corpus.len().max(1) as f64;
-                let len = ((settings.raft_distractors + 1) as f64 * mean_passage + 32.0).min(max_seq as f64)
-                    as usize;
+                let len = ((settings.raft_distractors + 1) as f64 * mean_passage + 32.0)
+                    .min(model.max_context() as f64) as usize;
                 (
                     train_tokens(task.raft_train.len(), len, lora.raft_epochs, lora.batch_size),
                     0,

@@ -22,6 +22,32 @@ pub struct Example {
     pub labels: Vec<i32>,
 }
 
+impl Example {
+    /// Cut to at most `max_len` tokens (at least 2), keeping what the example teaches: when its
+    /// counted labels fit, prompt tokens go from the front — after the first token (BOS), which
+    /// stays — rather than the answer from the end, as a plain cut would; otherwise (a document,
+    /// or an answer longer than `max_len`) the first `max_len` tokens stay.
+    pub fn cut_to(&mut self, max_len: usize) {
+        let (n, max_len) = (self.ids.len(), max_len.max(2));
+        if n <= max_len {
+            return;
+        }
+        // The tail kept after the first token starts at `from`; the token before the first
+        // counted label predicts it, so that token stays too.
+        let from = n - (max_len - 1);
+        match self.labels.iter().position(|&l| l != IGNORE_INDEX) {
+            Some(first) if first >= 1 && from < first => {
+                self.ids.drain(1..from);
+                self.labels.drain(1..from);
+            }
+            _ => {
+                self.ids.truncate(max_len);
+                self.labels.truncate(max_len);
+            }
+        }
+    }
+}
+
 /// What [`read_jsonl_counted`] read: the examples, and how many lines were skipped for having
 /// nothing to learn (one token, an empty completion, a prompt that fills `max_len`).
 #[derive(Clone, Debug, PartialEq)]

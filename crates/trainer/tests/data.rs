@@ -73,3 +73,28 @@ fn packing_lays_examples_end_to_end_in_full_rows() {
     assert_eq!(rows, vec![ex(&[0, 5, 6, 0], &[-100, 5, 6, 0]), ex(&[7, 0, 8, 9], &[7, 0, 8, 9])]);
     assert!(pack(&examples, 0).is_empty());
 }
+
+#[test]
+fn cutting_an_example_keeps_its_answer_and_first_token() {
+    const I: i32 = -100;
+    // BOS 1, a 6-token prompt 10..=15, a 2-token answer 20, 21.
+    let prompted =
+        Example { ids: vec![1, 10, 11, 12, 13, 14, 15, 20, 21], labels: vec![I, I, I, I, I, I, I, 20, 21] };
+    let mut e = prompted.clone();
+    e.cut_to(5);
+    // The first token, the prompt's last token (it predicts the answer's first), the answer.
+    assert_eq!(e.ids, vec![1, 14, 15, 20, 21]);
+    assert_eq!(e.labels, vec![I, I, I, 20, 21]);
+    // Long enough already: untouched.
+    let mut e = prompted.clone();
+    e.cut_to(9);
+    assert_eq!(e, prompted);
+    // An answer that cannot fit with a token before it: a plain cut from the end.
+    let mut e = prompted.clone();
+    e.cut_to(2);
+    assert_eq!((e.ids, e.labels), (vec![1, 10], vec![I, I]));
+    // A document (every token counted): a plain cut from the end.
+    let mut doc = Example { ids: vec![1, 2, 3, 4, 5], labels: vec![1, 2, 3, 4, 5] };
+    doc.cut_to(3);
+    assert_eq!((doc.ids, doc.labels), (vec![1, 2, 3], vec![1, 2, 3]));
+}

@@ -391,7 +391,14 @@ impl Runner<'_> {
             let ret = retrieved.as_ref().expect("retrieval ran");
             self.memory.reset();
             let examples = self.raft_examples()?;
-            let raft = LoraSettings { epochs: s.lora.raft_epochs, ..s.lora.clone() };
+            // RAFT's examples are the retrieval prompts the adapter reads at answer time, which
+            // fit the model's context there: they are cut at that context, not at max_seq (a
+            // 256-token cut took the answer off every demo example).
+            let raft = LoraSettings {
+                epochs: s.lora.raft_epochs,
+                max_seq: self.model.max_context(),
+                ..s.lora.clone()
+            };
             let trained = self.train_arm(Arm::Raft, examples.clone(), false, &raft, true)?;
             if s.seeds > 1 {
                 self.extra_seeds(&examples, false, &self.recipe(Arm::Raft), &[(Arm::Raft, Some(ret))])?;

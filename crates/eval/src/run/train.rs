@@ -26,7 +26,9 @@ pub struct LoraSettings {
     pub raft_epochs: usize,
     /// Sequences per step.
     pub batch_size: usize,
-    /// Packed row length for documents, and the cut for examples (tokens).
+    /// Packed row length for documents, and the cut for examples (tokens): a longer prompt →
+    /// answer example loses prompt tokens from its front, not its answer
+    /// ([`Example::cut_to`](ragtune_trainer::data::Example::cut_to)).
     pub max_seq: usize,
     pub seed: u64,
 }
@@ -118,8 +120,7 @@ pub fn train_lora_epochs(
         examples
             .into_iter()
             .map(|mut e| {
-                e.ids.truncate(max_seq);
-                e.labels.truncate(max_seq);
+                e.cut_to(max_seq);
                 e
             })
             .collect()
