@@ -2,7 +2,8 @@
 //! all seven projections, batches of 8 × 256 tokens) and one 288-token prefill, timed — what
 //! `ragtune demo` spends its set-up and answers on. Loss checked finite before timing.
 //!     demo_step [STEPS]
-//! RAGTUNE_CPU_ISA=scalar|avx2 caps the vector kernels (gemv_simd, vexp), to measure their gain.
+//! RAGTUNE_CPU_ISA=scalar|avx2 caps the vector kernels (gemv_simd, vexp), to measure their gain;
+//! RAGTUNE_GLIBC_DEFAULTS=1 leaves the allocator as glibc sets it (cpu::alloc), to measure that.
 use std::path::Path;
 use std::time::Instant;
 
@@ -15,6 +16,9 @@ use ragtune_trainer::{LoraAdapter, LoraConfig, LoraTrainer, Target};
 use rand::{Rng, SeedableRng};
 
 fn main() {
+    if std::env::var_os("RAGTUNE_GLIBC_DEFAULTS").is_none() {
+        ragtune_compute::cpu::alloc::keep_freed_memory();
+    }
     let steps: usize = std::env::args().nth(1).map_or(6, |s| s.parse().expect("STEPS"));
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/eval/assets/demo-base");
     let model = load_causal_lm_as(&dir, Precision::Dtype(DType::F32), Device::Cpu).expect("load").0;

@@ -54,6 +54,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // As the `ragtune` CLI does: what users run is what is timed.
+    ragtune_compute::cpu::alloc::keep_freed_memory();
     let args = Args::parse();
     match run(args) {
         Ok(code) => code,

@@ -50,6 +50,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    ragtune_compute::cpu::alloc::keep_freed_memory();
     let cli = Cli::parse();
     match cli.command {
         Command::Index(cmd) => index_cmd::run(cmd, cli.json),

@@ -4,6 +4,7 @@
 //! SIMD-friendly loops, the `gemm` crate for matrix products.
 
 pub mod act;
+pub mod alloc;
 pub mod attention;
 pub mod cast;
 pub mod elementwise;
