@@ -10,8 +10,9 @@ use std::path::Path;
 /// Ops with no `.cu` file: products run on the `gemm` crate / cuBLAS, copies on memcpy.
 const LIBRARY_BACKED: [&str; 2] = ["matmul", "copy"];
 /// CPU-only support code with no GPU counterpart: SIMD math (vector exp, the decode GEMVs and
-/// their dispatch), quantized GGUF blocks, the int8 screen that speeds the exact top-k.
-const CPU_SUPPORT: [&str; 5] = ["gemv", "gemv_simd", "quant", "topk_screen", "vexp"];
+/// their dispatch), quantized GGUF blocks, the int8 screen that speeds the exact top-k, the
+/// allocator setting for host buffers.
+const CPU_SUPPORT: [&str; 6] = ["alloc", "gemv", "gemv_simd", "quant", "topk_screen", "vexp"];
 /// Shared checks of the training ops' f32 operands.
 const OPS_SUPPORT: [&str; 1] = ["f32_operands"];
 
