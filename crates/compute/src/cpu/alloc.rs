@@ -4,7 +4,9 @@
 //! Every op returns a fresh tensor, and a training step frees and re-allocates the same buffers
 //! of a few MiB each time. With glibc's defaults those buffers come from `mmap` (or the heap top
 //! trimmed after each free), so each step faults the pages in again and the kernel zeroes them:
-//! on the demo's LoRA step (2-core AMD EPYC) that was 230k page faults and ~20% of the wall time.
+//! six of the demo's LoRA steps (bench/examples/demo_step, 2-core AMD EPYC) faulted 150–230k
+//! pages with glibc's defaults and 46k with this setting; perf put ~12% of a step in page faults
+//! and zeroing.
 //! Fixing the mmap threshold at 32 MiB (glibc's maximum) and trimming only above 1 GiB free keeps
 //! those buffers in the process for reuse; the peak resident memory is unchanged, only freed
 //! memory below 1 GiB is not handed back to the system until the process ends.

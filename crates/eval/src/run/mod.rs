@@ -392,8 +392,8 @@ impl Runner<'_> {
             self.memory.reset();
             let examples = self.raft_examples()?;
             // RAFT's examples are the retrieval prompts the adapter reads at answer time, which
-            // fit the model's context there: they are cut at that context, not at max_seq (a
-            // 256-token cut took the answer off every demo example).
+            // fit the model's context there: they are cut at that context, not at max_seq, so
+            // that no passage text the adapter must learn to read is dropped.
             let raft = LoraSettings {
                 epochs: s.lora.raft_epochs,
                 max_seq: self.model.max_context(),
