@@ -672,5 +672,40 @@ pub fn lora(device: &Device, rng: &mut ChaCha8Rng) {
             compare(&format!("{what} dA"), &gda, &cda, 1e-4);
             compare(&format!("{what} dB"), &gdb, &cdb, 1e-4);
         }
+        if dtype != DType::F32 {
+            return;
+        }
+        // Training's batch: every row uses the one adapter. A device runs the reductions over
+        // rows as GEMMs there (lora_backward_shared); the CPU's general backward is the reference.
+        let ids0 = Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap();
+        let (a1, _) = random_tensor(rng, &[1, r, inp], dtype, 1.0);
+        let (b1, _) = random_tensor(rng, &[1, out, r], dtype, 1.0);
+        let u1 = ops::lora_shrink(&x, &a1, &ids0).unwrap();
+        for masked in [false, true] {
+            let run = |d: &Device, shared: bool| {
+                let t = |v: &Tensor| on(d, v);
+                let (x, mask, g, u, a, b, ids) = (t(&x), t(&mask), t(&g), t(&u1), t(&a1), t(&b1), t(&ids0));
+                let inputs = ops::LoraBackward {
+                    x: &x,
+                    mask: masked.then_some(&mask),
+                    dy: &g,
+                    u: &u,
+                    a: &a,
+                    b: &b,
+                    ids: &ids,
+                    scales: &[-0.75],
+                };
+                let mut dx = on(d, &dx0);
+                let backward = if shared { ops::lora_backward_shared } else { ops::lora_backward };
+                let (da, db) = backward(&inputs, &mut dx).unwrap();
+                (dx, da, db)
+            };
+            let (gdx, gda, gdb) = run(device, true);
+            let (cdx, cda, cdb) = run(&Device::Cpu, false);
+            let what = format!("lora_backward_shared masked {masked}");
+            compare(&format!("{what} dx"), &gdx, &cdx, tolerance(dtype, true));
+            compare(&format!("{what} dA"), &gda, &cda, 1e-4);
+            compare(&format!("{what} dB"), &gdb, &cdb, 1e-4);
+        }
     }
 }

@@ -216,3 +216,31 @@ fn backward_shape_errors_name_the_tensors() {
     let err = ops::lora_backward(&args(&half), &mut dx).unwrap_err().to_string();
     assert!(err.contains("lora_backward"), "{err}");
 }
+
+#[test]
+fn shared_backward_is_the_general_one_and_refuses_mixed_batches() {
+    let mut r = rng(47);
+    let (rows, inp, out, rank) = (70usize, 9usize, 6usize, 3usize);
+    let (x, _) = random_tensor(&mut r, &[rows, inp], DType::F32, 1.0);
+    let (a, _) = random_tensor(&mut r, &[1, rank, inp], DType::F32, 1.0);
+    let (b, _) = random_tensor(&mut r, &[1, out, rank], DType::F32, 1.0);
+    let (dy, _) = random_tensor(&mut r, &[rows, out], DType::F32, 1.0);
+    let zeros = Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap();
+    let u = ops::lora_shrink(&x, &a, &zeros).unwrap();
+    let args =
+        |ids| ops::LoraBackward { x: &x, mask: None, dy: &dy, u: &u, a: &a, b: &b, ids, scales: &[0.5] };
+    let (mut dx_general, mut dx_shared) = (x.clone(), x.clone());
+    let general = ops::lora_backward(&args(&zeros), &mut dx_general).unwrap();
+    let shared = ops::lora_backward_shared(&args(&zeros), &mut dx_shared).unwrap();
+    for (what, s, g) in
+        [("dx", &dx_shared, &dx_general), ("dA", &shared.0, &general.0), ("dB", &shared.1, &general.1)]
+    {
+        assert_eq!(s.to_vec_f32().unwrap(), g.to_vec_f32().unwrap(), "{what}");
+    }
+    // A row without the adapter is a mixed batch: the shared path says to use the general one.
+    let mut mixed = vec![0i32; rows];
+    mixed[5] = -1;
+    let mixed = Tensor::from_slice(&mixed, &[rows]).unwrap();
+    let err = ops::lora_backward_shared(&args(&mixed), &mut dx_shared).unwrap_err().to_string();
+    assert!(err.contains("every id 0") && err.contains("use lora_backward"), "{err}");
+}

@@ -690,9 +690,9 @@ fn lora_forward(
 /// Backward of [`lora_forward`]: `dx = dy W + mask ⊙ (scale · (dy B) A)`, `dB = scale · dyᵀ u`,
 /// `dA = scale · (dy B)ᵀ x'`, and with `want_dw` the base weight's `dW = dyᵀ x` and, when the
 /// projection has a bias, its `db = Σ_rows dy` (full mode). The adapter's part is one
-/// `ops::lora_backward` (kernels/lora.cu on a GPU): it adds into the base's dx in place and
-/// takes the mask and the scale inside, instead of five GEMMs and elementwise passes. `ids` is
-/// the batch's row → adapter map (all zeros: one adapter).
+/// `ops::lora_backward_shared`: it adds into the base's dx in place and takes the mask and the
+/// scale inside; on a GPU its reductions over the batch's rows are GEMMs. `ids` is the batch's
+/// row → adapter map (all zeros: one adapter).
 #[allow(clippy::too_many_arguments)]
 fn lora_backward(
     x: &Tensor,
@@ -717,7 +717,7 @@ fn lora_backward(
     let (r, inp, out) = (m.a.shape()[0], m.a.shape()[1], m.b.shape()[0]);
     let (a, b) = (m.a.reshape(&[1, r, inp])?, m.b.reshape(&[1, out, r])?);
     let args = ops::LoraBackward { x, mask, dy, u, a: &a, b: &b, ids, scales: &[scale] };
-    let (da, db) = ops::lora_backward(&args, &mut dx)?;
+    let (da, db) = ops::lora_backward_shared(&args, &mut dx)?;
     Ok(LinearGrads { dx, lora: Some((da.reshape(&[r, inp])?, db.reshape(&[out, r])?)), dw, dbias })
 }
 

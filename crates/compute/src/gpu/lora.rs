@@ -1,9 +1,10 @@
-//! Launches of kernels/lora.cu: a block per row.
+//! Launches of kernels/lora.cu: a block per row; and the one-adapter (training) backward, whose
+//! reductions over rows are cuBLAS GEMMs.
 
 use std::sync::Arc;
 
 use super::{args, output, ptr, row_threads};
-use crate::backend::GpuBackend;
+use crate::backend::{GemmCall, GpuBackend};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::kernels;
@@ -116,6 +117,74 @@ pub fn lora_backward(
     )?;
     outer(backend, t.x, mask, du_ptr, t.ids, Arg::Ptr(0), (inp, r, adapters), true, da_ptr)?;
     Ok((da, db))
+}
+
+/// [`lora_backward`] when every row uses the one adapter and the operands are f32 (training):
+/// `du = scale · dy B`, `dB = scale · dyᵀ u` and `dA = duᵀ (x ⊙ mask)` are three GEMMs (cuBLAS) —
+/// dA and dB are reductions over thousands of rows, which the row kernels do through per-chunk
+/// partials — and `dx += mask ⊙ du A` stays the row kernel, which reads the mask and adds in
+/// place in one pass over dx. Returns `(dA, dB)`, `[1, r, in]` and `[1, out, r]`.
+pub fn lora_backward_shared(
+    backend: &Arc<dyn GpuBackend>,
+    t: &LoraBackward,
+    scale: f32,
+    dx: u64,
+) -> Result<(Tensor, Tensor)> {
+    let (rows, inp) = (t.x.shape()[0], t.x.shape()[1]);
+    let (out, r) = (t.b.shape()[1], t.b.shape()[2]);
+    if [rows, inp, out, r].contains(&0) {
+        // Nothing to multiply (an empty sum is a zero gradient): the row kernels handle the edges.
+        let scales =
+            Tensor::from_slice(&[scale], &[1])?.to_device(&crate::device::Device::Gpu(backend.clone()))?;
+        return lora_backward(backend, t, &scales, dx);
+    }
+    let addr = |t: &Tensor| t.device_addr().unwrap_or(0);
+    let (du, du_ptr) = output(backend, &[rows, r], DType::F32)?;
+    let (da, da_ptr) = output(backend, &[1, r, inp], DType::F32)?;
+    let (db, db_ptr) = output(backend, &[1, out, r], DType::F32)?;
+    // du [rows, r] = scale · dy [rows, out] · B [out, r].
+    backend.gemm(&f32_gemm((rows, r, out), (addr(t.dy), false), (addr(t.b), false), du_ptr, scale))?;
+    backend.launch(&KernelCall {
+        kernel: kernels::lora::LORA_BWD_DX.of(DType::F32)?,
+        dims: LaunchDims::linear(rows as u32, row_threads(inp).min(256), 0),
+        args: args![&du, t.a, t.ids, t.mask.map_or(Arg::Ptr(0), ptr), Arg::Ptr(dx), inp, r, 1usize],
+    })?;
+    // dB [out, r] = scale · dyᵀ [out, rows] · u [rows, r].
+    backend.gemm(&f32_gemm((out, r, rows), (addr(t.dy), true), (addr(t.u), false), db_ptr, scale))?;
+    // dA [r, in] = duᵀ [r, rows] · x' [rows, in], x' the rows the forward shrank.
+    let shrunk = t.mask.map(|m| crate::ops::mul(t.x, m)).transpose()?;
+    let xm = shrunk.as_ref().unwrap_or(t.x);
+    backend.gemm(&f32_gemm((r, inp, rows), (du_ptr, true), (addr(xm), false), da_ptr, 1.0))?;
+    Ok((da, db))
+}
+
+/// `c [m, n] = alpha · op(a) · op(b)` on f32 row-major operands, one matrix, `k` inner; a
+/// transposed operand is stored the other way round (`a` as `[k, m]`, `b` as `[n, k]`).
+fn f32_gemm(
+    (m, n, k): (usize, usize, usize),
+    (a, trans_a): (u64, bool),
+    (b, trans_b): (u64, bool),
+    c: u64,
+    alpha: f32,
+) -> GemmCall {
+    GemmCall {
+        batch: 1,
+        m,
+        n,
+        k,
+        a,
+        b,
+        c,
+        trans_a,
+        trans_b,
+        stride_a: m * k,
+        stride_b: k * n,
+        stride_c: m * n,
+        in_dtype: DType::F32,
+        out_dtype: DType::F32,
+        alpha,
+        beta: 0.0,
+    }
 }
 
 /// One outer-product gradient `[adapters, cols, r]` (or `[adapters, r, cols]` when `transposed`)

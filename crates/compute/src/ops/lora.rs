@@ -153,6 +153,19 @@ pub struct LoraBackward<'a> {
 /// base GEMM's dx: no second pass over a separate buffer) and returns `(dA, dB)`, f32 and stacked
 /// like A and B, each adapter's summed over its rows (zeros for an adapter no row uses).
 pub fn lora_backward(t: &LoraBackward, dx: &mut Tensor) -> Result<(Tensor, Tensor)> {
+    backward(t, dx, false)
+}
+
+/// [`lora_backward`] for a batch whose rows all use one adapter — training, where A and B are
+/// `[1, r, in]` / `[1, out, r]` and `ids` is all zeros. Device ids are not read back, so the
+/// caller states it; host ids are checked. The result is [`lora_backward`]'s; on a GPU with f32
+/// operands the reductions over rows (dA, dB) and du run as GEMMs instead of the row kernels'
+/// per-chunk partial sums, which is what a batch of thousands of rows sharing one adapter needs.
+pub fn lora_backward_shared(t: &LoraBackward, dx: &mut Tensor) -> Result<(Tensor, Tensor)> {
+    backward(t, dx, true)
+}
+
+fn backward(t: &LoraBackward, dx: &mut Tensor, shared: bool) -> Result<(Tensor, Tensor)> {
     const OP: &str = "lora_backward";
     let (x, dy, u, a, b) = (t.x, t.dy, t.u, t.a, t.b);
     let ok = x.rank() == 2
@@ -199,6 +212,16 @@ pub fn lora_backward(t: &LoraBackward, dx: &mut Tensor) -> Result<(Tensor, Tenso
         ));
     }
     let id = check_ids(OP, t.ids, rows, adapters)?;
+    if shared && (adapters != 1 || id.iter().any(|&i| i != 0)) {
+        return Err(ComputeError::invalid(
+            OP,
+            format!(
+                "the shared-adapter backward needs one adapter (A {:?}) and every id 0: use lora_backward for \
+                 mixed batches",
+                a.shape()
+            ),
+        ));
+    }
     let mut devices: Vec<&Tensor> = vec![x, dy, u, a, b, t.ids, &*dx];
     devices.extend(t.mask);
     match common_device(OP, &devices)? {
@@ -223,9 +246,14 @@ pub fn lora_backward(t: &LoraBackward, dx: &mut Tensor) -> Result<(Tensor, Tenso
             Ok((Tensor::from_slice(&da, &[adapters, r, inp])?, Tensor::from_slice(&db, &[adapters, out, r])?))
         }),
         Device::Gpu(backend) => {
-            let s = Tensor::from_slice(t.scales, &[adapters])?.to_device(&Device::Gpu(backend.clone()))?;
             let addr = dx.device_addr_mut()?.unwrap_or(0);
-            gpu::lora::lora_backward(&backend, t, &s, addr)
+            if shared && dt == DType::F32 {
+                gpu::lora::lora_backward_shared(&backend, t, t.scales[0], addr)
+            } else {
+                let s =
+                    Tensor::from_slice(t.scales, &[adapters])?.to_device(&Device::Gpu(backend.clone()))?;
+                gpu::lora::lora_backward(&backend, t, &s, addr)
+            }
         }
     }
 }
