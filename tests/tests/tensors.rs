@@ -109,3 +109,11 @@ fn absurd_shapes_are_errors_not_panics() {
     let owner: Arc<dyn ByteOwner> = Arc::new(vec![0u8; 16]);
     assert!(Tensor::from_shared_bytes(owner, usize::MAX, 8, DType::U8, &[8]).is_err());
 }
+
+#[test]
+fn weights_default_to_bf16_on_a_kernel_device_and_f32_on_the_cpu() {
+    use ragtune_kernel_emu::{EmuBackend, EmuOptions, Schedule};
+    let gpu = Device::from_backend(Arc::new(EmuBackend::new(EmuOptions { schedule: Schedule::Forward })));
+    assert_eq!(gpu.default_weight_dtype(), DType::BF16);
+    assert_eq!(Device::Cpu.default_weight_dtype(), DType::F32);
+}

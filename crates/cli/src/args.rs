@@ -74,8 +74,11 @@ impl DeviceArg {
 }
 
 /// `--dtype` of the commands that need dense weights (training, embedding, index storage).
+/// `auto` is the device's choice ([`Device::default_weight_dtype`]: bf16 on a GPU, f32 on the
+/// CPU), resolved once the device is open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FloatDtype {
+    Auto,
     #[value(alias = "float32", alias = "float")]
     F32,
     #[value(alias = "bfloat16")]
@@ -91,15 +94,17 @@ impl FloatDtype {
         match WeightPrecision::from_str(s, true) {
             Ok(WeightPrecision::Stored | WeightPrecision::StoredQ8) => Err(format!(
                 "`{s}` keeps quantized weights for inference (ragtune generate); this command needs dense \
-                 weights: use f32, bf16 or f16"
+                 weights: use auto, f32, bf16 or f16"
             )),
             _ => FloatDtype::from_str(s, true)
-                .map_err(|_| format!("unknown dtype `{s}`: use f32, bf16 or f16")),
+                .map_err(|_| format!("unknown dtype `{s}`: use auto, f32, bf16 or f16")),
         }
     }
 
-    pub fn dtype(self) -> DType {
+    /// The dtype on `device`: `auto` is the device's default.
+    pub fn resolve(self, device: &Device) -> DType {
         match self {
+            FloatDtype::Auto => device.default_weight_dtype(),
             FloatDtype::F32 => DType::F32,
             FloatDtype::Bf16 => DType::BF16,
             FloatDtype::F16 => DType::F16,
@@ -120,6 +125,7 @@ impl ValueEnum for WeightPrecision {
     fn value_variants<'a>() -> &'a [Self] {
         use FloatDtype::*;
         &[
+            WeightPrecision::Float(Auto),
             WeightPrecision::Float(F32),
             WeightPrecision::Float(Bf16),
             WeightPrecision::Float(F16),
@@ -138,9 +144,10 @@ impl ValueEnum for WeightPrecision {
 }
 
 impl WeightPrecision {
-    pub fn precision(self) -> Precision {
+    /// How the runtime loads the weights on `device` (`auto`: the device's default dtype).
+    pub fn precision(self, device: &Device) -> Precision {
         match self {
-            WeightPrecision::Float(d) => Precision::Dtype(d.dtype()),
+            WeightPrecision::Float(d) => Precision::Dtype(d.resolve(device)),
             WeightPrecision::Stored => Precision::Stored,
             WeightPrecision::StoredQ8 => Precision::StoredQ8,
         }
@@ -173,21 +180,28 @@ mod tests {
     fn dtypes_map_to_the_runtime_types_and_accept_the_compute_crates_aliases() {
         for spec in ["f32", "float32", "F16", "half", "bf16", "bfloat16"] {
             let want = DType::parse(spec).unwrap();
-            assert_eq!(FloatDtype::parse_dense(spec).unwrap().dtype(), want, "{spec}");
+            assert_eq!(FloatDtype::parse_dense(spec).unwrap().resolve(&Device::Cpu), want, "{spec}");
             assert_eq!(
-                WeightPrecision::from_str(spec, true).unwrap().precision(),
+                WeightPrecision::from_str(spec, true).unwrap().precision(&Device::Cpu),
                 Precision::parse(spec).unwrap(),
                 "{spec}"
             );
         }
         for spec in ["stored", "stored-q8"] {
             assert_eq!(
-                WeightPrecision::from_str(spec, true).unwrap().precision(),
+                WeightPrecision::from_str(spec, true).unwrap().precision(&Device::Cpu),
                 Precision::parse(spec).unwrap()
             );
             let e = FloatDtype::parse_dense(spec).unwrap_err();
             assert!(e.contains("ragtune generate") && e.contains("f32, bf16 or f16"), "{e}");
         }
-        assert!(FloatDtype::parse_dense("i32").unwrap_err().contains("f32, bf16 or f16"));
+        assert!(FloatDtype::parse_dense("i32").unwrap_err().contains("auto, f32, bf16 or f16"));
+        // `auto` is the device's choice: f32 on the CPU (bf16 on a GPU, tested with the emulator
+        // in tests/tests/tensors.rs).
+        let auto = FloatDtype::parse_dense("auto").unwrap();
+        assert_eq!(auto.resolve(&Device::Cpu), Device::Cpu.default_weight_dtype());
+        assert_eq!(auto.resolve(&Device::Cpu), DType::F32);
+        let auto = WeightPrecision::from_str("AUTO", true).unwrap();
+        assert_eq!(auto.precision(&Device::Cpu), Precision::Dtype(DType::F32));
     }
 }

@@ -28,8 +28,8 @@ pub struct EmbedArgs {
     out: PathBuf,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Weight dtype: f32, bf16 or f16.
-    #[arg(long, default_value = "f32", value_parser = FloatDtype::parse_dense)]
+    /// Weight dtype: auto (bf16 on a GPU, f32 on the CPU), f32, bf16 or f16.
+    #[arg(long, default_value = "auto", value_parser = FloatDtype::parse_dense)]
     dtype: FloatDtype,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
@@ -69,7 +69,8 @@ pub fn run(args: EmbedArgs, json: bool) -> Result<()> {
     if texts.is_empty() {
         bail!("{}: no texts to embed (empty input)", args.input);
     }
-    let embedder = BertEmbedder::from_dir(&args.model, args.dtype.dtype(), args.device.open(json)?)
+    let device = args.device.open(json)?;
+    let embedder = BertEmbedder::from_dir(&args.model, args.dtype.resolve(&device), device)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let refs: Vec<&str> = texts.iter().map(|t| t.as_ref()).collect();
     let start = std::time::Instant::now();

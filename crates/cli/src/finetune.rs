@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use ragtune_compute::DType;
 use ragtune_compute::ops::AdamW;
 use ragtune_runtime::adapter::merge::save_model_folder;
 use ragtune_runtime::adapter::peft::save_adapter;
@@ -103,8 +104,9 @@ pub struct FinetuneArgs {
     /// --steps is the total to reach).
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// The frozen base's dtype: f32, bf16 or f16 (the adapter always trains in f32).
-    #[arg(long, default_value = "f32", value_parser = FloatDtype::parse_dense)]
+    /// The frozen base's dtype: auto (bf16 on a GPU, f32 on the CPU), f32, bf16 or f16. The
+    /// adapter always trains in f32; `--mode full` trains f32 weights (auto means f32 there).
+    #[arg(long, default_value = "auto", value_parser = FloatDtype::parse_dense)]
     dtype: FloatDtype,
 }
 
@@ -179,13 +181,14 @@ pub fn run(args: FinetuneArgs, json: bool) -> Result<()> {
                 "--mode full writes a Hugging Face folder: --model must be one (with config.json), not a .gguf file"
             );
         }
-        if args.dtype != FloatDtype::F32 {
-            bail!("--mode full trains f32 master weights: use --dtype f32");
+        if !matches!(args.dtype, FloatDtype::F32 | FloatDtype::Auto) {
+            bail!("--mode full trains f32 master weights: use --dtype f32 (or leave --dtype out)");
         }
     }
     let targets = parse_targets(&args.targets)?;
     let device = args.device.open(json)?;
-    let (model, tokenizer) = load_causal_lm(&args.model, args.dtype.dtype(), device.clone())
+    let dtype = if args.mode == Mode::Full { DType::F32 } else { args.dtype.resolve(&device) };
+    let (model, tokenizer) = load_causal_lm(&args.model, dtype, device.clone())
         .with_context(|| format!("loading the model {}", args.model.display()))?;
     let eos = model.config.eos_token_ids.first().copied();
     // Packed examples are cut into rows afterwards, so each is read whole (up to the context).

@@ -52,11 +52,11 @@ pub struct GenerateArgs {
     top_k: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Weight dtype: f32, bf16 or f16; or `stored`: a GGUF file's quant blocks (Q8_0, Q4_0,
+    /// Weight dtype: auto (bf16 on a GPU, f32 on the CPU), f32, bf16 or f16; or `stored`: a GGUF file's quant blocks (Q8_0, Q4_0,
     /// Q4_1, Q4_K, Q6_K) kept as stored and multiplied on the CPU with activations quantized to
     /// 8 bits plus an 8-bit residual (`stored-q8`: plain 8 bits, as llama.cpp); a model folder
     /// loads in its own dtype.
-    #[arg(long, value_enum, ignore_case = true, default_value = "f32")]
+    #[arg(long, value_enum, ignore_case = true, default_value = "auto")]
     dtype: WeightPrecision,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
@@ -126,7 +126,7 @@ fn encode_prompt(tokenizer: &Tokenizer, text: &str, context: usize, what: &str) 
 
 pub fn run(args: GenerateArgs, json: bool) -> Result<()> {
     let device = args.device.open(json)?;
-    let (mut model, tokenizer) = load_causal_lm_as(&args.model, args.dtype.precision(), device)
+    let (mut model, tokenizer) = load_causal_lm_as(&args.model, args.dtype.precision(&device), device)
         .with_context(|| format!("loading {}", args.model.display()))?;
     if let Some(path) = &args.prompts {
         return run_prompts(&args, path, &mut model, &tokenizer);

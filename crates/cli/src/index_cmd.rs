@@ -57,7 +57,8 @@ pub struct BuildArgs {
     /// IVF lists probed per query, saved as the index's default (default: nlist / 8).
     #[arg(long)]
     nprobe: Option<usize>,
-    /// How vectors are stored: f32, f16 or bf16 (scores are f32 either way).
+    /// How vectors are stored: f32, f16 or bf16 (scores are f32 either way); auto is the device's
+    /// weight default (bf16 on a GPU). f32 by default: exact scores, as FAISS's flat index.
     #[arg(long, default_value = "f32", value_parser = FloatDtype::parse_dense)]
     dtype: FloatDtype,
     /// cpu, cuda, cuda:N or auto (a GPU when usable, else the CPU).
@@ -179,10 +180,11 @@ fn build(a: BuildArgs, json: bool) -> Result<()> {
         }
     }
     let what = || format!("building from {}", a.vectors.display());
+    let dtype = a.dtype.resolve(&device);
     let chunk = chunk_rows(n);
     let index = match a.kind {
         KindArg::Flat => {
-            let mut index = FlatIndex::new(dim, a.metric, a.dtype.dtype(), &device)?;
+            let mut index = FlatIndex::new(dim, a.metric, dtype, &device)?;
             add_in_chunks(&vectors, &ids, chunk, json, |v, i| index.add(v, i).with_context(what))?;
             AnyIndex::Flat(index)
         }
@@ -192,7 +194,7 @@ fn build(a: BuildArgs, json: bool) -> Result<()> {
             if let Some(p) = a.nprobe {
                 params.nprobe = p;
             }
-            let mut index = IvfFlatIndex::new(dim, a.metric, a.dtype.dtype(), &device, params)?;
+            let mut index = IvfFlatIndex::new(dim, a.metric, dtype, &device, params)?;
             let pb = bar(params.kmeans.iterations as u64, "k-means", "iterations", json);
             index
                 .train_with_progress(&vectors, &mut |it, _| pb.set_position(it as u64))
@@ -212,7 +214,7 @@ fn build(a: BuildArgs, json: bool) -> Result<()> {
         println!(
             "{}",
             json!({
-                "out": a.out, "kind": index.kind().name(), "metric": a.metric.name(), "dtype": a.dtype.dtype().to_string(),
+                "out": a.out, "kind": index.kind().name(), "metric": a.metric.name(), "dtype": dtype.to_string(),
                 "dim": dim, "count": index.len(), "nlist": nlist, "nprobe": nprobe,
                 "device": device.describe(), "seconds": seconds,
             })
@@ -224,7 +226,7 @@ fn build(a: BuildArgs, json: bool) -> Result<()> {
             index.kind().name(),
             index.len(),
             a.metric,
-            a.dtype.dtype(),
+            dtype,
             device.describe(),
             a.out.display()
         );

@@ -101,6 +101,18 @@ impl Device {
         }
     }
 
+    /// The dtype model weights load in when the user does not choose (`--dtype auto`): bf16 on a
+    /// GPU — tensor cores and half the bytes of f32 per decode step, with f32 accumulation in
+    /// every kernel — and f32 on the CPU, where the GEMMs widen bf16 to f32 anyway and f32 keeps
+    /// results exact. Training keeps f32 master weights either way: LoRA adapters always train
+    /// in f32 over the frozen base, and full fine-tuning needs f32 weights.
+    pub fn default_weight_dtype(&self) -> crate::dtype::DType {
+        match self {
+            Device::Cpu => crate::dtype::DType::F32,
+            Device::Gpu(_) => crate::dtype::DType::BF16,
+        }
+    }
+
     pub fn is_cpu(&self) -> bool {
         matches!(self, Device::Cpu)
     }

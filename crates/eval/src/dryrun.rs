@@ -65,7 +65,7 @@ pub fn dry_run(config_path: &Path) -> Result<DryRun> {
     let device = config.model.device()?;
     let (model, tok) = ragtune_runtime::loader::load_causal_lm_as(
         &config.model.path,
-        config.model.dtype.precision(),
+        config.model.dtype.precision(&device),
         device,
     )?;
     let eos =

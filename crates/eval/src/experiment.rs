@@ -276,7 +276,7 @@ pub fn compare(config_path: &Path, out: &Path, quiet: bool) -> Result<Experiment
     let device = config.model.device()?;
     let (mut model, tok) = ragtune_runtime::loader::load_causal_lm_as(
         &config.model.path,
-        config.model.dtype.precision(),
+        config.model.dtype.precision(&device),
         device.clone(),
     )?;
     let embedder = config.embedder.build(&task.corpus, &device)?;

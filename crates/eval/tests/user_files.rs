@@ -238,7 +238,7 @@ fn the_example_config_parses_and_loads_its_task() {
         c.data.paraphrases,
         [t.path().join("data/paraphrases-1.jsonl"), t.path().join("data/paraphrases-2.jsonl")]
     );
-    assert_eq!((c.model.dtype, c.model.device.as_str()), (WeightDtype::F32, "auto"));
+    assert_eq!((c.model.dtype, c.model.device.as_str()), (WeightDtype::Auto, "auto"));
     assert_eq!((c.embedder.kind, c.embedder.dim), (EmbedderKind::Hashed, Some(16384)));
     assert_eq!(c.arms, Arm::ALL);
     assert_eq!((c.rag.k, c.finetune.r, c.finetune.alpha, c.finetune.targets.len()), (3, 16, 32.0, 7));

@@ -20,7 +20,9 @@ use crate::userdata::DEFAULT_MAX_WORDS;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WeightDtype {
+    /// The device's choice: bf16 on a GPU, f32 on the CPU (`Device::default_weight_dtype`).
     #[default]
+    Auto,
     F32,
     Bf16,
     F16,
@@ -30,9 +32,10 @@ pub enum WeightDtype {
 }
 
 impl WeightDtype {
-    /// How the runtime loads the model.
-    pub fn precision(self) -> Precision {
+    /// How the runtime loads the model on `device`.
+    pub fn precision(self, device: &Device) -> Precision {
         match self {
+            WeightDtype::Auto => Precision::Dtype(device.default_weight_dtype()),
             WeightDtype::F32 => Precision::Dtype(DType::F32),
             WeightDtype::Bf16 => Precision::Dtype(DType::BF16),
             WeightDtype::F16 => Precision::Dtype(DType::F16),
