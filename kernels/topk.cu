@@ -1,11 +1,12 @@
 // topk.cu — exact similarity search fused with top-k selection.
 //
 // Three paths (the op picks one by nq, k and n):
-//   fused     (k <= 128, many queries) topk_fused_*: a block owns 16 queries x a slice of the
-//             base; 16 x 64 score tiles are computed in registers (bf16/f16 through the m16n8k16
-//             tensor-core MMA, f32 with FMA), parked in shared memory, and folded into each
-//             query's running top-k in shared memory. Scores never reach global memory: only the
-//             k best per (query, slice) do, and topk_merge combines the slices.
+//   fused     (k <= 128, many queries) topk_fused_*: a block owns 64 queries x a slice of the
+//             base, so the base is read once per 64 queries; 64 x 64 score tiles are computed in
+//             registers (bf16/f16 through the m16n8k16 tensor-core MMA, f32 with FMA), parked in
+//             shared memory, and folded into each query's running top-k in shared memory.
+//             Scores never reach global memory: only the k best per (query, slice) do, and
+//             topk_merge combines the slices.
 //   streaming (k <= 128, nq <= 8) topk_stream_*: blocks own base slices and read every row
 //             once, scoring it against all queries (memory-bandwidth bound), then topk_merge.
 //   radix     (any k, 129..) scores come from one GEMM (cuBLAS), topk_radix_keys turns them
@@ -24,10 +25,10 @@
 
 typedef unsigned long long u64;
 
-#define TK_QT 16        // queries per fused block: the MMA's M
-#define TK_BT 64        // base rows per fused tile: 4 warps x 16 columns
+#define TK_FQ 64        // queries per fused block: four m16 MMA tiles
+#define TK_BT 64        // base rows per fused tile
 #define TK_DC 32        // dimensions per shared-memory chunk: two k16 MMA steps
-#define TK_THREADS 128  // fused block
+#define TK_FTHREADS 256 // fused block: 8 warps
 #define TK_SQ 8         // most queries of the streaming path
 #define TK_SROWS 256    // rows per streaming chunk: 8 warps x 32
 #define TK_STHREADS 256
@@ -125,79 +126,132 @@ __device__ __forceinline__ void tk_finish(u64* buf, const TkState& st, int K, u6
 }
 
 // ---- fused path ---------------------------------------------------------------------------
-// One 16 x 64 tile step over TK_DC dimensions, from row-major shared tiles qs [16][ld] and
-// bs [64][ld]. f32: thread t accumulates query t / 8 against columns t % 8 + 8j with FMA.
-__device__ __forceinline__ void tk_tile(float acc[8], const float* qs, const float* bs, int ld, int tid) {
-    const int qi = tid >> 3, c0 = tid & 7;
+// A block owns 64 queries (four m16 MMA tiles) and a slice of the base, which it walks in
+// 64-row tiles: each base row it reads is scored against all 64 queries, so the base is read
+// once per 64 queries (and the 64 x d query block once per tile, from L2). Everything lives in
+// dynamic shared memory (laid out by tk_fused_layout; the launch opts in above 48 KiB):
+//   qs [64][TK_DC + pad], bs [64][TK_DC + pad]  the current chunk of queries and base rows
+//   scores [64][sld] f32                        the 64 x 64 score tile
+//   states [64]                                 each query's TkState
+//   bufs [64][2K] u64                           each query's candidate buffer
+template <typename T> struct TkFused {
+    static constexpr bool kMma = sizeof(T) == 2;
+    // Row padding of qs/bs: bf16/f16 rows of 40 elements (20 words) put the eight MMA fragment
+    // rows g = 0..7 of a load on banks 20g mod 32 = {0, 20, 8, 28, 16, 4, 24, 12} (+ t: free);
+    // f32 rows of 33 words put lane-indexed rows on 32 different banks.
+    static constexpr int kLd = TK_DC + (kMma ? 8 : 1);
+    // The score tile's row stride: the MMA path stores (2t, 2t + 1) pairs as 8-byte words from
+    // rows g, g + 1, ..; 72 words put a half-warp's rows g = 0..3 on banks 8g + 2t: all 32 banks.
+    // The f32 path stores a warp's 32 consecutive columns of one row: any stride will do.
+    static constexpr int kSld = kMma ? TK_BT + 8 : TK_BT;
+    static constexpr int kTileBytes = TK_FQ * kLd * (int)sizeof(T);
+    static constexpr int kScoresOff = 2 * kTileBytes;
+    static constexpr int kStatesOff = kScoresOff + TK_FQ * kSld * 4;
+    static constexpr int kBufsOff = kStatesOff + TK_FQ * (int)sizeof(TkState);
+};
+
+// One 64 x 64 tile step over TK_DC dimensions, from the row-major shared tiles qs [64][kLd] and
+// bs [64][kLd]. f32: warp w's lane accumulates queries w + 8i (i < 8) against columns
+// lane + 32j (j < 2) with FMA (query reads are broadcasts, base reads one row per lane).
+__device__ __forceinline__ void tk_tile(float acc[16], const float* qs, const float* bs, int nq_left, int tid) {
+    constexpr int ld = TkFused<float>::kLd;
+    const int w = tid >> 5, lane = tid & 31;
+    (void)nq_left;
     for (int c = 0; c < TK_DC; ++c) {
-        const float qv = qs[qi * ld + c];
-        for (int j = 0; j < 8; ++j) acc[j] = fmaf(qv, bs[(c0 + 8 * j) * ld + c], acc[j]);
+        float qv[8], bv[2];
+        for (int i = 0; i < 8; ++i) qv[i] = qs[(w + 8 * i) * ld + c];
+        for (int j = 0; j < 2; ++j) bv[j] = bs[(lane + 32 * j) * ld + c];
+        for (int i = 0; i < 8; ++i)
+            for (int j = 0; j < 2; ++j) acc[i * 2 + j] = fmaf(qv[i], bv[j], acc[i * 2 + j]);
     }
 }
-// bf16/f16: warp w owns the 16 x 16 sub-tile of columns 16w.., two n8 tensor-core MMAs per k16
-// step; acc[0..4) / acc[4..8) hold the two 16 x 8 accumulators in the MMA's D layout.
+// bf16/f16: warp w owns queries 16 (w & 3).. against columns 32 (w >> 2).., four n8 tensor-core
+// MMAs per k16 step; acc[4t..4t+4) is the 16 x 8 accumulator of columns 8t.. in the MMA's D
+// layout. A warp whose 16 queries are all past the batch's end skips the MMAs.
 template <typename T>
-__device__ __forceinline__ void tk_tile(float acc[8], const T* qs, const T* bs, int ld, int tid) {
-    const int warp = tid >> 5;
+__device__ __forceinline__ void tk_tile(float acc[16], const T* qs, const T* bs, int nq_left, int tid) {
+    constexpr int ld = TkFused<T>::kLd;
+    const int w = tid >> 5, mt = w & 3, nh = w >> 2;
+    if (16 * mt >= nq_left) return;  // warp-uniform
     for (int ks = 0; ks < TK_DC; ks += 16) {
-        unsigned int a[4], b0[2], b1[2];
-        rt_mma_load_a(a, qs + ks, ld);
-        rt_mma_load_b_nk(b0, bs + (warp * 16) * ld + ks, ld);
-        rt_mma_load_b_nk(b1, bs + (warp * 16 + 8) * ld + ks, ld);
-        rt_mma_m16n8k16(acc, a, b0, acc, T());
-        rt_mma_m16n8k16(acc + 4, a, b1, acc + 4, T());
+        unsigned int a[4];
+        rt_mma_load_a(a, qs + (16 * mt) * ld + ks, ld);
+        for (int t = 0; t < 4; ++t) {
+            unsigned int b[2];
+            rt_mma_load_b_nk(b, bs + (32 * nh + 8 * t) * ld + ks, ld);
+            rt_mma_m16n8k16(acc + 4 * t, a, b, acc + 4 * t, T());
+        }
     }
 }
 
-// grid (ceil(nq/16), splits), 128 threads, dynamic shared memory 16 * 2K u64. Block (x, y)
-// scores queries 16x.. against base rows [y * rows_per_split, ...) tile by tile.
+// Park a thread's accumulators in the score tile (the layouts of the two tk_tile variants).
+__device__ __forceinline__ void tk_park(float* scores, const float acc[16], int tid, float) {
+    constexpr int sld = TkFused<float>::kSld;
+    const int w = tid >> 5, lane = tid & 31;
+    for (int i = 0; i < 8; ++i)
+        for (int j = 0; j < 2; ++j) scores[(w + 8 * i) * sld + lane + 32 * j] = acc[i * 2 + j];
+}
+template <typename T>
+__device__ __forceinline__ void tk_park(float* scores, const float acc[16], int tid, T) {
+    constexpr int sld = TkFused<T>::kSld;
+    const int w = tid >> 5, lane = tid & 31, mt = w & 3, nh = w >> 2;
+    const int g = lane >> 2, t2 = 2 * (lane & 3);
+    for (int t = 0; t < 4; ++t) {
+        const int col = 32 * nh + 8 * t + t2;
+        for (int h = 0; h < 2; ++h) {  // rows g and g + 8: acc[4t + 2h], acc[4t + 2h + 1]
+            const u64 pair = (u64)__float_as_uint(acc[4 * t + 2 * h]) |
+                             ((u64)__float_as_uint(acc[4 * t + 2 * h + 1]) << 32);
+            *reinterpret_cast<u64*>(scores + (16 * mt + g + 8 * h) * sld + col) = pair;
+        }
+    }
+}
+
+// grid (ceil(nq/64), splits), 256 threads, dynamic shared memory TkFused<T>::kBufsOff +
+// 64 * 2K * 8 bytes. Block (x, y) scores queries 64x.. against base rows
+// [y * rows_per_split, ...) tile by tile.
 template <typename T>
 __device__ __forceinline__ void topk_fused(const T* __restrict__ q, const T* __restrict__ base,
                                            const float* __restrict__ qn, const float* __restrict__ bn,
                                            const unsigned int* __restrict__ allow, u64* __restrict__ cand,
                                            int nq, int n, int d, int K, int l2, int rows_per_split) {
-    constexpr bool kMma = sizeof(T) == 2;
-    constexpr int kPad = kMma ? 8 : 1;  // row padding against bank conflicts
-    __shared__ __align__(16) T qs[TK_QT][TK_DC + kPad];
-    __shared__ __align__(16) T bs[TK_BT][TK_DC + kPad];
-    __shared__ float scores[TK_QT][TK_BT + 1];
-    __shared__ TkState states[TK_QT];
-    RT_DYNAMIC_SHARED(u64, bufs);
+    typedef TkFused<T> L;
+    RT_DYNAMIC_SHARED(unsigned char, smem);
+    T* qs = reinterpret_cast<T*>(smem);
+    T* bs = reinterpret_cast<T*>(smem + L::kTileBytes);
+    float* scores = reinterpret_cast<float*>(smem + L::kScoresOff);
+    TkState* states = reinterpret_cast<TkState*>(smem + L::kStatesOff);
+    u64* bufs = reinterpret_cast<u64*>(smem + L::kBufsOff);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int q0 = blockIdx.x * TK_QT;
+    const int q0 = blockIdx.x * TK_FQ, nq_left = nq - q0;
     const int r_begin = blockIdx.y * rows_per_split, r_end = min(n, r_begin + rows_per_split);
-    if (tid < TK_QT) {
+    if (tid < TK_FQ) {
         states[tid].count = 0;
         states[tid].thr = 0;
     }
     const T zero = rt_from_f32<T>(0.0f);
     for (int r0 = r_begin; r0 < r_end; r0 += TK_BT) {
-        float acc[8];
-        for (int i = 0; i < 8; ++i) acc[i] = 0.0f;
+        float acc[16];
+        for (int i = 0; i < 16; ++i) acc[i] = 0.0f;
         for (int k0 = 0; k0 < d; k0 += TK_DC) {
-            __syncthreads();  // the previous chunk's tiles are no longer read
-            for (int i = tid; i < TK_QT * TK_DC; i += TK_THREADS) {
+            __syncthreads();  // the previous chunk's tiles (and the previous tile's scores) are read
+            // A warp copies one 32-element row chunk per step: 64 (bf16/f16) or 128 (f32)
+            // contiguous bytes.
+            for (int i = tid; i < TK_FQ * TK_DC; i += TK_FTHREADS) {
                 const int r = i / TK_DC, c = i % TK_DC;
-                qs[r][c] = (q0 + r < nq && k0 + c < d) ? q[(long long)(q0 + r) * d + k0 + c] : zero;
+                qs[r * L::kLd + c] = (r < nq_left && k0 + c < d) ? q[(long long)(q0 + r) * d + k0 + c] : zero;
             }
-            for (int i = tid; i < TK_BT * TK_DC; i += TK_THREADS) {
+            for (int i = tid; i < TK_BT * TK_DC; i += TK_FTHREADS) {
                 const int r = i / TK_DC, c = i % TK_DC;
-                bs[r][c] = (r0 + r < r_end && k0 + c < d) ? base[(long long)(r0 + r) * d + k0 + c] : zero;
+                bs[r * L::kLd + c] = (r0 + r < r_end && k0 + c < d) ? base[(long long)(r0 + r) * d + k0 + c] : zero;
             }
             __syncthreads();
-            tk_tile(acc, &qs[0][0], &bs[0][0], TK_DC + kPad, tid);
+            tk_tile(acc, qs, bs, nq_left, tid);
         }
-        if (kMma) {
-            for (int t = 0; t < 2; ++t)
-                for (int i = 0; i < 4; ++i)
-                    scores[rt_mma_d_row(i)][warp * 16 + t * 8 + rt_mma_d_col(i)] = acc[t * 4 + i];
-        } else {
-            for (int j = 0; j < 8; ++j) scores[tid >> 3][(tid & 7) + 8 * j] = acc[j];
-        }
+        tk_park(scores, acc, tid, T());
         __syncthreads();
-        // Warp w folds the tile into the top-k of queries w, w + 4, w + 8, w + 12.
-        for (int qi = warp; qi < TK_QT; qi += TK_THREADS / 32) {
-            if (q0 + qi >= nq) break;
+        // Warp w folds the tile into the top-k of queries w, w + 8, .., w + 56.
+        for (int qi = warp; qi < TK_FQ; qi += TK_FTHREADS / 32) {
+            if (qi >= nq_left) break;
             TkState st = states[qi];
             u64* buf = bufs + (size_t)qi * 2 * K;
             const float qnorm = l2 ? qn[q0 + qi] : 0.0f;
@@ -205,7 +259,7 @@ __device__ __forceinline__ void topk_fused(const T* __restrict__ q, const T* __r
                 const int row = r0 + g + lane;
                 u64 c = 0;
                 if (row < r_end && tk_allowed(allow, row))
-                    c = tk_pack(tk_key(scores[qi][g + lane], qnorm, l2 ? bn[row] : 0.0f, l2), row);
+                    c = tk_pack(tk_key(scores[qi * L::kSld + g + lane], qnorm, l2 ? bn[row] : 0.0f, l2), row);
                 tk_push(buf, st, K, c);
             }
             if (lane == 0) states[qi] = st;
@@ -214,8 +268,8 @@ __device__ __forceinline__ void topk_fused(const T* __restrict__ q, const T* __r
         // The next tile's first barrier orders these reads of `scores` before its writes.
     }
     __syncthreads();
-    for (int qi = warp; qi < TK_QT; qi += TK_THREADS / 32) {
-        if (q0 + qi >= nq) break;
+    for (int qi = warp; qi < TK_FQ; qi += TK_FTHREADS / 32) {
+        if (qi >= nq_left) break;
         const TkState st = states[qi];
         tk_finish(bufs + (size_t)qi * 2 * K, st, K, cand + ((size_t)(q0 + qi) * gridDim.y + blockIdx.y) * K);
     }

@@ -189,7 +189,8 @@ pub fn l2_normalize(device: &Device, rng: &mut ChaCha8Rng) {
 }
 
 /// (nq, n, d, k) for the search parity: streaming (nq <= 8), fused (more queries; bf16/f16 on
-/// tensor cores) and radix (k > 128) paths, n not a multiple of any tile, k = 1, k > n.
+/// tensor cores; 70 queries make a full and a partial 64-query block) and radix (k > 128)
+/// paths, n not a multiple of any tile, k = 1, k > n.
 const TOPK_CASES: &[(usize, usize, usize, usize)] = &[
     (1, 1, 1, 1),
     (3, 700, 20, 1),
@@ -200,6 +201,7 @@ const TOPK_CASES: &[(usize, usize, usize, usize)] = &[
     (17, 100, 16, 128),
     (3, 3000, 24, 2000),
     (12, 150, 9, 200),
+    (70, 200, 33, 7),
 ];
 
 fn search_on(

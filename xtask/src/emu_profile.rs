@@ -111,6 +111,21 @@ fn attention(dtype: DType, b: usize, sq: usize, skv: usize, h: usize, hd: usize,
     }
 }
 
+fn topk(dtype: DType, nq: usize, nb: usize, dim: usize, k: usize) -> Scenario {
+    Scenario {
+        family: "topk",
+        shape: format!("topk dot {dtype:?} nq{nq} base{nb} d{dim} k{k}"),
+        flops: (2 * nq * nb * dim) as u64,
+        output_elements: (2 * nq * k) as u64,
+        run: Box::new(move |d| {
+            let q = tensor(d, &[nq, dim], dtype, 5)?;
+            let base = tensor(d, &[nb, dim], dtype, 6)?;
+            ops::topk_similarity(&q, &base, TopkSpec { k, similarity: Similarity::Dot }, None)?;
+            Ok(())
+        }),
+    }
+}
+
 fn scenarios() -> Vec<Scenario> {
     let (rows, cols) = (64usize, 1024usize);
     let (nq, nb, dim, k) = (8usize, 4096usize, 128usize, 10usize);
@@ -121,18 +136,10 @@ fn scenarios() -> Vec<Scenario> {
         attention(DType::BF16, 1, 128, 128, 4, 64, false),
         attention(DType::BF16, 1, 1, 1024, 8, 64, false),
         attention(DType::F32, 1, 64, 64, 2, 64, true),
-        Scenario {
-            family: "topk",
-            shape: format!("topk dot f32 nq{nq} base{nb} d{dim} k{k}"),
-            flops: (2 * nq * nb * dim) as u64,
-            output_elements: (2 * nq * k) as u64,
-            run: Box::new(move |d| {
-                let q = tensor(d, &[nq, dim], DType::F32, 5)?;
-                let base = tensor(d, &[nb, dim], DType::F32, 6)?;
-                ops::topk_similarity(&q, &base, TopkSpec { k, similarity: Similarity::Dot }, None)?;
-                Ok(())
-            }),
-        },
+        topk(DType::F32, nq, nb, dim, k),
+        // Large batches take the fused path: its base bytes per query are the figure to watch.
+        topk(DType::BF16, 256, 4096, 128, k),
+        topk(DType::F32, 128, 2048, 64, k),
         Scenario {
             family: "lora",
             shape: format!("lora shrink+expand bf16 rows{lrows} in{lin} r{lr} out{lout} adapters{adapters}"),

@@ -15,10 +15,12 @@ use crate::tensor::Tensor;
 
 /// The largest k the shared-memory paths keep per query (a 2k-entry buffer per query).
 pub const FUSED_MAX_K: usize = 128;
-/// Queries per fused block (the tensor-core MMA's M).
-const FUSED_QUERIES: usize = 16;
+/// Queries per fused block (four tensor-core m16 tiles): the base is read once per this many.
+const FUSED_QUERIES: usize = 64;
 /// Base rows per fused tile.
 const FUSED_ROWS: usize = 64;
+/// Threads per fused block (8 warps).
+const FUSED_THREADS: u32 = 256;
 /// Up to this many queries take the streaming path, which reads the base once for all of them.
 pub const STREAM_MAX_QUERIES: usize = 8;
 /// Rows per streaming chunk (8 warps × 32 rows).
@@ -135,7 +137,16 @@ fn slices(n: usize, unit: usize, want: usize, min_units: usize) -> (usize, usize
     (units.div_ceil(per).max(1), per * unit)
 }
 
-/// Many queries: blocks of 16 queries × a slice of the base, scores from tensor-core tiles.
+/// Dynamic shared memory of a fused block, as kernels/topk.cu's `TkFused` lays it out: the
+/// query and base chunks (`[64][32 + pad]` each), the `[64][sld]` f32 score tile, 64 16-byte
+/// states and 64 candidate buffers of `2k` u64. At k = 128: 165,376 bytes (f32) and 160,768
+/// (bf16/f16), under sm_80's 166,912-byte per-block maximum (the launch opts in above 48 KiB).
+fn fused_shared_bytes(dtype: DType, k: usize) -> usize {
+    let (ld, esize, sld) = if dtype == DType::F32 { (33, 4, FUSED_ROWS) } else { (40, 2, FUSED_ROWS + 8) };
+    2 * FUSED_QUERIES * ld * esize + FUSED_QUERIES * sld * 4 + FUSED_QUERIES * 16 + FUSED_QUERIES * 2 * k * 8
+}
+
+/// Many queries: blocks of 64 queries × a slice of the base, scores from tensor-core tiles.
 fn fused(s: &Search) -> Result<()> {
     let k = kcap(s.kk);
     let qtiles = s.nq.div_ceil(FUSED_QUERIES);
@@ -146,8 +157,8 @@ fn fused(s: &Search) -> Result<()> {
         kernel: kernels::topk::TOPK_FUSED.of(s.base.dtype())?,
         dims: LaunchDims {
             grid: (qtiles as u32, splits as u32, 1),
-            block: (128, 1, 1),
-            shared_bytes: (FUSED_QUERIES * 2 * k * 8) as u32,
+            block: (FUSED_THREADS, 1, 1),
+            shared_bytes: fused_shared_bytes(s.base.dtype(), k) as u32,
         },
         args: args![s.queries, s.base, &s.qn, &bn, s.allow, &cand, s.nq, s.n, s.d, k, s.l2, rows_per_split],
     })?;
