@@ -675,7 +675,7 @@ pub fn lora(device: &Device, rng: &mut ChaCha8Rng) {
             compare(&format!("{what} dB"), &gdb, &cdb, 1e-4);
         }
         if dtype != DType::F32 {
-            return;
+            continue;
         }
         // Training's batch: every row uses the one adapter. A device runs the reductions over
         // rows as GEMMs there (lora_backward_shared); the CPU's general backward is the reference.
