@@ -20,6 +20,7 @@
 //     writes per row a partial (max, sum, unnormalised accumulator).
 //   attention_decode_combine_d<D>_<T> merges the partials of each row (a block per row).
 #include "rt_common.cuh"
+#include "rt_async.cuh"
 #include "rt_mma.cuh"
 
 // Query i sees keys [rt_attn_first(...), rt_attn_visible(...)).
@@ -43,39 +44,67 @@ __device__ __forceinline__ int rt_attn_len(const int* key_lens, int b, int skv) 
 
 // ---------------------------------------------------------------------------------------------
 // Tensor-core prefill (bf16 / f16).
+//
+// Shared memory (dynamic, rt_attn_mma_smem_bytes): four tiles of RT_ATTN_BK rows — K and V, two
+// stages each — with a row stride of LD = D + 8 elements. D + 8 elements are an odd number of
+// 16-byte units for every head dim, so any 8 consecutive rows at one column start in 8 distinct
+// 16-byte bank groups: the 8 row addresses of an ldmatrix matrix, and the 8 rows a quarter-warp
+// of the tile copy writes, are conflict free (an XOR swizzle needs a power-of-two row of 16-byte
+// units, which D = 80 and 96 are not).
+//
+// Pipeline per block: Q (in stage 1's K buffer) and tile 0 are copied with cp.async as two
+// commit groups; Q's fragments go to registers by ldmatrix. Per tile t: wait for tile t's group,
+// one barrier (tile t visible to every warp, and every warp done with tile t - 1, whose stage
+// tile t + 1 takes), issue tile t + 1's copies into the other stage, then S = Q·Kᵀ and O += P·V
+// on tile t while they fly.
 
 constexpr int RT_ATTN_BQ = 64;  // query rows per block: 4 warps x 16
 constexpr int RT_ATTN_BK = 64;  // keys per shared-memory tile
 
-// Copy `rows` rows of D elements (row r at src + r * stride) into a shared tile with row stride
-// LD; rows rows..RT_ATTN_BK-1 are zero-filled (masked keys must hold finite values: P = 0 times
-// garbage could be NaN). 16-byte vectors: D·sizeof(T) and LD·sizeof(T) are multiples of 16.
+// Bytes of dynamic shared memory the prefill of head dim D takes (crates/compute/src/gpu/attention.rs
+// computes the same: 4 tiles of RT_ATTN_BK x (D + 8) 2-byte elements).
+template <int D> constexpr int rt_attn_mma_smem_bytes() { return 4 * RT_ATTN_BK * (D + 8) * 2; }
+
+// The (row, 16-byte chunk) a lane takes in unit u of a tile copy: a warp per unit of 8 rows x 4
+// chunks, lane l at row 8·(u / CG) + l % 8, chunk 4·(u % CG) + l / 8 (CG = chunk groups per row).
+// A quarter-warp covers one chunk of 8 consecutive rows (conflict free, see above) and the warp
+// 64 contiguous bytes of each of 8 rows (whole 32-byte sectors: rows start 32-byte aligned).
+template <int D> struct rt_attn_tile_map {
+    static constexpr int C = D * 2 / 16;             // 16-byte chunks per row
+    static constexpr int CG = (C + 3) / 4;           // groups of 4 chunks
+    static constexpr int UNITS = RT_ATTN_BK / 8 * CG;  // a warp each
+    __device__ __forceinline__ static int row(int u, int lane) { return u / CG * 8 + (lane & 7); }
+    __device__ __forceinline__ static int chunk(int u, int lane) { return u % CG * 4 + (lane >> 3); }
+};
+
+// Starts the cp.async copies of rows [0, rows) of a tile (row r at src + r·stride) into dst (row
+// stride LD); rows rows..RT_ATTN_BK-1 are zero-filled by plain stores (masked keys must hold
+// finite values: P = 0 times garbage could be NaN). The caller commits and waits.
 template <typename T, int D, int LD>
-__device__ __forceinline__ void rt_attn_load_tile(T* dst, const T* src, long long stride, int rows) {
-    constexpr int VPR = D * (int)sizeof(T) / 16;  // vectors per row
-    for (int idx = threadIdx.x; idx < RT_ATTN_BK * VPR; idx += blockDim.x) {
-        const int r = idx / VPR, c = idx % VPR;
-        uint4* to = reinterpret_cast<uint4*>(dst + r * LD) + c;
-        // A plain copy of the vector, not through a local: the emulator's compiler turns a local
-        // uint4 assigned on one branch into four 4-byte loads (a GPU compiler keeps one 16-byte
-        // load either way), and the profiler would count those.
+__device__ __forceinline__ void rt_attn_tile_async(T* dst, const T* src, long long stride, int rows) {
+    typedef rt_attn_tile_map<D> map;
+    const int lane = threadIdx.x & 31;
+    for (int u = threadIdx.x >> 5; u < map::UNITS; u += blockDim.x >> 5) {
+        const int r = map::row(u, lane), c = map::chunk(u, lane);
+        if (c >= map::C) continue;
+        T* to = dst + r * LD + c * 8;
         if (r < rows)
-            *to = reinterpret_cast<const uint4*>(src + r * stride)[c];
+            rt_cp_async16(to, src + r * stride + c * 8);
         else
-            *to = make_uint4(0u, 0u, 0u, 0u);
+            *reinterpret_cast<uint4*>(to) = make_uint4(0u, 0u, 0u, 0u);
     }
 }
 
 template <typename T, int D>
-__device__ __forceinline__ void rt_attn_prefill_mma(const T* __restrict__ q, const T* __restrict__ k,
-                                                    const T* __restrict__ v, const int* __restrict__ key_lens,
-                                                    T* __restrict__ out, int sq, int skv, int hq, int hkv,
-                                                    float scale, int causal, int window) {
-    // +8 elements per row: consecutive rows start 16 bytes apart in the banks, so the fragment
-    // loads of a warp spread over the banks instead of hitting the same ones.
-    constexpr int LD = D + 8, KS = D / 16, NB = D / 8, SN = RT_ATTN_BK / 8;
-    __shared__ __align__(16) T ks[RT_ATTN_BK * LD];
-    __shared__ __align__(16) T vs[RT_ATTN_BK * LD];
+__device__ __forceinline__ void rt_attn_prefill_mma(T* __restrict__ smem, const T* __restrict__ q,
+                                                    const T* __restrict__ k, const T* __restrict__ v,
+                                                    const int* __restrict__ key_lens, T* __restrict__ out, int sq,
+                                                    int skv, int hq, int hkv, float scale, int causal, int window) {
+    static_assert(sizeof(T) == 2, "the tensor-core prefill takes 16-bit elements");
+    constexpr int LD = D + 8, TILE = RT_ATTN_BK * LD, KS = D / 16, NB = D / 8, SN = RT_ATTN_BK / 8;
+    static_assert(NB % 2 == 0, "V fragments are loaded for two 8-dim blocks at a time");
+    T* const kt[2] = {smem, smem + TILE};
+    T* const vt[2] = {smem + 2 * TILE, smem + 3 * TILE};
     const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * RT_ATTN_BQ;
     const int hk = h / (hq / hkv);
     const int len = rt_attn_len(key_lens, b, skv);
@@ -84,14 +113,6 @@ __device__ __forceinline__ void rt_attn_prefill_mma(const T* __restrict__ q, con
     const T* qb = q + ((long long)b * sq * hq + h) * D;
     const T* kb = k + ((long long)b * skv * hkv + hk) * D;
     const T* vb = v + ((long long)b * skv * hkv + hk) * D;
-
-    // Q tile through shared memory (the K buffer) into this warp's A fragments.
-    rt_attn_load_tile<T, D, LD>(ks, qb + q0 * q_stride, q_stride, min(RT_ATTN_BQ, sq - q0));
-    __syncthreads();
-    unsigned int qa[KS][4];
-#pragma unroll
-    for (int kk = 0; kk < KS; ++kk) rt_mma_load_a(qa[kk], ks + warp * 16 * LD + kk * 16, LD);
-    __syncthreads();  // the K tile overwrites the Q tile next
 
     // This thread's two rows (g and g + 8 of the warp's 16) and the keys they see.
     const int row[2] = {q0 + warp * 16 + g, q0 + warp * 16 + g + 8};
@@ -104,30 +125,58 @@ __device__ __forceinline__ void rt_attn_prefill_mma(const T* __restrict__ q, con
     // Keys [kbeg, kend) cover every row of the tile: both ends grow with the query position.
     const int kend = rt_attn_visible(min(q0 + RT_ATTN_BQ, sq) - 1, sq, len, causal);
     const int kbeg = rt_attn_first(q0, sq, len, causal, window);
+    const int tiles = kend > kbeg ? (kend - kbeg + RT_ATTN_BK - 1) / RT_ATTN_BK : 0;
+
+    // Prologue: Q into stage 1's K buffer, tile 0 into stage 0 (two groups); Q's A fragments.
+    rt_attn_tile_async<T, D, LD>(kt[1], qb + q0 * q_stride, q_stride, min(RT_ATTN_BQ, sq - q0));
+    rt_cp_async_commit();
+    if (tiles > 0) {
+        const int rows = min(RT_ATTN_BK, kend - kbeg);
+        rt_attn_tile_async<T, D, LD>(kt[0], kb + kbeg * kv_stride, kv_stride, rows);
+        rt_attn_tile_async<T, D, LD>(vt[0], vb + kbeg * kv_stride, kv_stride, rows);
+    }
+    rt_cp_async_commit();
+    rt_cp_async_wait<1>();
+    __syncthreads();
+    unsigned int qa[KS][4];
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk)
+        rt_ldmatrix_x4(qa[kk], kt[1] + (warp * 16 + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8);
 
     float o[NB][4];
 #pragma unroll
     for (int n = 0; n < NB; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-CUDART_INF_F, -CUDART_INF_F}, l[2] = {0.0f, 0.0f};
 
-    for (int j0 = kbeg; j0 < kend; j0 += RT_ATTN_BK) {
-        const int rows = min(RT_ATTN_BK, kend - j0);
-        rt_attn_load_tile<T, D, LD>(ks, kb + j0 * kv_stride, kv_stride, rows);
-        rt_attn_load_tile<T, D, LD>(vs, vb + j0 * kv_stride, kv_stride, rows);
+    for (int tile = 0; tile < tiles; ++tile) {
+        const int j0 = kbeg + tile * RT_ATTN_BK, cur = tile & 1;
+        rt_cp_async_wait<0>();  // this thread's copies of tile `tile`
+        // Every thread's copies of this tile are visible, and every warp is done with the
+        // previous tile (and, at tile 0, with Q), whose stage the next tile's copies take.
         __syncthreads();
+        if (tile + 1 < tiles) {
+            const int j1 = j0 + RT_ATTN_BK, rows = min(RT_ATTN_BK, kend - j1);
+            rt_attn_tile_async<T, D, LD>(kt[cur ^ 1], kb + j1 * kv_stride, kv_stride, rows);
+            rt_attn_tile_async<T, D, LD>(vt[cur ^ 1], vb + j1 * kv_stride, kv_stride, rows);
+        }
+        rt_cp_async_commit();
+        const T* ks = kt[cur];
+        const T* vs = vt[cur];
 
-        // S = Q·Kᵀ: B is Kᵀ (d x keys), i.e. the K tile read as N x K.
+        // S = Q·Kᵀ: B is Kᵀ (d x keys), i.e. K's rows read as N x K. One ldmatrix.x4 gives the
+        // B fragments of two 8-key blocks (matrices: keys +0..7 / +8..15 x dims +0..7 / +8..15).
         float s[SN][4];
 #pragma unroll
-        for (int n = 0; n < SN; ++n) {
-            s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+        for (int n = 0; n < SN; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
 #pragma unroll
-            for (int kk = 0; kk < KS; ++kk) {
-                unsigned int bf[2];
-                rt_mma_load_b_nk(bf, ks + n * 8 * LD + kk * 16, LD);
+        for (int kk = 0; kk < KS; ++kk)
+#pragma unroll
+            for (int n = 0; n < SN; n += 2) {
+                unsigned int bf[4];
+                rt_ldmatrix_x4(bf, ks + (n * 8 + (lane & 7) + (lane >> 4) * 8) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
                 rt_mma_m16n8k16(s[n], qa[kk], bf, s[n], T());
+                rt_mma_m16n8k16(s[n + 1], qa[kk], bf + 2, s[n + 1], T());
             }
-        }
         // Scale and mask; the running max per row (its 4 threads meet through shuffles).
         float mx[2] = {-CUDART_INF_F, -CUDART_INF_F};
 #pragma unroll
@@ -171,37 +220,41 @@ __device__ __forceinline__ void rt_attn_prefill_mma(const T* __restrict__ q, con
             pa[1] = rt_mma_pack(rt_from_f32<T>(s[2 * kk][2]), rt_from_f32<T>(s[2 * kk][3]));
             pa[2] = rt_mma_pack(rt_from_f32<T>(s[2 * kk + 1][0]), rt_from_f32<T>(s[2 * kk + 1][1]));
             pa[3] = rt_mma_pack(rt_from_f32<T>(s[2 * kk + 1][2]), rt_from_f32<T>(s[2 * kk + 1][3]));
+            // B is V (keys x d), row-major: ldmatrix.trans gives its fragments, two 8-dim blocks
+            // per x4 (matrices: keys +0..7 / +8..15 x dims +0..7 / +8..15).
 #pragma unroll
-            for (int n = 0; n < NB; ++n) {
-                unsigned int bf[2];
-                rt_mma_load_b(bf, vs + kk * 16 * LD + n * 8, LD);
+            for (int n = 0; n < NB; n += 2) {
+                unsigned int bf[4];
+                rt_ldmatrix_x4_trans(bf, vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + n * 8 + (lane >> 4) * 8);
                 rt_mma_m16n8k16(o[n], pa, bf, o[n], T());
+                rt_mma_m16n8k16(o[n + 1], pa, bf + 2, o[n + 1], T());
             }
         }
-        __syncthreads();  // the next tile overwrites ks / vs
     }
 
-    // The output tile goes through shared memory (the K buffer, free after the loop's last
-    // barrier) so that it leaves in whole 16-byte vectors per row: written straight from the
-    // accumulator layout, each store would cover 4 bytes of every 16.
+    // The output tile goes through shared memory so that it leaves in whole 16-byte vectors per
+    // row (written straight from the accumulator layout, each store would cover 4 bytes of every
+    // 16): the K buffer of the stage the last tile did not use, which every warp finished reading
+    // before the last tile's barrier and no copy targets.
+    T* os = kt[tiles & 1];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         l[r] += __shfl_xor_sync(RT_FULL_MASK, l[r], 1);
         l[r] += __shfl_xor_sync(RT_FULL_MASK, l[r], 2);
         const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;  // no key seen: zeros
-        T* srow = ks + (warp * 16 + g + 8 * r) * LD;
+        T* srow = os + (warp * 16 + g + 8 * r) * LD;
 #pragma unroll
         for (int n = 0; n < NB; ++n)
             *reinterpret_cast<unsigned int*>(srow + n * 8 + 2 * t) =
                 rt_mma_pack(rt_from_f32<T>(o[n][2 * r] * inv), rt_from_f32<T>(o[n][2 * r + 1] * inv));
     }
     __syncthreads();
-    constexpr int VPR = D * (int)sizeof(T) / 16;  // 16-byte vectors per row
-    for (int idx = threadIdx.x; idx < RT_ATTN_BQ * VPR; idx += blockDim.x) {
-        const int r = idx / VPR, c = idx % VPR;
-        if (q0 + r >= sq) break;  // rows only grow with idx
+    typedef rt_attn_tile_map<D> map;
+    for (int u = warp; u < map::UNITS; u += blockDim.x >> 5) {
+        const int r = map::row(u, lane), c = map::chunk(u, lane);
+        if (c >= map::C || q0 + r >= sq) continue;
         T* orow = out + (((long long)b * sq + q0 + r) * hq + h) * D;
-        reinterpret_cast<uint4*>(orow)[c] = reinterpret_cast<const uint4*>(ks + r * LD)[c];
+        reinterpret_cast<uint4*>(orow)[c] = reinterpret_cast<const uint4*>(os + r * LD)[c];
     }
 }
 
@@ -309,12 +362,11 @@ __device__ __forceinline__ void rt_attn_scalar_rows(rt_attn_scalar_smem<D>& sm, 
 }
 
 template <typename T, int D>
-__device__ __forceinline__ void rt_attn_prefill_scalar(const T* __restrict__ q, const T* __restrict__ k,
+__device__ __forceinline__ void rt_attn_prefill_scalar(rt_attn_scalar_smem<D>& sm, const T* __restrict__ q, const T* __restrict__ k,
                                                        const T* __restrict__ v, const int* __restrict__ key_lens,
                                                        T* __restrict__ out, int sq, int skv, int hq, int hkv,
                                                        float scale, int causal, int window) {
     constexpr int DL = (D + 31) / 32;
-    __shared__ rt_attn_scalar_smem<D> sm;
     const int b = blockIdx.z, h = blockIdx.y, q0 = blockIdx.x * RT_ATTN_SR;
     const int hk = h / (hq / hkv);
     const int len = rt_attn_len(key_lens, b, skv);
@@ -342,14 +394,13 @@ __device__ __forceinline__ void rt_attn_prefill_scalar(const T* __restrict__ q, 
 // in out, (b·sq + i)·hq + h) lives at pmax/psum[R·splits + p], pacc[(R·splits + p)·D ...].
 
 template <typename T, int D>
-__device__ __forceinline__ void rt_attn_decode_split(const T* __restrict__ q, const T* __restrict__ k,
-                                                     const T* __restrict__ v, const int* __restrict__ key_lens,
+__device__ __forceinline__ void rt_attn_decode_split(rt_attn_scalar_smem<D>& sm, const T* __restrict__ q,
+                                                     const T* __restrict__ k, const T* __restrict__ v, const int* __restrict__ key_lens,
                                                      float* __restrict__ pmax, float* __restrict__ psum,
                                                      float* __restrict__ pacc, int sq, int skv, int hq, int hkv,
                                                      float scale, int causal, int window, int keys_per_split,
                                                      int chunks) {
     constexpr int DL = (D + 31) / 32;
-    __shared__ rt_attn_scalar_smem<D> sm;
     const int split = blockIdx.x, splits = gridDim.x, b = blockIdx.z;
     const int hk = blockIdx.y / chunks, r0 = (blockIdx.y % chunks) * RT_ATTN_SR;
     const int group = hq / hkv;
@@ -405,13 +456,19 @@ __device__ __forceinline__ void rt_attn_decode_combine(const float* __restrict__
 
 // ---------------------------------------------------------------------------------------------
 
+// Static __shared__ storage is declared in the extern "C" kernels, never inside the templates:
+// gcc ignores the section attribute the emulator gives __shared__ for a template's static
+// locals (they go to COMDAT .bss sections), which left them unpoisoned, unmeasured and invisible
+// to the profiler. The tensor-core prefill takes dynamic shared memory.
+
 #define RT_ATTN_ARGS_IN(T) const T *q, const T *k, const T *v, const int *key_lens
 #define RT_ATTN_DECODE_KERNELS(T, S, D)                                                                     \
     extern "C" __global__ void __launch_bounds__(128)                                                       \
         attention_decode_split_d##D##_##S(RT_ATTN_ARGS_IN(T), float* pmax, float* psum, float* pacc, int sq, \
                                           int skv, int hq, int hkv, float scale, int causal, int window,    \
                                           int keys_per_split, int chunks) {                                 \
-        rt_attn_decode_split<T, D>(q, k, v, key_lens, pmax, psum, pacc, sq, skv, hq, hkv, scale, causal,    \
+        __shared__ rt_attn_scalar_smem<D> sm;                                                               \
+        rt_attn_decode_split<T, D>(sm, q, k, v, key_lens, pmax, psum, pacc, sq, skv, hq, hkv, scale, causal, \
                                    window, keys_per_split, chunks);                                         \
     }                                                                                                       \
     extern "C" __global__ void __launch_bounds__(128)                                                       \
@@ -420,24 +477,34 @@ __device__ __forceinline__ void rt_attn_decode_combine(const float* __restrict__
         rt_attn_decode_combine<T, D>(pmax, psum, pacc, out, splits);                                        \
     }
 
-#define RT_ATTN_KERNELS(T, S, D, PREFILL)                                                                  \
-    extern "C" __global__ void __launch_bounds__(128)                                                      \
-        attention_prefill_d##D##_##S(RT_ATTN_ARGS_IN(T), T* out, int sq, int skv, int hq, int hkv,          \
-                                     float scale, int causal, int window) {                                \
-        PREFILL<T, D>(q, k, v, key_lens, out, sq, skv, hq, hkv, scale, causal, window);                    \
-    }                                                                                                      \
+#define RT_ATTN_PREFILL_ARGS(T) \
+    RT_ATTN_ARGS_IN(T), T *out, int sq, int skv, int hq, int hkv, float scale, int causal, int window
+#define RT_ATTN_KERNELS_SCALAR(T, S, D)                                                                 \
+    extern "C" __global__ void __launch_bounds__(128)                                                  \
+        attention_prefill_d##D##_##S(RT_ATTN_PREFILL_ARGS(T)) {                                         \
+        __shared__ rt_attn_scalar_smem<D> sm;                                                          \
+        rt_attn_prefill_scalar<T, D>(sm, q, k, v, key_lens, out, sq, skv, hq, hkv, scale, causal, window); \
+    }                                                                                                  \
+    RT_ATTN_DECODE_KERNELS(T, S, D)
+// Launch: rt_attn_mma_smem_bytes<D>() bytes of dynamic shared memory.
+#define RT_ATTN_KERNELS_MMA(T, S, D)                                                                    \
+    extern "C" __global__ void __launch_bounds__(128)                                                  \
+        attention_prefill_d##D##_##S(RT_ATTN_PREFILL_ARGS(T)) {                                         \
+        RT_DYNAMIC_SHARED(T, smem);                                                                    \
+        rt_attn_prefill_mma<T, D>(smem, q, k, v, key_lens, out, sq, skv, hq, hkv, scale, causal, window); \
+    }                                                                                                  \
     RT_ATTN_DECODE_KERNELS(T, S, D)
 
-#define RT_ATTN_ALL_D(T, S, PREFILL) \
-    RT_ATTN_KERNELS(T, S, 32, PREFILL) \
-    RT_ATTN_KERNELS(T, S, 64, PREFILL) \
-    RT_ATTN_KERNELS(T, S, 80, PREFILL) \
-    RT_ATTN_KERNELS(T, S, 96, PREFILL) \
-    RT_ATTN_KERNELS(T, S, 128, PREFILL)
+#define RT_ATTN_ALL_D(KERNELS, T, S) \
+    KERNELS(T, S, 32)                \
+    KERNELS(T, S, 64)                \
+    KERNELS(T, S, 80)                \
+    KERNELS(T, S, 96)                \
+    KERNELS(T, S, 128)
 
-RT_ATTN_ALL_D(float, f32, rt_attn_prefill_scalar)
-RT_ATTN_ALL_D(bf16_t, bf16, rt_attn_prefill_mma)
-RT_ATTN_ALL_D(f16_t, f16, rt_attn_prefill_mma)
+RT_ATTN_ALL_D(RT_ATTN_KERNELS_SCALAR, float, f32)
+RT_ATTN_ALL_D(RT_ATTN_KERNELS_MMA, bf16_t, bf16)
+RT_ATTN_ALL_D(RT_ATTN_KERNELS_MMA, f16_t, f16)
 
 // Training: the gradients of the forward above (same layout, GQA, key_lens, causal alignment and
 // sliding window), recomputing the probabilities from q and k, in two kernels that own their

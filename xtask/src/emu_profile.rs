@@ -45,7 +45,7 @@ struct Row {
     load_efficiency: f64,
     store_efficiency: f64,
     /// None when the profiler saw no shared access (none made, or only to the static
-    /// `__shared__` of template functions, which it cannot see yet: see ragtune-kernel-emu).
+    /// `__shared__` of template functions, which it cannot see: see ragtune-kernel-emu).
     smem_bank_conflict_ways: Option<f64>,
     global_atomics: u64,
     barriers: u64,
@@ -134,6 +134,8 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         attention(DType::F32, 1, 128, 128, 4, 64, false),
         attention(DType::BF16, 1, 128, 128, 4, 64, false),
+        attention(DType::BF16, 1, 256, 256, 4, 128, false),
+        attention(DType::F16, 1, 128, 128, 4, 80, false),
         attention(DType::BF16, 1, 1, 1024, 8, 64, false),
         attention(DType::F32, 1, 64, 64, 2, 64, true),
         topk(DType::F32, nq, nb, dim, k),

@@ -26,6 +26,15 @@ pub const DECODE_MAX_QUERIES: usize = 4;
 /// Rows (query position × head) per block: prefill's tensor-core and scalar tiles, decode's chunk.
 const PREFILL_ROWS_MMA: usize = 64;
 const SCALAR_ROWS: usize = 16;
+/// Keys per shared-memory tile of the tensor-core prefill (`RT_ATTN_BK`).
+const PREFILL_KEYS_MMA: usize = 64;
+/// Dynamic shared memory of the tensor-core prefill (`rt_attn_mma_smem_bytes` in
+/// kernels/attention.cu): K and V tiles, two stages each, rows padded by 8 elements (16 bytes)
+/// so that ldmatrix and the cp.async copies are bank-conflict free. 69,632 bytes at d = 128
+/// (over 48 KiB: the backend opts the kernel in).
+fn mma_shared_bytes(d: usize) -> u32 {
+    (4 * PREFILL_KEYS_MMA * (d + 8) * 2) as u32
+}
 /// A decode split covers at least this many keys (a multiple of the 32-key tile), so the combine
 /// step stays small next to the split work.
 const MIN_KEYS_PER_SPLIT: usize = 64;
@@ -55,7 +64,8 @@ pub fn attention(
     let window = Arg::I32(spec.window.map_or(0, |w| w as i32));
     let shape = [sq, skv, hq, hkv].map(|x| Arg::I32(x as i32));
     if sq > DECODE_MAX_QUERIES {
-        let rows = if q.dtype() == DType::F32 { SCALAR_ROWS } else { PREFILL_ROWS_MMA };
+        let (rows, shared_bytes) =
+            if q.dtype() == DType::F32 { (SCALAR_ROWS, 0) } else { (PREFILL_ROWS_MMA, mma_shared_bytes(d)) };
         let mut args = vec![ptr(q), ptr(k), ptr(v), lens, Arg::Ptr(out_ptr)];
         args.extend(shape);
         args.extend([scale, causal, window]);
@@ -65,7 +75,7 @@ pub fn attention(
                 dims: LaunchDims {
                     grid: (sq.div_ceil(rows) as u32, hq as u32, batch as u32),
                     block: (128, 1, 1),
-                    shared_bytes: 0,
+                    shared_bytes,
                 },
                 args,
             })
