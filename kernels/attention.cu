@@ -45,7 +45,7 @@ __device__ __forceinline__ int rt_attn_len(const int* key_lens, int b, int skv) 
 // ---------------------------------------------------------------------------------------------
 // Tensor-core prefill (bf16 / f16).
 //
-// Shared memory (dynamic, rt_attn_mma_smem_bytes): four tiles of RT_ATTN_BK rows — K and V, two
+// Shared memory (dynamic, 4 · RT_ATTN_BK · (D + 8) · 2 bytes): four tiles of RT_ATTN_BK rows — K and V, two
 // stages each — with a row stride of LD = D + 8 elements. D + 8 elements are an odd number of
 // 16-byte units for every head dim, so any 8 consecutive rows at one column start in 8 distinct
 // 16-byte bank groups: the 8 row addresses of an ldmatrix matrix, and the 8 rows a quarter-warp
@@ -60,10 +60,6 @@ __device__ __forceinline__ int rt_attn_len(const int* key_lens, int b, int skv) 
 
 constexpr int RT_ATTN_BQ = 64;  // query rows per block: 4 warps x 16
 constexpr int RT_ATTN_BK = 64;  // keys per shared-memory tile
-
-// Bytes of dynamic shared memory the prefill of head dim D takes (crates/compute/src/gpu/attention.rs
-// computes the same: 4 tiles of RT_ATTN_BK x (D + 8) 2-byte elements).
-template <int D> constexpr int rt_attn_mma_smem_bytes() { return 4 * RT_ATTN_BK * (D + 8) * 2; }
 
 // The (row, 16-byte chunk) a lane takes in unit u of a tile copy: a warp per unit of 8 rows x 4
 // chunks, lane l at row 8·(u / CG) + l % 8, chunk 4·(u % CG) + l / 8 (CG = chunk groups per row).
@@ -486,7 +482,7 @@ __device__ __forceinline__ void rt_attn_decode_combine(const float* __restrict__
         rt_attn_prefill_scalar<T, D>(sm, q, k, v, key_lens, out, sq, skv, hq, hkv, scale, causal, window); \
     }                                                                                                  \
     RT_ATTN_DECODE_KERNELS(T, S, D)
-// Launch: rt_attn_mma_smem_bytes<D>() bytes of dynamic shared memory.
+// Launch: 4 · RT_ATTN_BK · (D + 8) · 2 bytes of dynamic shared memory (gpu/attention.rs).
 #define RT_ATTN_KERNELS_MMA(T, S, D)                                                                    \
     extern "C" __global__ void __launch_bounds__(128)                                                  \
         attention_prefill_d##D##_##S(RT_ATTN_PREFILL_ARGS(T)) {                                         \
