@@ -1,5 +1,6 @@
 //! [`Instrumented`]: a kernel device wrapped to count what crosses the seam (launches, GEMMs,
-//! bytes copied back to the host), to record which kernels ran, and, for tests that must see a wrong device fail, to inject a
+//! bytes copied back to the host), to record which kernels ran, to pose as a GPU with less shared
+//! memory, and, for tests that must see a wrong device fail, to inject a
 //! fault (every GEMM scaled, or every launch of a named kernel dropped).
 
 use std::collections::BTreeSet;
@@ -20,6 +21,8 @@ pub struct Instrumented {
     pub launches: AtomicUsize,
     pub gemms: AtomicUsize,
     pub downloaded_bytes: AtomicUsize,
+    /// Reports this per-block shared-memory maximum instead of `inner`'s (a smaller GPU).
+    pub max_shared: Option<usize>,
     /// The name of every kernel launched (dropped ones included).
     launched: Mutex<BTreeSet<&'static str>>,
 }
@@ -48,6 +51,7 @@ impl Instrumented {
             launches: AtomicUsize::new(0),
             gemms: AtomicUsize::new(0),
             downloaded_bytes: AtomicUsize::new(0),
+            max_shared: None,
             launched: Mutex::new(BTreeSet::new()),
         }
     }
@@ -97,6 +101,10 @@ impl GpuBackend for Instrumented {
         }
         self.inner.launch(call)
     }
+    fn max_shared_bytes_per_block(&self) -> usize {
+        self.max_shared.unwrap_or_else(|| self.inner.max_shared_bytes_per_block())
+    }
+
     fn gemm(&self, call: &GemmCall) -> Result<(), ComputeError> {
         self.gemms.fetch_add(1, Ordering::Relaxed);
         self.inner.gemm(&GemmCall { alpha: call.alpha * self.gemm_alpha, ..*call })

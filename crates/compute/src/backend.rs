@@ -66,6 +66,10 @@ pub trait GpuBackend: Send + Sync + Debug {
     fn launch(&self, call: &KernelCall) -> Result<()>;
     /// Run a GEMM (cuBLAS on a GPU).
     fn gemm(&self, call: &GemmCall) -> Result<()>;
+    /// The most shared memory one block may use, opt-in included (the driver's
+    /// `MAX_SHARED_MEMORY_PER_BLOCK_OPTIN`: 227 KiB on an H100, 163 KiB on an A100, 99 KiB on
+    /// sm_86/sm_89 GPUs). Launch code sizes its tiles or picks another path by it.
+    fn max_shared_bytes_per_block(&self) -> usize;
     /// Wait for all queued work.
     fn synchronize(&self) -> Result<()>;
     /// Bytes of this backend's allocations live now and at the peak since the last

@@ -321,6 +321,10 @@ impl GpuBackend for EmuBackend {
         result.and(guards)
     }
 
+    fn max_shared_bytes_per_block(&self) -> usize {
+        crate::MAX_SHARED_BYTES_PER_BLOCK as usize
+    }
+
     fn gemm(&self, call: &GemmCall) -> Result<(), ComputeError> {
         let (a, b, c) = gemm::extents(call)?;
         let _keep = [

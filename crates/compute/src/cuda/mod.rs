@@ -101,6 +101,8 @@ pub struct CudaBackend {
     poison: bool,
     /// Bytes of the allocations handed out (each [`CudaMemory`] gives its bytes back on drop).
     meter: Arc<MemoryMeter>,
+    /// The device's per-block shared-memory maximum with the opt-in.
+    max_shared: usize,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -164,6 +166,11 @@ impl CudaBackend {
             .map_err(|e| unavailable(format!("cannot read the compute capability of cuda:{ordinal}: {e}")))?;
         // Hopper's arch-specific features (wgmma, TMA) need sm_90a exactly.
         let arch = if (major, minor) == (9, 0) { "sm_90a".to_string() } else { format!("sm_{major}{minor}") };
+        use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN;
+        let max_shared =
+            ctx.attribute(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN).map_err(|e| {
+                unavailable(format!("cannot read the shared-memory limit of cuda:{ordinal} ({name}): {e}"))
+            })? as usize;
         crate::nvrtc::nvrtc_status()
             .map_err(|e| unavailable(format!("cuda:{ordinal} ({name}) is present, but {e}")))?;
         // SAFETY: only probes whether the shared library can be opened.
@@ -192,6 +199,7 @@ impl CudaBackend {
             blas: Mutex::new(blas),
             poison: std::env::var("RAGTUNE_POISON_ALLOCS").is_ok_and(|v| v == "1"),
             meter: Arc::new(MemoryMeter::new()),
+            max_shared,
         };
         backend
             .module(PROBE_FAMILY)
@@ -385,6 +393,10 @@ impl GpuBackend for CudaBackend {
         unsafe { builder.launch(cfg) }
             .map_err(|e| ComputeError::cuda(format!("launching {} ({:?})", call.kernel.name(), d), e))?;
         Ok(())
+    }
+
+    fn max_shared_bytes_per_block(&self) -> usize {
+        self.max_shared
     }
 
     fn gemm(&self, call: &GemmCall) -> Result<()> {

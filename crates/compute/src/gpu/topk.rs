@@ -91,8 +91,12 @@ pub fn topk_similarity(
         radix(&s)?;
     } else if nq <= STREAM_MAX_QUERIES {
         stream(&s)?;
-    } else {
+    } else if fused_shared_bytes(base.dtype(), kcap(kk)) <= backend.max_shared_bytes_per_block() {
         fused(&s)?;
+    } else {
+        // The 64-query block's candidate buffers outgrow this GPU's shared memory (k = 128 needs
+        // ~161 KB; sm_86/sm_89 GPUs allow 99 KiB a block): scores from a GEMM, then select.
+        radix(&s)?;
     }
     Ok(TopkResult { rows, scores })
 }
@@ -140,7 +144,8 @@ fn slices(n: usize, unit: usize, want: usize, min_units: usize) -> (usize, usize
 /// Dynamic shared memory of a fused block, as kernels/topk.cu's `TkFused` lays it out: the
 /// query and base chunks (`[64][32 + pad]` each), the `[64][sld]` f32 score tile, 64 16-byte
 /// states and 64 candidate buffers of `2k` u64. At k = 128: 165,376 bytes (f32) and 160,768
-/// (bf16/f16), under sm_80's 166,912-byte per-block maximum (the launch opts in above 48 KiB).
+/// (bf16/f16), under sm_80's 166,912-byte per-block maximum (the launch opts in above 48 KiB); a
+/// device with less takes the radix path for such k.
 fn fused_shared_bytes(dtype: DType, k: usize) -> usize {
     let (ld, esize, sld) = if dtype == DType::F32 { (33, 4, FUSED_ROWS) } else { (40, 2, FUSED_ROWS + 8) };
     2 * FUSED_QUERIES * ld * esize + FUSED_QUERIES * sld * 4 + FUSED_QUERIES * 16 + FUSED_QUERIES * 2 * k * 8
