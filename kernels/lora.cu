@@ -39,8 +39,7 @@ template <typename T>
 __device__ __forceinline__ void lora_reduce_row(const T* __restrict__ v, const T* __restrict__ m,
                                                 const int* __restrict__ ids, const float* __restrict__ scales,
                                                 float* __restrict__ out, int len, int r, int js, int ks,
-                                                int adapters) {
-    __shared__ float scratch[32];
+                                                int adapters, float* scratch) {
     const long long row = blockIdx.x;
     const int id = ids[row] < adapters ? ids[row] : -1;
     const T* mm = m + (long long)(id < 0 ? 0 : id) * r * len;
@@ -153,8 +152,8 @@ __device__ __forceinline__ void lora_expand_row(const float* __restrict__ u, con
 template <typename T>
 __device__ __forceinline__ void lora_bwd_du_row(const T* __restrict__ dy, const T* __restrict__ b,
                                                 const int* __restrict__ ids, const float* __restrict__ scales,
-                                                float* __restrict__ du, int out, int r, int adapters) {
-    __shared__ float scratch[32];
+                                                float* __restrict__ du, int out, int r, int adapters,
+                                                float* scratch) {
     RT_DYNAMIC_SHARED(float, tiles);
     const long long row = blockIdx.x;
     const int id = ids[row] < adapters ? ids[row] : -1;
@@ -189,11 +188,10 @@ __device__ __forceinline__ void lora_bwd_outer_block(const T* __restrict__ p, co
                                                      const float* __restrict__ q, const int* __restrict__ ids,
                                                      const float* __restrict__ scales, float* __restrict__ partial,
                                                      int rows, int cols, int r, int adapters, int chunk_rows,
-                                                     int transposed) {
+                                                     int transposed, int* s_ids, float (*s_q)[RT_LORA_J]) {
     // Every thread reads the same ids[i] and q[i, j0 .. j0+8) for a row: staged 32 rows at a time
-    // by the whole block in coalesced loads instead of as broadcast loads of one float per sector.
-    __shared__ int s_ids[32];
-    __shared__ float s_q[32][RT_LORA_J];
+    // by the whole block (s_ids [32], s_q [32][RT_LORA_J] in shared memory) in coalesced loads
+    // instead of as broadcast loads of one float per sector.
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     const bool live = c < cols;  // no early return: every thread helps stage and meets the barriers
     const int j0 = blockIdx.y * RT_LORA_J;
@@ -241,29 +239,36 @@ extern "C" __global__ void lora_bwd_reduce_f32(const float* partial, float* out,
     }
 }
 
-#define RT_LORA_KERNELS(T, S)                                                                          \
-    extern "C" __global__ void lora_shrink_##S(const T* x, const T* a, const int* ids, float* u, int in, \
-                                               int r, int adapters) {                                  \
-        lora_reduce_row<T>(x, a, ids, nullptr, u, in, r, in, 1, adapters);                            \
-    }                                                                                                  \
-    extern "C" __global__ void lora_expand_##S(const float* u, const T* b, const int* ids,              \
-                                               const float* scales, T* y, int out, int r,             \
-                                               int adapters) {                                         \
-        lora_expand_row<T>(u, b, ids, scales, y, out, r, adapters);                                   \
-    }                                                                                                  \
+// Static __shared__ storage is declared in the extern "C" kernels and handed to the templates:
+// gcc ignores the section attribute the emulator gives __shared__ for a template's static
+// locals, so shared memory declared inside a template would be invisible to the profiler.
+#define RT_LORA_KERNELS(T, S)                                                                                \
+    extern "C" __global__ void lora_shrink_##S(const T* x, const T* a, const int* ids, float* u, int in,     \
+                                               int r, int adapters) {                                        \
+        __shared__ float scratch[32];                                                                        \
+        lora_reduce_row<T>(x, a, ids, nullptr, u, in, r, in, 1, adapters, scratch);                          \
+    }                                                                                                        \
+    extern "C" __global__ void lora_expand_##S(const float* u, const T* b, const int* ids,                   \
+                                               const float* scales, T* y, int out, int r,                    \
+                                               int adapters) {                                               \
+        lora_expand_row<T>(u, b, ids, scales, y, out, r, adapters);                                          \
+    }                                                                                                        \
     extern "C" __global__ void lora_bwd_du_##S(const T* dy, const T* b, const int* ids, const float* scales, \
-                                               float* du, int out, int r, int adapters) {              \
-        lora_bwd_du_row<T>(dy, b, ids, scales, du, out, r, adapters);                                 \
-    }                                                                                                  \
-    extern "C" __global__ void lora_bwd_dx_##S(const float* du, const T* a, const int* ids, const T* mask, \
-                                               T* dx, int in, int r, int adapters) {                   \
-        lora_bwd_dx_row<T>(du, a, ids, mask, dx, in, r, adapters);                                     \
-    }                                                                                                  \
+                                               float* du, int out, int r, int adapters) {                    \
+        __shared__ float scratch[32];                                                                        \
+        lora_bwd_du_row<T>(dy, b, ids, scales, du, out, r, adapters, scratch);                               \
+    }                                                                                                        \
+    extern "C" __global__ void lora_bwd_dx_##S(const float* du, const T* a, const int* ids, const T* mask,   \
+                                               T* dx, int in, int r, int adapters) {                         \
+        lora_bwd_dx_row<T>(du, a, ids, mask, dx, in, r, adapters);                                           \
+    }                                                                                                        \
     extern "C" __global__ void lora_bwd_outer_##S(const T* p, const T* mask, const float* q, const int* ids, \
-                                                  const float* scales, float* partial, int rows, int cols, \
-                                                  int r, int adapters, int chunk_rows, int transposed) {   \
-        lora_bwd_outer_block<T>(p, mask, q, ids, scales, partial, rows, cols, r, adapters, chunk_rows,  \
-                                transposed);                                                           \
+                                                  const float* scales, float* partial, int rows, int cols,   \
+                                                  int r, int adapters, int chunk_rows, int transposed) {     \
+        __shared__ int s_ids[32];                                                                            \
+        __shared__ float s_q[32][RT_LORA_J];                                                                 \
+        lora_bwd_outer_block<T>(p, mask, q, ids, scales, partial, rows, cols, r, adapters, chunk_rows,       \
+                                transposed, s_ids, s_q);                                                     \
     }
 
 RT_LORA_KERNELS(float, f32)

@@ -18,8 +18,7 @@ __device__ __forceinline__ float rt_row_sumsq(const T* __restrict__ xr, int cols
 
 template <typename T>
 __device__ __forceinline__ void rms_norm_row(const T* __restrict__ x, const T* __restrict__ w,
-                                             T* __restrict__ out, int cols, float eps) {
-    __shared__ float scratch[32];
+                                             T* __restrict__ out, int cols, float eps, float* scratch) {
     const long long row = blockIdx.x;
     const T* xr = x + row * cols;
     T* orow = out + row * cols;
@@ -31,8 +30,7 @@ __device__ __forceinline__ void rms_norm_row(const T* __restrict__ x, const T* _
 template <typename T>
 __device__ __forceinline__ void layer_norm_row(const T* __restrict__ x, const T* __restrict__ w,
                                                const T* __restrict__ b, T* __restrict__ out, int cols,
-                                               float eps) {
-    __shared__ float scratch[32];
+                                               float eps, float* scratch) {
     const long long row = blockIdx.x;
     const T* xr = x + row * cols;
     T* orow = out + row * cols;
@@ -56,8 +54,8 @@ __device__ __forceinline__ void layer_norm_row(const T* __restrict__ x, const T*
 
 // x / max(||x||, 1e-12): unit rows for cosine similarity; an all-zero row stays zero.
 template <typename T>
-__device__ __forceinline__ void l2_normalize_row(const T* __restrict__ x, T* __restrict__ out, int cols) {
-    __shared__ float scratch[32];
+__device__ __forceinline__ void l2_normalize_row(const T* __restrict__ x, T* __restrict__ out, int cols,
+                                                 float* scratch) {
     const long long row = blockIdx.x;
     const T* xr = x + row * cols;
     T* orow = out + row * cols;
@@ -82,19 +80,24 @@ __device__ __forceinline__ void row_sqnorm_rows(const T* __restrict__ x, float* 
     if ((threadIdx.x & 31) == 0) out[row] = ss;
 }
 
-#define RT_NORM_KERNELS(T, S)                                                                      \
-    extern "C" __global__ void rms_norm_##S(const T* x, const T* w, T* out, int cols, float eps) { \
-        rms_norm_row<T>(x, w, out, cols, eps);                                                     \
-    }                                                                                              \
+// Static __shared__ storage (the reductions' scratch) is declared in the extern "C" kernels and
+// handed to the templates, so the emulator's profiler sees it (see lora.cu).
+#define RT_NORM_KERNELS(T, S)                                                                       \
+    extern "C" __global__ void rms_norm_##S(const T* x, const T* w, T* out, int cols, float eps) {  \
+        __shared__ float scratch[32];                                                               \
+        rms_norm_row<T>(x, w, out, cols, eps, scratch);                                             \
+    }                                                                                               \
     extern "C" __global__ void layer_norm_##S(const T* x, const T* w, const T* b, T* out, int cols, \
-                                              float eps) {                                         \
-        layer_norm_row<T>(x, w, b, out, cols, eps);                                                \
-    }                                                                                              \
-    extern "C" __global__ void l2_normalize_##S(const T* x, T* out, int cols) {                    \
-        l2_normalize_row<T>(x, out, cols);                                                         \
-    }                                                                                              \
-    extern "C" __global__ void row_sqnorm_##S(const T* x, float* out, int rows, int cols) {        \
-        row_sqnorm_rows<T>(x, out, rows, cols);                                                    \
+                                              float eps) {                                          \
+        __shared__ float scratch[32];                                                               \
+        layer_norm_row<T>(x, w, b, out, cols, eps, scratch);                                        \
+    }                                                                                               \
+    extern "C" __global__ void l2_normalize_##S(const T* x, T* out, int cols) {                     \
+        __shared__ float scratch[32];                                                               \
+        l2_normalize_row<T>(x, out, cols, scratch);                                                 \
+    }                                                                                               \
+    extern "C" __global__ void row_sqnorm_##S(const T* x, float* out, int rows, int cols) {         \
+        row_sqnorm_rows<T>(x, out, rows, cols);                                                     \
     }
 
 RT_NORM_KERNELS(float, f32)
