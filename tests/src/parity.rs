@@ -626,6 +626,9 @@ pub fn lora(device: &Device, rng: &mut ChaCha8Rng) {
         ops::lora_expand(&mut dy2, &on(device, &u2), &on(device, &b2), &on(device, &ids), &scales).unwrap();
         ops::lora_expand(&mut cy2, &u2, &b2, &ids, &scales).unwrap();
         compare(&format!("lora_expand r {r2} out {out2} {dtype}"), &dy2, &cy2, tolerance(dtype, true));
+        if dtype != DType::F32 {
+            lora_grouped(device, rng, dtype);
+        }
         // The backward, with and without a dropout mask (zeros and twos), rank 11: a full and a
         // partial group of 8 ranks on the GPU; 260 rows: two chunks of the outer products.
         let (rows, r, inp) = (260usize, 11usize, 72usize);
@@ -709,5 +712,38 @@ pub fn lora(device: &Device, rng: &mut ChaCha8Rng) {
             compare(&format!("{what} dA"), &gda, &cda, 1e-4);
             compare(&format!("{what} dB"), &gdb, &cdb, 1e-4);
         }
+    }
+}
+
+/// The grouped (SGMV) tensor-core shrink and expand, which a device takes for bf16 / f16 batches
+/// of 64 rows or more, against the CPU: 150 rows (not a multiple of the 16-row mma tile) mixing
+/// rows of no adapter, an adapter of 90-odd rows (two 64-row tiles), one of a single row and
+/// one of none; ranks 8, 16, 20 and 64; in and out sizes that are not multiples of the 64-wide
+/// tiles, aligned (whole 16-byte copies) or not.
+fn lora_grouped(device: &Device, rng: &mut ChaCha8Rng, dtype: DType) {
+    let (rows, adapters) = (150usize, 5usize);
+    let ids: Vec<i32> = (0..rows as i32)
+        .map(|i| match i {
+            5 => 4,
+            _ if i % 7 == 0 => -1,
+            _ if i < 110 => 0,
+            _ => 1 + i % 2,
+        })
+        .collect();
+    let ids = Tensor::from_slice(&ids, &[rows]).unwrap();
+    let scales = [0.5f32, -2.0, 1.5, 3.0, -0.25];
+    for (r, inp, out) in [(16usize, 264usize, 100usize), (8, 200, 70), (64, 72, 36), (20, 264, 64)] {
+        let (x, _) = random_tensor(rng, &[rows, inp], dtype, 1.0);
+        let (a, _) = random_tensor(rng, &[adapters, r, inp], dtype, 1.0);
+        let (b, _) = random_tensor(rng, &[adapters, out, r], dtype, 1.0);
+        let (y, _) = random_tensor(rng, &[rows, out], dtype, 1.0);
+        let what = format!("grouped lora rows {rows} r {r} in {inp} out {out} {dtype}");
+        let du = ops::lora_shrink(&on(device, &x), &on(device, &a), &on(device, &ids)).unwrap();
+        let cu = ops::lora_shrink(&x, &a, &ids).unwrap();
+        compare(&format!("{what} shrink"), &du, &cu, 1e-4);
+        let (mut dy, mut cy) = (on(device, &y), y.clone());
+        ops::lora_expand(&mut dy, &du, &on(device, &b), &on(device, &ids), &scales).unwrap();
+        ops::lora_expand(&mut cy, &cu, &b, &ids, &scales).unwrap();
+        compare(&format!("{what} expand"), &dy, &cy, tolerance(dtype, true));
     }
 }

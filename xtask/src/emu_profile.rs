@@ -126,6 +126,44 @@ fn topk(dtype: DType, nq: usize, nb: usize, dim: usize, k: usize) -> Scenario {
     }
 }
 
+/// A mixed-adapter LoRA forward (shrink, then expand into y), bf16, adapter `i % adapters` for
+/// row i. With `chunk`, the batch goes in pieces of that many rows: below the grouped path's
+/// threshold (gpu/lora.rs, 64 rows), so every launch is a row kernel — a block per row, each
+/// independent of the others, so the pieces' launches add up to the row kernels' figures for
+/// the whole batch.
+fn lora_forward(
+    rows: usize,
+    inp: usize,
+    r: usize,
+    out: usize,
+    adapters: usize,
+    chunk: Option<usize>,
+) -> Scenario {
+    let path = chunk.map_or("grouped".to_string(), |c| format!("row kernels, {c}-row pieces"));
+    Scenario {
+        family: "lora",
+        shape: format!("lora {path} bf16 rows{rows} in{inp} r{r} out{out} adapters{adapters}"),
+        flops: (2 * rows * inp * r + 2 * rows * out * r) as u64,
+        output_elements: (rows * r + rows * out) as u64,
+        run: Box::new(move |d| {
+            let a = tensor(d, &[adapters, r, inp], DType::BF16, 21)?;
+            let b = tensor(d, &[adapters, out, r], DType::BF16, 22)?;
+            let scales = vec![0.5; adapters];
+            let step = chunk.unwrap_or(rows);
+            for first in (0..rows).step_by(step) {
+                let n = step.min(rows - first);
+                let x = tensor(d, &[n, inp], DType::BF16, 23 + first)?;
+                let ids: Vec<i32> = (first..first + n).map(|i| (i % adapters) as i32).collect();
+                let ids = Tensor::from_slice(&ids, &[n])?.to_device(d)?;
+                let u = ops::lora_shrink(&x, &a, &ids)?;
+                let mut y = tensor(d, &[n, out], DType::BF16, 24 + first)?;
+                ops::lora_expand(&mut y, &u, &b, &ids, &scales)?;
+            }
+            Ok(())
+        }),
+    }
+}
+
 fn scenarios() -> Vec<Scenario> {
     let (rows, cols) = (64usize, 1024usize);
     let (nq, nb, dim, k) = (8usize, 4096usize, 128usize, 10usize);
@@ -142,23 +180,11 @@ fn scenarios() -> Vec<Scenario> {
         // Large batches take the fused path: its base bytes per query are the figure to watch.
         topk(DType::BF16, 256, 4096, 128, k),
         topk(DType::F32, 128, 2048, 64, k),
-        Scenario {
-            family: "lora",
-            shape: format!("lora shrink+expand bf16 rows{lrows} in{lin} r{lr} out{lout} adapters{adapters}"),
-            flops: (2 * lrows * lin * lr + 2 * lrows * lout * lr) as u64,
-            output_elements: (lrows * lr + lrows * lout) as u64,
-            run: Box::new(move |d| {
-                let x = tensor(d, &[lrows, lin], DType::BF16, 7)?;
-                let a = tensor(d, &[adapters, lr, lin], DType::BF16, 8)?;
-                let b = tensor(d, &[adapters, lout, lr], DType::BF16, 9)?;
-                let ids: Vec<i32> = (0..lrows as i32).map(|i| i % adapters as i32).collect();
-                let ids = Tensor::from_slice(&ids, &[lrows])?.to_device(d)?;
-                let u = ops::lora_shrink(&x, &a, &ids)?;
-                let mut y = tensor(d, &[lrows, lout], DType::BF16, 10)?;
-                ops::lora_expand(&mut y, &u, &b, &ids, &[0.5; 2])?;
-                Ok(())
-            }),
-        },
+        // A serving batch mixing adapters: the grouped (SGMV) tensor-core path, and the row
+        // kernels on the same batch.
+        lora_forward(256, 1024, 16, 1024, 4, None),
+        lora_forward(256, 1024, 16, 1024, 4, Some(32)),
+        lora_forward(lrows, lin, lr, lout, adapters, None),
         Scenario {
             family: "lora",
             shape: format!("lora backward bf16 rows{lrows} in{lin} r{lr} out{lout} adapters{adapters}"),

@@ -1,5 +1,6 @@
-//! Launches of kernels/lora.cu: a block per row; and the one-adapter (training) backward, whose
-//! reductions over rows are cuBLAS GEMMs.
+//! Launches of kernels/lora.cu: a block per row; the grouped (SGMV) tensor-core path for bf16 /
+//! f16 batches of many rows; and the one-adapter (training) backward, whose reductions over rows
+//! are cuBLAS GEMMs.
 
 use std::sync::Arc;
 
@@ -24,6 +25,17 @@ pub fn lora_shrink(
     let (u, u_ptr) = output(backend, &[rows, r], DType::F32)?;
     if rows == 0 || r == 0 {
         return Ok(u);
+    }
+    let adapters = a.shape()[0];
+    if grouped(x.dtype(), rows, r) {
+        let (work, tiles) = segments(backend, ids, rows, adapters)?;
+        return backend
+            .launch(&KernelCall {
+                kernel: kernels::lora::LORA_SGMV_SHRINK.of(x.dtype())?,
+                dims: LaunchDims::linear(tiles, SGMV_THREADS, SGMV_SHRINK_SMEM),
+                args: args![x, a, &work, Arg::Ptr(u_ptr), rows, inp, r, adapters],
+            })
+            .map(|()| u);
     }
     backend
         .launch(&KernelCall {
@@ -50,11 +62,69 @@ pub fn lora_expand(
     if rows == 0 || out == 0 {
         return Ok(());
     }
+    let adapters = b.shape()[0];
+    if grouped(dtype, rows, r) {
+        let (work, tiles) = segments(backend, ids, rows, adapters)?;
+        return backend.launch(&KernelCall {
+            kernel: kernels::lora::LORA_SGMV_EXPAND.of(dtype)?,
+            dims: LaunchDims {
+                grid: (tiles, out.div_ceil(SGMV_BN) as u32, 1),
+                block: (SGMV_THREADS, 1, 1),
+                shared_bytes: SGMV_EXPAND_SMEM,
+            },
+            args: args![u, b, &work, scales, Arg::Ptr(y), rows, out, r, adapters],
+        });
+    }
     backend.launch(&KernelCall {
         kernel: kernels::lora::LORA_EXPAND.of(dtype)?,
         dims: b_tile_dims(rows, out),
         args: args![u, b, ids, scales, Arg::Ptr(y), out, r, b.shape()[0]],
     })
+}
+
+/// Batches of at least this many rows take the grouped path (bf16 / f16, r ≤ [`SGMV_MAX_R`]):
+/// below it a tile of 64 rows per adapter is mostly padding and the row kernels' one block per
+/// row is as cheap.
+pub const SGMV_MIN_ROWS: usize = 64;
+/// The grouped kernels keep r (rounded up to 16) ranks of accumulators per lane in registers.
+pub const SGMV_MAX_R: usize = 64;
+/// Rows per tile (`RT_SGMV_BM`), output columns per expand block (`RT_SGMV_BN`), threads.
+const SGMV_BM: usize = 64;
+const SGMV_BN: usize = 64;
+const SGMV_THREADS: u32 = 128;
+/// Dynamic shared memory at the largest instantiation (RP = 64), kernels/lora.cu's formulas:
+/// shrink 2 stages × (BM + RP) rows × (BK + 8) × 2 bytes; expand max(3 · BM · (RP + 8) · 2,
+/// BM · (BN + 4) · 4) bytes.
+const SGMV_SHRINK_SMEM: u32 = (2 * (64 + 64) * (64 + 8) * 2) as u32;
+const SGMV_EXPAND_SMEM: u32 = {
+    let operands = 3 * 64 * (64 + 8) * 2;
+    let products = 64 * (64 + 4) * 4;
+    (if operands > products { operands } else { products }) as u32
+};
+
+/// Whether a shrink / expand of `rows` rows at rank `r` takes the grouped tensor-core path.
+fn grouped(dtype: DType, rows: usize, r: usize) -> bool {
+    matches!(dtype, DType::BF16 | DType::F16) && rows >= SGMV_MIN_ROWS && (1..=SGMV_MAX_R).contains(&r)
+}
+
+/// The segment table of `ids` (kernels/lora.cu, `lora_segments_i32`): rows grouped by adapter
+/// and the list of 64-row tiles, built on the device from the device ids (one block). Returns
+/// the workspace and the tile count bound the grouped kernels launch over.
+fn segments(
+    backend: &Arc<dyn GpuBackend>,
+    ids: &Tensor,
+    rows: usize,
+    adapters: usize,
+) -> Result<(Tensor, u32)> {
+    // One partial tile per bucket at most: the adapters' and the bucket of rows of none.
+    let max_tiles = rows.div_ceil(SGMV_BM) + (adapters + 1).min(rows);
+    let (work, work_ptr) = output(backend, &[2 * adapters + 3 + rows + 2 * max_tiles], DType::I32)?;
+    backend.launch(&KernelCall {
+        kernel: kernels::lora::LORA_SEGMENTS_I32,
+        dims: LaunchDims::linear(1, 256, 0),
+        args: args![ids, Arg::Ptr(work_ptr), rows, adapters, max_tiles],
+    })?;
+    Ok((work, max_tiles as u32))
 }
 
 /// A block per row over `cols` columns of B `[cols, r]`, with the staged 32 × 16 f32 tile of B
