@@ -338,7 +338,9 @@ __device__ __forceinline__ void topk_stream(const T* __restrict__ q, const T* __
 
 // ---- ivf path ------------------------------------------------------------------------------
 // grid (nq, nprobe) (queries on x: grid y stops at 65,535), 256 threads, dynamic shared memory
-// 2K u64 (the candidate buffer) then d f32 (the query, widened once). Block (q, p) searches list probes[q][p]: base rows
+// (all of it dynamic, so the emulator's profiler and poisoning see it): the 2K-u64 candidate
+// buffer, the block's TkState, 256 f32 chunk scores, then the query as d f32 (widened once).
+// Block (q, p) searches list probes[q][p]: base rows
 // [offsets[l], offsets[l + 1]), contiguous, clamped to [0, n) so bad offsets cannot read out of
 // bounds; a probe outside [0, nlist) searches nothing. As in the streaming path each warp scores
 // one row at a time (lanes stride the dimension: a warp's loads are one contiguous run of the
@@ -350,11 +352,11 @@ __device__ __forceinline__ void topk_ivf(const T* __restrict__ q, const T* __res
                                          const int* __restrict__ probes, const unsigned int* __restrict__ allow,
                                          u64* __restrict__ cand, int n, int nlist, int d, int nprobe, int K,
                                          int l2) {
-    __shared__ float scores[TK_SROWS];
-    __shared__ TkState state;
     RT_DYNAMIC_SHARED(unsigned char, smem);
     u64* buf = reinterpret_cast<u64*>(smem);
-    float* qs = reinterpret_cast<float*>(smem + (size_t)2 * K * sizeof(u64));
+    TkState& state = *reinterpret_cast<TkState*>(smem + (size_t)2 * K * sizeof(u64));
+    float* scores = reinterpret_cast<float*>(smem + (size_t)2 * K * sizeof(u64) + sizeof(TkState));
+    float* qs = scores + TK_SROWS;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int qi = blockIdx.x, p = blockIdx.y;
     const int list = probes[(size_t)qi * nprobe + p];
