@@ -353,8 +353,9 @@ impl IvfFlatIndex {
             let scores = found.scores.to_vec::<f32>()?;
             let tie_at_cut = want < n
                 && (0..nq).any(|q| {
-                    let (kth, next) = (q * want + k - 1, q * want + k);
-                    found_rows[next] >= 0 && scores[kth].total_cmp(&scores[next]).is_eq()
+                    // The last result (when real) ties the k-th: rows tied with it may be cut.
+                    let (kth, last) = (q * want + k - 1, (q + 1) * want - 1);
+                    found_rows[last] >= 0 && scores[kth].total_cmp(&scores[last]).is_eq()
                 });
             if tie_at_cut {
                 want = want.saturating_mul(2).min(n);
