@@ -9,6 +9,9 @@
 //             topk_merge combines the slices.
 //   streaming (k <= 128, nq <= 8) topk_stream_*: blocks own base slices and read every row
 //             once, scoring it against all queries (memory-bandwidth bound), then topk_merge.
+//   ivf       (topk_ivf: lists are contiguous row ranges of one base) topk_ivf_*: one block per
+//             (query, probed list) streams the list's rows once, keeps a top-k in shared
+//             memory, and topk_merge combines the nprobe partial lists of each query.
 //   radix     (any k, 129..) scores come from one GEMM (cuBLAS), topk_radix_keys turns them
 //             into order-preserving u32 keys in place, and topk_radix_select finds each query's
 //             k-th key with four 8-bit histogram passes, gathers the survivors and sorts only
@@ -333,6 +336,74 @@ __device__ __forceinline__ void topk_stream(const T* __restrict__ q, const T* __
         tk_finish(bufs + (size_t)warp * 2 * K, states[warp], K, cand + ((size_t)warp * gridDim.x + blockIdx.x) * K);
 }
 
+// ---- ivf path ------------------------------------------------------------------------------
+// grid (nq, nprobe) (queries on x: grid y stops at 65,535), 256 threads, dynamic shared memory
+// (all of it dynamic, so the emulator's profiler and poisoning see it): the 2K-u64 candidate
+// buffer, the block's TkState, 256 f32 chunk scores, then the query as d f32 (widened once).
+// Block (q, p) searches list probes[q][p]: base rows
+// [offsets[l], offsets[l + 1]), contiguous, clamped to [0, n) so bad offsets cannot read out of
+// bounds; a probe outside [0, nlist) searches nothing. As in the streaming path each warp scores
+// one row at a time (lanes stride the dimension: a warp's loads are one contiguous run of the
+// row), |b|^2 from the same loads; warp 0 folds each 256-row chunk into the block's top-k, and
+// the block writes its best K (0-padded) to cand[(q * nprobe + p) * K] for topk_merge.
+template <typename T>
+__device__ __forceinline__ void topk_ivf(const T* __restrict__ q, const T* __restrict__ base,
+                                         const float* __restrict__ qn, const int* __restrict__ offsets,
+                                         const int* __restrict__ probes, const unsigned int* __restrict__ allow,
+                                         u64* __restrict__ cand, int n, int nlist, int d, int nprobe, int K,
+                                         int l2) {
+    RT_DYNAMIC_SHARED(unsigned char, smem);
+    u64* buf = reinterpret_cast<u64*>(smem);
+    TkState& state = *reinterpret_cast<TkState*>(smem + (size_t)2 * K * sizeof(u64));
+    float* scores = reinterpret_cast<float*>(smem + (size_t)2 * K * sizeof(u64) + sizeof(TkState));
+    float* qs = scores + TK_SROWS;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int qi = blockIdx.x, p = blockIdx.y;
+    const int list = probes[(size_t)qi * nprobe + p];
+    int r_begin = 0, r_end = 0;
+    if (list >= 0 && list < nlist) {
+        r_begin = max(0, min(n, offsets[list]));
+        r_end = max(r_begin, min(n, offsets[list + 1]));
+    }
+    for (int c = tid; c < d; c += blockDim.x) qs[c] = rt_to_f32(q[(long long)qi * d + c]);
+    if (tid == 0) {
+        state.count = 0;
+        state.thr = 0;
+    }
+    const float qnorm = l2 ? qn[qi] : 0.0f;
+    for (int r0 = r_begin; r0 < r_end; r0 += TK_SROWS) {
+        __syncthreads();  // the query is staged; the previous chunk's scores are consumed
+        for (int i = 0; i < 32; ++i) {
+            const int local = warp * 32 + i, row = r0 + local;
+            if (row >= r_end) break;  // warp-uniform
+            float dot = 0.0f, bb = 0.0f;
+            const T* br = base + (long long)row * d;
+            for (int c = lane; c < d; c += 32) {
+                const float bv = rt_to_f32(br[c]);
+                bb = fmaf(bv, bv, bb);
+                dot = fmaf(qs[c], bv, dot);
+            }
+            dot = rt_warp_sum(dot);
+            bb = rt_warp_sum(bb);
+            if (lane == 0) scores[local] = tk_key(dot, qnorm, bb, l2);
+        }
+        __syncthreads();
+        if (warp == 0) {
+            TkState st = state;
+            for (int g = 0; g < TK_SROWS; g += 32) {
+                const int row = r0 + g + lane;
+                u64 c = 0;
+                if (row < r_end && tk_allowed(allow, row)) c = tk_pack(scores[g + lane], row);
+                tk_push(buf, st, K, c);
+            }
+            if (lane == 0) state = st;
+            __syncwarp();
+        }
+    }
+    __syncthreads();
+    if (warp == 0) tk_finish(buf, state, K, cand + ((size_t)qi * nprobe + p) * K);
+}
+
 // ---- merge: per query (one warp), the best kk of splits x K candidates -> rows and scores ----
 // grid (nq), 32 threads, dynamic shared memory 2K u64.
 extern "C" __global__ void topk_merge(const u64* cand, int* rows, float* scores, int splits, int K, int kk,
@@ -473,6 +544,11 @@ extern "C" __global__ void topk_radix_select(const unsigned int* keys, u64* scra
                                                const unsigned int* allow, u64* cand, int nq, int n, int d, \
                                                int K, int l2, int rows_per_split) {                        \
         topk_stream<T>(q, base, qn, allow, cand, nq, n, d, K, l2, rows_per_split);                         \
+    }                                                                                                \
+    extern "C" __global__ void topk_ivf_##S(const T* q, const T* base, const float* qn, const int* offsets, \
+                                            const int* probes, const unsigned int* allow, u64* cand, int n, \
+                                            int nlist, int d, int nprobe, int K, int l2) {                  \
+        topk_ivf<T>(q, base, qn, offsets, probes, allow, cand, n, nlist, d, nprobe, K, l2);                 \
     }
 
 RT_TOPK_KERNELS(float, f32)

@@ -130,3 +130,35 @@ pub fn search_case(
     let ((qt, qv), (bt, bv)) = (to(&q, nq), to(&b, n));
     (qt, bt, qv, bv)
 }
+
+/// The lists and probes of a `topk_ivf` test: list sizes `sizes` (their sum is the base's
+/// rows), `nprobe` distinct lists per query (drawn at random), plus one −1 probe (searches
+/// nothing) in every 4th query's last column when `nprobe` > 1. Returns the offsets (i32
+/// `[nlist + 1]`) and probes (i32 `[nq, nprobe]`) as tensors and as vectors.
+pub fn ivf_case(
+    rng: &mut ChaCha8Rng,
+    sizes: &[usize],
+    nq: usize,
+    nprobe: usize,
+) -> (Tensor, Tensor, Vec<i32>, Vec<i32>) {
+    let mut offsets = vec![0i32];
+    for &s in sizes {
+        offsets.push(offsets.last().unwrap() + s as i32);
+    }
+    let nlist = sizes.len();
+    let mut probes = Vec::with_capacity(nq * nprobe);
+    for q in 0..nq {
+        let mut lists: Vec<i32> = (0..nlist as i32).collect();
+        for i in 0..nprobe {
+            let j = rng.random_range(i..nlist);
+            lists.swap(i, j);
+        }
+        probes.extend_from_slice(&lists[..nprobe]);
+        if nprobe > 1 && q % 4 == 0 {
+            *probes.last_mut().unwrap() = -1;
+        }
+    }
+    let ot = Tensor::from_slice(&offsets, &[nlist + 1]).expect("1-D");
+    let pt = Tensor::from_slice(&probes, &[nq, nprobe]).expect("2-D");
+    (ot, pt, offsets, probes)
+}

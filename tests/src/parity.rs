@@ -6,7 +6,7 @@ use ragtune_compute::ops::{self, MatmulSpec, Similarity, SoftmaxSpec, TopkSpec};
 use ragtune_compute::{DType, Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 
-use crate::{MatmulCase, assert_close, bitmap_tensor, random_tensor, search_case, tolerance};
+use crate::{MatmulCase, assert_close, bitmap_tensor, ivf_case, random_tensor, search_case, tolerance};
 
 fn on(device: &Device, t: &Tensor) -> Tensor {
     t.to_device(device).expect("copy to device")
@@ -254,6 +254,56 @@ pub fn topk(device: &Device, rng: &mut ChaCha8Rng) {
                     &reference,
                     tolerance(DType::F32, true),
                 );
+            }
+        }
+    }
+}
+
+/// (list sizes, nq, d): empty lists, a list of one row, lists longer than a 256-row chunk of
+/// the kernel, d not a multiple of the 32 lanes.
+const IVF_CASES: &[(&[usize], usize, usize)] =
+    &[(&[0, 1, 300, 7, 40, 0, 529], 6, 24), (&[3], 2, 9), (&[0, 70, 1, 260], 5, 33)];
+
+/// `topk_ivf` on the device against the CPU on integer data: rows, ties and scores identical,
+/// for nprobe 1 and more (with −1 probes), k below and above the probed rows, with and without
+/// a filter.
+pub fn topk_ivf(device: &Device, rng: &mut ChaCha8Rng) {
+    for dtype in DType::FLOATS {
+        for &(sizes, nq, d) in IVF_CASES {
+            let n: usize = sizes.iter().sum();
+            let (q, b, _, _) = search_case(rng, nq, n, d, dtype, true);
+            for nprobe in [1, sizes.len().min(3)] {
+                let (offsets, probes, _, _) = ivf_case(rng, sizes, nq, nprobe);
+                let allow: Vec<bool> = (0..n).map(|r| r % 3 != 1).collect();
+                let mask = bitmap_tensor(&allow);
+                for k in [1, 10, 400] {
+                    for sim in [Similarity::Dot, Similarity::L2] {
+                        for filter in [None, Some(&mask)] {
+                            let what = format!(
+                                "topk_ivf {dtype} {sim:?} sizes={sizes:?} nq={nq} d={d} nprobe={nprobe} k={k} \
+                                 filtered={}",
+                                filter.is_some()
+                            );
+                            let run = |dev: &Device| {
+                                let r = ops::topk_ivf(
+                                    &on(dev, &q),
+                                    &on(dev, &b),
+                                    &on(dev, &offsets),
+                                    &on(dev, &probes),
+                                    TopkSpec { k, similarity: sim },
+                                    filter.map(|a| on(dev, a)).as_ref(),
+                                )
+                                .unwrap_or_else(|e| panic!("{what}: {e}"));
+                                assert!(
+                                    !r.rows.is_host() || dev.is_cpu(),
+                                    "{what}: results should stay on the device"
+                                );
+                                (r.rows.to_vec::<i32>().unwrap(), r.scores.to_vec::<f32>().unwrap())
+                            };
+                            assert_eq!(run(device), run(&Device::Cpu), "{what}");
+                        }
+                    }
+                }
             }
         }
     }

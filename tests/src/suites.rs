@@ -26,6 +26,7 @@ macro_rules! for_each_parity_suite {
             (elementwise, binary_scale_and_activations, elementwise, 24, all),
             (cast, every_pair_exactly, cast, 25, one),
             (topk, search, topk, 27, all),
+            (topk, ivf, topk_ivf, 45, all),
             (kmeans, assign_and_update, kmeans, 28, all),
             (attention, prefill_and_decode, attention, 31, all),
             (attention, sliding_window, sliding_window_attention, 36, all),

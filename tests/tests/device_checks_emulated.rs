@@ -66,3 +66,52 @@ fn flat_index_changes_keep_the_rows_on_the_device() {
     let (a, b) = (on_device.search(&queries, 30, None).unwrap(), on_cpu.search(&queries, 30, None).unwrap());
     assert_eq!(format!("{a:?}"), format!("{b:?}"), "device and CPU indexes disagree after the changes");
 }
+
+/// An IVF search on a device makes a fixed number of launches whatever the number of lists (the
+/// probes stay on the device, one `topk_ivf` covers every probed list) and downloads only the
+/// results; adds and removes keep the store on the device. Results equal the CPU index's.
+#[test]
+fn ivf_search_makes_no_per_list_round_trips() {
+    use ragtune_compute::{DType, Tensor};
+    use ragtune_index::{IvfFlatIndex, IvfParams, Metric};
+    use ragtune_tests::instrumented::Instrumented;
+
+    let (counter, device) =
+        Instrumented::device(Arc::new(EmuBackend::new(EmuOptions { schedule: Schedule::Forward })));
+    let (n, dim, nlist, nq, k) = (800usize, 16usize, 24usize, 6usize, 10usize);
+    let rows = |first: usize, count: usize| {
+        let v: Vec<f32> =
+            (first * dim..(first + count) * dim).map(|i| (i as f32 * 0.618_034).sin()).collect();
+        Tensor::from_slice(&v, &[count, dim]).unwrap()
+    };
+    let ids: Vec<u64> = (0..n as u64).map(|i| 3 * i).collect();
+    let mut params = IvfParams::new(nlist);
+    params.nprobe = 5;
+    let build =
+        |d: &Device| IvfFlatIndex::build(&rows(0, n), &ids, Metric::L2, DType::F32, d, params).unwrap();
+    let (mut on_device, mut on_cpu) = (build(&device), build(&Device::Cpu));
+    let before = counter.downloaded();
+    let store_bytes = n * dim * 4;
+    for index in [&mut on_device, &mut on_cpu] {
+        index.add(&rows(n, 30), &(0..30u64).map(|i| 3 * i + 1).collect::<Vec<_>>()).unwrap();
+        assert_eq!(index.remove(&[0, 4, 30]).unwrap(), 3);
+    }
+    let moved = counter.downloaded() - before;
+    assert!(moved < store_bytes / 20, "the changes downloaded {moved} bytes; the store is {store_bytes}");
+    let queries = rows(11, nq);
+    let (work, down) = (counter.work(), counter.downloaded());
+    let a = on_device.search(&queries, k, None).unwrap();
+    let (work, down) = (counter.work() - work, counter.downloaded() - down);
+    // Probes (norms, select, merge), then norms, topk_ivf and merge: no exact ties in this data,
+    // so no second ask.
+    assert!(work <= 8, "one search made {work} launches for {nlist} lists");
+    // Rows and scores of k + 1 results per query (i32 + f32).
+    assert_eq!(down, nq * (k + 1) * 8, "one search downloaded {down} bytes");
+    assert!(counter.launched().contains(&"topk_ivf_f32"), "{:?}", counter.launched());
+    let b = on_cpu.search(&queries, k, None).unwrap();
+    // Same ids; scores equal up to f32 rounding (the kernel and the CPU sum in different orders).
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.ids, y.ids, "device and CPU IVF indexes disagree");
+        assert!(x.scores.iter().zip(&y.scores).all(|(s, t)| (s - t).abs() < 1e-4), "{x:?} vs {y:?}");
+    }
+}

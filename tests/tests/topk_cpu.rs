@@ -1,10 +1,12 @@
-//! The CPU side of the search ops (`topk_similarity`, `l2_normalize`, `kmeans_assign`,
+//! The CPU side of the search ops (`topk_similarity`, `topk_ivf`, `l2_normalize`, `kmeans_assign`,
 //! `kmeans_update`) against brute-force f64 references: exact rows and ties on integer data,
 //! near-equal scores on random data, and clear errors on bad input.
 
 use ragtune_compute::ops::{self, Similarity, TopkSpec};
 use ragtune_compute::{ComputeError, DType, Tensor};
-use ragtune_tests::{assert_close, bitmap_tensor, random_tensor, reference, rng, search_case, tolerance};
+use ragtune_tests::{
+    assert_close, bitmap_tensor, ivf_case, random_tensor, reference, rng, search_case, tolerance,
+};
 use rand::Rng;
 
 const SIMS: [Similarity; 2] = [Similarity::Dot, Similarity::L2];
@@ -93,6 +95,88 @@ fn filters_apply_inside_the_search_and_pad_the_tail() {
             }
         }
     }
+}
+
+/// `topk_ivf` against the f64 brute force over each query's probed lists (a per-query allow
+/// mask: in a probed list and, when filtered, allowed): exact rows, ties and scores on integer
+/// data, with empty lists, one-row lists, −1 probes, k beyond the probed rows.
+#[test]
+fn ivf_search_matches_brute_force_over_the_probed_lists() {
+    let mut rng = rng(306);
+    let cases: &[(&[usize], usize, usize)] =
+        &[(&[0, 1, 300, 7, 40, 0, 529], 7, 24), (&[5], 3, 9), (&[0, 700, 1, 260, 33], 5, 17)];
+    for dtype in DType::FLOATS {
+        for &(sizes, nq, d) in cases {
+            let n: usize = sizes.iter().sum();
+            let (q, b, qv, bv) = search_case(&mut rng, nq, n, d, dtype, true);
+            for nprobe in [1, sizes.len().min(3)] {
+                let (offsets, probes, ov, pv) = ivf_case(&mut rng, sizes, nq, nprobe);
+                let filter: Vec<bool> = (0..n).map(|r| r % 5 != 2).collect();
+                for (k, sim, filtered) in
+                    [(1, SIMS[0], false), (10, SIMS[1], true), (600, SIMS[0], true), (40, SIMS[1], false)]
+                {
+                    let allow = bitmap_tensor(&filter);
+                    let r = ops::topk_ivf(
+                        &q,
+                        &b,
+                        &offsets,
+                        &probes,
+                        TopkSpec { k, similarity: sim },
+                        filtered.then_some(&allow),
+                    )
+                    .unwrap();
+                    let kk = k.min(n);
+                    assert_eq!(r.rows.shape(), &[nq, kk]);
+                    let (rows, scores) = (r.rows.to_vec::<i32>().unwrap(), r.scores.to_vec::<f32>().unwrap());
+                    for i in 0..nq {
+                        let mut mask = vec![false; n];
+                        for &l in pv[i * nprobe..(i + 1) * nprobe].iter().filter(|&&l| l >= 0) {
+                            for row in ov[l as usize] as usize..ov[l as usize + 1] as usize {
+                                mask[row] = !filtered || filter[row];
+                            }
+                        }
+                        let want = reference::topk(
+                            &qv[i * d..(i + 1) * d],
+                            &bv,
+                            d,
+                            k,
+                            sim == Similarity::L2,
+                            Some(&mask),
+                        );
+                        let got: Vec<(i64, f64)> =
+                            (i * kk..(i + 1) * kk).map(|j| (rows[j] as i64, scores[j] as f64)).collect();
+                        assert_eq!(
+                            got, want[0],
+                            "{dtype} {sim:?} sizes={sizes:?} nprobe={nprobe} k={k} filtered={filtered}: query {i}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn ivf_bad_input_gets_a_clear_error() {
+    let q = Tensor::from_slice(&[1f32, 2.0], &[1, 2]).unwrap();
+    let b = Tensor::from_slice(&[1f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    let spec = TopkSpec { k: 1, similarity: Similarity::Dot };
+    let offs = |v: &[i32]| Tensor::from_slice(v, &[v.len()]).unwrap();
+    let probes = Tensor::from_slice(&[0i32], &[1, 1]).unwrap();
+    let err = |o: &Tensor, p: &Tensor| ops::topk_ivf(&q, &b, o, p, spec, None).unwrap_err().to_string();
+    assert!(
+        err(&offs(&[0, 3]), &probes).contains("list_offsets must rise from 0"),
+        "{}",
+        err(&offs(&[0, 3]), &probes)
+    );
+    assert!(err(&offs(&[0, 2, 1, 2]), &probes).contains("list_offsets"));
+    assert!(
+        err(&Tensor::from_slice(&[0f32, 2.0], &[2]).unwrap(), &probes).contains("list_offsets [2] of f32")
+    );
+    let bad_probes = Tensor::from_slice(&[0i32, 1], &[2, 1]).unwrap();
+    assert!(err(&offs(&[0, 2]), &bad_probes).contains("probes [2, 1]"));
+    let no_probes = Tensor::from_slice::<i32>(&[], &[1, 0]).unwrap();
+    assert!(err(&offs(&[0, 2]), &no_probes).contains("nprobe >= 1"));
 }
 
 #[test]

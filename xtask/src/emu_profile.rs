@@ -164,6 +164,35 @@ fn lora_forward(
     }
 }
 
+/// `topk_ivf` over `nlist` lists of `list_rows` rows each, `nprobe` distinct lists per query
+/// (`q * 5 + p` mod nlist): the probed lists' rows are read once per (query, probe).
+fn topk_ivf(
+    dtype: DType,
+    nq: usize,
+    [nlist, list_rows]: [usize; 2],
+    dim: usize,
+    nprobe: usize,
+    k: usize,
+) -> Scenario {
+    Scenario {
+        family: "topk",
+        shape: format!("topk_ivf dot {dtype:?} nq{nq} lists{nlist}x{list_rows} d{dim} nprobe{nprobe} k{k}"),
+        flops: (2 * nq * nprobe * list_rows * dim) as u64,
+        output_elements: (2 * nq * k) as u64,
+        run: Box::new(move |d| {
+            let q = tensor(d, &[nq, dim], dtype, 11)?;
+            let base = tensor(d, &[nlist * list_rows, dim], dtype, 12)?;
+            let offsets: Vec<i32> = (0..=nlist).map(|l| (l * list_rows) as i32).collect();
+            let offsets = Tensor::from_slice(&offsets, &[nlist + 1])?.to_device(d)?;
+            let probes: Vec<i32> =
+                (0..nq * nprobe).map(|i| ((i / nprobe * 5 + i % nprobe) % nlist) as i32).collect();
+            let probes = Tensor::from_slice(&probes, &[nq, nprobe])?.to_device(d)?;
+            ops::topk_ivf(&q, &base, &offsets, &probes, TopkSpec { k, similarity: Similarity::Dot }, None)?;
+            Ok(())
+        }),
+    }
+}
+
 fn scenarios() -> Vec<Scenario> {
     let (rows, cols) = (64usize, 1024usize);
     let (nq, nb, dim, k) = (8usize, 4096usize, 128usize, 10usize);
@@ -180,6 +209,9 @@ fn scenarios() -> Vec<Scenario> {
         // Large batches take the fused path: its base bytes per query are the figure to watch.
         topk(DType::BF16, 256, 4096, 128, k),
         topk(DType::F32, 128, 2048, 64, k),
+        // IVF: a block per (query, probed list) streams the list's contiguous rows.
+        topk_ivf(DType::BF16, 16, [32, 256], 128, 4, k),
+        topk_ivf(DType::F32, 8, [16, 300], 96, 3, k),
         // A serving batch mixing adapters: the grouped (SGMV) tensor-core path, and the row
         // kernels on the same batch.
         lora_forward(256, 1024, 16, 1024, 4, None),

@@ -92,18 +92,29 @@ impl RowBitmap {
 
     /// The rows of `ids` (sorted, one per row) that `filter` allows.
     pub fn for_rows(ids: &[u64], filter: &Filter) -> RowBitmap {
-        let mut b = RowBitmap::empty(ids.len());
+        RowBitmap::for_keys(ids, filter, Some, |&id| id)
+    }
+
+    /// The rows of a store whose rows carry the sorted `keys` that `filter` allows: `key_of(id)`
+    /// is the key of a held id (`None` when not held), `id_of(key)` the id a key stands for.
+    pub fn for_keys<K: Ord>(
+        keys: &[K],
+        filter: &Filter,
+        key_of: impl Fn(u64) -> Option<K>,
+        id_of: impl Fn(&K) -> u64,
+    ) -> RowBitmap {
+        let mut b = RowBitmap::empty(keys.len());
         match filter {
             Filter::Ids(allow) => {
-                for id in allow.iter() {
-                    if let Ok(row) = ids.binary_search(id) {
+                for key in allow.iter().filter_map(|&id| key_of(id)) {
+                    if let Ok(row) = keys.binary_search(&key) {
                         b.set(row);
                     }
                 }
             }
             Filter::Bitmap(bits) => {
-                for (row, &id) in ids.iter().enumerate() {
-                    if bits.contains(id) {
+                for (row, key) in keys.iter().enumerate() {
+                    if bits.contains(id_of(key)) {
                         b.set(row);
                     }
                 }

@@ -1,20 +1,32 @@
 //! [`IvfFlatIndex`]: approximate search over an inverted file of flat lists.
 //!
 //! Training clusters a sample of the vectors into `nlist` centroids (k-means, [`crate::kmeans`]).
-//! Each vector is stored in the list of its nearest centroid (squared L2, the k-means cells);
-//! each list is a `RowStore` sorted by id. A search scores the queries against the centroids,
-//! probes the `nprobe` best lists of each query (by inner product for the `ip` metric — the
-//! lists most likely to hold large inner products — and by L2 distance otherwise), and runs the
-//! fused similarity + top-k op once per probed list over every query that probes it, so queries
-//! are batched per list. The per-list results are merged best first, ties by the smaller id.
+//! Each vector belongs to the list of its nearest centroid (squared L2, the k-means cells). All
+//! lists live in one `RowStore` keyed by (list, id): list `l` is the contiguous run of rows
+//! `offsets[l]..offsets[l + 1]`, sorted by id, and the offsets are kept on the host and as an i32
+//! tensor on the index's device. A search scores the queries against the centroids and keeps the
+//! `nprobe` best lists of each query (by inner product for the `ip` metric — the lists most
+//! likely to hold large inner products — and by L2 distance otherwise) on the device, where one
+//! `topk_ivf` op searches every query's probed lists (on a GPU: a block per (query, probe), then a
+//! merge); only the final rows and scores come back. Filters become one bitmap over the packed
+//! rows, applied inside the op.
 //!
-//! Filters are translated per list into row bitmaps and applied inside each list's search.
+//! The op breaks ties by the smaller packed row, i.e. the smaller (list, id); the index promises
+//! the smaller id. It asks for one result more than it needs: when that extra result scores
+//! strictly worse than the k-th, every row tied with the k-th came back and re-ranking by
+//! (score, id) is exact; otherwise (an exact tie across the cut, rare on real data) it asks
+//! again with twice as many.
+//!
+//! `add` assigns the new rows with `kmeans_assign` (downloading only their assignments), sorts
+//! them by (list, id) on the host, and merges them into the store — on a GPU one gather on the
+//! device puts old and new rows in (list, id) order; `remove` gathers the rows it keeps.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
-use ragtune_compute::ops::{Similarity, TopkSpec, kmeans_assign, topk_similarity};
-use ragtune_compute::{DType, Device, Tensor};
+use ragtune_compute::ops::{Similarity, TopkSpec, kmeans_assign, topk_ivf, topk_similarity};
+use ragtune_compute::{ByteOwner, DType, Device, Tensor};
 
 use crate::error::{IndexError, Result};
 use crate::file::{self, Kind, Saved};
@@ -22,7 +34,7 @@ use crate::filter::{Filter, RowBitmap};
 use crate::input::{check_dim, check_storage_dtype, checked_rows, to_storage};
 use crate::kmeans::{self, KmeansParams};
 use crate::metric::Metric;
-use crate::search::{SearchResult, into_results, search_store};
+use crate::search::{SearchResult, into_results};
 use crate::store::{RowStore, check_unique, sort_batch};
 
 /// The shape of an IVF index.
@@ -52,7 +64,12 @@ pub struct IvfFlatIndex {
     params: IvfParams,
     /// `[nlist, dim]` f32 on `device`, and the same on the host; `None` until trained.
     centroids: Option<(Tensor, Vec<f32>)>,
-    lists: Vec<RowStore>,
+    /// Every list's rows, keyed (list, id).
+    store: RowStore<(u32, u64)>,
+    /// `[nlist + 1]`: list `l` is rows `offsets[l]..offsets[l + 1]` of `store` (empty until trained).
+    offsets: Vec<usize>,
+    /// `offsets` as i32 on `device`; `None` until trained.
+    offsets_tensor: Option<Tensor>,
     /// Which list holds each id.
     owner: HashMap<u64, u32>,
 }
@@ -84,9 +101,11 @@ impl IvfFlatIndex {
             device: device.clone(),
             params,
             centroids: None,
-            // The lists are made by `train`, once it is known that there are at least nlist
+            // The offsets are made by `train`, once it is known that there are at least nlist
             // vectors: a user's nlist must not size an allocation before the data is checked.
-            lists: Vec::new(),
+            store: RowStore::new(dim, dtype),
+            offsets: Vec::new(),
+            offsets_tensor: None,
             owner: HashMap::new(),
         })
     }
@@ -142,7 +161,7 @@ impl IvfFlatIndex {
     }
     /// The number of vectors in each list.
     pub fn list_sizes(&self) -> Vec<usize> {
-        self.lists.iter().map(|l| l.len()).collect()
+        self.offsets.windows(2).map(|w| w[1] - w[0]).collect()
     }
     /// The trained centroids, `[nlist · dim]` f32 row-major.
     pub fn centroids(&self) -> Option<&[f32]> {
@@ -181,7 +200,8 @@ impl IvfFlatIndex {
             kmeans::train(&rows, self.dim, self.params.nlist, &self.params.kmeans, &self.device, progress)?;
         let t = Tensor::from_slice(&c, &[self.params.nlist, self.dim])?.to_device(&self.device)?;
         self.centroids = Some((t, c));
-        self.lists = (0..self.params.nlist).map(|_| RowStore::new(self.dim, self.dtype)).collect();
+        self.store = RowStore::new(self.dim, self.dtype);
+        (self.offsets, self.offsets_tensor) = offsets_of(&self.store.ids, self.params.nlist, &self.device)?;
         Ok(())
     }
 
@@ -206,34 +226,37 @@ impl IvfFlatIndex {
         let (ids, rows) = sort_batch(ids, &rows, self.dim);
         let pts = Tensor::from_slice(&rows, &[ids.len(), self.dim])?.to_device(&self.device)?;
         let assign = kmeans_assign(&pts, centroids)?.0.to_vec::<i32>()?;
-        let mut per_list: Vec<Vec<usize>> = vec![Vec::new(); self.params.nlist];
-        for (i, &l) in assign.iter().enumerate() {
-            let l = usize::try_from(l).ok().filter(|&l| l < self.params.nlist).ok_or_else(|| {
+        let mut keys = Vec::with_capacity(ids.len());
+        for (&l, &id) in assign.iter().zip(&ids) {
+            let l = u32::try_from(l).ok().filter(|&l| (l as usize) < self.params.nlist).ok_or_else(|| {
                 IndexError::invalid(
                     "add",
                     format!("kmeans_assign returned list {l} for {} lists", self.params.nlist),
                 )
             })?;
-            per_list[l].push(i);
+            keys.push((l, id));
         }
-        // Prepare every changed list, then commit them together: an error leaves the index as it was.
-        let mut changed = Vec::new();
-        for (l, members) in per_list.iter().enumerate().filter(|(_, m)| !m.is_empty()) {
-            let list_ids: Vec<u64> = members.iter().map(|&i| ids[i]).collect();
-            let list_rows: Vec<f32> = members
-                .iter()
-                .flat_map(|&i| rows[i * self.dim..(i + 1) * self.dim].iter().copied())
-                .collect();
-            let stored = to_storage(&list_rows, self.dim, self.dtype, &Device::Cpu)?;
-            changed.push((l, self.lists[l].merged(&list_ids, &stored, &self.device)?));
-        }
-        for (l, store) in changed {
-            self.lists[l] = store;
-        }
-        for (i, &l) in assign.iter().enumerate() {
-            self.owner.insert(ids[i], l as u32);
+        // The batch in (list, id) order: ids are sorted already, so a stable sort by list.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| keys[i].0);
+        let keys: Vec<(u32, u64)> = order.iter().map(|&i| keys[i]).collect();
+        let sorted: Vec<f32> =
+            order.iter().flat_map(|&i| rows[i * self.dim..(i + 1) * self.dim].iter().copied()).collect();
+        let stored = to_storage(&sorted, self.dim, self.dtype, &Device::Cpu)?;
+        // Prepare the new store and offsets, then commit: an error leaves the index as it was.
+        let store = self.store.merged(&keys, &stored, &self.device)?;
+        let offsets = offsets_of(&store.ids, self.params.nlist, &self.device)?;
+        self.commit(store, offsets);
+        for &(l, id) in &keys {
+            self.owner.insert(id, l);
         }
         Ok(())
+    }
+
+    fn commit(&mut self, store: RowStore<(u32, u64)>, (offsets, tensor): (Vec<usize>, Option<Tensor>)) {
+        self.store = store;
+        self.offsets = offsets;
+        self.offsets_tensor = tensor;
     }
 
     /// Remove `ids`; the same contract as [`crate::FlatIndex::remove`] (unknown ids are an error
@@ -249,17 +272,11 @@ impl IvfFlatIndex {
                 first: unknown.into_iter().take(8).collect(),
             });
         }
-        let mut per_list: Vec<Vec<u64>> = vec![Vec::new(); self.lists.len()];
-        for &id in &sorted {
-            per_list[self.owner[&id] as usize].push(id);
-        }
-        let mut changed = Vec::new();
-        for (l, gone) in per_list.iter().enumerate().filter(|(_, g)| !g.is_empty()) {
-            changed.push((l, self.lists[l].without(gone, &self.device)?));
-        }
-        for (l, store) in changed {
-            self.lists[l] = store;
-        }
+        let mut gone: Vec<(u32, u64)> = sorted.iter().map(|id| (self.owner[id], *id)).collect();
+        gone.sort_unstable();
+        let store = self.store.without(&gone, &self.device)?;
+        let offsets = offsets_of(&store.ids, self.params.nlist, &self.device)?;
+        self.commit(store, offsets);
         for id in &sorted {
             self.owner.remove(id);
         }
@@ -297,58 +314,63 @@ impl IvfFlatIndex {
             Metric::InnerProduct => Similarity::Dot,
             Metric::Cosine | Metric::L2 => Similarity::L2,
         };
+        let allow = match filter {
+            Some(f) => {
+                let owner = |id: u64| self.owner.get(&id).map(|&l| (l, id));
+                let bitmap = RowBitmap::for_keys(&self.store.ids, f, owner, |key| key.1);
+                if bitmap.allowed == 0 {
+                    return Ok(into_results(hits));
+                }
+                Some(Tensor::from_slice(&bitmap.words, &[bitmap.words.len()])?.to_device(&self.device)?)
+            }
+            None => None,
+        };
+        let base = self.store.vectors.as_ref().ok_or(IndexError::NotTrained)?;
+        let offsets = self.offsets_tensor.as_ref().ok_or(IndexError::NotTrained)?;
         let q32 = Tensor::from_slice(&rows, &[nq, self.dim])?.to_device(&self.device)?;
         let spec = TopkSpec { k: nprobe.min(self.params.nlist), similarity: probe_similarity };
-        let probes = topk_similarity(&q32, centroids, spec, None)?.rows.to_vec::<i32>()?;
-        let per_query = probes.len() / nq;
-        let mut queries_of: Vec<Vec<usize>> = vec![Vec::new(); self.params.nlist];
-        for (i, &l) in probes.iter().enumerate() {
-            if let Some(list) = usize::try_from(l).ok().and_then(|l| queries_of.get_mut(l)) {
-                list.push(i / per_query);
-            }
-        }
-        let allowed_by_list = filter.map(|f| self.group_filter(f));
-        for (l, qs) in queries_of.iter().enumerate() {
-            let list = &self.lists[l];
-            if qs.is_empty() || list.len() == 0 {
+        // The probes stay on the device: they are the op's list of lists to search.
+        let probes = topk_similarity(&q32, centroids, spec, None)?.rows;
+        let queries = if self.dtype == DType::F32 {
+            q32
+        } else {
+            to_storage(&rows, self.dim, self.dtype, &self.device)?
+        };
+        let n = self.store.len();
+        // One result more than k (see the module docs: ties across the cut), doubled while some
+        // query's extra result ties its k-th.
+        let mut want = k.saturating_add(1).min(n);
+        loop {
+            let found = topk_ivf(
+                &queries,
+                base,
+                offsets,
+                &probes,
+                TopkSpec { k: want, similarity: self.metric.similarity() },
+                allow.as_ref(),
+            )?;
+            let found_rows = found.rows.to_vec::<i32>()?;
+            let scores = found.scores.to_vec::<f32>()?;
+            let tie_at_cut = want < n
+                && (0..nq).any(|q| {
+                    // The last result (when real) ties the k-th: rows tied with it may be cut.
+                    let (kth, last) = (q * want + k - 1, (q + 1) * want - 1);
+                    found_rows[last] >= 0 && scores[kth].total_cmp(&scores[last]).is_eq()
+                });
+            if tie_at_cut {
+                want = want.saturating_mul(2).min(n);
                 continue;
             }
-            let allow = match (filter, &allowed_by_list) {
-                (Some(Filter::Ids(_)), Some(groups)) => {
-                    Some(RowBitmap::for_rows(&list.ids, &Filter::Ids(&groups[l])))
-                }
-                (Some(f), _) => Some(RowBitmap::for_rows(&list.ids, f)),
-                (None, _) => None,
-            };
-            if allow.as_ref().is_some_and(|a| a.allowed == 0) {
-                continue;
+            for (q, h) in hits.iter_mut().enumerate() {
+                let range = q * want..(q + 1) * want;
+                h.extend(found_rows[range.clone()].iter().zip(&scores[range]).filter_map(|(&r, &s)| {
+                    usize::try_from(r).ok().and_then(|r| self.store.ids.get(r)).map(|key| (s, key.1))
+                }));
+                h.sort_unstable_by(|a, b| self.metric.rank(*a, *b));
+                h.truncate(k);
             }
-            let sub: Vec<f32> =
-                qs.iter().flat_map(|&q| rows[q * self.dim..(q + 1) * self.dim].iter().copied()).collect();
-            let sub = to_storage(&sub, self.dim, self.dtype, &self.device)?;
-            let found = search_store(&sub, list, k, self.metric, allow.as_ref(), &self.device)?;
-            for (&q, found) in qs.iter().zip(found) {
-                hits[q].extend(found);
-            }
+            return Ok(into_results(hits));
         }
-        for h in &mut hits {
-            h.sort_unstable_by(|a, b| self.metric.rank(*a, *b));
-            h.truncate(k);
-        }
-        Ok(into_results(hits))
-    }
-
-    /// An allow-list of ids split by the list that holds each id (ids not held are dropped).
-    fn group_filter(&self, filter: &Filter) -> Vec<Vec<u64>> {
-        let mut groups = vec![Vec::new(); self.params.nlist];
-        if let Filter::Ids(ids) = filter {
-            for id in ids.iter() {
-                if let Some(&l) = self.owner.get(id) {
-                    groups[l as usize].push(*id);
-                }
-            }
-        }
-        groups
     }
 
     /// The same index with its vectors and centroids on `device`.
@@ -357,8 +379,9 @@ impl IvfFlatIndex {
             Some((t, host)) => Some((t.to_device(device)?, host.clone())),
             None => None,
         };
-        let lists = self.lists.iter().map(|l| l.to_device(device)).collect::<Result<_>>()?;
-        Ok(IvfFlatIndex { device: device.clone(), centroids, lists, ..self.clone() })
+        let store = self.store.to_device(device)?;
+        let offsets_tensor = self.offsets_tensor.as_ref().map(|t| t.to_device(device)).transpose()?;
+        Ok(IvfFlatIndex { device: device.clone(), centroids, store, offsets_tensor, ..self.clone() })
     }
 
     /// Save to `path` atomically (see [`crate::file`]). An untrained index cannot be saved.
@@ -373,9 +396,31 @@ impl IvfFlatIndex {
                 dim: self.dim,
                 nprobe: self.params.nprobe,
                 centroids: Some(centroids),
-                lists: self.lists.clone(),
+                lists: self.split_lists()?,
             },
         )
+    }
+
+    /// The store as one `RowStore` per list, as the file holds them: the rows downloaded once,
+    /// each list a view of its run of them.
+    fn split_lists(&self) -> Result<Vec<RowStore>> {
+        let host = self.store.host_vectors()?;
+        let bytes = host.as_ref().and_then(|t| t.host_bytes()).unwrap_or(&[]);
+        let owner: Arc<dyn ByteOwner> = Arc::new(bytes.to_vec());
+        let row_bytes = self.dim * self.dtype.size();
+        let mut lists = Vec::with_capacity(self.params.nlist);
+        for w in self.offsets.windows(2) {
+            let ids = self.store.ids[w[0]..w[1]].iter().map(|key| key.1).collect();
+            let len = w[1] - w[0];
+            let vectors = (len > 0)
+                .then(|| {
+                    let (at, size) = (w[0] * row_bytes, len * row_bytes);
+                    Tensor::from_shared_bytes(owner.clone(), at, size, self.dtype, &[len, self.dim])
+                })
+                .transpose()?;
+            lists.push(RowStore::from_parts(self.dim, self.dtype, ids, vectors));
+        }
+        Ok(lists)
     }
 
     /// Load an IVF index saved by [`IvfFlatIndex::save`] onto any `device`.
@@ -394,14 +439,23 @@ impl IvfFlatIndex {
         let params = IvfParams { nlist, nprobe: saved.nprobe, kmeans: KmeansParams::default() };
         let host = saved.centroids.unwrap_or_default();
         let t = Tensor::from_slice(&host, &[nlist, saved.dim])?.to_device(device)?;
+        // A file holds one store per list, in list order: one (list, id)-keyed store of them all.
         let mut owner = HashMap::new();
-        let mut lists = Vec::with_capacity(nlist);
-        for (l, store) in saved.lists.into_iter().enumerate() {
-            for &id in &store.ids {
+        let (mut keys, mut bytes) = (Vec::new(), Vec::new());
+        for (l, list) in saved.lists.iter().enumerate() {
+            for &id in &list.ids {
                 owner.insert(id, l as u32);
+                keys.push((l as u32, id));
             }
-            lists.push(store.to_device(device)?);
+            if let Some(v) = list.host_vectors()? {
+                bytes.extend_from_slice(v.host_bytes().unwrap_or(&[]));
+            }
         }
+        let vectors = (!keys.is_empty())
+            .then(|| Tensor::from_bytes(&bytes, saved.dtype, &[keys.len(), saved.dim])?.to_device(device))
+            .transpose()?;
+        let store = RowStore::from_parts(saved.dim, saved.dtype, keys, vectors);
+        let (offsets, offsets_tensor) = offsets_of(&store.ids, nlist, device)?;
         Ok(IvfFlatIndex {
             metric: saved.metric,
             dtype: saved.dtype,
@@ -409,8 +463,20 @@ impl IvfFlatIndex {
             device: device.clone(),
             params,
             centroids: Some((t, host)),
-            lists,
+            store,
+            offsets,
+            offsets_tensor,
             owner,
         })
     }
+}
+
+/// The list offsets of a store keyed (list, id) with `nlist` lists: `[nlist + 1]` on the host,
+/// and as an i32 tensor on `device` (the search op's `list_offsets`).
+fn offsets_of(keys: &[(u32, u64)], nlist: usize, device: &Device) -> Result<(Vec<usize>, Option<Tensor>)> {
+    let offsets: Vec<usize> = (0..=nlist).map(|l| keys.partition_point(|key| (key.0 as usize) < l)).collect();
+    // Row counts of an index fit in 31 bits: the search kernels index rows with i32.
+    let as_i32: Vec<i32> = offsets.iter().map(|&o| o as i32).collect();
+    let tensor = Tensor::from_slice(&as_i32, &[nlist + 1])?.to_device(device)?;
+    Ok((offsets, Some(tensor)))
 }

@@ -3,7 +3,10 @@
 //! - [`FlatIndex`]: exact search. Every query is scored against every vector by the fused
 //!   similarity + top-k op of ragtune-compute (`topk_similarity`), on the CPU or a GPU.
 //! - [`IvfFlatIndex`]: approximate search. k-means cells (`nlist`), the `nprobe` nearest cells
-//!   searched exactly.
+//!   searched exactly. Its lists are contiguous runs of one store (rows ordered by (list, id));
+//!   a search batch picks its probes on the device and makes one `topk_ivf` call (on a GPU a
+//!   block per (query, probed list), then a merge), with one download of the results — no
+//!   per-list transfers.
 //!
 //! Both take vectors as `[n, dim]` tensors with `u64` ids; store them as f32, f16 or bf16
 //! ([`Metric`]: inner product, cosine — normalized on add and on query — or squared L2); return
@@ -79,6 +82,10 @@ pub use metric::Metric;
 pub use search::SearchResult;
 
 /// Either index kind, as loaded from a file whose kind is not known in advance.
+// An IVF index is a few hundred bytes of handles (its store, offsets and centroids on the device)
+// against a flat index's hundred-odd; an `AnyIndex` is made once per load and held, so boxing the
+// variant (and changing the public pattern) would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum AnyIndex {
     Flat(FlatIndex),

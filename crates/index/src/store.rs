@@ -1,7 +1,9 @@
-//! [`RowStore`]: vectors kept as one `[n, dim]` tensor on the index's device, rows sorted by id.
+//! [`RowStore`]: vectors kept as one `[n, dim]` tensor on the index's device, rows sorted by key:
+//! the id for a flat index, (list, id) for an IVF index (so each list is a contiguous run of
+//! rows, sorted by id within it).
 //!
-//! Keeping rows in id order is what makes the search op's tie-break (the smaller row index
-//! first) an id tie-break, with no extra work at search time. Appending ids larger than every
+//! Keeping a flat index's rows in id order is what makes the search op's tie-break (the smaller
+//! row index first) an id tie-break, with no extra work at search time. Appending ids larger than every
 //! stored id — the common case — is a plain concatenation; other adds merge. Tensors are
 //! immutable, so a change builds a new row tensor; callers batch their adds. On the host the
 //! rows are merged byte by byte; on a GPU the stored rows never leave the device: the new rows
@@ -16,22 +18,22 @@ use ragtune_compute::{ByteOwner, DType, Device, Tensor, ops};
 use crate::error::{IndexError, Result};
 
 #[derive(Clone, Debug)]
-pub(crate) struct RowStore {
+pub(crate) struct RowStore<K = u64> {
     pub dim: usize,
     pub dtype: DType,
-    /// Strictly ascending; row `r` of `vectors` holds id `ids[r]`.
-    pub ids: Vec<u64>,
+    /// The row keys, strictly ascending; row `r` of `vectors` holds key `ids[r]`.
+    pub ids: Vec<K>,
     /// `[ids.len(), dim]` of `dtype` on the index's device; `None` while empty.
     pub vectors: Option<Tensor>,
 }
 
-impl RowStore {
-    pub fn new(dim: usize, dtype: DType) -> RowStore {
+impl<K: Ord + Copy> RowStore<K> {
+    pub fn new(dim: usize, dtype: DType) -> RowStore<K> {
         RowStore { dim, dtype, ids: Vec::new(), vectors: None }
     }
 
     /// A store from ids (strictly ascending) and their rows (`[len, dim]` of `dtype`, any device).
-    pub fn from_parts(dim: usize, dtype: DType, ids: Vec<u64>, vectors: Option<Tensor>) -> RowStore {
+    pub fn from_parts(dim: usize, dtype: DType, ids: Vec<K>, vectors: Option<Tensor>) -> RowStore<K> {
         let vectors = vectors.filter(|_| !ids.is_empty());
         RowStore { dim, dtype, ids, vectors }
     }
@@ -51,7 +53,7 @@ impl RowStore {
 
     /// This store with `new_ids` (strictly ascending, none held yet) and their rows `new_rows`
     /// (a host tensor `[len, dim]` of the storage dtype, same order) merged in.
-    pub fn merged(&self, new_ids: &[u64], new_rows: &Tensor, device: &Device) -> Result<RowStore> {
+    pub fn merged(&self, new_ids: &[K], new_rows: &Tensor, device: &Device) -> Result<RowStore<K>> {
         if new_ids.is_empty() {
             return Ok(self.clone());
         }
@@ -81,7 +83,7 @@ impl RowStore {
     }
 
     /// This store without the rows of `remove` (strictly ascending, every one held).
-    pub fn without(&self, remove: &[u64], device: &Device) -> Result<RowStore> {
+    pub fn without(&self, remove: &[K], device: &Device) -> Result<RowStore<K>> {
         if remove.is_empty() {
             return Ok(self.clone());
         }
@@ -96,7 +98,7 @@ impl RowStore {
 
     /// A store holding `ids`, whose rows are `rows` of `from` (a device tensor), gathered on the
     /// device.
-    fn gathered(&self, from: &Tensor, ids: Vec<u64>, rows: &[usize], device: &Device) -> Result<RowStore> {
+    fn gathered(&self, from: &Tensor, ids: Vec<K>, rows: &[usize], device: &Device) -> Result<RowStore<K>> {
         if ids.is_empty() {
             return Ok(RowStore { dim: self.dim, dtype: self.dtype, ids, vectors: None });
         }
@@ -109,7 +111,7 @@ impl RowStore {
 
     /// A store holding `ids` and their row bytes, uploaded to `device` (no copy on the CPU:
     /// the tensor views the vector's allocation).
-    fn with_rows(&self, ids: Vec<u64>, bytes: Vec<u8>, device: &Device) -> Result<RowStore> {
+    fn with_rows(&self, ids: Vec<K>, bytes: Vec<u8>, device: &Device) -> Result<RowStore<K>> {
         let vectors = if ids.is_empty() {
             None
         } else {
@@ -122,7 +124,7 @@ impl RowStore {
     }
 
     /// The same rows on `device`.
-    pub fn to_device(&self, device: &Device) -> Result<RowStore> {
+    pub fn to_device(&self, device: &Device) -> Result<RowStore<K>> {
         let vectors = self.vectors.as_ref().map(|v| v.to_device(device)).transpose()?;
         Ok(RowStore { vectors, ..self.clone() })
     }
@@ -158,7 +160,7 @@ fn internal(detail: &str) -> IndexError {
 
 /// The ids of `old` and `new` (both strictly ascending, disjoint) in one ascending list, and for
 /// each the row it comes from in `[old; new]`.
-fn merge_order(old: &[u64], new: &[u64]) -> (Vec<u64>, Vec<usize>) {
+fn merge_order<K: Ord + Copy>(old: &[K], new: &[K]) -> (Vec<K>, Vec<usize>) {
     let (mut ids, mut rows) =
         (Vec::with_capacity(old.len() + new.len()), Vec::with_capacity(old.len() + new.len()));
     let (mut i, mut j) = (0, 0);
@@ -177,7 +179,7 @@ fn merge_order(old: &[u64], new: &[u64]) -> (Vec<u64>, Vec<usize>) {
 }
 
 /// The ids of `held` not in `remove` (both strictly ascending), and the row each sits in.
-fn kept_order(held: &[u64], remove: &[u64]) -> (Vec<u64>, Vec<usize>) {
+fn kept_order<K: Ord + Copy>(held: &[K], remove: &[K]) -> (Vec<K>, Vec<usize>) {
     let mut r = remove.iter().peekable();
     let (mut ids, mut rows) = (Vec::new(), Vec::new());
     for (row, &id) in held.iter().enumerate() {

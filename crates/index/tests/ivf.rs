@@ -103,3 +103,26 @@ fn filters_removes_and_later_adds() {
     let got = ivf.search_nprobe(&tensor(&queries, dim), 25, 10, Some(&Filter::Ids(&[1, 2]))).unwrap();
     assert!(got.iter().all(|r| r.ids == vec![1, 2] || r.ids == vec![2, 1]));
 }
+
+/// Ties across lists go to the smaller id, also at the cut of k: the packed store orders rows by
+/// (list, id), so the search must not let the op's row tie-break decide. Rows tied at the k-th
+/// score sit in both lists (one list around [1, 0], one around [0, 1]; the query [1, 1] scores
+/// 1 against each unit vector).
+#[test]
+fn ties_across_lists_go_to_the_smaller_id_at_the_cut() {
+    let rows = [1.0f32, 0.0, 0.8, 0.0, 0.0, 1.0, 0.0, 0.8, 0.5, 0.0, 0.0, 0.5, 1.0, 0.0, 0.0, 1.0];
+    let ids = [50u64, 60, 10, 70, 80, 90, 40, 20];
+    let mut p = IvfParams::new(2);
+    p.nprobe = 2;
+    let index =
+        IvfFlatIndex::build(&tensor(&rows, 2), &ids, Metric::InnerProduct, DType::F32, &Device::Cpu, p)
+            .unwrap();
+    assert_eq!(index.list_sizes().iter().filter(|&&s| s > 0).count(), 2, "{:?}", index.list_sizes());
+    let q = tensor(&[1.0, 1.0], 2);
+    // Score 1: ids 50, 10, 40, 20 (two per list); then 0.8: 60, 70; then 0.5: 80, 90.
+    for (k, want) in [(1, vec![10]), (2, vec![10, 20]), (3, vec![10, 20, 40]), (5, vec![10, 20, 40, 50, 60])]
+    {
+        let hits = index.search(&q, k, None).unwrap();
+        assert_eq!(hits[0].ids, want, "k = {k}");
+    }
+}

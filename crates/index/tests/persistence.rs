@@ -120,3 +120,40 @@ fn save_is_atomic_and_a_failed_save_leaves_nothing() {
     assert!(matches!(e, IndexError::Io { .. }) && e.to_string().contains("no-such-dir"), "{e}");
     assert!(!bad.exists());
 }
+
+/// A version-1 IVF file written byte by byte from the format table of `file.rs` (as any earlier
+/// build wrote it: lists one after another, ids ascending within a list) loads, searches its
+/// lists, and saves back to the same bytes.
+#[test]
+fn a_hand_written_ivf_file_loads_and_saves_back_byte_for_byte() {
+    use sha2::{Digest, Sha256};
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"RAGTIDX\0");
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&[1, 0, 0, 0]); // IVF, ip, f32, reserved
+    for v in [2u64, 3, 2, 2, 2, 1] {
+        // dim, count, nlist, nprobe, then the list sizes 2 and 1
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [1f32, 0.0, 0.0, 1.0] {
+        bytes.extend_from_slice(&v.to_le_bytes()); // centroids
+    }
+    for id in [5u64, 9, 7] {
+        bytes.extend_from_slice(&id.to_le_bytes());
+    }
+    for v in [1f32, 0.0, 2.0, 0.5, 0.0, 3.0] {
+        bytes.extend_from_slice(&v.to_le_bytes()); // ids 5 and 9 in list 0, id 7 in list 1
+    }
+    let digest = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&digest);
+    let path = temp_path("hand.rtx");
+    std::fs::write(&path, &bytes).unwrap();
+    let index = IvfFlatIndex::load(&path, &Device::Cpu).unwrap();
+    assert_eq!(index.list_sizes(), vec![2, 1]);
+    let q = tensor(&[1.0, 1.0], 2);
+    let hits = index.search(&q, 3, None).unwrap();
+    assert_eq!((hits[0].ids.clone(), hits[0].scores.clone()), (vec![7, 9, 5], vec![3.0, 2.5, 1.0]));
+    let again = temp_path("hand-again.rtx");
+    index.save(&again).unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), bytes, "save must write what an earlier build wrote");
+}

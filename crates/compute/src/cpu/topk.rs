@@ -320,6 +320,71 @@ pub fn search<T: FloatElement>(
         .collect()
 }
 
+/// The sorted candidates of every query over the lists it probes (`topk_ivf`): list `l` is base
+/// rows `offsets[l]..offsets[l + 1]`, `probes` `[nq, nprobe]` names each query's lists (entries
+/// outside `0..nlist` probe nothing). The queries that probe a list are searched against it
+/// together by [`search`] (one tiled pass per list, the same keys and selection as a whole-base
+/// search), and each query's per-list candidates, renumbered to base rows, are merged.
+#[allow(clippy::too_many_arguments)]
+pub fn search_ivf<T: FloatElement>(
+    queries: &[T],
+    base: &[T],
+    [nq, n, d]: [usize; 3],
+    offsets: &[usize],
+    probes: &[i32],
+    k: usize,
+    similarity: Similarity,
+    allow: Option<&[u32]>,
+) -> Vec<Vec<u64>> {
+    let nlist = offsets.len().saturating_sub(1);
+    if nq == 0 || n == 0 || nlist == 0 {
+        return vec![Vec::new(); nq];
+    }
+    let nprobe = probes.len() / nq;
+    let mut queries_of: Vec<Vec<usize>> = vec![Vec::new(); nlist];
+    for (i, &l) in probes.iter().enumerate() {
+        if let Some(qs) = usize::try_from(l).ok().and_then(|l| queries_of.get_mut(l)) {
+            qs.push(i / nprobe);
+        }
+    }
+    let per_list: Vec<(usize, Vec<Vec<u64>>)> = queries_of
+        .par_iter()
+        .enumerate()
+        .filter(|(l, qs)| !qs.is_empty() && offsets[l + 1] > offsets[*l])
+        .map(|(l, qs)| {
+            let (r0, r1) = (offsets[l], offsets[l + 1]);
+            let mut sub = Vec::with_capacity(qs.len() * d);
+            for &q in qs {
+                sub.extend_from_slice(&queries[q * d..(q + 1) * d]);
+            }
+            // The list's slice of the bitmap, shifted to start at its first row.
+            let mask: Option<Vec<u32>> = allow.map(|a| {
+                let mut words = vec![0u32; (r1 - r0).div_ceil(32)];
+                for r in r0..r1 {
+                    if allowed(Some(a), r) {
+                        words[(r - r0) >> 5] |= 1 << ((r - r0) & 31);
+                    }
+                }
+                words
+            });
+            let found =
+                search(&sub, &base[r0 * d..r1 * d], [qs.len(), r1 - r0, d], k, similarity, mask.as_deref());
+            let found = found
+                .into_iter()
+                .map(|c| c.into_iter().map(|p| pack(unpack_key(p), unpack_row(p) + r0)).collect())
+                .collect();
+            (l, found)
+        })
+        .collect();
+    let mut sels: Vec<Selector> = (0..nq).map(|_| Selector::new(k)).collect();
+    for (l, found) in &per_list {
+        for (&q, c) in queries_of[*l].iter().zip(found) {
+            sels[q].extend(c);
+        }
+    }
+    sels.into_par_iter().map(Selector::into_sorted).collect()
+}
+
 /// Sorted candidates → the op's `[nq, kk]` rows and scores, padded.
 pub fn write_results(
     results: &[Vec<u64>],

@@ -1,5 +1,5 @@
-//! Launches of kernels/topk.cu: the op's path choice (fused / streaming / radix) and the
-//! scratch buffers between the kernels. The kernel file's header describes the three paths.
+//! Launches of kernels/topk.cu: the op's path choice (fused / streaming / radix), the IVF
+//! search (`topk_ivf`) and the scratch buffers between the kernels. The kernel file's header describes the three paths.
 
 use std::sync::Arc;
 
@@ -61,18 +61,15 @@ pub fn topk_similarity(
     spec: TopkSpec,
     allow: Option<&Tensor>,
 ) -> Result<TopkResult> {
-    let kk = spec.k.min(n);
-    let (rows, rows_ptr) = output(backend, &[nq, kk], DType::I32)?;
-    let (scores, scores_ptr) = output(backend, &[nq, kk], DType::F32)?;
-    if nq == 0 || kk == 0 {
-        return Ok(TopkResult { rows, scores });
+    let (result, out, kk) = outputs(backend, nq, n, spec)?;
+    if result.rows.numel() == 0 {
+        return Ok(result);
     }
     if d == 0 {
         // Zero-length vectors: every score is 0. Not worth a kernel variant; the host does it.
-        let dev = Device::Gpu(backend.clone());
         let allow = allow.map(|a| a.to_host()).transpose()?;
         let r = ops::topk_similarity(&queries.to_host()?, &base.to_host()?, spec, allow.as_ref())?;
-        return Ok(TopkResult { rows: r.rows.to_device(&dev)?, scores: r.scores.to_device(&dev)? });
+        return uploaded(backend, r);
     }
     let s = Search {
         backend,
@@ -80,7 +77,7 @@ pub fn topk_similarity(
         base,
         qn: row_sqnorms(backend, queries)?,
         allow: allow.into_arg(),
-        out: Outputs { rows: rows_ptr, scores: scores_ptr },
+        out,
         nq,
         n,
         d,
@@ -98,7 +95,27 @@ pub fn topk_similarity(
         // ~161 KB; sm_86/sm_89 GPUs allow 99 KiB a block): scores from a GEMM, then select.
         radix(&s)?;
     }
-    Ok(TopkResult { rows, scores })
+    Ok(result)
+}
+
+/// The `[nq, kk]` result tensors of a search over `n` rows, their device addresses, and
+/// `kk = min(k, n)`.
+fn outputs(
+    backend: &Arc<dyn GpuBackend>,
+    nq: usize,
+    n: usize,
+    spec: TopkSpec,
+) -> Result<(TopkResult, Outputs, usize)> {
+    let kk = spec.k.min(n);
+    let (rows, rows_ptr) = output(backend, &[nq, kk], DType::I32)?;
+    let (scores, scores_ptr) = output(backend, &[nq, kk], DType::F32)?;
+    Ok((TopkResult { rows, scores }, Outputs { rows: rows_ptr, scores: scores_ptr }, kk))
+}
+
+/// A host result (of the host fallbacks) on the device.
+fn uploaded(backend: &Arc<dyn GpuBackend>, r: TopkResult) -> Result<TopkResult> {
+    let dev = Device::Gpu(backend.clone());
+    Ok(TopkResult { rows: r.rows.to_device(&dev)?, scores: r.scores.to_device(&dev)? })
 }
 
 /// Where the final rows and scores go (device addresses).
@@ -235,4 +252,89 @@ fn radix(s: &Search) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// Dynamic shared memory of an IVF block, as kernels/topk.cu's `topk_ivf` lays it out: the
+/// 2K-candidate buffer, a 16-byte state, 256 chunk scores (f32), then the query in f32.
+fn ivf_shared_bytes(k: usize, d: usize) -> usize {
+    2 * k * 8 + 16 + STREAM_ROWS * 4 + d * 4
+}
+
+/// A block may use 48 KiB of shared memory without the opt-in; the IVF block stays under it.
+const IVF_MAX_DYNAMIC_SHARED: usize = 48 << 10;
+
+/// `topk_ivf` on the device: one `topk_ivf_*` block per (query, probe), then `topk_merge` over
+/// each query's `nprobe` partial lists. `[queries, base, list_offsets, probes]` are the op's
+/// checked operands, `[nq, n, d, nlist, nprobe]` their sizes.
+pub fn topk_ivf(
+    backend: &Arc<dyn GpuBackend>,
+    [queries, base, offsets, probes]: [&Tensor; 4],
+    [nq, n, d, nlist, nprobe]: [usize; 5],
+    spec: TopkSpec,
+    allow: Option<&Tensor>,
+) -> Result<TopkResult> {
+    if nprobe > 65_535 {
+        return Err(crate::ComputeError::shape(
+            "topk_ivf",
+            format!("probes {:?}: at most 65,535 lists per query (a grid dimension)", probes.shape()),
+        ));
+    }
+    let (result, out, kk) = outputs(backend, nq, n, spec)?;
+    if result.rows.numel() == 0 {
+        return Ok(result);
+    }
+    let k = kcap(kk);
+    if d == 0 || ivf_shared_bytes(k, d) > IVF_MAX_DYNAMIC_SHARED {
+        // Zero-length vectors (every score 0), or a k or dim whose buffers outgrow a block's
+        // shared memory (k beyond ~2,000, d beyond ~11,000): rare enough for the host to do it.
+        let allow = allow.map(|a| a.to_host()).transpose()?;
+        let r = ops::topk_ivf(
+            &queries.to_host()?,
+            &base.to_host()?,
+            &offsets.to_host()?,
+            &probes.to_host()?,
+            spec,
+            allow.as_ref(),
+        )?;
+        return uploaded(backend, r);
+    }
+    let qn = row_sqnorms(backend, queries)?;
+    let cand = backend.alloc(nq * nprobe * k * 8)?;
+    backend.launch(&KernelCall {
+        kernel: kernels::topk::TOPK_IVF.of(base.dtype())?,
+        dims: LaunchDims {
+            grid: (nq as u32, nprobe as u32, 1),
+            block: (256, 1, 1),
+            shared_bytes: ivf_shared_bytes(k, d) as u32,
+        },
+        args: args![
+            queries,
+            base,
+            &qn,
+            offsets,
+            probes,
+            allow.into_arg(),
+            &cand,
+            n,
+            nlist,
+            d,
+            nprobe,
+            k,
+            spec.similarity == Similarity::L2
+        ],
+    })?;
+    backend.launch(&KernelCall {
+        kernel: kernels::topk::TOPK_MERGE,
+        dims: LaunchDims::linear(nq as u32, 32, (2 * k * 8) as u32),
+        args: args![
+            &cand,
+            Arg::Ptr(out.rows),
+            Arg::Ptr(out.scores),
+            nprobe,
+            k,
+            kk,
+            spec.similarity == Similarity::L2
+        ],
+    })?;
+    Ok(result)
 }

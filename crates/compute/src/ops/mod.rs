@@ -34,7 +34,7 @@ pub use norm::{l2_normalize, layer_norm, rms_norm, rms_norm_backward};
 pub use optim::{AdamW, adamw_step, clip_grad_norm};
 pub use rope::{rope, rope_backward};
 pub use softmax::{SoftmaxSpec, softmax};
-pub use topk::{Similarity, TopkResult, TopkSpec, topk_similarity};
+pub use topk::{Similarity, TopkResult, TopkSpec, topk_ivf, topk_similarity};
 
 use half::{bf16, f16};
 
