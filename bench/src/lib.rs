@@ -4,7 +4,7 @@
 //! report.json) and the [`baseline`] comparison.
 
 pub mod baseline;
-pub mod gpu_rows;
+pub mod gpu;
 pub mod harness;
 pub mod report;
 pub mod suites;

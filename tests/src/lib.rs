@@ -3,19 +3,15 @@
 //! suite that runs every op on a kernel device (the CPU emulation, or a real GPU) against the CPU,
 //! and the device checks that do the same for whole models, indexes and training steps.
 
-pub mod attention_bench;
 pub mod device_checks;
 pub mod fuzz;
 pub mod gpu;
-pub mod gpu_bench_rows;
 pub mod instrumented;
 pub mod kill;
-pub mod lora_bench;
 pub mod memory;
 pub mod parity;
 pub mod reference;
 pub mod suites;
-pub mod topk_bench;
 
 use ragtune_compute::{DType, Tensor, ops};
 use rand::{Rng, SeedableRng};
