@@ -13,7 +13,7 @@ use std::sync::Arc;
 use ragtune_bench::gpu::rows::{append_rows, ceilings_line, json_row, markdown_table};
 use ragtune_bench::gpu::timing::measure_ceilings;
 use ragtune_bench::report::Ceilings;
-use ragtune_bench::{llama_params, random_llama_on, smollm2_config};
+use ragtune_bench::{random_llama_on, smollm2_config};
 use ragtune_compute::ops::AdamW;
 use ragtune_compute::{DType, Device};
 use ragtune_kernel_emu::EmuBackend;
@@ -84,7 +84,7 @@ fn measure(
     let tokens = (rows * seq) as f64;
     let mut out = Vec::new();
     let model = random_llama_on(config.clone(), DType::BF16, device);
-    let params = llama_params(&model) as f64;
+    let params = model.num_params() as f64;
     let lora = ragtune_bench::lora_r16_all_targets();
     let adapter = LoraAdapter::init(lora, &model.config, 0, device).unwrap();
     let mut trainer = LoraTrainer::new(&model, adapter, AdamW::default()).unwrap();
