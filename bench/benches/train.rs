@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use ragtune_bench::suites::train::{BATCH, SEQ, batch, check_initial_loss, small_config};
-use ragtune_bench::{gemm_flops, llama_params, random_llama, random_tensor, smollm2_config};
+use ragtune_bench::{gemm_flops, random_llama, random_tensor, smollm2_config};
 use ragtune_compute::ops::{self, AdamW};
 use ragtune_compute::{DType, Device};
 use ragtune_trainer::{FullTrainer, LoraAdapter, LoraTrainer};
@@ -68,7 +68,7 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for (name, config) in [("~10M", small_config()), ("SmolLM2-135M shape", smollm2_config())] {
         let model = random_llama(config);
-        let n = llama_params(&model);
+        let n = model.num_params();
         let vocab = model.config.vocab_size;
         let b = batch(vocab).unwrap();
         let lora = ragtune_bench::lora_r16_all_targets();

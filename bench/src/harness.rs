@@ -86,18 +86,9 @@ pub fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
-/// ‖got − want‖ / ‖want‖; infinite when `got` holds a NaN or the lengths differ.
-pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
-    if got.len() != want.len() || got.iter().any(|g| !g.is_finite()) {
-        return f64::INFINITY;
-    }
-    let (mut num, mut den) = (0f64, 0f64);
-    for (&g, &w) in got.iter().zip(want) {
-        num += (g as f64 - w).powi(2);
-        den += w * w;
-    }
-    if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
-}
+/// The relative error every check uses: the cross-crate tests' one measure, so a bench row and
+/// a parity test judge the same output alike.
+pub use ragtune_tests::rel_err;
 
 /// Checks `got` against the reference before a row is timed: the relative error, or an error
 /// naming `what` when it is above `tol` (NaN never passes).

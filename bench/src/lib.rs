@@ -4,7 +4,7 @@
 //! report.json) and the [`baseline`] comparison.
 
 pub mod baseline;
-pub mod gpu_rows;
+pub mod gpu;
 pub mod harness;
 pub mod report;
 pub mod suites;
@@ -89,21 +89,6 @@ pub fn random_weights(c: &LlamaConfig) -> HashMap<String, Tensor> {
 pub fn random_llama_on(config: LlamaConfig, dtype: DType, device: &Device) -> LlamaModel {
     let weights = Weights::from_tensors(random_weights(&config), "random", dtype, device.clone());
     LlamaModel::from_weights(config, &weights).unwrap()
-}
-
-/// Parameters of a Llama model (the tied head counted once).
-pub fn llama_params(m: &LlamaModel) -> usize {
-    let lin = |l: &ragtune_runtime::linear::Linear| l.weight.numel();
-    m.embed.numel()
-        + m.norm.numel()
-        + m.layers
-            .iter()
-            .map(|l| {
-                l.input_norm.numel()
-                    + l.post_norm.numel()
-                    + [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().map(lin).sum::<usize>()
-            })
-            .sum::<usize>()
 }
 
 /// The benchmarks' adapter: LoRA r = 16, α = 32 on all seven projections, no dropout.

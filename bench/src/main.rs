@@ -179,7 +179,7 @@ fn gpu_rows(args: &Args) -> Result<ExitCode> {
         None => None,
     };
     let (folder, started_utc) = utc_now();
-    let report = ragtune_bench::gpu_rows::report_from_rows(path, &started_utc)?;
+    let report = ragtune_bench::gpu::rows::report_from_rows(path, &started_utc)?;
     finish(&report, &args.out_root.join(format!("{folder}-gpu")), baseline.as_ref(), false)
 }
 

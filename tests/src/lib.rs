@@ -3,19 +3,15 @@
 //! suite that runs every op on a kernel device (the CPU emulation, or a real GPU) against the CPU,
 //! and the device checks that do the same for whole models, indexes and training steps.
 
-pub mod attention_bench;
 pub mod device_checks;
 pub mod fuzz;
 pub mod gpu;
-pub mod gpu_bench_rows;
 pub mod instrumented;
 pub mod kill;
-pub mod lora_bench;
 pub mod memory;
 pub mod parity;
 pub mod reference;
 pub mod suites;
-pub mod topk_bench;
 
 use ragtune_compute::{DType, Tensor, ops};
 use rand::{Rng, SeedableRng};
@@ -33,6 +29,33 @@ pub fn random_vec(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-scale..scale)).collect()
 }
 
+/// Gaussian clusters: `n` points in `clusters` blobs (centres uniform in [-1, 1)^dim, σ =
+/// `sigma` per coordinate), plus `nq` queries drawn from the same blobs. The indexes' tests and
+/// their recall example share it, so the example measures the data the tests check.
+pub fn clustered(
+    rng: &mut ChaCha8Rng,
+    n: usize,
+    nq: usize,
+    dim: usize,
+    clusters: usize,
+    sigma: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let centers: Vec<f32> = (0..clusters * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let point = |rng: &mut ChaCha8Rng| {
+        let c = rng.random_range(0..clusters);
+        (0..dim).map(|j| centers[c * dim + j] + sigma * gauss(rng)).collect::<Vec<f32>>()
+    };
+    let base = (0..n).flat_map(|_| point(rng)).collect();
+    let queries = (0..nq).flat_map(|_| point(rng)).collect();
+    (base, queries)
+}
+
+/// A standard normal draw (Box–Muller).
+fn gauss(rng: &mut ChaCha8Rng) -> f32 {
+    let (u, v): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random_range(0.0..1.0));
+    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+}
+
 /// A host tensor of `dtype` with random values; returns it and the values it really holds
 /// (after rounding to `dtype`), in f64, for references.
 pub fn random_tensor(rng: &mut ChaCha8Rng, shape: &[usize], dtype: DType, scale: f32) -> (Tensor, Vec<f64>) {
@@ -43,9 +66,9 @@ pub fn random_tensor(rng: &mut ChaCha8Rng, shape: &[usize], dtype: DType, scale:
     (t, held)
 }
 
-/// ‖out − ref‖ / ‖ref‖; infinite when `out` holds a NaN or the lengths differ.
+/// ‖out − ref‖ / ‖ref‖; infinite when `out` holds a NaN or an infinity, or the lengths differ.
 pub fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
-    if out.len() != reference.len() || out.iter().any(|v| v.is_nan()) {
+    if out.len() != reference.len() || out.iter().any(|v| !v.is_finite()) {
         return f64::INFINITY;
     }
     let (mut num, mut den) = (0f64, 0f64);

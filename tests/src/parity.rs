@@ -700,32 +700,9 @@ pub fn lora(device: &Device, rng: &mut ChaCha8Rng) {
         };
         for &masked in cases {
             let u = ops::lora_shrink(&x, &a, &ids).unwrap();
-            let args = |d: &Device| {
-                let t = |v: &Tensor| on(d, v);
-                (t(&x), t(&mask), t(&g), t(&u), t(&a), t(&b), t(&ids))
-            };
-            let run = |d: &Device| {
-                let (x, mask, g, u, a, b, ids) = args(d);
-                let inputs = ops::LoraBackward {
-                    x: &x,
-                    mask: masked.then_some(&mask),
-                    dy: &g,
-                    u: &u,
-                    a: &a,
-                    b: &b,
-                    ids: &ids,
-                    scales: &scales,
-                };
-                let mut dx = on(d, &dx0);
-                let (da, db) = ops::lora_backward(&inputs, &mut dx).unwrap();
-                (dx, da, db)
-            };
-            let (gdx, gda, gdb) = run(device);
-            let (cdx, cda, cdb) = run(&Device::Cpu);
             let what = format!("lora_backward {dtype} masked {masked}");
-            compare(&format!("{what} dx"), &gdx, &cdx, tolerance(dtype, true));
-            compare(&format!("{what} dA"), &gda, &cda, 1e-4);
-            compare(&format!("{what} dB"), &gdb, &cdb, 1e-4);
+            let inputs = [&x, &mask, &g, &u, &a, &b, &ids];
+            check_lora_backward(device, &what, inputs, masked, &scales, &dx0, dtype, false);
         }
         if dtype != DType::F32 {
             continue;
@@ -737,30 +714,9 @@ pub fn lora(device: &Device, rng: &mut ChaCha8Rng) {
         let (b1, _) = random_tensor(rng, &[1, out, r], dtype, 1.0);
         let u1 = ops::lora_shrink(&x, &a1, &ids0).unwrap();
         for masked in [false, true] {
-            let run = |d: &Device, shared: bool| {
-                let t = |v: &Tensor| on(d, v);
-                let (x, mask, g, u, a, b, ids) = (t(&x), t(&mask), t(&g), t(&u1), t(&a1), t(&b1), t(&ids0));
-                let inputs = ops::LoraBackward {
-                    x: &x,
-                    mask: masked.then_some(&mask),
-                    dy: &g,
-                    u: &u,
-                    a: &a,
-                    b: &b,
-                    ids: &ids,
-                    scales: &[-0.75],
-                };
-                let mut dx = on(d, &dx0);
-                let backward = if shared { ops::lora_backward_shared } else { ops::lora_backward };
-                let (da, db) = backward(&inputs, &mut dx).unwrap();
-                (dx, da, db)
-            };
-            let (gdx, gda, gdb) = run(device, true);
-            let (cdx, cda, cdb) = run(&Device::Cpu, false);
             let what = format!("lora_backward_shared masked {masked}");
-            compare(&format!("{what} dx"), &gdx, &cdx, tolerance(dtype, true));
-            compare(&format!("{what} dA"), &gda, &cda, 1e-4);
-            compare(&format!("{what} dB"), &gdb, &cdb, 1e-4);
+            let inputs = [&x, &mask, &g, &u1, &a1, &b1, &ids0];
+            check_lora_backward(device, &what, inputs, masked, &[-0.75], &dx0, dtype, true);
         }
     }
 }
@@ -796,4 +752,43 @@ fn lora_grouped(device: &Device, rng: &mut ChaCha8Rng, dtype: DType) {
         ops::lora_expand(&mut cy, &cu, &b, &ids, &scales).unwrap();
         compare(&format!("{what} expand"), &dy, &cy, tolerance(dtype, true));
     }
+}
+
+/// One LoRA backward (dx, dA, dB) on `device` against the CPU's general backward, from the
+/// tensors `[x, mask, dy, u, a, b, ids]`. `shared`: the device runs `lora_backward_shared`, the
+/// path training takes when every row uses the one adapter.
+#[allow(clippy::too_many_arguments)]
+fn check_lora_backward(
+    device: &Device,
+    what: &str,
+    [x, mask, g, u, a, b, ids]: [&Tensor; 7],
+    masked: bool,
+    scales: &[f32],
+    dx0: &Tensor,
+    dtype: DType,
+    shared: bool,
+) {
+    let run = |d: &Device, shared: bool| {
+        let t = |v: &Tensor| on(d, v);
+        let (x, mask, g, u, a, b, ids) = (t(x), t(mask), t(g), t(u), t(a), t(b), t(ids));
+        let inputs = ops::LoraBackward {
+            x: &x,
+            mask: masked.then_some(&mask),
+            dy: &g,
+            u: &u,
+            a: &a,
+            b: &b,
+            ids: &ids,
+            scales,
+        };
+        let mut dx = on(d, dx0);
+        let backward = if shared { ops::lora_backward_shared } else { ops::lora_backward };
+        let (da, db) = backward(&inputs, &mut dx).unwrap();
+        (dx, da, db)
+    };
+    let (gdx, gda, gdb) = run(device, shared);
+    let (cdx, cda, cdb) = run(&Device::Cpu, false);
+    compare(&format!("{what} dx"), &gdx, &cdx, tolerance(dtype, true));
+    compare(&format!("{what} dA"), &gda, &cda, 1e-4);
+    compare(&format!("{what} dB"), &gdb, &cdb, 1e-4);
 }

@@ -19,11 +19,11 @@ pub const TEST_COMMAND: &str = "cargo test --workspace";
 /// not the dependency tree.
 pub const ASAN_EMU_COMMAND: &str = "cargo test -p ragtune-kernel-emu";
 /// The test binaries that launch `kernels/*.cu` on the emulator, under AddressSanitizer: an
-/// overrun in a kernel is reported with its `.cu` line. The other `ragtune-tests` binaries launch
-/// no kernel, so sanitizing them would only cost time.
-pub const ASAN_KERNELS_COMMAND: &str = "cargo test -p ragtune-tests --test kernels_emulated --test memory_emulated \
-     --test attention_head_dims_emulated --test selftest_emulated --test clip_grad_emulated --test gpu_bench \
-     --test device_checks_emulated";
+/// overrun in a kernel is reported with its `.cu` line. The other `ragtune-tests` and
+/// `ragtune-bench` binaries launch no kernel, so sanitizing them would only cost time.
+pub const ASAN_KERNELS_COMMAND: &str = "cargo test -p ragtune-tests -p ragtune-bench --test kernels_emulated \
+     --test memory_emulated --test attention_head_dims_emulated --test selftest_emulated --test clip_grad_emulated \
+     --test gpu_bench --test device_checks_emulated";
 /// The environment of the AddressSanitizer runs. Leak checking is off because the test harness keeps
 /// allocations alive at exit; `verify_asan_link_order=0` because the ASan runtime is loaded by a
 /// Rust test binary, not linked first.

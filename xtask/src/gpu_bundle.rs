@@ -1,7 +1,8 @@
 //! `cargo xtask gpu-bundle` and `cargo xtask gpu-check`.
 //!
 //! Most machines that build ragtune have no GPU, and the GPU machines may have no Rust. The
-//! bundle bridges the two: the release-built GPU test binaries (`tests/tests/gpu_*.rs`) plus a
+//! bundle bridges the two: the release-built GPU test binaries (`tests/tests/gpu_*.rs`, and the GPU
+//! benchmarks `bench/tests/gpu_*.rs`) plus a
 //! `run.sh` that runs each with `RAGTUNE_REQUIRE_GPU=1` (so a missing GPU fails instead of
 //! skipping) and writes a Markdown + JSON report. The binaries embed the kernel sources and load
 //! the driver, NVRTC and cuBLAS from the CUDA 13 toolkit at run time, so nothing else is copied.
@@ -19,10 +20,10 @@ use crate::seconds;
 const RUN_SH: &str = include_str!("run.sh");
 /// The bundle must fit the upload limit of the GPU machines.
 pub const MAX_BUNDLE_BYTES: u64 = 64 * 1024 * 1024;
-/// Test targets of `ragtune-tests` that go into the bundle.
+/// Test targets of `ragtune-tests` and `ragtune-bench` that go into the bundle.
 pub const GPU_TEST_PREFIX: &str = "gpu_";
 const BUILD_COMMAND: &[&str] =
-    &["test", "-p", "ragtune-tests", "--release", "--no-run", "--message-format=json"];
+    &["test", "-p", "ragtune-tests", "-p", "ragtune-bench", "--release", "--no-run", "--message-format=json"];
 
 /// Builds `target/gpu-bundle` and returns its folder.
 pub fn build(root: &Path) -> Result<PathBuf> {
@@ -47,7 +48,8 @@ pub fn build(root: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
     if executables.is_empty() {
         println!(
-            "warning: ragtune-tests has no test target named {GPU_TEST_PREFIX}* (tests/tests/{GPU_TEST_PREFIX}*.rs); \
+            "warning: ragtune-tests and ragtune-bench have no test target named {GPU_TEST_PREFIX}* \
+             (tests/tests/{GPU_TEST_PREFIX}*.rs, bench/tests/{GPU_TEST_PREFIX}*.rs); \
              the bundle holds no tests and run.sh will say so"
         );
     }

@@ -2,7 +2,7 @@
 //! Compute (`ncu`), summarised: achieved occupancy, DRAM throughput, tensor-pipe utilisation and
 //! the top warp-stall reasons of every profiled kernel.
 //!
-//! The benchmark is the `gpu_profile_target` test of tests/tests/gpu_bench.rs (release build),
+//! The benchmark is the `gpu_profile_target` test of bench/tests/gpu_bench.rs (release build),
 //! told what to run through `RAGTUNE_PROFILE_KERNEL` / `RAGTUNE_PROFILE_SHAPE`; ncu profiles the
 //! kernels whose names match the family. Without a GPU the test skips and ncu profiles nothing,
 //! which is reported as such.
@@ -82,19 +82,28 @@ pub fn run(root: &Path, a: ProfileArgs) -> Result<()> {
         );
         std::process::exit(NO_NCU);
     };
-    println!("building: cargo test -p ragtune-tests --release --no-run");
+    println!("building: cargo test -p ragtune-bench --test gpu_bench --release --no-run");
     let out = Command::new("cargo")
-        .args(["test", "-p", "ragtune-tests", "--release", "--no-run", "--message-format=json"])
+        .args([
+            "test",
+            "-p",
+            "ragtune-bench",
+            "--test",
+            "gpu_bench",
+            "--release",
+            "--no-run",
+            "--message-format=json",
+        ])
         .current_dir(root)
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo")?;
     if !out.status.success() {
-        bail!("cargo test -p ragtune-tests --release --no-run failed ({})", out.status);
+        bail!("cargo test -p ragtune-bench --test gpu_bench --release --no-run failed ({})", out.status);
     }
     let exes = gpu_test_executables(&String::from_utf8_lossy(&out.stdout));
     let Some((_, bench)) = exes.iter().find(|(n, _)| n == "gpu_bench") else {
-        bail!("the build made no gpu_bench test binary (tests/tests/gpu_bench.rs)");
+        bail!("the build made no gpu_bench test binary (bench/tests/gpu_bench.rs)");
     };
     let mut metrics: Vec<String> = [DURATION, OCCUPANCY, DRAM, TENSOR].map(String::from).to_vec();
     metrics.extend(STALLS.iter().map(|r| stall_metric(r)));

@@ -133,7 +133,7 @@ if [ -f "$RAGTUNE_BENCH_ROWS" ]; then bench_rows="$(grep -c . "$RAGTUNE_BENCH_RO
 
 summary="all ${#bins[@]} test binaries passed"
 if [ ${#bins[@]} -eq 0 ]; then
-    summary="this bundle holds no GPU test binaries (tests/tests/gpu_*.rs): nothing was checked"
+    summary="this bundle holds no GPU test binaries (tests/tests/gpu_*.rs, bench/tests/gpu_*.rs): nothing was checked"
     any_failed=1
 elif [ "$any_failed" -ne 0 ]; then
     summary="some test binaries failed"

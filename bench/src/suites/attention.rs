@@ -1,6 +1,6 @@
 //! `attention`: ragtune's fused CPU attention (blocked, online softmax) against a naive unfused
 //! one in the same run — QKᵀ GEMM, softmax, PV GEMM, the scores materialised — the CPU twin of
-//! the GPU benchmark in tests/src/attention_bench.rs. Heads are folded into the batch
+//! the GPU benchmark in bench/src/gpu/attention.rs. Heads are folded into the batch
 //! (`[b·h, s, 1, d]`) so both paths do the same arithmetic without transposes.
 //!
 //! Checked first: fused against naive, and both against an f64 reference on one head.

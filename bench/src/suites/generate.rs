@@ -14,7 +14,7 @@ use ragtune_runtime::{KvCache, LlamaModel, LogitsWanted};
 use super::{Ctx, PyServer, TORCH_PEER};
 use crate::harness::{Budget, alternating_medians, check_close, time_once};
 use crate::report::Row;
-use crate::{llama_params, random_llama, smollm2_config, write_hf_folder};
+use crate::{random_llama, smollm2_config, write_hf_folder};
 
 fn last_logits(model: &LlamaModel, cache: &mut KvCache, tokens: &[u32]) -> Result<Vec<f32>> {
     Ok(model.forward(cache, &[tokens], LogitsWanted::Last)?.0.to_vec_f32()?)
@@ -72,7 +72,7 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
         }
     }
 
-    let params = llama_params(&model) as f64;
+    let params = model.num_params() as f64;
     let weight_bytes = model.weight_bytes_per_token() as f64;
     let shape = format!("SmolLM2-135M shape, f32, prompt {prompt_len}");
     let count = 1 + torch.is_some() as usize;

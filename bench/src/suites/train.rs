@@ -19,7 +19,7 @@ use super::Ctx;
 use super::generate::torch_llama;
 use crate::harness::{Budget, alternating_medians, median_time, time_once};
 use crate::report::Row;
-use crate::{llama_params, random_llama, smollm2_config};
+use crate::{random_llama, smollm2_config};
 
 /// Sequences per training batch (the suite's and the criterion bench's).
 pub const BATCH: usize = 4;
@@ -69,7 +69,7 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for (name, config) in models {
         let model = random_llama(config);
-        let params = llama_params(&model) as f64;
+        let params = model.num_params() as f64;
         let vocab = model.config.vocab_size;
         let b = batch(vocab)?;
         let lora = crate::lora_r16_all_targets();

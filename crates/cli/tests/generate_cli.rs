@@ -8,12 +8,7 @@ use common::{compare_json, fresh_dir, ragtune};
 
 const README: &str = include_str!("../../eval/tests/fixtures/readmes/quillmark.md");
 
-const NOTES: &str = "# Release notes\n\n\
-Tessera is a column store written in Go for time series.\n\
-The first version was written by Marcus Ild at Harbor Analytics in 2016.\n\
-The 1.8.2 release compacts 40 MB of segments per second and needs Go 1.21.0 or later.\n\n\
-The query planner was redesigned by the Lantern Group in 2020.\n\
-SQL stands for Structured Query Language in the planner's documentation.\n";
+const NOTES: &str = include_str!("../../eval/tests/fixtures/notes/tessera.md");
 
 #[test]
 fn compare_without_qa_generates_the_questions_and_reports_on_test() {

@@ -59,27 +59,6 @@ impl DemoOptions {
     }
 }
 
-/// Parameters of a model: embeddings, norms and every projection.
-pub fn num_params(model: &LlamaModel) -> u64 {
-    // `shape()`, not the weight tensor: a layer kept quantized (dtype = "stored") has no dense one.
-    let lin = |l: &ragtune_runtime::linear::Linear| {
-        let (out, inp) = l.shape();
-        out * inp + l.bias.as_ref().map_or(0, |b| b.numel())
-    };
-    let layers: usize = model
-        .layers
-        .iter()
-        .map(|l| {
-            l.input_norm.numel()
-                + l.post_norm.numel()
-                + [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().map(lin).sum::<usize>()
-        })
-        .sum();
-    // A tied head shares the embedding's weights.
-    let head = if model.config.tie_word_embeddings { 0 } else { model.lm_head.numel() };
-    (model.embed.numel() + model.norm.numel() + layers + head) as u64
-}
-
 /// Run the whole experiment on the built-in world and base model.
 pub fn demo(opts: &DemoOptions) -> Result<ExperimentReport> {
     let start = Instant::now();
@@ -213,7 +192,7 @@ pub fn finish(
     info.date = machine::utc_now();
     info.machine = machine::describe();
     info.device = format!("{device:?}");
-    info.model_params = num_params(model);
+    info.model_params = model.num_params() as u64;
     info.embedder = embedder.name();
     info.wall_seconds = start.elapsed().as_secs_f64();
     let mut report = ExperimentReport {

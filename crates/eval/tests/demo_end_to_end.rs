@@ -147,7 +147,7 @@ fn a_kernel_device_run_reports_peak_device_memory() {
     let embedder = HashedEmbedder::fit(&texts, HashedConfig { dim: 512, ..HashedConfig::default() }).unwrap();
     let settings = RunSettings { arms: vec![Arm::Rag], rag_k: 1, max_new_tokens: 1, ..opts.settings.clone() };
     let output = run::run(&mut model, &tok, &task, &embedder, &settings, &out.join("artifacts")).unwrap();
-    let weights = 4 * experiment::num_params(&model);
+    let weights = 4 * model.num_params() as u64;
     let peak = output.arms[0].cost.peak_device_bytes.expect("a device peak");
     assert!(peak >= weights, "device peak {peak} below the {weights} bytes of f32 weights");
     assert!(peak < 16 * weights, "device peak {peak} out of proportion to {weights}");

@@ -15,13 +15,11 @@ use ragtune_eval::userdata::{DEFAULT_MAX_WORDS, load_corpus_layout, load_corpus_
 const README: &str = include_str!("fixtures/readmes/quillmark.md");
 
 /// A second document, so that names and terms find distractors in other passages.
-const NOTES: &str = "# Release notes\n\n\
-Tessera is a column store written in Go for time series.\n\
-The first version was written by Marcus Ild at Harbor Analytics in 2016.\n\
-The 1.8.2 release compacts 40 MB of segments per second and needs Go 1.21.0 or later.\n\n\
-The query planner was redesigned by the Lantern Group in 2020.\n\
-SQL stands for Structured Query Language in the planner's documentation.\n\
-Tessera is maintained by the Harbor Analytics Data Team.\n";
+/// (The CLI's tests use the fixture as it is; here one line more gives the team a second mention.)
+const NOTES: &str = concat!(
+    include_str!("fixtures/notes/tessera.md"),
+    "Tessera is maintained by the Harbor Analytics Data Team.\n"
+);
 
 fn readme_corpus(t: &TempDir) -> PathBuf {
     t.write("docs/quillmark/README.md", README);

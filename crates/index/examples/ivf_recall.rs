@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use ragtune_compute::{DType, Device, Tensor};
 use ragtune_index::{FlatIndex, IvfFlatIndex, IvfParams, Metric};
-use rand::{Rng, SeedableRng};
+use ragtune_tests::clustered;
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -58,27 +59,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
-}
-
-fn clustered(
-    rng: &mut ChaCha8Rng,
-    n: usize,
-    nq: usize,
-    dim: usize,
-    clusters: usize,
-    sigma: f32,
-) -> (Vec<f32>, Vec<f32>) {
-    let centers: Vec<f32> = (0..clusters * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    let point = |rng: &mut ChaCha8Rng| {
-        let c = rng.random_range(0..clusters);
-        (0..dim)
-            .map(|j| {
-                let (u, v): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random_range(0.0..1.0));
-                centers[c * dim + j] + sigma * (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-            })
-            .collect::<Vec<f32>>()
-    };
-    let base = (0..n).flat_map(|_| point(rng)).collect();
-    let queries = (0..nq).flat_map(|_| point(rng)).collect();
-    (base, queries)
 }

@@ -18,7 +18,7 @@ fn recall(got: &[SearchResult], exact: &[SearchResult]) -> f64 {
 fn recall_at_10_is_at_least_0_95_at_the_documented_nprobe() {
     let (n, dim, nq) = (20_000, 32, 200);
     let mut r = rng(30);
-    let (rows, queries) = clustered(&mut r, n, nq, dim, 40);
+    let (rows, queries) = clustered(&mut r, n, nq, dim, 40, SIGMA);
     let ids: Vec<u64> = (0..n as u64).map(|i| i * 2 + 1).collect();
     let (base, q) = (tensor(&rows, dim), tensor(&queries, dim));
     for metric in Metric::ALL {
@@ -45,7 +45,7 @@ fn recall_at_10_is_at_least_0_95_at_the_documented_nprobe() {
 fn every_list_probed_matches_the_reference_for_every_dtype() {
     let (n, dim) = (1500, 20);
     let mut r = rng(31);
-    let (rows, queries) = clustered(&mut r, n, 7, dim, 9);
+    let (rows, queries) = clustered(&mut r, n, 7, dim, 9, SIGMA);
     let ids: Vec<u64> = (0..n as u64).rev().map(|i| i * 5).collect();
     for metric in Metric::ALL {
         for dtype in [DType::F32, DType::F16, DType::BF16] {
@@ -75,7 +75,7 @@ fn every_list_probed_matches_the_reference_for_every_dtype() {
 fn filters_removes_and_later_adds() {
     let (n, dim) = (3000, 16);
     let mut r = rng(32);
-    let (rows, queries) = clustered(&mut r, n, 5, dim, 10);
+    let (rows, queries) = clustered(&mut r, n, 5, dim, 10, SIGMA);
     let ids = seq_ids(n);
     let metric = Metric::L2;
     // Train on the first half, add both halves in separate calls (the second out of id order).

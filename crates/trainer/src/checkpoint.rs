@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use ragtune_compute::{Device, Tensor, atomic_file};
 use ragtune_runtime::LlamaConfig;
+use ragtune_runtime::adapter::peft::f32_safetensors;
 use safetensors::{Dtype as StDtype, SafeTensors};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -78,17 +79,8 @@ pub fn save_checkpoint(
             named.push((format!("{prefix}.{name}"), tensor.shape().to_vec(), bytes));
         }
     }
-    let views = named
-        .iter()
-        .map(|(n, s, d)| {
-            safetensors::tensor::TensorView::new(StDtype::F32, s.clone(), d)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| TrainError::format(tmp.display(), format!("tensor `{n}`: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let optimizer = safetensors::serialize(views, None).map_err(|e| {
-        TrainError::format(tmp.display(), format!("cannot serialise the optimizer state: {e}"))
-    })?;
+    let optimizer = f32_safetensors(&named, None, "the optimizer state")
+        .map_err(|message| TrainError::format(tmp.display(), message))?;
     let opt_path = tmp.join(OPTIMIZER_FILE);
     atomic_file::write(&opt_path, &optimizer).map_err(|e| TrainError::io(&opt_path, e))?;
     let weights_path = tmp.join("adapter").join(WEIGHTS_FILE);

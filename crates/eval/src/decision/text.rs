@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{ArmDecision, Decision};
-use crate::report::format::{number, percent, signed_points, thousands};
+use crate::report::format::{METRIC_SUFFIXES, number, percent, signed_points, thousands, with_suffix};
 
 /// Money in the currency of `price_per_hour`: `$0.0042`, `$12.34`, `$1,234`, `$1.23M`.
 pub fn money(x: f64) -> String {
@@ -40,15 +40,7 @@ pub fn volume(q: f64) -> String {
     if q < 1000.0 {
         return trim(number(q));
     }
-    let (value, suffix) = if q >= 1e12 {
-        (q / 1e12, "T")
-    } else if q >= 1e9 {
-        (q / 1e9, "B")
-    } else if q >= 1e6 {
-        (q / 1e6, "M")
-    } else {
-        (q / 1e3, "k")
-    };
+    let (value, suffix) = with_suffix(q, &METRIC_SUFFIXES).expect("q is at least 1000");
     let s = if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 10.0 {

@@ -109,6 +109,18 @@ struct Token {
     code: bool,
 }
 
+impl Token {
+    /// A span of `kind` over this token's core.
+    fn span(&self, kind: Kind) -> Span {
+        self.span_to(kind, self)
+    }
+
+    /// A span of `kind` from this token's core to the end of `last`'s.
+    fn span_to(&self, kind: Kind, last: &Token) -> Span {
+        Span { kind, start: self.core_start, end: last.core_end }
+    }
+}
+
 fn tokens(s: &str) -> Vec<Token> {
     let bytes = s.as_bytes();
     let mut out = Vec::new();
@@ -206,7 +218,7 @@ pub fn spans(sentence: &str) -> Vec<Span> {
         let trailing_punct = t.core_end < t.end;
         if t.code {
             if is_identifier(w) {
-                out.push(Span { kind: Kind::Code, start: t.core_start, end: t.core_end });
+                out.push(t.span(Kind::Code));
             }
             i += 1;
             continue;
@@ -217,7 +229,7 @@ pub fn spans(sentence: &str) -> Vec<Span> {
         }
         // Dates: `2021-03-04`; `March 2021`, `March 4, 2021`, `4 March 2021`.
         if w.len() == 10 && is_year(&w[..4]) && w.as_bytes()[4] == b'-' && w.as_bytes()[7] == b'-' {
-            out.push(Span { kind: Kind::Date, start: t.core_start, end: t.core_end });
+            out.push(t.span(Kind::Date));
             i += 1;
             continue;
         }
@@ -226,14 +238,14 @@ pub fn spans(sentence: &str) -> Vec<Span> {
             let after = toks.get(i + 2).map(&core);
             if let Some(y) = next.filter(|y| is_year(y)) {
                 let _ = y;
-                out.push(Span { kind: Kind::Date, start: t.core_start, end: toks[i + 1].core_end });
+                out.push(t.span_to(Kind::Date, &toks[i + 1]));
                 i += 2;
                 continue;
             }
             if next.is_some_and(|d| d.len() <= 2 && d.bytes().all(|b| b.is_ascii_digit()))
                 && after.is_some_and(is_year)
             {
-                out.push(Span { kind: Kind::Date, start: t.core_start, end: toks[i + 2].core_end });
+                out.push(t.span_to(Kind::Date, &toks[i + 2]));
                 i += 3;
                 continue;
             }
@@ -243,27 +255,29 @@ pub fn spans(sentence: &str) -> Vec<Span> {
             && toks.get(i + 1).is_some_and(|m| MONTHS.contains(&core(m).to_lowercase().as_str()))
             && toks.get(i + 2).is_some_and(|y| is_year(core(y)))
         {
-            out.push(Span { kind: Kind::Date, start: t.core_start, end: toks[i + 2].core_end });
+            out.push(t.span_to(Kind::Date, &toks[i + 2]));
             i += 3;
             continue;
         }
-        if is_year(w) {
-            out.push(Span { kind: Kind::Year, start: t.core_start, end: t.core_end });
-            i += 1;
-            continue;
-        }
-        if is_version_shape(w) {
+        // One token on its own: a year, a version (a version-shaped token needs a cue and no unit
+        // after it, else it may still be a glued quantity), a glued quantity.
+        let version = || {
             let cue = w.starts_with('v') || w.matches('.').count() >= 2 || w.contains('-');
             let cued = prev.as_deref().is_some_and(|p| VERSION_CUES.contains(&p));
             let unit = toks.get(i + 1).is_some_and(|n| UNITS.contains(&core(n).to_lowercase().as_str()));
-            if (cue || cued) && !unit {
-                out.push(Span { kind: Kind::Version, start: t.core_start, end: t.core_end });
-                i += 1;
-                continue;
-            }
-        }
-        if is_glued_quantity(w) {
-            out.push(Span { kind: Kind::Quantity, start: t.core_start, end: t.core_end });
+            is_version_shape(w) && (cue || cued) && !unit
+        };
+        let single = if is_year(w) {
+            Some(Kind::Year)
+        } else if version() {
+            Some(Kind::Version)
+        } else if is_glued_quantity(w) {
+            Some(Kind::Quantity)
+        } else {
+            None
+        };
+        if let Some(kind) = single {
+            out.push(t.span(kind));
             i += 1;
             continue;
         }
@@ -272,13 +286,13 @@ pub fn spans(sentence: &str) -> Vec<Span> {
                 .get(i + 1)
                 .filter(|n| !trailing_punct && !n.code && UNITS.contains(&core(n).to_lowercase().as_str()));
             if let Some(u) = unit {
-                out.push(Span { kind: Kind::Quantity, start: t.core_start, end: u.core_end });
+                out.push(t.span_to(Kind::Quantity, u));
                 i += 2;
                 continue;
             }
             let value: f64 = w.replace(',', "").parse().unwrap_or(0.0);
             if value >= 10.0 || w.contains('.') || w.contains(',') {
-                out.push(Span { kind: Kind::Number, start: t.core_start, end: t.core_end });
+                out.push(t.span(Kind::Number));
             }
             i += 1;
             continue;

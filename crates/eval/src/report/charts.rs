@@ -170,6 +170,24 @@ fn svg(draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>)
 }
 
 /// Vertical 95% interval bars with caps 10 px wide, at each point's `x` in chart coordinates.
+/// Every chart's frame: `caption` on top, a 16-pixel margin (`right` on the right, where the
+/// last label may need room) and label areas of `(x, y)` pixels.
+fn frame<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: &str,
+    right: u32,
+    (x, y): (u32, u32),
+) -> ChartBuilder<'a, 'static, DB> {
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(caption, (FONT, 20))
+        .margin(16)
+        .margin_right(right)
+        .x_label_area_size(x)
+        .y_label_area_size(y);
+    builder
+}
+
 fn draw_whiskers<DB, X>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<X, RangedCoordf64>>,
     points: &[(X::ValueType, Interval)],
@@ -206,11 +224,7 @@ fn accuracy_chart(report: &ExperimentReport) -> Result<String, String> {
     let n = data.len();
     let names: Vec<String> = data.iter().map(|(a, _)| a.id.clone()).collect();
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(ACCURACY.1, (FONT, 20))
-            .margin(16)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
+        let mut chart = frame(root, ACCURACY.1, 16, (40, 60))
             .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..105f64)
             .map_err(|e| e.to_string())?;
         let x_label = |x: &f64| {
@@ -256,11 +270,7 @@ fn paraphrase_chart(report: &ExperimentReport) -> Result<String, String> {
     let (first, last) = (data[0].0, data[data.len() - 1].0);
     let pad = ((last - first) * 0.05).max(0.5);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(PARAPHRASES.1, (FONT, 20))
-            .margin(16)
-            .x_label_area_size(48)
-            .y_label_area_size(60)
+        let mut chart = frame(root, PARAPHRASES.1, 16, (48, 60))
             .build_cartesian_2d((first - pad)..(last + pad), 0f64..105f64)
             .map_err(|e| e.to_string())?;
         percent_axes(
@@ -319,12 +329,7 @@ fn cost_chart(report: &ExperimentReport) -> Result<String, String> {
         })
         .collect();
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(COST.1, (FONT, 20))
-            .margin(16)
-            .margin_right(40)
-            .x_label_area_size(48)
-            .y_label_area_size(60)
+        let mut chart = frame(root, COST.1, 40, (48, 60))
             .build_cartesian_2d((lo..hi).log_scale(), 0f64..105f64)
             .map_err(|e| e.to_string())?;
         percent_axes(
@@ -365,12 +370,7 @@ fn decision_chart(report: &ExperimentReport) -> Result<String, String> {
         whole_decades(d.arms.iter().flat_map(|a| [total(a, x_lo), total(a, x_hi)]), (0.01, 1.0));
     let clamp = |y: f64| if y.is_finite() { y.clamp(y_lo, y_hi) } else { y_hi };
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(DECISION.1, (FONT, 20))
-            .margin(16)
-            .margin_right(70)
-            .x_label_area_size(48)
-            .y_label_area_size(80)
+        let mut chart = frame(root, DECISION.1, 70, (48, 80))
             .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo..y_hi).log_scale())
             .map_err(|e| e.to_string())?;
         chart

@@ -112,16 +112,18 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
-/// A count with a metric suffix: `135M`, `1.2B`, `52k`, `812`.
+/// The metric suffixes, largest first: every number the reports shorten uses this one table.
+pub const METRIC_SUFFIXES: [(f64, &str); 4] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")];
+
+/// `x` over the largest of `suffixes` (a tail of [`METRIC_SUFFIXES`]) it reaches, with that
+/// suffix; `None` below the smallest.
+pub fn with_suffix(x: f64, suffixes: &[(f64, &'static str)]) -> Option<(f64, &'static str)> {
+    suffixes.iter().find(|(unit, _)| x >= *unit).map(|&(unit, suffix)| (x / unit, suffix))
+}
+
+/// A count with a metric suffix: `135M`, `1.2B`, `52k`, `812`. Billions are the largest unit.
 pub fn count(n: u64) -> String {
-    let x = n as f64;
-    let (value, suffix) = if x >= 1e9 {
-        (x / 1e9, "B")
-    } else if x >= 1e6 {
-        (x / 1e6, "M")
-    } else if x >= 1e3 {
-        (x / 1e3, "k")
-    } else {
+    let Some((value, suffix)) = with_suffix(n as f64, &METRIC_SUFFIXES[1..]) else {
         return n.to_string();
     };
     if value >= 100.0 { format!("{value:.0}{suffix}") } else { format!("{value:.1}{suffix}") }

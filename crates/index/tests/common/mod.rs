@@ -121,29 +121,12 @@ pub fn flat_index(rows: &[f32], dim: usize, ids: &[u64], metric: Metric, dtype: 
     index
 }
 
-/// Well-separated Gaussian clusters: `n` points in `clusters` blobs, plus `nq` queries drawn
-/// from the same blobs.
-pub fn clustered(
-    rng: &mut ChaCha8Rng,
-    n: usize,
-    nq: usize,
-    dim: usize,
-    clusters: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    let centers: Vec<f32> = (0..clusters * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    let point = |rng: &mut ChaCha8Rng| {
-        let c = rng.random_range(0..clusters);
-        (0..dim).map(|j| centers[c * dim + j] + 0.15 * gauss(rng)).collect::<Vec<f32>>()
-    };
-    let base = (0..n).flat_map(|_| point(rng)).collect();
-    let queries = (0..nq).flat_map(|_| point(rng)).collect();
-    (base, queries)
-}
+// Not every test binary that includes this module draws clusters.
+#[allow(unused_imports)]
+pub use ragtune_tests::clustered;
 
-fn gauss(rng: &mut ChaCha8Rng) -> f32 {
-    let (u, v): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random_range(0.0..1.0));
-    (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-}
+/// The σ of the tests' clusters: well separated.
+pub const SIGMA: f32 = 0.15;
 
 /// A fresh path in the temp folder for this test.
 pub fn temp_path(name: &str) -> std::path::PathBuf {

@@ -459,19 +459,30 @@ pub fn save_adapter(adapter: &LoraAdapter, dir: &Path, base_model: &str) -> Resu
             named.push((format!("{prefix}.{part}.weight"), tensor.shape().to_vec(), bytemuck_f32(&values)));
         }
     }
+    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+    let bytes = f32_safetensors(&named, metadata, "the adapter")
+        .map_err(|message| RuntimeError::format(dir.display(), message))?;
+    write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
+    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+}
+
+/// `named` (name, shape, little-endian f32 bytes) as a safetensors file's bytes: the adapter's
+/// weights here and the trainer's optimizer state. An error is its message alone (the tensor's
+/// name, or that `what` could not be serialised), for the caller to wrap with its file.
+pub fn f32_safetensors(
+    named: &[(String, Vec<usize>, Vec<u8>)],
+    metadata: Option<std::collections::HashMap<String, String>>,
+    what: &str,
+) -> std::result::Result<Vec<u8>, String> {
     let views = named
         .iter()
         .map(|(n, shape, data)| {
             safetensors::tensor::TensorView::new(StDtype::F32, shape.clone(), data)
                 .map(|v| (n.clone(), v))
-                .map_err(|e| RuntimeError::format(dir.display(), format!("tensor `{n}`: {e}")))
+                .map_err(|e| format!("tensor `{n}`: {e}"))
         })
-        .collect::<Result<Vec<_>>>()?;
-    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
-    let bytes = safetensors::serialize(views, metadata)
-        .map_err(|e| RuntimeError::format(dir.display(), format!("cannot serialise the adapter: {e}")))?;
-    write_atomic(&dir.join(WEIGHTS_FILE), &bytes)?;
-    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    safetensors::serialize(views, metadata).map_err(|e| format!("cannot serialise {what}: {e}"))
 }
 
 fn bytemuck_f32(values: &[f32]) -> Vec<u8> {

@@ -237,18 +237,32 @@ impl LlamaModel {
     /// Bytes of weights read per decoded token: every parameter once (the tied head counted
     /// again, since it is read twice: as a lookup row and as the full output matrix).
     pub fn weight_bytes_per_token(&self) -> usize {
-        let lin = Linear::weight_bytes;
-        let layers: usize = self
-            .layers
-            .iter()
-            .map(|l| {
-                l.input_norm.size_bytes()
-                    + l.post_norm.size_bytes()
-                    + [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down].into_iter().map(lin).sum::<usize>()
-            })
-            .sum();
+        let layers = self.sum_layers(Tensor::size_bytes, Linear::weight_bytes);
         let head = self.lm_head_quant.as_ref().map_or(self.lm_head.size_bytes(), |q| q.matrix.size_bytes());
         layers + self.norm.size_bytes() + head
+    }
+
+    /// Parameters: embeddings, norms, every projection (biases included) and an untied head (a
+    /// tied one shares the embedding's weights).
+    pub fn num_params(&self) -> usize {
+        // `shape()`, not the weight tensor: a layer kept quantized (dtype = "stored") has no
+        // dense one.
+        let lin = |l: &Linear| {
+            let (out, inp) = l.shape();
+            out * inp + l.bias.as_ref().map_or(0, |b| b.numel())
+        };
+        let head = if self.config.tie_word_embeddings { 0 } else { self.lm_head.numel() };
+        self.embed.numel() + self.norm.numel() + self.sum_layers(Tensor::numel, lin) + head
+    }
+
+    /// Over every layer: `norm` of its two norms plus `lin` of its seven projections.
+    fn sum_layers(&self, norm: impl Fn(&Tensor) -> usize, lin: impl Fn(&Linear) -> usize) -> usize {
+        let layer = |l: &Layer| {
+            norm(&l.input_norm)
+                + norm(&l.post_norm)
+                + Projection::ALL.map(|p| lin(l.projection(p))).iter().sum::<usize>()
+        };
+        self.layers.iter().map(layer).sum()
     }
 
     /// Logits `x · lm_headᵀ` from the quantized head when there is one.

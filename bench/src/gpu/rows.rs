@@ -1,16 +1,128 @@
-//! A report from the GPU bundle's rows: the GPU benchmarks (tests/tests/gpu_*bench*.rs) run on
-//! machines without Rust and append to `REPORT_DIR/bench-rows.jsonl` one JSON line per row, in
-//! [`Row`]'s format, plus one `{"ceilings": {..}, "device": ".."}` line per benchmark binary with
-//! the ceilings it measured first. `cargo xtask bench gpu-rows FILE` turns that file into the same
-//! `report.{md,json}` as a CPU run — so `--baseline` flags GPU regressions the same way.
+//! The GPU benchmarks' rows file, written and read back in one place. The GPU benchmarks
+//! (bench/tests/gpu_*bench*.rs) run on machines without Rust and append to
+//! `REPORT_DIR/bench-rows.jsonl` (run.sh points `RAGTUNE_BENCH_ROWS` there) one JSON line per row,
+//! in [`Row`]'s format, plus one `{"ceilings": {..}, "device": ".."}` line per benchmark binary
+//! with the ceilings it measured first. `cargo xtask bench gpu-rows FILE` turns that file into
+//! the same `report.{md,json}` as a CPU run — so `--baseline` flags GPU regressions the same way.
+//! Numbers go out in Rust's shortest round-trip `e` form, which the reader's `float_roundtrip`
+//! parser reads back exactly.
 
 use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use ragtune_compute::Device;
 use serde::Deserialize;
 
 use crate::report::{Ceilings, Report, Row, SCHEMA};
+
+/// A JSON string literal.
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out += "\\\"",
+            '\\' => out += "\\\\",
+            c if (c as u32) < 0x20 => out += &format!("\\u{:04x}", c as u32),
+            c => out.push(c),
+        }
+    }
+    out + "\""
+}
+
+/// A finite JSON number (NaN and infinities, which JSON lacks, become 0 and are caught by the
+/// reader's checks).
+fn json_num(v: f64) -> String {
+    if v.is_finite() { format!("{v:e}") } else { "0".into() }
+}
+
+/// A Markdown table: `title`, a blank line, the `header` row (`| a | b |`), its separator, then
+/// one line per row.
+pub fn markdown_table(title: &str, header: &str, lines: impl IntoIterator<Item = String>) -> String {
+    let columns = header.matches('|').count().saturating_sub(1);
+    let mut s = format!("{title}\n\n{header}\n|{}\n", "---|".repeat(columns));
+    for line in lines {
+        s += &line;
+        s.push('\n');
+    }
+    s
+}
+
+/// One row in [`Row`]'s format: floor = max(FLOPs / compute ceiling, bytes /
+/// bandwidth ceiling); the row's (median seconds, repeats) and (FLOPs, bytes); `peers` as (name,
+/// median seconds).
+#[allow(clippy::too_many_arguments)]
+pub fn json_row(
+    suite: &str,
+    name: &str,
+    shape: &str,
+    (median_s, repeats): (f64, usize),
+    (flops, bytes): (f64, f64),
+    c: &Ceilings,
+    peers: &[(&str, f64)],
+    check: &str,
+) -> String {
+    let (tc, tm) = (flops / c.compute_flops, bytes / c.bandwidth_bytes);
+    let (bound, floor, throughput, unit) = if tc >= tm {
+        ("compute", tc, flops / median_s / 1e12, "TFLOP/s")
+    } else {
+        ("memory", tm, bytes / median_s / 1e9, "GB/s")
+    };
+    let peers: Vec<String> = peers
+        .iter()
+        .map(|(n, t)| {
+            format!(
+                "{{\"name\": {}, \"median_s\": {}, \"time_ratio\": {}}}",
+                json_str(n),
+                json_num(*t),
+                json_num(median_s / t)
+            )
+        })
+        .collect();
+    format!(
+        "{{\"suite\": {}, \"name\": {}, \"shape\": {}, \"median_s\": {}, \"repeats\": {repeats}, \"flops\": {}, \
+         \"bytes\": {}, \"bound\": \"{bound}\", \"throughput\": {}, \"unit\": \"{unit}\", \"ceiling_fraction\": {}, \
+         \"peers\": [{}], \"check\": {}, \"note\": {}}}",
+        json_str(suite),
+        json_str(name),
+        json_str(shape),
+        json_num(median_s),
+        json_num(flops),
+        json_num(bytes),
+        json_num(throughput),
+        json_num(floor / median_s),
+        peers.join(", "),
+        json_str(check),
+        json_str(&format!("GPU; ceilings: {}; {}", c.compute_name, c.bandwidth_name)),
+    )
+}
+
+/// The ceilings line of the rows file: what `cargo xtask bench gpu-rows` judges the rows
+/// against ([`report_from_rows`]), with the device that measured them.
+pub fn ceilings_line(device: &Device, c: &Ceilings) -> String {
+    format!(
+        "{{\"ceilings\": {{\"compute_name\": {}, \"compute_flops\": {}, \"bandwidth_name\": {}, \"bandwidth_bytes\": {}}}, \"device\": {}}}",
+        json_str(&c.compute_name),
+        json_num(c.compute_flops),
+        json_str(&c.bandwidth_name),
+        json_num(c.bandwidth_bytes),
+        json_str(&device.describe())
+    )
+}
+
+/// Appends `lines` to the file named by `RAGTUNE_BENCH_ROWS`, when set (run.sh sets it).
+pub fn append_rows(lines: &[String]) {
+    let Ok(path) = std::env::var("RAGTUNE_BENCH_ROWS") else { return };
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("RAGTUNE_BENCH_ROWS={path}: cannot open for appending: {e}"));
+    for l in lines {
+        writeln!(f, "{l}").unwrap_or_else(|e| panic!("writing {path}: {e}"));
+    }
+}
 
 #[derive(Deserialize)]
 struct CeilingsLine {

@@ -11,14 +11,14 @@
 
 use std::sync::Arc;
 
+use ragtune_bench::gpu::attention::{measure, table};
+use ragtune_bench::gpu::rows::{append_rows, ceilings_line, json_row};
+use ragtune_bench::gpu::timing::{L2Flush, measure_ceilings};
+use ragtune_bench::gpu::{lora, topk};
+use ragtune_bench::report::Ceilings;
 use ragtune_compute::{DType, Device};
 use ragtune_kernel_emu::{EmuBackend, EmuOptions};
-use ragtune_tests::attention_bench::{measure, table};
 use ragtune_tests::gpu::cuda_or_skip;
-use ragtune_tests::gpu_bench_rows::{
-    GpuCeilings, L2Flush, append_rows, ceilings_line, json_row, measure_ceilings,
-};
-use ragtune_tests::{lora_bench, topk_bench};
 
 const REPEATS: usize = 20;
 
@@ -50,7 +50,7 @@ fn gpu_attention_fused_vs_naive() {
 
 /// The ceilings of this run, printed (each GPU test measures them itself: tests run one at a
 /// time, and a row must be judged against ceilings seen in the same process).
-fn ceilings(device: &Device) -> GpuCeilings {
+fn ceilings(device: &Device) -> Ceilings {
     let c = measure_ceilings(device, 8192, 1 << 30, REPEATS);
     println!(
         "ceilings: {:.0} TFLOP/s ({}); {:.0} GB/s ({})",
@@ -73,9 +73,9 @@ fn gpu_topk_fused_vs_score_gemm() {
     for (nq, k, dtype) in
         [(1, 10, DType::F32), (1024, 10, DType::BF16), (1024, 100, DType::BF16), (64, 2048, DType::BF16)]
     {
-        rows.push(topk_bench::measure(&device, 1 << 20, 384, nq, k, dtype, REPEATS, &mut flush));
+        rows.push(topk::measure(&device, 1 << 20, 384, nq, k, dtype, REPEATS, &mut flush));
     }
-    println!("{}", topk_bench::table(&device, &rows));
+    println!("{}", topk::table(&device, &rows));
     let lines =
         std::iter::once(ceilings_line(&device, &c)).chain(rows.iter().map(|r| r.json_row(&c, REPEATS)));
     append_rows(&lines.collect::<Vec<_>>());
@@ -92,11 +92,11 @@ fn gpu_lora_vs_base_gemm() {
     // trainer's adapted projections on a frozen base).
     for (out, adapters) in [(4096, 1), (14336, 1), (4096, 4)] {
         let (n, inp, r, dt) = (4096, 4096, 16, DType::BF16);
-        rows.push(lora_bench::measure(&device, (n, inp, out, r, adapters), dt, REPEATS, &mut flush));
-        back.push(lora_bench::measure_backward(&device, (n, inp, out, r, adapters), dt, REPEATS, &mut flush));
+        rows.push(lora::measure(&device, (n, inp, out, r, adapters), dt, REPEATS, &mut flush));
+        back.push(lora::measure_backward(&device, (n, inp, out, r, adapters), dt, REPEATS, &mut flush));
     }
-    println!("{}", lora_bench::table(&device, &rows));
-    println!("{}", lora_bench::table(&device, &back));
+    println!("{}", lora::table(&device, &rows));
+    println!("{}", lora::table(&device, &back));
     let lines = std::iter::once(ceilings_line(&device, &c))
         .chain(rows.iter().map(|r| r.json_row(&c, REPEATS)))
         .chain(back.iter().map(|r| r.json_row(&c, REPEATS)));
@@ -109,10 +109,10 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     let mut flush = L2Flush::new(&device, 1 << 16);
     let c = measure_ceilings(&device, 16, 1 << 16, 1);
     let t = [
-        topk_bench::measure(&device, 1000, 40, 3, 10, DType::F32, 1, &mut flush),
-        topk_bench::measure(&device, 700, 32, 17, 5, DType::BF16, 1, &mut flush),
+        topk::measure(&device, 1000, 40, 3, 10, DType::F32, 1, &mut flush),
+        topk::measure(&device, 700, 32, 17, 5, DType::BF16, 1, &mut flush),
     ];
-    let table = topk_bench::table(&device, &t);
+    let table = topk::table(&device, &t);
     assert!(
         table.contains("| 1000 | 40 | 3 | 10 | f32 |") && table.contains("| 700 | 32 | 17 | 5 | bf16 |"),
         "{table}"
@@ -120,10 +120,10 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     assert!(t.iter().all(|r| r.fused_ms > 0.0 && r.gemm_ms > 0.0 && r.agreement >= 0.99));
     assert!(t[0].json_row(&c, 1).contains("\"suite\": \"topk\""));
     let l = [
-        lora_bench::measure(&device, (24, 64, 48, 4, 1), DType::F32, 1, &mut flush),
-        lora_bench::measure(&device, (20, 32, 40, 8, 3), DType::BF16, 1, &mut flush),
+        lora::measure(&device, (24, 64, 48, 4, 1), DType::F32, 1, &mut flush),
+        lora::measure(&device, (20, 32, 40, 8, 3), DType::BF16, 1, &mut flush),
     ];
-    let table = lora_bench::table(&device, &l);
+    let table = lora::table(&device, &l);
     assert!(
         table.contains("| 24 | 64 | 48 | 4 | 1 | f32 |") && table.contains("| 20 | 32 | 40 | 8 | 3 | bf16 |"),
         "{table}"
@@ -132,10 +132,10 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     let line = l[1].json_row(&c, 1);
     assert!(line.contains("\"suite\": \"lora\"") && line.contains("unfused LoRA GEMMs"), "{line}");
     let back = [
-        lora_bench::measure_backward(&device, (24, 64, 48, 4, 1), DType::F32, 1, &mut flush),
-        lora_bench::measure_backward(&device, (20, 32, 40, 8, 3), DType::BF16, 1, &mut flush),
+        lora::measure_backward(&device, (24, 64, 48, 4, 1), DType::F32, 1, &mut flush),
+        lora::measure_backward(&device, (20, 32, 40, 8, 3), DType::BF16, 1, &mut flush),
     ];
-    let table = lora_bench::table(&device, &back);
+    let table = lora::table(&device, &back);
     assert!(table.contains("| 20 | 32 | 40 | 8 | 3 | bf16 |"), "{table}");
     assert!(back.iter().all(|r| r.lora_ms > 0.0 && r.base_ms > 0.0 && r.unfused_ms > 0.0));
     assert!(back[0].json_row(&c, 1).contains("unfused LoRA backward GEMMs"));
@@ -146,7 +146,7 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
         .collect();
     let path = std::env::temp_dir().join(format!("ragtune-gpu-rows-{}.jsonl", std::process::id()));
     std::fs::write(&path, lines.join("\n")).unwrap();
-    let report = ragtune_bench::gpu_rows::report_from_rows(&path, "now").unwrap();
+    let report = ragtune_bench::gpu::rows::report_from_rows(&path, "now").unwrap();
     let _ = std::fs::remove_file(&path);
     assert_eq!(report.rows.len(), 4);
     assert_eq!(report.suites, ["lora", "topk"]);
@@ -207,12 +207,12 @@ fn gpu_profile_target() {
             println!("{}", table(&device, &[measure(&device, v[0], v[1], v[2], dtype, 1, &mut flush)]))
         }
         "topk" => {
-            let row = topk_bench::measure(&device, v[0], v[1], v[2], v[3], dtype, 1, &mut flush);
-            println!("{}", topk_bench::table(&device, &[row]));
+            let row = topk::measure(&device, v[0], v[1], v[2], v[3], dtype, 1, &mut flush);
+            println!("{}", topk::table(&device, &[row]));
         }
         _ => {
-            let row = lora_bench::measure(&device, (v[0], v[1], v[2], v[3], v[4]), dtype, 1, &mut flush);
-            println!("{}", lora_bench::table(&device, &[row]));
+            let row = lora::measure(&device, (v[0], v[1], v[2], v[3], v[4]), dtype, 1, &mut flush);
+            println!("{}", lora::table(&device, &[row]));
         }
     }
 }
@@ -259,7 +259,7 @@ fn attention_bench_code_runs_on_the_emulator() {
 
 #[test]
 fn json_rows_judge_by_the_larger_floor() {
-    let c = GpuCeilings {
+    let c = Ceilings {
         compute_name: "gemm \"x\"".into(),
         compute_flops: 1e15,
         bandwidth_name: "copy".into(),

@@ -9,8 +9,10 @@
 use ragtune_compute::ops::{self, AttentionSpec, MatmulSpec, SoftmaxSpec};
 use ragtune_compute::{DType, Device, Tensor};
 
-use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, markdown_table, median_ms_flushed};
-use crate::{random_tensor, rel_err, rng};
+use crate::gpu::rows::{json_row, markdown_table};
+use crate::gpu::timing::{L2Flush, median_ms_flushed};
+use crate::report::Ceilings;
+use ragtune_tests::{random_tensor, rel_err, rng};
 
 /// One measured shape.
 #[derive(Clone, Debug)]
@@ -82,7 +84,7 @@ pub fn measure(
 
 impl AttentionRow {
     /// The row in `cargo xtask bench`'s JSON format, the naive path as its peer.
-    pub fn json_row(&self, ceilings: &GpuCeilings, repeats: usize) -> String {
+    pub fn json_row(&self, ceilings: &Ceilings, repeats: usize) -> String {
         let flops = 4.0 * self.heads as f64 * (self.seq as f64).powi(2) * self.head_dim as f64 / 2.0;
         let bytes = 4.0 * (self.heads * self.seq * self.head_dim * self.dtype.size()) as f64;
         json_row(

@@ -7,8 +7,10 @@
 use ragtune_compute::ops::{self, MatmulSpec};
 use ragtune_compute::{DType, Device, Tensor};
 
-use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, markdown_table, median_ms_flushed};
-use crate::{random_tensor, rel_err, rng};
+use crate::gpu::rows::{json_row, markdown_table};
+use crate::gpu::timing::{L2Flush, median_ms_flushed};
+use crate::report::Ceilings;
+use ragtune_tests::{random_tensor, rel_err, rng};
 
 /// One measured shape.
 #[derive(Clone, Debug)]
@@ -161,7 +163,7 @@ impl LoraRow {
 
     /// The row in `cargo xtask bench`'s JSON format: the base GEMM (the bar) and the unfused
     /// GEMMs as peers.
-    pub fn json_row(&self, ceilings: &GpuCeilings, repeats: usize) -> String {
+    pub fn json_row(&self, ceilings: &Ceilings, repeats: usize) -> String {
         let passes = if self.backward { 2 } else { 1 };
         let bytes =
             ((self.rows * (self.inp + self.out) * passes + self.inp * self.out) * self.dtype.size()) as f64;

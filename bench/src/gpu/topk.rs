@@ -9,8 +9,10 @@
 use ragtune_compute::ops::{self, MatmulSpec, Similarity, TopkSpec};
 use ragtune_compute::{DType, Device, Tensor};
 
-use crate::gpu_bench_rows::{GpuCeilings, L2Flush, json_row, markdown_table, median_ms_flushed};
-use crate::{random_tensor, rng};
+use crate::gpu::rows::{json_row, markdown_table};
+use crate::gpu::timing::{L2Flush, median_ms_flushed};
+use crate::report::Ceilings;
+use ragtune_tests::{random_tensor, rng};
 
 /// One measured shape.
 #[derive(Clone, Debug)]
@@ -37,7 +39,7 @@ impl TopkRow {
     }
 
     /// The row in `cargo xtask bench`'s JSON format, the score GEMM as its peer.
-    pub fn json_row(&self, ceilings: &GpuCeilings, repeats: usize) -> String {
+    pub fn json_row(&self, ceilings: &Ceilings, repeats: usize) -> String {
         json_row(
             "topk",
             "fused similarity + top-k (ip)",

@@ -10,15 +10,15 @@
 
 use std::sync::Arc;
 
-use ragtune_bench::{llama_params, random_llama_on, smollm2_config};
+use ragtune_bench::gpu::rows::{append_rows, ceilings_line, json_row, markdown_table};
+use ragtune_bench::gpu::timing::measure_ceilings;
+use ragtune_bench::report::Ceilings;
+use ragtune_bench::{random_llama_on, smollm2_config};
 use ragtune_compute::ops::AdamW;
 use ragtune_compute::{DType, Device};
 use ragtune_kernel_emu::EmuBackend;
 use ragtune_runtime::LlamaConfig;
 use ragtune_tests::gpu::cuda_or_skip;
-use ragtune_tests::gpu_bench_rows::{
-    GpuCeilings, append_rows, ceilings_line, json_row, markdown_table, measure_ceilings,
-};
 use ragtune_trainer::{FullTrainer, LoraAdapter, LoraTrainer, TrainBatch};
 
 /// One measured step.
@@ -84,7 +84,7 @@ fn measure(
     let tokens = (rows * seq) as f64;
     let mut out = Vec::new();
     let model = random_llama_on(config.clone(), DType::BF16, device);
-    let params = llama_params(&model) as f64;
+    let params = model.num_params() as f64;
     let lora = ragtune_bench::lora_r16_all_targets();
     let adapter = LoraAdapter::init(lora, &model.config, 0, device).unwrap();
     let mut trainer = LoraTrainer::new(&model, adapter, AdamW::default()).unwrap();
@@ -122,7 +122,7 @@ fn measure(
     out
 }
 
-fn report(device: &Device, rows: &[StepRow], c: &GpuCeilings, tokens: usize) -> String {
+fn report(device: &Device, rows: &[StepRow], c: &Ceilings, tokens: usize) -> String {
     let header = format!(
         "| step | shape | s/step | tokens/s | TFLOP/s | MFU (of {:.0} TFLOP/s) | check |",
         c.compute_flops / 1e12
@@ -136,7 +136,7 @@ fn report(device: &Device, rows: &[StepRow], c: &GpuCeilings, tokens: usize) -> 
     markdown_table(&format!("training steps on {device}"), &header, lines)
 }
 
-fn json_rows(rows: &[StepRow], c: &GpuCeilings) -> Vec<String> {
+fn json_rows(rows: &[StepRow], c: &Ceilings) -> Vec<String> {
     rows.iter()
         .map(|r| {
             json_row("train", r.what, &r.shape, (r.seconds, r.repeats), (r.flops, 0.0), c, &[], &r.check)
