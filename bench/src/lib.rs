@@ -21,9 +21,24 @@ use rand_chacha::ChaCha8Rng;
 
 /// A host tensor of `dtype` with values uniform in [-1, 1), reproducible by `seed`.
 pub fn random_tensor(seed: u64, shape: &[usize], dtype: DType) -> Tensor {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    random_scaled(seed, shape, dtype, 1.0)
+}
+
+/// Elements per independently seeded stream of [`random_scaled`].
+const RANDOM_CHUNK: usize = 1 << 16;
+
+/// A host tensor of `dtype` with values uniform in [-scale, scale), reproducible by `seed`. The
+/// elements come in chunks of 64 Ki, each from its own stream seeded by `(seed, chunk)`, on
+/// rayon's threads: the GPU benchmarks draw gigabytes of inputs, and a GPU is lent by the minute.
+pub fn random_scaled(seed: u64, shape: &[usize], dtype: DType, scale: f32) -> Tensor {
+    use rayon::prelude::*;
     let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let mut v = vec![0f32; n];
+    v.par_chunks_mut(RANDOM_CHUNK).enumerate().for_each(|(chunk, out)| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(chunk as u64);
+        out.iter_mut().for_each(|x| *x = rng.random_range(-scale..scale));
+    });
     ops::cast(&Tensor::from_slice(&v, shape).expect("shape"), dtype).expect("cast")
 }
 

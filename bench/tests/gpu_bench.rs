@@ -9,9 +9,10 @@
 //! `gpu_profile_target` is what `cargo xtask profile` runs under ncu: one shape of one family,
 //! chosen by `RAGTUNE_PROFILE_KERNEL` / `RAGTUNE_PROFILE_SHAPE`; it does nothing when unset.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ragtune_bench::gpu::attention::{measure, table};
+use ragtune_bench::gpu::plan::{self, REPEATS};
 use ragtune_bench::gpu::rows::{append_rows, ceilings_line, json_row};
 use ragtune_bench::gpu::timing::{L2Flush, measure_ceilings};
 use ragtune_bench::gpu::{lora, topk};
@@ -20,60 +21,57 @@ use ragtune_compute::{DType, Device};
 use ragtune_kernel_emu::{EmuBackend, EmuOptions};
 use ragtune_tests::gpu::cuda_or_skip;
 
-const REPEATS: usize = 20;
-
 #[test]
 fn gpu_attention_fused_vs_naive() {
     let Some(device) = cuda_or_skip("gpu_attention_fused_vs_naive") else { return };
-    // 8192³ and 1 GiB fill an H100; 256 MiB of flush is five times its L2.
-    let ceilings = measure_ceilings(&device, 8192, 1 << 30, REPEATS);
-    println!(
-        "ceilings: {:.0} TFLOP/s ({}); {:.0} GB/s ({})",
-        ceilings.compute_flops / 1e12,
-        ceilings.compute_name,
-        ceilings.bandwidth_bytes / 1e9,
-        ceilings.bandwidth_name
-    );
-    let mut flush = L2Flush::new(&device, 256 << 20);
+    let ceilings = ceilings(&device);
+    let mut flush = L2Flush::new(&device, plan::FLUSH_BYTES);
     let mut rows = Vec::new();
-    for seq in [1024, 4096, 8192] {
-        for dtype in [DType::BF16, DType::F16] {
-            rows.push(measure(&device, 32, seq, 128, dtype, REPEATS, &mut flush));
-        }
+    for &(heads, seq, head_dim, dtype) in plan::ATTENTION {
+        rows.push(measure(&device, heads, seq, head_dim, dtype, REPEATS, &mut flush));
     }
-    rows.push(measure(&device, 64, 2048, 64, DType::BF16, REPEATS, &mut flush));
     println!("{}", table(&device, &rows));
     let lines = std::iter::once(ceilings_line(&device, &ceilings))
         .chain(rows.iter().map(|r| r.json_row(&ceilings, REPEATS)));
     append_rows(&lines.collect::<Vec<_>>());
 }
 
-/// The ceilings of this run, printed (each GPU test measures them itself: tests run one at a
-/// time, and a row must be judged against ceilings seen in the same process).
+/// The ceilings of this run, measured and printed by the first test that asks (the tests run
+/// one at a time in this process, on the one GPU, so every row is judged against ceilings seen
+/// in the same process; measuring them once leaves the GPU's minutes to the rows).
 fn ceilings(device: &Device) -> Ceilings {
-    let c = measure_ceilings(device, 8192, 1 << 30, REPEATS);
-    println!(
-        "ceilings: {:.0} TFLOP/s ({}); {:.0} GB/s ({})",
-        c.compute_flops / 1e12,
-        c.compute_name,
-        c.bandwidth_bytes / 1e9,
-        c.bandwidth_name
-    );
-    c
+    static CEILINGS: OnceLock<Ceilings> = OnceLock::new();
+    CEILINGS
+        .get_or_init(|| {
+            let c = measure_ceilings(device, plan::CEILING_GEMM_N, plan::CEILING_COPY_BYTES, REPEATS);
+            println!(
+                "ceilings: {:.0} TFLOP/s ({}); {:.0} GB/s ({})",
+                c.compute_flops / 1e12,
+                c.compute_name,
+                c.bandwidth_bytes / 1e9,
+                c.bandwidth_name
+            );
+            c
+        })
+        .clone()
 }
 
 #[test]
 fn gpu_topk_fused_vs_score_gemm() {
     let Some(device) = cuda_or_skip("gpu_topk_fused_vs_score_gemm") else { return };
     let c = ceilings(&device);
-    let mut flush = L2Flush::new(&device, 256 << 20);
+    let mut flush = L2Flush::new(&device, plan::FLUSH_BYTES);
     let mut rows = Vec::new();
     // One query streams the base (bandwidth); batches are GEMM-shaped; k = 2048 takes the radix
     // path (FAISS GPU's largest k).
-    for (nq, k, dtype) in
-        [(1, 10, DType::F32), (1024, 10, DType::BF16), (1024, 100, DType::BF16), (64, 2048, DType::BF16)]
-    {
-        rows.push(topk::measure(&device, 1 << 20, 384, nq, k, dtype, REPEATS, &mut flush));
+    // One base per dtype, searched by every row of that dtype.
+    let mut bases: Vec<(DType, topk::Base)> = Vec::new();
+    for &(nq, k, dtype) in plan::TOPK {
+        if !bases.iter().any(|(d, _)| *d == dtype) {
+            bases.push((dtype, topk::Base::random(&device, plan::TOPK_BASE, plan::TOPK_DIM, dtype)));
+        }
+        let base = &bases.iter().find(|(d, _)| *d == dtype).unwrap().1;
+        rows.push(topk::measure(&device, base, nq, k, REPEATS, &mut flush));
     }
     println!("{}", topk::table(&device, &rows));
     let lines =
@@ -85,15 +83,14 @@ fn gpu_topk_fused_vs_score_gemm() {
 fn gpu_lora_vs_base_gemm() {
     let Some(device) = cuda_or_skip("gpu_lora_vs_base_gemm") else { return };
     let c = ceilings(&device);
-    let mut flush = L2Flush::new(&device, 256 << 20);
+    let mut flush = L2Flush::new(&device, plan::FLUSH_BYTES);
     let (mut rows, mut back) = (Vec::new(), Vec::new());
     // A Llama-8B-sized attention projection and MLP up-projection over 4096 tokens, r = 16; and
     // four adapters mixed in one batch. Forward, then the backward of the same layer (the
     // trainer's adapted projections on a frozen base).
-    for (out, adapters) in [(4096, 1), (14336, 1), (4096, 4)] {
-        let (n, inp, r, dt) = (4096, 4096, 16, DType::BF16);
-        rows.push(lora::measure(&device, (n, inp, out, r, adapters), dt, REPEATS, &mut flush));
-        back.push(lora::measure_backward(&device, (n, inp, out, r, adapters), dt, REPEATS, &mut flush));
+    for &shape in plan::LORA {
+        rows.push(lora::measure(&device, shape, plan::LORA_DTYPE, REPEATS, &mut flush));
+        back.push(lora::measure_backward(&device, shape, plan::LORA_DTYPE, REPEATS, &mut flush));
     }
     println!("{}", lora::table(&device, &rows));
     println!("{}", lora::table(&device, &back));
@@ -109,8 +106,8 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     let mut flush = L2Flush::new(&device, 1 << 16);
     let c = measure_ceilings(&device, 16, 1 << 16, 1);
     let t = [
-        topk::measure(&device, 1000, 40, 3, 10, DType::F32, 1, &mut flush),
-        topk::measure(&device, 700, 32, 17, 5, DType::BF16, 1, &mut flush),
+        topk::measure(&device, &topk::Base::random(&device, 1000, 40, DType::F32), 3, 10, 1, &mut flush),
+        topk::measure(&device, &topk::Base::random(&device, 700, 32, DType::BF16), 17, 5, 1, &mut flush),
     ];
     let table = topk::table(&device, &t);
     assert!(
@@ -201,13 +198,14 @@ fn gpu_profile_target() {
     };
     let (v, dtype) = parse_shape(&shape, defaults).unwrap_or_else(|e| panic!("RAGTUNE_PROFILE_SHAPE: {e}"));
     let Some(device) = cuda_or_skip("gpu_profile_target") else { return };
-    let mut flush = L2Flush::new(&device, 256 << 20);
+    let mut flush = L2Flush::new(&device, plan::FLUSH_BYTES);
     match kernel.as_str() {
         "attention" => {
             println!("{}", table(&device, &[measure(&device, v[0], v[1], v[2], dtype, 1, &mut flush)]))
         }
         "topk" => {
-            let row = topk::measure(&device, v[0], v[1], v[2], v[3], dtype, 1, &mut flush);
+            let base = topk::Base::random(&device, v[0], v[1], dtype);
+            let row = topk::measure(&device, &base, v[2], v[3], 1, &mut flush);
             println!("{}", topk::table(&device, &[row]));
         }
         _ => {

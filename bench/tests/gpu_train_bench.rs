@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use ragtune_bench::gpu::plan;
 use ragtune_bench::gpu::rows::{append_rows, ceilings_line, json_row, markdown_table};
 use ragtune_bench::gpu::timing::measure_ceilings;
 use ragtune_bench::report::Ceilings;
@@ -88,7 +89,8 @@ fn measure(
     let lora = ragtune_bench::lora_r16_all_targets();
     let adapter = LoraAdapter::init(lora, &model.config, 0, device).unwrap();
     let mut trainer = LoraTrainer::new(&model, adapter, AdamW::default()).unwrap();
-    let check = check_learning("LoRA", vocab, || trainer.train_step(&b, 1e-2).unwrap(), 4);
+    let check =
+        check_learning("LoRA", vocab, || trainer.train_step(&b, 1e-2).unwrap(), plan::TRAIN_CHECK_STEPS);
     let seconds = median_seconds(device, repeats, || {
         trainer.train_step(&b, 1e-4).unwrap();
     });
@@ -106,7 +108,8 @@ fn measure(
     if full {
         let model = random_llama_on(config, DType::F32, device);
         let mut trainer = FullTrainer::new(model, AdamW::default()).unwrap();
-        let check = check_learning("full", vocab, || trainer.train_step(&b, 1e-3).unwrap(), 4);
+        let check =
+            check_learning("full", vocab, || trainer.train_step(&b, 1e-3).unwrap(), plan::TRAIN_CHECK_STEPS);
         let seconds = median_seconds(device, repeats, || {
             trainer.train_step(&b, 1e-5).unwrap();
         });
@@ -147,9 +150,9 @@ fn json_rows(rows: &[StepRow], c: &Ceilings) -> Vec<String> {
 #[test]
 fn gpu_train_steps() {
     let Some(device) = cuda_or_skip("gpu_train_steps") else { return };
-    let c = measure_ceilings(&device, 8192, 1 << 30, 20);
-    let (rows, seq) = (8, 512);
-    let measured = measure(&device, smollm2_config(), rows, seq, 10, true);
+    let c = measure_ceilings(&device, plan::CEILING_GEMM_N, plan::CEILING_COPY_BYTES, plan::REPEATS);
+    let (rows, seq) = plan::TRAIN_BATCH;
+    let measured = measure(&device, smollm2_config(), rows, seq, plan::TRAIN_REPEATS, true);
     println!("{}", report(&device, &measured, &c, rows * seq));
     append_rows(&[vec![ceilings_line(&device, &c)], json_rows(&measured, &c)].concat());
 }

@@ -33,22 +33,7 @@ struct Row {
 
 pub fn run(root: &Path) -> Result<()> {
     let start = Instant::now();
-    let wheels = root.join(WHEELS_DIR);
-    ensure_wheels(root)?;
-    let lib_dir = wheels.join("nvidia/cu13/lib");
-    let include_dir = wheels.join("nvidia/cu13/include");
-    // Point ragtune-compute at the wheels unless the user chose another NVRTC. Set before NVRTC
-    // is first loaded (nvrtc_status below).
-    // SAFETY: xtask is single-threaded here (no thread has been spawned), so nothing reads the
-    // environment concurrently.
-    unsafe {
-        if std::env::var_os(nvrtc::NVRTC_LIB_DIR_ENV).is_none() {
-            std::env::set_var(nvrtc::NVRTC_LIB_DIR_ENV, &lib_dir);
-        }
-        if std::env::var_os(nvrtc::CUDA_INCLUDE_ENV).is_none() {
-            std::env::set_var(nvrtc::CUDA_INCLUDE_ENV, &include_dir);
-        }
-    }
+    use_wheels(root)?;
     let (major, minor) = nvrtc::nvrtc_status().context("loading NVRTC")?;
     println!(
         "NVRTC {major}.{minor} from {}",
@@ -132,6 +117,39 @@ pub fn run(root: &Path) -> Result<()> {
     }
     println!("kernels ok: no compile errors, no spills");
     Ok(())
+}
+
+/// Fetches the pinned wheels (unless there) and points ragtune-compute at them, unless the user
+/// chose another NVRTC. Call before NVRTC is first loaded.
+fn use_wheels(root: &Path) -> Result<()> {
+    let wheels = root.join(WHEELS_DIR);
+    ensure_wheels(root)?;
+    let lib_dir = wheels.join("nvidia/cu13/lib");
+    let include_dir = wheels.join("nvidia/cu13/include");
+    // SAFETY: xtask is single-threaded here (no thread has been spawned), so nothing reads the
+    // environment concurrently.
+    unsafe {
+        if std::env::var_os(nvrtc::NVRTC_LIB_DIR_ENV).is_none() {
+            std::env::set_var(nvrtc::NVRTC_LIB_DIR_ENV, &lib_dir);
+        }
+        if std::env::var_os(nvrtc::CUDA_INCLUDE_ENV).is_none() {
+            std::env::set_var(nvrtc::CUDA_INCLUDE_ENV, &include_dir);
+        }
+    }
+    Ok(())
+}
+
+/// Seconds NVRTC takes to compile every kernel family for `arch` (as a GPU machine does once per
+/// bundle run: run.sh shares one kernel cache across the binaries), with the pinned wheels.
+pub fn compile_time(root: &Path, arch: &str) -> Result<Duration> {
+    use_wheels(root)?;
+    let opts = CompileOptions::default();
+    let start = Instant::now();
+    for kernel in kernel_sources::families() {
+        nvrtc::compile(kernel.family, kernel.source, arch, &opts)
+            .with_context(|| format!("compiling kernels/{}.cu for {arch}", kernel.family))?;
+    }
+    Ok(start.elapsed())
 }
 
 /// Fetches the pinned wheels into `target/nvrtc-wheels` unless NVRTC is already there. One pip

@@ -5,6 +5,7 @@
 //! - `ci`: everything CI checks, in order, stopping at the first failure (`.ci/run` calls it).
 //! - `gpu-bundle`: the GPU test binaries plus `run.sh`, to copy to a GPU machine.
 //! - `gpu-check`: on a machine with a GPU: `gpu-bundle`, then run it and write a report.
+//! - `gpu-estimate`: the bundle's time on an H100, estimated on any machine (fails over 8 min).
 //! - `bench index`: ragtune's exact CPU search against FAISS `IndexFlatIP` in one run.
 //! - `bench all|gemm|attention|topk|lora|train|generate|embed`: ceilings, rows and peers in one run,
 //!   written to `target/bench/<UTC timestamp>/report.{md,json}`; `--baseline` flags regressions.
@@ -19,6 +20,7 @@ mod demo_base;
 mod emu_profile;
 mod fuzz;
 mod gpu_bundle;
+mod gpu_estimate;
 mod kernels;
 mod profile;
 mod wheels;
@@ -45,6 +47,8 @@ enum Command {
     GpuBundle,
     /// On a GPU machine: build the bundle, run it, and write target/gpu-check/report.{md,json}.
     GpuCheck,
+    /// Estimate the GPU bundle's time on an H100 from this machine (NVRTC, host rates, rooflines).
+    GpuEstimate,
     /// Benchmarks that compare ragtune with its peers in one run.
     #[command(subcommand)]
     Bench(Bench),
@@ -90,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ci => ci::run(&root),
         Command::GpuBundle => gpu_bundle::build(&root).map(|_| ()),
         Command::GpuCheck => gpu_bundle::check(&root),
+        Command::GpuEstimate => gpu_estimate::run(&root),
         Command::Bench(Bench::Index(args)) => bench_index::run(&root, args),
         Command::Bench(Bench::All(a)) => bench_suite::run(&root, "all", a),
         Command::Bench(Bench::Gemm(a)) => bench_suite::run(&root, "gemm", a),

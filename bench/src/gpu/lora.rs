@@ -7,10 +7,12 @@
 use ragtune_compute::ops::{self, MatmulSpec};
 use ragtune_compute::{DType, Device, Tensor};
 
+use crate::gpu::plan::CHECK_ROWS;
 use crate::gpu::rows::{json_row, markdown_table};
 use crate::gpu::timing::{L2Flush, median_ms_flushed};
+use crate::random_scaled;
 use crate::report::Ceilings;
-use ragtune_tests::{random_tensor, rel_err, rng};
+use ragtune_tests::rel_err;
 
 /// One measured shape.
 #[derive(Clone, Debug)]
@@ -45,20 +47,14 @@ struct Layer {
 
 impl Layer {
     /// Random weights on `device`; rows cycle through the adapters, whose scales differ.
-    fn random(
-        device: &Device,
-        g: &mut rand_chacha::ChaCha8Rng,
-        (rows, inp, out, r, adapters): LayerShape,
-        dtype: DType,
-    ) -> Layer {
+    fn random(device: &Device, seed: u64, (rows, inp, out, r, adapters): LayerShape, dtype: DType) -> Layer {
         let dev = |t: Tensor| t.to_device(device).unwrap();
-        let ids: Vec<i32> = (0..rows).map(|i| (i % adapters) as i32).collect();
         Layer {
-            x: dev(random_tensor(g, &[rows, inp], dtype, 1.0).0),
-            w: dev(random_tensor(g, &[out, inp], dtype, 0.05).0),
-            a: dev(random_tensor(g, &[adapters, r, inp], dtype, 0.05).0),
-            b: dev(random_tensor(g, &[adapters, out, r], dtype, 0.05).0),
-            ids: dev(Tensor::from_slice(&ids, &[rows]).unwrap()),
+            x: dev(random_scaled(seed, &[rows, inp], dtype, 1.0)),
+            w: dev(random_scaled(seed + 1, &[out, inp], dtype, 0.05)),
+            a: dev(random_scaled(seed + 2, &[adapters, r, inp], dtype, 0.05)),
+            b: dev(random_scaled(seed + 3, &[adapters, out, r], dtype, 0.05)),
+            ids: cycled_ids(device, rows, adapters),
             scales: (0..adapters).map(|i| 2.0 / (i + 1) as f32).collect(),
         }
     }
@@ -82,18 +78,26 @@ impl Layer {
 
 /// A random layer on `device` drawn from the generator seeded with `seed`, the same layer with
 /// every row on adapter 0, and the generator (to draw more from).
-fn random_layers(
-    device: &Device,
-    seed: u64,
-    shape: LayerShape,
-    dtype: DType,
-) -> (Layer, Layer, rand_chacha::ChaCha8Rng) {
-    let mut g = rng(seed);
-    let layer = Layer::random(device, &mut g, shape, dtype);
-    let rows = shape.0;
-    let zeros = Tensor::from_slice(&vec![0i32; rows], &[rows]).unwrap().to_device(device).unwrap();
-    let one = Layer { ids: zeros, ..layer.clone() };
-    (layer, one, g)
+fn random_layers(device: &Device, seed: u64, shape: LayerShape, dtype: DType) -> (Layer, Layer) {
+    let layer = Layer::random(device, seed, shape, dtype);
+    let one = Layer { ids: cycled_ids(device, shape.0, 1), ..layer.clone() };
+    (layer, one)
+}
+
+/// Adapter ids `i % adapters` for rows `0..rows`, on `device`.
+fn cycled_ids(device: &Device, rows: usize, adapters: usize) -> Tensor {
+    let ids: Vec<i32> = (0..rows).map(|i| (i % adapters) as i32).collect();
+    Tensor::from_slice(&ids, &[rows]).unwrap().to_device(device).unwrap()
+}
+
+/// `layer` cut to its first `rows` rows (the CPU reference's share of a large layer).
+fn first_rows(layer: &Layer, rows: usize, adapters: usize) -> Layer {
+    let inp = layer.x.shape()[1];
+    Layer {
+        x: first(&layer.x, &[rows, inp]),
+        ids: cycled_ids(&layer.x.device(), rows, adapters),
+        ..layer.clone()
+    }
 }
 
 /// Check, then time, one LoRA layer of rank `r` with `adapters` adapters (rows cycle through them;
@@ -106,15 +110,15 @@ pub fn measure(
     flush: &mut L2Flush,
 ) -> LoraRow {
     let (rows, inp, out, r, adapters) = shape;
-    // Checked on one adapter against the unfused GEMMs on this device, and with all of them
-    // against the same layer computed on the CPU.
-    let (layer, one, _) = random_layers(device, 9, shape, dtype);
+    // Checked on one adapter against the unfused GEMMs on this device, at full size; and with
+    // all adapters against the CPU on the first CHECK_ROWS rows (rows are independent).
+    let (layer, one) = random_layers(device, 9, shape, dtype);
     let (a0, b0) = (first(&layer.a, &[r, inp]), first(&layer.b, &[out, r]));
     let unfused: Vec<f64> = one.unfused(&a0, &b0).to_vec_f32().unwrap().into_iter().map(f64::from).collect();
     let err_unfused = rel_err(&one.lora().to_vec_f32().unwrap(), &unfused);
-    let cpu = host_layer(&layer).lora();
-    let want: Vec<f64> = cpu.to_vec_f32().unwrap().into_iter().map(f64::from).collect();
-    let err = rel_err(&layer.lora().to_vec_f32().unwrap(), &want).max(err_unfused);
+    let head = first_rows(&layer, rows.min(CHECK_ROWS), adapters);
+    let want = values(&host_layer(&head).lora());
+    let err = rel_err(&head.lora().to_vec_f32().unwrap(), &want).max(err_unfused);
     let tol = if dtype == DType::F32 { 1e-4 } else { 2e-2 };
     assert!(err <= tol, "LoRA layer differs from its references by {err:.2e} ({dtype})");
     let lora_ms = median_ms_flushed(device, repeats, flush, || {
@@ -141,7 +145,8 @@ pub fn measure(
     }
 }
 
-/// The first adapter of a stacked `[adapters, ..]` tensor, as `shape` (on its device).
+/// The first elements of `stacked` (its first adapter, or its first rows) as `shape`, on its
+/// device.
 fn first(stacked: &Tensor, shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
     let host = stacked.to_host().unwrap().to_vec_f32().unwrap();
@@ -265,14 +270,23 @@ pub fn measure_backward(
     flush: &mut L2Flush,
 ) -> LoraRow {
     let (rows, inp, out, r, adapters) = shape;
-    let (layer, one_layer, mut g) = random_layers(device, 10, shape, dtype);
-    let dy = random_tensor(&mut g, &[rows, out], dtype, 1.0).0.to_device(device).unwrap();
+    let (layer, one_layer) = random_layers(device, 10, shape, dtype);
+    let dy = random_scaled(14, &[rows, out], dtype, 1.0).to_device(device).unwrap();
     let u = ops::lora_shrink(&layer.x, &layer.a, &layer.ids).unwrap();
     let all = BackwardInputs { layer: layer.clone(), dy: dy.clone(), u };
-    // Checked with all adapters against the CPU, and with one against the unfused GEMMs.
-    let host =
-        BackwardInputs { layer: host_layer(&layer), dy: dy.to_host().unwrap(), u: all.u.to_host().unwrap() };
-    let (got, want) = (all.lora(), host.lora());
+    // Checked with all adapters against the CPU on the first CHECK_ROWS rows (a backward of its
+    // own: dA and dB sum over the rows), and with one adapter against the unfused GEMMs at full
+    // size.
+    let head_rows = rows.min(CHECK_ROWS);
+    let head = first_rows(&layer, head_rows, adapters);
+    let head_u = ops::lora_shrink(&head.x, &head.a, &head.ids).unwrap();
+    let head = BackwardInputs { dy: first(&dy, &[head_rows, out]), layer: head, u: head_u };
+    let host = BackwardInputs {
+        layer: host_layer(&head.layer),
+        dy: head.dy.to_host().unwrap(),
+        u: head.u.to_host().unwrap(),
+    };
+    let (got, want) = (head.lora(), host.lora());
     let mut err = [(&got.0, &want.0), (&got.1, &want.1), (&got.2, &want.2)]
         .iter()
         .map(|(a, b)| rel_err(&a.to_vec_f32().unwrap(), &values(b)))

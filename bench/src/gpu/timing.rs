@@ -10,7 +10,9 @@
 use ragtune_compute::ops;
 use ragtune_compute::{DType, Device, Tensor};
 
-use ragtune_tests::{random_tensor, rel_err, rng};
+use ragtune_tests::rel_err;
+
+use crate::random_tensor;
 
 use crate::report::Ceilings;
 
@@ -59,17 +61,23 @@ pub fn median_ms_flushed(device: &Device, repeats: usize, flush: &mut L2Flush, m
 /// first: the GEMM on two rows against f64, the copy element for element.
 pub fn measure_ceilings(device: &Device, gemm_n: usize, copy_bytes: usize, repeats: usize) -> Ceilings {
     let n = gemm_n;
-    let mut r = rng(99);
-    let (a, av) = random_tensor(&mut r, &[n, n], DType::BF16, 1.0);
-    let (b, bv) = random_tensor(&mut r, &[n, n], DType::BF16, 1.0);
+    let (a, b) = (random_tensor(98, &[n, n], DType::BF16), random_tensor(99, &[n, n], DType::BF16));
+    let (av, bv) = (a.to_vec_f32().unwrap(), b.to_vec_f32().unwrap());
     let (a, b) = (a.to_device(device).unwrap(), b.to_device(device).unwrap());
     let c = ops::matmul(&a, &b).unwrap().to_vec_f32().unwrap();
     let rows = [0, n - 1];
     let got: Vec<f32> = rows.iter().flat_map(|&i| c[i * n..(i + 1) * n].to_vec()).collect();
+    // Row i of A·B as a sum of B's rows (B read in order: a column walk over 8192² is slow).
     let want: Vec<f64> = rows
         .iter()
         .flat_map(|&i| {
-            (0..n).map(|j| (0..n).map(|p| av[i * n + p] * bv[p * n + j]).sum::<f64>()).collect::<Vec<_>>()
+            let mut row = vec![0f64; n];
+            for (p, &aip) in av[i * n..(i + 1) * n].iter().enumerate() {
+                for (w, &bpj) in row.iter_mut().zip(&bv[p * n..(p + 1) * n]) {
+                    *w += aip as f64 * bpj as f64;
+                }
+            }
+            row
         })
         .collect();
     let err = rel_err(&got, &want);
@@ -88,7 +96,7 @@ pub fn measure_ceilings(device: &Device, gemm_n: usize, copy_bytes: usize, repea
     );
 
     // The copy itself moves more than L2 holds; the GEMM is flushed like every other row.
-    let mut flush = L2Flush::new(device, 256 << 20);
+    let mut flush = L2Flush::new(device, crate::gpu::plan::FLUSH_BYTES);
     let gemm_ms = median_ms_flushed(device, repeats, &mut flush, || {
         ops::matmul(&a, &b).unwrap();
     });

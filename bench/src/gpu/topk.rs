@@ -9,10 +9,11 @@
 use ragtune_compute::ops::{self, MatmulSpec, Similarity, TopkSpec};
 use ragtune_compute::{DType, Device, Tensor};
 
+use crate::gpu::plan::CHECK_QUERIES;
 use crate::gpu::rows::{json_row, markdown_table};
 use crate::gpu::timing::{L2Flush, median_ms_flushed};
+use crate::random_tensor;
 use crate::report::Ceilings;
-use ragtune_tests::{random_tensor, rng};
 
 /// One measured shape.
 #[derive(Clone, Debug)]
@@ -53,25 +54,39 @@ impl TopkRow {
     }
 }
 
-/// Check, then time, inner-product top-k of `nq` queries over `n` rows.
-#[allow(clippy::too_many_arguments)]
+/// A base the rows search: on the host (for the CPU's answers) and on the device.
+pub struct Base {
+    host: Tensor,
+    device: Tensor,
+}
+
+impl Base {
+    /// `n` seeded random rows of `d` in `dtype`, on the host and on `device`.
+    pub fn random(device: &Device, n: usize, d: usize, dtype: DType) -> Base {
+        let host = random_tensor(8, &[n, d], dtype);
+        Base { device: host.to_device(device).unwrap(), host }
+    }
+}
+
+/// Check, then time, `nq` queries for the top `k` over `base`: the device's answers for the first
+/// [`CHECK_QUERIES`] queries against the CPU op's on the same data, then the fused op and the
+/// score GEMM alone, each with L2 flushes.
 pub fn measure(
     device: &Device,
-    n: usize,
-    d: usize,
+    base: &Base,
     nq: usize,
     k: usize,
-    dtype: DType,
     repeats: usize,
     flush: &mut L2Flush,
 ) -> TopkRow {
-    let mut r = rng(8);
-    let (base, _) = random_tensor(&mut r, &[n, d], dtype, 1.0);
-    let (queries, _) = random_tensor(&mut r, &[nq, d], dtype, 1.0);
+    let (n, d, dtype) = (base.host.shape()[0], base.host.shape()[1], base.host.dtype());
+    let queries = random_tensor(9, &[nq, d], dtype);
     let spec = TopkSpec { k, similarity: Similarity::Dot };
-    let want = ops::topk_similarity(&queries, &base, spec, None).unwrap();
-    let (base, queries) = (base.to_device(device).unwrap(), queries.to_device(device).unwrap());
-    let got = ops::topk_similarity(&queries, &base, spec, None).unwrap();
+    let checked = nq.min(CHECK_QUERIES);
+    let head = Tensor::from_slice(&queries.to_vec_f32().unwrap()[..checked * d], &[checked, d]).unwrap();
+    let want = ops::topk_similarity(&ops::cast(&head, dtype).unwrap(), &base.host, spec, None).unwrap();
+    let queries = queries.to_device(device).unwrap();
+    let got = ops::topk_similarity(&queries, &base.device, spec, None).unwrap();
     let agreement = agreement(&got.rows, &want.rows, &got.scores, &want.scores);
     assert!(
         agreement >= 0.99,
@@ -79,20 +94,23 @@ pub fn measure(
         100.0 * agreement
     );
     let fused_ms = median_ms_flushed(device, repeats, flush, || {
-        ops::topk_similarity(&queries, &base, spec, None).unwrap();
+        ops::topk_similarity(&queries, &base.device, spec, None).unwrap();
     });
     let gemm_ms = median_ms_flushed(device, repeats, flush, || {
-        ops::matmul_ex(&queries, &base, MatmulSpec { trans_b: true, ..Default::default() }).unwrap();
+        ops::matmul_ex(&queries, &base.device, MatmulSpec { trans_b: true, ..Default::default() }).unwrap();
     });
     TopkRow { n, d, nq, k, dtype, fused_ms, gemm_ms, agreement }
 }
 
-/// Share of slots with the same row, after checking every score against the CPU's (scores of
-/// both are f32 accumulations of the same products: they agree to a relative 1e-3).
+/// Share of the CPU's slots (the first queries') where the device has the same row, after
+/// checking every score against the CPU's (scores of both are f32 accumulations of the same
+/// products: they agree to a relative 1e-3).
 fn agreement(rows: &Tensor, want_rows: &Tensor, scores: &Tensor, want_scores: &Tensor) -> f64 {
-    let (a, b) = (rows.to_vec::<i32>().unwrap(), want_rows.to_vec::<i32>().unwrap());
-    let (s, t) = (scores.to_vec::<f32>().unwrap(), want_scores.to_vec::<f32>().unwrap());
-    assert_eq!((a.len(), s.len()), (b.len(), t.len()), "result shapes differ from the CPU op's");
+    let (b, t) = (want_rows.to_vec::<i32>().unwrap(), want_scores.to_vec::<f32>().unwrap());
+    let (mut a, mut s) = (rows.to_vec::<i32>().unwrap(), scores.to_vec::<f32>().unwrap());
+    assert!(a.len() >= b.len() && s.len() >= t.len(), "the device returned fewer results than the CPU op");
+    a.truncate(b.len());
+    s.truncate(t.len());
     for (i, (x, y)) in s.iter().zip(&t).enumerate() {
         assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "slot {i}: score {x} vs the CPU's {y}");
     }
