@@ -8,7 +8,7 @@ use ragtune_compute::ops::{self, MatmulSpec};
 use ragtune_compute::{DType, Device, Tensor};
 
 use crate::gpu::rows::{json_row, markdown_table};
-use crate::gpu::timing::{L2Flush, median_ms_flushed};
+use crate::gpu::timing::Timing;
 use crate::report::Ceilings;
 use ragtune_tests::{random_tensor, rel_err, rng};
 
@@ -97,18 +97,12 @@ fn random_layers(
 }
 
 /// Check, then time, one LoRA layer of rank `r` with `adapters` adapters (rows cycle through them;
-/// the unfused peer is run with one adapter, as it can only apply one).
-pub fn measure(
-    device: &Device,
-    shape: LayerShape,
-    dtype: DType,
-    repeats: usize,
-    flush: &mut L2Flush,
-) -> LoraRow {
+/// the unfused peer is run with one adapter, as it can only apply one), timed with `t`.
+pub fn measure(t: &mut Timing, shape: LayerShape, dtype: DType) -> LoraRow {
     let (rows, inp, out, r, adapters) = shape;
     // Checked on one adapter against the unfused GEMMs on this device, and with all of them
     // against the same layer computed on the CPU.
-    let (layer, one, _) = random_layers(device, 9, shape, dtype);
+    let (layer, one, _) = random_layers(t.device, 9, shape, dtype);
     let (a0, b0) = (first(&layer.a, &[r, inp]), first(&layer.b, &[out, r]));
     let unfused: Vec<f64> = one.unfused(&a0, &b0).to_vec_f32().unwrap().into_iter().map(f64::from).collect();
     let err_unfused = rel_err(&one.lora().to_vec_f32().unwrap(), &unfused);
@@ -117,13 +111,13 @@ pub fn measure(
     let err = rel_err(&layer.lora().to_vec_f32().unwrap(), &want).max(err_unfused);
     let tol = if dtype == DType::F32 { 1e-4 } else { 2e-2 };
     assert!(err <= tol, "LoRA layer differs from its references by {err:.2e} ({dtype})");
-    let lora_ms = median_ms_flushed(device, repeats, flush, || {
+    let lora_ms = t.median_ms(|| {
         layer.lora();
     });
-    let base_ms = median_ms_flushed(device, repeats, flush, || {
+    let base_ms = t.median_ms(|| {
         ops::linear(&layer.x, &layer.w).unwrap();
     });
-    let unfused_ms = median_ms_flushed(device, repeats, flush, || {
+    let unfused_ms = t.median_ms(|| {
         one.unfused(&a0, &b0);
     });
     LoraRow {
@@ -256,17 +250,12 @@ fn values(t: &Tensor) -> Vec<f64> {
     t.to_vec_f32().unwrap().into_iter().map(f64::from).collect()
 }
 
-/// Check, then time, the backward of one LoRA layer of rank `r` with `adapters` adapters.
-pub fn measure_backward(
-    device: &Device,
-    shape: LayerShape,
-    dtype: DType,
-    repeats: usize,
-    flush: &mut L2Flush,
-) -> LoraRow {
+/// Check, then time (with `t`), the backward of one LoRA layer of rank `r` with `adapters`
+/// adapters.
+pub fn measure_backward(t: &mut Timing, shape: LayerShape, dtype: DType) -> LoraRow {
     let (rows, inp, out, r, adapters) = shape;
-    let (layer, one_layer, mut g) = random_layers(device, 10, shape, dtype);
-    let dy = random_tensor(&mut g, &[rows, out], dtype, 1.0).0.to_device(device).unwrap();
+    let (layer, one_layer, mut g) = random_layers(t.device, 10, shape, dtype);
+    let dy = random_tensor(&mut g, &[rows, out], dtype, 1.0).0.to_device(t.device).unwrap();
     let u = ops::lora_shrink(&layer.x, &layer.a, &layer.ids).unwrap();
     let all = BackwardInputs { layer: layer.clone(), dy: dy.clone(), u };
     // Checked with all adapters against the CPU, and with one against the unfused GEMMs.
@@ -284,13 +273,13 @@ pub fn measure_backward(
     err = err.max(rel_err(&fused.0.to_vec_f32().unwrap(), &values(&unfused.0)));
     let tol = if dtype == DType::F32 { 1e-4 } else { 2e-2 };
     assert!(err <= tol, "LoRA backward differs from its references by {err:.2e} ({dtype})");
-    let lora_ms = median_ms_flushed(device, repeats, flush, || {
+    let lora_ms = t.median_ms(|| {
         all.lora();
     });
-    let base_ms = median_ms_flushed(device, repeats, flush, || {
+    let base_ms = t.median_ms(|| {
         ops::linear_backward(None, &layer.w, &all.dy).unwrap();
     });
-    let unfused_ms = median_ms_flushed(device, repeats, flush, || {
+    let unfused_ms = t.median_ms(|| {
         one.unfused(&a0, &b0);
     });
     LoraRow { rows, inp, out, r, adapters, dtype, backward: true, lora_ms, base_ms, unfused_ms, rel_err: err }
