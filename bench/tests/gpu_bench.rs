@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use ragtune_bench::gpu::attention::{measure, table};
 use ragtune_bench::gpu::plan::{self, REPEATS};
 use ragtune_bench::gpu::rows::{append_rows, ceilings_line, json_row};
-use ragtune_bench::gpu::timing::{L2Flush, measure_ceilings};
+use ragtune_bench::gpu::timing::{L2Flush, Timing, measure_ceilings};
 use ragtune_bench::gpu::{lora, topk};
 use ragtune_bench::report::Ceilings;
 use ragtune_compute::{DType, Device};
@@ -84,13 +84,14 @@ fn gpu_lora_vs_base_gemm() {
     let Some(device) = cuda_or_skip("gpu_lora_vs_base_gemm") else { return };
     let c = ceilings(&device);
     let mut flush = L2Flush::new(&device, plan::FLUSH_BYTES);
+    let mut t = Timing { device: &device, repeats: REPEATS, flush: &mut flush };
     let (mut rows, mut back) = (Vec::new(), Vec::new());
     // A Llama-8B-sized attention projection and MLP up-projection over 4096 tokens, r = 16; and
     // four adapters mixed in one batch. Forward, then the backward of the same layer (the
     // trainer's adapted projections on a frozen base).
     for &shape in plan::LORA {
-        rows.push(lora::measure(&device, shape, plan::LORA_DTYPE, REPEATS, &mut flush));
-        back.push(lora::measure_backward(&device, shape, plan::LORA_DTYPE, REPEATS, &mut flush));
+        rows.push(lora::measure(&mut t, shape, plan::LORA_DTYPE));
+        back.push(lora::measure_backward(&mut t, shape, plan::LORA_DTYPE));
     }
     println!("{}", lora::table(&device, &rows));
     println!("{}", lora::table(&device, &back));
@@ -116,9 +117,10 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     );
     assert!(t.iter().all(|r| r.fused_ms > 0.0 && r.gemm_ms > 0.0 && r.agreement >= 0.99));
     assert!(t[0].json_row(&c, 1).contains("\"suite\": \"topk\""));
+    let mut timing = Timing { device: &device, repeats: 1, flush: &mut flush };
     let l = [
-        lora::measure(&device, (24, 64, 48, 4, 1), DType::F32, 1, &mut flush),
-        lora::measure(&device, (20, 32, 40, 8, 3), DType::BF16, 1, &mut flush),
+        lora::measure(&mut timing, (24, 64, 48, 4, 1), DType::F32),
+        lora::measure(&mut timing, (20, 32, 40, 8, 3), DType::BF16),
     ];
     let table = lora::table(&device, &l);
     assert!(
@@ -129,8 +131,8 @@ fn topk_and_lora_bench_code_runs_on_the_emulator() {
     let line = l[1].json_row(&c, 1);
     assert!(line.contains("\"suite\": \"lora\"") && line.contains("unfused LoRA GEMMs"), "{line}");
     let back = [
-        lora::measure_backward(&device, (24, 64, 48, 4, 1), DType::F32, 1, &mut flush),
-        lora::measure_backward(&device, (20, 32, 40, 8, 3), DType::BF16, 1, &mut flush),
+        lora::measure_backward(&mut timing, (24, 64, 48, 4, 1), DType::F32),
+        lora::measure_backward(&mut timing, (20, 32, 40, 8, 3), DType::BF16),
     ];
     let table = lora::table(&device, &back);
     assert!(table.contains("| 20 | 32 | 40 | 8 | 3 | bf16 |"), "{table}");
@@ -209,7 +211,8 @@ fn gpu_profile_target() {
             println!("{}", topk::table(&device, &[row]));
         }
         _ => {
-            let row = lora::measure(&device, (v[0], v[1], v[2], v[3], v[4]), dtype, 1, &mut flush);
+            let mut t = Timing { device: &device, repeats: 1, flush: &mut flush };
+            let row = lora::measure(&mut t, (v[0], v[1], v[2], v[3], v[4]), dtype);
             println!("{}", lora::table(&device, &[row]));
         }
     }

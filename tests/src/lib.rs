@@ -185,3 +185,13 @@ pub fn ivf_case(
     let pt = Tensor::from_slice(&probes, &[nq, nprobe]).expect("2-D");
     (ot, pt, offsets, probes)
 }
+
+/// The operands of [`ops::lora_backward`] from the tensors `[x, mask, dy, u, a, b, ids]`: the
+/// dropout mask is passed only where `masked`.
+pub fn lora_backward_args<'a>(
+    [x, mask, dy, u, a, b, ids]: [&'a Tensor; 7],
+    masked: bool,
+    scales: &'a [f32],
+) -> ops::LoraBackward<'a> {
+    ops::LoraBackward { x, mask: masked.then_some(mask), dy, u, a, b, ids, scales }
+}

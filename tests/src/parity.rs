@@ -6,7 +6,10 @@ use ragtune_compute::ops::{self, MatmulSpec, Similarity, SoftmaxSpec, TopkSpec};
 use ragtune_compute::{DType, Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 
-use crate::{MatmulCase, assert_close, bitmap_tensor, ivf_case, random_tensor, search_case, tolerance};
+use crate::{
+    MatmulCase, assert_close, bitmap_tensor, ivf_case, lora_backward_args, random_tensor, search_case,
+    tolerance,
+};
 
 fn on(device: &Device, t: &Tensor) -> Tensor {
     t.to_device(device).expect("copy to device")
@@ -771,16 +774,7 @@ fn check_lora_backward(
     let run = |d: &Device, shared: bool| {
         let t = |v: &Tensor| on(d, v);
         let (x, mask, g, u, a, b, ids) = (t(x), t(mask), t(g), t(u), t(a), t(b), t(ids));
-        let inputs = ops::LoraBackward {
-            x: &x,
-            mask: masked.then_some(&mask),
-            dy: &g,
-            u: &u,
-            a: &a,
-            b: &b,
-            ids: &ids,
-            scales,
-        };
+        let inputs = lora_backward_args([&x, &mask, &g, &u, &a, &b, &ids], masked, scales);
         let mut dx = on(d, dx0);
         let backward = if shared { ops::lora_backward_shared } else { ops::lora_backward };
         let (da, db) = backward(&inputs, &mut dx).unwrap();

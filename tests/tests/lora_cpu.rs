@@ -4,7 +4,7 @@
 
 use ragtune_compute::ops;
 use ragtune_compute::{DType, Tensor};
-use ragtune_tests::{assert_close, random_tensor, rng, tolerance};
+use ragtune_tests::{assert_close, lora_backward_args, random_tensor, rng, tolerance};
 
 /// 150 rows: 70 of adapter 0, 10 without an adapter, 70 of adapter 1.
 fn long_runs() -> Vec<i32> {
@@ -155,16 +155,7 @@ fn backward_matches_f64_gradients_per_adapter() {
             let u = ops::lora_shrink(&shrunk, &a, &ids).unwrap();
             let uv: Vec<f64> = u.to_vec::<f32>().unwrap().iter().map(|&v| v as f64).collect();
             let mut dx = dx0.clone();
-            let args = ops::LoraBackward {
-                x: &x,
-                mask: masked.then_some(&mask),
-                dy: &dy,
-                u: &u,
-                a: &a,
-                b: &b,
-                ids: &ids,
-                scales: &scales,
-            };
+            let args = lora_backward_args([&x, &mask, &dy, &u, &a, &b, &ids], masked, &scales);
             let (da, db) = ops::lora_backward(&args, &mut dx).unwrap();
             let (want_dx, want_da, want_db) = backward_reference(
                 Values {

@@ -9,7 +9,7 @@ use ragtune_compute::{DType, Device, Tensor};
 
 use crate::gpu::plan::CHECK_ROWS;
 use crate::gpu::rows::{json_row, markdown_table};
-use crate::gpu::timing::{L2Flush, median_ms_flushed};
+use crate::gpu::timing::Timing;
 use crate::random_scaled;
 use crate::report::Ceilings;
 use ragtune_tests::rel_err;
@@ -101,18 +101,12 @@ fn first_rows(layer: &Layer, rows: usize, adapters: usize) -> Layer {
 }
 
 /// Check, then time, one LoRA layer of rank `r` with `adapters` adapters (rows cycle through them;
-/// the unfused peer is run with one adapter, as it can only apply one).
-pub fn measure(
-    device: &Device,
-    shape: LayerShape,
-    dtype: DType,
-    repeats: usize,
-    flush: &mut L2Flush,
-) -> LoraRow {
+/// the unfused peer is run with one adapter, as it can only apply one), timed with `t`.
+pub fn measure(t: &mut Timing, shape: LayerShape, dtype: DType) -> LoraRow {
     let (rows, inp, out, r, adapters) = shape;
     // Checked on one adapter against the unfused GEMMs on this device, at full size; and with
     // all adapters against the CPU on the first CHECK_ROWS rows (rows are independent).
-    let (layer, one) = random_layers(device, 9, shape, dtype);
+    let (layer, one) = random_layers(t.device, 9, shape, dtype);
     let (a0, b0) = (first(&layer.a, &[r, inp]), first(&layer.b, &[out, r]));
     let unfused: Vec<f64> = one.unfused(&a0, &b0).to_vec_f32().unwrap().into_iter().map(f64::from).collect();
     let err_unfused = rel_err(&one.lora().to_vec_f32().unwrap(), &unfused);
@@ -121,13 +115,13 @@ pub fn measure(
     let err = rel_err(&head.lora().to_vec_f32().unwrap(), &want).max(err_unfused);
     let tol = if dtype == DType::F32 { 1e-4 } else { 2e-2 };
     assert!(err <= tol, "LoRA layer differs from its references by {err:.2e} ({dtype})");
-    let lora_ms = median_ms_flushed(device, repeats, flush, || {
+    let lora_ms = t.median_ms(|| {
         layer.lora();
     });
-    let base_ms = median_ms_flushed(device, repeats, flush, || {
+    let base_ms = t.median_ms(|| {
         ops::linear(&layer.x, &layer.w).unwrap();
     });
-    let unfused_ms = median_ms_flushed(device, repeats, flush, || {
+    let unfused_ms = t.median_ms(|| {
         one.unfused(&a0, &b0);
     });
     LoraRow {
@@ -261,17 +255,12 @@ fn values(t: &Tensor) -> Vec<f64> {
     t.to_vec_f32().unwrap().into_iter().map(f64::from).collect()
 }
 
-/// Check, then time, the backward of one LoRA layer of rank `r` with `adapters` adapters.
-pub fn measure_backward(
-    device: &Device,
-    shape: LayerShape,
-    dtype: DType,
-    repeats: usize,
-    flush: &mut L2Flush,
-) -> LoraRow {
+/// Check, then time (with `t`), the backward of one LoRA layer of rank `r` with `adapters`
+/// adapters.
+pub fn measure_backward(t: &mut Timing, shape: LayerShape, dtype: DType) -> LoraRow {
     let (rows, inp, out, r, adapters) = shape;
-    let (layer, one_layer) = random_layers(device, 10, shape, dtype);
-    let dy = random_scaled(14, &[rows, out], dtype, 1.0).to_device(device).unwrap();
+    let (layer, one_layer) = random_layers(t.device, 10, shape, dtype);
+    let dy = random_scaled(14, &[rows, out], dtype, 1.0).to_device(t.device).unwrap();
     let u = ops::lora_shrink(&layer.x, &layer.a, &layer.ids).unwrap();
     let all = BackwardInputs { layer: layer.clone(), dy: dy.clone(), u };
     // Checked with all adapters against the CPU on the first CHECK_ROWS rows (a backward of its
@@ -298,13 +287,13 @@ pub fn measure_backward(
     err = err.max(rel_err(&fused.0.to_vec_f32().unwrap(), &values(&unfused.0)));
     let tol = if dtype == DType::F32 { 1e-4 } else { 2e-2 };
     assert!(err <= tol, "LoRA backward differs from its references by {err:.2e} ({dtype})");
-    let lora_ms = median_ms_flushed(device, repeats, flush, || {
+    let lora_ms = t.median_ms(|| {
         all.lora();
     });
-    let base_ms = median_ms_flushed(device, repeats, flush, || {
+    let base_ms = t.median_ms(|| {
         ops::linear_backward(None, &layer.w, &all.dy).unwrap();
     });
-    let unfused_ms = median_ms_flushed(device, repeats, flush, || {
+    let unfused_ms = t.median_ms(|| {
         one.unfused(&a0, &b0);
     });
     LoraRow { rows, inp, out, r, adapters, dtype, backward: true, lora_ms, base_ms, unfused_ms, rel_err: err }

@@ -57,6 +57,24 @@ pub fn median_ms_flushed(device: &Device, repeats: usize, flush: &mut L2Flush, m
     times[times.len() / 2]
 }
 
+/// What the timed repeats of one benchmark share: the device they run on, how many make the
+/// median, and the L2 flush before each.
+pub struct Timing<'a> {
+    /// The device the timed work runs on.
+    pub device: &'a Device,
+    /// Timed repeats per median (at least one runs).
+    pub repeats: usize,
+    /// Overwritten before every timed repeat.
+    pub flush: &'a mut L2Flush,
+}
+
+impl Timing<'_> {
+    /// [`median_ms_flushed`] of `f` with this device, repeat count and flush.
+    pub fn median_ms(&mut self, f: impl FnMut()) -> f64 {
+        median_ms_flushed(self.device, self.repeats, self.flush, f)
+    }
+}
+
 /// The ceilings at `gemm_n`³ (bf16, f32 accumulation) and a `copy_bytes` device copy, checked
 /// first: the GEMM on two rows against f64, the copy element for element.
 pub fn measure_ceilings(device: &Device, gemm_n: usize, copy_bytes: usize, repeats: usize) -> Ceilings {

@@ -25,6 +25,16 @@ fn write_rows(path: &Path, n: usize, dim: usize, seed: u64) {
     npy::write_f32(path, &[n, dim], &rows(n, dim, seed)).unwrap();
 }
 
+/// `.npy` files of `dim`-wide [`rows`] in `d`, one per `(file name, n, seed)`, written in order;
+/// returns their paths.
+fn write_files<const N: usize>(d: &Path, dim: usize, files: [(&str, usize, u64); N]) -> [PathBuf; N] {
+    files.map(|(name, n, seed)| {
+        let path = d.join(name);
+        write_rows(&path, n, dim, seed);
+        path
+    })
+}
+
 /// A folder of its own for one test inside the binary's shared `index` scratch folder.
 fn case_dir(name: &str) -> PathBuf {
     let d = dir("index").join(name);
@@ -106,9 +116,7 @@ fn build_search_info_flat_matches_the_library() {
 fn ivf_build_and_search_with_json() {
     let d = dir("index");
     let (n, dim) = (2000, 16);
-    let (vf, qf) = (d.join("iv.npy"), d.join("iq.npy"));
-    write_rows(&vf, n, dim, 3);
-    write_rows(&qf, 5, dim, 4);
+    let [vf, qf] = write_files(&d, dim, [("iv.npy", n, 3), ("iq.npy", 5, 4)]);
     let index = d.join("ivf.rtx");
     let ivf = ["--kind", "ivf", "--nlist", "16", "--dtype", "f16", "--json"];
     let out = ok(&build_args(&vf, "l2", &index, &ivf));
@@ -160,9 +168,7 @@ fn bad_input_fails_with_a_clear_message() {
 fn huge_sizes_are_clamped_or_refused_by_name() {
     let d = case_dir("huge");
     let (n, dim) = (200, 8);
-    let (vf, qf) = (d.join("v.npy"), d.join("q.npy"));
-    write_rows(&vf, n, dim, 11);
-    write_rows(&qf, 3, dim, 12);
+    let [vf, qf] = write_files(&d, dim, [("v.npy", n, 11), ("q.npy", 3, 12)]);
     let (oi, os) = (d.join("oi.npy"), d.join("os.npy"));
     for metric in ["ip", "cosine", "l2"] {
         for kind in ["flat", "ivf"] {
@@ -206,9 +212,7 @@ fn duplicate_ids_and_empty_rows_name_their_file() {
 fn a_killed_build_leaves_old_or_new_and_no_leftovers() {
     let d = case_dir("kill");
     let (n, dim) = (40_000, 64);
-    let (va, vb) = (d.join("a.npy"), d.join("b.npy"));
-    write_rows(&va, n, dim, 21);
-    write_rows(&vb, n, dim, 22);
+    let [va, vb] = write_files(&d, dim, [("a.npy", n, 21), ("b.npy", n, 22)]);
     let out = d.join("k.rtx");
     let (build_a, build_b) = (build_args(&va, "l2", &out, &[]), build_args(&vb, "l2", &out, &[]));
     ok(&build_a);

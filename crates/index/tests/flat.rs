@@ -94,9 +94,7 @@ fn filters_are_applied_inside_the_search() {
 #[test]
 fn remove_then_search_matches_the_reference() {
     let (n, dim) = (200, 8);
-    let mut r = rng(3);
-    let rows = random_rows(&mut r, n, dim);
-    let ids = seq_ids(n);
+    let (mut r, rows, ids) = seeded_rows(3, n, dim);
     let mut index = flat_index(&rows, dim, &ids, Metric::L2, DType::F32);
     let gone: Vec<u64> = ids.iter().copied().filter(|i| i % 3 == 1).chain([4, 4]).collect();
     let removed = index.remove(&gone).unwrap();

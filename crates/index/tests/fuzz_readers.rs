@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use ragtune_compute::{DType, Device};
-use ragtune_index::{AnyIndex, IvfFlatIndex, IvfParams, Metric, npy};
+use ragtune_index::{AnyIndex, Metric, npy};
 use ragtune_tests::fuzz::{CountingAlloc, file, fuzz, mutate};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -62,24 +62,15 @@ fn fuzz_index(kind: &str, seed: u64, index: AnyIndex, dim: usize, rows: &[f32]) 
 #[test]
 fn fuzz_index_flat() {
     let (n, dim) = (64, 4);
-    let rows = random_rows(&mut rng(2), n, dim);
-    let flat = flat_index(&rows, dim, &(0..n as u64).collect::<Vec<_>>(), Metric::L2, DType::F16);
+    let (_, rows, ids) = seeded_rows(2, n, dim);
+    let flat = flat_index(&rows, dim, &ids, Metric::L2, DType::F16);
     fuzz_index("flat", 18, AnyIndex::Flat(flat), dim, &rows);
 }
 
 #[test]
 fn fuzz_index_ivf() {
     let (n, dim) = (64, 4);
-    let rows = random_rows(&mut rng(3), n, dim);
-    let ids = seq_ids(n);
-    let ivf = IvfFlatIndex::build(
-        &tensor(&rows, dim),
-        &ids,
-        Metric::Cosine,
-        DType::F32,
-        &Device::Cpu,
-        IvfParams::new(4),
-    )
-    .unwrap();
+    let (_, rows, ids) = seeded_rows(3, n, dim);
+    let ivf = ivf_index(&rows, dim, &ids, Metric::Cosine, DType::F32, 4);
     fuzz_index("ivf", 18, AnyIndex::Ivf(ivf), dim, &rows);
 }

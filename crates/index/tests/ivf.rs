@@ -49,15 +49,7 @@ fn every_list_probed_matches_the_reference_for_every_dtype() {
     let ids: Vec<u64> = (0..n as u64).rev().map(|i| i * 5).collect();
     for metric in Metric::ALL {
         for dtype in [DType::F32, DType::F16, DType::BF16] {
-            let ivf = IvfFlatIndex::build(
-                &tensor(&rows, dim),
-                &ids,
-                metric,
-                dtype,
-                &Device::Cpu,
-                IvfParams::new(12),
-            )
-            .unwrap();
+            let ivf = ivf_index(&rows, dim, &ids, metric, dtype, 12);
             let base = held(&rows, dim, metric, dtype);
             let qs = held(&queries, dim, metric, dtype);
             for k in [1, 10, n + 3] {
@@ -74,9 +66,7 @@ fn every_list_probed_matches_the_reference_for_every_dtype() {
 #[test]
 fn filters_removes_and_later_adds() {
     let (n, dim) = (3000, 16);
-    let mut r = rng(32);
-    let (rows, queries) = clustered(&mut r, n, 5, dim, 10, SIGMA);
-    let ids = seq_ids(n);
+    let (rows, queries, ids) = seeded_clusters(32, n, 5, dim, 10);
     let metric = Metric::L2;
     // Train on the first half, add both halves in separate calls (the second out of id order).
     let mut ivf = IvfFlatIndex::new(dim, metric, DType::F32, &Device::Cpu, IvfParams::new(10)).unwrap();

@@ -34,9 +34,7 @@ fn flat_round_trip_every_metric_and_dtype() {
 #[test]
 fn ivf_round_trip_keeps_lists_centroids_and_nprobe() {
     let (n, dim) = (2000, 16);
-    let mut r = rng(21);
-    let (rows, queries) = clustered(&mut r, n, 20, dim, 12, SIGMA);
-    let ids = seq_ids(n);
+    let (rows, queries, ids) = seeded_clusters(21, n, 20, dim, 12);
     let mut p = IvfParams::new(16);
     p.nprobe = 3;
     let mut index =

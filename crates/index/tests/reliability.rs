@@ -19,21 +19,11 @@ fn rehash(bytes: &mut [u8]) {
 #[test]
 fn a_huge_k_is_clamped_to_the_index_size_for_every_metric_and_kind() {
     let (n, dim) = (200, 8);
-    let mut r = rng(170);
-    let rows = random_rows(&mut r, n, dim);
-    let ids = seq_ids(n);
+    let (mut r, rows, ids) = seeded_rows(170, n, dim);
     let q = tensor(&random_rows(&mut r, 3, dim), dim);
     for metric in Metric::ALL {
         let flat = flat_index(&rows, dim, &ids, metric, DType::F32);
-        let ivf = IvfFlatIndex::build(
-            &tensor(&rows, dim),
-            &ids,
-            metric,
-            DType::F32,
-            &Device::Cpu,
-            IvfParams::new(8),
-        )
-        .unwrap();
+        let ivf = ivf_index(&rows, dim, &ids, metric, DType::F32, 8);
         let exact = flat.search(&q, n, None).unwrap();
         let ivf_all = ivf.search_nprobe(&q, n, 8, None).unwrap();
         for k in [usize::MAX, i64::MAX as usize, 1_000_000_000, n + 1] {
@@ -60,8 +50,8 @@ fn a_huge_nlist_is_refused_by_training_before_anything_is_sized_by_it() {
 #[test]
 fn nprobe_zero_is_refused_for_both_kinds() {
     let dim = 4;
-    let rows = random_rows(&mut rng(172), 50, dim);
-    let flat = flat_index(&rows, dim, &(0..50).collect::<Vec<u64>>(), Metric::L2, DType::F32);
+    let (_, rows, ids) = seeded_rows(172, 50, dim);
+    let flat = flat_index(&rows, dim, &ids, Metric::L2, DType::F32);
     let any = AnyIndex::Flat(flat);
     let e = any.search(&tensor(&rows[..dim], dim), 3, Some(0), None).unwrap_err().to_string();
     assert!(e.contains("nprobe"), "{e}");
@@ -103,16 +93,8 @@ fn a_file_whose_vectors_hold_nan_or_inf_is_refused_naming_file_and_row() {
 #[test]
 fn an_ivf_file_with_nprobe_zero_is_refused() {
     let (n, dim) = (100, 4);
-    let rows = random_rows(&mut rng(174), n, dim);
-    let index = IvfFlatIndex::build(
-        &tensor(&rows, dim),
-        &(0..n as u64).collect::<Vec<_>>(),
-        Metric::L2,
-        DType::F32,
-        &Device::Cpu,
-        IvfParams::new(4),
-    )
-    .unwrap();
+    let (_, rows, ids) = seeded_rows(174, n, dim);
+    let index = ivf_index(&rows, dim, &ids, Metric::L2, DType::F32, 4);
     let path = temp_path("nprobe0.rtx");
     index.save(&path).unwrap();
     let mut bytes = std::fs::read(&path).unwrap();

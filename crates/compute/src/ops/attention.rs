@@ -5,7 +5,7 @@
 
 use super::f32_operands::{f32_data, f32_only, f32_output, same_shape};
 use super::{common_device, common_float_dtype, host_output, with_float};
-use crate::cpu::attention::{AttentionDims, KeyMask};
+use crate::cpu::attention::{AttentionDims, Inputs, KeyMask};
 use crate::device::Device;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
@@ -43,6 +43,17 @@ impl AttentionSpec {
     pub(crate) fn mask(&self) -> KeyMask {
         KeyMask { causal: self.causal, window: self.window }
     }
+
+    /// The CPU implementations' view of q, k, v of sizes `dims` under this spec.
+    pub(crate) fn inputs<'a, T>(
+        &self,
+        q: &'a [T],
+        k: &'a [T],
+        v: &'a [T],
+        dims: AttentionDims,
+    ) -> Inputs<'a, T> {
+        Inputs { q, k, v, dims, mask: self.mask(), scale: self.scale }
+    }
 }
 
 /// Fused attention: q `[b, sq, hq, d]`, k/v `[b, skv, hkv, d]` with `hq % hkv == 0` (GQA: query
@@ -79,7 +90,7 @@ pub fn attention(
             with_float!(dt, T => {
                 let (qs, ks, vs) = (q.as_slice::<T>()?, k.as_slice::<T>()?, v.as_slice::<T>()?);
                 Ok(host_output::<T>(q.shape(), |o| {
-                    cpu::attention::attention(qs, ks, vs, dims, spec.mask(), spec.scale, lens, o)
+                    cpu::attention::attention(spec.inputs(qs, ks, vs, dims), lens, o)
                 }))
             })
         }
@@ -213,13 +224,8 @@ pub fn attention_backward(
     let ds = f32_data(OP, "dout", dout)?;
     let (mut dq, mut dk, mut dv) = (vec![0f32; qs.len()], vec![0f32; ks.len()], vec![0f32; vs.len()]);
     cpu::attention::attention_backward(
-        &qs,
-        &ks,
-        &vs,
+        spec.inputs(&qs, &ks, &vs, dims),
         &ds,
-        dims,
-        spec.mask(),
-        spec.scale,
         lens.as_deref(),
         &mut dq,
         &mut dk,

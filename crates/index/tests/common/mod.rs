@@ -5,7 +5,7 @@
 
 use half::{bf16, f16};
 use ragtune_compute::{DType, Device, Tensor};
-use ragtune_index::{FlatIndex, Metric, SearchResult};
+use ragtune_index::{FlatIndex, IvfFlatIndex, IvfParams, Metric, SearchResult};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -20,6 +20,27 @@ pub fn random_rows(rng: &mut ChaCha8Rng, n: usize, dim: usize) -> Vec<f32> {
 /// The ids 0, 1, …, n − 1 (one per row, in row order).
 pub fn seq_ids(n: usize) -> Vec<u64> {
     (0..n as u64).collect()
+}
+
+/// A test's usual data: `n` random rows `dim` wide from `rng(seed)`, and their ids 0..n. The rng
+/// comes back as the rows left it, for drawing queries.
+pub fn seeded_rows(seed: u64, n: usize, dim: usize) -> (ChaCha8Rng, Vec<f32>, Vec<u64>) {
+    let mut r = rng(seed);
+    let rows = random_rows(&mut r, n, dim);
+    (r, rows, seq_ids(n))
+}
+
+/// Like [`seeded_rows`] for clustered data: `n` rows and `nq` queries `dim` wide around
+/// `clusters` centers (σ = [`SIGMA`]) from `rng(seed)`, and the row ids 0..n.
+pub fn seeded_clusters(
+    seed: u64,
+    n: usize,
+    nq: usize,
+    dim: usize,
+    clusters: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<u64>) {
+    let (rows, queries) = clustered(&mut rng(seed), n, nq, dim, clusters, SIGMA);
+    (rows, queries, seq_ids(n))
 }
 
 pub fn tensor(rows: &[f32], dim: usize) -> Tensor {
@@ -119,6 +140,19 @@ pub fn flat_index(rows: &[f32], dim: usize, ids: &[u64], metric: Metric, dtype: 
     let mut index = FlatIndex::new(dim, metric, dtype, &Device::Cpu).unwrap();
     index.add(&tensor(rows, dim), ids).unwrap();
     index
+}
+
+/// A CPU IVF-flat index of `rows` (`dim` wide) under `ids`, built with `nlist` lists and the
+/// default nprobe.
+pub fn ivf_index(
+    rows: &[f32],
+    dim: usize,
+    ids: &[u64],
+    metric: Metric,
+    dtype: DType,
+    nlist: usize,
+) -> IvfFlatIndex {
+    IvfFlatIndex::build(&tensor(rows, dim), ids, metric, dtype, &Device::Cpu, IvfParams::new(nlist)).unwrap()
 }
 
 // Not every test binary that includes this module draws clusters.

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::{AttentionDims, Inputs, KeyMask};
+use super::{AttentionDims, Inputs};
 
 /// Gradients of [`super::attention`] with the same layout, masking and GQA mapping,
 /// recomputing the probabilities from q and k (nothing but the inputs is saved):
@@ -15,26 +15,19 @@ use super::{AttentionDims, Inputs, KeyMask};
 /// GEMMs over the keys it sees (`S = Q Kᵀ`, `dP = dO Vᵀ`, `dQ = dS K`, `dK += dSᵀ Q`,
 /// `dV += Pᵀ dO`, K and V read in place) with the softmax and `dS` between them — per-pair dot
 /// products and rank-1 updates took a third of a LoRA step of a small model.
-#[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    inputs: Inputs<f32>,
     dout: &[f32],
-    dims: AttentionDims,
-    mask: KeyMask,
-    scale: f32,
     key_lens: Option<&[i32]>,
     dq: &mut [f32],
     dk: &mut [f32],
     dv: &mut [f32],
 ) {
-    let AttentionDims { batch, sq, skv, hq, hkv, d } = dims;
+    let AttentionDims { batch, sq, skv, hq, hkv, d } = inputs.dims;
     if batch == 0 || hq == 0 || d == 0 {
         return;
     }
     let group = hq / hkv;
-    let inputs = Inputs { q, k, v, dims, mask, scale };
     // Per unit: dq rows [sq][group][d], dk and dv rows [skv][d].
     let units: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..batch * hkv)
         .into_par_iter()

@@ -70,19 +70,10 @@ impl KeyMask {
 }
 
 /// `out = softmax(scale · q kᵀ, masked) v` per (batch, head). `key_lens[b]` (checked by the op to
-/// lie in `0..=skv`) masks keys at positions `>= key_lens[b]`; `mask` says which of the rest each
-/// query sees ([`KeyMask::visible`]). A query that sees no key gets zeros.
-#[allow(clippy::too_many_arguments)]
-pub fn attention<T: FloatElement>(
-    q: &[T],
-    k: &[T],
-    v: &[T],
-    dims: AttentionDims,
-    mask: KeyMask,
-    scale: f32,
-    key_lens: Option<&[i32]>,
-    out: &mut [T],
-) {
+/// lie in `0..=skv`) masks keys at positions `>= key_lens[b]`; `inputs.mask` says which of the
+/// rest each query sees ([`KeyMask::visible`]). A query that sees no key gets zeros.
+pub fn attention<T: FloatElement>(inputs: Inputs<T>, key_lens: Option<&[i32]>, out: &mut [T]) {
+    let dims = inputs.dims;
     let AttentionDims { batch, sq, hq, hkv, d, .. } = dims;
     if batch == 0 || sq == 0 || hq == 0 || d == 0 {
         return;
@@ -93,7 +84,6 @@ pub fn attention<T: FloatElement>(
     let units = batch * blocks * hkv;
     // Each unit returns its rows ([positions of the block][group][d], f32); the scatter below
     // places them. Units write interleaved parts of `out`, so they cannot own slices of it.
-    let inputs = Inputs { q, k, v, dims, mask, scale };
     let results: Vec<Vec<f32>> = (0..units)
         .into_par_iter()
         .map(|u| {
@@ -119,14 +109,20 @@ pub fn attention<T: FloatElement>(
 }
 
 /// What every unit of work reads: q, k, v in the projections' layout, their sizes, which keys
-/// each query sees and the score scale. The forward and the backward share it.
+/// each query sees and the score scale. The forward and the backward take it.
 #[derive(Clone, Copy)]
-pub(crate) struct Inputs<'a, T> {
+pub struct Inputs<'a, T> {
+    /// `[batch, sq, hq, d]`.
     pub q: &'a [T],
+    /// `[batch, skv, hkv, d]`.
     pub k: &'a [T],
+    /// `[batch, skv, hkv, d]`.
     pub v: &'a [T],
+    /// The sizes of q, k and v.
     pub dims: AttentionDims,
+    /// Which keys each query sees (besides the key lengths).
     pub mask: KeyMask,
+    /// Multiplies `q · k` before the softmax.
     pub scale: f32,
 }
 

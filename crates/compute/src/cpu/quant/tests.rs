@@ -97,13 +97,40 @@ fn reference(w: &QMatrix, x: &[f32], m: usize, bits: ActBits) -> (Vec<f64>, Vec<
     (y, bound, sum_part)
 }
 
+/// One integer path's product on one random case, with the f64 reference that judges it.
+struct IntegerRun<'a> {
+    kind: QuantKind,
+    bits: ActBits,
+    isa: Isa,
+    w: &'a QMatrix,
+    x: &'a [f32],
+    /// [`reference`]'s `(y, bound, summation part of the bound)` for the case at `bits`.
+    want: (Vec<f64>, Vec<f64>, Vec<f64>),
+    /// The path's output.
+    got: Vec<f32>,
+}
+
+/// Every integer path (see [`integer_paths`]) on every case of [`random_cases`]`(n, k, m,
+/// seed)`, each run handed to `check`.
+fn for_each_integer_run(n: usize, k: usize, m: usize, seed: u64, mut check: impl FnMut(IntegerRun)) {
+    for (kind, w, x) in random_cases(n, k, m, seed) {
+        for (bits, isa) in integer_paths() {
+            let want = reference(&w, &x, m, bits);
+            let got = qmatmul_on(Path::Integer(isa, bits), &x, m, &w);
+            check(IntegerRun { kind, bits, isa, w: &w, x: &x, want, got });
+        }
+    }
+}
+
 #[test]
 fn integer_dot_matches_dequantized_f64_for_every_type_and_isa() {
     let (n, k, m) = (7, 512, 3);
-    for (kind, w, x) in random_cases(n, k, m, 10) {
-        for (bits, isa) in integer_paths() {
-            let (want, bound, _) = reference(&w, &x, m, bits);
-            let got = qmatmul_on(Path::Integer(isa, bits), &x, m, &w);
+    for_each_integer_run(
+        n,
+        k,
+        m,
+        10,
+        |IntegerRun { kind, isa, w, x, want: (want, bound, _), got, .. }| {
             let mut worst = 0f64;
             for i in 0..want.len() {
                 let err = (got[i] as f64 - want[i]).abs();
@@ -125,8 +152,8 @@ fn integer_dot_matches_dequantized_f64_for_every_type_and_isa() {
                 let mag: f64 = (0..k).map(|p| (wf[j * k + p] as f64 * x[r * k + p] as f64).abs()).sum();
                 assert!(*b < 0.05 * mag, "{kind:?}: bound {b:.3e} vs Σ|w·x| {mag:.3e}");
             }
-        }
-    }
+        },
+    );
 }
 
 /// Activations that are exactly 8-bit (each block's largest is 127·2⁻⁷, so d = 2⁻⁷ and every
@@ -169,22 +196,18 @@ fn exactly_quantized_activations_leave_only_summation_error() {
 #[test]
 fn simd_paths_agree_with_scalar() {
     let (n, k, m) = (33, 1024, 2);
-    for (kind, w, x) in random_cases(n, k, m, 50) {
-        for (bits, isa) in integer_paths() {
-            let (_, _, sum_part) = reference(&w, &x, m, bits);
-            let scalar = qmatmul_on(Path::Integer(Isa::Scalar, bits), &x, m, &w);
-            let got = qmatmul_on(Path::Integer(isa, bits), &x, m, &w);
-            for i in 0..got.len() {
-                // Twice the summation part of the bound: each side rounds differently.
-                assert!(
-                    (got[i] - scalar[i]).abs() as f64 <= 2.0 * sum_part[i],
-                    "{kind:?} {isa:?} {bits:?} out {i}: {} vs scalar {}",
-                    got[i],
-                    scalar[i]
-                );
-            }
+    for_each_integer_run(n, k, m, 50, |IntegerRun { kind, bits, isa, w, x, want: (_, _, sum_part), got }| {
+        let scalar = qmatmul_on(Path::Integer(Isa::Scalar, bits), x, m, w);
+        for i in 0..got.len() {
+            // Twice the summation part of the bound: each side rounds differently.
+            assert!(
+                (got[i] - scalar[i]).abs() as f64 <= 2.0 * sum_part[i],
+                "{kind:?} {isa:?} {bits:?} out {i}: {} vs scalar {}",
+                got[i],
+                scalar[i]
+            );
         }
-    }
+    });
     println!("quant dot paths on this CPU: {:?}", Isa::available());
 }
 
