@@ -23,17 +23,29 @@ use ragtune_tests::gpu::cuda_or_skip;
 
 #[test]
 fn gpu_attention_fused_vs_naive() {
-    let Some(device) = cuda_or_skip("gpu_attention_fused_vs_naive") else { return };
-    let ceilings = ceilings(&device);
-    let mut flush = L2Flush::new(&device, plan::FLUSH_BYTES);
-    let mut rows = Vec::new();
-    for &(heads, seq, head_dim, dtype) in plan::ATTENTION {
-        rows.push(measure(&device, heads, seq, head_dim, dtype, REPEATS, &mut flush));
-    }
+    let Some((device, c, mut flush)) = gpu("gpu_attention_fused_vs_naive") else { return };
+    let rows: Vec<_> = plan::ATTENTION
+        .iter()
+        .map(|&(heads, seq, head_dim, dtype)| {
+            measure(&device, heads, seq, head_dim, dtype, REPEATS, &mut flush)
+        })
+        .collect();
     println!("{}", table(&device, &rows));
-    let lines = std::iter::once(ceilings_line(&device, &ceilings))
-        .chain(rows.iter().map(|r| r.json_row(&ceilings, REPEATS)));
-    append_rows(&lines.collect::<Vec<_>>());
+    append(&device, &c, rows.iter().map(|r| r.json_row(&c, REPEATS)));
+}
+
+/// The GPU, this run's ceilings and an L2 flush for a benchmark test; `None` (after saying why)
+/// where no GPU is usable.
+fn gpu(test: &str) -> Option<(Device, Ceilings, L2Flush)> {
+    let device = cuda_or_skip(test)?;
+    let c = ceilings(&device);
+    let flush = L2Flush::new(&device, plan::FLUSH_BYTES);
+    Some((device, c, flush))
+}
+
+/// Appends the ceilings' line and then `rows` to the run's rows file.
+fn append(device: &Device, c: &Ceilings, rows: impl Iterator<Item = String>) {
+    append_rows(&std::iter::once(ceilings_line(device, c)).chain(rows).collect::<Vec<_>>());
 }
 
 /// The ceilings of this run, measured and printed by the first test that asks (the tests run
@@ -58,12 +70,8 @@ fn ceilings(device: &Device) -> Ceilings {
 
 #[test]
 fn gpu_topk_fused_vs_score_gemm() {
-    let Some(device) = cuda_or_skip("gpu_topk_fused_vs_score_gemm") else { return };
-    let c = ceilings(&device);
-    let mut flush = L2Flush::new(&device, plan::FLUSH_BYTES);
+    let Some((device, c, mut flush)) = gpu("gpu_topk_fused_vs_score_gemm") else { return };
     let mut rows = Vec::new();
-    // One query streams the base (bandwidth); batches are GEMM-shaped; k = 2048 takes the radix
-    // path (FAISS GPU's largest k).
     // One base per dtype, searched by every row of that dtype.
     let mut bases: Vec<(DType, topk::Base)> = Vec::new();
     for &(nq, k, dtype) in plan::TOPK {
@@ -74,31 +82,21 @@ fn gpu_topk_fused_vs_score_gemm() {
         rows.push(topk::measure(&device, base, nq, k, REPEATS, &mut flush));
     }
     println!("{}", topk::table(&device, &rows));
-    let lines =
-        std::iter::once(ceilings_line(&device, &c)).chain(rows.iter().map(|r| r.json_row(&c, REPEATS)));
-    append_rows(&lines.collect::<Vec<_>>());
+    append(&device, &c, rows.iter().map(|r| r.json_row(&c, REPEATS)));
 }
 
 #[test]
 fn gpu_lora_vs_base_gemm() {
-    let Some(device) = cuda_or_skip("gpu_lora_vs_base_gemm") else { return };
-    let c = ceilings(&device);
-    let mut flush = L2Flush::new(&device, plan::FLUSH_BYTES);
+    let Some((device, c, mut flush)) = gpu("gpu_lora_vs_base_gemm") else { return };
     let mut t = Timing { device: &device, repeats: REPEATS, flush: &mut flush };
     let (mut rows, mut back) = (Vec::new(), Vec::new());
-    // A Llama-8B-sized attention projection and MLP up-projection over 4096 tokens, r = 16; and
-    // four adapters mixed in one batch. Forward, then the backward of the same layer (the
-    // trainer's adapted projections on a frozen base).
     for &shape in plan::LORA {
         rows.push(lora::measure(&mut t, shape, plan::LORA_DTYPE));
         back.push(lora::measure_backward(&mut t, shape, plan::LORA_DTYPE));
     }
     println!("{}", lora::table(&device, &rows));
     println!("{}", lora::table(&device, &back));
-    let lines = std::iter::once(ceilings_line(&device, &c))
-        .chain(rows.iter().map(|r| r.json_row(&c, REPEATS)))
-        .chain(back.iter().map(|r| r.json_row(&c, REPEATS)));
-    append_rows(&lines.collect::<Vec<_>>());
+    append(&device, &c, rows.iter().chain(&back).map(|r| r.json_row(&c, REPEATS)));
 }
 
 #[test]

@@ -35,11 +35,14 @@ pub const TOPK_DIM: usize = 384;
 /// Queries of a top-k measurement that the CPU op answers too, to check the device's answers:
 /// two of the fused kernel's 64-query blocks.
 pub const CHECK_QUERIES: usize = 128;
-/// Top-k rows: `(queries, k, dtype)`.
+/// Top-k rows: `(queries, k, dtype)`. One query streams the base (bandwidth); batches are
+/// GEMM-shaped; k = 2048 takes the radix path (FAISS GPU's largest k).
 pub const TOPK: &[(usize, usize, DType)] =
     &[(1, 10, DType::F32), (1024, 10, DType::BF16), (1024, 100, DType::BF16), (64, 2048, DType::BF16)];
 
-/// LoRA rows, forward and backward each: `(rows, in, out, r, adapters)`, all bf16.
+/// LoRA rows, forward and backward each: `(rows, in, out, r, adapters)`, all bf16. A
+/// Llama-8B-sized attention projection and MLP up-projection over 4096 tokens, r = 16; and four
+/// adapters mixed in one batch. The backward is the trainer's: adapted projections on a frozen base.
 pub const LORA: &[LayerShape] =
     &[(4096, 4096, 4096, 16, 1), (4096, 4096, 14336, 16, 1), (4096, 4096, 4096, 16, 4)];
 /// Rows of a LoRA measurement that the CPU reference recomputes (the device is checked on all
