@@ -1,8 +1,9 @@
 //! The GPU bundle's time estimate (`ragtune_bench::gpu::estimate`): its model counts what the
 //! benchmarks do (checked against hand counts of the plan), and the plan fits the bundle's eight
-//! minutes at the slowest host rates seen on the 2-core build machine.
+//! minutes at the slowest host rates seen on the 2-core build machine. (Named without the
+//! `gpu_` prefix: it is not a GPU test, and the bundle takes every `gpu_*` test binary.)
 
-use ragtune_bench::gpu::estimate::{self, BUDGET_S, Gpu, H100, HostRates, Term};
+use ragtune_bench::gpu::estimate::{self, BINARIES, BUDGET_S, Gpu, H100, HostRates, Term};
 use ragtune_bench::gpu::plan;
 use ragtune_bench::smollm2_config;
 
@@ -88,4 +89,18 @@ fn the_bundle_fits_eight_minutes_at_the_slowest_rates_seen_here() {
     // The sanitizer's cap is the largest part; the benchmarks must leave it room.
     let benches: f64 = terms.iter().filter(|t| t.part.contains("bench")).map(Term::seconds).sum();
     assert!(benches < 120.0, "benchmarks {benches:.0} s:\n{}", estimate::table(&terms));
+}
+
+#[test]
+fn the_estimate_counts_every_binary_the_bundle_takes() {
+    // The bundle takes the `gpu_*` test targets of ragtune-tests and ragtune-bench.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut names: Vec<String> = ["tests/tests", "bench/tests"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(root.join(dir)).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("gpu_") && n.ends_with(".rs"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), BINARIES, "{names:?}");
 }
