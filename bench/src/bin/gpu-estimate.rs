@@ -32,7 +32,7 @@ macro_rules! device_check_list {
     };
 }
 
-/// Seconds `f` takes (at least a millisecond's worth of repeats).
+/// Seconds one call of `f` takes: the mean over as many calls as fill half a second (one at least).
 fn seconds_of(mut f: impl FnMut()) -> f64 {
     let t = Instant::now();
     let mut n = 0;

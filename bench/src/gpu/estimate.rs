@@ -106,6 +106,27 @@ struct Work {
     device_s: f64,
 }
 
+impl std::ops::Add for Work {
+    type Output = Work;
+
+    fn add(self, w: Work) -> Work {
+        Work {
+            random: self.random + w.random,
+            cpu_gemm: self.cpu_gemm + w.cpu_gemm,
+            cpu_topk: self.cpu_topk + w.cpu_topk,
+            f64_loop: self.f64_loop + w.f64_loop,
+            link_bytes: self.link_bytes + w.link_bytes,
+            device_s: self.device_s + w.device_s,
+        }
+    }
+}
+
+impl std::iter::Sum for Work {
+    fn sum<I: Iterator<Item = Work>>(parts: I) -> Work {
+        parts.fold(Work::default(), |acc, w| acc + w)
+    }
+}
+
 impl Work {
     fn term(self, part: String, h: &HostRates, g: &Gpu) -> Term {
         let host_s = self.random / h.random_elements_per_s
@@ -187,9 +208,12 @@ fn topk(g: &Gpu, (nq, k, dtype): (usize, usize, DType)) -> Work {
 
 /// The top-k bases: one per dtype of the plan's rows, drawn and uploaded once.
 fn topk_bases() -> Work {
-    let mut dtypes: Vec<DType> = plan::TOPK.iter().map(|r| r.2).collect();
-    dtypes.sort_by_key(|d| d.size());
-    dtypes.dedup();
+    let mut dtypes: Vec<DType> = Vec::new();
+    for &(_, _, dtype) in plan::TOPK {
+        if !dtypes.contains(&dtype) {
+            dtypes.push(dtype);
+        }
+    }
     let elements = (plan::TOPK_BASE * plan::TOPK_DIM) as f64;
     Work {
         random: dtypes.len() as f64 * elements,
@@ -243,22 +267,11 @@ fn train(g: &Gpu, config: &LlamaConfig) -> Work {
 /// The benchmarks' terms: one per test function of gpu_bench.rs and gpu_train_bench.rs. Each
 /// binary measures the ceilings once (its first test), so they count in the first term of each.
 pub fn benchmark_terms(h: &HostRates, g: &Gpu, train_config: &LlamaConfig) -> Vec<Term> {
-    let sum = |parts: Vec<Work>| {
-        parts.into_iter().fold(Work::default(), |acc, w| Work {
-            random: acc.random + w.random,
-            cpu_gemm: acc.cpu_gemm + w.cpu_gemm,
-            cpu_topk: acc.cpu_topk + w.cpu_topk,
-            f64_loop: acc.f64_loop + w.f64_loop,
-            link_bytes: acc.link_bytes + w.link_bytes,
-            device_s: acc.device_s + w.device_s,
-        })
-    };
-    let attention = sum(std::iter::once(ceilings(g))
-        .chain(plan::ATTENTION.iter().map(|&row| attention(g, row)))
-        .collect());
-    let topk = sum(std::iter::once(topk_bases()).chain(plan::TOPK.iter().map(|&row| topk(g, row))).collect());
-    let lora = sum(plan::LORA.iter().flat_map(|&s| [lora(g, s, false), lora(g, s, true)]).collect());
-    let train = sum(vec![ceilings(g), train(g, train_config)]);
+    let attention: Work =
+        std::iter::once(ceilings(g)).chain(plan::ATTENTION.iter().map(|&row| attention(g, row))).sum();
+    let topk: Work = std::iter::once(topk_bases()).chain(plan::TOPK.iter().map(|&row| topk(g, row))).sum();
+    let lora: Work = plan::LORA.iter().flat_map(|&s| [lora(g, s, false), lora(g, s, true)]).sum();
+    let train = ceilings(g) + train(g, train_config);
     vec![
         attention.term(format!("gpu_bench: ceilings, attention ({} rows)", plan::ATTENTION.len()), h, g),
         topk.term(format!("gpu_bench: top-k ({} rows)", plan::TOPK.len()), h, g),

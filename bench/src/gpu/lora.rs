@@ -76,8 +76,7 @@ impl Layer {
     }
 }
 
-/// A random layer on `device` drawn from the generator seeded with `seed`, the same layer with
-/// every row on adapter 0, and the generator (to draw more from).
+/// A random layer on `device` drawn from `seed`, and the same layer with every row on adapter 0.
 fn random_layers(device: &Device, seed: u64, shape: LayerShape, dtype: DType) -> (Layer, Layer) {
     let layer = Layer::random(device, seed, shape, dtype);
     let one = Layer { ids: cycled_ids(device, shape.0, 1), ..layer.clone() };
@@ -108,8 +107,7 @@ pub fn measure(t: &mut Timing, shape: LayerShape, dtype: DType) -> LoraRow {
     // all adapters against the CPU on the first CHECK_ROWS rows (rows are independent).
     let (layer, one) = random_layers(t.device, 9, shape, dtype);
     let (a0, b0) = (first(&layer.a, &[r, inp]), first(&layer.b, &[out, r]));
-    let unfused: Vec<f64> = one.unfused(&a0, &b0).to_vec_f32().unwrap().into_iter().map(f64::from).collect();
-    let err_unfused = rel_err(&one.lora().to_vec_f32().unwrap(), &unfused);
+    let err_unfused = rel_err(&one.lora().to_vec_f32().unwrap(), &values(&one.unfused(&a0, &b0)));
     let head = first_rows(&layer, rows.min(CHECK_ROWS), adapters);
     let want = values(&host_layer(&head).lora());
     let err = rel_err(&head.lora().to_vec_f32().unwrap(), &want).max(err_unfused);
