@@ -98,8 +98,15 @@ impl Ctx {
             .map(Some)
     }
 
-    /// `python3 bench/SCRIPT ARGS` with every BLAS/OpenMP pool at ragtune's thread count and the
-    /// wheels' PYTHONPATH.
+    /// `python3 bench/SCRIPT ARGS` with every BLAS/OpenMP pool at ragtune's thread count, its idle
+    /// threads' spinning bounded, and the wheels' PYTHONPATH.
+    ///
+    /// A peer's pool keeps spinning after its call returns (OpenBLAS's server ~2^28 cycles, GNU
+    /// OpenMP 300k pause loops), on the cores the next timed call — often ragtune's — needs.
+    /// In one run on the 2-core AMD EPYC (2026-12-05) that made ragtune's 256³ SGEMM 3.09 ms
+    /// against 0.69 ms with the peers' idle threads asleep. The bounds keep each peer spinning
+    /// between the parallel regions of one call (microseconds apart) and asleep within about a
+    /// millisecond of its end.
     fn python_command(&self, script: &str, args: &[String]) -> Command {
         let n = threads().to_string();
         let mut cmd = Command::new("python3");
@@ -107,6 +114,7 @@ impl Ctx {
         for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
             cmd.env(var, &n);
         }
+        cmd.env("GOMP_SPINCOUNT", "10000").env("OPENBLAS_THREAD_TIMEOUT", "20");
         if let Some(p) = self.wheels(script).0 {
             cmd.env("PYTHONPATH", p);
         }
