@@ -16,6 +16,7 @@ fn matmul_matches_f64_reference() {
         (&[], &[5], 4, 9, 6),
         (&[], &[], 200, 150, 300), // large enough for the multi-threaded path
         (&[40], &[40], 8, 8, 8),   // many small products: one per rayon task
+        (&[3], &[], 100, 97, 101), // a batch of products each split across threads
     ];
     for dtype in DType::FLOATS {
         for &(ba, bb, m, n, k) in cases {
@@ -71,6 +72,10 @@ fn matmul_with_empty_inner_dimension_is_zero() {
     let a = Tensor::from_slice::<f32>(&[], &[3, 0]).unwrap();
     let b = Tensor::from_slice::<f32>(&[], &[0, 2]).unwrap();
     assert_eq!(ops::matmul(&a, &b).unwrap().to_vec::<f32>().unwrap(), vec![0.0; 6]);
+    // The f32 output is written, not zeroed first: a batch of empty sums must still be zeros.
+    let a = Tensor::from_slice::<f32>(&[], &[4, 3, 0]).unwrap();
+    let b = Tensor::from_slice::<f32>(&[], &[4, 0, 2]).unwrap();
+    assert_eq!(ops::matmul(&a, &b).unwrap().to_vec::<f32>().unwrap(), vec![0.0; 24]);
 }
 
 #[test]

@@ -24,6 +24,28 @@ fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
 /// A GEMM described like [`GemmCall`], on f32 slices (addresses in `call` are ignored).
 /// `c` is read when `call.beta != 0`.
 pub fn sgemm(call: &GemmCall, a: &[f32], b: &[f32], c: &mut [f32]) {
+    let per = call.stride_c.max(call.m * call.n);
+    assert!(
+        call.batch == 0 || c.len() >= (call.batch - 1) * per + call.m * call.n,
+        "sgemm: c holds {} values, short of {} products of {}×{}",
+        c.len(),
+        call.batch,
+        call.m,
+        call.n
+    );
+    // SAFETY: c holds every batch entry's outputs (asserted) and is initialised, so it may be read.
+    unsafe { sgemm_raw(call, a, b, c.as_mut_ptr()) }
+}
+
+/// [`sgemm`] into memory that need not be initialised when `call.beta == 0`: then every one of
+/// the outputs is written and none is read (what [`crate::host::HostBuffer::build_written`]
+/// needs of an op's fresh output).
+///
+/// # Safety
+/// `c` must be valid for writes of `batch` products of m·n f32, entry i at `i · max(stride_c,
+/// m·n)`, and initialised when `call.beta != 0`; `a` and `b` must hold the operands `call`
+/// describes (the op checks their shapes).
+pub unsafe fn sgemm_raw(call: &GemmCall, a: &[f32], b: &[f32], c: *mut f32) {
     let GemmCall { batch, m, n, k, .. } = *call;
     if m == 0 || n == 0 || batch == 0 {
         return;
@@ -31,22 +53,29 @@ pub fn sgemm(call: &GemmCall, a: &[f32], b: &[f32], c: &mut [f32]) {
     let (a_rs, a_cs) = strides(call.trans_a, m, k);
     let (b_rs, b_cs) = strides(call.trans_b, k, n);
     let work = m * n * k.max(1);
-    let one = |i: usize, c: &mut [f32], par: Parallelism| {
+    let per = call.stride_c.max(m * n);
+    let c = Addr(c as usize);
+    let one = |i: usize, par: Parallelism| {
         let a = &a[i * call.stride_a..];
         let b = &b[i * call.stride_b..];
+        // SAFETY: entry i's m·n outputs lie inside what the caller vouched for.
+        let c = unsafe { (c.0 as *mut f32).add(i * per) };
         if k == 0 {
-            // An empty sum: C = beta · C.
-            c[..m * n].iter_mut().for_each(|v| *v *= call.beta);
+            // An empty sum: C = beta · C, and with beta = 0 nothing of C is read.
+            for o in 0..m * n {
+                // SAFETY: o < m·n in entry i; read only when beta ≠ 0 (then C is initialised).
+                unsafe { c.add(o).write(if call.beta == 0.0 { 0.0 } else { *c.add(o) * call.beta }) };
+            }
             return;
         }
         // SAFETY: the op checked that each operand holds batch matrices of these shapes (or one
-        // when its stride is 0) and that `c` holds m·n elements per batch entry.
+        // when its stride is 0); C is read only when beta ≠ 0.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
-                c.as_mut_ptr(),
+                c,
                 1,
                 n as isize,
                 call.beta != 0.0,
@@ -72,16 +101,16 @@ pub fn sgemm(call: &GemmCall, a: &[f32], b: &[f32], c: &mut [f32]) {
         } else {
             Parallelism::None
         };
-        for (i, c) in c.chunks_mut(call.stride_c.max(m * n)).take(batch).enumerate() {
-            one(i, c, par);
-        }
+        (0..batch).for_each(|i| one(i, par));
     } else {
-        c.par_chunks_mut(call.stride_c.max(m * n))
-            .take(batch)
-            .enumerate()
-            .for_each(|(i, c)| one(i, c, Parallelism::None));
+        (0..batch).into_par_iter().for_each(|i| one(i, Parallelism::None));
     }
 }
+
+/// An address shared across rayon tasks (raw pointers are not `Send`); each task writes its own
+/// batch entry.
+#[derive(Clone, Copy)]
+struct Addr(usize);
 
 /// Widen any float slice to f32 (a borrow when it already is f32).
 pub fn widen<T: Element>(x: &[T]) -> std::borrow::Cow<'_, [f32]> {
