@@ -155,14 +155,11 @@ pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
                 };
                 return Ok(Tensor::from_parts(Storage::Host(buf), out_shape, crate::DType::F32));
             }
+            // bf16 / f16: accumulate in f32, then round once into the output's dtype.
             Ok(host_output::<T>(&out_shape, |o| {
-                if let Some(o32) = bytemuck::try_cast_slice_mut::<T, f32>(o).ok().filter(|_| T::DTYPE == crate::DType::F32) {
-                    sgemm(&call, &wa, &wb, o32);
-                } else {
-                    let mut tmp = vec![0f32; o.len()];
-                    sgemm(&call, &wa, &wb, &mut tmp);
-                    narrow(&tmp, o);
-                }
+                let mut tmp = vec![0f32; o.len()];
+                sgemm(&call, &wa, &wb, &mut tmp);
+                narrow(&tmp, o);
             }))
         }),
         Device::Gpu(backend) => gpu::matmul::matmul(&backend, a, b, call, &out_shape),
