@@ -176,8 +176,8 @@ pub fn copy_ceiling(bytes: usize) -> f64 {
 
 /// A read-only stream: `bytes` summed over the threads, best of a few, counting bytes read. A
 /// decode step only reads its weights, so this is its floor's rate; it comes out below the copy
-/// ceiling's read + write count (2-core AMD EPYC, 2026-12-05: 14 against 21–26 GB/s), so a
-/// decode judged by the copy ceiling alone looks further from its floor than it is.
+/// ceiling's read + write count (2-core AMD EPYC, 2026-12-05: 17.3–18.7 against 25.8–26.7
+/// GB/s), so a decode judged by the copy ceiling alone looks further from its floor than it is.
 pub fn read_ceiling(bytes: usize) -> f64 {
     let src: Vec<f32> = (0..bytes / 4).map(|i| (i % 7) as f32).collect();
     let chunk = src.len().div_ceil(threads());

@@ -53,18 +53,21 @@ pub unsafe fn sgemm_raw(call: &GemmCall, a: &[f32], b: &[f32], c: *mut f32) {
     let (a_rs, a_cs) = strides(call.trans_a, m, k);
     let (b_rs, b_cs) = strides(call.trans_b, k, n);
     let work = m * n * k.max(1);
-    let per = call.stride_c.max(m * n);
-    let c = Addr(c as usize);
+    let out = Out(c, call.stride_c.max(m * n));
     let one = |i: usize, par: Parallelism| {
         let a = &a[i * call.stride_a..];
         let b = &b[i * call.stride_b..];
         // SAFETY: entry i's m·n outputs lie inside what the caller vouched for.
-        let c = unsafe { (c.0 as *mut f32).add(i * per) };
+        let c = unsafe { out.entry(i) };
         if k == 0 {
-            // An empty sum: C = beta · C, and with beta = 0 nothing of C is read.
-            for o in 0..m * n {
-                // SAFETY: o < m·n in entry i; read only when beta ≠ 0 (then C is initialised).
-                unsafe { c.add(o).write(if call.beta == 0.0 { 0.0 } else { *c.add(o) * call.beta }) };
+            // An empty sum: C = beta · C; with beta = 0 nothing of C is read (0.0 is all zero bits).
+            // SAFETY: entry i holds m·n values, initialised when beta ≠ 0.
+            unsafe {
+                if call.beta == 0.0 {
+                    std::ptr::write_bytes(c, 0, m * n);
+                } else {
+                    std::slice::from_raw_parts_mut(c, m * n).iter_mut().for_each(|v| *v *= call.beta);
+                }
             }
             return;
         }
@@ -107,10 +110,26 @@ pub unsafe fn sgemm_raw(call: &GemmCall, a: &[f32], b: &[f32], c: *mut f32) {
     }
 }
 
-/// An address shared across rayon tasks (raw pointers are not `Send`); each task writes its own
-/// batch entry.
+/// C's first entry and the stride between entries, shared across rayon tasks; each task writes
+/// only its own entry.
 #[derive(Clone, Copy)]
-struct Addr(usize);
+struct Out(*mut f32, usize);
+
+// SAFETY: the tasks holding an `Out` write disjoint entries of C (one batch index each).
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// Entry `i` of C. A method, so closures capture the whole `Out` (its raw pointer alone is
+    /// neither Send nor Sync).
+    ///
+    /// # Safety
+    /// Entry `i` must lie inside the memory `Out` was made from.
+    unsafe fn entry(self, i: usize) -> *mut f32 {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.0.add(i * self.1) }
+    }
+}
 
 /// Widen any float slice to f32 (a borrow when it already is f32).
 pub fn widen<T: Element>(x: &[T]) -> std::borrow::Cow<'_, [f32]> {
