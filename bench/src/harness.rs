@@ -126,7 +126,15 @@ pub fn sgemm_ceiling(n: usize) -> f64 {
 
 /// C = A·B, row-major f32, through the `gemm` crate on rayon's threads: the CPU matmul peer.
 pub fn gemm_crate_sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    gemm_crate_sgemm_b(m, n, k, a, b, false, c)
+}
+
+/// [`gemm_crate_sgemm`] with B stored transposed (`[n, k]`, a linear layer's weight) when
+/// `trans_b`.
+pub fn gemm_crate_sgemm_b(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], trans_b: bool, c: &mut [f32]) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "gemm_crate_sgemm: short operand");
+    // B's (column, row) strides: [k, n] row-major, or [n, k] row-major read as Bᵀ.
+    let (b_cs, b_rs) = if trans_b { (k as isize, 1) } else { (1, n as isize) };
     // SAFETY: the assert above guarantees each row-major operand holds its m×k, k×n, m×n values.
     unsafe {
         gemm::gemm(
@@ -141,8 +149,8 @@ pub fn gemm_crate_sgemm(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &
             1,
             k as isize,
             b.as_ptr(),
-            1,
-            n as isize,
+            b_cs,
+            b_rs,
             0.0,
             1.0,
             false,

@@ -29,6 +29,7 @@ pub mod sampling;
 pub mod score;
 pub mod tokenizer;
 mod tokenizer_json;
+pub mod weight_t;
 pub mod weights;
 
 pub use bert::{BertEmbedder, BertModel, Pooling, PoolingMode};

@@ -14,6 +14,7 @@ use ragtune_compute::cpu::quant::{ActBits, QMatrix, qmatmul};
 use ragtune_compute::{DType, Device, Tensor, ops};
 
 use crate::error::{Result, RuntimeError};
+use crate::weight_t::TransposedWeight;
 use crate::weights::Weights;
 
 /// A LoRA adapter applied without merging: A `[r, in]`, B `[out, r]` in the layer's dtype and on
@@ -79,6 +80,8 @@ pub struct Linear {
     pub lora: Option<LoraDelta>,
     /// Adapters chosen per row by [`Linear::forward_rows`].
     pub bank: Option<AdapterBank>,
+    /// The weight as `[in, out]` for products of many rows on the CPU (see [`crate::weight_t`]).
+    transposed: TransposedWeight,
 }
 
 impl Linear {
@@ -86,7 +89,12 @@ impl Linear {
     pub fn load(w: &Weights, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
         let weight = w.get(&format!("{prefix}.weight"), &[out, inp])?;
         let bias = if bias { Some(w.get(&format!("{prefix}.bias"), &[out])?) } else { None };
-        Ok(Linear { weight, bias, quant: None, lora: None, bank: None })
+        Ok(Linear::dense(weight, bias))
+    }
+
+    /// A layer over a dense weight `[out, in]` and an optional bias `[out]`, without adapters.
+    pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Linear {
+        Linear { weight, bias, quant: None, lora: None, bank: None, transposed: Default::default() }
     }
 
     /// A layer over a quantized weight (CPU, f32 activations); `bias` f32 `[out]` when given.
@@ -102,7 +110,7 @@ impl Linear {
             )));
         }
         let weight = Tensor::zeros(&[q.matrix.rows, 0], DType::F32, &Device::Cpu)?;
-        Ok(Linear { weight, bias, quant: Some(q), lora: None, bank: None })
+        Ok(Linear { weight, bias, quant: Some(q), lora: None, bank: None, transposed: Default::default() })
     }
 
     /// `(out, in)` of the weight, dense or quantized.
@@ -191,7 +199,19 @@ impl Linear {
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.quant {
             Some(q) => q.forward(x)?,
-            None => ops::linear(x, &self.weight)?,
+            None => {
+                let inp = x.last_dim();
+                let rows = x.numel() / inp.max(1);
+                match self.transposed.get(&self.weight, rows)? {
+                    // x · (Wᵀ stored row-major): the same product, the layout gemm is fast at.
+                    Some(t) if x.dtype() == DType::F32 && x.is_host() && inp == t.shape()[0] => {
+                        let mut shape = x.shape().to_vec();
+                        *shape.last_mut().expect("rank >= 1") = t.shape()[1];
+                        ops::matmul(&x.reshape(&[rows, inp])?, &t)?.reshape(&shape)?
+                    }
+                    _ => ops::linear(x, &self.weight)?,
+                }
+            }
         };
         Ok(match &self.bias {
             Some(b) => ops::add(&y, b)?,

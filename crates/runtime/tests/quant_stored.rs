@@ -88,13 +88,7 @@ fn quantized_linear_matches_dense_within_activation_rounding() {
         let bias_t = Tensor::from_slice(&bias, &[out]).unwrap();
         let mut quant =
             Linear::quantized(QuantWeight { matrix: q.clone(), acts: bits }, Some(bias_t.clone())).unwrap();
-        let mut dense = Linear {
-            weight: Tensor::from_slice(&wf, &[out, inp]).unwrap(),
-            bias: Some(bias_t),
-            quant: None,
-            lora: None,
-            bank: None,
-        };
+        let mut dense = Linear::dense(Tensor::from_slice(&wf, &[out, inp]).unwrap(), Some(bias_t));
         let x = random(rows * inp, 50 + t as u64);
         let xt = Tensor::from_slice(&x, &[1, rows, inp]).unwrap();
         let acts = QActs::quantize(&x, rows, inp, bits);

@@ -16,6 +16,8 @@ use crate::dropout::{DropoutDraw, check_probability};
 use crate::error::{Result, TrainError};
 use crate::lora::{LoraAdapter, LoraModule, Target};
 
+mod head;
+
 /// A batch of `batch` sequences of `seq` tokens for next-token training.
 ///
 /// Sequences are RIGHT-padded (pads after the real tokens, as `padding_side="right"`): causal
@@ -367,8 +369,7 @@ struct HeadRows {
     picked: Option<Tensor>,
     x: Tensor,
     xf: Tensor,
-    logits: Tensor,
-    targets: Tensor,
+    targets: Vec<i32>,
 }
 
 /// The rows of a batch whose target counts, when some do not (the prompt of a prompt → answer
@@ -461,9 +462,7 @@ impl Net<'_> {
             None => (None, x_last, batch.targets.clone()),
         };
         let xf = self.final_norm_of(&x)?;
-        let logits = self.head(&xf)?;
-        let targets = Tensor::from_slice(&targets, &[targets.len()])?.to_device(dev)?;
-        Ok(HeadRows { picked, x, xf, logits, targets })
+        Ok(HeadRows { picked, x, xf, targets })
     }
 
     /// The final norm of residual rows `[rows, hidden]`.
@@ -483,7 +482,9 @@ impl Net<'_> {
             self.check_batch(batch)?;
             let x_last = self.forward(batch, false)?.x_last;
             let head = self.head_rows(batch, x_last)?;
-            let ce = ops::cross_entropy(&head.logits, &head.targets, IGNORE_INDEX)?;
+            let targets =
+                Tensor::from_slice(&head.targets, &[head.targets.len()])?.to_device(&self.model.device)?;
+            let ce = ops::cross_entropy(&self.head(&head.xf)?, &targets, IGNORE_INDEX)?;
             total += f64::from(ce.loss) * ce.count as f64;
             count += ce.count;
         }
@@ -566,19 +567,8 @@ impl Net<'_> {
         let (hq, hkv, d) = (c.num_heads, c.num_kv_heads, c.head_dim);
         let scale = self.adapter.map_or(1.0, |a| a.config.scale());
         let Forward { x_last, saved } = self.forward(batch, true)?;
-        let HeadRows { picked, x, xf, logits, targets } = self.head_rows(batch, x_last)?;
-        let ce = ops::cross_entropy(&logits, &targets, IGNORE_INDEX)?;
-        drop(logits);
-        if !ce.loss.is_finite() {
-            return Err(TrainError::input(format!(
-                "the loss is {}: the forward pass overflowed (check the model weights and the batch)",
-                ce.loss
-            )));
-        }
-        let head = model.lm_head.dtype();
-        let xf = full.then_some(&xf);
-        let (dxf, d_head) = ops::linear_backward(xf, &model.lm_head, &ops::cast(&ce.dlogits, head)?)?;
-        let dxf = ops::cast(&dxf, DType::F32)?;
+        let HeadRows { picked, x, xf, targets } = self.head_rows(batch, x_last)?;
+        let head::HeadGrad { loss, count, dxf, d_head } = self.head_backward(&xf, &targets, full)?;
         let (dx_head, d_norm) = ops::rms_norm_backward(&x, self.final_norm, &dxf, c.rms_norm_eps)?;
         // Rows without a target get a zero gradient from the loss.
         let mut dx = match &picked {
@@ -661,7 +651,7 @@ impl Net<'_> {
         } else {
             None
         };
-        Ok(Backward { loss: ce.loss, count: ce.count, lora, full: full_grads })
+        Ok(Backward { loss, count, lora, full: full_grads })
     }
 }
 

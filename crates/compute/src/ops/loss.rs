@@ -3,8 +3,8 @@
 //! a language model; they are read once).
 
 use super::common_device;
-use super::f32_operands::{f32_data, f32_output};
-use super::require_dtype;
+use super::f32_operands::f32_data;
+use super::{host_output, require_dtype};
 use crate::cpu;
 use crate::dtype::DType;
 use crate::error::{ComputeError, Result};
@@ -85,8 +85,12 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor, ignore_index: i32) -> Re
         return Ok(CrossEntropy { loss, count, dlogits });
     }
     let xs = f32_data(OP, "logits", logits)?;
-    let mut dl = vec![0f32; xs.len()];
-    let total = cpu::loss::cross_entropy(&xs, &t, vocab, ignore_index, scale, &mut dl);
+    // The gradient is written straight into the output tensor: at a 49k vocabulary it is the
+    // step's largest buffer, and a copy of it cost a fresh mapping and a pass over it.
+    let mut total = 0f64;
+    let dlogits = host_output::<f32>(logits.shape(), |dl| {
+        total = cpu::loss::cross_entropy(&xs, &t, vocab, ignore_index, scale, dl)
+    });
     let loss = if count > 0 { (total / count as f64) as f32 } else { 0.0 };
-    Ok(CrossEntropy { loss, count, dlogits: f32_output(&dl, logits.shape(), &device)? })
+    Ok(CrossEntropy { loss, count, dlogits })
 }
