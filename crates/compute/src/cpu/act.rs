@@ -89,7 +89,7 @@ fn gelu_f32(x: &[f32], out: &mut [f32]) {
     gelu_f32_on(Isa::detected(), x, out)
 }
 
-/// [`gelu_f32`] on a chosen instruction set; `isa` must be [`Isa::available`].
+/// GELU of f32 values on a chosen instruction set; `isa` must be [`Isa::available`].
 pub fn gelu_f32_on(isa: Isa, x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "gelu: input and output lengths differ");
     #[inline(always)]
