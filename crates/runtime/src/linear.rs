@@ -110,7 +110,7 @@ impl Linear {
             )));
         }
         let weight = Tensor::zeros(&[q.matrix.rows, 0], DType::F32, &Device::Cpu)?;
-        Ok(Linear { weight, bias, quant: Some(q), lora: None, bank: None, transposed: Default::default() })
+        Ok(Linear { quant: Some(q), ..Linear::dense(weight, bias) })
     }
 
     /// `(out, in)` of the weight, dense or quantized.
@@ -199,23 +199,33 @@ impl Linear {
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.quant {
             Some(q) => q.forward(x)?,
-            None => {
-                let inp = x.last_dim();
-                let rows = x.numel() / inp.max(1);
-                match self.transposed.get(&self.weight, rows)? {
-                    // x · (Wᵀ stored row-major): the same product, the layout gemm is fast at.
-                    Some(t) if x.dtype() == DType::F32 && x.is_host() && inp == t.shape()[0] => {
-                        let mut shape = x.shape().to_vec();
-                        *shape.last_mut().expect("rank >= 1") = t.shape()[1];
-                        ops::matmul(&x.reshape(&[rows, inp])?, &t)?.reshape(&shape)?
-                    }
-                    _ => ops::linear(x, &self.weight)?,
-                }
-            }
+            None => match self.transposed_product(x)? {
+                Some(y) => y,
+                None => ops::linear(x, &self.weight)?,
+            },
         };
         Ok(match &self.bias {
             Some(b) => ops::add(&y, b)?,
             None => y,
         })
+    }
+
+    /// `x · Wᵀ` as `x` times the transposed copy ([`crate::weight_t`]): the same product in the
+    /// layout gemm is fast at, when `x` is f32 on the host with the weight's input width and the
+    /// copy applies; `None` otherwise.
+    fn transposed_product(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        let inp = x.last_dim();
+        if x.rank() == 0
+            || x.dtype() != DType::F32
+            || !x.is_host()
+            || self.weight.shape().get(1) != Some(&inp)
+        {
+            return Ok(None);
+        }
+        let rows = x.numel() / inp.max(1);
+        let Some(t) = self.transposed.get(&self.weight, rows)? else { return Ok(None) };
+        let mut shape = x.shape().to_vec();
+        *shape.last_mut().expect("rank >= 1") = t.shape()[1];
+        Ok(Some(ops::matmul(&x.reshape(&[rows, inp])?, &t)?.reshape(&shape)?))
     }
 }
