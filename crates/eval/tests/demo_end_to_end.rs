@@ -119,6 +119,10 @@ fn every_arm_runs_on_a_miniature_world() {
     let routed: ExperimentReport =
         serde_json::from_slice(&std::fs::read(out.join("routing/report.json")).unwrap()).unwrap();
     assert_eq!(routed.task, ragtune_eval::task::TaskKind::Classify);
+    // The routing recipe, not the QA one, trained its arms (and the report says so).
+    let lora = &routed.info.settings["run"]["lora"];
+    assert_eq!(lora["lr"].as_f64(), Some(f64::from(ragtune_eval::experiment::ROUTING_LR)), "{lora}");
+    assert_eq!((lora["epochs"].as_u64(), lora["batch_size"].as_u64()), (Some(10), Some(4)), "{lora}");
     let routed_ids: Vec<&str> = routed.arms.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(routed_ids, ["base", "rag", "ft", "ft+rag"]);
     assert!(routed.arms.iter().all(|a| a.overall.macro_f1.is_some() && a.classes.is_some()));
