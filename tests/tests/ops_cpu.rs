@@ -90,6 +90,30 @@ fn linear_applies_a_pytorch_weight() {
 }
 
 #[test]
+fn matmul_bias_matches_f64_reference() {
+    // Few rows take matmul + add; more rows in f32 write the bias first and accumulate onto it,
+    // with k long enough for the product to arrive in several blocks.
+    let mut r = rng(9);
+    for dtype in DType::FLOATS {
+        for &(m, n, k) in &[(1usize, 5usize, 3usize), (8, 33, 70), (9, 17, 5), (130, 70, 1100), (300, 1, 2)] {
+            let (a, av) = random_tensor(&mut r, &[m, k], dtype, 1.0);
+            let (b, bv) = random_tensor(&mut r, &[k, n], dtype, 1.0);
+            let (c, cv) = random_tensor(&mut r, &[n], dtype, 10.0);
+            let out = ops::matmul_bias(&a, &b, &c).unwrap();
+            assert_eq!(out.shape(), &[m, n]);
+            let mut want = reference::matmul(&av, &bv, 1, m, n, k, false, false, false, false, 1.0);
+            want.iter_mut().enumerate().for_each(|(i, w)| *w += cv[i % n]);
+            let what = format!("matmul_bias {dtype} m={m} n={n} k={k}");
+            assert_close(&what, &out.to_vec_f32().unwrap(), &want, tolerance(dtype, true));
+        }
+    }
+    let z = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &ragtune_compute::Device::Cpu).unwrap();
+    expect_shape_error(ops::matmul_bias(&z(&[9, 4]), &z(&[4, 3]), &z(&[4])), &["[4]", "[n]"]);
+    expect_shape_error(ops::matmul_bias(&z(&[9, 4]), &z(&[5, 3]), &z(&[3])), &["[9, 4]", "[5, 3]"]);
+    expect_shape_error(ops::matmul_bias(&z(&[2, 9, 4]), &z(&[4, 3]), &z(&[3])), &["[2, 9, 4]", "[m, k]"]);
+}
+
+#[test]
 fn norms_match_f64_reference() {
     let mut r = rng(3);
     for dtype in DType::FLOATS {

@@ -81,7 +81,7 @@ pub struct Linear {
     /// Adapters chosen per row by [`Linear::forward_rows`].
     pub bank: Option<AdapterBank>,
     /// The weight as `[in, out]` for products of many rows on the CPU (see [`crate::weight_t`]).
-    transposed: TransposedWeight,
+    pub(crate) transposed: TransposedWeight,
 }
 
 impl Linear {
@@ -197,12 +197,14 @@ impl Linear {
 
     /// The frozen base alone: `x Wᵀ (+ b)`, ignoring an attached adapter.
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
+        if self.quant.is_none()
+            && let Some(y) = self.transposed_product(x)?
+        {
+            return Ok(y);
+        }
         let y = match &self.quant {
             Some(q) => q.forward(x)?,
-            None => match self.transposed_product(x)? {
-                Some(y) => y,
-                None => ops::linear(x, &self.weight)?,
-            },
+            None => ops::linear(x, &self.weight)?,
         };
         Ok(match &self.bias {
             Some(b) => ops::add(&y, b)?,
@@ -210,9 +212,10 @@ impl Linear {
         })
     }
 
-    /// `x · Wᵀ` as `x` times the transposed copy ([`crate::weight_t`]): the same product in the
-    /// layout gemm is fast at, when `x` is f32 on the host with the weight's input width and the
-    /// copy applies; `None` otherwise.
+    /// `x · Wᵀ (+ b)` as `x` times the transposed copy ([`crate::weight_t`]): the same product
+    /// in the layout gemm is fast at, with the bias written into the output before the product
+    /// accumulates onto it ([`ops::matmul_bias`]), when `x` is f32 on the host with the weight's
+    /// input width and the copy applies; `None` otherwise.
     fn transposed_product(&self, x: &Tensor) -> Result<Option<Tensor>> {
         let inp = x.last_dim();
         if x.rank() == 0
@@ -226,6 +229,11 @@ impl Linear {
         let Some(t) = self.transposed.get(&self.weight, rows)? else { return Ok(None) };
         let mut shape = x.shape().to_vec();
         *shape.last_mut().expect("rank >= 1") = t.shape()[1];
-        Ok(Some(ops::matmul(&x.reshape(&[rows, inp])?, &t)?.reshape(&shape)?))
+        let x = x.reshape(&[rows, inp])?;
+        let y = match &self.bias {
+            Some(b) => ops::matmul_bias(&x, &t, b)?,
+            None => ops::matmul(&x, &t)?,
+        };
+        Ok(Some(y.reshape(&shape)?))
     }
 }

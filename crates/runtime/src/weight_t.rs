@@ -145,4 +145,28 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_biased_layer_matches_f64_through_the_copy_and_the_decode_path() {
+        // 40 rows: the copy with the bias written first (matmul_bias); 3 rows: the stored
+        // weight's gemv and a separate add. Both are x·Wᵀ + b.
+        let (w, b) = (seeded(6, &[56, 96]), seeded(7, &[56]));
+        let layer = crate::linear::Linear::dense(w.clone(), Some(ops::scale(&b, 10.0).unwrap()));
+        let (wv, bv) = (w.to_vec_f32().unwrap(), b.to_vec_f32().unwrap());
+        for rows in [40, 3] {
+            let x = seeded(8 + rows as u32, &[rows, 96]);
+            let y = layer.forward_base(&x).unwrap();
+            assert_eq!(y.shape(), [rows, 56]);
+            let (yv, xv) = (y.to_vec_f32().unwrap(), x.to_vec_f32().unwrap());
+            for i in 0..rows {
+                for j in 0..56 {
+                    let dot: f64 = (0..96).map(|k| xv[i * 96 + k] as f64 * wv[j * 96 + k] as f64).sum();
+                    let want = dot + 10.0 * bv[j] as f64;
+                    let got = yv[i * 56 + j] as f64;
+                    assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "{rows} rows ({i}, {j})");
+                }
+            }
+        }
+        assert!(layer.transposed.get(&w, 40).unwrap().is_some(), "the 40-row call used the copy");
+    }
 }

@@ -20,13 +20,6 @@ impl BinaryOp {
             BinaryOp::Mul => "mul",
         }
     }
-    #[inline]
-    fn apply(self, a: f32, b: f32) -> f32 {
-        match self {
-            BinaryOp::Add => a + b,
-            BinaryOp::Mul => a * b,
-        }
-    }
 }
 
 /// `out[i] = a[i] (op) b[i % b.len()]`; `b.len()` divides `a.len()`.
@@ -35,8 +28,17 @@ pub fn binary<T: FloatElement>(op: BinaryOp, a: &[T], b: &[T], out: &mut [T]) {
     // Chunks are a multiple of b's length so each starts at b[0].
     let chunk = ELEMS_PER_TASK.div_ceil(bl) * bl;
     out.par_chunks_mut(chunk).zip(a.par_chunks(chunk)).for_each(|(o, a)| {
-        for ((o, a), b) in o.iter_mut().zip(a).zip(b.iter().cycle()) {
-            *o = T::from_f32(op.apply(a.to_f32(), b.to_f32()));
+        // Row by row against the whole of b: three slices of one length, a loop the compiler
+        // vectorises (zipping with `b.iter().cycle()` kept it scalar, 9% of MiniLM's time).
+        for (o, a) in o.chunks_mut(bl).zip(a.chunks(bl)) {
+            match op {
+                BinaryOp::Add => o.iter_mut().zip(a).zip(b).for_each(|((o, a), b)| {
+                    *o = T::from_f32(a.to_f32() + b.to_f32());
+                }),
+                BinaryOp::Mul => o.iter_mut().zip(a).zip(b).for_each(|((o, a), b)| {
+                    *o = T::from_f32(a.to_f32() * b.to_f32());
+                }),
+            }
         }
     });
 }

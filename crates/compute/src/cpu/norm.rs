@@ -8,11 +8,21 @@ use super::attention::dot;
 use super::rows_per_task;
 use crate::dtype::FloatElement;
 
+/// `Σ f(x[i])` with element `i` in lane `i mod 8`, the lanes added last. Walking the row eight
+/// at a time lets the lanes live in one vector register; the sums are the same as one running
+/// sum per lane in index order.
 #[inline]
-fn lanes_sum(row: impl Iterator<Item = f32>) -> f32 {
+fn lanes_sum<T: FloatElement>(x: &[T], f: impl Fn(f32) -> f32) -> f32 {
     let mut acc = [0f32; 8];
-    for (i, v) in row.enumerate() {
-        acc[i & 7] += v;
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] += f(c[l].to_f32());
+        }
+    }
+    for (l, v) in tail.iter().enumerate() {
+        acc[l] += f(v.to_f32());
     }
     acc.iter().sum()
 }
@@ -34,7 +44,7 @@ fn each_row<T: FloatElement>(x: &[T], cols: usize, out: &mut [T], f: impl Fn(&mu
 pub fn rms_norm<T: FloatElement>(x: &[T], w: &[T], eps: f32, out: &mut [T]) {
     let cols = w.len();
     each_row(x, cols, out, |o, x| {
-        let ms = lanes_sum(x.iter().map(|v| v.to_f32() * v.to_f32())) / cols as f32;
+        let ms = lanes_sum(x, |v| v * v) / cols as f32;
         let inv = 1.0 / (ms + eps).sqrt();
         for ((o, v), w) in o.iter_mut().zip(x).zip(w) {
             *o = T::from_f32(v.to_f32() * inv * w.to_f32());
@@ -49,13 +59,20 @@ pub fn layer_norm<T: FloatElement>(x: &[T], w: &[T], b: Option<&[T]>, eps: f32, 
         // Work with d = x − x[0]: for a row like 1e4 ± 0.1, x − mean computed in f32 would
         // lose the digits the spread lives in, while d is exact and d − mean(d) keeps them.
         let pivot = x[0].to_f32();
-        let mean = lanes_sum(x.iter().map(|v| v.to_f32() - pivot)) / cols as f32;
-        let centred = |v: &T| (v.to_f32() - pivot) - mean;
-        let var = lanes_sum(x.iter().map(|v| centred(v) * centred(v))) / cols as f32;
+        let mean = lanes_sum(x, |v| v - pivot) / cols as f32;
+        let centred = |v: f32| (v - pivot) - mean;
+        let var = lanes_sum(x, |v| centred(v) * centred(v)) / cols as f32;
         let inv = 1.0 / (var + eps).sqrt();
-        for (j, (o, v)) in o.iter_mut().zip(x).enumerate() {
-            let bias = b.map_or(0.0, |b| b[j].to_f32());
-            *o = T::from_f32(centred(v) * inv * w[j].to_f32() + bias);
+        // The bias test hoisted out of the loop, so each loop vectorises.
+        let scaled = |v: &T, w: &T| centred(v.to_f32()) * inv * w.to_f32();
+        match b {
+            Some(b) => o
+                .iter_mut()
+                .zip(x)
+                .zip(w)
+                .zip(b)
+                .for_each(|(((o, v), w), b)| *o = T::from_f32(scaled(v, w) + b.to_f32())),
+            None => o.iter_mut().zip(x).zip(w).for_each(|((o, v), w)| *o = T::from_f32(scaled(v, w))),
         }
     });
 }
@@ -64,7 +81,7 @@ pub fn layer_norm<T: FloatElement>(x: &[T], w: &[T], b: Option<&[T]>, eps: f32, 
 /// similarity; an all-zero row stays zero instead of becoming NaN.
 pub fn l2_normalize<T: FloatElement>(x: &[T], cols: usize, out: &mut [T]) {
     each_row(x, cols, out, |o, x| {
-        let norm = lanes_sum(x.iter().map(|v| v.to_f32() * v.to_f32())).sqrt();
+        let norm = lanes_sum(x, |v| v * v).sqrt();
         let inv = 1.0 / norm.max(1e-12);
         for (o, v) in o.iter_mut().zip(x) {
             *o = T::from_f32(v.to_f32() * inv);

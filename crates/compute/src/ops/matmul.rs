@@ -61,6 +61,61 @@ pub fn linear(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     y.reshape(&shape)
 }
 
+/// `a · b + bias` for `a` `[m, k]`, `b` `[k, n]` and `bias` `[n]` added to every row: a linear
+/// layer with its bias, over a weight stored `[in, out]`.
+///
+/// On the CPU in f32 the output's rows start as the bias and the product accumulates onto them,
+/// so the bias costs one write of the output instead of a second pass that reads it and writes a
+/// new one. Elsewhere it is [`matmul`] then [`super::add`]. The sum is the same either way up to
+/// the order of additions (the product may be added onto the bias in blocks of k).
+pub fn matmul_bias(a: &Tensor, b: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    const OP: &str = "matmul_bias";
+    let (sa, sb, sc) = (a.shape(), b.shape(), bias.shape());
+    if sa.len() != 2 || sb.len() != 2 || sc.len() != 1 || sa[1] != sb[0] || sc[0] != sb[1] {
+        return Err(ComputeError::shape(
+            OP,
+            format!("a {sa:?} must be [m, k], b {sb:?} [k, n] and the bias {sc:?} [n] for the same k and n"),
+        ));
+    }
+    let dt = common_float_dtype(OP, &[a, b, bias])?;
+    let (m, k, n) = (sa[0], sa[1], sb[1]);
+    let host = matches!(common_device(OP, &[a, b, bias])?, Device::Cpu);
+    if !host || dt != crate::DType::F32 || m <= cpu::gemv::MAX_ROWS {
+        return super::add(&matmul(a, b)?, bias);
+    }
+    let (av, bv, cv) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?, bias.as_slice::<f32>()?);
+    let call = GemmCall {
+        batch: 1,
+        m,
+        n,
+        k,
+        a: 0,
+        b: 0,
+        c: 0,
+        trans_a: false,
+        trans_b: false,
+        stride_a: 0,
+        stride_b: 0,
+        stride_c: m * n,
+        in_dtype: dt,
+        out_dtype: dt,
+        alpha: 1.0,
+        beta: 1.0,
+    };
+    // SAFETY: the m rows of n values are all written with the bias before the GEMM reads and
+    // accumulates onto them (beta 1); `av`, `bv` hold the checked [m, k] and [k, n] operands.
+    let buf = unsafe {
+        HostBuffer::build_written(m * n * 4, |p| {
+            let c = p.cast::<f32>();
+            for i in 0..m {
+                std::ptr::copy_nonoverlapping(cv.as_ptr(), c.add(i * n), n);
+            }
+            cpu::matmul::sgemm_raw(&call, av, bv, c);
+        })
+    };
+    Ok(Tensor::from_parts(Storage::Host(buf), vec![m, n], crate::DType::F32))
+}
+
 /// The general product: `alpha · op(a) · op(b)`, batched over leading dimensions.
 pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
     const OP: &str = "matmul";
