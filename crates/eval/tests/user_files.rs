@@ -348,6 +348,26 @@ fn an_exported_world_task_reads_back_unchanged() {
 }
 
 #[test]
+fn the_exported_routing_task_reads_back_unchanged() {
+    // `demo --export` + `compare` must pose the demo's own routing task: the same examples and
+    // the same label order (the prompt lists the labels in it), so the same numbers come out.
+    use ragtune_eval::experiment::{DemoOptions, export_demo, routing_settings};
+    use ragtune_eval::world::{World, WorldConfig, routing_task};
+
+    let t = TempDir::new("config-export-routing");
+    let opts = DemoOptions::new(t.path().join("out"), ragtune_compute::Device::Cpu);
+    std::fs::create_dir_all(t.path().join("model")).unwrap();
+    export_demo(&opts, &t.path().join("model"), &t.path().join("exported")).unwrap();
+    let c = ExperimentConfig::from_file(&t.path().join("exported/routing/experiment.toml")).unwrap();
+    let world = World::generate(WorldConfig { seed: opts.seed, ..opts.world.clone() });
+    let task = routing_task(&world, opts.routing.as_ref().unwrap());
+    assert_eq!(c.task().unwrap(), task);
+    let mut settings = opts.settings.clone();
+    (settings.lora.seed, settings.seed) = (opts.seed, opts.seed);
+    assert_eq!(c.run_settings().lora, routing_settings(&settings).lora);
+}
+
+#[test]
 fn the_decision_table_parses_with_defaults_and_bad_values_name_the_key_and_line() {
     let t = TempDir::new("config-decision");
     example_files(&t);

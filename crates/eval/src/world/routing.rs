@@ -73,13 +73,21 @@ pub fn routing_task(world: &World, opts: &RoutingOptions) -> Task {
             Some((format!("request-{}", e.id), text, rule[p]))
         })
         .collect();
-    let labels: Vec<String> = DEPARTMENTS.iter().map(|d| d.to_string()).collect();
     // A small world keeps the train:test proportion, with at least one request on each side.
     let n = requests.len();
     let wanted = opts.train + opts.test;
     let test =
         if n >= wanted { opts.test } else { (n * opts.test / wanted.max(1)).clamp(1, n.saturating_sub(1)) };
     let train = opts.train.min(n - test.min(n));
+    // The label set in the order the training requests first name it, then any department only
+    // the test side names: the order `compare` reads from the exported files, so the demo and
+    // `demo --export` + `compare` pose the same prompt ("Labels: …" lists them in this order).
+    let mut labels: Vec<String> = Vec::new();
+    for (_, _, dept) in &requests {
+        if !labels.iter().any(|l| l == dept) {
+            labels.push(dept.to_string());
+        }
+    }
     let corpus = requests[..train]
         .iter()
         .map(|(id, text, dept)| Passage {
@@ -125,6 +133,14 @@ mod tests {
             assert_eq!(q.answer, rule[p], "{}", q.question);
             assert_eq!(q.choices[q.correct.unwrap()], q.answer);
         }
+        let mut first_named: Vec<&str> = Vec::new();
+        for p in &t.corpus {
+            let d = p.target.as_deref().unwrap();
+            if !first_named.contains(&d) {
+                first_named.push(d);
+            }
+        }
+        assert_eq!(t.labels, first_named, "labels in the order the training requests name them");
         let train: std::collections::HashSet<_> = t.corpus.iter().map(|p| &p.id).collect();
         assert!(t.questions.iter().all(|q| !train.contains(&q.id)), "disjoint requesters");
         assert_eq!(t, routing_task(&world, &RoutingOptions::default()), "deterministic");
