@@ -133,8 +133,22 @@ fn norms_match_f64_reference() {
             let out = ops::layer_norm(&x, &w, Some(&b), 1e-5).unwrap();
             let want = reference::layer_norm(&xv, &wv, Some(&bv), 1e-5);
             assert_close(&format!("layer_norm {dtype} {shape:?}"), &out.to_vec_f32().unwrap(), &want, tol);
+            // The fused residual + norm: against the f64 norm of the sum, and equal to the two
+            // ops in turn (the sum is rounded to the dtype either way).
+            let (res, rv) = random_tensor(&mut r, shape, dtype, 1.0);
+            let fused = ops::add_layer_norm(&x, &res, &w, Some(&b), 1e-5).unwrap();
+            let sum: Vec<f32> = rv.iter().zip(&xv).map(|(&r, &x)| (r + x) as f32).collect();
+            let sum = ops::cast(&Tensor::from_slice(&sum, shape).unwrap(), dtype).unwrap();
+            let sum: Vec<f64> = sum.to_vec_f32().unwrap().into_iter().map(f64::from).collect();
+            let want = reference::layer_norm(&sum, &wv, Some(&bv), 1e-5);
+            let got = fused.to_vec_f32().unwrap();
+            assert_close(&format!("add_layer_norm {dtype} {shape:?}"), &got, &want, tol);
+            let two = ops::layer_norm(&ops::add(&x, &res).unwrap(), &w, Some(&b), 1e-5).unwrap();
+            assert_eq!(got, two.to_vec_f32().unwrap(), "add_layer_norm {dtype} {shape:?}: fused ≠ two ops");
         }
     }
+    let z = |shape: &[usize]| Tensor::zeros(shape, DType::F32, &ragtune_compute::Device::Cpu).unwrap();
+    expect_shape_error(ops::add_layer_norm(&z(&[2, 4]), &z(&[4]), &z(&[4]), None, 1e-5), &["[2, 4]", "[4]"]);
 }
 
 #[test]

@@ -30,7 +30,7 @@ pub use kmeans::{kmeans_assign, kmeans_update};
 pub use lora::{LoraBackward, lora_backward, lora_backward_shared, lora_expand, lora_shrink};
 pub use loss::{CrossEntropy, IGNORE_INDEX, cross_entropy};
 pub use matmul::{MatmulSpec, linear, linear_backward, matmul, matmul_bias, matmul_ex};
-pub use norm::{l2_normalize, layer_norm, rms_norm, rms_norm_backward};
+pub use norm::{add_layer_norm, l2_normalize, layer_norm, rms_norm, rms_norm_backward};
 pub use optim::{AdamW, adamw_step, clip_grad_norm};
 pub use rope::{rope, rope_backward};
 pub use softmax::{SoftmaxSpec, softmax};

@@ -71,6 +71,30 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: Option<&Tensor>, eps: f32) -> Resul
     }
 }
 
+/// `layer_norm(x + r, w, b, eps)`: a residual connection and the LayerNorm after it in one pass
+/// on the CPU (the same values as [`super::add`] then [`layer_norm`]); those two ops elsewhere.
+pub fn add_layer_norm(x: &Tensor, r: &Tensor, w: &Tensor, b: Option<&Tensor>, eps: f32) -> Result<Tensor> {
+    const OP: &str = "add_layer_norm";
+    if x.shape() != r.shape() {
+        return Err(ComputeError::shape(
+            OP,
+            format!("x {:?} and the residual {:?} must have the same shape", x.shape(), r.shape()),
+        ));
+    }
+    check(OP, x, w, b, eps)?;
+    let mut all = vec![x, r, w];
+    all.extend(b);
+    let dt = common_float_dtype(OP, &all)?;
+    match common_device(OP, &all)? {
+        Device::Cpu => with_float!(dt, T => {
+            let (xs, rs, ws) = (x.as_slice::<T>()?, r.as_slice::<T>()?, w.as_slice::<T>()?);
+            let bs = b.map(|b| b.as_slice::<T>()).transpose()?;
+            Ok(host_output::<T>(x.shape(), |o| cpu::norm::add_layer_norm(xs, rs, ws, bs, eps, o)))
+        }),
+        Device::Gpu(_) => layer_norm(&super::add(x, r)?, w, b, eps),
+    }
+}
+
 /// Row-wise L2 normalisation over the last dimension: `x / max(‖x‖, 1e-12)` (unit vectors for
 /// cosine similarity; an all-zero row stays zero).
 pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {

@@ -28,6 +28,10 @@ impl LayerNorm {
     fn forward(&self, x: &Tensor, eps: f32) -> Result<Tensor> {
         Ok(ops::layer_norm(x, &self.weight, Some(&self.bias), eps)?)
     }
+    /// The norm of `x + residual`, in one pass on the CPU.
+    fn forward_add(&self, x: &Tensor, residual: &Tensor, eps: f32) -> Result<Tensor> {
+        Ok(ops::add_layer_norm(x, residual, &self.weight, Some(&self.bias), eps)?)
+    }
 }
 
 struct Layer {
@@ -157,9 +161,9 @@ impl BertModel {
                 Some(&key_lens),
             )?;
             let attn = layer.attn_out.forward(&attn.reshape(&[batch, s, c.hidden_size])?)?;
-            let h = layer.attn_norm.forward(&ops::add(&x, &attn)?, c.layer_norm_eps)?;
+            let h = layer.attn_norm.forward_add(&x, &attn, c.layer_norm_eps)?;
             let ff = layer.output.forward(&ops::gelu(&layer.intermediate.forward(&h)?)?)?;
-            x = layer.out_norm.forward(&ops::add(&h, &ff)?, c.layer_norm_eps)?;
+            x = layer.out_norm.forward_add(&h, &ff, c.layer_norm_eps)?;
         }
         Ok(x)
     }
