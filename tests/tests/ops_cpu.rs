@@ -210,6 +210,15 @@ fn elementwise_and_activations_match_f64_reference() {
         };
         assert_close("add", &ops::add(&a, &b).unwrap().to_vec_f32().unwrap(), &rep(&|x, y| x + y), tol);
         assert_close("mul", &ops::mul(&a, &b).unwrap().to_vec_f32().unwrap(), &rep(&|x, y| x * y), tol);
+        // Same shapes split across several tasks (a residual), and a repeated operand longer
+        // than one task.
+        for (sa, sb) in [(&[7usize, 14_287][..], &[7usize, 14_287][..]), (&[3, 40_000], &[40_000])] {
+            let (x, xv) = random_tensor(&mut r, sa, dtype, 3.0);
+            let (y, yv) = random_tensor(&mut r, sb, dtype, 3.0);
+            let want: Vec<f64> = xv.iter().enumerate().map(|(i, &x)| x + yv[i % yv.len()]).collect();
+            let got = ops::add(&x, &y).unwrap().to_vec_f32().unwrap();
+            assert_close(&format!("add {dtype} {sa:?} + {sb:?}"), &got, &want, tol);
+        }
         assert_close(
             "scale",
             &ops::scale(&a, 0.3).unwrap().to_vec_f32().unwrap(),
