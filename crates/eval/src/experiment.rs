@@ -290,7 +290,9 @@ pub fn export_demo(opts: &DemoOptions, model: &Path, dir: &Path) -> Result<()> {
     if let Some(routing) = &opts.routing {
         let task = routing_task(&world, routing);
         let settings = routing_settings(&settings);
-        crate::export::export_task(&task, &settings, model, &dir.join(ROUTING_DIR))?;
+        // A relative model path is relative to the config's folder, one deeper here.
+        let model = if model.is_relative() { Path::new("..").join(model) } else { model.to_path_buf() };
+        crate::export::export_task(&task, &settings, &model, &dir.join(ROUTING_DIR))?;
     }
     Ok(())
 }

@@ -357,8 +357,12 @@ fn the_exported_routing_task_reads_back_unchanged() {
     let t = TempDir::new("config-export-routing");
     let opts = DemoOptions::new(t.path().join("out"), ragtune_compute::Device::Cpu);
     std::fs::create_dir_all(t.path().join("model")).unwrap();
-    export_demo(&opts, &t.path().join("model"), &t.path().join("exported")).unwrap();
+    // A relative model path, as for the QA config beside it: relative to each config's folder.
+    export_demo(&opts, Path::new("../model"), &t.path().join("exported")).unwrap();
     let c = ExperimentConfig::from_file(&t.path().join("exported/routing/experiment.toml")).unwrap();
+    assert_eq!(c.model.path, t.path().join("exported/routing/../../model"));
+    let qa = ExperimentConfig::from_file(&t.path().join("exported/experiment.toml")).unwrap();
+    assert_eq!(qa.model.path, t.path().join("exported/../model"));
     let world = World::generate(WorldConfig { seed: opts.seed, ..opts.world.clone() });
     let task = routing_task(&world, opts.routing.as_ref().unwrap());
     assert_eq!(c.task().unwrap(), task);
