@@ -197,14 +197,13 @@ impl Linear {
 
     /// The frozen base alone: `x Wᵀ (+ b)`, ignoring an attached adapter.
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
-        if self.quant.is_none()
-            && let Some(y) = self.transposed_product(x)?
-        {
-            return Ok(y);
-        }
         let y = match &self.quant {
             Some(q) => q.forward(x)?,
-            None => ops::linear(x, &self.weight)?,
+            None => match self.transposed_product(x)? {
+                // The bias is already in it.
+                Some(y) => return Ok(y),
+                None => ops::linear(x, &self.weight)?,
+            },
         };
         Ok(match &self.bias {
             Some(b) => ops::add(&y, b)?,

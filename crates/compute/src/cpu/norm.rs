@@ -54,10 +54,7 @@ pub fn rms_norm<T: FloatElement>(x: &[T], w: &[T], eps: f32, out: &mut [T]) {
 
 /// `out = (x − mean) / sqrt(var + eps) · w + b`, row by row (biased variance, as PyTorch).
 pub fn layer_norm<T: FloatElement>(x: &[T], w: &[T], b: Option<&[T]>, eps: f32, out: &mut [T]) {
-    each_row(x, w.len(), out, |o, x| {
-        o.copy_from_slice(x);
-        layer_norm_row(o, w, b, eps);
-    });
+    each_row(x, w.len(), out, |o, x| layer_norm_row(x, o, w, b, eps));
 }
 
 /// [`layer_norm`] of `x + r` (a residual connection then its norm, as BERT's layers end): each
@@ -70,31 +67,36 @@ pub fn add_layer_norm<T: FloatElement>(x: &[T], r: &[T], w: &[T], b: Option<&[T]
     }
     let chunk = rows_per_task(cols) * cols;
     out.par_chunks_mut(chunk).zip(x.par_chunks(chunk).zip(r.par_chunks(chunk))).for_each(|(o, (x, r))| {
+        // One row's sum at a time, in a buffer that stays in L1.
+        let mut sum = vec![T::from_f32(0.0); cols];
         for (o, (x, r)) in o.chunks_mut(cols).zip(x.chunks(cols).zip(r.chunks(cols))) {
-            o.iter_mut().zip(x).zip(r).for_each(|((o, x), r)| *o = T::from_f32(x.to_f32() + r.to_f32()));
-            layer_norm_row(o, w, b, eps);
+            sum.iter_mut().zip(x).zip(r).for_each(|((s, x), r)| *s = T::from_f32(x.to_f32() + r.to_f32()));
+            layer_norm_row(&sum, o, w, b, eps);
         }
     });
 }
 
-/// One row of LayerNorm, in place.
+/// One row of LayerNorm: `x` normalised into `o`.
 #[inline]
-fn layer_norm_row<T: FloatElement>(o: &mut [T], w: &[T], b: Option<&[T]>, eps: f32) {
+fn layer_norm_row<T: FloatElement>(x: &[T], o: &mut [T], w: &[T], b: Option<&[T]>, eps: f32) {
     let cols = w.len();
     // Work with d = x − x[0]: for a row like 1e4 ± 0.1, x − mean computed in f32 would lose the
     // digits the spread lives in, while d is exact and d − mean(d) keeps them.
-    let pivot = o[0].to_f32();
-    let mean = lanes_sum(o, |v| v - pivot) / cols as f32;
+    let pivot = x[0].to_f32();
+    let mean = lanes_sum(x, |v| v - pivot) / cols as f32;
     let centred = |v: f32| (v - pivot) - mean;
-    let var = lanes_sum(o, |v| centred(v) * centred(v)) / cols as f32;
+    let var = lanes_sum(x, |v| centred(v) * centred(v)) / cols as f32;
     let inv = 1.0 / (var + eps).sqrt();
     // The bias test hoisted out of the loop, so each loop vectorises.
     let scaled = |v: &T, w: &T| centred(v.to_f32()) * inv * w.to_f32();
     match b {
-        Some(b) => {
-            o.iter_mut().zip(w).zip(b).for_each(|((o, w), b)| *o = T::from_f32(scaled(o, w) + b.to_f32()))
-        }
-        None => o.iter_mut().zip(w).for_each(|(o, w)| *o = T::from_f32(scaled(o, w))),
+        Some(b) => o
+            .iter_mut()
+            .zip(x)
+            .zip(w)
+            .zip(b)
+            .for_each(|(((o, v), w), b)| *o = T::from_f32(scaled(v, w) + b.to_f32())),
+        None => o.iter_mut().zip(x).zip(w).for_each(|((o, v), w)| *o = T::from_f32(scaled(v, w))),
     }
 }
 
