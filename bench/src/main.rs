@@ -57,7 +57,8 @@ fn main() -> ExitCode {
     // As the `ragtune` CLI does: what users run is what is timed.
     ragtune_compute::cpu::alloc::keep_freed_memory();
     let args = Args::parse();
-    match run(args) {
+    // As the CLI does: every suite on the CPU pool's workers (ragtune_compute::cpu::pool).
+    match ragtune_compute::cpu::pool::in_pool(|| run(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

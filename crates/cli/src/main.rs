@@ -52,6 +52,12 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     ragtune_compute::cpu::alloc::keep_freed_memory();
     let cli = Cli::parse();
+    // The whole command on the CPU pool's workers: ops hand their tasks to the other worker
+    // instead of waking the pool and sleeping, once per op (ragtune_compute::cpu::pool).
+    ragtune_compute::cpu::pool::in_pool(|| dispatch(cli))
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Index(cmd) => index_cmd::run(cmd, cli.json),
         Command::Generate(args) => generate::run(args, cli.json),

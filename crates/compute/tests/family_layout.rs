@@ -11,8 +11,8 @@ use std::path::Path;
 const LIBRARY_BACKED: [&str; 2] = ["matmul", "copy"];
 /// CPU-only support code with no GPU counterpart: SIMD math (vector exp, the decode GEMVs and
 /// their dispatch), quantized GGUF blocks, the int8 screen that speeds the exact top-k, the
-/// allocator setting for host buffers.
-const CPU_SUPPORT: [&str; 6] = ["alloc", "gemv", "gemv_simd", "quant", "topk_screen", "vexp"];
+/// allocator setting for host buffers, the thread pool that model-sized calls run on.
+const CPU_SUPPORT: [&str; 7] = ["alloc", "gemv", "gemv_simd", "pool", "quant", "topk_screen", "vexp"];
 /// Shared checks of the training ops' f32 operands.
 const OPS_SUPPORT: [&str; 1] = ["f32_operands"];
 

@@ -157,6 +157,10 @@ impl FullTrainer {
 
     /// One AdamW update of every weight at learning rate `lr`.
     pub fn apply(&mut self, grads: &FullStepGrads, lr: f32) -> Result<()> {
+        ragtune_compute::cpu::pool::in_pool(|| self.apply_here(grads, lr))
+    }
+
+    fn apply_here(&mut self, grads: &FullStepGrads, lr: f32) -> Result<()> {
         let g = flatten(&grads.grads);
         let tied = self.model.config.tie_word_embeddings;
         let weights = weights_mut(&mut self.model);

@@ -313,6 +313,10 @@ impl<'m> LoraTrainer<'m> {
 
     /// One AdamW update of every adapter weight with `grads` at learning rate `lr`.
     pub fn apply(&mut self, grads: &StepGrads, lr: f32) -> Result<()> {
+        ragtune_compute::cpu::pool::in_pool(|| self.apply_here(grads, lr))
+    }
+
+    fn apply_here(&mut self, grads: &StepGrads, lr: f32) -> Result<()> {
         if grads.grads.len() != self.moments.len() {
             return Err(TrainError::input(format!(
                 "{} gradients for an adapter of {} modules",
@@ -477,6 +481,10 @@ impl Net<'_> {
     }
 
     pub(crate) fn evaluate(&self, batches: &[TrainBatch]) -> Result<f32> {
+        ragtune_compute::cpu::pool::in_pool(|| self.evaluate_here(batches))
+    }
+
+    fn evaluate_here(&self, batches: &[TrainBatch]) -> Result<f32> {
         let (mut total, mut count) = (0f64, 0usize);
         for batch in batches {
             self.check_batch(batch)?;
@@ -560,6 +568,11 @@ impl Net<'_> {
 
     /// Loss and gradients: the adapters' always, every base weight's too when `full`.
     pub(crate) fn backward(&self, batch: &TrainBatch, full: bool) -> Result<Backward> {
+        // The whole step on the CPU pool's workers, not one hand-off per op (cpu::pool).
+        ragtune_compute::cpu::pool::in_pool(|| self.backward_here(batch, full))
+    }
+
+    fn backward_here(&self, batch: &TrainBatch, full: bool) -> Result<Backward> {
         self.check_batch(batch)?;
         let (model, c) = (self.model, &self.model.config);
         let dev = &model.device;

@@ -17,6 +17,7 @@ pub mod loss;
 pub mod matmul;
 pub mod norm;
 pub mod optim;
+pub mod pool;
 pub mod quant;
 pub mod rope;
 pub mod softmax;

@@ -263,6 +263,11 @@ impl BertEmbedder {
     /// text's vector is the same whichever texts share its batch (padding is masked), so the
     /// order changes nothing but the time.
     pub fn embed(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        // On the CPU pool's workers, not one hand-off per op (cpu::pool).
+        ragtune_compute::cpu::pool::in_pool(|| self.embed_here(texts, batch_size))
+    }
+
+    fn embed_here(&self, texts: &[&str], batch_size: usize) -> Result<Vec<Vec<f32>>> {
         let ids = texts.iter().map(|t| self.tokenize(t)).collect::<Result<Vec<_>>>()?;
         let mut order: Vec<usize> = (0..ids.len()).collect();
         // Stable: equal lengths keep their input order (deterministic batches).

@@ -50,6 +50,16 @@ impl LlamaModel {
         new_tokens: &[&[u32]],
         want: LogitsWanted,
     ) -> Result<(Tensor, Batch)> {
+        // The whole forward on the CPU pool's workers, not one hand-off per op (cpu::pool).
+        ragtune_compute::cpu::pool::in_pool(|| self.forward_here(cache, new_tokens, want))
+    }
+
+    fn forward_here(
+        &self,
+        cache: &mut KvCache,
+        new_tokens: &[&[u32]],
+        want: LogitsWanted,
+    ) -> Result<(Tensor, Batch)> {
         let c = &self.config;
         let batch = new_tokens.len();
         if batch != cache.batch() {
