@@ -283,6 +283,18 @@ impl CudaBackend {
     }
 }
 
+impl CudaBackend {
+    /// Make this device's context current on the calling thread before a raw driver or cuBLAS
+    /// call, which use whatever context is current (cudarc's own calls bind it themselves). A
+    /// model call runs on whichever rayon worker picked it up (`cpu::pool`), so such a call can
+    /// be the first CUDA call on its thread.
+    fn make_current(&self) -> Result<()> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| ComputeError::cuda(format!("making cuda:{}'s context current", self.ordinal), e))
+    }
+}
+
 impl GpuBackend for CudaBackend {
     fn describe(&self) -> String {
         format!("{} ({}, cuda:{})", self.name, self.arch, self.ordinal)
@@ -330,6 +342,7 @@ impl GpuBackend for CudaBackend {
                 format!("asked for {} bytes from a {}-byte buffer", dst.len(), src.len()),
             ));
         }
+        self.make_current()?;
         // SAFETY: `src` is a live allocation of this context of at least dst.len() bytes, and
         // the stream orders the copy after every kernel that wrote it.
         unsafe {
@@ -343,6 +356,7 @@ impl GpuBackend for CudaBackend {
         if bytes == 0 {
             return Ok(());
         }
+        self.make_current()?;
         // SAFETY: the caller passes ranges inside live allocations of this context; the copy
         // is queued on the one stream, after every kernel that wrote `src`.
         unsafe {
@@ -400,6 +414,7 @@ impl GpuBackend for CudaBackend {
     }
 
     fn gemm(&self, call: &GemmCall) -> Result<()> {
+        self.make_current()?;
         self.blas.lock().unwrap_or_else(|e| e.into_inner()).gemm(call)
     }
 
