@@ -13,9 +13,9 @@
 //! [`in_pool`] runs a closure there: directly when the caller is already a worker of some rayon
 //! pool (a test's one-thread pool included, so thread counts the caller chose are kept), else
 //! inside one process-wide pool with the default thread count (`RAYON_NUM_THREADS`, or one per
-//! logical CPU, as rayon's global pool). Model forwards, training steps, embedding and index
-//! search call it at their entry, so a library caller gets one hand-off per call, not per op;
-//! the CLI and the bench runner run their whole command inside it.
+//! logical CPU, as rayon's global pool). Model forwards, training steps and embedding call it
+//! at their entry, so a library caller gets one hand-off per call, not per op; the CLI and the
+//! bench runner run their whole command inside it.
 
 use std::sync::OnceLock;
 

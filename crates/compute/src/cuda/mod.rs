@@ -281,9 +281,7 @@ impl CudaBackend {
         self.meter.allocated(len);
         Arc::new(CudaMemory { addr, len, _allocation: slice, meter: self.meter.clone() })
     }
-}
 
-impl CudaBackend {
     /// Make this device's context current on the calling thread before a raw driver or cuBLAS
     /// call, which use whatever context is current (cudarc's own calls bind it themselves). A
     /// model call runs on whichever rayon worker picked it up (`cpu::pool`), so such a call can
