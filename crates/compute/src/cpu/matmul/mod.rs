@@ -1,18 +1,25 @@
-//! Matrix products on the CPU: the `gemm` crate's blocked, multi-threaded SGEMM. Its `x86-v4`
-//! feature (workspace Cargo.toml) adds AVX-512 kernels on stable Rust, chosen at run time on a CPU
-//! that has avx512f (AVX2+FMA ones otherwise): no build flag depends on the build machine.
+//! Matrix products on the CPU. On a CPU with AVX2 + FMA and no AVX-512, products worth
+//! splitting across threads run on ragtune's own blocked SGEMM ([`blocked`]); elsewhere, and for
+//! the small products of attention heads and LoRA ranks, on the `gemm` crate, whose `x86-v4` feature (workspace Cargo.toml) adds
+//! AVX-512 kernels on stable Rust. Both choose at run time from the running CPU's features: no
+//! build flag depends on the build machine.
 //!
 //! bf16 and f16 operands are widened to f32 first (O(mk + kn) work next to the O(mnk) product),
 //! so every dtype accumulates in f32. Small batched products (attention heads) run one matrix per
-//! rayon task; large ones let `gemm` split each product across threads.
+//! rayon task; large ones split each product across threads.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+pub mod avx2;
+pub mod blocked;
+pub mod pack;
+
 use crate::backend::GemmCall;
 use crate::dtype::{DType, Element};
 
-/// Products smaller than this (m·n·k) are not worth splitting across threads.
+/// Products smaller than this (m·n·k) are not worth splitting across threads, nor packing for
+/// [`blocked`]: on one Zen 3 core the `gemm` crate took 0.73–0.86× its time at 16³–64³.
 const PARALLEL_MIN_WORK: usize = 96 * 96 * 96;
 
 /// Row-major operand layout of one matrix: (row stride, column stride) in elements.
@@ -71,6 +78,31 @@ pub unsafe fn sgemm_raw(call: &GemmCall, a: &[f32], b: &[f32], c: *mut f32) {
             }
             return;
         }
+        if own_kernel() && work >= PARALLEL_MIN_WORK {
+            let threads = match par {
+                Parallelism::Rayon(t) => t,
+                _ => 1,
+            };
+            let view = |x: &[f32], (rs, cs): (isize, isize)| pack::View {
+                ptr: x.as_ptr(),
+                rs: rs as usize,
+                cs: cs as usize,
+            };
+            let prob = blocked::Problem {
+                m,
+                n,
+                k,
+                alpha: call.alpha,
+                beta: call.beta,
+                a: view(a, (a_rs, a_cs)),
+                b: view(b, (b_rs, b_cs)),
+                c,
+                ldc: n,
+            };
+            // SAFETY: own_kernel() checked the CPU; the operands are as below; k ≥ 1.
+            unsafe { blocked::sgemm(&prob, threads) };
+            return;
+        }
         // SAFETY: the op checked that each operand holds batch matrices of these shapes (or one
         // when its stride is 0); C is read only when beta ≠ 0.
         unsafe {
@@ -108,6 +140,19 @@ pub unsafe fn sgemm_raw(call: &GemmCall, a: &[f32], b: &[f32], c: *mut f32) {
     } else {
         (0..batch).into_par_iter().for_each(|i| one(i, Parallelism::None));
     }
+}
+
+/// Whether f32 products run on [`blocked`]: on a CPU whose widest kernels are AVX2 (see
+/// [`crate::cpu::gemv_simd::Isa`], which `RAGTUNE_CPU_ISA` caps), unless `RAGTUNE_SGEMM=gemm-crate`
+/// asks for the `gemm` crate (for measuring what each gains). On AVX-512 CPUs the crate's 512-bit
+/// kernels are the faster ones and stay.
+fn own_kernel() -> bool {
+    static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OWN.get_or_init(|| {
+        crate::cpu::gemv_simd::Isa::detected() == crate::cpu::gemv_simd::Isa::Avx2
+            && blocked::available()
+            && std::env::var("RAGTUNE_SGEMM").as_deref() != Ok("gemm-crate")
+    })
 }
 
 /// C's first entry and the stride between entries, shared across rayon tasks; each task writes
