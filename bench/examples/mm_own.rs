@@ -1,14 +1,18 @@
 //! ragtune's blocked AVX2 SGEMM (`cpu::matmul::blocked`) against the `gemm` crate at the shapes
 //! a SmolLM2-135M training step and MiniLM multiply, both orientations of B, alternating, on the
 //! rayon pool's threads. Results compared first.
-//!     mm_own
+//!     mm_own [M N K]
 use ragtune_bench::harness::{Budget, alternating_medians, gemm_crate_sgemm_b, time_once};
 use ragtune_compute::cpu::matmul::{blocked, pack::View};
 
 fn main() -> anyhow::Result<()> {
     assert!(blocked::available(), "no AVX2 + FMA here");
     let budget = Budget { min_repeats: 10, max_repeats: 200, min_seconds: 0.5 };
-    let shapes: &[[usize; 3]] = &[
+    let mut shapes: Vec<[usize; 3]> = vec![
+        [256, 256, 256],
+        [384, 384, 384],
+        [160, 384, 384],
+        [320, 384, 384],
         [512, 576, 576],
         [512, 192, 576],
         [512, 1536, 576],
@@ -20,8 +24,13 @@ fn main() -> anyhow::Result<()> {
         [1024, 1024, 1024],
         [2048, 2048, 2048],
     ];
+    // `mm_own M N K`: that shape alone.
+    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("M N K")).collect();
+    if let [m, n, k] = args[..] {
+        shapes = vec![[m, n, k]];
+    }
     let threads = rayon::current_num_threads();
-    for &[m, n, k] in shapes {
+    for [m, n, k] in shapes {
         for trans_b in [false, true] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 500.0).collect();
             let b: Vec<f32> = (0..k * n).map(|i| ((i * 104729 % 1000) as f32 - 500.0) / 500.0).collect();

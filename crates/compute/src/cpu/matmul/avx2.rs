@@ -33,14 +33,32 @@ pub unsafe fn tile(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: us
             _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc).cast());
             _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 8).cast());
         }
-        for _ in 0..kc {
-            let b0 = _mm256_loadu_ps(b);
-            let b1 = _mm256_loadu_ps(b.add(8));
-            for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm256_broadcast_ss(&*a.add(i));
-                row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
-            }
+        // One step of k at offset `$q` steps from the panels' current position.
+        macro_rules! step {
+            ($q:expr) => {
+                let b0 = _mm256_loadu_ps(b.add($q * NR));
+                let b1 = _mm256_loadu_ps(b.add($q * NR + 8));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let ai = _mm256_broadcast_ss(&*a.add($q * MR + i));
+                    row[0] = _mm256_fmadd_ps(ai, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(ai, b1, row[1]);
+                }
+            };
+        }
+        let mut left = kc;
+        while left >= 4 {
+            // A streams from L2: ask for the line 16 steps ahead (prefetches never fault).
+            _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(16 * MR).cast());
+            step!(0);
+            step!(1);
+            step!(2);
+            step!(3);
+            a = a.add(4 * MR);
+            b = b.add(4 * NR);
+            left -= 4;
+        }
+        for _ in 0..left {
+            step!(0);
             a = a.add(MR);
             b = b.add(NR);
         }
