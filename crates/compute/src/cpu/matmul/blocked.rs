@@ -59,6 +59,7 @@ pub fn available() -> bool {
 /// must be valid for writes of m rows of n values at row stride `ldc`, and initialised if
 /// `beta != 0`; k must be at least 1.
 pub unsafe fn sgemm(p: &Problem, threads: usize) {
+    assert!(p.k > 0, "blocked::sgemm: k is 0 (an empty sum is the caller's to handle)");
     if p.m == 0 || p.n == 0 {
         return;
     }

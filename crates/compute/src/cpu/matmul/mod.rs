@@ -99,7 +99,8 @@ pub unsafe fn sgemm_raw(call: &GemmCall, a: &[f32], b: &[f32], c: *mut f32) {
                 c,
                 ldc: n,
             };
-            // SAFETY: own_kernel() checked the CPU; the operands are as below; k ≥ 1.
+            // SAFETY: own_kernel() checked the CPU; the op checked that each operand holds these
+            // shapes at these strides (as the crate's call below relies on too); k ≥ 1 (above).
             unsafe { blocked::sgemm(&prob, threads) };
             return;
         }
