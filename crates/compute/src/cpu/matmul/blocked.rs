@@ -49,7 +49,7 @@ unsafe impl Sync for Problem {}
 
 /// Whether [`sgemm`] runs on this CPU.
 pub fn available() -> bool {
-    avx2::available()
+    crate::cpu::gemv_simd::Isa::Avx2.available()
 }
 
 /// Run `p` on up to `threads` rayon tasks (1: on the calling thread).

@@ -151,7 +151,6 @@ fn own_kernel() -> bool {
     static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OWN.get_or_init(|| {
         crate::cpu::gemv_simd::Isa::detected() == crate::cpu::gemv_simd::Isa::Avx2
-            && blocked::available()
             && std::env::var("RAGTUNE_SGEMM").as_deref() != Ok("gemm-crate")
     })
 }

@@ -2,8 +2,9 @@
 //! 16-column panels, each laid out in the order the micro-kernel reads it (one step of k after
 //! another), padded with zeros past the matrix edge so every tile is full size.
 //!
-//! Each operand may be row-major, transposed, or strided both ways; the two unit-stride layouts
-//! get loops whose reads run along memory, the rest an element-by-element gather.
+//! A's rows and B's columns are both "lanes" of a panel, so one routine packs both. Each operand
+//! may be row-major, transposed, or strided both ways; the two unit-stride layouts get loops
+//! whose reads run along memory, the rest an element-by-element gather.
 
 use super::avx2::{MR, NR};
 
@@ -15,64 +16,14 @@ pub struct View {
     pub cs: usize,
 }
 
-impl View {
-    /// # Safety
-    /// (r, c) must lie inside the matrix the view was made from.
-    #[inline(always)]
-    unsafe fn at(self, r: usize, c: usize) -> f32 {
-        // SAFETY: forwarded from the caller.
-        unsafe { *self.ptr.add(r * self.rs + c * self.cs) }
-    }
-}
-
 /// Rows `i0 .. i0 + mc` × columns `p0 .. p0 + kc` of `a` into `dst`: panel `r` (rows
 /// `i0 + r·MR ..`) at `r · kc · MR`, value (i, p) of a panel at `p · MR + i`.
 ///
 /// # Safety
 /// The block must lie inside `a`; `dst` must hold `mc.div_ceil(MR) · MR · kc` values.
 pub unsafe fn pack_a(dst: &mut [f32], a: View, i0: usize, mc: usize, p0: usize, kc: usize) {
-    debug_assert!(dst.len() >= mc.div_ceil(MR) * MR * kc);
-    for (r, panel) in dst.chunks_exact_mut(kc * MR).take(mc.div_ceil(MR)).enumerate() {
-        let rows = (mc - r * MR).min(MR);
-        let top = i0 + r * MR;
-        // SAFETY (all three branches): rows top .. top + rows and columns p0 .. p0 + kc are
-        // inside `a` (the caller's block).
-        unsafe {
-            if a.rs == 1 && rows == MR {
-                // Column-major A: the panel's six values at each p are contiguous.
-                for (p, out) in panel.chunks_exact_mut(MR).enumerate() {
-                    let src = &*a.ptr.add((p0 + p) * a.cs + top).cast::<[f32; MR]>();
-                    out.copy_from_slice(src);
-                }
-            } else if a.cs == 1 && rows == MR {
-                // Row-major A, a full panel: 8 × 8 transposes.
-                let rows: [*const f32; MR] = std::array::from_fn(|i| a.ptr.add((top + i) * a.rs + p0));
-                let done = simd::rows6_to_panel(&rows, kc, panel);
-                for p in done..kc {
-                    for (i, row) in rows.iter().enumerate() {
-                        panel[p * MR + i] = *row.add(p);
-                    }
-                }
-            } else if a.cs == 1 {
-                for i in 0..MR {
-                    if i < rows {
-                        let src = std::slice::from_raw_parts(a.ptr.add((top + i) * a.rs + p0), kc);
-                        for (p, &v) in src.iter().enumerate() {
-                            panel[p * MR + i] = v;
-                        }
-                    } else {
-                        (0..kc).for_each(|p| panel[p * MR + i] = 0.0);
-                    }
-                }
-            } else {
-                for p in 0..kc {
-                    for i in 0..MR {
-                        panel[p * MR + i] = if i < rows { a.at(top + i, p0 + p) } else { 0.0 };
-                    }
-                }
-            }
-        }
-    }
+    // SAFETY: forwarded from the caller; A's rows are the lanes.
+    unsafe { pack::<MR>(dst, a.ptr, (a.rs, a.cs), i0, mc, p0, kc) }
 }
 
 /// Rows `p0 .. p0 + kc` × columns `j0 .. j0 + nc` of `b` into `dst`: panel `s` (columns
@@ -81,49 +32,67 @@ pub unsafe fn pack_a(dst: &mut [f32], a: View, i0: usize, mc: usize, p0: usize, 
 /// # Safety
 /// The block must lie inside `b`; `dst` must hold `nc.div_ceil(NR) · NR · kc` values.
 pub unsafe fn pack_b(dst: &mut [f32], b: View, p0: usize, kc: usize, j0: usize, nc: usize) {
-    debug_assert!(dst.len() >= nc.div_ceil(NR) * NR * kc);
-    for (s, panel) in dst.chunks_exact_mut(kc * NR).take(nc.div_ceil(NR)).enumerate() {
-        let cols = (nc - s * NR).min(NR);
-        let left = j0 + s * NR;
-        // SAFETY (all three branches): rows p0 .. p0 + kc and columns left .. left + cols are
-        // inside `b` (the caller's block).
+    // SAFETY: forwarded from the caller; B's columns are the lanes.
+    unsafe { pack::<NR>(dst, b.ptr, (b.cs, b.rs), j0, nc, p0, kc) }
+}
+
+/// Both packings: lanes `l0 .. l0 + len` × steps `d0 .. d0 + depth` of a matrix whose (lane l,
+/// step d) is at `ptr + l·ls + d·ds`, into panels of `W` lanes — panel `r` at `r · depth · W`,
+/// (lane i, step p) of it at `p · W + i`, lanes past `len` zero.
+///
+/// # Safety
+/// The block must lie inside the matrix; `dst` must hold `len.div_ceil(W) · W · depth` values.
+unsafe fn pack<const W: usize>(
+    dst: &mut [f32],
+    ptr: *const f32,
+    (ls, ds): (usize, usize),
+    l0: usize,
+    len: usize,
+    d0: usize,
+    depth: usize,
+) {
+    debug_assert!(dst.len() >= len.div_ceil(W) * W * depth);
+    for (r, panel) in dst.chunks_exact_mut(depth * W).take(len.div_ceil(W)).enumerate() {
+        let lanes = (len - r * W).min(W);
+        let first = l0 + r * W;
+        // SAFETY (every branch): lanes first .. first + lanes and steps d0 .. d0 + depth are
+        // inside the matrix (the caller's block).
         unsafe {
-            if b.cs == 1 && cols == NR {
-                // Row-major B: each step of k is a contiguous run of the panel's columns.
-                for (p, out) in panel.chunks_exact_mut(NR).enumerate() {
-                    out.copy_from_slice(&*b.ptr.add((p0 + p) * b.rs + left).cast::<[f32; NR]>());
-                }
-            } else if b.rs == 1 && cols == NR {
-                // Bᵀ stored row-major, a full panel: two 8 × 8 transposes per 8 steps of k.
-                let cols: [*const f32; NR] = std::array::from_fn(|j| b.ptr.add((left + j) * b.cs + p0));
-                let done = simd::cols16_to_panel(&cols, kc, panel);
-                for p in done..kc {
-                    for (j, col) in cols.iter().enumerate() {
-                        panel[p * NR + j] = *col.add(p);
+            let at = |i: usize, p: usize| ptr.add((first + i) * ls + (d0 + p) * ds);
+            if ls == 1 {
+                // The panel's lanes at each step are contiguous (a full panel copies a fixed
+                // size, which compiles to vector moves rather than a memcpy call per step).
+                for (p, out) in panel.chunks_exact_mut(W).enumerate() {
+                    if lanes == W {
+                        out.copy_from_slice(&*at(0, p).cast::<[f32; W]>());
+                    } else {
+                        out[..lanes].copy_from_slice(std::slice::from_raw_parts(at(0, p), lanes));
+                        out[lanes..].fill(0.0);
                     }
                 }
-            } else if b.cs == 1 {
-                for (p, out) in panel.chunks_exact_mut(NR).enumerate() {
-                    let src = std::slice::from_raw_parts(b.ptr.add((p0 + p) * b.rs + left), cols);
-                    out[..cols].copy_from_slice(src);
-                    out[cols..].fill(0.0);
+            } else if ds == 1 && lanes == W {
+                // Each lane is a contiguous run of steps, a full panel: 8 × 8 transposes.
+                let starts: [*const f32; W] = std::array::from_fn(|i| at(i, 0));
+                let done = simd::transpose_into(&starts, depth, panel);
+                for p in done..depth {
+                    for (i, lane) in starts.iter().enumerate() {
+                        panel[p * W + i] = *lane.add(p);
+                    }
                 }
-            } else if b.rs == 1 {
-                // Bᵀ stored row-major (a weight [out, in]): each column is a contiguous run of k.
-                for j in 0..NR {
-                    if j < cols {
-                        let src = std::slice::from_raw_parts(b.ptr.add((left + j) * b.cs + p0), kc);
-                        for (p, &v) in src.iter().enumerate() {
-                            panel[p * NR + j] = v;
+            } else if ds == 1 {
+                for i in 0..W {
+                    if i < lanes {
+                        for (p, &v) in std::slice::from_raw_parts(at(i, 0), depth).iter().enumerate() {
+                            panel[p * W + i] = v;
                         }
                     } else {
-                        (0..kc).for_each(|p| panel[p * NR + j] = 0.0);
+                        (0..depth).for_each(|p| panel[p * W + i] = 0.0);
                     }
                 }
             } else {
-                for p in 0..kc {
-                    for j in 0..NR {
-                        panel[p * NR + j] = if j < cols { b.at(p0 + p, left + j) } else { 0.0 };
+                for p in 0..depth {
+                    for i in 0..W {
+                        panel[p * W + i] = if i < lanes { *at(i, p) } else { 0.0 };
                     }
                 }
             }
@@ -137,6 +106,26 @@ mod simd {
     use std::arch::x86_64::*;
 
     use super::{MR, NR};
+
+    /// Lanes of `depth` values into a panel (`panel[p·W + i] = lanes[i][p]`) for the two panel
+    /// widths with a register path; returns how many steps it wrote (the rest are the caller's).
+    ///
+    /// # Safety
+    /// Each lane pointer must be valid for `depth` reads; the CPU must have AVX2.
+    pub unsafe fn transpose_into<const W: usize>(
+        lanes: &[*const f32; W],
+        depth: usize,
+        panel: &mut [f32],
+    ) -> usize {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match W {
+                MR => rows6_to_panel(lanes, depth, panel),
+                NR => cols16_to_panel(lanes, depth, panel),
+                _ => 0,
+            }
+        }
+    }
 
     /// An 8 × 8 transpose: `r[i][q]` in, `out[q][i]` back.
     #[cfg(target_arch = "x86_64")]
@@ -177,14 +166,15 @@ mod simd {
     /// # Safety
     /// Each row pointer must be valid for `kc` reads; the CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
-    pub unsafe fn rows6_to_panel(rows: &[*const f32; MR], kc: usize, panel: &mut [f32]) -> usize {
+    unsafe fn rows6_to_panel(rows: &[*const f32], kc: usize, panel: &mut [f32]) -> usize {
         // SAFETY: forwarded from the caller.
         unsafe { rows6_avx2(rows, kc, panel) }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn rows6_avx2(rows: &[*const f32; MR], kc: usize, panel: &mut [f32]) -> usize {
+    unsafe fn rows6_avx2(rows: &[*const f32], kc: usize, panel: &mut [f32]) -> usize {
+        assert_eq!(rows.len(), MR);
         // Each step's six values are stored as eight (the last two zeros from the padding rows),
         // and the next store overwrites those two; the last block of 8 steps is left to the
         // caller when its overhang would fall outside the panel.
@@ -220,14 +210,15 @@ mod simd {
     /// # Safety
     /// Each column pointer must be valid for `kc` reads; the CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
-    pub unsafe fn cols16_to_panel(cols: &[*const f32; NR], kc: usize, panel: &mut [f32]) -> usize {
+    unsafe fn cols16_to_panel(cols: &[*const f32], kc: usize, panel: &mut [f32]) -> usize {
         // SAFETY: forwarded from the caller.
         unsafe { cols16_avx2(cols, kc, panel) }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn cols16_avx2(cols: &[*const f32; NR], kc: usize, panel: &mut [f32]) -> usize {
+    unsafe fn cols16_avx2(cols: &[*const f32], kc: usize, panel: &mut [f32]) -> usize {
+        assert_eq!(cols.len(), NR);
         let blocks = kc / 8;
         assert!(panel.len() >= blocks * 8 * NR);
         let out = panel.as_mut_ptr();
@@ -247,12 +238,12 @@ mod simd {
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    pub unsafe fn rows6_to_panel(_: &[*const f32; MR], _: usize, _: &mut [f32]) -> usize {
+    unsafe fn rows6_to_panel(_: &[*const f32], _: usize, _: &mut [f32]) -> usize {
         0
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    pub unsafe fn cols16_to_panel(_: &[*const f32; NR], _: usize, _: &mut [f32]) -> usize {
+    unsafe fn cols16_to_panel(_: &[*const f32], _: usize, _: &mut [f32]) -> usize {
         0
     }
 }
