@@ -1,8 +1,10 @@
-//! The bf16 screen of the CPU flat search (`cpu::topk_screen`): its answers are exactly the top k
-//! of the exact re-scored keys over ALL rows — checked against exhaustive re-scoring, bit for bit,
-//! on random data, on data built so that thousands of rows fall inside the error bound, with
-//! filters, for both metrics, odd widths and ragged sizes — with the portable kernel everywhere and
-//! the AVX512_BF16 kernel where the CPU has it; and the exact keys against f64 dot products.
+//! The bf16 and int8 screens of the CPU flat search (`cpu::topk_screen`): their answers are
+//! exactly the top k of the exact re-scored keys over ALL rows — checked against exhaustive
+//! re-scoring, bit for bit, on random data, on data built so that thousands of rows fall inside
+//! the error bound, with filters, for both metrics, odd widths and ragged sizes — with the
+//! portable kernels everywhere and the AVX512_BF16 and AVX2 kernels where the CPU has them; the
+//! bound itself against f64 dot products on data shaped to stress it; and the exact keys against
+//! f64 dot products.
 
 use ragtune_compute::Tensor;
 use ragtune_compute::cpu::topk::{Selector, pack, sqnorm, unpack_key, unpack_row};
@@ -10,13 +12,13 @@ use ragtune_compute::cpu::topk_screen::{self, Kernel, exact_key};
 use ragtune_compute::ops::{self, Similarity, TopkSpec};
 use ragtune_tests::{random_vec, rng};
 
+/// Every kernel this CPU runs: both portable ones, and each SIMD one the CPU has.
 fn kernels() -> Vec<Kernel> {
-    let mut k = vec![Kernel::Portable];
-    match topk_screen::fast_kernel() {
-        Some(fast) => k.push(fast),
-        None => println!("this CPU has no AVX512_BF16 (or RAGTUNE_TOPK_SCREEN=0): portable kernel only"),
+    let (run, skip): (Vec<Kernel>, Vec<Kernel>) = Kernel::ALL.into_iter().partition(|k| k.available());
+    if !skip.is_empty() {
+        println!("this CPU lacks {skip:?}: those kernels are not run here");
     }
-    k
+    run
 }
 
 /// Top k of the exact keys over every allowed row, as the screen must return them.
@@ -112,8 +114,8 @@ fn filters_apply_inside_the_screen() {
     check(&q, &base, d, 10, Similarity::Dot, Some(&thirds), "every third row");
     let few = bitmap(&|i| i % 1000 == 7); // 5 rows allowed, k = 10: five results each
     check(&q, &base, d, 10, Similarity::L2, Some(&few), "fewer allowed rows than k");
-    let got =
-        topk_screen::search(Kernel::Portable, &q, &base, nq, n, d, 10, Similarity::L2, Some(&few)).unwrap();
+    let got = topk_screen::search(Kernel::PortableInt8, &q, &base, nq, n, d, 10, Similarity::L2, Some(&few))
+        .unwrap();
     assert!(got.iter().all(|c| c.len() == 5 && c.iter().all(|&p| unpack_row(p) % 1000 == 7)));
 }
 
@@ -121,24 +123,30 @@ fn filters_apply_inside_the_screen() {
 fn exact_keys_match_f64_and_unbounded_data_is_declined() {
     let (n, d, nq) = (4096, 384, 32);
     let (q, mut base) = queries_and_base(74, nq, n, d);
-    let got = topk_screen::search(Kernel::Portable, &q, &base, nq, n, d, 5, Similarity::Dot, None).unwrap();
-    for (qi, c) in got.iter().enumerate() {
-        for &p in c {
-            let row = unpack_row(p);
-            let f64_dot: f64 = (0..d).map(|i| f64::from(q[qi * d + i]) * f64::from(base[row * d + i])).sum();
-            assert!((f64::from(unpack_key(p)) - f64_dot).abs() <= 1e-5 * f64_dot.abs().max(1.0));
+    for kernel in [Kernel::PortableBf16, Kernel::PortableInt8] {
+        let got = topk_screen::search(kernel, &q, &base, nq, n, d, 5, Similarity::Dot, None).unwrap();
+        for (qi, c) in got.iter().enumerate() {
+            for &p in c {
+                let row = unpack_row(p);
+                let f64_dot: f64 =
+                    (0..d).map(|i| f64::from(q[qi * d + i]) * f64::from(base[row * d + i])).sum();
+                assert!((f64::from(unpack_key(p)) - f64_dot).abs() <= 1e-5 * f64_dot.abs().max(1.0));
+            }
         }
     }
-    base[3 * d] = f32::INFINITY;
-    assert!(topk_screen::search(Kernel::Portable, &q, &base, nq, n, d, 5, Similarity::Dot, None).is_none());
-    base[3 * d] = 1e30;
-    assert!(topk_screen::search(Kernel::Portable, &q, &base, nq, n, d, 5, Similarity::Dot, None).is_none());
+    for bad in [f32::INFINITY, f32::NAN, 1e30] {
+        base[3 * d] = bad;
+        for kernel in [Kernel::PortableBf16, Kernel::PortableInt8] {
+            let found = topk_screen::search(kernel, &q, &base, nq, n, d, 5, Similarity::Dot, None);
+            assert!(found.is_none(), "{kernel:?} screened a row holding {bad}");
+        }
+    }
 }
 
 #[test]
 fn the_op_takes_the_screen_and_agrees_with_the_plain_path() {
     // ops::topk_similarity on f32 with many queries goes through the screen when the CPU has
-    // AVX512_BF16; f16 storage never does. Both must give the exhaustive answer's rows.
+    // AVX512_BF16, or AVX2 without AVX-512. It must give the exhaustive answer's rows.
     let (n, d, nq, k) = (6000, 96, 64, 10);
     let (q, base) = queries_and_base(75, nq, n, d);
     let want = exhaustive(&q, &base, d, k, Similarity::Dot, None);
@@ -179,6 +187,72 @@ fn bf16_and_f16_storage_are_screened_against_their_stored_values() {
             let want = exhaustive(&q, &wide_h, d, 10, sim, None);
             let got = topk_screen::search(kernel, &q, &h16, nq, n, d, 10, sim, None).unwrap();
             assert_eq!(got, want, "f16 storage, {kernel:?}, {sim:?}");
+        }
+    }
+}
+
+/// Rows and queries shaped to stress each format's bound: uniform values, one large outlier
+/// among small values (coarse int8 levels), integer values (exact levels), zero rows, rows below
+/// and above the int8 format's scale range, and values spanning 60 binades.
+fn stressed(r: &mut rand_chacha::ChaCha8Rng, count: usize, d: usize) -> Vec<f32> {
+    let mut v = random_vec(r, count * d, 1.0);
+    for (i, row) in v.chunks_mut(d).enumerate() {
+        match i % 8 {
+            1 => row[i % d] = 300.0,
+            2 => row.iter_mut().for_each(|x| *x = (*x * 20.0).round()),
+            3 => row.fill(0.0),
+            4 => row.iter_mut().for_each(|x| *x *= 1e-17),
+            5 => row.iter_mut().for_each(|x| *x *= 1e12),
+            6 => row.iter_mut().enumerate().for_each(|(j, x)| *x *= 2f32.powi(-((j % 60) as i32))),
+            7 => row[..d / 2].fill(1e-30),
+            _ => {}
+        }
+    }
+    v
+}
+
+#[test]
+fn every_approximate_score_lies_within_its_bound() {
+    let mut r = rng(77);
+    for d in [384, 45, 16] {
+        let (nq, n) = (40, 200);
+        let q = stressed(&mut r, nq, d);
+        let base = stressed(&mut r, n, d);
+        let mut int8_scores = Vec::new();
+        for kernel in kernels() {
+            let found = topk_screen::scores_and_bounds(kernel, &q, &base, d).expect("bounded data");
+            let (mut worst, mut loose) = (0f64, 0f64);
+            for (qi, row) in found.iter().enumerate() {
+                let qr = &q[qi * d..(qi + 1) * d];
+                for (xi, &(s, bound)) in row.iter().enumerate() {
+                    let x = &base[xi * d..(xi + 1) * d];
+                    let exact = exact_key(qr, x, sqnorm(qr), Similarity::Dot);
+                    let gap = (s - exact).abs();
+                    assert!(
+                        gap <= bound,
+                        "{kernel:?}, d {d}: query {qi} row {xi}: screen {s}, exact {exact}, bound {bound}"
+                    );
+                    let norms = f64::from(sqnorm(qr)).sqrt() * f64::from(sqnorm(x)).sqrt();
+                    if qi % 8 == 0 && xi % 8 == 0 && norms > 0.0 {
+                        // Uniform rows and queries: how loose the bound is, relative to ‖q‖·‖x‖.
+                        loose = loose.max(f64::from(bound) / norms);
+                        worst = worst.max(f64::from(gap) / norms);
+                    }
+                }
+            }
+            // A bound must also be useful: on uniform data, a few hundredths of ‖q‖·‖x‖ for int8
+            // (one side at 7 bits, Cauchy–Schwarz twice) and about 2⁻⁷ for bf16.
+            let cap = if matches!(kernel, Kernel::Avx2Int8 | Kernel::PortableInt8) { 0.03 } else { 0.009 };
+            assert!(loose < cap, "{kernel:?}, d {d}: bound {loose} of ‖q‖·‖x‖");
+            assert!(worst > 0.0 && worst < loose, "{kernel:?}, d {d}: error {worst}, bound {loose}");
+            if matches!(kernel, Kernel::Avx2Int8 | Kernel::PortableInt8) {
+                int8_scores.push(found);
+            }
+        }
+        // The AVX2 kernel does the portable kernel's arithmetic: the same integers, the same
+        // three roundings.
+        if let [a, b] = &int8_scores[..] {
+            assert_eq!(a, b, "d {d}: AVX2 and portable int8 scores differ");
         }
     }
 }

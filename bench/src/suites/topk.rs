@@ -6,6 +6,7 @@
 //! is timed too.
 
 use anyhow::{Context, Result, bail};
+use ragtune_compute::cpu::topk_screen::Kernel;
 use ragtune_compute::ops::{self, Similarity, TopkSpec};
 use ragtune_compute::{DType, Tensor};
 use ragtune_index::npy;
@@ -108,10 +109,12 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
     .with_note(format!(
         "{:.0} QPS{}",
         nq as f64 / ours,
-        if ragtune_compute::cpu::topk_screen::fast_kernel().is_some() {
-            "; exact answers through the bf16 screen (AVX512_BF16), so above the f32 FMA ceiling"
-        } else {
-            ""
+        match ragtune_compute::cpu::topk_screen::fast_kernel() {
+            Some(Kernel::Avx512Bf16) => {
+                "; exact answers through the bf16 screen (AVX512_BF16), so above the f32 FMA ceiling"
+            }
+            Some(_) => "; exact answers through the int8 screen (AVX2), so above the f32 FMA ceiling",
+            None => "",
         }
     ));
     if let Some((name, t)) = faiss_peer {

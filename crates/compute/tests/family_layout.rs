@@ -10,7 +10,7 @@ use std::path::Path;
 /// Ops with no `.cu` file: products run on the `gemm` crate / cuBLAS, copies on memcpy.
 const LIBRARY_BACKED: [&str; 2] = ["matmul", "copy"];
 /// CPU-only support code with no GPU counterpart: SIMD math (vector exp, the decode GEMVs and
-/// their dispatch), quantized GGUF blocks, the int8 screen that speeds the exact top-k, the
+/// their dispatch), quantized GGUF blocks, the bf16 and int8 screens that speed the exact top-k, the
 /// allocator setting for host buffers, the thread pool that model-sized calls run on.
 const CPU_SUPPORT: [&str; 7] = ["alloc", "gemv", "gemv_simd", "pool", "quant", "topk_screen", "vexp"];
 /// Shared checks of the training ops' f32 operands.

@@ -7,8 +7,9 @@
 //! only when it beats the k-th best seen so far, which after the first few blocks is almost never,
 //! so the scan costs one vectorised compare per score. rayon runs (query block × base slice)
 //! tasks; with few queries the base is split into slices whose partial top-ks are merged.
-//! Searches of many queries on a CPU with AVX512_BF16 go through [`topk_screen`] instead: a bf16
-//! pass with a proven error bound, then exact re-scoring — the same answers, half the work.
+//! Searches of many queries on a CPU with AVX512_BF16, or with AVX2 and no AVX-512, go through
+//! [`topk_screen`] instead: a bf16 or int8 pass with a proven error bound, then exact re-scoring —
+//! the same answers, about half the work.
 //!
 //! Ranking uses one total order everywhere (CPU, kernels, merges): a candidate is the `u64`
 //! `ordered(key) << 32 | (u32::MAX − row)`, where `key` is the score made "larger is better"
@@ -240,8 +241,8 @@ pub fn search<T: FloatElement>(
     if nq == 0 || n == 0 {
         return vec![Vec::new(); nq];
     }
-    if topk_screen::worthwhile(nq, n, d, k)
-        && let Some(kernel) = topk_screen::fast_kernel()
+    if let Some(kernel) = topk_screen::fast_kernel()
+        && topk_screen::worthwhile(kernel, nq, n, d, k)
         && let q = crate::cpu::matmul::widen(queries)
         && let Some(found) = topk_screen::search(kernel, &q, base, nq, n, d, k, similarity, allow)
     {
