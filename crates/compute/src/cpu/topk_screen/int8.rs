@@ -93,7 +93,8 @@ fn quantize(kernel: Kernel, x: &[f32], out: &mut [u8]) -> (f32, i32, f32) {
     quantize_body(x, out)
 }
 
-/// [`quantize`]'s arithmetic, written so the compiler vectorises it under AVX2 (lanes of 8).
+/// [`quantize`]'s arithmetic in plain Rust, in lanes of 8 (element i in lane i mod 8), which the
+/// AVX2 version repeats register by register.
 #[inline(always)]
 fn quantize_body(x: &[f32], out: &mut [u8]) -> (f32, i32, f32) {
     let maxabs = x.iter().fold(0f32, |m, v| m.max(v.abs()));

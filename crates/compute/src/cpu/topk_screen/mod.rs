@@ -336,6 +336,18 @@ impl<T: FloatElement> Ctx<'_, T> {
         Some(())
     }
 
+    /// The approximate dot products of R converted rows and query group `g`.
+    fn score_tile(&self, g: usize, rows_words: &[u32], terms: &[RowTerms; R], tile: &mut [[f32; QG]; R]) {
+        let dw = self.dw;
+        let qp = &self.qs.packed[g * dw * QG..(g + 1) * dw * QG];
+        if self.kernel.is_int8() {
+            let qscale = &self.qs.scale[g * QG..(g + 1) * QG];
+            int8::score_tile(self.kernel, qp, qscale, rows_words, terms, dw, tile);
+        } else {
+            bf16::score_tile(self.kernel, qp, rows_words, dw, tile);
+        }
+    }
+
     fn scan_rows(&self, r0: usize, r1: usize) -> Option<Part> {
         let (dw, lanes) = (self.dw, self.groups * QG);
         let mut lower: Vec<Selector> = (0..lanes).map(|_| Selector::new(self.k)).collect();
@@ -359,26 +371,12 @@ impl<T: FloatElement> Ctx<'_, T> {
             for g in 0..self.groups {
                 let lane0 = g * QG;
                 let lanes = lane0..lane0 + QG;
-                let qp = &self.qs.packed[g * dw * QG..(g + 1) * dw * QG];
                 let bounds = Bounds::of_group(self.qs, g, l2, self.avx2);
                 let t: &mut [f32; QG] = (&mut thr[lanes.clone()]).try_into().expect("QG lanes");
                 for j0 in (0..rows).step_by(R) {
                     let rows_words = &block.words[j0 * dw..(j0 + R) * dw];
                     let terms: &[RowTerms; R] = block.terms[j0..j0 + R].try_into().expect("R terms");
-                    match self.kernel {
-                        Kernel::Avx512Bf16 | Kernel::PortableBf16 => {
-                            bf16::score_tile(self.kernel, qp, rows_words, dw, &mut tile)
-                        }
-                        Kernel::Avx2Int8 | Kernel::PortableInt8 => int8::score_tile(
-                            self.kernel,
-                            qp,
-                            &self.qs.scale[lanes.clone()],
-                            rows_words,
-                            terms,
-                            dw,
-                            &mut tile,
-                        ),
-                    }
+                    self.score_tile(g, rows_words, terms, &mut tile);
                     for (j, scores) in tile.iter().enumerate().take(rows - j0) {
                         let row = b0 + j0 + j;
                         if self.allow.is_some_and(|a| (a[row >> 5] >> (row & 31)) & 1 == 0) {
@@ -539,15 +537,9 @@ pub fn scores_and_bounds(kernel: Kernel, q: &[f32], base: &[f32], d: usize) -> O
         ctx.convert(b0, rows, &mut block, &mut scratch)?;
         for j0 in (0..rows).step_by(R) {
             for g in 0..groups {
-                let lanes = g * QG..(g + 1) * QG;
-                let qp = &qs.packed[g * dw * QG..(g + 1) * dw * QG];
                 let rows_words = &block.words[j0 * dw..(j0 + R) * dw];
                 let terms: &[RowTerms; R] = block.terms[j0..j0 + R].try_into().expect("R terms");
-                if kernel.is_int8() {
-                    int8::score_tile(kernel, qp, &qs.scale[lanes.clone()], rows_words, terms, dw, &mut tile);
-                } else {
-                    bf16::score_tile(kernel, qp, rows_words, dw, &mut tile);
-                }
+                ctx.score_tile(g, rows_words, terms, &mut tile);
                 for (j, scores) in tile.iter().enumerate().take(rows - j0) {
                     for (l, &s) in scores.iter().enumerate() {
                         let qi = g * QG + l;
