@@ -166,6 +166,26 @@ struct Block {
     sq: [f32; ROW_BLOCK],
 }
 
+impl Block {
+    fn new(dw: usize) -> Block {
+        Block {
+            words: vec![0u32; ROW_BLOCK * dw],
+            terms: [RowTerms::default(); ROW_BLOCK],
+            sq: [0.0; ROW_BLOCK],
+        }
+    }
+
+    /// The words and terms of the R rows from `j0` (`dw` words per row).
+    fn tile(&self, j0: usize, dw: usize) -> (&[u32], &[RowTerms; R]) {
+        (&self.words[j0 * dw..(j0 + R) * dw], self.terms[j0..j0 + R].try_into().expect("R terms"))
+    }
+}
+
+/// The query side of `kernel`'s format.
+fn queries(kernel: Kernel, q: &[f32], nq: usize, d: usize, groups: usize) -> Option<Queries> {
+    if kernel.is_int8() { int8::queries(q, nq, d, groups) } else { bf16::queries(q, nq, d, groups) }
+}
+
 /// Search `base` (`n × d`, f32, bf16 or f16) for the best `k` rows of each of the `nq` queries;
 /// `None` when the data's norms are not finite or too large to bound (the caller then runs the
 /// plain path). Candidates come back sorted, as [`super::topk::search`] returns them.
@@ -183,8 +203,7 @@ pub fn search<T: FloatElement>(
 ) -> Option<Vec<Vec<u64>>> {
     let dw = kernel.words(d);
     let groups = nq.div_ceil(QG);
-    let qs =
-        if kernel.is_int8() { int8::queries(q, nq, d, groups)? } else { bf16::queries(q, nq, d, groups)? };
+    let qs = queries(kernel, q, nq, d, groups)?;
 
     let threads = rayon::current_num_threads();
     let rb = kernel.row_block();
@@ -355,11 +374,7 @@ impl<T: FloatElement> Ctx<'_, T> {
         // The running threshold per lane; padding lanes never admit anything.
         let mut thr: Vec<f32> =
             (0..lanes).map(|l| if l < self.nq { f32::NEG_INFINITY } else { f32::INFINITY }).collect();
-        let mut block = Block {
-            words: vec![0u32; ROW_BLOCK * dw],
-            terms: [RowTerms::default(); ROW_BLOCK],
-            sq: [0.0; ROW_BLOCK],
-        };
+        let mut block = Block::new(dw);
         let mut tile = [[0f32; QG]; R];
         let mut scratch = Vec::new();
         let prune_at = 8 * self.k + 1024;
@@ -374,8 +389,7 @@ impl<T: FloatElement> Ctx<'_, T> {
                 let bounds = Bounds::of_group(self.qs, g, l2, self.avx2);
                 let t: &mut [f32; QG] = (&mut thr[lanes.clone()]).try_into().expect("QG lanes");
                 for j0 in (0..rows).step_by(R) {
-                    let rows_words = &block.words[j0 * dw..(j0 + R) * dw];
-                    let terms: &[RowTerms; R] = block.terms[j0..j0 + R].try_into().expect("R terms");
+                    let (rows_words, terms) = block.tile(j0, dw);
                     self.score_tile(g, rows_words, terms, &mut tile);
                     for (j, scores) in tile.iter().enumerate().take(rows - j0) {
                         let row = b0 + j0 + j;
@@ -509,8 +523,7 @@ pub fn scores_and_bounds(kernel: Kernel, q: &[f32], base: &[f32], d: usize) -> O
     let (nq, n) = (q.len() / d, base.len() / d);
     let dw = kernel.words(d);
     let groups = nq.div_ceil(QG);
-    let qs =
-        if kernel.is_int8() { int8::queries(q, nq, d, groups)? } else { bf16::queries(q, nq, d, groups)? };
+    let qs = queries(kernel, q, nq, d, groups)?;
     let ctx = Ctx {
         kernel,
         qs: &qs,
@@ -524,11 +537,7 @@ pub fn scores_and_bounds(kernel: Kernel, q: &[f32], base: &[f32], d: usize) -> O
         allow: None,
         avx2: false,
     };
-    let mut block = Block {
-        words: vec![0u32; ROW_BLOCK * dw],
-        terms: [RowTerms::default(); ROW_BLOCK],
-        sq: [0.0; ROW_BLOCK],
-    };
+    let mut block = Block::new(dw);
     let mut out = vec![Vec::with_capacity(n); nq];
     let mut tile = [[0f32; QG]; R];
     let mut scratch = Vec::new();
@@ -537,15 +546,15 @@ pub fn scores_and_bounds(kernel: Kernel, q: &[f32], base: &[f32], d: usize) -> O
         ctx.convert(b0, rows, &mut block, &mut scratch)?;
         for j0 in (0..rows).step_by(R) {
             for g in 0..groups {
-                let rows_words = &block.words[j0 * dw..(j0 + R) * dw];
-                let terms: &[RowTerms; R] = block.terms[j0..j0 + R].try_into().expect("R terms");
+                let (rows_words, terms) = block.tile(j0, dw);
                 ctx.score_tile(g, rows_words, terms, &mut tile);
+                let bounds = Bounds::of_group(&qs, g, false, false);
                 for (j, scores) in tile.iter().enumerate().take(rows - j0) {
                     for (l, &s) in scores.iter().enumerate() {
                         let qi = g * QG + l;
                         if qi < nq {
                             let x = RowBound { u: terms[j].u, v: terms[j].v, sq: 0.0 };
-                            out[qi].push((s, Bounds::of_group(&qs, g, false, false).dot_bound(l, x)));
+                            out[qi].push((s, bounds.dot_bound(l, x)));
                         }
                     }
                 }
