@@ -2,7 +2,7 @@
 //! (PyTorch's layout), against the same product with W stored transposed `[in, out]`, and
 //! against transposing W at every call; alternating, at the shapes of a SmolLM2-135M prefill and
 //! training step, MiniLM and the lora suite. Results compared first. (What
-//! `ragtune_runtime::weight_t` is built on.)
+//! `ragtune_runtime::prepared` is built on.)
 //!     mm_orient
 use ragtune_bench::harness::{Budget, alternating_medians, gemm_crate_sgemm_b, time_once};
 

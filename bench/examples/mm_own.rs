@@ -49,6 +49,8 @@ fn main() -> anyhow::Result<()> {
                     beta: 0.0,
                     a: View { ptr: a.as_ptr(), rs: k, cs: 1 },
                     b: bv,
+                    packed_b: None,
+                    epilogue: ragtune_compute::cpu::matmul::packed::Epilogue::NONE,
                     c: c.as_mut_ptr(),
                     ldc: n,
                 };

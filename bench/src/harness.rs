@@ -139,6 +139,8 @@ pub fn sgemm_ceiling(n: usize) -> (f64, &'static str) {
         beta: 0.0,
         a: View { ptr: a.as_ptr(), rs: n, cs: 1 },
         b: View { ptr: b.as_ptr(), rs: n, cs: 1 },
+        packed_b: None,
+        epilogue: ragtune_compute::cpu::matmul::packed::Epilogue::NONE,
         c: c.as_mut_ptr(),
         ldc: n,
     };

@@ -24,12 +24,12 @@ pub mod linear;
 pub mod llama;
 pub mod loader;
 pub mod prefix;
+pub mod prepared;
 pub mod rope;
 pub mod sampling;
 pub mod score;
 pub mod tokenizer;
 mod tokenizer_json;
-pub mod weight_t;
 pub mod weights;
 
 pub use bert::{BertEmbedder, BertModel, Pooling, PoolingMode};

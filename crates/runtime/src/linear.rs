@@ -14,7 +14,7 @@ use ragtune_compute::cpu::quant::{ActBits, QMatrix, qmatmul};
 use ragtune_compute::{DType, Device, Tensor, ops};
 
 use crate::error::{Result, RuntimeError};
-use crate::weight_t::TransposedWeight;
+use crate::prepared::{Prepared, PreparedWeight};
 use crate::weights::Weights;
 
 /// A LoRA adapter applied without merging: A `[r, in]`, B `[out, r]` in the layer's dtype and on
@@ -80,8 +80,8 @@ pub struct Linear {
     pub lora: Option<LoraDelta>,
     /// Adapters chosen per row by [`Linear::forward_rows`].
     pub bank: Option<AdapterBank>,
-    /// The weight as `[in, out]` for products of many rows on the CPU (see [`crate::weight_t`]).
-    pub(crate) transposed: TransposedWeight,
+    /// The weight laid out for products of many rows on the CPU (see [`crate::prepared`]).
+    pub(crate) prepared: PreparedWeight,
 }
 
 impl Linear {
@@ -94,7 +94,7 @@ impl Linear {
 
     /// A layer over a dense weight `[out, in]` and an optional bias `[out]`, without adapters.
     pub fn dense(weight: Tensor, bias: Option<Tensor>) -> Linear {
-        Linear { weight, bias, quant: None, lora: None, bank: None, transposed: Default::default() }
+        Linear { weight, bias, quant: None, lora: None, bank: None, prepared: Default::default() }
     }
 
     /// A layer over a quantized weight (CPU, f32 activations); `bias` f32 `[out]` when given.
@@ -195,11 +195,23 @@ impl Linear {
         Ok(flat.reshape(y.shape())?)
     }
 
+    /// `gelu(forward(x))`, with the bias and GELU applied inside the product where the weight is
+    /// prepared for the CPU's own SGEMM ([`crate::prepared`]) and no adapter is attached.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        if self.lora.is_none()
+            && self.quant.is_none()
+            && let Some(y) = self.prepared_product(x, true)?
+        {
+            return Ok(y);
+        }
+        Ok(ops::gelu(&self.forward(x)?)?)
+    }
+
     /// The frozen base alone: `x Wᵀ (+ b)`, ignoring an attached adapter.
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
         let y = match &self.quant {
             Some(q) => q.forward(x)?,
-            None => match self.transposed_product(x)? {
+            None => match self.prepared_product(x, false)? {
                 // The bias is already in it.
                 Some(y) => return Ok(y),
                 None => ops::linear(x, &self.weight)?,
@@ -211,28 +223,38 @@ impl Linear {
         })
     }
 
-    /// `x · Wᵀ (+ b)` as `x` times the transposed copy ([`crate::weight_t`]): the same product
-    /// in the layout gemm is fast at, with the bias written into the output before the product
-    /// accumulates onto it ([`ops::matmul_bias`]), when `x` is f32 on the host with the weight's
-    /// input width and the copy applies; `None` otherwise.
-    fn transposed_product(&self, x: &Tensor) -> Result<Option<Tensor>> {
+    /// `x · Wᵀ (+ b)`, then GELU when `gelu`, through the prepared weight ([`crate::prepared`]):
+    /// the same product in the layout the CPU's product is fast at, with the bias (and GELU)
+    /// applied to each tile as the packed product finishes it ([`ops::linear_packed`]), or written
+    /// into the output before the product accumulates onto it ([`ops::matmul_bias`]). Applies when
+    /// `x` and the bias are f32 on the host with the weight's widths and the weight is prepared;
+    /// `None` otherwise.
+    fn prepared_product(&self, x: &Tensor, gelu: bool) -> Result<Option<Tensor>> {
         let inp = x.last_dim();
         if x.rank() == 0
             || x.dtype() != DType::F32
             || !x.is_host()
             || self.weight.shape().get(1) != Some(&inp)
+            || self.bias.as_ref().is_some_and(|b| b.dtype() != DType::F32 || !b.is_host())
         {
             return Ok(None);
         }
         let rows = x.numel() / inp.max(1);
-        let Some(t) = self.transposed.get(&self.weight, rows)? else { return Ok(None) };
-        let mut shape = x.shape().to_vec();
-        *shape.last_mut().expect("rank >= 1") = t.shape()[1];
-        let x = x.reshape(&[rows, inp])?;
-        let y = match &self.bias {
-            Some(b) => ops::matmul_bias(&x, &t, b)?,
-            None => ops::matmul(&x, &t)?,
+        let Some(prepared) = self.prepared.get(&self.weight, rows)? else { return Ok(None) };
+        let y = match prepared {
+            Prepared::Packed(w) => ops::linear_packed(x, &w, self.bias.as_ref(), gelu)?,
+            Prepared::Transposed(t) => {
+                let mut shape = x.shape().to_vec();
+                *shape.last_mut().expect("rank >= 1") = t.shape()[1];
+                let x = x.reshape(&[rows, inp])?;
+                let y = match &self.bias {
+                    Some(b) => ops::matmul_bias(&x, &t, b)?,
+                    None => ops::matmul(&x, &t)?,
+                }
+                .reshape(&shape)?;
+                if gelu { ops::gelu(&y)? } else { y }
+            }
         };
-        Ok(Some(y.reshape(&shape)?))
+        Ok(Some(y))
     }
 }

@@ -162,7 +162,7 @@ impl BertModel {
             )?;
             let attn = layer.attn_out.forward(&attn.reshape(&[batch, s, c.hidden_size])?)?;
             let h = layer.attn_norm.forward_add(&x, &attn, c.layer_norm_eps)?;
-            let ff = layer.output.forward(&ops::gelu(&layer.intermediate.forward(&h)?)?)?;
+            let ff = layer.output.forward(&layer.intermediate.forward_gelu(&h)?)?;
             x = layer.out_norm.forward_add(&h, &ff, c.layer_norm_eps)?;
         }
         Ok(x)

@@ -12,6 +12,9 @@
 //!
 //! Threads: the product is cut along its longer side of C into one slab per thread; each thread
 //! packs what it reads, so the threads never wait on each other.
+//!
+//! A constant B (a layer's weight) may come packed already ([`super::packed::PackedB`]), and an
+//! [`Epilogue`] may add a bias and apply GELU to each tile of C after its last block of k.
 
 use std::cell::RefCell;
 
@@ -19,6 +22,8 @@ use rayon::prelude::*;
 
 use super::avx2::{self, MR, NR};
 use super::pack::{View, pack_a, pack_b};
+use super::packed::{Epilogue, PackedRef};
+use crate::cpu::act::Activation;
 
 /// Depth of one packed block (values of k): a 16-column B panel of this depth is 16 KiB, half of
 /// a 32 KiB L1.
@@ -38,7 +43,12 @@ pub struct Problem {
     /// 0 means C is not read (it may be uninitialised).
     pub beta: f32,
     pub a: View,
+    /// Read only when `packed_b` is `None`.
     pub b: View,
+    /// B packed once ([`super::packed::PackedB::as_ref`]), in place of packing `b` per call.
+    pub packed_b: Option<PackedRef>,
+    /// Applied to each tile of C after its last block of k ([`Epilogue::NONE`]: nothing).
+    pub epilogue: Epilogue,
     pub c: *mut f32,
     pub ldc: usize,
 }
@@ -108,7 +118,7 @@ fn aligned(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 /// Split `len` into the fewest blocks of at most `cap`, of nearly equal size rounded up to `unit`.
-fn block(len: usize, cap: usize, unit: usize) -> usize {
+pub(crate) fn block(len: usize, cap: usize, unit: usize) -> usize {
     len.div_ceil(len.div_ceil(cap)).next_multiple_of(unit)
 }
 
@@ -117,38 +127,78 @@ fn block(len: usize, cap: usize, unit: usize) -> usize {
 /// # Safety
 /// As [`sgemm`], with `rows` and `cols` inside C.
 unsafe fn slab_product(p: &Problem, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
-    let kc_max = block(p.k, KC, 1);
+    // A packed B fixes the k blocks, and needs no column blocks (nothing of it is packed here).
+    let kc_max = p.packed_b.map_or_else(|| block(p.k, KC, 1), |q| q.kc);
     let mc_max = block(rows.len(), MC, MR);
-    let nc_max = block(cols.len(), NC, NR);
+    let nc_max = if p.packed_b.is_some() { cols.len() } else { block(cols.len(), NC, NR) };
     BUFFERS.with_borrow_mut(|buf| {
         let ap = aligned(&mut buf.a, mc_max * kc_max);
-        let bp = aligned(&mut buf.b, nc_max * kc_max);
+        let bp = if p.packed_b.is_some() { &mut [][..] } else { aligned(&mut buf.b, nc_max * kc_max) };
         for j0 in cols.clone().step_by(nc_max) {
             let nc = nc_max.min(cols.end - j0);
             for p0 in (0..p.k).step_by(kc_max) {
                 let kc = kc_max.min(p.k - p0);
-                // Later k blocks add to what the first one wrote.
+                // Later k blocks add to what the first one wrote; the last one finishes the tiles.
                 let beta = if p0 == 0 { p.beta } else { 1.0 };
-                // SAFETY: the block is inside B (the caller's shapes); bp holds nc_max·kc_max.
-                unsafe { pack_b(bp, p.b, p0, kc, j0, nc) };
+                let last = p0 + kc == p.k;
+                let bblock: &[f32] = match p.packed_b {
+                    // SAFETY: slabs start on panel boundaries (whole tiles each), so the slab's
+                    // panels of this k block are the packed operand's from panel j0 / NR on.
+                    Some(q) => unsafe {
+                        debug_assert_eq!(j0 % NR, 0);
+                        let start = q.ptr.add(p0 * q.n_pad + (j0 / NR) * kc * NR);
+                        std::slice::from_raw_parts(start, nc.div_ceil(NR) * NR * kc)
+                    },
+                    None => {
+                        // SAFETY: the block is inside B (the caller's shapes); bp holds nc_max·kc_max.
+                        unsafe { pack_b(bp, p.b, p0, kc, j0, nc) };
+                        bp
+                    }
+                };
                 for i0 in rows.clone().step_by(mc_max) {
                     let mc = mc_max.min(rows.end - i0);
                     // SAFETY: as for B.
                     unsafe { pack_a(ap, p.a, i0, mc, p0, kc) };
                     for s in 0..nc.div_ceil(NR) {
-                        let bs = &bp[s * kc * NR..];
+                        let bs = &bblock[s * kc * NR..];
                         for r in 0..mc.div_ceil(MR) {
                             let ar = &ap[r * kc * MR..];
                             let (i, j) = (i0 + r * MR, j0 + s * NR);
                             let (h, w) = ((rows.end - i).min(MR), (cols.end - j).min(NR));
                             // SAFETY: the panels hold kc steps; tile (i, j) of h × w is inside C.
                             unsafe { tile(p, kc, ar, bs, i, j, h, w, beta) };
+                            if last && !p.epilogue.is_none() {
+                                // SAFETY: as for the tile; the bias holds n values (the caller's).
+                                unsafe { finish(p, i, j, h, w) };
+                            }
                         }
                     }
                 }
             }
         }
     });
+}
+
+/// The epilogue on the finished `h` × `w` tile of C at (i, j), while it is in L1.
+///
+/// # Safety
+/// As [`tile`]; a non-null bias must hold the product's n values.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn finish(p: &Problem, i: usize, j: usize, h: usize, w: usize) {
+    let Epilogue { bias, gelu } = p.epilogue;
+    for ii in 0..h {
+        // SAFETY: row i + ii of C holds columns j .. j + w (the caller's tile).
+        let row = unsafe { std::slice::from_raw_parts_mut(p.c.add((i + ii) * p.ldc + j), w) };
+        if !bias.is_null() {
+            // SAFETY: columns j .. j + w are inside the bias's n values.
+            let b = unsafe { std::slice::from_raw_parts(bias.add(j), w) };
+            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }
+        if gelu {
+            // The same scalar GELU as the activation op, vectorised here by the target feature.
+            row.iter_mut().for_each(|v| *v = Activation::Gelu.apply(*v));
+        }
+    }
 }
 
 /// One tile of C at (i, j), `h` × `w` of it inside the matrix.
@@ -191,7 +241,7 @@ unsafe fn tile(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// C = alpha·op(A)·op(B) + beta·C in f64, the reference.
@@ -219,7 +269,8 @@ mod tests {
             .collect()
     }
 
-    fn values(len: usize, seed: u64) -> Vec<f32> {
+    /// Values in [-1, 1) from a seed (an LCG: reproducible, no crate).
+    pub(crate) fn values(len: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (0..len)
             .map(|_| {
@@ -282,6 +333,8 @@ mod tests {
                     beta,
                     a: view(a_t, m, k, &a),
                     b: view(b_t, k, n, &b),
+                    packed_b: None,
+                    epilogue: Epilogue::NONE,
                     c: c.as_mut_ptr(),
                     ldc,
                 };

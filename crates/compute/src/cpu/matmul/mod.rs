@@ -14,6 +14,7 @@ use rayon::prelude::*;
 pub mod avx2;
 pub mod blocked;
 pub mod pack;
+pub mod packed;
 
 use crate::backend::GemmCall;
 use crate::dtype::{DType, Element};
@@ -96,6 +97,8 @@ pub unsafe fn sgemm_raw(call: &GemmCall, a: &[f32], b: &[f32], c: *mut f32) {
                 beta: call.beta,
                 a: view(a, (a_rs, a_cs)),
                 b: view(b, (b_rs, b_cs)),
+                packed_b: None,
+                epilogue: packed::Epilogue::NONE,
                 c,
                 ldc: n,
             };
@@ -147,7 +150,7 @@ pub unsafe fn sgemm_raw(call: &GemmCall, a: &[f32], b: &[f32], c: *mut f32) {
 /// [`crate::cpu::gemv_simd::Isa`], which `RAGTUNE_CPU_ISA` caps), unless `RAGTUNE_SGEMM=gemm-crate`
 /// asks for the `gemm` crate (for measuring what each gains). On AVX-512 CPUs the crate's 512-bit
 /// kernels are the faster ones and stay.
-fn own_kernel() -> bool {
+pub(crate) fn own_kernel() -> bool {
     static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OWN.get_or_init(|| {
         crate::cpu::gemv_simd::Isa::detected() == crate::cpu::gemv_simd::Isa::Avx2
