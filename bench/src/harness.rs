@@ -42,8 +42,9 @@ pub fn median_time(budget: Budget, mut f: impl FnMut()) -> (f64, usize) {
 }
 
 /// Times `count` operations alternating, so a shared machine's load falls on all of them alike:
-/// one untimed warm-up call each, then rounds of one timed call each in turn, until every one has
-/// `min_repeats` calls and the rounds took `count · min_seconds` (at most `max_repeats` rounds).
+/// one untimed warm-up call each, then rounds of one timed call each in an order shuffled per
+/// round ([`round_order`]), until every one has `min_repeats` calls and the rounds took
+/// `count · min_seconds` (at most `max_repeats` rounds).
 /// `f(i)` runs operation `i` once and returns its seconds (a peer in another process times itself).
 /// Returns (median seconds, repeats) per operation.
 pub fn alternating_medians(
@@ -60,14 +61,30 @@ pub fn alternating_medians(
     while rounds < budget.max_repeats.max(1)
         && (rounds < budget.min_repeats || start.elapsed().as_secs_f64() < budget.min_seconds * count as f64)
     {
-        // Start each round with a different operation: none always runs right after another.
-        for j in 0..count {
-            let i = (j + rounds) % count;
+        for i in round_order(count, rounds) {
             times[i].push(f(i)?);
         }
         rounds += 1;
     }
     Ok(times.into_iter().map(|mut t| (median(&mut t), t.len())).collect())
+}
+
+/// The order of round `round` of [`alternating_medians`]: a shuffle seeded by the round, so each
+/// operation runs right after each other one about equally often.
+///
+/// Why not a rotation: peers leave their threads spinning after a call (OpenBLAS and OpenMP wait
+/// busily before they sleep), which slows whatever runs next on a 2-core machine. Rotating
+/// 0 1 2 3 → 1 2 3 0 → … keeps the cyclic order, so one operation followed the same peer in three
+/// rounds of four: ragtune's 256³ SGEMM, timed right after PyTorch's, took 1.24× the `gemm`
+/// crate's time with the peers in the run and 0.87× without them (2-core Zen 3, 2026-12-06).
+pub fn round_order(count: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).collect();
+    let mut s = (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for i in (1..count).rev() {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        order.swap(i, ((s >> 33) % (i as u64 + 1)) as usize);
+    }
+    order
 }
 
 /// Seconds one call of `f` takes.
@@ -310,6 +327,44 @@ mod tests {
         // 2000-02-29 (a leap day of a century leap year) 12:34:56.
         assert_eq!(utc_at(951_827_696).1, "2000-02-29T12:34:56Z");
         assert_eq!(utc_at(1_735_689_599), ("20241231T235959Z".into(), "2024-12-31T23:59:59Z".into()));
+    }
+
+    #[test]
+    fn rounds_are_permutations_and_every_operation_follows_every_other_alike() {
+        for count in [1, 2, 4, 5] {
+            // follows[a][b]: how often b ran right after a, rounds chained as the timing runs them.
+            let mut follows = vec![vec![0usize; count]; count];
+            let mut last: Option<usize> = None;
+            let rounds = 3000;
+            for r in 0..rounds {
+                let order = round_order(count, r);
+                let mut sorted = order.clone();
+                sorted.sort();
+                assert_eq!(sorted, (0..count).collect::<Vec<_>>(), "round {r} of {count}");
+                for i in order {
+                    if let Some(p) = last {
+                        follows[p][i] += 1;
+                    }
+                    last = Some(i);
+                }
+            }
+            if count < 2 {
+                continue;
+            }
+            // A fair shuffle puts b right after a (a ≠ b) inside a round 1/count of the rounds
+            // and across the boundary to the next round 1/count² of them. A rotation would give
+            // one b of each row nearly all of that row's count.
+            let c = count as f64;
+            let fair = rounds as f64 * (1.0 / c + 1.0 / (c * c));
+            for (a, row) in follows.iter().enumerate() {
+                for (b, &n) in row.iter().enumerate().filter(|&(b, _)| b != a) {
+                    assert!(
+                        (n as f64 - fair).abs() < 0.25 * fair + 30.0,
+                        "{count} operations: {b} ran after {a} {n} times, fair share {fair:.0}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
