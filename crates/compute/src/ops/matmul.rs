@@ -1,11 +1,14 @@
 //! Batched matrix products with either operand transposed; f32 accumulation for every dtype.
 //! `linear_backward` is two of these products, so it runs on any device and dtype.
+//! `linear_packed` is a linear layer on the CPU over a weight packed once
+//! ([`crate::cpu::matmul::packed::PackedB`]), with the bias and GELU applied to each tile of the
+//! output as the product finishes it.
 
 use super::{common_device, common_float_dtype, host_output, with_float};
 use crate::backend::GemmCall;
-use crate::cpu::matmul::{sgemm, widen};
+use crate::cpu::matmul::{packed, sgemm, widen};
 use crate::device::Device;
-use crate::dtype::Element;
+use crate::dtype::{DType, Element};
 use crate::error::{ComputeError, Result};
 use crate::host::HostBuffer;
 use crate::tensor::{Storage, Tensor};
@@ -80,7 +83,7 @@ pub fn matmul_bias(a: &Tensor, b: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let dt = common_float_dtype(OP, &[a, b, bias])?;
     let (m, k, n) = (sa[0], sa[1], sb[1]);
     let host = matches!(common_device(OP, &[a, b, bias])?, Device::Cpu);
-    if !host || dt != crate::DType::F32 || m <= cpu::gemv::MAX_ROWS {
+    if !host || dt != DType::F32 || m <= cpu::gemv::MAX_ROWS {
         return super::add(&matmul(a, b)?, bias);
     }
     let (av, bv, cv) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?, bias.as_slice::<f32>()?);
@@ -113,7 +116,7 @@ pub fn matmul_bias(a: &Tensor, b: &Tensor, bias: &Tensor) -> Result<Tensor> {
             cpu::matmul::sgemm_raw(&call, av, bv, c);
         })
     };
-    Ok(Tensor::from_parts(Storage::Host(buf), vec![m, n], crate::DType::F32))
+    Ok(Tensor::from_parts(Storage::Host(buf), vec![m, n], DType::F32))
 }
 
 /// The general product: `alpha · op(a) · op(b)`, batched over leading dimensions.
@@ -188,7 +191,7 @@ pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
                 let bv = b.as_slice::<T>()?;
                 Ok(host_output::<T>(&out_shape, |o| {
                     if let Ok(o32) = bytemuck::try_cast_slice_mut::<T, f32>(o)
-                        && T::DTYPE == crate::DType::F32
+                        && T::DTYPE == DType::F32
                     {
                         cpu::gemv::gemv_rows(&rows, bv, [m, n, k], spec.trans_b, spec.alpha, o32);
                     } else {
@@ -201,14 +204,14 @@ pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
         }
         Device::Cpu => with_float!(dt, T => {
             let (wa, wb) = (widen(a.as_slice::<T>()?), widen(b.as_slice::<T>()?));
-            if T::DTYPE == crate::DType::F32 {
+            if T::DTYPE == DType::F32 {
                 let bytes = out_shape.iter().product::<usize>() * 4;
                 // SAFETY: beta is 0 and stride_c = m·n: sgemm_raw writes each of the batch·m·n
                 // outputs (all `bytes`) and reads none; `wa` and `wb` hold the checked operands.
                 let buf = unsafe {
                     HostBuffer::build_written(bytes, |p| cpu::matmul::sgemm_raw(&call, &wa, &wb, p.cast()))
                 };
-                return Ok(Tensor::from_parts(Storage::Host(buf), out_shape, crate::DType::F32));
+                return Ok(Tensor::from_parts(Storage::Host(buf), out_shape, DType::F32));
             }
             // bf16 / f16: accumulate in f32, then round once into the output's dtype.
             Ok(host_output::<T>(&out_shape, |o| {
@@ -222,7 +225,7 @@ pub fn matmul_ex(a: &Tensor, b: &Tensor, spec: MatmulSpec) -> Result<Tensor> {
 }
 
 fn narrow<T: Element>(src: &[f32], dst: &mut [T]) {
-    cpu::cast::cast(bytemuck::cast_slice(src), crate::DType::F32, bytemuck::cast_slice_mut(dst), T::DTYPE);
+    cpu::cast::cast(bytemuck::cast_slice(src), DType::F32, bytemuck::cast_slice_mut(dst), T::DTYPE);
 }
 
 /// Gradients of `y = linear(x, w)` (x `[.., in]`, w `[out, in]`) given `dy` `[.., out]`:
@@ -262,4 +265,59 @@ pub fn linear_backward(x: Option<&Tensor>, w: &Tensor, dy: &Tensor) -> Result<(T
         }
     };
     Ok((dx, dw))
+}
+
+/// `act(x · Wᵀ + bias)` for `x` f32 `[.., in]` on the host, the weight packed from `[out, in]`
+/// ([`packed::PackedB::from_weight`]) and an optional f32 `bias` `[out]`; `act` is exact GELU
+/// when `gelu`, else nothing. Runs where [`packed::in_use`] says the blocked SGEMM does.
+///
+/// Equal to `ops::linear` then `ops::add` (then `ops::gelu`) up to the order in which the bias is
+/// added: the product of each k block accumulates first, the bias last.
+pub fn linear_packed(x: &Tensor, w: &packed::PackedB, bias: Option<&Tensor>, gelu: bool) -> Result<Tensor> {
+    const OP: &str = "linear_packed";
+    let (inp, out) = (w.k(), w.n());
+    if !packed::in_use() {
+        return Err(ComputeError::invalid(
+            OP,
+            "the packed product runs on CPUs whose widest vector unit is AVX2 \
+             (cpu::matmul::packed::in_use says where); use ops::linear here",
+        ));
+    }
+    if x.rank() == 0 || x.last_dim() != inp || x.dtype() != DType::F32 || !x.is_host() {
+        return Err(ComputeError::shape(
+            OP,
+            format!(
+                "x must be f32 [.., {inp}] on the host for the packed weight [{out}, {inp}], not {} {:?}{}",
+                x.dtype(),
+                x.shape(),
+                if x.is_host() { "" } else { " on a GPU" }
+            ),
+        ));
+    }
+    let bias = match bias {
+        Some(b) if b.shape() != [out] || b.dtype() != DType::F32 || !b.is_host() => {
+            return Err(ComputeError::shape(
+                OP,
+                format!("the bias must be f32 [{out}] on the host, not {} {:?}", b.dtype(), b.shape()),
+            ));
+        }
+        Some(b) => Some(b.as_slice::<f32>()?),
+        None => None,
+    };
+    let rows = x.numel() / inp;
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().expect("rank >= 1") = out;
+    if rows == 0 {
+        return Ok(Tensor::from_parts(Storage::Host(HostBuffer::build(0, |_| ())), shape, DType::F32));
+    }
+    let xv = x.as_slice::<f32>()?;
+    let threads = rayon::current_num_threads();
+    // SAFETY: in_use() checked the CPU; the product writes all rows × out values of the buffer
+    // (beta 0: none is read); the bias holds `out` values (checked above).
+    let buf = unsafe {
+        HostBuffer::build_written(rows * out * 4, |p| {
+            packed::product_into(xv, rows, w, bias, gelu, p.cast::<f32>(), threads)
+        })
+    };
+    Ok(Tensor::from_parts(Storage::Host(buf), shape, DType::F32))
 }
