@@ -190,9 +190,12 @@ impl Linear {
         let (inp, out) = (x.last_dim(), y.last_dim());
         let rows = x.numel() / inp.max(1);
         let u = ops::lora_shrink(&x.reshape(&[rows, inp])?, &bank.a, ids)?;
+        let shape = y.shape().to_vec();
         let mut flat = y.reshape(&[rows, out])?;
+        // y and flat share one buffer: with y gone, the in-place expand writes it without a copy.
+        drop(y);
         ops::lora_expand(&mut flat, &u, &bank.b, ids, &bank.scales)?;
-        Ok(flat.reshape(y.shape())?)
+        Ok(flat.reshape(&shape)?)
     }
 
     /// `gelu(forward(x))`, with the bias and GELU applied inside the product where the weight is

@@ -710,7 +710,9 @@ fn lora_backward(
     let wdt = lin.weight.dtype();
     let xw = if want_dw { Some(ops::cast(x, wdt)?) } else { None };
     let (dx, dw) = ops::linear_backward(xw.as_ref(), &lin.weight, &ops::cast(dy, wdt)?)?;
-    let mut dx = ops::cast(&dx, DType::F32)?;
+    // The product's own tensor when it is f32 already, not a second handle on it: the adapter's
+    // part adds into dx in place, which would copy a buffer that another handle still shares.
+    let mut dx = if dx.dtype() == DType::F32 { dx } else { ops::cast(&dx, DType::F32)? };
     let dw = dw.map(|g| ops::cast(&g, DType::F32)).transpose()?;
     let dbias = match (&lin.bias, want_dw) {
         (Some(_), true) => Some(column_sums(dy)?),
