@@ -188,15 +188,16 @@ unsafe fn finish(p: &Problem, i: usize, j: usize, h: usize, w: usize) {
     let Epilogue { bias, gelu } = p.epilogue;
     // SAFETY: columns j .. j + w are inside the bias's n values (the caller's).
     let bias = (!bias.is_null()).then(|| unsafe { std::slice::from_raw_parts(bias.add(j), w) });
-    // The same scalar GELU as the activation op, vectorised here by the target feature.
-    let apply = |row: &mut [f32]| {
+    let add_bias = |row: &mut [f32]| {
         if let Some(b) = bias {
             row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
         }
-        if gelu {
-            row.iter_mut().for_each(|v| *v = Activation::Gelu.apply(*v));
-        }
     };
+    // The same scalar GELU as the activation op, vectorised here by the target feature.
+    #[inline(always)]
+    fn apply_gelu(values: &mut [f32]) {
+        values.iter_mut().for_each(|v| *v = Activation::Gelu.apply(*v));
+    }
     // SAFETY: row i + ii of C holds columns j .. j + w (the caller's tile).
     let row = |ii: usize| unsafe { std::slice::from_raw_parts_mut(p.c.add((i + ii) * p.ldc + j), w) };
     if h == MR && w == NR {
@@ -205,14 +206,10 @@ unsafe fn finish(p: &Problem, i: usize, j: usize, h: usize, w: usize) {
         let mut t = [0f32; MR * NR];
         for (ii, out) in t.chunks_exact_mut(NR).enumerate() {
             out.copy_from_slice(row(ii));
-        }
-        for out in t.chunks_exact_mut(NR) {
-            if let Some(b) = bias {
-                out.iter_mut().zip(b).for_each(|(v, b)| *v += b);
-            }
+            add_bias(out);
         }
         if gelu {
-            t.iter_mut().for_each(|v| *v = Activation::Gelu.apply(*v));
+            apply_gelu(&mut t);
         }
         for (ii, out) in t.chunks_exact(NR).enumerate() {
             row(ii).copy_from_slice(out);
@@ -220,7 +217,11 @@ unsafe fn finish(p: &Problem, i: usize, j: usize, h: usize, w: usize) {
         return;
     }
     for ii in 0..h {
-        apply(row(ii));
+        let r = row(ii);
+        add_bias(r);
+        if gelu {
+            apply_gelu(r);
+        }
     }
 }
 

@@ -234,6 +234,10 @@ mod tests {
             let wt: Vec<f32> = (0..k * n).map(|e| w[(e % n) * k + e / n]).collect();
             let other = PackedB::from_matrix(&wt, k, n);
             assert_eq!(packed.as_slice(), other.as_slice(), "{m}×{n}×{k}: the two packings differ");
+            // Σ|x·w| per output, for each value's error bound.
+            let sum_abs: Vec<f64> = (0..m * n)
+                .map(|e| (0..k).map(|p| (x[(e / n) * k + p] * w[(e % n) * k + p]).abs() as f64).sum())
+                .collect();
             for threads in [1, 2, 3] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 for (bias, gelu) in [(None, false), (Some(&b[..]), false), (Some(&b[..]), true), (None, true)]
@@ -244,9 +248,6 @@ mod tests {
                         product_into(&x, m, &packed, bias, gelu, c.as_mut_ptr(), threads)
                     });
                     let want = reference(&x, m, &w, n, k, bias, gelu);
-                    let sum_abs: Vec<f64> = (0..m * n)
-                        .map(|e| (0..k).map(|p| (x[(e / n) * k + p] * w[(e % n) * k + p]).abs() as f64).sum())
-                        .collect();
                     for (e, (&got, &want)) in c.iter().zip(&want).enumerate() {
                         // An f32 dot product of length k: a few ulps of its absolute sum per step.
                         let tol = 2e-7 * (k as f64).sqrt() * (sum_abs[e] + 1.0);
