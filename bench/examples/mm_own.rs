@@ -1,4 +1,4 @@
-//! ragtune's blocked AVX2 SGEMM (`cpu::matmul::blocked`) against the `gemm` crate at the shapes
+//! ragtune's blocked SGEMM (`cpu::matmul::blocked`, this CPU's AVX2 or AVX-512 kernel) against the `gemm` crate at the shapes
 //! a SmolLM2-135M training step and MiniLM multiply, both orientations of B, alternating, on the
 //! rayon pool's threads. Results compared first.
 //!     mm_own [M N K]
@@ -7,6 +7,7 @@ use ragtune_compute::cpu::matmul::{blocked, pack::View};
 
 fn main() -> anyhow::Result<()> {
     assert!(blocked::available(), "no AVX2 + FMA here");
+    println!("kernel: {:?}", blocked::Kernel::for_this_cpu());
     let budget = Budget { min_repeats: 10, max_repeats: 200, min_seconds: 0.5 };
     let mut shapes: Vec<[usize; 3]> = vec![
         [256, 256, 256],

@@ -127,8 +127,8 @@ pub fn threads() -> usize {
 }
 
 /// The compute ceiling: the faster SGEMM on `n × n × n` of the `gemm` crate and, on a CPU where
-/// ragtune runs its own AVX2 kernel, that kernel (which outruns the crate there), best of a few
-/// runs each on all threads, called directly (no op layer). Returns FLOP/s and which won.
+/// ragtune runs its own kernel (AVX2 or AVX-512), that kernel, best of a few runs each on all
+/// threads, called directly (no op layer). Returns FLOP/s and which won.
 pub fn sgemm_ceiling(n: usize) -> (f64, &'static str) {
     use ragtune_compute::cpu::matmul::{blocked, pack::View};
     let a: Vec<f32> = (0..n * n).map(|i| ((i * 7) % 13) as f32 / 13.0 - 0.5).collect();
@@ -163,7 +163,11 @@ pub fn sgemm_ceiling(n: usize) -> (f64, &'static str) {
     };
     // SAFETY: available() checked the CPU; a, b and c hold n × n values each.
     let own_best = flops(best_of(&mut || unsafe { blocked::sgemm(&own, threads()) }));
-    if own_best > crate_best { (own_best, "ragtune AVX2") } else { (crate_best, "gemm crate") }
+    let own_name = match blocked::Kernel::for_this_cpu() {
+        blocked::Kernel::Avx512 => "ragtune AVX-512",
+        _ => "ragtune AVX2",
+    };
+    if own_best > crate_best { (own_best, own_name) } else { (crate_best, "gemm crate") }
 }
 
 /// C = A·B, row-major f32, through the `gemm` crate on rayon's threads: the CPU matmul peer.

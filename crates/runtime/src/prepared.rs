@@ -1,12 +1,12 @@
 //! [`PreparedWeight`]: a linear layer's f32 weight laid out once for products of many rows on
 //! the CPU, in the layout the CPU's matrix product is fastest at.
 //!
-//! - Where products run on ragtune's own AVX2 SGEMM ([`cpu::matmul::packed::in_use`]), the
+//! - Where products run on ragtune's own SGEMM, AVX2 or AVX-512 ([`cpu::matmul::packed::in_use`]), the
 //!   weight is packed into that kernel's 16-column panels ([`PackedB`]), so no call packs it
 //!   again, and the bias and BERT's GELU are applied to each tile as it finishes
 //!   (`ops::linear_packed`). On a 2-core Zen 3 packing B had been 3–4% of an embedding run's and
 //!   of a LoRA training step's samples.
-//! - Elsewhere (AVX-512 CPUs, on the `gemm` crate) it is copied as `[in, out]`, so that products
+//! - Elsewhere (on the `gemm` crate: `RAGTUNE_SGEMM=gemm-crate`) it is copied as `[in, out]`, so that products
 //!   multiply `x · V` with V row-major instead of `x · Wᵀ`: the crate is much slower on `x · Wᵀ`
 //!   with W stored `[out, in]` (PyTorch's layout, the one every file and the GPU path use). On a
 //!   2-core AMD EPYC Zen 4 (bench/examples/mm_orient, 2026-12-06), the copy took a SmolLM2-135M
@@ -37,7 +37,7 @@ pub const MAX_COPY_BYTES: usize = 64 << 20;
 /// A weight `[out, in]` laid out for products of many rows.
 #[derive(Clone, Debug)]
 pub enum Prepared {
-    /// Packed for the blocked AVX2 SGEMM (`ops::linear_packed`).
+    /// Packed for ragtune's blocked SGEMM (`ops::linear_packed`).
     Packed(Arc<PackedB>),
     /// Transposed to `[in, out]` (`ops::matmul` / `ops::matmul_bias`).
     Transposed(Tensor),

@@ -279,8 +279,8 @@ pub fn linear_packed(x: &Tensor, w: &packed::PackedB, bias: Option<&Tensor>, gel
     if !packed::in_use() {
         return Err(ComputeError::invalid(
             OP,
-            "the packed product runs on CPUs whose widest vector unit is AVX2 \
-             (cpu::matmul::packed::in_use says where); use ops::linear here",
+            "the packed product runs on ragtune's own SGEMM, on CPUs with AVX2 + FMA or AVX-512 \
+             unless RAGTUNE_SGEMM=gemm-crate (cpu::matmul::packed::in_use says where); use ops::linear here",
         ));
     }
     if x.rank() == 0 || x.last_dim() != inp || x.dtype() != DType::F32 || !x.is_host() {
@@ -312,11 +312,12 @@ pub fn linear_packed(x: &Tensor, w: &packed::PackedB, bias: Option<&Tensor>, gel
     }
     let xv = x.as_slice::<f32>()?;
     let threads = rayon::current_num_threads();
-    // SAFETY: in_use() checked the CPU; the product writes all rows × out values of the buffer
-    // (beta 0: none is read); the bias holds `out` values (checked above).
+    let kernel = crate::cpu::matmul::blocked::Kernel::for_this_cpu();
+    // SAFETY: in_use() checked the CPU (this CPU's kernel runs); the product writes all rows × out
+    // values of the buffer (beta 0: none is read); the bias holds `out` values (checked above).
     let buf = unsafe {
         HostBuffer::build_written(rows * out * 4, |p| {
-            packed::product_into(xv, rows, w, bias, gelu, p.cast::<f32>(), threads)
+            packed::product_into(kernel, xv, rows, w, bias, gelu, p.cast::<f32>(), threads)
         })
     };
     Ok(Tensor::from_parts(Storage::Host(buf), shape, DType::F32))

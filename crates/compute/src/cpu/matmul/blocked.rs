@@ -13,6 +13,10 @@
 //! Threads: the product is cut along its longer side of C into one slab per thread; each thread
 //! packs what it reads, so the threads never wait on each other.
 //!
+//! Kernels ([`Kernel`]): on AVX2 the 6 × 16 [`avx2::tile`]; on AVX-512 the 6 × 32
+//! [`avx512::zmm::tile`] over two B panels at a time, with blocks of k at most
+//! [`avx512::KC_WIDE`] deep. Both read the same panels.
+//!
 //! A constant B (a layer's weight) may come packed already ([`super::packed::PackedB`]), and an
 //! [`Epilogue`] may add a bias and apply GELU to each tile of C after its last block of k.
 
@@ -21,6 +25,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::avx2::{self, MR, NR};
+use super::avx512;
 use super::pack::{View, pack_a, pack_b};
 use super::packed::{Epilogue, PackedRef};
 use crate::cpu::act::Activation;
@@ -62,32 +67,96 @@ pub fn available() -> bool {
     crate::cpu::gemv_simd::Isa::Avx2.available()
 }
 
-/// Run `p` on up to `threads` rayon tasks (1: on the calling thread).
+/// The micro-kernel a product runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// 6 × 16 tiles on AVX2 + FMA ([`avx2::tile`]).
+    Avx2,
+    /// 6 × 32 tiles on AVX-512 F ([`avx512::zmm`]).
+    Avx512,
+    /// The AVX-512 kernels' code on pairs of AVX2 registers ([`avx512::ymm_pairs`]): the wide
+    /// walk checked on CPUs without AVX-512.
+    #[cfg(test)]
+    Avx512OnAvx2,
+}
+
+impl Kernel {
+    /// The widest kernel this CPU runs, as [`crate::cpu::gemv_simd::Isa::detected`] (which
+    /// `RAGTUNE_CPU_ISA=avx2` caps) says.
+    pub fn for_this_cpu() -> Kernel {
+        match crate::cpu::gemv_simd::Isa::detected() {
+            crate::cpu::gemv_simd::Isa::Avx512 => Kernel::Avx512,
+            _ => Kernel::Avx2,
+        }
+    }
+
+    /// Columns of C per tile.
+    pub fn cols(self) -> usize {
+        match self {
+            Kernel::Avx2 => NR,
+            _ => avx512::NR_WIDE,
+        }
+    }
+
+    /// The deepest block of k the kernel is given (its B panels' share of L1).
+    pub fn kc_cap(self) -> usize {
+        match self {
+            Kernel::Avx2 => KC,
+            _ => avx512::KC_WIDE,
+        }
+    }
+
+    /// Whether this CPU runs it.
+    pub fn available(self) -> bool {
+        match self {
+            Kernel::Avx512 => crate::cpu::gemv_simd::Isa::Avx512.available(),
+            _ => available(),
+        }
+    }
+
+    /// The kernels this CPU runs, the AVX-512 code on AVX2 registers among them.
+    #[cfg(test)]
+    pub(crate) fn testable() -> Vec<Kernel> {
+        [Kernel::Avx2, Kernel::Avx512OnAvx2, Kernel::Avx512].into_iter().filter(|k| k.available()).collect()
+    }
+}
+
+/// Run `p` on up to `threads` rayon tasks (1: on the calling thread), on this CPU's kernel.
 ///
 /// # Safety
 /// [`available`] must be true; A must hold m × k values and B k × n at their views' strides; C
 /// must be valid for writes of m rows of n values at row stride `ldc`, and initialised if
 /// `beta != 0`; k must be at least 1.
 pub unsafe fn sgemm(p: &Problem, threads: usize) {
+    // SAFETY: forwarded; the kernel is this CPU's.
+    unsafe { sgemm_on(Kernel::for_this_cpu(), p, threads) }
+}
+
+/// [`sgemm`] on a given kernel.
+///
+/// # Safety
+/// As [`sgemm`], and `kernel.available()` must be true.
+pub unsafe fn sgemm_on(kernel: Kernel, p: &Problem, threads: usize) {
     assert!(p.k > 0, "blocked::sgemm: k is 0 (an empty sum is the caller's to handle)");
     if p.m == 0 || p.n == 0 {
         return;
     }
     // One slab per thread, cut along the longer side of C, whole tiles each.
+    let unit = kernel.cols();
     let (row_parts, col_parts) = if p.n >= p.m {
-        (1, threads.clamp(1, p.n.div_ceil(NR)))
+        (1, threads.clamp(1, p.n.div_ceil(unit)))
     } else {
         (threads.clamp(1, p.m.div_ceil(MR)), 1)
     };
     let rows_each = p.m.div_ceil(row_parts).next_multiple_of(MR);
-    let cols_each = p.n.div_ceil(col_parts).next_multiple_of(NR);
+    let cols_each = p.n.div_ceil(col_parts).next_multiple_of(unit);
     let slab = |t: usize| {
         let (ri, ci) = (t / col_parts, t % col_parts);
         let rows = (ri * rows_each).min(p.m)..((ri + 1) * rows_each).min(p.m);
         let cols = (ci * cols_each).min(p.n)..((ci + 1) * cols_each).min(p.n);
         if !rows.is_empty() && !cols.is_empty() {
             // SAFETY: forwarded from the caller; the slabs of C are disjoint.
-            unsafe { slab_product(p, rows, cols) }
+            unsafe { slab_product(kernel, p, rows, cols) }
         }
     };
     let parts = row_parts * col_parts;
@@ -126,11 +195,18 @@ pub(crate) fn block(len: usize, cap: usize, unit: usize) -> usize {
 ///
 /// # Safety
 /// As [`sgemm`], with `rows` and `cols` inside C.
-unsafe fn slab_product(p: &Problem, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+unsafe fn slab_product(
+    kernel: Kernel,
+    p: &Problem,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) {
     // A packed B fixes the k blocks, and needs no column blocks (nothing of it is packed here).
-    let kc_max = p.packed_b.map_or_else(|| block(p.k, KC, 1), |q| q.kc);
+    let kc_max = p.packed_b.map_or_else(|| block(p.k, kernel.kc_cap(), 1), |q| q.kc);
+    // B panels per tile: the wide kernels take two at a time.
+    let step = kernel.cols() / NR;
     let mc_max = block(rows.len(), MC, MR);
-    let nc_max = if p.packed_b.is_some() { cols.len() } else { block(cols.len(), NC, NR) };
+    let nc_max = if p.packed_b.is_some() { cols.len() } else { block(cols.len(), NC, kernel.cols()) };
     BUFFERS.with_borrow_mut(|buf| {
         let ap = aligned(&mut buf.a, mc_max * kc_max);
         let bp = if p.packed_b.is_some() { &mut [][..] } else { aligned(&mut buf.b, nc_max * kc_max) };
@@ -159,17 +235,20 @@ unsafe fn slab_product(p: &Problem, rows: std::ops::Range<usize>, cols: std::ops
                     let mc = mc_max.min(rows.end - i0);
                     // SAFETY: as for B.
                     unsafe { pack_a(ap, p.a, i0, mc, p0, kc) };
-                    for s in 0..nc.div_ceil(NR) {
+                    for s in (0..nc.div_ceil(NR)).step_by(step) {
                         let bs = &bblock[s * kc * NR..];
                         for r in 0..mc.div_ceil(MR) {
                             let ar = &ap[r * kc * MR..];
                             let (i, j) = (i0 + r * MR, j0 + s * NR);
-                            let (h, w) = ((rows.end - i).min(MR), (cols.end - j).min(NR));
+                            let (h, w) = ((rows.end - i).min(MR), (cols.end - j).min(step * NR));
                             // SAFETY: the panels hold kc steps; tile (i, j) of h × w is inside C.
-                            unsafe { tile(p, kc, ar, bs, i, j, h, w, beta) };
+                            unsafe { tile(kernel, p, kc, ar, bs, i, j, h, w, beta) };
                             if last && !p.epilogue.is_none() {
-                                // SAFETY: as for the tile; the bias holds n values (the caller's).
-                                unsafe { finish(p, i, j, h, w) };
+                                // One 16-column part at a time (the epilogue's tile).
+                                for jj in (j..j + w).step_by(NR) {
+                                    // SAFETY: as for the tile; the bias holds n values (the caller's).
+                                    unsafe { finish(p, i, jj, h, (j + w - jj).min(NR)) };
+                                }
                             }
                         }
                     }
@@ -225,13 +304,15 @@ unsafe fn finish(p: &Problem, i: usize, j: usize, h: usize, w: usize) {
     }
 }
 
-/// One tile of C at (i, j), `h` × `w` of it inside the matrix.
+/// One tile of C at (i, j), `h` × `w` of it inside the matrix (`w` at most the kernel's columns).
 ///
 /// # Safety
-/// As [`slab_product`]; `ar` / `bs` hold `kc` steps of packed A / B.
+/// As [`slab_product`]; `ar` / `bs` hold `kc` steps of packed A / B, `bs` as many panels as `w`
+/// columns span.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn tile(
+    kernel: Kernel,
     p: &Problem,
     kc: usize,
     ar: &[f32],
@@ -243,17 +324,31 @@ unsafe fn tile(
     beta: f32,
 ) {
     // SAFETY (whole body): forwarded from the caller; the kernel's CPU features are checked by
-    // `available`, which the caller of `sgemm` vouched for.
+    // `Kernel::available`, which the caller of `sgemm_on` vouched for.
     unsafe {
         let c = p.c.add(i * p.ldc + j);
-        if h == MR && w == NR {
-            avx2::tile(kc, ar.as_ptr(), bs.as_ptr(), c, p.ldc, p.alpha, beta);
+        // A tile of one panel where only one is left: a wide kernel's second would not exist.
+        let cols = if w <= NR { NR } else { kernel.cols() };
+        let run = |c: *mut f32, ldc: usize, beta: f32| {
+            let (a, b, alpha) = (ar.as_ptr(), bs.as_ptr(), p.alpha);
+            match (kernel, cols == NR) {
+                (Kernel::Avx2, _) => avx2::tile(kc, a, b, c, ldc, alpha, beta),
+                (Kernel::Avx512, true) => avx512::zmm::tile::<1>(kc, a, b, c, ldc, alpha, beta),
+                (Kernel::Avx512, false) => avx512::zmm::tile::<2>(kc, a, b, c, ldc, alpha, beta),
+                #[cfg(test)]
+                (Kernel::Avx512OnAvx2, true) => avx512::ymm_pairs::tile::<1>(kc, a, b, c, ldc, alpha, beta),
+                #[cfg(test)]
+                (Kernel::Avx512OnAvx2, false) => avx512::ymm_pairs::tile::<2>(kc, a, b, c, ldc, alpha, beta),
+            }
+        };
+        if h == MR && w == cols {
+            run(c, p.ldc, beta);
             return;
         }
         // An edge tile: the full tile into scratch, then only its h × w part into C.
-        let mut t = [0f32; MR * NR];
-        avx2::tile(kc, ar.as_ptr(), bs.as_ptr(), t.as_mut_ptr(), NR, p.alpha, 0.0);
-        for (ii, row) in t.chunks_exact(NR).take(h).enumerate() {
+        let mut t = [0f32; MR * avx512::NR_WIDE];
+        run(t.as_mut_ptr(), cols, 0.0);
+        for (ii, row) in t.chunks_exact(cols).take(h).enumerate() {
             let out = std::slice::from_raw_parts_mut(c.add(ii * p.ldc), w);
             if beta == 0.0 {
                 out.copy_from_slice(&row[..w]);
@@ -305,13 +400,20 @@ pub(crate) mod tests {
     }
 
     /// Every layout, edge, block boundary and thread split against the f64 product, within the
-    /// error bound of an f32 dot product of length k (√k ulps of its absolute sum, generously).
+    /// error bound of an f32 dot product of length k (√k ulps of its absolute sum, generously), on
+    /// every kernel this CPU runs (the AVX-512 code at least on AVX2 registers).
     #[test]
     fn matches_the_f64_product() {
         if !available() {
             eprintln!("no AVX2 + FMA on this CPU: the kernel cannot run here");
             return;
         }
+        for kernel in Kernel::testable() {
+            matches_the_f64_product_on(kernel);
+        }
+    }
+
+    fn matches_the_f64_product_on(kernel: Kernel) {
         let shapes = [
             (1, 1, 1),
             (5, 7, 3),
@@ -322,6 +424,8 @@ pub(crate) mod tests {
             (150, 20, 64),
             (289, 300, 70),
             (40, 2100, 9),
+            (12, 64, 130),
+            (6, 48, 5),
         ];
         for (si, &(m, n, k)) in shapes.iter().enumerate() {
             for (case, (a_t, b_t, alpha, beta, threads)) in [
@@ -364,7 +468,7 @@ pub(crate) mod tests {
                 };
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 // SAFETY: available() checked; the operands hold the shapes the views describe.
-                pool.install(|| unsafe { sgemm(&prob, threads) });
+                pool.install(|| unsafe { sgemm_on(kernel, &prob, threads) });
                 for i in 0..m {
                     for j in 0..n {
                         let got = c[i * ldc + j] as f64;
@@ -372,11 +476,15 @@ pub(crate) mod tests {
                         let tol = 4e-7 * (k as f64).sqrt() * (k as f64) * alpha.abs() as f64 + 1e-6;
                         assert!(
                             (got - w).abs() <= tol,
-                            "{m}×{n}×{k} a_t {a_t} b_t {b_t} alpha {alpha} beta {beta} threads {threads}: \
+                            "{kernel:?} {m}×{n}×{k} a_t {a_t} b_t {b_t} alpha {alpha} beta {beta} \
+                             threads {threads}: \
                              C[{i}][{j}] = {got}, f64 says {w}"
                         );
                     }
-                    assert!(c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0), "row {i}: wrote past n");
+                    assert!(
+                        c[i * ldc + n..(i + 1) * ldc].iter().all(|&v| v == 7.0),
+                        "{kernel:?} {m}×{n}×{k}: row {i} written past n"
+                    );
                 }
             }
         }

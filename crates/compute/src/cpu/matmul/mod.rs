@@ -1,6 +1,7 @@
-//! Matrix products on the CPU. On a CPU with AVX2 + FMA and no AVX-512, products worth
-//! splitting across threads run on ragtune's own blocked SGEMM ([`blocked`]); elsewhere, and for
-//! the small products of attention heads and LoRA ranks, on the `gemm` crate, whose `x86-v4` feature (workspace Cargo.toml) adds
+//! Matrix products on the CPU. On a CPU with AVX2 + FMA or AVX-512, products worth splitting
+//! across threads run on ragtune's own blocked SGEMM ([`blocked`], with 6 × 16 AVX2 or 6 × 32
+//! AVX-512 tiles); with `RAGTUNE_SGEMM=gemm-crate`, and for the small products of attention heads
+//! and LoRA ranks, on the `gemm` crate, whose `x86-v4` feature (workspace Cargo.toml) adds
 //! AVX-512 kernels on stable Rust. Both choose at run time from the running CPU's features: no
 //! build flag depends on the build machine.
 //!
@@ -12,6 +13,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 pub mod avx2;
+pub mod avx512;
 pub mod blocked;
 pub mod pack;
 pub mod packed;
@@ -146,14 +148,14 @@ pub unsafe fn sgemm_raw(call: &GemmCall, a: &[f32], b: &[f32], c: *mut f32) {
     }
 }
 
-/// Whether f32 products run on [`blocked`]: on a CPU whose widest kernels are AVX2 (see
+/// Whether f32 products run on [`blocked`]: on a CPU with AVX2 + FMA or AVX-512 (see
 /// [`crate::cpu::gemv_simd::Isa`], which `RAGTUNE_CPU_ISA` caps), unless `RAGTUNE_SGEMM=gemm-crate`
-/// asks for the `gemm` crate (for measuring what each gains). On AVX-512 CPUs the crate's 512-bit
-/// kernels are the faster ones and stay.
+/// asks for the `gemm` crate (for measuring what each gains).
 pub(crate) fn own_kernel() -> bool {
     static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *OWN.get_or_init(|| {
-        crate::cpu::gemv_simd::Isa::detected() == crate::cpu::gemv_simd::Isa::Avx2
+        use crate::cpu::gemv_simd::Isa;
+        matches!(Isa::detected(), Isa::Avx2 | Isa::Avx512)
             && std::env::var("RAGTUNE_SGEMM").as_deref() != Ok("gemm-crate")
     })
 }

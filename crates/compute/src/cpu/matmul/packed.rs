@@ -9,8 +9,8 @@
 //! it. A `PackedB` holds the weight in the panel layout the micro-kernel reads, so a product
 //! with it packs only A; the epilogue adds the bias and applies GELU to a tile while it is in L1.
 //!
-//! The layout: k is cut into blocks of `kc` values (the same [`super::blocked::KC`] split a
-//! product packing B itself would choose), and block `p0 .. p0 + kc` starts at `p0 · n_pad`
+//! The layout: k is cut into blocks of `kc` values (the split a product packing B itself would
+//! choose on this CPU's kernel: [`super::blocked::Kernel::kc_cap`]), and block `p0 .. p0 + kc` starts at `p0 · n_pad`
 //! (`n_pad` = n rounded up to 16 columns) and holds the panels of all n columns in order: panel
 //! `s` (columns `16·s ..`) at `s · kc · 16`, as [`super::pack::pack_b`] writes them, zeros past n.
 //! Any slab of C whose columns start on a panel boundary finds its panels at a fixed offset.
@@ -18,7 +18,7 @@
 use rayon::prelude::*;
 
 use super::avx2::NR;
-use super::blocked::{self, KC};
+use super::blocked::{self, Kernel};
 use super::pack::{View, pack_b};
 
 /// B `[k, n]` in the blocked SGEMM's panel layout (module docs), 64-byte aligned.
@@ -69,18 +69,19 @@ impl PackedB {
         assert!(n > 0 && k > 0, "PackedB: a {n} × {k} weight is empty");
         assert_eq!(w.len(), n * k, "PackedB: the weight holds {} values, not {n} × {k}", w.len());
         // B(p, j) = W[j][p]: stepping p moves 1, stepping j moves k.
-        PackedB::pack(View { ptr: w.as_ptr(), rs: 1, cs: k }, k, n)
+        PackedB::pack(View { ptr: w.as_ptr(), rs: 1, cs: k }, k, n, Kernel::for_this_cpu())
     }
 
     /// B `[k, n]` stored row-major.
     pub fn from_matrix(b: &[f32], k: usize, n: usize) -> PackedB {
         assert!(n > 0 && k > 0, "PackedB: a {k} × {n} matrix is empty");
         assert_eq!(b.len(), k * n, "PackedB: the matrix holds {} values, not {k} × {n}", b.len());
-        PackedB::pack(View { ptr: b.as_ptr(), rs: n, cs: 1 }, k, n)
+        PackedB::pack(View { ptr: b.as_ptr(), rs: n, cs: 1 }, k, n, Kernel::for_this_cpu())
     }
 
-    fn pack(b: View, k: usize, n: usize) -> PackedB {
-        let kc = blocked::block(k, KC, 1);
+    /// In blocks of k as deep as `kernel` takes them.
+    fn pack(b: View, k: usize, n: usize, kernel: Kernel) -> PackedB {
+        let kc = blocked::block(k, kernel.kc_cap(), 1);
         let n_pad = n.next_multiple_of(NR);
         let mut data = vec![0f32; k * n_pad + 16];
         let off = data.as_ptr().align_offset(64).min(16);
@@ -121,20 +122,22 @@ impl PackedB {
     }
 }
 
-/// Whether products run on the blocked SGEMM, so that a [`PackedB`] can be used: on a CPU whose
-/// widest vector unit is AVX2 (AVX-512 CPUs keep the `gemm` crate's 512-bit kernels), unless
-/// `RAGTUNE_SGEMM=gemm-crate`.
+/// Whether products run on the blocked SGEMM, so that a [`PackedB`] can be used: on a CPU with
+/// AVX2 + FMA or AVX-512, unless `RAGTUNE_SGEMM=gemm-crate`.
 pub fn in_use() -> bool {
     super::own_kernel()
 }
 
-/// `c (m × n) = act(a (m × k, row-major) · B + bias)` on the blocked SGEMM with `b` packed once,
-/// on up to `threads` rayon tasks. `c` need not be initialised: every value is written, none read.
+/// `c (m × n) = act(a (m × k, row-major) · B + bias)` on the blocked SGEMM's `kernel` (callers
+/// pass [`Kernel::for_this_cpu`]) with `b` packed once, on up to `threads` rayon tasks. `c` need
+/// not be initialised: every value is written, none read.
 ///
 /// # Safety
-/// [`blocked::available`] must be true; `c` must be valid for writes of m·n values; `bias`, when
+/// `kernel.available()` must be true; `c` must be valid for writes of m·n values; `bias`, when
 /// given, must hold n values.
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn product_into(
+    kernel: Kernel,
     a: &[f32],
     m: usize,
     b: &PackedB,
@@ -162,7 +165,7 @@ pub unsafe fn product_into(
         ldc: n,
     };
     // SAFETY: forwarded from the caller; A holds m × k (asserted), the packed B k × n.
-    unsafe { blocked::sgemm(&prob, threads) }
+    unsafe { blocked::sgemm_on(kernel, &prob, threads) }
 }
 
 #[cfg(test)]
@@ -223,17 +226,22 @@ mod tests {
             eprintln!("the blocked SGEMM does not run on this CPU: nothing to check");
             return;
         }
-        for (case, &(m, n, k)) in
-            [(9, 16, 1), (13, 40, 300), (64, 33, 513), (150, 20, 64), (7, 384, 1536), (100, 1000, 260)]
-                .iter()
-                .enumerate()
+        let shapes =
+            [(9, 16, 1), (13, 40, 300), (64, 33, 513), (150, 20, 64), (7, 384, 1536), (100, 1000, 260)];
+        for (kernel, (case, &(m, n, k))) in
+            Kernel::testable().into_iter().flat_map(|kern| shapes.iter().enumerate().map(move |s| (kern, s)))
         {
             let seed = case as u64 * 10;
             let (x, w, b) = (values(m * k, seed), values(n * k, seed + 1), values(n, seed + 2));
-            let packed = PackedB::from_weight(&w, n, k);
+            let packed = PackedB::pack(View { ptr: w.as_ptr(), rs: 1, cs: k }, k, n, kernel);
             let wt: Vec<f32> = (0..k * n).map(|e| w[(e % n) * k + e / n]).collect();
-            let other = PackedB::from_matrix(&wt, k, n);
+            let other = PackedB::pack(View { ptr: wt.as_ptr(), rs: n, cs: 1 }, k, n, kernel);
             assert_eq!(packed.as_slice(), other.as_slice(), "{m}×{n}×{k}: the two packings differ");
+            if kernel == Kernel::for_this_cpu() {
+                let public = (PackedB::from_weight(&w, n, k), PackedB::from_matrix(&wt, k, n));
+                assert_eq!(public.0.as_slice(), packed.as_slice(), "{m}×{n}×{k}: from_weight");
+                assert_eq!(public.1.as_slice(), packed.as_slice(), "{m}×{n}×{k}: from_matrix");
+            }
             // Σ|x·w| per output, for each value's error bound.
             let sum_abs: Vec<f64> = (0..m * n)
                 .map(|e| (0..k).map(|p| (x[(e / n) * k + p] * w[(e % n) * k + p]).abs() as f64).sum())
@@ -245,7 +253,7 @@ mod tests {
                     let mut c = vec![f32::NAN; m * n];
                     // SAFETY: in_use() checked; c holds m × n; the bias n.
                     pool.install(|| unsafe {
-                        product_into(&x, m, &packed, bias, gelu, c.as_mut_ptr(), threads)
+                        product_into(kernel, &x, m, &packed, bias, gelu, c.as_mut_ptr(), threads)
                     });
                     let want = reference(&x, m, &w, n, k, bias, gelu);
                     for (e, (&got, &want)) in c.iter().zip(&want).enumerate() {
@@ -253,7 +261,8 @@ mod tests {
                         let tol = 2e-7 * (k as f64).sqrt() * (sum_abs[e] + 1.0);
                         assert!(
                             (got as f64 - want).abs() <= tol,
-                            "{m}×{n}×{k} threads {threads} bias {} gelu {gelu}: C[{}][{}] = {got}, f64 says {want}",
+                            "{kernel:?} {m}×{n}×{k} threads {threads} bias {} gelu {gelu}: C[{}][{}] = {got}, \
+                             f64 says {want}",
                             bias.is_some(),
                             e / n,
                             e % n
@@ -263,7 +272,7 @@ mod tests {
                         let mut plain = vec![0f32; m * n];
                         // SAFETY: as above.
                         pool.install(|| unsafe {
-                            product_into(&x, m, &packed, bias, false, plain.as_mut_ptr(), threads)
+                            product_into(kernel, &x, m, &packed, bias, false, plain.as_mut_ptr(), threads)
                         });
                         let unfused: Vec<f32> = plain.iter().map(|&v| Activation::Gelu.apply(v)).collect();
                         assert!(
