@@ -2,7 +2,7 @@
 //! exactly the top k of the exact re-scored keys over ALL rows — checked against exhaustive
 //! re-scoring, bit for bit, on random data, on data built so that thousands of rows fall inside
 //! the error bound, with filters, for both metrics, odd widths and ragged sizes — with the
-//! portable kernels everywhere and the AVX512_BF16 and AVX2 kernels where the CPU has them; the
+//! portable kernels everywhere and the AVX512_BF16, AVX2 and VNNI kernels where the CPU has them; the
 //! bound itself against f64 dot products on data shaped to stress it; and the exact keys against
 //! f64 dot products.
 
@@ -146,7 +146,7 @@ fn exact_keys_match_f64_and_unbounded_data_is_declined() {
 #[test]
 fn the_op_takes_the_screen_and_agrees_with_the_plain_path() {
     // ops::topk_similarity on f32 with many queries goes through the screen when the CPU has
-    // AVX512_BF16, or AVX2 without AVX-512. It must give the exhaustive answer's rows.
+    // AVX512_BF16, AVX512-VNNI, or AVX2 without AVX-512. It must give the exhaustive answer's rows.
     let (n, d, nq, k) = (6000, 96, 64, 10);
     let (q, base) = queries_and_base(75, nq, n, d);
     let want = exhaustive(&q, &base, d, k, Similarity::Dot, None);
@@ -242,17 +242,21 @@ fn every_approximate_score_lies_within_its_bound() {
             }
             // A bound must also be useful: on uniform data, a few hundredths of ‖q‖·‖x‖ for int8
             // (one side at 7 bits, Cauchy–Schwarz twice) and about 2⁻⁷ for bf16.
-            let cap = if matches!(kernel, Kernel::Avx2Int8 | Kernel::PortableInt8) { 0.03 } else { 0.009 };
+            let cap = if kernel.is_int8() { 0.03 } else { 0.009 };
             assert!(loose < cap, "{kernel:?}, d {d}: bound {loose} of ‖q‖·‖x‖");
             assert!(worst > 0.0 && worst < loose, "{kernel:?}, d {d}: error {worst}, bound {loose}");
-            if matches!(kernel, Kernel::Avx2Int8 | Kernel::PortableInt8) {
-                int8_scores.push(found);
+            if kernel.is_int8() {
+                int8_scores.push((kernel, found));
             }
         }
-        // The AVX2 kernel does the portable kernel's arithmetic: the same integers, the same
-        // three roundings.
-        if let [a, b] = &int8_scores[..] {
-            assert_eq!(a, b, "d {d}: AVX2 and portable int8 scores differ");
+        // The AVX2 and VNNI kernels do the portable kernel's arithmetic: the same integers, the
+        // same three roundings.
+        for (kernel, scores) in &int8_scores[1..] {
+            assert_eq!(
+                scores, &int8_scores[0].1,
+                "d {d}: {kernel:?} and {:?} int8 scores differ",
+                int8_scores[0].0
+            );
         }
     }
 }

@@ -113,6 +113,9 @@ pub fn run(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Vec<Row>> {
             Some(Kernel::Avx512Bf16) => {
                 "; exact answers through the bf16 screen (AVX512_BF16), so above the f32 FMA ceiling"
             }
+            Some(Kernel::VnniInt8) => {
+                "; exact answers through the int8 screen (AVX512-VNNI), so above the f32 FMA ceiling"
+            }
             Some(_) => "; exact answers through the int8 screen (AVX2), so above the f32 FMA ceiling",
             None => "",
         }

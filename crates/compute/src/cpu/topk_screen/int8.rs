@@ -1,4 +1,4 @@
-//! The int8 format of the screen (AVX2): every vector scaled by its largest |element| and
+//! The int8 format of the screen (AVX2, or AVX512-VNNI's `vpdpbusd` on 256-bit registers): every vector scaled by its largest |element| and
 //! rounded to integer levels, the dot products of the levels summed exactly in i32, then scaled
 //! back in f32.
 //!
@@ -85,8 +85,8 @@ pub(super) fn convert_row(kernel: Kernel, x: &[f32], sq: f32, out: &mut [u32]) -
 /// sum of squared differences `s·l − x`.
 fn quantize(kernel: Kernel, x: &[f32], out: &mut [u8]) -> (f32, i32, f32) {
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2Int8 {
-        // SAFETY: the kernel is only chosen where the CPU has AVX2 + FMA.
+    if matches!(kernel, Kernel::Avx2Int8 | Kernel::VnniInt8) {
+        // SAFETY: both kernels are only chosen where the CPU has AVX2 + FMA.
         return unsafe { avx2::quantize(x, out) };
     }
     let _ = kernel;
@@ -143,10 +143,18 @@ pub(super) fn score_tile(
 ) {
     assert!(qp.len() == dw * QG && rows.len() == R * dw && qscale.len() == QG);
     #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx2Int8 {
-        // SAFETY: chosen only where the CPU has AVX2 + FMA; lengths as asserted.
-        unsafe { avx2::tile(qp, qscale, rows, terms, dw, tile) };
-        return;
+    match kernel {
+        Kernel::Avx2Int8 => {
+            // SAFETY: chosen only where the CPU has AVX2 + FMA; lengths as asserted.
+            unsafe { avx2::tile(qp, qscale, rows, terms, dw, tile) };
+            return;
+        }
+        Kernel::VnniInt8 => {
+            // SAFETY: chosen only where the CPU has AVX512-VNNI + VL (and AVX2); as asserted.
+            unsafe { avx2::tile_vnni(qp, qscale, rows, terms, dw, tile) };
+            return;
+        }
+        _ => {}
     }
     let _ = kernel;
     for (j, out) in tile.iter_mut().enumerate() {
@@ -228,56 +236,78 @@ mod avx2 {
         (scale, sum_lanes.iter().sum(), err_lanes.iter().sum())
     }
 
-    /// Two rows × 32 queries at a time: 8 accumulators, four query vectors (8 lanes × 4 bytes)
-    /// and two broadcast row words per step.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile(
-        qp: &[u32],
-        qscale: &[f32],
-        rows: &[u32],
-        terms: &[RowTerms; R],
-        dw: usize,
-        out: &mut [[f32; QG]; R],
-    ) {
-        let ones = _mm256_set1_epi16(1);
-        for j0 in (0..R).step_by(2) {
-            let mut acc = [[_mm256_setzero_si256(); 4]; 2];
-            // SAFETY: p < dw; qp holds dw × 32 words and rows R × dw.
-            unsafe {
-                let (x0, x1) = (rows.as_ptr().add(j0 * dw), rows.as_ptr().add((j0 + 1) * dw));
-                for p in 0..dw {
-                    let q = qp.as_ptr().add(p * QG).cast::<__m256i>();
-                    let qv = [
-                        _mm256_loadu_si256(q),
-                        _mm256_loadu_si256(q.add(1)),
-                        _mm256_loadu_si256(q.add(2)),
-                        _mm256_loadu_si256(q.add(3)),
-                    ];
-                    let b0 = _mm256_set1_epi32(*x0.add(p) as i32);
-                    let b1 = _mm256_set1_epi32(*x1.add(p) as i32);
-                    for c in 0..4 {
-                        let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(qv[c], b0), ones);
-                        let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(qv[c], b1), ones);
-                        acc[0][c] = _mm256_add_epi32(acc[0][c], p0);
-                        acc[1][c] = _mm256_add_epi32(acc[1][c], p1);
-                    }
-                }
-            }
-            for (r, row_acc) in acc.iter().enumerate() {
-                let t = &terms[j0 + r];
-                let (bias, scale) = (_mm256_set1_epi32(t.bias), _mm256_set1_ps(t.scale));
-                for (c, &a) in row_acc.iter().enumerate() {
-                    // SAFETY: 32 query scales and 32 outputs per row.
+    /// The tile loop, with `$dot(acc, q, x)` adding each i32 lane's four u8 × i8 products of
+    /// query bytes `q` and row bytes `x` to `acc`: written once, so the VNNI kernel runs the
+    /// AVX2 kernel's code but for that one instruction.
+    macro_rules! int8_tile {
+        ($name:ident, $features:literal, $dot:ident) => {
+            /// Two rows × 32 queries at a time: 8 accumulators, four query vectors (8 lanes × 4
+            /// bytes) and two broadcast row words per step.
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name(
+                qp: &[u32],
+                qscale: &[f32],
+                rows: &[u32],
+                terms: &[RowTerms; R],
+                dw: usize,
+                out: &mut [[f32; QG]; R],
+            ) {
+                for j0 in (0..R).step_by(2) {
+                    let mut acc = [[_mm256_setzero_si256(); 4]; 2];
+                    // SAFETY: p < dw; qp holds dw × 32 words and rows R × dw.
                     unsafe {
-                        let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(a, bias));
-                        let s = _mm256_mul_ps(
-                            _mm256_mul_ps(v, scale),
-                            _mm256_loadu_ps(qscale.as_ptr().add(8 * c)),
-                        );
-                        _mm256_storeu_ps(out[j0 + r].as_mut_ptr().add(8 * c), s);
+                        let (x0, x1) = (rows.as_ptr().add(j0 * dw), rows.as_ptr().add((j0 + 1) * dw));
+                        for p in 0..dw {
+                            let q = qp.as_ptr().add(p * QG).cast::<__m256i>();
+                            let qv = [
+                                _mm256_loadu_si256(q),
+                                _mm256_loadu_si256(q.add(1)),
+                                _mm256_loadu_si256(q.add(2)),
+                                _mm256_loadu_si256(q.add(3)),
+                            ];
+                            let b0 = _mm256_set1_epi32(*x0.add(p) as i32);
+                            let b1 = _mm256_set1_epi32(*x1.add(p) as i32);
+                            for c in 0..4 {
+                                acc[0][c] = $dot(acc[0][c], qv[c], b0);
+                                acc[1][c] = $dot(acc[1][c], qv[c], b1);
+                            }
+                        }
+                    }
+                    for (r, row_acc) in acc.iter().enumerate() {
+                        let t = &terms[j0 + r];
+                        let (bias, scale) = (_mm256_set1_epi32(t.bias), _mm256_set1_ps(t.scale));
+                        for (c, &a) in row_acc.iter().enumerate() {
+                            // SAFETY: 32 query scales and 32 outputs per row.
+                            unsafe {
+                                let v = _mm256_cvtepi32_ps(_mm256_sub_epi32(a, bias));
+                                let s = _mm256_mul_ps(
+                                    _mm256_mul_ps(v, scale),
+                                    _mm256_loadu_ps(qscale.as_ptr().add(8 * c)),
+                                );
+                                _mm256_storeu_ps(out[j0 + r].as_mut_ptr().add(8 * c), s);
+                            }
+                        }
                     }
                 }
             }
-        }
+        };
     }
+
+    /// `vpmaddubsw` into i16 pairs (no overflow: query bytes ≤ 127), `vpmaddwd` into i32.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn dot_avx2(acc: __m256i, q: __m256i, x: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1)))
+    }
+
+    /// `vpdpbusd`: the same four products summed into i32 in one instruction (no saturation,
+    /// and none needed), so the same integers as [`dot_avx2`].
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+    fn dot_vnni(acc: __m256i, q: __m256i, x: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, q, x)
+    }
+
+    int8_tile!(tile, "avx2,fma", dot_avx2);
+    int8_tile!(tile_vnni, "avx2,fma,avx512vnni,avx512vl", dot_vnni);
 }

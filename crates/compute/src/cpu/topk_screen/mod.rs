@@ -24,8 +24,9 @@
 //! Work is split by base slices across rayon tasks; each task converts 64-row blocks to the
 //! format and scores them against every group of 32 queries with an 8-row × 32-query tile. f16
 //! and bf16 storage go the same way (rows widened to f32 first; re-scoring uses the stored
-//! values). Used for searches with at least 32 queries where the CPU has AVX512_BF16 (bf16) or
-//! AVX2 + FMA without AVX-512 (int8); `RAGTUNE_TOPK_SCREEN=0` turns it off. Portable Rust
+//! values). Used for searches with at least 32 queries where the CPU has AVX512_BF16 (bf16),
+//! AVX512-VNNI without it (int8 with `vpdpbusd`) or AVX2 + FMA without AVX-512 (int8);
+//! `RAGTUNE_TOPK_SCREEN=0` turns it off. Portable Rust
 //! kernels with the same arithmetic run the same logic in tests on any CPU.
 
 mod bf16;
@@ -55,14 +56,17 @@ pub enum Kernel {
     PortableBf16,
     /// int8 with `vpmaddubsw` (x86-64 with AVX2 + FMA).
     Avx2Int8,
+    /// int8 with `vpdpbusd` (AVX512-VNNI + VL): the AVX2 kernel's code with one instruction for
+    /// its three per 32 products, the same integers.
+    VnniInt8,
     /// int8 in plain Rust, the same integer arithmetic and scaling.
     PortableInt8,
 }
 
 impl Kernel {
     /// Every kernel, for tests.
-    pub const ALL: [Kernel; 4] =
-        [Kernel::Avx512Bf16, Kernel::PortableBf16, Kernel::Avx2Int8, Kernel::PortableInt8];
+    pub const ALL: [Kernel; 5] =
+        [Kernel::Avx512Bf16, Kernel::PortableBf16, Kernel::Avx2Int8, Kernel::VnniInt8, Kernel::PortableInt8];
 
     /// Whether this CPU runs the kernel.
     pub fn available(self) -> bool {
@@ -74,13 +78,20 @@ impl Kernel {
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2Int8 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::VnniInt8 => {
+                Kernel::Avx2Int8.available()
+                    && is_x86_feature_detected!("avx512vnni")
+                    && is_x86_feature_detected!("avx512vl")
+            }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
     }
 
-    fn is_int8(self) -> bool {
-        matches!(self, Kernel::Avx2Int8 | Kernel::PortableInt8)
+    /// Whether it screens in int8 (else bf16).
+    pub fn is_int8(self) -> bool {
+        matches!(self, Kernel::Avx2Int8 | Kernel::VnniInt8 | Kernel::PortableInt8)
     }
 
     /// Base rows converted at a time. int8 takes 32: a block (12 KiB at d = 384) and a query
@@ -97,19 +108,23 @@ impl Kernel {
 }
 
 /// The fast kernel for this CPU, unless `RAGTUNE_TOPK_SCREEN` is `0`: bf16 where AVX512_BF16
-/// exists; int8 where the widest vector set is AVX2 (an AVX-512 CPU without bf16 keeps the f32
-/// path, whose 512-bit FMAs match the int8 rate of 256-bit registers).
+/// exists; int8 with `vpdpbusd` on an AVX-512 CPU with VNNI but no bf16 (Intel Cascade Lake, Ice
+/// Lake: 32 products per instruction against a 512-bit f32 FMA's 16); int8 with `vpmaddubsw`
+/// where the widest vector set is AVX2. An AVX-512 CPU with neither keeps the f32 path, whose
+/// 512-bit FMAs match the int8 rate of `vpmaddubsw` on 256-bit registers.
 pub fn fast_kernel() -> Option<Kernel> {
+    use super::gemv_simd::Isa;
     if std::env::var("RAGTUNE_TOPK_SCREEN").is_ok_and(|v| v == "0") {
         return None;
     }
     if Kernel::Avx512Bf16.available() {
         return Some(Kernel::Avx512Bf16);
     }
-    if super::gemv_simd::Isa::detected() == super::gemv_simd::Isa::Avx2 && Kernel::Avx2Int8.available() {
-        return Some(Kernel::Avx2Int8);
+    match Isa::detected() {
+        Isa::Avx512 if Kernel::VnniInt8.available() => Some(Kernel::VnniInt8),
+        Isa::Avx2 if Kernel::Avx2Int8.available() => Some(Kernel::Avx2Int8),
+        _ => None,
     }
-    None
 }
 
 /// Whether screening with `kernel` pays off: enough queries to fill a group (two for int8,
@@ -211,7 +226,8 @@ pub fn search<T: FloatElement>(
     let per_slice = blocks.div_ceil(2 * threads).max(1);
     let slices = blocks.div_ceil(per_slice);
     // The portable kernels keep the portable checks, so tests run both.
-    let avx2 = matches!(kernel, Kernel::Avx2Int8 | Kernel::Avx512Bf16) && Kernel::Avx2Int8.available();
+    let avx2 = matches!(kernel, Kernel::Avx2Int8 | Kernel::VnniInt8 | Kernel::Avx512Bf16)
+        && Kernel::Avx2Int8.available();
     let ctx = Ctx { kernel, qs: &qs, base, d, dw, groups, nq, k, similarity, allow, avx2 };
     let parts: Vec<Option<Part>> = (0..slices)
         .into_par_iter()
