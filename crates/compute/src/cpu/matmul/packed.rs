@@ -10,10 +10,11 @@
 //! with it packs only A; the epilogue adds the bias and applies GELU to a tile while it is in L1.
 //!
 //! The layout: k is cut into blocks of `kc` values (the split a product packing B itself would
-//! choose on this CPU's kernel: [`super::blocked::Kernel::kc_cap`]), and block `p0 .. p0 + kc` starts at `p0 · n_pad`
-//! (`n_pad` = n rounded up to 16 columns) and holds the panels of all n columns in order: panel
-//! `s` (columns `16·s ..`) at `s · kc · 16`, as [`super::pack::pack_b`] writes them, zeros past n.
-//! Any slab of C whose columns start on a panel boundary finds its panels at a fixed offset.
+//! choose on this CPU's kernel: [`super::blocked::Kernel::kc_cap`]), and block `p0 .. p0 + kc`
+//! starts at `p0 · n_pad` (`n_pad` = n rounded up to 16 columns) and holds the panels of all n
+//! columns in order: panel `s` (columns `16·s ..`) at `s · kc · 16`, as [`super::pack::pack_b`]
+//! writes them, zeros past n. Any slab of C whose columns start on a panel boundary finds its
+//! panels at a fixed offset; the AVX-512 kernel reads two adjacent panels at once.
 
 use rayon::prelude::*;
 
@@ -261,8 +262,8 @@ mod tests {
                         let tol = 2e-7 * (k as f64).sqrt() * (sum_abs[e] + 1.0);
                         assert!(
                             (got as f64 - want).abs() <= tol,
-                            "{kernel:?} {m}×{n}×{k} threads {threads} bias {} gelu {gelu}: C[{}][{}] = {got}, \
-                             f64 says {want}",
+                            "{kernel:?} {m}×{n}×{k} threads {threads} bias {} gelu {gelu}: \
+                             C[{}][{}] = {got}, f64 says {want}",
                             bias.is_some(),
                             e / n,
                             e % n

@@ -1,6 +1,6 @@
-//! The int8 format of the screen (AVX2, or AVX512-VNNI's `vpdpbusd` on 256-bit registers): every vector scaled by its largest |element| and
-//! rounded to integer levels, the dot products of the levels summed exactly in i32, then scaled
-//! back in f32.
+//! The int8 format of the screen (AVX2, or AVX512-VNNI's `vpdpbusd` on 256-bit registers): every
+//! vector scaled by its largest |element| and rounded to integer levels, the dot products of the
+//! levels summed exactly in i32, then scaled back in f32.
 //!
 //! A base row x becomes `x̃ = s_x·l_x` with levels `l_x` in ±127 (i8) and `s_x = max|x|/127`; a
 //! query becomes `q̃ = s_q·l_q` with levels in ±63, stored offset by 64 as bytes 1..=127:
