@@ -138,8 +138,24 @@ mod x86 {
         row: *const u8,
         res: &mut [f32],
     ) {
-        let mut acc = [_mm512_setzero_ps(); M];
+        // As in dots256_m: at least four FMA chains at once.
+        let u = Chains::<M>::U;
+        let mut acc = [[_mm512_setzero_ps(); 4]; M];
         let mut p = 0;
+        while p + 16 * u <= k {
+            for j in 0..Chains::<M>::U {
+                let at = p + 16 * j;
+                // SAFETY: at + 16 ≤ k for B's row and for each of A's M rows of k.
+                unsafe {
+                    let b = load16(stored, row, at, 16);
+                    for (i, acc) in acc.iter_mut().enumerate() {
+                        let x = _mm512_loadu_ps(a.as_ptr().add(i * k + at));
+                        acc[j] = _mm512_fmadd_ps(x, b, acc[j]);
+                    }
+                }
+            }
+            p += 16 * u;
+        }
         while p < k {
             let n = (k - p).min(16);
             let mask: u16 = if n >= 16 { u16::MAX } else { (1u16 << n) - 1 };
@@ -148,13 +164,13 @@ mod x86 {
                 let b = load16(stored, row, p, n);
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let x = _mm512_maskz_loadu_ps(mask, a.as_ptr().add(i * k + p));
-                    *acc = _mm512_fmadd_ps(x, b, *acc);
+                    acc[0] = _mm512_fmadd_ps(x, b, acc[0]);
                 }
             }
             p += 16;
         }
         for (r, acc) in res.iter_mut().zip(acc) {
-            *r = _mm512_reduce_add_ps(acc);
+            *r = _mm512_reduce_add_ps(acc[1..u].iter().fold(acc[0], |s, &v| _mm512_add_ps(s, v)));
         }
     }
 
@@ -196,20 +212,38 @@ mod x86 {
         row: *const u8,
         res: &mut [f32],
     ) {
-        let mut acc = [_mm256_setzero_ps(); M];
+        // `u` partial sums per row of A, so that at least four FMA chains run at once: with one
+        // row (a decode step) a single chain waited on the FMA latency at every step, which held
+        // a bf16 weight to half of f32's bytes per second.
+        let u = Chains::<M>::U;
+        let mut acc = [[_mm256_setzero_ps(); 4]; M];
         let body = k / 8 * 8;
         let mut p = 0;
+        while p + 8 * u <= body {
+            for j in 0..Chains::<M>::U {
+                let at = p + 8 * j;
+                // SAFETY: at + 8 ≤ k for B's row and for each of A's M rows of k.
+                unsafe {
+                    let b = load8(stored, row, at);
+                    for (i, acc) in acc.iter_mut().enumerate() {
+                        acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i * k + at)), b, acc[j]);
+                    }
+                }
+            }
+            p += 8 * u;
+        }
         while p < body {
-            // SAFETY: p + 8 ≤ k for B's row and for each of A's M rows of k.
+            // SAFETY: p + 8 ≤ k, as above.
             unsafe {
                 let b = load8(stored, row, p);
                 for (i, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i * k + p)), b, *acc);
+                    acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i * k + p)), b, acc[0]);
                 }
             }
             p += 8;
         }
         for (i, (r, acc)) in res.iter_mut().zip(acc).enumerate() {
+            let acc = acc[1..u].iter().fold(acc[0], |s, &v| _mm256_add_ps(s, v));
             let mut s = hsum256(acc);
             for q in body..k {
                 // SAFETY: q < k.
@@ -217,6 +251,14 @@ mod x86 {
             }
             *r = s;
         }
+    }
+
+    /// Partial sums per row of A for `M` rows ([`Chains::U`]): four chains or more in flight, at
+    /// most four per row, a constant of each kernel so its loops unroll into registers.
+    struct Chains<const M: usize>;
+
+    impl<const M: usize> Chains<M> {
+        const U: usize = if M >= 4 { 1 } else { 4usize.div_ceil(M) };
     }
 
     #[inline]
