@@ -22,6 +22,12 @@ const CASES: &[Case] = &[
     (1, 5, 300, 2, 1, 64, false, None), // three key tiles, every row rescaled across them
     (1, 260, 260, 2, 2, 32, true, Some(&[260])),
     (1, 9, 9, 2, 1, 20, false, None), // a head_dim no kernel specialises
+    // Decode steps (at most 8 query rows per kv head): the cache split into spans whose states
+    // are merged, tiles cut short, GQA groups of 3 and 4, two positions that see different keys,
+    // an empty sequence beside full ones, an odd head_dim.
+    (1, 1, 700, 9, 3, 64, true, Some(&[650])),
+    (2, 2, 400, 8, 2, 64, true, Some(&[400, 131])),
+    (3, 1, 300, 2, 1, 20, false, Some(&[0, 300, 129])),
 ];
 
 #[test]
@@ -74,6 +80,7 @@ const WINDOW_CASES: &[WindowCase] = &[
     (2, 1, 300, 4, 4, 96, 50, Some(&[257, 3])),
     (2, 7, 9, 3, 1, 64, 3, Some(&[9, 4])),
     (1, 9, 9, 2, 1, 20, 4, None),
+    (1, 1, 900, 6, 2, 64, 300, Some(&[870])), // a decode step whose window starts mid-cache
 ];
 
 #[test]

@@ -12,8 +12,13 @@
 //! recurrence — and a second GEMM adds `P V` to the accumulator. Causal units stop at the last
 //! key their last query can see; with a sliding window they also start at the first key their
 //! first query sees, so a unit's work is proportional to the window, not the context.
+//!
+//! A decode step (at most 8 query rows per kv head) goes to `decode.rs` instead: its units are
+//! spans of the cache, not heads.
 
 mod backward;
+mod decode;
+mod few_rows;
 
 pub use backward::attention_backward;
 use rayon::prelude::*;
@@ -79,6 +84,9 @@ pub fn attention<T: FloatElement>(inputs: Inputs<T>, key_lens: Option<&[i32]>, o
         return;
     }
     let group = hq / hkv;
+    if decode::serves(sq * group) {
+        return decode::attention(&inputs, key_lens, out);
+    }
     let block = ROWS_PER_UNIT.div_ceil(group).max(1).min(sq);
     let blocks = sq.div_ceil(block);
     let units = batch * blocks * hkv;
