@@ -87,11 +87,7 @@ fn rows_dot<T: FloatElement>(
     alpha: f32,
     out: &mut [f32],
 ) {
-    let stored = match T::DTYPE {
-        DType::F32 => Stored::F32,
-        DType::BF16 => Stored::Bf16,
-        _ => Stored::F16,
-    };
+    let stored = Stored::of::<T>();
     // Columns per task: enough work to amortise the task, enough tasks to balance.
     let cols = (64 * 1024 / k.max(1)).clamp(8, 1024);
     let mut cols_out = vec![0f32; m * n];

@@ -9,6 +9,8 @@
 //! conversion (exact too). Sums run in f32 with FMA, in a different order from the scalar path:
 //! results agree to f32 rounding, not bit for bit.
 
+use crate::dtype::{DType, FloatElement};
+
 /// The instruction set a few-row product runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
@@ -73,6 +75,17 @@ pub enum Stored {
     F32,
     Bf16,
     F16,
+}
+
+impl Stored {
+    /// The storage of a float element type's values.
+    pub fn of<T: FloatElement>() -> Stored {
+        match T::DTYPE {
+            DType::F32 => Stored::F32,
+            DType::BF16 => Stored::Bf16,
+            _ => Stored::F16,
+        }
+    }
 }
 
 /// `res[i] = Σ_p a[i·k + p] · row[p]` for i < m (`m ≤ 8`), `row` holding k elements stored as

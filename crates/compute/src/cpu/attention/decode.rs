@@ -39,7 +39,8 @@ pub fn serves(rows_per_head: usize) -> bool {
 pub fn attention<T: FloatElement>(inputs: &Inputs<T>, key_lens: Option<&[i32]>, out: &mut [T]) {
     let AttentionDims { batch, sq, skv, hq, hkv, d } = inputs.dims;
     let group = hq / hkv;
-    let rows = hkv * sq * group;
+    // Query rows of a sequence, every kv head's (as in `State`).
+    let all = hkv * sq * group;
     let lens: Vec<usize> = (0..batch).map(|b| key_lens.map_or(skv, |l| l[b] as usize)).collect();
     // The keys any query of a sequence sees, split into spans: two per thread over the batch,
     // none shorter than MIN_SPAN.
@@ -69,7 +70,7 @@ pub fn attention<T: FloatElement>(inputs: &Inputs<T>, key_lens: Option<&[i32]>, 
         let count = units[first..].iter().take_while(|(ub, _)| *ub == b).count();
         let mine = &states[first..first + count];
         first += count;
-        for row in 0..rows {
+        for row in 0..all {
             let (h, r) = (row / (sq * group), row % (sq * group));
             let at = ((b * sq + r / group) * hq + h * group + r % group) * d;
             let m = mine.iter().map(|s| s.max[row]).fold(f32::NEG_INFINITY, f32::max);

@@ -2,12 +2,13 @@
 //! head, keys walked in storage order with every kv head of a key handled before the next key,
 //! so a cache row (`hkv · d` values) is read once, front to back.
 //!
-//! The scores are the decode path's own few-row dot products ([`row_dots`]: one key head read
-//! once, the dot with each query row of its group from it, K in its stored dtype); `P V` adds
-//! each value head, weighted, to the accumulator rows of its group.
+//! The scores of f32 keys come eight keys at a time, each query row against the eight; 16-bit
+//! keys go through the decode path's own few-row dot products ([`row_dots`]: one key head read
+//! once as stored, the dot with each query row of its group from it). `P V` adds each value
+//! head, weighted, to the accumulator rows of its group.
 
 use crate::cpu::gemv_simd::{Isa, Stored, row_dots};
-use crate::dtype::{DType, FloatElement};
+use crate::dtype::FloatElement;
 
 /// The most query rows per kv head ([`row_dots`] serves up to 8).
 pub const MAX_ROWS: usize = 8;
@@ -44,18 +45,14 @@ impl Tile {
 pub fn scores<T: FloatElement>(t: Tile, s: &mut [f32], q: &[f32], k: &[T]) {
     t.check(q.len(), k.len(), s.len());
     let Tile { heads, rows, n, d, stride, ld } = t;
+    let stored = Stored::of::<T>();
     #[cfg(target_arch = "x86_64")]
-    if T::DTYPE == DType::F32 {
+    if stored == Stored::F32 {
         // SAFETY: `serves` (in check) says AVX2 + FMA is available; T is f32; check bounded
         // every row and key the tile reads.
         unsafe { scores_f32_avx2(t, s, q, bytemuck::cast_slice(k)) };
         return;
     }
-    let stored = match T::DTYPE {
-        DType::F32 => Stored::F32,
-        DType::BF16 => Stored::Bf16,
-        _ => Stored::F16,
-    };
     let isa = Isa::detected();
     let mut col = [0f32; MAX_ROWS];
     for j in 0..n {
@@ -171,15 +168,17 @@ unsafe fn accumulate_avx2(t: Tile, acc: &mut [f32], p: &[f32], v: &[f32]) {
                 sweep::<8>(out, c, w, v, stride, h * d);
                 c += 64;
             }
-            for width in [32, 16, 8] {
-                if d - c >= width {
-                    match width {
-                        32 => sweep::<4>(out, c, w, v, stride, h * d),
-                        16 => sweep::<2>(out, c, w, v, stride, h * d),
-                        _ => sweep::<1>(out, c, w, v, stride, h * d),
-                    }
-                    c += width;
-                }
+            if d - c >= 32 {
+                sweep::<4>(out, c, w, v, stride, h * d);
+                c += 32;
+            }
+            if d - c >= 16 {
+                sweep::<2>(out, c, w, v, stride, h * d);
+                c += 16;
+            }
+            if d - c >= 8 {
+                sweep::<1>(out, c, w, v, stride, h * d);
+                c += 8;
             }
         }
         for (i, o) in out.iter_mut().enumerate().skip(c) {
